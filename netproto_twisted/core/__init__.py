@@ -1,0 +1,1 @@
+"""What every protocol shares: framing, TLS, SASL, access control, config, ids, errors."""
