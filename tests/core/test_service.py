@@ -1,0 +1,117 @@
+"""Tests for netproto_twisted.core.service: listening, reporting, stopping."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.service import (
+    EndpointsService,
+    describe_address,
+    endpoint_kind,
+    fail,
+    parse_udp_endpoint,
+)
+
+
+class _Closer(Factory):
+    protocol = Protocol
+
+    def __init__(self) -> None:
+        self.closed_with: list[float] = []
+
+    def close_all(self, timeout: float) -> defer.Deferred[None]:
+        self.closed_with.append(timeout)
+        return defer.succeed(None)
+
+
+class ParsingTests(SynchronousTestCase):
+    def test_kinds(self) -> None:
+        self.assertEqual(endpoint_kind("tcp:25"), "tcp")
+        self.assertEqual(endpoint_kind("TCP6:25"), "tcp6")
+        self.assertEqual(endpoint_kind("unix:/tmp/x"), "unix")
+        with self.assertRaises(ConfigError) as cm:
+            endpoint_kind("sctp:25")
+        self.assertIn("unsupported endpoint type 'sctp'", str(cm.exception))
+
+    def test_udp(self) -> None:
+        self.assertEqual(parse_udp_endpoint("udp:2007"), (2007, ""))
+        self.assertEqual(parse_udp_endpoint("udp:7:interface=127.0.0.1"), (7, "127.0.0.1"))
+        self.assertEqual(parse_udp_endpoint("udp:7:interface=\\:\\:1"), (7, "::1"))
+        self.assertEqual(parse_udp_endpoint("udp:7:interface=::1"), (7, "::1"))
+        for bad in ("udp:", "udp:x", "udp:70000", "udp:7:iface=1.2.3.4"):
+            with self.assertRaises(ConfigError):
+                parse_udp_endpoint(bad)
+
+    def test_describe(self) -> None:
+        from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+        self.assertEqual(describe_address(IPv4Address("TCP", "127.0.0.1", 25)), "127.0.0.1:25")
+        self.assertEqual(describe_address(IPv6Address("TCP", "::1", 25)), "[::1]:25")
+        self.assertEqual(describe_address(UNIXAddress(b"/tmp/s")), "/tmp/s")
+
+    def test_fail_is_one_line_exit(self) -> None:
+        with self.assertRaises(SystemExit) as cm:
+            fail("netproto-x", ConfigError("listen", "bad"))
+        self.assertEqual(str(cm.exception.code), "netproto-x: listen: bad")
+
+    def test_udp_without_datagram_protocol(self) -> None:
+        with self.assertRaises(ConfigError) as cm:
+            EndpointsService("echo", reactor, ["udp:0"], Factory.forProtocol(Protocol))
+        self.assertIn("does not serve UDP", str(cm.exception))
+
+
+class ListeningTests(TestCase):
+    @defer.inlineCallbacks
+    def test_listens_reports_and_closes(self) -> None:
+        factory = _Closer()
+        sock_path = str(Path(tempfile.mkdtemp()) / "s.sock")
+        svc = EndpointsService(
+            "demo",
+            reactor,
+            ["tcp:0:interface=127.0.0.1", f"unix:{sock_path}", "udp:0:interface=127.0.0.1"],
+            datagram=DatagramProtocol(),
+            guard=factory,
+            close_timeout=2.5,
+        )
+        svc.startService()
+        addresses = yield svc.when_listening()
+        kinds = [k for k, _ in addresses]
+        self.assertEqual(kinds, ["tcp", "unix", "udp"])
+        tcp_port = int(addresses[0][1].rsplit(":", 1)[1])
+        # The TCP port really accepts.
+        s = socket.create_connection(("127.0.0.1", tcp_port), timeout=5)
+        s.close()
+        self.assertEqual(addresses[1][1], sock_path)
+        yield svc.stopService()
+        self.assertEqual(factory.closed_with, [2.5])
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", tcp_port), timeout=5).close()
+
+    @defer.inlineCallbacks
+    def test_port_in_use_fails_and_releases_others(self) -> None:
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        port = busy.getsockname()[1]
+        svc = EndpointsService(
+            "demo",
+            reactor,
+            ["tcp:0:interface=127.0.0.1", f"tcp:{port}:interface=127.0.0.1"],
+            Factory.forProtocol(Protocol),
+        )
+        svc.startService()
+        with self.assertRaises(ConfigError) as cm:
+            yield svc.when_listening()
+        self.assertIn(f"tcp:{port}", str(cm.exception))
+        self.assertIn("demo cannot listen", str(cm.exception))
+        # The first port was released again.
+        self.assertEqual(svc._ports, [])
+        yield svc.stopService()
