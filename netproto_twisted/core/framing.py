@@ -1,0 +1,227 @@
+"""Sans-I/O line framing with a length limit, for every line-based protocol.
+
+:class:`LineBuffer` splits a byte stream into lines.  It is fed whatever the
+transport delivers (:meth:`LineBuffer.feed`) and hands out complete lines one
+at a time (:meth:`LineBuffer.next_line`), so that pipelined commands come out
+in order and the caller may switch to raw mode (:meth:`LineBuffer.take_raw`)
+between two lines: SMTP ``BDAT``, IMAP literals, FTP/NNTP bodies.
+
+Every mode finds the end of a line at a LF byte; the modes of
+:class:`LineEndings` differ in which CR bytes they accept around it:
+
+``STRICT``
+    A line ends with CRLF.  A line that ends with a bare LF, or that contains
+    a CR anywhere else than right before its LF, raises
+    :class:`BareLineEnding` (the SMTP smuggling defence; Postfix's
+    ``smtpd_forbid_bare_newline``).  The error comes as soon as the LF
+    arrives, so a peer that sends LF-only lines gets an answer at once.
+``ACCEPT_LF``
+    CRLF or a bare LF ends a line; a bare CR inside a line raises
+    :class:`BareLineEnding`.
+``NORMALIZE``
+    CRLF or a bare LF ends a line; every bare CR inside a line is removed
+    (``b"a\\rb\\r\\n"`` gives ``b"ab"``).  Nothing raises
+    :class:`BareLineEnding`.
+
+A bare CR never ends a line in any mode.
+
+This module imports nothing from ``twisted.internet``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from netproto_twisted.core.errors import LineTooLong, LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "CR",
+    "CRLF",
+    "LF",
+    "BareLineEnding",
+    "LineBuffer",
+    "LineEndings",
+    "serialize_line",
+]
+
+#: The bytes that make line endings.
+CR = b"\r"
+LF = b"\n"
+CRLF = b"\r\n"
+
+_CR = 0x0D
+_LF = 0x0A
+
+#: Compact the buffer once this many consumed bytes sit at its front (and
+#: they are at least half of it): amortised O(1) per byte.
+_COMPACT_AT = 65536
+
+
+class LineEndings(enum.Enum):
+    """Which line endings a :class:`LineBuffer` (or a dot-unstuffer) accepts from the peer."""
+
+    #: Only CRLF ends a line; a bare LF or bare CR raises :class:`BareLineEnding`.
+    STRICT = "strict"
+    #: CRLF or a bare LF ends a line; a bare CR inside a line raises :class:`BareLineEnding`.
+    ACCEPT_LF = "accept-lf"
+    #: CRLF or a bare LF ends a line; a bare CR inside a line is removed.
+    NORMALIZE = "normalize"
+
+
+class BareLineEnding(RemoteProtocolError):  # noqa: N818 (name fixed by the API)
+    """The peer sent a bare LF or bare CR where only CRLF is allowed.
+
+    :ivar line: the offending line, without its terminator (may be truncated
+        to the part seen so far when raised by a streaming decoder).
+    """
+
+    def __init__(self, line: bytes, reason: str = "bare CR or LF in line") -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+class LineBuffer:
+    """Split a byte stream into lines with a length limit; sans-I/O.
+
+    Pipelined input is kept: feed any amount, then call :meth:`next_line`
+    until it returns ``None``.  Between two calls the caller may take raw
+    bytes with :meth:`take_raw` instead.
+
+    Over-long lines: the length counts the bytes of a line without its
+    terminator (CRLF, or LF where accepted).  :meth:`next_line` raises
+    :class:`~netproto_twisted.core.errors.LineTooLong` once per over-long
+    line, as soon as the line is known to be too long (its terminator need
+    not have arrived).  The rest of that line, up to and including its LF, is
+    then discarded, also when it arrives in later feeds, and the session
+    continues with the next line.  While that rest is being discarded the
+    buffer holds nothing, so memory stays bounded by ``max_length`` plus one
+    fed chunk provided :meth:`next_line` is called after each
+    :meth:`feed`.
+
+    :ivar max_length: the longest line accepted, in bytes, terminator excluded
+        (settable; takes effect at the next :meth:`next_line`).
+    :ivar endings: which line endings are accepted (settable).
+    """
+
+    def __init__(self, max_length: int, *, endings: LineEndings = LineEndings.STRICT) -> None:
+        if max_length < 0:
+            raise ValueError(f"max_length must be >= 0, not {max_length}")
+        self.max_length = max_length
+        self.endings = endings
+        self._buf = bytearray()
+        # Start of the unconsumed bytes in _buf.
+        self._pos = 0
+        # Index in _buf up to which no LF exists (so scans never repeat).
+        self._scanned = 0
+        # True while the rest of an over-long line is being dropped.
+        self._discarding = False
+
+    def __len__(self) -> int:
+        """Return how many bytes are buffered (not yet returned)."""
+        return len(self._buf) - self._pos
+
+    @property
+    def discarding(self) -> bool:
+        """Whether the rest of an over-long line is being dropped until its LF arrives."""
+        return self._discarding
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the peer."""
+        if self._discarding:
+            end = data.find(LF)
+            if end < 0:
+                return
+            self._discarding = False
+            data = data[end + 1 :]
+        self._buf += data
+
+    def next_line(self) -> bytes | None:
+        """Return the next complete line without its terminator, or ``None`` if there is none.
+
+        :raises LineTooLong: once per over-long line (see the class docstring).
+        :raises BareLineEnding: when the line's endings break :attr:`endings`;
+            the offending line is consumed, the next call continues after it.
+        """
+        buf = self._buf
+        pos = self._pos
+        end = buf.find(LF, max(self._scanned, pos))
+        if end < 0:
+            self._scanned = len(buf)
+            pending = len(buf) - pos
+            limit = self.max_length
+            if pending > limit and not (pending == limit + 1 and buf[-1] == _CR):
+                # Too long even if its terminator came next: drop it and what follows.
+                self._reset()
+                self._discarding = True
+                raise LineTooLong(limit)
+            return None
+        self._pos = end + 1
+        has_cr = end > pos and buf[end - 1] == _CR
+        stop = end - 1 if has_cr else end
+        too_long = stop - pos > self.max_length
+        line = b"" if too_long else bytes(buf[pos:stop])
+        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(buf):
+            self._compact()
+        if too_long:
+            raise LineTooLong(self.max_length)
+        endings = self.endings
+        if endings is LineEndings.STRICT:
+            if not has_cr:
+                raise BareLineEnding(line, "bare LF ends the line")
+            if CR in line:
+                raise BareLineEnding(line, "bare CR in line")
+        elif CR in line:
+            if endings is LineEndings.ACCEPT_LF:
+                raise BareLineEnding(line, "bare CR in line")
+            line = line.replace(CR, b"")
+        return line
+
+    def take_raw(self, n: int | None = None) -> bytes:
+        """Remove and return up to ``n`` buffered bytes (all of them if ``n`` is ``None``)."""
+        pos = self._pos
+        available = len(self._buf) - pos
+        if n is None or n >= available:
+            data = bytes(self._buf[pos:])
+            self._reset()
+            return data
+        if n < 0:
+            raise ValueError(f"n must be >= 0, not {n}")
+        self._pos = pos + n
+        data = bytes(self._buf[pos : self._pos])
+        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
+            self._compact()
+        return data
+
+    def clear(self) -> int:
+        """Discard everything buffered and forget a pending over-long line; return the byte count.
+
+        Used after a STARTTLS upgrade, where any plaintext already buffered
+        must be dropped.
+        """
+        count = len(self)
+        self._reset()
+        self._discarding = False
+        return count
+
+    def _reset(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._scanned = 0
+
+    def _compact(self) -> None:
+        del self._buf[: self._pos]
+        self._scanned = max(0, self._scanned - self._pos)
+        self._pos = 0
+
+
+def serialize_line(line: bytes | str) -> bytes:
+    """Return ``line`` with CRLF appended (a ``str`` is encoded as UTF-8).
+
+    :raises LocalProtocolError: if the line contains CR, LF or NUL, which
+        would let an argument inject another command.
+    """
+    data = line.encode("utf-8") if isinstance(line, str) else bytes(line)
+    if CR in data or LF in data or b"\x00" in data:
+        raise LocalProtocolError(f"CR, LF or NUL in a line to send: {data[:80]!r}")
+    return data + CRLF
