@@ -1,0 +1,556 @@
+"""Access control, connection limits and the failed-login delay, shared by every server.
+
+:class:`AccessPolicy` decides from a peer's IP address; :class:`ConnectionGuard`
+wraps a server's factory and applies the policy and the connection limits
+before the server's own protocol is built; :class:`LoginDelay` slows down
+password guessing per address.
+
+Addresses are compared after normalisation (:func:`host_key`): an
+IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) counts as the IPv4 address.
+Per-address *counters* (connections per IP, failed logins) additionally
+group IPv6 addresses by /64, because one IPv6 subscriber normally holds a
+whole /64 and could otherwise rotate through it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Union, cast
+
+from twisted.internet import defer
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "REASON_DENIED",
+    "REASON_SHUTTING_DOWN",
+    "REASON_TOO_MANY",
+    "REASON_TOO_MANY_FROM_HOST",
+    "AccessOptionsMixin",
+    "AccessPolicy",
+    "ConnectionGuard",
+    "GuardedProtocol",
+    "LoginDelay",
+    "Network",
+    "access_policy_from_options",
+    "host_key",
+    "normalize_host",
+    "parse_network",
+]
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]  # noqa: UP007
+"""An IPv4 or IPv6 network."""
+
+_IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]  # noqa: UP007
+
+#: Reasons passed to a :class:`ConnectionGuard`'s ``refusal`` callable.
+REASON_DENIED = "access denied"
+REASON_TOO_MANY = "too many connections"
+REASON_TOO_MANY_FROM_HOST = "too many connections from your address"
+REASON_SHUTTING_DOWN = "server shutting down"
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _parse_address(host: str) -> _IPAddress | None:
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def normalize_host(host: str) -> str | None:
+    """Return *host*'s canonical IP text (IPv4-mapped IPv6 as IPv4), or None if it isn't an IP."""
+    address = _parse_address(host)
+    return None if address is None else str(address)
+
+
+def host_key(host: str) -> str:
+    """Return the key per-address counters use for *host*: the IPv4 address or the IPv6 /64.
+
+    Text that is not an IP address (a unix-socket peer) is its own key.
+    """
+    address = _parse_address(host)
+    if address is None:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_loopback:
+            return "::1"
+        # Scope ids (fe80::1%eth0) are dropped with the host bits.
+        net = ipaddress.IPv6Network((int(address) >> 64 << 64, 64))
+        return str(net)
+    return str(address)
+
+
+def parse_network(text: str) -> Network:
+    """Parse ``"10.0.0.0/8"``, ``"2001:db8::/32"`` or a bare address (a /32 or /128).
+
+    Raises :class:`ConfigError` naming the text: host bits set
+    (``10.0.0.1/8``) is an error, as it is almost always a typo.
+    IPv4-mapped IPv6 networks (``::ffff:10.0.0.0/104``) become IPv4 networks.
+    """
+    stripped = text.strip()
+    try:
+        network: Network = ipaddress.ip_network(stripped, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            loose = ipaddress.ip_network(stripped, strict=False)
+            raise ConfigError(text, f"host bits set (did you mean {loose}?)") from None
+        raise ConfigError(text, "not a network") from None
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
+def _as_network(value: str | Network) -> Network:
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return parse_network(str(value))
+    if isinstance(value, str):
+        return parse_network(value)
+    raise ConfigError(repr(value), "not a network")
+
+
+class AccessPolicy:
+    """Allow/deny lists of IP networks, decided per peer address.
+
+    The rules, in order:
+
+    1. A host in any *deny* network is refused (deny wins over allow).
+    2. If *allow* is empty, every other host is permitted.
+    3. Otherwise the host must be in an *allow* network.
+
+    Hosts are strings; IPv4-mapped IPv6 addresses are treated as their IPv4
+    address, so ``--deny 192.0.2.0/24`` also refuses ``::ffff:192.0.2.7``
+    on a dual-stack socket.  A string that is not an IP address is refused
+    when an allow list exists and permitted otherwise (fail closed).
+    :class:`ConnectionGuard` does not consult the policy at all for unix
+    socket peers: file permissions guard those.
+    """
+
+    def __init__(
+        self, allow: Iterable[str | Network] = (), deny: Iterable[str | Network] = ()
+    ) -> None:
+        self.allow: tuple[Network, ...] = tuple(_as_network(n) for n in allow)
+        self.deny: tuple[Network, ...] = tuple(_as_network(n) for n in deny)
+
+    def __repr__(self) -> str:
+        allow = [str(n) for n in self.allow]
+        deny = [str(n) for n in self.deny]
+        return f"AccessPolicy(allow={allow!r}, deny={deny!r})"
+
+    @property
+    def restricted(self) -> bool:
+        """True when the policy refuses anyone at all."""
+        return bool(self.allow or self.deny)
+
+    def permits(self, host: str) -> bool:
+        """Return whether *host* (an address as text) may connect."""
+        if not self.allow and not self.deny:
+            return True
+        address = _parse_address(host)
+        if address is None:
+            return not self.allow
+        if any(address in network for network in self.deny):
+            return False
+        if not self.allow:
+            return True
+        return any(address in network for network in self.allow)
+
+
+def _address_host(addr: IAddress | None) -> str | None:
+    host = getattr(addr, "host", None)
+    return host if isinstance(host, str) else None
+
+
+class _RefusingProtocol(Protocol):
+    """Writes the refusal (if any), then closes; aborts if the peer won't let it close."""
+
+    linger: ClassVar[float] = 10.0
+
+    def __init__(self, guard: ConnectionGuard, message: bytes | None) -> None:
+        self._guard = guard
+        self._message = message
+        self._abort_call: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self._guard._refusing.add(self)
+        if self._message:
+            self.transport.write(self._message)
+        self.transport.loseConnection()
+        self._abort_call = self._guard.clock.callLater(self.linger, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection without waiting for the refusal to be read."""
+        self._abort_call = None
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Ignore whatever the refused peer sends."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+        self._guard._refusing.discard(self)
+        self._guard._check_closed()
+
+
+class GuardedProtocol(ProtocolWrapper):
+    """The per-connection wrapper of :class:`ConnectionGuard`: counts itself, times out idling.
+
+    Only *received* data resets the idle timer: a raw service that streams
+    output to a silent peer for longer than the timeout should not set one.
+    """
+
+    def __init__(
+        self, factory: ConnectionGuard, wrapped: IProtocol, key: str | None
+    ) -> None:
+        super().__init__(cast("WrappingFactory[GuardedProtocol]", factory), wrapped)
+        self.guard = factory
+        self.key = key
+        self._idle_call: IDelayedCall | None = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """Register with the guard, start the idle timer, then connect the wrapped protocol."""
+        timeout = self.guard.idle_timeout
+        if timeout is not None:
+            self._idle_call = self.guard.clock.callLater(timeout, self._idle)
+        super().makeConnection(transport)  # type: ignore[no-untyped-call]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Reset the idle timer and pass *data* on."""
+        if self._idle_call is not None and self.guard.idle_timeout is not None:
+            self._idle_call.reset(self.guard.idle_timeout)
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def _idle(self) -> None:
+        self._idle_call = None
+        self.guard.log.info(
+            "closing idle connection from {host}", host=self.key or "local peer"
+        )
+        self.loseConnection()  # type: ignore[no-untyped-call]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Stop the timer, unregister, and tell the wrapped protocol."""
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+
+class ConnectionGuard(WrappingFactory):
+    """Wraps a server factory: access policy, connection limits, idle timeout, clean shutdown.
+
+    For each new connection, before the wrapped factory builds anything:
+
+    * a peer refused by *policy* gets ``refusal(REASON_DENIED)`` (if
+      *refusal* is given, e.g. ``lambda r: b"554 5.7.1 " + r.encode() + b"\\r\\n"``)
+      and is disconnected;
+    * when ``limits.max_connections`` connections are already open, or
+      ``limits.max_connections_per_ip`` from the peer's address (IPv6: its
+      /64), it gets ``refusal(REASON_TOO_MANY...)`` and is disconnected.
+
+    Refused connections do not count and are aborted if the peer will not
+    let them close within 10 seconds.  Unix-socket peers (no IP) skip the
+    policy and the per-address limit; the total limit applies.
+
+    *idle_timeout* (seconds, default off) closes a connection that receives
+    nothing for that long; line protocols have their own and leave it off.
+    """
+
+    protocol = GuardedProtocol
+    log = Logger()
+
+    def __init__(
+        self,
+        wrapped_factory: IProtocolFactory,
+        clock: IReactorTime,
+        *,
+        policy: AccessPolicy | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        refusal: Callable[[str], bytes] | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        super().__init__(wrapped_factory)  # type: ignore[no-untyped-call]
+        self.clock = clock
+        self.policy = policy if policy is not None else AccessPolicy()
+        self.limits = limits
+        self.refusal = refusal
+        self.idle_timeout = idle_timeout
+        self.protocols: dict[GuardedProtocol, int] = {}
+        self._per_host: dict[str, int] = {}
+        self._refusing: set[_RefusingProtocol] = set()
+        self._closing: list[defer.Deferred[None]] = []
+
+    @property
+    def connection_count(self) -> int:
+        """The number of open (accepted) connections."""
+        return len(self.protocols)
+
+    def connections_from(self, host: str) -> int:
+        """The number of open connections from *host* (IPv6: from its /64)."""
+        return self._per_host.get(host_key(host), 0)
+
+    @property
+    def per_host_counts(self) -> dict[str, int]:
+        """A copy of the open-connection count per address key (empty when idle)."""
+        return dict(self._per_host)
+
+    def _refuse(self, reason: str, host: str | None) -> _RefusingProtocol:
+        self.log.info("refused {host}: {reason}", host=host or "local peer", reason=reason)
+        message = self.refusal(reason) if self.refusal is not None else None
+        return _RefusingProtocol(self, message)
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:  # type: ignore[override]
+        """Refuse the connection per policy and limits, or wrap the wrapped factory's protocol."""
+        raw_host = _address_host(addr)
+        key = host_key(raw_host) if raw_host is not None else None
+        if self._closing:
+            return self._refuse(REASON_SHUTTING_DOWN, raw_host)
+        if raw_host is not None and not self.policy.permits(raw_host):
+            return self._refuse(REASON_DENIED, raw_host)
+        if len(self.protocols) >= self.limits.max_connections:
+            return self._refuse(REASON_TOO_MANY, raw_host)
+        if key is not None and self._per_host.get(key, 0) >= self.limits.max_connections_per_ip:
+            return self._refuse(REASON_TOO_MANY_FROM_HOST, raw_host)
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:
+            return None
+        return GuardedProtocol(self, wrapped, key)
+
+    def registerProtocol(self, p: GuardedProtocol) -> None:
+        """Count a connection that has been made."""
+        self.protocols[p] = 1
+        if p.key is not None:
+            self._per_host[p.key] = self._per_host.get(p.key, 0) + 1
+
+    def unregisterProtocol(self, p: GuardedProtocol) -> None:
+        """Uncount a lost connection; fire :meth:`close_all` waiters when none are left."""
+        if self.protocols.pop(p, None) is not None and p.key is not None:
+            left = self._per_host.get(p.key, 0) - 1
+            if left > 0:
+                self._per_host[p.key] = left
+            else:
+                self._per_host.pop(p.key, None)
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        if self._closing and not self.protocols and not self._refusing:
+            waiters, self._closing = self._closing, []
+            for d in waiters:
+                d.callback(None)
+
+    def close_all(self, timeout: float = 10.0) -> defer.Deferred[None]:
+        """Close every connection; abort those still open after *timeout* seconds.
+
+        Returns a Deferred that fires once all are gone.  New connections are
+        refused (``REASON_SHUTTING_DOWN``) until then.
+        """
+        d: defer.Deferred[None] = defer.Deferred()
+        if not self.protocols and not self._refusing:
+            d.callback(None)
+            return d
+        self._closing.append(d)
+        for p in list(self.protocols):
+            p.loseConnection()  # type: ignore[no-untyped-call]
+        abort_call = self.clock.callLater(timeout, self._abort_all)
+
+        def cancel_abort(result: None) -> None:
+            if abort_call.active():
+                abort_call.cancel()
+
+        d.addCallback(cancel_abort)
+        return d
+
+    def _abort_all(self) -> None:
+        for p in list(self.protocols):
+            self.log.info("aborting connection from {host}", host=p.key or "local peer")
+            p.transport.abortConnection()  # type: ignore[union-attr]
+        for r in list(self._refusing):
+            r.abort()
+
+
+class _HostRecord:
+    __slots__ = ("failures", "stamp")
+
+    def __init__(self, failures: int, stamp: float) -> None:
+        self.failures = failures
+        self.stamp = stamp
+
+
+class LoginDelay:
+    """A failed-login delay per address that doubles with each failure.
+
+    After *n* failures from an address (IPv6: its /64) the delay is
+    ``min(base * 2 ** (n - 1), maximum)``.  A success clears the address; an
+    address with no failure for *forget_after* seconds is forgotten; at most
+    *max_hosts* addresses are remembered (the least recently failing go
+    first), so memory stays bounded under a distributed attack.
+
+    A server calls :meth:`failed` on a bad password and waits on
+    :meth:`delay` before replying; it disconnects a session once
+    :meth:`should_disconnect` says so.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        base: float = 1.0,
+        maximum: float = 30.0,
+        disconnect_after: int = 5,
+        forget_after: float = 3600.0,
+        max_hosts: int = 100_000,
+    ) -> None:
+        if base < 0 or maximum < 0 or forget_after <= 0:
+            raise ConfigError("login_delay", "delays must not be negative")
+        if disconnect_after < 1 or max_hosts < 1:
+            raise ConfigError("login_delay", "disconnect_after and max_hosts must be >= 1")
+        self.clock = clock
+        self.base = base
+        self.maximum = maximum
+        self.disconnect_after = disconnect_after
+        self.forget_after = forget_after
+        self.max_hosts = max_hosts
+        self._hosts: OrderedDict[str, _HostRecord] = OrderedDict()
+
+    @classmethod
+    def from_limits(cls, clock: IReactorTime, limits: Limits) -> LoginDelay:
+        """Build one from a :class:`Limits`' login fields."""
+        return cls(
+            clock,
+            base=limits.login_delay_base,
+            maximum=limits.login_delay_max,
+            disconnect_after=limits.max_failed_logins,
+        )
+
+    def __len__(self) -> int:
+        """The number of addresses remembered."""
+        self._expire()
+        return len(self._hosts)
+
+    def _expire(self) -> None:
+        cutoff = self.clock.seconds() - self.forget_after
+        hosts = self._hosts
+        while hosts:
+            key, record = next(iter(hosts.items()))
+            if record.stamp > cutoff:
+                break
+            del hosts[key]
+
+    def failures(self, host: str) -> int:
+        """Return the failures remembered for *host*."""
+        self._expire()
+        record = self._hosts.get(host_key(host))
+        return 0 if record is None else record.failures
+
+    def _delay_for(self, failures: int) -> float:
+        if failures <= 0:
+            return 0.0
+        if failures > 64:
+            return float(self.maximum)
+        return float(min(self.base * 2 ** (failures - 1), self.maximum))
+
+    def failed(self, host: str) -> float:
+        """Record a failed login from *host*; return the delay now due, in seconds."""
+        self._expire()
+        key = host_key(host)
+        now = self.clock.seconds()
+        record = self._hosts.pop(key, None)
+        if record is None:
+            record = _HostRecord(0, now)
+        record.failures += 1
+        record.stamp = now
+        self._hosts[key] = record
+        while len(self._hosts) > self.max_hosts:
+            self._hosts.popitem(last=False)
+        return self._delay_for(record.failures)
+
+    def succeeded(self, host: str) -> None:
+        """Forget *host*'s failures after a successful login."""
+        self._hosts.pop(host_key(host), None)
+
+    def current_delay(self, host: str) -> float:
+        """Return the delay *host* is due now, in seconds (0.0 if none)."""
+        return self._delay_for(self.failures(host))
+
+    def delay(self, host: str) -> defer.Deferred[None]:
+        """Return a Deferred firing after *host*'s current delay (at once if none); cancellable."""
+        seconds = self.current_delay(host)
+        if seconds <= 0:
+            return defer.succeed(None)
+        call: IDelayedCall | None = None
+
+        def cancel(d: defer.Deferred[None]) -> None:
+            if call is not None and call.active():
+                call.cancel()
+
+        d: defer.Deferred[None] = defer.Deferred(cancel)
+        call = self.clock.callLater(seconds, d.callback, None)
+        return d
+
+    def should_disconnect(self, session_failures: int) -> bool:
+        """Return whether a session with *session_failures* failed logins should be dropped."""
+        return session_failures >= self.disconnect_after
+
+
+def access_policy_from_options(opts: Any) -> AccessPolicy:
+    """Build an :class:`AccessPolicy` from options' ``allow`` and ``deny`` lists."""
+    return AccessPolicy(opts.get("allow") or (), opts.get("deny") or ())
+
+
+class AccessOptionsMixin(usage.Options):
+    """``usage.Options`` mixin adding repeatable ``--allow NET`` / ``--deny NET``.
+
+    Puts an :class:`AccessPolicy` at ``self["access_policy"]``.  A subclass
+    that defines ``postOptions`` must call ``super().postOptions()``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self["allow"] = []
+        self["deny"] = []
+
+    def _network(self, text: str) -> Network:
+        try:
+            return parse_network(text)
+        except ConfigError as exc:
+            raise usage.UsageError(str(exc)) from None
+
+    def opt_allow(self, network: str) -> None:
+        """Accept only peers in this network (repeatable; a bare address is a /32 or /128)."""
+        self["allow"].append(self._network(network))
+
+    def opt_deny(self, network: str) -> None:
+        """Refuse peers in this network (repeatable; deny wins over allow)."""
+        self["deny"].append(self._network(network))
+
+    def postOptions(self) -> None:
+        """Store the resulting policy as ``self["access_policy"]``."""
+        super().postOptions()  # type: ignore[no-untyped-call]
+        self["access_policy"] = access_policy_from_options(self)

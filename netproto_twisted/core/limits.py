@@ -1,0 +1,248 @@
+"""Limits on everything a peer controls, their defaults, and the twistd options that set them.
+
+:class:`Limits` holds one value per limit.  Every server accepts the same
+command-line flags through :class:`LimitsOptionsMixin`::
+
+    --max-connections N       --max-per-ip N          --idle-timeout SECONDS
+    --tls-handshake-timeout SECONDS                   --max-line-length BYTES
+    --command-rate PER_SECOND --max-failed-logins N
+    --login-delay SECONDS     --login-delay-max SECONDS
+
+A protocol whose needs differ from the shared defaults (IMAP's 30-minute
+autologout timer, say) sets ``limits_defaults`` on its Options class to a
+:class:`Limits` built with :func:`dataclasses.replace` or keyword arguments;
+the flags then override those defaults.
+
+:class:`RateLimiter` is the token bucket servers use for ``command_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.python import usage
+
+from netproto_twisted.core.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "LimitsOptionsMixin",
+    "RateLimiter",
+    "limits_from_options",
+    "limits_options",
+]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits a server applies to its peers; every field has a default.
+
+    :ivar max_connections: simultaneous connections a server accepts in total
+        (1000: far below the usual 1024+ file-descriptor limit once listening
+        sockets, log files and stores are counted, yet more than one small
+        machine's worth of mail clients).
+    :ivar max_connections_per_ip: simultaneous connections from one IPv4
+        address or one IPv6 /64 (50: a mail client opens ~5 IMAP connections
+        per account, so an office of ten behind one NAT address fits, while a
+        single host cannot take the whole server).
+    :ivar idle_timeout: seconds without input before a connection is closed
+        (300: RFC 5321 section 4.5.3.2.7's five-minute server timeout).
+    :ivar tls_handshake_timeout: seconds a TLS handshake may take (30).
+    :ivar max_line_length: longest command or reply line accepted, in bytes,
+        CRLF included (2048: four times SMTP's 512, room for long AUTH blobs).
+    :ivar command_rate: sustained commands per second per connection (100).
+    :ivar command_burst: commands a connection may send at once before
+        ``command_rate`` applies (200: covers a pipelined SMTP transaction
+        with many recipients).
+    :ivar login_delay_base: seconds of delay after the first failed login
+        from an address; doubles with each further failure (1.0).
+    :ivar login_delay_max: the cap on that delay (30.0).
+    :ivar max_failed_logins: failed logins in one session before the server
+        disconnects it (5).
+    """
+
+    max_connections: int = 1000
+    max_connections_per_ip: int = 50
+    idle_timeout: float = 300.0
+    tls_handshake_timeout: float = 30.0
+    max_line_length: int = 2048
+    command_rate: float = 100.0
+    command_burst: int = 200
+    login_delay_base: float = 1.0
+    login_delay_max: float = 30.0
+    max_failed_logins: int = 5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int):
+                _check_int(f.name, value)
+            else:
+                _check_float(f.name, value)
+        if self.login_delay_max < self.login_delay_base:
+            raise ConfigError(
+                "login_delay_max",
+                f"must be >= login_delay_base ({self.login_delay_base}),"
+                f" got {self.login_delay_max}",
+            )
+
+
+def _check_int(key: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"expected an integer, got {value!r}")
+    if value < 1:
+        raise ConfigError(key, f"must be a positive integer, got {value}")
+
+
+def _check_float(key: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"expected a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(key, f"must be a positive number, got {value}")
+
+
+DEFAULT_LIMITS = Limits()
+"""The shared defaults: ``Limits()``."""
+
+#: (flag, Limits field, metavar/unit, help) for every command-line flag.
+_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("max-connections", "max_connections", "simultaneous connections in total"),
+    ("max-per-ip", "max_connections_per_ip", "connections per address (IPv6: per /64)"),
+    ("idle-timeout", "idle_timeout", "seconds without input before a connection is closed"),
+    ("tls-handshake-timeout", "tls_handshake_timeout", "seconds a TLS handshake may take"),
+    ("max-line-length", "max_line_length", "longest line accepted, in bytes"),
+    ("command-rate", "command_rate", "sustained commands per second per connection"),
+    ("max-failed-logins", "max_failed_logins", "failed logins before a session is dropped"),
+    ("login-delay", "login_delay_base", "seconds of delay after a failed login (doubles)"),
+    ("login-delay-max", "login_delay_max", "longest failed-login delay, in seconds"),
+)
+
+
+def limits_options(defaults: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
+    """Return ``optParameters`` rows for every limit flag, with *defaults* in the help text.
+
+    The rows' own default is ``None``, so that :func:`limits_from_options`
+    can tell a flag that was given from one that was not.
+    """
+    return [
+        [flag, None, None, f"{text} [default: {getattr(defaults, name)}]"]
+        for flag, name, text in _FLAGS
+    ]
+
+
+def limits_from_options(
+    opts: Mapping[str, object], defaults: Limits = DEFAULT_LIMITS
+) -> Limits:
+    """Build :class:`Limits` from parsed options: given flags override *defaults*.
+
+    Values may be strings (straight from the command line) or numbers.
+    Raises :class:`ConfigError` naming the flag, in one line, for a value that
+    is not a positive number (or integer, where the limit counts something).
+    """
+    values: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(Limits)}
+    for flag, name, _text in _FLAGS:
+        raw = opts.get(flag)
+        if raw is None:
+            continue
+        want_int = types[name] in ("int", int)
+        try:
+            value = _coerce(raw, want_int)
+            (_check_int if want_int else _check_float)(f"--{flag}", value)
+        except ValueError:
+            kind = "a positive integer" if want_int else "a positive number"
+            raise ConfigError(f"--{flag}", f"expected {kind}, got {raw!r}") from None
+        values[name] = value
+    try:
+        return _replace(defaults, values)
+    except ConfigError as exc:
+        flag = next((f for f, n, _ in _FLAGS if n == exc.key), exc.key)
+        raise ConfigError(f"--{flag}", exc.reason) from None
+
+
+def _coerce(raw: object, want_int: bool) -> object:
+    if isinstance(raw, str):
+        text = raw.strip()
+        return int(text) if want_int else float(text)
+    return raw
+
+
+def _replace(defaults: Limits, values: Mapping[str, Any]) -> Limits:
+    merged = {f.name: getattr(defaults, f.name) for f in fields(Limits)}
+    merged.update(values)
+    return Limits(**merged)
+
+
+class LimitsOptionsMixin(usage.Options):
+    """``usage.Options`` mixin adding the limit flags; puts :class:`Limits` at ``self["limits"]``.
+
+    Subclasses may set ``limits_defaults``.  A subclass that defines
+    ``postOptions`` must call ``super().postOptions()``.  A bad value becomes a
+    one-line :class:`usage.UsageError`.
+    """
+
+    limits_defaults: ClassVar[Limits] = DEFAULT_LIMITS
+    optParameters: ClassVar[list[list[Any]]] = limits_options()
+
+    def postOptions(self) -> None:
+        """Validate the limit flags and store the result as ``self["limits"]``."""
+        super().postOptions()  # type: ignore[no-untyped-call]
+        try:
+            self["limits"] = limits_from_options(self, self.limits_defaults)
+        except ConfigError as exc:
+            raise usage.UsageError(str(exc)) from None
+
+
+#: Slack for float rounding: 20 refills of 0.05 tokens must make one whole token.
+_EPSILON = 1e-9
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Starts full.  Time comes from *clock* (an ``IReactorTime``), so tests
+    drive it with ``MemoryReactorClock``.
+    """
+
+    def __init__(self, clock: IReactorTime, rate: float, burst: float) -> None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ConfigError("rate", f"must be a positive number, got {rate}")
+        if not (math.isfinite(burst) and burst >= 1):
+            raise ConfigError("burst", f"must be at least 1, got {burst}")
+        self._now: Callable[[], float] = clock.seconds
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._tokens = self.burst
+        self._stamp = self._now()
+
+    @property
+    def tokens(self) -> float:
+        """The tokens available now."""
+        self._refill()
+        return self._tokens
+
+    def _refill(self) -> None:
+        now = self._now()
+        elapsed = now - self._stamp
+        self._stamp = now
+        if elapsed > 0:
+            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+
+    def allow(self, cost: float = 1.0) -> bool:
+        """Take *cost* tokens and return True, or return False (taking none) if too few."""
+        self._refill()
+        if self._tokens + _EPSILON >= cost:
+            self._tokens -= cost
+            return True
+        return False
+
+    def wait_time(self, cost: float = 1.0) -> float:
+        """Return the seconds until :meth:`allow` (*cost*) would succeed (0.0 if it would now)."""
+        self._refill()
+        missing = cost - self._tokens
+        return 0.0 if missing <= _EPSILON else missing / self.rate
