@@ -1,0 +1,317 @@
+"""The benchmark harness's pieces: port wait, RSS reading, load loop, table, one tiny run."""
+
+# trial's assertion methods are untyped.
+# mypy: disable-error-code="no-untyped-call"
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from bench.harness import (
+    Case,
+    CaseResult,
+    Dialogue,
+    LoadParams,
+    RunResult,
+    ServerProcess,
+    ServerSpec,
+    Step,
+    add_arguments,
+    dialogue_load,
+    format_table,
+    main,
+    params_from_args,
+    percentile,
+    process_tree,
+    read_peak_rss,
+    run_bench,
+    run_load,
+    wait_for_port,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+STDLIB_ECHO = [sys.executable, str(REPO / "bench" / "stdlib_echo.py")]
+PORT_RX = r"listening on tcp 127\.0\.0\.1:(\d+)"
+LINE = b"y" * 30 + b"\r\n"
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    connections = 0
+
+
+class _MiniSmtp(socketserver.StreamRequestHandler):
+    """Greets, answers each line with ``250 <line>``, and closes on QUIT."""
+
+    server: _Server
+
+    def handle(self) -> None:
+        type(self.server).connections += 1
+        self.wfile.write(b"220 hi\r\n")
+        for line in self.rfile:
+            if line.strip() == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            self.wfile.write(b"250 " + line)
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        type(self.server).connections += 1  # type: ignore[attr-defined]
+        while data := self.request.recv(4096):
+            self.request.sendall(data)
+
+
+class _Closer(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        pass
+
+
+class _Silent(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.recv(4096)
+        self.request.recv(4096)  # returns at EOF, when the client gives up
+
+
+@contextmanager
+def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[tuple[_Server, int]]:
+    server_cls = type("S", (_Server,), {"connections": 0})
+    server = server_cls(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    t.start()
+    try:
+        yield server, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PortWaitTests(SynchronousTestCase):
+    def test_listening(self) -> None:
+        """A listening port is found at once."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(5)
+            took = wait_for_port("127.0.0.1", s.getsockname()[1], timeout=5)
+        self.assertLess(took, 1.0)
+
+    def test_timeout(self) -> None:
+        """A port nobody listens on raises TimeoutError after the timeout."""
+        self.assertRaises(TimeoutError, wait_for_port, "127.0.0.1", _free_port(), 0.2)
+
+    def test_server_exited(self) -> None:
+        """A server that died is reported at once, not after the timeout."""
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait(10)
+        self.assertRaises(RuntimeError, wait_for_port, "127.0.0.1", _free_port(), 30, proc)
+
+
+_HOG = (
+    "import sys, subprocess\n"
+    "if sys.argv[1] == 'child':\n"
+    "    b = bytearray(80_000_000); b[::4096] = b'x' * len(b[::4096]); del b\n"
+    "    print('ready', flush=True); sys.stdin.read()\n"
+    "else:\n"
+    "    p = subprocess.Popen([sys.executable, __file__, 'child'], stdin=subprocess.PIPE)\n"
+    "    print('started', flush=True); p.wait()\n"
+)
+
+
+class RssTests(SynchronousTestCase):
+    def test_peak_of_child_tree(self) -> None:
+        """VmHWM keeps a freed 80 MB peak; the parent's figure includes its child."""
+        script = Path(self.mktemp())
+        script.write_text(_HOG)
+        parent = subprocess.Popen([sys.executable, str(script), "parent"],
+                                  stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+        try:
+            assert parent.stdout is not None
+            self.assertEqual(parent.stdout.readline().strip(), b"started")
+            self.assertEqual(parent.stdout.readline().strip(), b"ready")
+            tree = process_tree(parent.pid)
+            self.assertEqual(len(tree), 2)
+            self.assertEqual(tree[0], parent.pid)
+            child = tree[1]
+            self.assertGreater(read_peak_rss(child), 80_000_000)
+            self.assertGreater(read_peak_rss(parent.pid), 80_000_000)
+            alone = read_peak_rss(parent.pid, include_children=False)
+            self.assertLess(alone, 80_000_000)
+            self.assertGreater(alone, 1_000_000)
+        finally:
+            for pid in process_tree(parent.pid)[1:]:
+                os.kill(pid, signal.SIGKILL)
+            parent.wait(10)
+            assert parent.stdin is not None and parent.stdout is not None
+            parent.stdin.close()
+            parent.stdout.close()
+
+    def test_gone(self) -> None:
+        """A process that no longer exists has no RSS (0), not an exception."""
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait(10)
+        self.assertEqual(read_peak_rss(proc.pid), 0)
+
+
+class LoadTests(SynchronousTestCase):
+    def test_echo(self) -> None:
+        """Every client does its requests; one latency per request."""
+        with _serve(_Echo) as (server, port):
+            r = run_load("127.0.0.1", port, Dialogue([Step(LINE, len(LINE))]), 3, 20, 10.0)
+        self.assertEqual((r.requests, r.errors, len(r.latencies), r.timed_out), (60, 0, 60, False))
+        self.assertEqual(server.connections, 3)
+        self.assertGreater(r.rps, 0)
+        self.assertTrue(all(x > 0 for x in r.latencies))
+
+    def test_dialogue_with_reconnects(self) -> None:
+        """Greeting, setup, two-step requests, teardown; a new connection every 7 requests."""
+        dialogue = Dialogue(
+            request=[Step(b"MAIL\r\n", re.compile(rb"^250 MAIL\r\n\Z")),
+                     Step(b"RCPT\r\n", b"\r\n")],
+            greeting=Step(b"", b"\r\n"),
+            setup=[Step(b"EHLO\r\n", b"\r\n")],
+            teardown=[Step(b"QUIT\r\n", b"221 bye\r\n")],
+            requests_per_connection=7,
+        )
+        with _serve(_MiniSmtp) as (server, port):
+            r = run_load("127.0.0.1", port, dialogue, 2, 20, 10.0)
+        self.assertEqual((r.requests, r.errors, r.timed_out), (40, 0, False))
+        self.assertEqual(server.connections, 2 * 3)  # 7 + 7 + 6 per client
+
+    def test_server_closes(self) -> None:
+        """A connection closed by the server counts one error per client."""
+        with _serve(_Closer) as (_, port):
+            r = run_load("127.0.0.1", port, Dialogue([Step(LINE, len(LINE))]), 4, 5, 10.0)
+        self.assertEqual((r.requests, r.errors), (0, 4))
+
+    def test_time_cap(self) -> None:
+        """A server that never answers is given up on at the wall-clock cap."""
+        with _serve(_Silent) as (_, port):
+            r = run_load("127.0.0.1", port, Dialogue([Step(LINE, len(LINE))]), 2, 5, 0.2)
+        self.assertTrue(r.timed_out)
+        self.assertEqual(r.requests, 0)
+        self.assertGreaterEqual(r.elapsed, 0.2)
+        self.assertLess(r.elapsed, 5.0)
+
+    def test_percentile(self) -> None:
+        """Nearest-rank percentiles."""
+        values = [float(i) for i in range(1, 101)]
+        self.assertEqual(percentile(values, 50), 50.0)
+        self.assertEqual(percentile(values, 99), 99.0)
+        self.assertEqual(percentile(values, 100), 100.0)
+        self.assertEqual(percentile([7.0], 99), 7.0)
+        self.assertEqual(percentile([], 50), 0.0)
+
+
+def _run(rps: float, rss: float = 10.0) -> RunResult:
+    return RunResult(rps=rps, p50_ms=1.0, p99_ms=2.0, rss_mb=rss, requests=100, errors=0,
+                     elapsed=1.0, gen_cpu_us_per_req=5.0, gen_cpu_pct=50.0, timed_out=False)
+
+
+class TableTests(SynchronousTestCase):
+    def test_medians_and_ratio(self) -> None:
+        """Rows show medians; the ratio is to the baseline row; a skipped row says why."""
+        results = [
+            CaseResult("ours", [_run(300), _run(100), _run(200, rss=30)]),
+            CaseResult("base", [_run(50), _run(100), _run(150)]),
+            CaseResult("peer", skip_reason="not installed"),
+        ]
+        lines = format_table(results, baseline="base").splitlines()
+        self.assertEqual(lines[0].split(), ["name", "req/s", "p50", "ms", "p99", "ms", "peak",
+                                            "RSS", "MB", "errors", "gen", "us/req", "x", "base"])
+        self.assertEqual(lines[2].split(), ["ours", "200", "1.00", "2.00", "10.0", "0", "5.0",
+                                            "2.00"])
+        self.assertEqual(lines[3].split()[-1], "1.00")
+        self.assertIn("skipped: not installed", lines[4])
+        self.assertEqual(len({len(line) for line in lines[:4]}), 1)  # aligned
+
+    def test_no_baseline(self) -> None:
+        """Without a baseline with runs, the ratio column is empty."""
+        table = format_table([CaseResult("a", [_run(1000)])], baseline="missing")
+        self.assertEqual(table.splitlines()[2].split()[-1], "-")
+        self.assertIn("1,000", table)
+
+    def test_quick(self) -> None:
+        """--quick lowers requests and runs; explicit options still win."""
+        parser = argparse.ArgumentParser()
+        add_arguments(parser, clients=50, requests=2000, runs=5, quick_requests=200)
+        self.assertEqual(params_from_args(parser.parse_args([])), LoadParams(50, 2000, 60.0, 5))
+        self.assertEqual(params_from_args(parser.parse_args(["--quick"])),
+                         LoadParams(50, 200, 60.0, 1))
+        self.assertEqual(params_from_args(parser.parse_args(["--quick", "--runs", "2"])).runs, 2)
+
+
+class EndToEndTests(SynchronousTestCase):
+    def test_stop_escalates(self) -> None:
+        """A server that ignores SIGTERM is killed after the stop timeout."""
+        code = ("import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+                "print('listening on tcp 127.0.0.1:%d' % s.getsockname()[1], flush=True); "
+                "time.sleep(60)")
+        server = ServerProcess(ServerSpec("stubborn", [sys.executable, "-c", code],
+                                          port_regex=PORT_RX, stop_timeout=0.3))
+        port = server.wait_ready()
+        self.assertGreater(port, 0)
+        self.assertEqual(server.stop(), -signal.SIGKILL)
+
+    def test_failed_start(self) -> None:
+        """A server that exits at once is recorded as a failed run with its output."""
+        spec = ServerSpec("broken", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
+                          port_regex=PORT_RX)
+        load = dialogue_load(Dialogue([Step(LINE, len(LINE))]))
+        [res] = run_bench([Case("broken", spec, load)], LoadParams(1, 1, 5.0, 1))
+        self.assertEqual(res.runs, [])
+        self.assertEqual(len(res.failures), 1)
+        self.assertIn("boom", res.failures[0])
+
+    def test_tiny_bench(self) -> None:
+        """The whole path against the stdlib echo subprocess: runs, medians, table, JSON."""
+        cases = [
+            Case("stdlib", ServerSpec("stdlib", STDLIB_ECHO, port_regex=PORT_RX),
+                 dialogue_load(Dialogue([Step(LINE, len(LINE))]))),
+            Case("stream", ServerSpec("stream", [*STDLIB_ECHO, "--stream"], port_regex=PORT_RX),
+                 dialogue_load(Dialogue([Step(LINE, len(LINE))]))),
+        ]
+        parser = argparse.ArgumentParser()
+        add_arguments(parser, clients=50, requests=2000)
+        out_json = self.mktemp()
+        args = parser.parse_args(["--quick", "--clients", "3", "--requests", "15", "--runs", "2",
+                                  "--json", out_json])
+        printed: list[str] = []
+        results = main(cases, args, baseline="stdlib", title="tiny", out=printed.append)
+        for r in results:
+            self.assertEqual(len(r.runs), 2, r.failures)
+            for run in r.runs:
+                self.assertEqual((run.requests, run.errors), (45, 0))
+                self.assertGreater(run.rss_mb, 5)
+                self.assertGreater(run.p99_ms, 0)
+        text = "\n".join(printed)
+        self.assertIn("3 clients x 15 requests, 2 run(s)", text)
+        self.assertRegex(text, r"(?m)^stdlib\s+[\d,]+\s.*\s1\.00$")
+        doc = json.loads(Path(out_json).read_text())
+        self.assertEqual([r["name"] for r in doc["results"]], ["stdlib", "stream"])
+        self.assertEqual(doc["results"][0]["ratio"], 1.0)
+        self.assertEqual(len(doc["results"][1]["runs"]), 2)
+        self.assertEqual(doc["params"], {"clients": 3, "requests": 15, "time_limit": 60.0,
+                                         "runs": 2})
