@@ -1,0 +1,552 @@
+"""Run ``async def handle`` (or ``run_on_reactor = True``) handlers on the reactor.
+
+Such a handler's ``self.request`` is an :class:`AsyncSocket`: ``recv(n)``
+and ``sendall(data)`` return Deferreds (await them).  ``self.rfile`` is an
+:class:`AsyncReader` (awaitable ``read``, ``readline``, ``readexactly``;
+``async for line in self.rfile``) and ``self.wfile`` an :class:`AsyncWriter`
+(``write`` + awaitable ``drain``).  Backpressure works both ways: unread
+data beyond :data:`~netproto_twisted.sockserv.common.HIGH_WATER` pauses
+reading from the peer, and the Deferred of ``sendall``/``drain`` fires only
+once the transport's write buffer is below its watermark.
+
+The hot path costs one Deferred and one coroutine resume per chunk received.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import io
+import socket
+import socketserver
+from collections.abc import Awaitable
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto_twisted.core.net import set_nodelay
+from netproto_twisted.sockserv.common import (
+    HIGH_WATER,
+    LOW_WATER,
+    HandlerServer,
+    address_family,
+    socket_address,
+)
+
+__all__ = [
+    "AsyncReader",
+    "AsyncSocket",
+    "AsyncStreamProtocol",
+    "AsyncWriter",
+    "IncompleteReadError",
+    "run_async_handler",
+]
+
+_RECV, _LINE, _EXACT, _ALL = range(4)
+#: Default ``limit`` of :meth:`AsyncReader.readline`.
+LINE_LIMIT = 64 * 1024
+
+
+class IncompleteReadError(EOFError):
+    """The stream ended before :meth:`AsyncReader.readexactly` got its bytes."""
+
+    def __init__(self, partial: bytes, expected: int) -> None:
+        super().__init__(f"{len(partial)} bytes read on a total of {expected} expected bytes")
+        self.partial = partial
+        self.expected = expected
+
+
+class AsyncSocket:
+    """The ``request`` of a reactor-run handler: awaitable ``recv``/``sendall`` on a transport."""
+
+    def __init__(self, reactor: Any, transport: Any) -> None:
+        self._reactor = reactor
+        self._transport = transport
+        self._buf = bytearray()
+        self._eof = False
+        self._lost: BaseException | None = None
+        self._closed = False
+        self._waiter: Deferred[Any] | None = None
+        self._want = _RECV
+        self._want_n = 0
+        self._scanned = 0
+        self._timer: IDelayedCall | None = None
+        self._read_paused = False
+        self._write_paused = False
+        self._drains: list[Deferred[None]] = []
+        self._timeout: float | None = None
+        host = transport.getHost()
+        self.family = address_family(host)
+        self.type = socket.SOCK_STREAM
+        self.proto = 0
+        self._sockname = socket_address(host)
+        self._peername = socket_address(transport.getPeer())
+        handle = getattr(transport, "getHandle", lambda: None)()
+        self._handle = handle if isinstance(handle, socket.socket) else None
+
+    def __repr__(self) -> str:
+        return f"<AsyncSocket laddr={self._sockname!r} raddr={self._peername!r}>"
+
+    # -- fed by the protocol -----------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        waiter = self._waiter
+        buf = self._buf
+        if waiter is not None and self._want == _RECV and not buf:
+            n = self._want_n
+            if len(data) > n:
+                buf += memoryview(data)[n:]
+                data = data[:n]
+            self._waiter = None
+            if self._timer is not None:
+                self._cancel_timer()
+            waiter.callback(data)
+        else:
+            buf += data
+            if waiter is not None:
+                self._try_satisfy()
+        if not self._read_paused and len(self._buf) >= HIGH_WATER and self._waiter is None:
+            self._read_paused = True
+            self._transport.pauseProducing()
+
+    def _on_eof(self) -> None:
+        self._eof = True
+        if self._waiter is not None:
+            self._try_satisfy()
+
+    def _on_lost(self, reason: Failure) -> None:
+        self._eof = True
+        if reason.check(ConnectionDone):
+            self._lost = BrokenPipeError(errno.EPIPE, "connection closed")
+        else:
+            self._lost = ConnectionResetError(errno.ECONNRESET, "connection lost")
+        if self._waiter is not None:
+            self._try_satisfy()
+        drains, self._drains = self._drains, []
+        for d in drains:
+            d.errback(Failure(self._lost))
+
+    def _on_write_paused(self, paused: bool) -> None:
+        self._write_paused = paused
+        if not paused and self._drains:
+            drains, self._drains = self._drains, []
+            for d in drains:
+                d.callback(None)
+
+    # -- reading -----------------------------------------------------------
+
+    def _take(self, n: int) -> bytes:
+        buf = self._buf
+        if n >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self._scanned = 0
+        if self._read_paused and len(buf) <= LOW_WATER and self._lost is None:
+            self._read_paused = False
+            self._transport.resumeProducing()
+        return data
+
+    def _result(self) -> Any:
+        """Return what the pending kind of read can return now, or ``None``."""
+        buf = self._buf
+        want = self._want
+        if want == _RECV:
+            if buf:
+                return self._take(self._want_n)
+            if self._eof:
+                return self._eof_result()
+            return None
+        if want == _LINE:
+            i = buf.find(b"\n", self._scanned)
+            if i >= 0 and i < self._want_n:
+                return self._take(i + 1)
+            if len(buf) >= self._want_n:
+                return self._take(self._want_n)
+            if self._eof:
+                return self._take(len(buf)) if buf else self._eof_result()
+            self._scanned = len(buf)
+            return None
+        if want == _EXACT:
+            if len(buf) >= self._want_n:
+                return self._take(self._want_n)
+            if self._eof:
+                return Failure(IncompleteReadError(self._take(len(buf)), self._want_n))
+            return None
+        if self._eof:
+            return self._take(len(buf)) if buf else self._eof_result()
+        return None
+
+    def _eof_result(self) -> Any:
+        if isinstance(self._lost, (ConnectionResetError, ConnectionAbortedError)):
+            return Failure(self._lost)
+        return b""
+
+    def _try_satisfy(self) -> None:
+        result = self._result()
+        if result is None:
+            return
+        waiter = self._waiter
+        assert waiter is not None
+        self._waiter = None
+        if self._timer is not None:
+            self._cancel_timer()
+        if isinstance(result, Failure):
+            waiter.errback(result)
+        else:
+            waiter.callback(result)
+
+    def _read(self, want: int, n: int) -> Deferred[Any]:
+        if self._closed:
+            return fail(OSError(errno.EBADF, "Bad file descriptor"))
+        if self._waiter is not None:
+            return fail(RuntimeError("another read is already waiting on this connection"))
+        self._want = want
+        self._want_n = n
+        result = self._result()
+        if result is not None:
+            return fail(result) if isinstance(result, Failure) else succeed(result)
+        d: Deferred[Any] = Deferred(self._cancel_read)
+        self._waiter = d
+        if self._read_paused:
+            self._read_paused = False
+            self._transport.resumeProducing()
+        if self._timeout is not None:
+            if self._timeout == 0.0:
+                self._waiter = None
+                return fail(BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable"))
+            self._timer = self._reactor.callLater(self._timeout, self._timed_out)
+        return d
+
+    def _cancel_read(self, d: Deferred[Any]) -> None:
+        if self._waiter is d:
+            self._waiter = None
+            if self._timer is not None:
+                self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.errback(Failure(TimeoutError("timed out")))
+
+    def recv(self, bufsize: int, flags: int = 0) -> Deferred[bytes]:
+        """Fire with up to ``bufsize`` bytes as soon as any arrive; ``b""`` at end of stream."""
+        if bufsize <= 0:
+            if bufsize < 0:
+                return fail(ValueError("negative buffersize in recv"))
+            return succeed(b"")
+        buf = self._buf
+        if buf and self._waiter is None:
+            return succeed(self._take(bufsize))
+        return self._read(_RECV, bufsize)
+
+    # -- writing -----------------------------------------------------------
+
+    def _write_error(self) -> BaseException | None:
+        if self._closed:
+            return OSError(errno.EBADF, "Bad file descriptor")
+        return self._lost
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for sending without waiting (see :meth:`drain`)."""
+        error = self._write_error()
+        if error is not None:
+            raise error
+        self._transport.write(data)
+
+    def drain(self) -> Deferred[None]:
+        """Fire once the transport's write buffer is below its watermark."""
+        error = self._write_error()
+        if error is not None:
+            return fail(error)
+        if not self._write_paused:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drains.append(d)
+        return d
+
+    def sendall(self, data: Any, flags: int = 0) -> Deferred[None]:
+        """Send ``data``; fire once the transport took it and its buffer is below the watermark."""
+        error = self._write_error()
+        if error is not None:
+            return fail(error)
+        self._transport.write(bytes(data) if not isinstance(data, bytes) else data)
+        if not self._write_paused:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drains.append(d)
+        return d
+
+    def send(self, data: Any, flags: int = 0) -> Deferred[int]:
+        """Send all of ``data`` as :meth:`sendall` does; fire with its length."""
+        size = len(memoryview(data).cast("B"))
+        return self.sendall(data).addCallback(lambda _: size)
+
+    # -- the rest of the socket API ------------------------------------------
+
+    def settimeout(self, value: float | None) -> None:
+        """Make reads fail with :class:`TimeoutError` after ``value`` seconds (``None``: never)."""
+        if value is not None:
+            value = float(value)
+            if value < 0:
+                raise ValueError("Timeout value out of range")
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        """Return the current read timeout."""
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """Blocking (no timeout) or non-blocking (reads fail with BlockingIOError if empty)."""
+        self._timeout = None if flag else 0.0
+
+    def getpeername(self) -> Any:
+        """Return the peer's address as the ``socket`` module does."""
+        return self._peername
+
+    def getsockname(self) -> Any:
+        """Return the local address as the ``socket`` module does."""
+        return self._sockname
+
+    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+        """Set a socket option on the real socket when there is one; otherwise do nothing."""
+        if self._handle is None:
+            return
+        if optlen is None:
+            self._handle.setsockopt(level, option, value)
+        else:
+            self._handle.setsockopt(level, option, value, optlen)
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        """Read a socket option from the real socket when there is one; otherwise 0."""
+        if self._handle is None:
+            return 0 if buflen is None else b"\0" * buflen
+        if buflen is None:
+            return self._handle.getsockopt(level, option)
+        return self._handle.getsockopt(level, option, buflen)
+
+    def fileno(self) -> int:
+        """Refuse: the connection's descriptor belongs to the reactor."""
+        raise io.UnsupportedOperation("fileno: the connection is owned by the Twisted reactor")
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> Any:
+        """Return an :class:`AsyncReader` (``"rb"``) or :class:`AsyncWriter` (``"wb"``)."""
+        if "w" in mode:
+            return AsyncWriter(self)
+        return AsyncReader(self)
+
+    def shutdown(self, how: int) -> None:
+        """Half-close for writing (SHUT_WR), stop reading (SHUT_RD), or both."""
+        if how in (socket.SHUT_RD, socket.SHUT_RDWR):
+            self._eof = True
+            self._buf.clear()
+        if how == socket.SHUT_RDWR:
+            self.close()
+        elif how == socket.SHUT_WR and self._lost is None:
+            half_close = getattr(self._transport, "loseWriteConnection", None)
+            if half_close is not None:
+                half_close()
+            else:
+                self.close()
+
+    def close(self) -> None:
+        """Close the connection once everything queued is written."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._lost is None:
+            self._transport.unregisterProducer()
+            self._transport.loseConnection()
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        self._closed = True
+        if self._lost is None:
+            self._transport.abortConnection()
+
+
+class AsyncReader:
+    """``self.rfile`` of a reactor-run handler: awaitable reads on an :class:`AsyncSocket`."""
+
+    def __init__(self, sock: AsyncSocket) -> None:
+        self._sock = sock
+        self.closed = False
+
+    def read(self, n: int = -1) -> Deferred[bytes]:
+        """Fire with up to ``n`` bytes as soon as any arrive; with ``n < 0``, all until EOF."""
+        if n < 0:
+            return self._sock._read(_ALL, 0)
+        return self._sock.recv(n)
+
+    def readline(self, limit: int = LINE_LIMIT) -> Deferred[bytes]:
+        """Fire with the next line (ending in ``b"\\n"``), at most ``limit`` bytes of it."""
+        return self._sock._read(_LINE, max(1, limit))
+
+    def readexactly(self, n: int) -> Deferred[bytes]:
+        """Fire with exactly ``n`` bytes; fail with :class:`IncompleteReadError` on early EOF."""
+        return self._sock._read(_EXACT, n)
+
+    def __aiter__(self) -> AsyncReader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        line: bytes = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    def close(self) -> None:
+        """Mark the reader closed (the connection stays open)."""
+        self.closed = True
+
+
+class AsyncWriter:
+    """``self.wfile`` of a reactor-run handler: ``write`` queues, ``await drain()`` waits."""
+
+    def __init__(self, sock: AsyncSocket) -> None:
+        self._sock = sock
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        """Queue ``data``; return its length (await :meth:`drain` for backpressure)."""
+        self._sock.write(data)
+        return len(data)
+
+    def writelines(self, lines: Any) -> None:
+        """Queue every item of ``lines``."""
+        for line in lines:
+            self._sock.write(line)
+
+    def drain(self) -> Deferred[None]:
+        """Fire once the transport's write buffer is below its watermark."""
+        return self._sock.drain()
+
+    def flush(self) -> None:
+        """Do nothing: data goes to the transport on ``write``."""
+
+    def close(self) -> None:
+        """Mark the writer closed (the connection closes after the handler)."""
+        self.closed = True
+
+
+@implementer(IPushProducer)
+class _WriteGate:
+    def __init__(self, sock: AsyncSocket) -> None:
+        self._sock = sock
+
+    def pauseProducing(self) -> None:
+        self._sock._on_write_paused(True)
+
+    def resumeProducing(self) -> None:
+        self._sock._on_write_paused(False)
+
+    def stopProducing(self) -> None:
+        self._sock._on_write_paused(False)
+
+
+_STDLIB_HOOKS = {
+    socketserver.BaseRequestHandler.setup,
+    socketserver.BaseRequestHandler.finish,
+    socketserver.StreamRequestHandler.setup,
+    socketserver.StreamRequestHandler.finish,
+}
+
+
+async def _call_hook(handler: Any, name: str) -> None:
+    method = getattr(handler, name, None)
+    if method is None or getattr(method, "__func__", None) in _STDLIB_HOOKS:
+        return
+    result = method()
+    if inspect.isawaitable(result):
+        await result
+
+
+async def run_async_handler(
+    handler_class: type, request: Any, client_address: Any, server: HandlerServer
+) -> None:
+    """Run a reactor-side handler: ``setup``, ``handle``, ``finish`` (each may be async).
+
+    ``socketserver``'s own ``StreamRequestHandler.setup``/``finish`` are
+    replaced: ``self.connection``, ``self.rfile`` and ``self.wfile`` are set
+    before ``setup`` runs.  ``DatagramRequestHandler``'s run as they are.
+    """
+    handler: Any = object.__new__(handler_class)
+    handler.request = request
+    handler.client_address = client_address
+    handler.server = server
+    if isinstance(request, AsyncSocket):
+        handler.connection = request
+        handler.rfile = AsyncReader(request)
+        handler.wfile = AsyncWriter(request)
+    try:
+        await _call_hook(handler, "setup")
+        result = handler.handle()
+        if inspect.isawaitable(result):
+            await result
+        await _call_hook(handler, "finish")
+    except Exception:
+        server.handle_error(request, client_address)
+    finally:
+        if isinstance(request, AsyncSocket):
+            request.close()
+
+
+@implementer(IHalfCloseableProtocol)
+class AsyncStreamProtocol(Protocol):
+    """A stream connection whose handler runs on the reactor."""
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+        self.socket: AsyncSocket | None = None
+        self._on_data: Any = None
+
+    def connectionMade(self) -> None:
+        """Set TCP_NODELAY, register the write gate and start the handler coroutine."""
+        transport: Any = self.transport
+        assert transport is not None
+        set_nodelay(transport)
+        sock = self.socket = AsyncSocket(self._host.reactor, transport)
+        self._on_data = sock._on_data
+        transport.registerProducer(_WriteGate(sock), True)
+        self._host.connection_made(self)
+        server = self._host.server_for(transport.getHost())
+        coro: Awaitable[None] = run_async_handler(
+            self._host.handler_class, sock, sock.getpeername(), server
+        )
+        Deferred.fromCoroutine(coro)  # type: ignore[arg-type]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Hand ``data`` to the socket (straight to a waiting ``recv`` when there is one)."""
+        self._on_data(data)
+
+    def readConnectionLost(self) -> None:
+        """The peer finished sending."""
+        assert self.socket is not None
+        self.socket._on_eof()
+
+    def writeConnectionLost(self) -> None:
+        """Our half-close completed; nothing to do."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Fail pending reads/drains as a socket would."""
+        if self.socket is not None:
+            self.socket._on_lost(reason)
+        self._host.connection_lost(self)
+
+    def abort(self) -> None:
+        """Drop the connection (daemon stopping)."""
+        if self.socket is not None:
+            self.socket.abort()

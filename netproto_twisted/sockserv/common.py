@@ -1,0 +1,129 @@
+"""What the threaded, async and datagram adapters share: ``self.server``, addresses, watermarks."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+__all__ = [
+    "HIGH_WATER",
+    "LOW_WATER",
+    "MAX_IN_FLIGHT",
+    "WRITE_CHUNK",
+    "HandlerServer",
+    "address_family",
+    "socket_address",
+]
+
+#: Buffered unread bytes above which a connection stops reading from the peer.
+HIGH_WATER = 256 * 1024
+#: Buffered unread bytes at or below which reading resumes.
+LOW_WATER = 64 * 1024
+#: The largest piece a threaded ``sendall`` hands to the reactor at once.
+WRITE_CHUNK = 64 * 1024
+#: Bytes a handler thread may have queued for the reactor before ``sendall`` blocks.
+MAX_IN_FLIGHT = 128 * 1024
+
+
+def socket_address(address: Any) -> Any:
+    """Return a Twisted address as the ``socket`` module gives it: a tuple or a unix path."""
+    if isinstance(address, IPv6Address):
+        return (address.host, address.port, 0, 0)
+    if isinstance(address, IPv4Address):
+        return (address.host, address.port)
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        if name is None:
+            return ""
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return address
+
+
+def address_family(address: Any) -> socket.AddressFamily:
+    """Return the socket family (AF_INET, AF_INET6, AF_UNIX) of a Twisted address."""
+    if isinstance(address, IPv6Address):
+        return socket.AF_INET6
+    if isinstance(address, UNIXAddress):
+        return socket.AF_UNIX
+    return socket.AF_INET
+
+
+class HandlerServer:
+    """What a handler sees as ``self.server``: the attributes of a ``socketserver`` server.
+
+    One exists per listening port.  :meth:`shutdown` is safe from any thread:
+    it stops the service from accepting new requests and never blocks.
+    """
+
+    allow_reuse_address = True
+    allow_reuse_port = False
+    request_queue_size = 50
+    timeout: float | None = None
+    daemon_threads = True
+    block_on_close = False
+    max_packet_size = 8192
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        handler_class: type,
+        server_address: Any,
+        socket_type: socket.SocketKind,
+        address_family: socket.AddressFamily,
+        reactor: Any,
+        name: str = "socket",
+        on_shutdown: Any = None,
+    ) -> None:
+        self.RequestHandlerClass = handler_class
+        self.server_address = server_address
+        self.socket_type = socket_type
+        self.address_family = address_family
+        #: The reactor the daemon runs; async handlers may use it for timers.
+        self.reactor = reactor
+        self.name = name
+        #: Always ``None``: the listening socket belongs to the reactor.
+        self.socket = None
+        self._on_shutdown = on_shutdown
+        self._shutdown_requested = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<HandlerServer {self.name} {self.server_address!r}>"
+
+    def fileno(self) -> int:
+        """Refuse: the listening socket belongs to the reactor."""
+        raise OSError("the listening socket is owned by the Twisted reactor")
+
+    def shutdown(self) -> None:
+        """Stop accepting new requests (from any thread, without blocking)."""
+        if self._shutdown_requested.is_set():
+            return
+        self._shutdown_requested.set()
+        self._log.info("{name}: handler requested shutdown", name=self.name)
+        if self._on_shutdown is not None:
+            self.reactor.callFromThread(self._on_shutdown)
+
+    def server_close(self) -> None:
+        """Do nothing: the daemon closes its ports when it stops."""
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Refuse: the Twisted reactor is already serving."""
+        raise RuntimeError("the Twisted reactor serves this server; run it under twistd")
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log the exception being handled, as ``socketserver`` prints it."""
+        self._log.failure(
+            "{name}: exception while handling a request from {client}",
+            Failure(),
+            name=self.name,
+            client=client_address,
+        )
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Return True: access control happens before the handler is built."""
+        return True

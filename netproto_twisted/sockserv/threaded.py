@@ -1,0 +1,488 @@
+"""Run unmodified blocking ``socketserver`` handlers in a thread pool, with backpressure.
+
+The handler thread sees :class:`ThreadedSocket` as ``self.request``: a
+socket-like object whose ``recv`` waits for data the reactor received, and
+whose ``sendall`` hands data to the reactor in pieces and blocks while the
+transport's write buffer is full (the connection registers a push producer
+on the transport; Twisted pauses it when the peer reads slowly).  Incoming
+data buffered beyond :data:`~netproto_twisted.sockserv.common.HIGH_WATER`
+pauses reading from the peer until the handler reads it down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto_twisted.core.net import set_nodelay
+from netproto_twisted.sockserv.common import (
+    HIGH_WATER,
+    LOW_WATER,
+    MAX_IN_FLIGHT,
+    WRITE_CHUNK,
+    HandlerServer,
+    address_family,
+    socket_address,
+)
+
+__all__ = ["SocketIO", "ThreadedSocket", "ThreadedStreamProtocol", "run_blocking_handler"]
+
+
+def _bad_fd() -> OSError:
+    return OSError(errno.EBADF, "Bad file descriptor")
+
+
+class ThreadedSocket:
+    """A socket-like ``request`` for a handler thread, backed by a Twisted transport.
+
+    Methods without a leading underscore are called from the handler thread;
+    the ``_on_*`` methods are called by the reactor.
+    """
+
+    def __init__(self, reactor: Any, transport: Any) -> None:
+        self._reactor = reactor
+        self._transport = transport
+        self._cond = threading.Condition(threading.Lock())
+        self._rbuf = bytearray()
+        self._eof = False
+        self._lost: BaseException | None = None
+        self._read_paused = False
+        self._resume_pending = False
+        self._write_paused = False
+        self._in_flight = 0
+        self._write_shut = False
+        self._closed = False
+        self._timeout: float | None = None
+        host = transport.getHost()
+        self.family = address_family(host)
+        self.type = socket.SOCK_STREAM
+        self.proto = 0
+        self._sockname = socket_address(host)
+        self._peername = socket_address(transport.getPeer())
+        handle = getattr(transport, "getHandle", lambda: None)()
+        self._handle = handle if isinstance(handle, socket.socket) else None
+
+    def __repr__(self) -> str:
+        return f"<ThreadedSocket laddr={self._sockname!r} raddr={self._peername!r}>"
+
+    # -- reactor side ------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        with self._cond:
+            self._rbuf += data
+            self._cond.notify_all()
+            pause = not self._read_paused and len(self._rbuf) >= HIGH_WATER
+            if pause:
+                self._read_paused = True
+        if pause:
+            self._transport.pauseProducing()
+
+    def _on_eof(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _on_lost(self, reason: Failure) -> None:
+        with self._cond:
+            self._eof = True
+            if reason.check(ConnectionDone):
+                self._lost = BrokenPipeError(errno.EPIPE, "connection closed")
+            else:
+                self._lost = ConnectionResetError(errno.ECONNRESET, "connection lost")
+            self._cond.notify_all()
+
+    def _on_write_paused(self, paused: bool) -> None:
+        with self._cond:
+            self._write_paused = paused
+            self._cond.notify_all()
+
+    def _on_write(self, data: bytes) -> None:
+        if self._lost is None:
+            self._transport.write(data)
+        with self._cond:
+            self._in_flight -= len(data)
+            self._cond.notify_all()
+
+    def _on_resume_reading(self) -> None:
+        with self._cond:
+            self._resume_pending = False
+            resume = self._read_paused and len(self._rbuf) <= LOW_WATER and self._lost is None
+            if resume:
+                self._read_paused = False
+        if resume:
+            self._transport.resumeProducing()
+
+    def _on_shutdown_write(self) -> None:
+        if self._lost is not None:
+            return
+        half_close = getattr(self._transport, "loseWriteConnection", None)
+        if half_close is not None:
+            half_close()
+        else:
+            self._on_close()
+
+    def _on_close(self) -> None:
+        if self._lost is not None:
+            return
+        self._transport.unregisterProducer()
+        self._transport.loseConnection()
+
+    def _on_abort(self) -> None:
+        """Wake the handler thread with an error: the daemon is stopping."""
+        with self._cond:
+            if self._lost is None:
+                self._lost = ConnectionAbortedError(errno.ECONNABORTED, "server stopping")
+            self._eof = True
+            self._cond.notify_all()
+
+    # -- handler thread side -----------------------------------------------
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        """Wait (holding the condition) until ``ready()``; honour the socket timeout."""
+        if ready():
+            return
+        timeout = self._timeout
+        if timeout == 0.0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        if timeout is None:
+            while not ready():
+                self._cond.wait()
+            return
+        deadline = time.monotonic() + timeout
+        while not ready():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            self._cond.wait(left)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Receive up to ``bufsize`` bytes; ``b""`` at end of stream."""
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        if self._closed:
+            raise _bad_fd()
+        if bufsize == 0:
+            return b""
+        resume = False
+        with self._cond:
+            self._wait(lambda: bool(self._rbuf) or self._eof)
+            buf = self._rbuf
+            if buf:
+                data = bytes(buf[:bufsize])
+                if not flags & socket.MSG_PEEK:
+                    del buf[:bufsize]
+                if self._read_paused and not self._resume_pending and len(buf) <= LOW_WATER:
+                    self._resume_pending = resume = True
+            elif isinstance(self._lost, (ConnectionResetError, ConnectionAbortedError)):
+                raise self._lost
+            else:
+                data = b""
+        if resume:
+            self._reactor.callFromThread(self._on_resume_reading)
+        return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """Receive into ``buffer`` (up to ``nbytes``, or its size); return the count."""
+        view = memoryview(buffer).cast("B")
+        data = self.recv(nbytes or len(view), flags)
+        view[: len(data)] = data
+        return len(data)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        """Receive like :meth:`recv`; return ``(data, peer address)``."""
+        return self.recv(bufsize, flags), self._peername
+
+    def _send_piece(self, piece: bytes) -> None:
+        with self._cond:
+            if self._closed:
+                raise _bad_fd()
+            self._wait(
+                lambda: self._lost is not None
+                or self._write_shut
+                or (not self._write_paused and self._in_flight < MAX_IN_FLIGHT)
+            )
+            if self._write_shut:
+                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+            if self._lost is not None:
+                raise self._lost
+            self._in_flight += len(piece)
+        self._reactor.callFromThread(self._on_write, piece)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``, blocking while the peer does not keep up."""
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), WRITE_CHUNK):
+            self._send_piece(bytes(view[start : start + WRITE_CHUNK]))
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """Send some of ``data`` (at most one piece); return how many bytes were taken."""
+        view = memoryview(data).cast("B")
+        piece = bytes(view[:WRITE_CHUNK])
+        if piece:
+            self._send_piece(piece)
+        return len(piece)
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        """Send ``data`` on the connection (the address is ignored, as on a connected socket)."""
+        return self.send(data)
+
+    def makefile(
+        self,
+        mode: str = "r",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> Any:
+        """Return a file object on the connection, as :meth:`socket.socket.makefile` does."""
+        if not set(mode) <= {"r", "w", "b"}:
+            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
+        writing = "w" in mode
+        reading = "r" in mode or not writing
+        binary = "b" in mode
+        raw = SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))
+        if buffering is None or buffering < 0:
+            buffering = io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if not binary:
+                raise ValueError("unbuffered streams must be binary")
+            return raw
+        buffer: io.BufferedIOBase
+        if reading and writing:
+            buffer = io.BufferedRWPair(raw, raw, buffering)
+        elif reading:
+            buffer = io.BufferedReader(raw, buffering)
+        else:
+            buffer = io.BufferedWriter(raw, buffering)
+        if binary:
+            return buffer
+        return io.TextIOWrapper(buffer, encoding, errors, newline)
+
+    def settimeout(self, value: float | None) -> None:
+        """Set the timeout of blocking operations (``None``: block; ``0``: non-blocking)."""
+        if value is not None:
+            value = float(value)
+            if value < 0:
+                raise ValueError("Timeout value out of range")
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        """Return the current timeout."""
+        return self._timeout
+
+    @property
+    def timeout(self) -> float | None:
+        """The current timeout, as on a socket."""
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """Blocking (timeout ``None``) or non-blocking (timeout ``0.0``) mode."""
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        """Return whether operations block."""
+        return self._timeout != 0.0
+
+    def getpeername(self) -> Any:
+        """Return the peer's address as the ``socket`` module does."""
+        return self._peername
+
+    def getsockname(self) -> Any:
+        """Return the local address as the ``socket`` module does."""
+        return self._sockname
+
+    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+        """Set a socket option on the real socket when there is one; otherwise do nothing."""
+        if self._handle is None:
+            return
+        if optlen is None:
+            self._handle.setsockopt(level, option, value)
+        else:
+            self._handle.setsockopt(level, option, value, optlen)
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        """Read a socket option from the real socket when there is one; otherwise 0."""
+        if self._handle is None:
+            return 0 if buflen is None else b"\0" * buflen
+        if buflen is None:
+            return self._handle.getsockopt(level, option)
+        return self._handle.getsockopt(level, option, buflen)
+
+    def fileno(self) -> int:
+        """Refuse: the connection's descriptor belongs to the reactor."""
+        raise io.UnsupportedOperation("fileno: the connection is owned by the Twisted reactor")
+
+    def shutdown(self, how: int) -> None:
+        """Shut down reading (end of stream locally), writing (half-close), or both."""
+        if self._closed:
+            raise _bad_fd()
+        if how in (socket.SHUT_RD, socket.SHUT_RDWR):
+            with self._cond:
+                self._eof = True
+                self._rbuf.clear()
+                self._cond.notify_all()
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR):
+            with self._cond:
+                already = self._write_shut
+                self._write_shut = True
+                self._cond.notify_all()
+            if not already:
+                if how == socket.SHUT_RDWR:
+                    self._reactor.callFromThread(self._on_close)
+                else:
+                    self._reactor.callFromThread(self._on_shutdown_write)
+
+    def close(self) -> None:
+        """Close the connection once everything sent so far is written."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = self._write_shut = True
+            self._cond.notify_all()
+        self._reactor.callFromThread(self._on_close)
+
+    def __enter__(self) -> ThreadedSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SocketIO(io.RawIOBase):
+    """Raw I/O on a :class:`ThreadedSocket`, buffered by ``makefile`` (as ``socket.SocketIO``)."""
+
+    def __init__(self, sock: ThreadedSocket, mode: str) -> None:
+        super().__init__()
+        self._sock = sock
+        self._reading = "r" in mode
+        self._writing = "w" in mode
+        self._timeout_occurred = False
+
+    def readinto(self, b: Any) -> int:
+        """Read into ``b`` from the connection."""
+        self._checkClosed()
+        if not self._reading:
+            raise io.UnsupportedOperation("not readable")
+        if self._timeout_occurred:
+            raise OSError("cannot read from timed out object")
+        try:
+            return self._sock.recv_into(b)
+        except TimeoutError:
+            self._timeout_occurred = True
+            raise
+
+    def write(self, b: Any) -> int:
+        """Write ``b`` to the connection."""
+        self._checkClosed()
+        if not self._writing:
+            raise io.UnsupportedOperation("not writable")
+        return self._sock.send(b)
+
+    def readable(self) -> bool:
+        """Return whether this was opened for reading."""
+        return self._reading and not self.closed
+
+    def writable(self) -> bool:
+        """Return whether this was opened for writing."""
+        return self._writing and not self.closed
+
+    def seekable(self) -> bool:
+        """Return False: connections are streams."""
+        return False
+
+    def fileno(self) -> int:
+        """Refuse, as :meth:`ThreadedSocket.fileno` does."""
+        return self._sock.fileno()
+
+
+@implementer(IPushProducer)
+class _WriteGate:
+    """The producer registered on the transport: relays its pause/resume to the socket."""
+
+    def __init__(self, sock: ThreadedSocket) -> None:
+        self._sock = sock
+
+    def pauseProducing(self) -> None:
+        self._sock._on_write_paused(True)
+
+    def resumeProducing(self) -> None:
+        self._sock._on_write_paused(False)
+
+    def stopProducing(self) -> None:
+        self._sock._on_write_paused(False)
+
+
+def run_blocking_handler(
+    handler_class: type, sock: ThreadedSocket, client_address: Any, server: HandlerServer
+) -> None:
+    """Run a handler as ``socketserver`` does (in a pool thread), then close the connection."""
+    try:
+        handler_class(sock, client_address, server)
+    except Exception:
+        server.handle_error(sock, client_address)
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        sock.close()
+
+
+@implementer(IHalfCloseableProtocol)
+class ThreadedStreamProtocol(Protocol):
+    """A stream connection whose handler runs in the thread pool."""
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+        self.socket: ThreadedSocket | None = None
+
+    def connectionMade(self) -> None:
+        """Set TCP_NODELAY, register the write gate, and queue the handler in the pool."""
+        transport: Any = self.transport
+        assert transport is not None
+        set_nodelay(transport)
+        sock = self.socket = ThreadedSocket(self._host.reactor, transport)
+        transport.registerProducer(_WriteGate(sock), True)
+        self._host.connection_made(self)
+        server = self._host.server_for(transport.getHost())
+        self._host.pool.callInThread(
+            run_blocking_handler, self._host.handler_class, sock, sock.getpeername(), server
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        """Buffer ``data`` for the handler thread."""
+        assert self.socket is not None
+        self.socket._on_data(data)
+
+    def readConnectionLost(self) -> None:
+        """The peer finished sending: ``recv`` returns ``b""`` once the buffer is read."""
+        assert self.socket is not None
+        self.socket._on_eof()
+
+    def writeConnectionLost(self) -> None:
+        """Our half-close completed; nothing to do."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Wake the handler thread; ``recv``/``sendall`` report the loss."""
+        if self.socket is not None:
+            self.socket._on_lost(reason)
+        self._host.connection_lost(self)
+
+    def abort(self) -> None:
+        """Wake the handler and drop the connection (daemon stopping)."""
+        if self.socket is not None:
+            self.socket._on_abort()
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
