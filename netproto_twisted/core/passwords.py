@@ -14,14 +14,17 @@ is password-equivalent and present only for users added with ``cram_md5=True``.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import collections
 import contextlib
+import getpass
 import hashlib
 import hmac
 import os
 import stringprep
+import sys
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,10 +53,12 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "DEFAULT_PASSWORD_FILE",
     "DEFAULT_SCRAM_ITERATIONS",
     "CramMD5Credentials",
     "IScramCredentials",
     "IScramStore",
+    "InvalidPassword",
     "InvalidUserName",
     "NoSuchUser",
     "PasswordFile",
@@ -62,6 +67,7 @@ __all__ = [
     "ScramCredentials",
     "ScramRecord",
     "UserRecord",
+    "add_parser",
     "mock_scram_record",
     "normalize_password",
     "saslprep",
@@ -89,7 +95,11 @@ log = Logger()
 
 
 class InvalidUserName(NetprotoError, ValueError):  # noqa: N818 (reads as a condition)
-    """A user name (or password) that may not be stored: says why in one line."""
+    """A user name that may not be stored: says why in one line."""
+
+
+class InvalidPassword(NetprotoError, ValueError):  # noqa: N818 (reads as a condition)
+    """A password that may not be stored: says why in one line."""
 
 
 class NoSuchUser(NetprotoError, KeyError):  # noqa: N818 (reads as a condition)
@@ -167,13 +177,17 @@ def validate_name(name: str) -> str:
 
 
 def validate_password(password: str) -> None:
-    """Raise InvalidUserName unless *password* can be stored and sent by every mechanism."""
+    """Raise InvalidPassword unless *password* can be stored and sent by every mechanism."""
     if not password:
-        raise InvalidUserName("empty password")
+        raise InvalidPassword("empty password")
     if any(ch in password for ch in "\0\r\n"):
-        raise InvalidUserName("password contains NUL, CR or LF")
-    if len(password.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        raise InvalidUserName("password longer than 255 bytes")
+        raise InvalidPassword("password contains NUL, CR or LF")
+    try:
+        encoded = password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPassword("password is not valid Unicode text") from None
+    if len(encoded) > _MAX_NAME_BYTES:
+        raise InvalidPassword("password longer than 255 bytes")
 
 
 # -- SCRAM records and credentials -----------------------------------------------------------
@@ -569,3 +583,93 @@ class PasswordFileChecker:
         if ok:
             return name.encode("utf-8")
         raise UnauthorizedLogin("authentication failed")
+
+
+# -- `netproto user ...` (registered by netproto_twisted.cli) -----------------------------------
+
+#: Where ``netproto user`` and the daemons look for the password file by default.
+DEFAULT_PASSWORD_FILE = os.path.join("netproto-data", "users")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``netproto user add|remove|list`` with the CLI."""
+    user = subparsers.add_parser("user", help="manage the password file")
+    actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    file_help = f"password file (default: ./{DEFAULT_PASSWORD_FILE})"
+
+    add = actions.add_parser("add", help="add a user, or change a user's password")
+    add.add_argument("--file", default=DEFAULT_PASSWORD_FILE, help=file_help)
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.add_argument(
+        "--cram-md5",
+        action="store_true",
+        help="also store a password-equivalent secret so that CRAM-MD5 works",
+    )
+    add.add_argument(
+        "--iterations",
+        type=_iterations,
+        default=DEFAULT_SCRAM_ITERATIONS,
+        help=f"PBKDF2 iterations (default {DEFAULT_SCRAM_ITERATIONS}, minimum 4096)",
+    )
+    add.add_argument("name", metavar="NAME")
+    add.set_defaults(func=_user_add)
+
+    remove = actions.add_parser("remove", help="remove a user")
+    remove.add_argument("--file", default=DEFAULT_PASSWORD_FILE, help=file_help)
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(func=_user_remove)
+
+    listing = actions.add_parser("list", help="list the users")
+    listing.add_argument("--file", default=DEFAULT_PASSWORD_FILE, help=file_help)
+    listing.set_defaults(func=_user_list)
+
+
+def _iterations(text: str) -> int:
+    value = int(text)
+    if value < 4096:
+        raise argparse.ArgumentTypeError("at least 4096 (RFC 7677)")
+    return value
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    try:
+        first = getpass.getpass("Password: ")
+        second = getpass.getpass("Password (again): ")
+    except EOFError:
+        raise InvalidPassword("no password given (use --password-stdin)") from None
+    if first != second:
+        raise InvalidPassword("the passwords do not match")
+    return first
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    name = validate_name(args.name)
+    password = _read_password(args.password_stdin).rstrip("\r")
+    validate_password(password)
+    pf = PasswordFile(args.file, iterations=args.iterations)
+    new = pf.add(name, password, cram_md5=args.cram_md5)
+    sys.stdout.write(f"{'added' if new else 'changed password of'} user {name}\n")
+    return 0
+
+
+def _existing(path: str) -> PasswordFile:
+    if not os.path.exists(path):
+        raise ConfigError(path, "no such password file")
+    return PasswordFile(path)
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    name = validate_name(args.name)
+    _existing(args.file).remove(name)
+    sys.stdout.write(f"removed user {name}\n")
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    sys.stdout.writelines(f"{name}\n" for name in _existing(args.file).names())
+    return 0

@@ -233,6 +233,7 @@ def _utf8(data: bytes, what: str) -> str:
 
 _SCRAM_NAME = re.compile(r"(?:[^=,]|=2C|=3D)*")
 _SCRAM_ESCAPE = re.compile(r"=(2C|3D)")
+_SCRAM_ATTR = re.compile(r"[A-Za-z]=")
 
 
 def _scram_unescape(name: str, error: type[SASLError]) -> str:
@@ -306,20 +307,30 @@ class SASLServer:
         if self._started:
             return fail(MalformedResponse("SASL exchange already started"))
         self._started = True
+        try:
+            return self._start(initial_response)
+        except SASLError:
+            return fail(Failure())
+
+    def _start(self, initial: bytes | None) -> Deferred[Challenge | Success]:
         if self.mechanism == PLAIN:
-            return self._expect(self._plain, initial_response, b"")
+            if initial is None:
+                return self._challenge(self._plain, b"")
+            return self._plain(initial)
         if self.mechanism == LOGIN:
-            if initial_response:
-                return self._login_user(initial_response)
+            if initial:
+                return self._login_user(initial)
             return self._challenge(self._login_user, b"Username:")
         if self.mechanism == CRAM_MD5:
-            if initial_response:
-                return fail(MalformedResponse("CRAM-MD5 takes no initial response"))
+            if initial:
+                raise MalformedResponse("CRAM-MD5 takes no initial response")
             factory = self._cram_challenge_factory
             text = factory() if factory else _default_cram_challenge(self._hostname)
             self._cram_challenge = text.encode("ascii")
             return self._challenge(self._cram, self._cram_challenge)
-        return self._expect(self._scram_first, initial_response, b"")
+        if initial is None:
+            return self._challenge(self._scram_first, b"")
+        return self._scram_first(initial)
 
     def respond(self, data: bytes) -> Deferred[Challenge | Success]:
         """Feed the client's next (decoded) response."""
@@ -345,19 +356,6 @@ class SASLServer:
     ) -> Deferred[Challenge | Success]:
         self._step = step
         return succeed(Challenge(data))
-
-    def _expect(
-        self,
-        step: Callable[[bytes], Deferred[Challenge | Success]],
-        initial: bytes | None,
-        empty_challenge: bytes,
-    ) -> Deferred[Challenge | Success]:
-        if initial is None:
-            return self._challenge(step, empty_challenge)
-        try:
-            return step(initial)
-        except SASLError:
-            return fail(Failure())
 
     def _login(
         self, credentials: ICredentials, username: str
@@ -431,6 +429,8 @@ class SASLServer:
         if cbind not in ("n", "y") or (authzid and not authzid.startswith("a=")):
             raise MalformedResponse("SCRAM: malformed GS2 header")
         attrs = bare.split(",")
+        if not all(_SCRAM_ATTR.match(a) for a in attrs):
+            raise MalformedResponse("SCRAM: malformed attribute in client-first message")
         if attrs[0].startswith("m="):
             raise MechanismUnavailable("SCRAM: mandatory extension not supported")
         if len(attrs) < 2 or not attrs[0].startswith("n=") or not attrs[1].startswith("r="):
@@ -462,6 +462,8 @@ class SASLServer:
         without_proof, sep, proof_text = text.rpartition(",p=")
         attrs = without_proof.split(",")
         if not sep or len(attrs) < 2 or not attrs[0].startswith("c="):
+            raise MalformedResponse("SCRAM: malformed client-final message")
+        if not all(_SCRAM_ATTR.match(a) for a in attrs):
             raise MalformedResponse("SCRAM: malformed client-final message")
         if _unb64(attrs[0][2:], "channel binding", MalformedResponse) != self._gs2_header:
             raise MalformedResponse("SCRAM: channel binding data does not match")
