@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 __all__ = [
+    "TABLE_HEADERS",
     "Case",
     "CaseResult",
     "Dialogue",
@@ -55,6 +56,7 @@ __all__ = [
     "params_from_args",
     "percentile",
     "process_tree",
+    "read_cpu_seconds",
     "read_peak_rss",
     "run_bench",
     "run_case_once",
@@ -64,6 +66,7 @@ __all__ = [
 ]
 
 _POLL_INTERVAL = 0.02
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 _EPOLL_IN = select.EPOLLIN
 _EPOLL_OUT = select.EPOLLOUT
 _EPOLL_ERR = select.EPOLLERR | select.EPOLLHUP
@@ -116,10 +119,28 @@ def read_peak_rss(pid: int, include_children: bool = True) -> int:
     return sum(_status_kb(p, b"VmHWM:") for p in pids) * 1024
 
 
+def read_cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds (user + system, all threads) used by ``pid`` and its descendants.
+
+    Children that already exited count when their parent has waited for them.
+    """
+    ticks = 0
+    for i, p in enumerate(process_tree(pid)):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        # fields[11:15] are utime stime cutime cstime; waited-for children only for the root
+        ticks += sum(int(x) for x in fields[11 : 15 if i == 0 else 13])
+    return ticks / _CLK_TCK
+
+
 class _RssSampler:
     """Sample :func:`read_peak_rss` in a thread, so that short-lived children are seen."""
 
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
         self.pid = pid
         self.interval = interval
         self.peak = 0
@@ -464,7 +485,7 @@ def run_load(
                     c.phase, c.idx, c.count = _GREETING, 0, 0
                     next_step(c, now)
                     continue
-                data = c.sock.recv(262144)
+                data = c.sock.recv(65536)
                 if not data:
                     raise ConnectionError("closed by server")
                 buf = c.buf
@@ -542,6 +563,7 @@ class RunResult:
     p50_ms: float
     p99_ms: float
     rss_mb: float
+    srv_cpu_us_per_req: float
     requests: int
     errors: int
     elapsed: float
@@ -570,13 +592,16 @@ def run_case_once(case: Case, params: LoadParams) -> RunResult:
     with ServerProcess(case.server) as server:
         port = server.wait_ready()
         with _RssSampler(server.pid) as sampler:
+            cpu0 = read_cpu_seconds(server.pid)
             result = case.load(case.server.host, port, params)
+            srv_cpu = read_cpu_seconds(server.pid) - cpu0
     lat = sorted(result.latencies)
     return RunResult(
         rps=result.rps,
         p50_ms=percentile(lat, 50) * 1000,
         p99_ms=percentile(lat, 99) * 1000,
         rss_mb=sampler.peak / 1e6,
+        srv_cpu_us_per_req=srv_cpu / result.requests * 1e6 if result.requests else 0.0,
         requests=result.requests,
         errors=result.errors,
         elapsed=result.elapsed,
@@ -609,23 +634,33 @@ def run_bench(
                 progress(
                     f"{case.name} run {run + 1}/{params.runs}: {r.rps:,.0f} req/s, "
                     f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {r.rss_mb:.1f} MB, "
-                    f"{r.errors} errors, generator {r.gen_cpu_us_per_req:.1f} us CPU/req "
-                    f"({r.gen_cpu_pct:.0f}% CPU)"
+                    f"{r.errors} errors; CPU/req: server {r.srv_cpu_us_per_req:.1f} us, "
+                    f"generator {r.gen_cpu_us_per_req:.1f} us ({r.gen_cpu_pct:.0f}% busy)"
                 )
     return results
 
 
+_MEDIAN_KEYS = ("rps", "p50_ms", "p99_ms", "rss_mb", "srv_cpu_us_per_req",
+                "gen_cpu_us_per_req", "gen_cpu_pct")
+TABLE_HEADERS = ("name", "req/s", "p50 ms", "p99 ms", "peak RSS MB", "srv CPU us/req",
+                 "gen CPU us/req", "gen busy %", "errors", "ratio")
+
+
 def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> str:
-    """Render medians as a text table, with each row's req/s ratio to the ``baseline`` row."""
+    """Render medians as a text table; ``ratio`` is each row's req/s over the baseline row's.
+
+    Columns: :data:`TABLE_HEADERS`. ``srv CPU us/req`` is the server's CPU time
+    per request (all its threads and children), a figure that other load on a
+    shared machine disturbs less than req/s. ``gen ...`` is the load generator:
+    if it is near 100 % busy, it, not the server, set the pace.
+    """
     base = next((r for r in results if r.name == baseline and r.runs), None)
     base_rps = base.median("rps") if base else 0.0
-    headers = ["name", "req/s", "p50 ms", "p99 ms", "peak RSS MB", "errors", "gen us/req",
-               f"x {baseline}" if baseline else "ratio"]
     rows: list[list[str]] = []
     for r in results:
         if not r.runs:
             why = r.skip_reason or ("; ".join(r.failures) or "no runs")
-            rows.append([r.name, "-", "-", "-", "-", "-", "-", f"skipped: {why}"[:60]])
+            rows.append([r.name, *["-"] * (len(TABLE_HEADERS) - 2), f"skipped: {why}"[:70]])
             continue
         ratio = f"{r.median('rps') / base_rps:.2f}" if base_rps else "-"
         rows.append([
@@ -634,20 +669,24 @@ def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> 
             f"{r.median('p50_ms'):.2f}",
             f"{r.median('p99_ms'):.2f}",
             f"{r.median('rss_mb'):.1f}",
-            str(sum(x.errors for x in r.runs)),
+            f"{r.median('srv_cpu_us_per_req'):.1f}",
             f"{r.median('gen_cpu_us_per_req'):.1f}",
+            f"{r.median('gen_cpu_pct'):.0f}",
+            str(sum(x.errors for x in r.runs)),
             ratio,
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+              for i, h in enumerate(TABLE_HEADERS)]
 
     def line(cells: Sequence[str]) -> str:
         first = cells[0].ljust(widths[0])
         rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
         return "  ".join([first, *rest]).rstrip()
 
-    out = [line(headers), line(["-" * w for w in widths])]
+    out = [line(TABLE_HEADERS), line(["-" * w for w in widths])]
     out.extend(line(row) for row in rows)
+    if baseline:
+        out.append(f"ratio: req/s relative to {baseline!r}")
     return "\n".join(out)
 
 
@@ -674,8 +713,7 @@ def write_json(
                 "name": r.name,
                 "skip_reason": r.skip_reason,
                 "failures": r.failures,
-                "median": {k: r.median(k) for k in ("rps", "p50_ms", "p99_ms", "rss_mb",
-                                                    "gen_cpu_us_per_req", "gen_cpu_pct")},
+                "median": {k: r.median(k) for k in _MEDIAN_KEYS},
                 "ratio": (r.median("rps") / base_rps) if base_rps and r.runs else None,
                 "runs": [asdict(x) for x in r.runs],
             }

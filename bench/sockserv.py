@@ -10,6 +10,10 @@
   (bench/stdlib_echo.py), the baseline;
 - ``stdlib ThreadingTCPServer stream``: the stdlib server with the very
   handler of the threaded row, for a like-for-like pair;
+- ``Twisted Protocol echo``: bare Twisted, ``dataReceived`` -> ``transport.write``
+  (bench/twisted_echo.py), to tell Twisted's own cost from our layers';
+- ``Twisted eager-write echo``: the same, sending at once when nothing is
+  queued (the experiment behind the write-path finding in bench/README.md);
 - ``C epoll echo``: a trivial C server (bench/c_echo.c, built with ``cc`` if
   present) showing the ceiling of the load generator itself.
 
@@ -77,6 +81,7 @@ def build_cases(workdir: Path) -> list[Case]:
     """Return the rows of the echo benchmark (the C reference built in ``workdir``)."""
     load = dialogue_load(Dialogue(request=[Step(LINE, len(LINE))]))
     stdlib = [sys.executable, str(REPO / "bench" / "stdlib_echo.py")]
+    twisted = [sys.executable, str(REPO / "bench" / "twisted_echo.py")]
     c_argv, c_skip = _c_echo(workdir)
     return [
         Case("netproto async echo", _daemon("async", "--handler", "echo"), load),
@@ -86,6 +91,9 @@ def build_cases(workdir: Path) -> list[Case]:
         Case(BASELINE, ServerSpec("stdlib", stdlib, port_regex=_PORT_RX), load),
         Case(f"{BASELINE} stream",
              ServerSpec("stdlib-stream", [*stdlib, "--stream"], port_regex=_PORT_RX), load),
+        Case("Twisted Protocol echo", ServerSpec("twisted", twisted, port_regex=_PORT_RX), load),
+        Case("Twisted eager-write echo",
+             ServerSpec("twisted-eager", [*twisted, "--eager"], port_regex=_PORT_RX), load),
         Case("C epoll echo (generator ceiling)",
              ServerSpec("c-echo", c_argv, port_regex=_PORT_RX), load, skip_reason=c_skip),
     ]

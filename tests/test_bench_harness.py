@@ -37,6 +37,7 @@ from bench.harness import (
     params_from_args,
     percentile,
     process_tree,
+    read_cpu_seconds,
     read_peak_rss,
     run_bench,
     run_load,
@@ -132,6 +133,7 @@ _HOG = (
     "import sys, subprocess\n"
     "if sys.argv[1] == 'child':\n"
     "    b = bytearray(80_000_000); b[::4096] = b'x' * len(b[::4096]); del b\n"
+    "    sum(range(8_000_000))\n"
     "    print('ready', flush=True); sys.stdin.read()\n"
     "else:\n"
     "    p = subprocess.Popen([sys.executable, __file__, 'child'], stdin=subprocess.PIPE)\n"
@@ -141,7 +143,7 @@ _HOG = (
 
 class RssTests(SynchronousTestCase):
     def test_peak_of_child_tree(self) -> None:
-        """VmHWM keeps a freed 80 MB peak; the parent's figure includes its child."""
+        """VmHWM keeps a freed 80 MB peak; the parent's RSS and CPU include its child's."""
         script = Path(self.mktemp())
         script.write_text(_HOG)
         parent = subprocess.Popen([sys.executable, str(script), "parent"],
@@ -159,6 +161,9 @@ class RssTests(SynchronousTestCase):
             alone = read_peak_rss(parent.pid, include_children=False)
             self.assertLess(alone, 80_000_000)
             self.assertGreater(alone, 1_000_000)
+            child_cpu = read_cpu_seconds(child)
+            self.assertGreater(child_cpu, 0.05)
+            self.assertGreaterEqual(read_cpu_seconds(parent.pid), child_cpu)
         finally:
             for pid in process_tree(parent.pid)[1:]:
                 os.kill(pid, signal.SIGKILL)
@@ -225,8 +230,9 @@ class LoadTests(SynchronousTestCase):
 
 
 def _run(rps: float, rss: float = 10.0) -> RunResult:
-    return RunResult(rps=rps, p50_ms=1.0, p99_ms=2.0, rss_mb=rss, requests=100, errors=0,
-                     elapsed=1.0, gen_cpu_us_per_req=5.0, gen_cpu_pct=50.0, timed_out=False)
+    return RunResult(rps=rps, p50_ms=1.0, p99_ms=2.0, rss_mb=rss, srv_cpu_us_per_req=20.0,
+                     requests=100, errors=0, elapsed=1.0, gen_cpu_us_per_req=5.0,
+                     gen_cpu_pct=50.0, timed_out=False)
 
 
 class TableTests(SynchronousTestCase):
@@ -238,18 +244,20 @@ class TableTests(SynchronousTestCase):
             CaseResult("peer", skip_reason="not installed"),
         ]
         lines = format_table(results, baseline="base").splitlines()
-        self.assertEqual(lines[0].split(), ["name", "req/s", "p50", "ms", "p99", "ms", "peak",
-                                            "RSS", "MB", "errors", "gen", "us/req", "x", "base"])
-        self.assertEqual(lines[2].split(), ["ours", "200", "1.00", "2.00", "10.0", "0", "5.0",
-                                            "2.00"])
+        self.assertEqual(lines[0].split()[:3], ["name", "req/s", "p50"])
+        self.assertEqual(lines[0].split()[-2:], ["errors", "ratio"])
+        self.assertEqual(lines[2].split(), ["ours", "200", "1.00", "2.00", "10.0", "20.0", "5.0",
+                                            "50", "0", "2.00"])
         self.assertEqual(lines[3].split()[-1], "1.00")
         self.assertIn("skipped: not installed", lines[4])
+        self.assertEqual(lines[5], "ratio: req/s relative to 'base'")
         self.assertEqual(len({len(line) for line in lines[:4]}), 1)  # aligned
 
     def test_no_baseline(self) -> None:
         """Without a baseline with runs, the ratio column is empty."""
         table = format_table([CaseResult("a", [_run(1000)])], baseline="missing")
         self.assertEqual(table.splitlines()[2].split()[-1], "-")
+        self.assertEqual(len(table.splitlines()), 4)
         self.assertIn("1,000", table)
 
     def test_quick(self) -> None:
