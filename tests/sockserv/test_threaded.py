@@ -1,0 +1,339 @@
+"""The threaded adapter: ThreadedSocket unit tests, then real threads over loopback."""
+
+from __future__ import annotations
+
+import io
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import reactor as _reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.testing import StringTransport
+from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from netproto_twisted.sockserv.common import HIGH_WATER, LOW_WATER, MAX_IN_FLIGHT
+from netproto_twisted.sockserv.server import SockservService, make_sockserv_service
+from netproto_twisted.sockserv.threaded import ThreadedSocket
+from tests.sockserv import sample_handlers
+
+reactor: Any = _reactor
+
+
+class _ImmediateReactor:
+    """``callFromThread`` runs at once: unit tests drive ThreadedSocket from one thread."""
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        f(*args)
+
+
+def _socket() -> tuple[ThreadedSocket, StringTransport]:
+    transport = StringTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 9999),
+        peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+    )
+    return ThreadedSocket(_ImmediateReactor(), transport), transport
+
+
+class ThreadedSocketTests(SynchronousTestCase):
+    """The socket API a blocking handler sees, without threads."""
+
+    def test_addresses(self) -> None:
+        sock, _ = _socket()
+        self.assertEqual(sock.getpeername(), ("127.0.0.1", 40000))
+        self.assertEqual(sock.getsockname(), ("127.0.0.1", 9999))
+        self.assertEqual(sock.family, socket.AF_INET)
+        self.assertEqual(sock.type, socket.SOCK_STREAM)
+
+    def test_recv_takes_buffered_data(self) -> None:
+        sock, _ = _socket()
+        sock._on_data(b"hello world")
+        self.assertEqual(sock.recv(5), b"hello")
+        self.assertEqual(sock.recv(100, socket.MSG_PEEK), b" world")
+        buf = bytearray(10)
+        self.assertEqual(sock.recv_into(buf), 6)
+        self.assertEqual(bytes(buf[:6]), b" world")
+        self.assertEqual(sock.recv(0), b"")
+
+    def test_recv_eof_and_reset(self) -> None:
+        sock, _ = _socket()
+        sock._on_data(b"x")
+        sock._on_lost(Failure(ConnectionDone()))
+        self.assertEqual(sock.recv(10), b"x")
+        self.assertEqual(sock.recv(10), b"")
+        reset, _ = _socket()
+        reset._on_lost(Failure(ConnectionLost()))
+        self.assertRaises(ConnectionResetError, reset.recv, 10)
+
+    def test_timeouts(self) -> None:
+        sock, _ = _socket()
+        sock.setblocking(False)
+        self.assertFalse(sock.getblocking())
+        self.assertRaises(BlockingIOError, sock.recv, 10)
+        sock.settimeout(0.01)
+        self.assertEqual(sock.gettimeout(), 0.01)
+        self.assertRaises(socket.timeout, sock.recv, 10)
+        self.assertRaises(ValueError, sock.settimeout, -1)
+
+    def test_reading_pauses_above_high_water_and_resumes_below_low(self) -> None:
+        sock, transport = _socket()
+        sock._on_data(b"a" * (HIGH_WATER - 1))
+        self.assertEqual(transport.producerState, "producing")
+        sock._on_data(b"a")
+        self.assertEqual(transport.producerState, "paused")
+        sock.recv(HIGH_WATER - LOW_WATER - 1)
+        self.assertEqual(transport.producerState, "paused")
+        sock.recv(1)
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_sendall_writes_in_order_and_blocks_while_paused(self) -> None:
+        sock, transport = _socket()
+        sock.sendall(b"abc")
+        sock.sendall(memoryview(b"def"))
+        self.assertEqual(transport.value(), b"abcdef")
+        sock._on_write_paused(True)
+        sock.settimeout(0.01)
+        self.assertRaises(socket.timeout, sock.sendall, b"more")
+        self.assertEqual(transport.value(), b"abcdef")
+        sock._on_write_paused(False)
+        sock.sendall(b"more")
+        self.assertEqual(transport.value(), b"abcdefmore")
+
+    def test_in_flight_bytes_are_bounded(self) -> None:
+        sock, transport = _socket()
+        # The reactor has not run the queued writes: the second piece must wait.
+        queued: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        later = type("R", (), {"callFromThread": lambda _s, f, *a: queued.append((f, a))})
+        sock._reactor = later()
+        sock.settimeout(0.01)
+        sock.sendall(b"x" * MAX_IN_FLIGHT)
+        self.assertRaises(socket.timeout, sock.sendall, b"y")
+        for f, a in queued:
+            f(*a)
+        self.assertEqual(len(transport.value()), MAX_IN_FLIGHT)
+
+    def test_makefile_streams(self) -> None:
+        sock, transport = _socket()
+        rfile = sock.makefile("rb")
+        sock._on_data(b"line one\nline two\n")
+        sock._on_eof()
+        self.assertEqual(rfile.readline(), b"line one\n")
+        self.assertEqual(list(rfile), [b"line two\n"])
+        wfile = sock.makefile("wb", 0)
+        wfile.write(b"raw")
+        text = sock.makefile("w", encoding="utf-8")
+        text.write("héllo")
+        text.flush()
+        self.assertEqual(transport.value(), "rawhéllo".encode())
+        self.assertRaises(ValueError, sock.makefile, "w", 0)
+
+    def test_stream_request_handler_runs_unmodified(self) -> None:
+        sock, transport = _socket()
+        sock._on_data(b"ping\n")
+        sock._on_eof()
+
+        class Upper(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(self.rfile.readline().upper())
+
+        Upper(sock, sock.getpeername(), None)  # type: ignore[arg-type]
+        self.assertEqual(transport.value(), b"PING\n")
+
+    def test_fileno_refused(self) -> None:
+        sock, _ = _socket()
+        self.assertRaises(io.UnsupportedOperation, sock.fileno)
+        self.assertRaises(OSError, sock.fileno)
+
+    def test_shutdown_and_close(self) -> None:
+        sock, transport = _socket()
+        sock.shutdown(socket.SHUT_WR)
+        self.assertRaises(BrokenPipeError, sock.sendall, b"late")
+        self.assertTrue(transport.disconnecting)  # StringTransport has no half-close
+        sock.close()
+        sock.close()
+        self.assertRaises(OSError, sock.recv, 1)
+
+
+async def _start(test: TestCase, handler: Any, listen: list[str], **kw: Any) -> tuple[
+    SockservService, list[tuple[str, str]]
+]:
+    service = make_sockserv_service(reactor, handler=handler, listen=listen, threads=4, **kw)
+    service.startService()
+    test.addCleanup(service.stopService)
+    return service, await service.when_listening()
+
+
+def _port(addresses: list[tuple[str, str]]) -> int:
+    return int(addresses[0][1].rsplit(":", 1)[1])
+
+
+def _rx(sock: socket.socket, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        data = sock.recv(n - len(out))
+        if not data:
+            break
+        out += data
+    return bytes(out)
+
+
+def _transport_buffered(protocol: Any) -> int:
+    """Bytes waiting in the TCP transport beneath the guard wrapper."""
+    tcp = protocol.transport.transport
+    return int(len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen)
+
+
+class ThreadedLoopbackTests(TestCase):
+    """Blocking handlers in real pool threads, over real loopback sockets."""
+
+    timeout = 30
+
+    async def test_line_echo_and_half_close(self) -> None:
+        _, addrs = await _start(self, sample_handlers.LineEcho, ["tcp:0:interface=127.0.0.1"])
+        port = _port(addrs)
+
+        def client() -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"one\ntwo\n")
+                s.shutdown(socket.SHUT_WR)
+                return _rx(s, 1 << 20)
+
+        self.assertEqual(await deferToThread(client), b"one\ntwo\n")
+
+    async def test_large_payload_half_close(self) -> None:
+        _, addrs = await _start(self, sample_handlers.CountUntilEof, ["tcp:0:interface=127.0.0.1"])
+        port = _port(addrs)
+        size = 3 * HIGH_WATER + 12345
+
+        def client() -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"z" * size)
+                s.shutdown(socket.SHUT_WR)
+                return _rx(s, 100)
+
+        self.assertEqual(await deferToThread(client), b"%d\n" % size)
+
+    async def test_peer_info_and_nodelay(self) -> None:
+        _, addrs = await _start(self, sample_handlers.PeerInfo, ["tcp:0:interface=127.0.0.1"])
+        port = _port(addrs)
+
+        def client() -> tuple[str, tuple[str, int]]:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                return _rx(s, 4096).decode(), s.getsockname()
+
+        text, local = await deferToThread(client)
+        info = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        self.assertEqual(info["client"], repr(local))
+        self.assertEqual(info["peer"], repr(local))
+        self.assertEqual(info["sock"], repr(("127.0.0.1", port)))
+        self.assertEqual(info["server_address"], repr(("127.0.0.1", port)))
+        self.assertEqual(info["socket_type"], str(int(socket.SOCK_STREAM)))
+        self.assertEqual(info["handler"], "PeerInfo")
+        self.assertIn("socket-handlers", info["thread"])
+        self.assertEqual(info["nodelay"], "True")
+
+    async def test_handler_exception_is_logged_and_connection_closed(self) -> None:
+        _, addrs = await _start(self, sample_handlers.Boom, ["tcp:0:interface=127.0.0.1"])
+        port = _port(addrs)
+
+        def client() -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"go\n")
+                return s.recv(100)
+
+        self.assertEqual(await deferToThread(client), b"")
+        self.assertEqual(await deferToThread(client), b"")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+
+    async def test_server_shutdown_refuses_new_requests(self) -> None:
+        service, addrs = await _start(
+            self, sample_handlers.ShutdownAfterReply, ["tcp:0:interface=127.0.0.1"]
+        )
+        port = _port(addrs)
+
+        def client() -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                return _rx(s, 100)
+
+        self.assertEqual(await deferToThread(client), b"bye\n")
+        self.assertEqual(await deferToThread(client), b"")
+        self.assertTrue(service.factory.refusing)
+
+    async def test_slow_reader_blocks_sendall_with_bounded_buffer(self) -> None:
+        """A peer that does not read: sendall blocks; the transport buffer stays small."""
+        blocked: Deferred[tuple[int, int]] = Deferred()
+        total = 64 * 1024 * 1024
+        holder: dict[str, Any] = {}
+
+        class Flood(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.settimeout(1.0)
+                chunk = b"f" * 65536
+                sent = 0
+                try:
+                    while sent < total:
+                        self.request.sendall(chunk)
+                        sent += len(chunk)
+                except TimeoutError:
+                    reactor.callFromThread(blocked.callback, (sent, 0))
+                    return
+                reactor.callFromThread(blocked.callback, (sent, 1))
+
+        service, addrs = await _start(self, Flood, ["tcp:0:interface=127.0.0.1"])
+        port = _port(addrs)
+        client = socket.create_connection(("127.0.0.1", port))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        self.addCleanup(client.close)
+
+        sent, finished = await blocked
+        self.assertEqual(finished, 0, "sendall never blocked")
+        self.assertLess(sent, total)
+        (protocol,) = service.factory.connections
+        holder["buffered"] = _transport_buffered(protocol)
+        self.assertLessEqual(holder["buffered"], 512 * 1024)
+
+    async def test_fast_sender_to_idle_handler_pauses_reading(self) -> None:
+        """A handler that does not read: the daemon stops reading; nothing is lost."""
+        release = threading.Event()
+        result: Deferred[int] = Deferred()
+
+        class Lazy(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                release.wait(20)
+                total = 0
+                while data := self.request.recv(65536):
+                    total += len(data)
+                reactor.callFromThread(result.callback, total)
+
+        service, addrs = await _start(self, Lazy, ["tcp:0:interface=127.0.0.1"])
+        port = _port(addrs)
+        client = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(client.close)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+
+        def flood() -> int:
+            client.settimeout(1.0)
+            sent = 0
+            chunk = b"s" * 65536
+            try:
+                while sent < 256 * 1024 * 1024:
+                    sent += client.send(chunk)
+            except TimeoutError:
+                return sent
+            return -1
+
+        sent = await deferToThread(flood)
+        self.assertGreater(sent, 0, "the client was never blocked")
+        (protocol,) = service.factory.connections
+        sock = protocol.socket
+        self.assertTrue(sock._read_paused)
+        self.assertLessEqual(len(sock._rbuf), HIGH_WATER + 65536)
+        release.set()
+        client.shutdown(socket.SHUT_WR)
+        self.assertEqual(await result, sent)
