@@ -18,10 +18,11 @@ the flags then override those defaults.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
@@ -36,6 +37,15 @@ __all__ = [
     "limits_from_options",
     "limits_options",
 ]
+
+
+T = TypeVar("T", int, float)
+
+
+def _limit(default: T, text: str) -> T:
+    """A Limits field with its help text (read by config.describe_section)."""
+    result: T = dataclasses.field(default=default, metadata={"help": text})
+    return result
 
 
 @dataclass(frozen=True)
@@ -66,16 +76,16 @@ class Limits:
         disconnects it (5).
     """
 
-    max_connections: int = 1000
-    max_connections_per_ip: int = 50
-    idle_timeout: float = 300.0
-    tls_handshake_timeout: float = 30.0
-    max_line_length: int = 2048
-    command_rate: float = 100.0
-    command_burst: int = 200
-    login_delay_base: float = 1.0
-    login_delay_max: float = 30.0
-    max_failed_logins: int = 5
+    max_connections: int = _limit(1000, "simultaneous connections in total")
+    max_connections_per_ip: int = _limit(50, "simultaneous connections per address (IPv6: /64)")
+    idle_timeout: float = _limit(300.0, "seconds without input before a connection is closed")
+    tls_handshake_timeout: float = _limit(30.0, "seconds a TLS handshake may take")
+    max_line_length: int = _limit(2048, "longest line accepted, in bytes, CRLF included")
+    command_rate: float = _limit(100.0, "sustained commands per second per connection")
+    command_burst: int = _limit(200, "commands a connection may send at once")
+    login_delay_base: float = _limit(1.0, "seconds of delay after a failed login (doubles)")
+    login_delay_max: float = _limit(30.0, "longest failed-login delay, in seconds")
+    max_failed_logins: int = _limit(5, "failed logins before a session is dropped")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -109,18 +119,19 @@ def _check_float(key: str, value: object) -> None:
 DEFAULT_LIMITS = Limits()
 """The shared defaults: ``Limits()``."""
 
-#: (flag, Limits field, metavar/unit, help) for every command-line flag.
-_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("max-connections", "max_connections", "simultaneous connections in total"),
-    ("max-per-ip", "max_connections_per_ip", "connections per address (IPv6: per /64)"),
-    ("idle-timeout", "idle_timeout", "seconds without input before a connection is closed"),
-    ("tls-handshake-timeout", "tls_handshake_timeout", "seconds a TLS handshake may take"),
-    ("max-line-length", "max_line_length", "longest line accepted, in bytes"),
-    ("command-rate", "command_rate", "sustained commands per second per connection"),
-    ("max-failed-logins", "max_failed_logins", "failed logins before a session is dropped"),
-    ("login-delay", "login_delay_base", "seconds of delay after a failed login (doubles)"),
-    ("login-delay-max", "login_delay_max", "longest failed-login delay, in seconds"),
+#: The command-line flag of each Limits field (command_burst has none).
+_FLAGS: tuple[tuple[str, str], ...] = (
+    ("max-connections", "max_connections"),
+    ("max-per-ip", "max_connections_per_ip"),
+    ("idle-timeout", "idle_timeout"),
+    ("tls-handshake-timeout", "tls_handshake_timeout"),
+    ("max-line-length", "max_line_length"),
+    ("command-rate", "command_rate"),
+    ("max-failed-logins", "max_failed_logins"),
+    ("login-delay", "login_delay_base"),
+    ("login-delay-max", "login_delay_max"),
 )
+_HELP = {f.name: str(f.metadata.get("help", "")) for f in fields(Limits)}
 
 
 def limits_options(defaults: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
@@ -130,8 +141,8 @@ def limits_options(defaults: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
     can tell a flag that was given from one that was not.
     """
     return [
-        [flag, None, None, f"{text} [default: {getattr(defaults, name)}]"]
-        for flag, name, text in _FLAGS
+        [flag, None, None, f"{_HELP[name]} [default: {getattr(defaults, name)}]"]
+        for flag, name in _FLAGS
     ]
 
 
@@ -146,7 +157,7 @@ def limits_from_options(
     """
     values: dict[str, Any] = {}
     types = {f.name: f.type for f in fields(Limits)}
-    for flag, name, _text in _FLAGS:
+    for flag, name in _FLAGS:
         raw = opts.get(flag)
         if raw is None:
             continue
@@ -161,7 +172,7 @@ def limits_from_options(
     try:
         return _replace(defaults, values)
     except ConfigError as exc:
-        flag = next((f for f, n, _ in _FLAGS if n == exc.key), exc.key)
+        flag = next((f for f, n in _FLAGS if n == exc.key), exc.key)
         raise ConfigError(f"--{flag}", exc.reason) from None
 
 

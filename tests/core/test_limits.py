@@ -14,6 +14,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial import unittest
 
+from netproto_twisted.core.config import describe_section, parse_section
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import (
     DEFAULT_LIMITS,
@@ -213,3 +214,40 @@ class RateLimiterTests(unittest.SynchronousTestCase):
             RateLimiter(self.clock, rate=0, burst=1)
         with self.assertRaises(ConfigError):
             RateLimiter(self.clock, rate=1, burst=0.5)
+
+
+class LimitsAsConfigSectionTests(unittest.SynchronousTestCase):
+    """``[limits]`` in the TOML file is parsed straight into :class:`Limits`."""
+
+    def test_parse(self) -> None:
+        limits = parse_section(Limits, {"max_connections": 5, "idle_timeout": 60}, "limits")
+        self.assertEqual((limits.max_connections, limits.idle_timeout), (5, 60.0))
+        self.assertIsInstance(limits.idle_timeout, float)
+
+    def test_errors_name_the_key(self) -> None:
+        cases: list[tuple[dict[str, object], str]] = [
+            ({"max_connections": "5"}, "limits.max_connections: expected an integer, got '5'"),
+            ({"max_connections": 0}, "limits.max_connections: must be a positive integer, got 0"),
+            ({"idle_timeout": -1}, "limits.idle_timeout: must be a positive number, got -1.0"),
+            (
+                {"max_conections": 5},
+                "limits.max_conections: unknown key (did you mean max_connections?)",
+            ),
+            (
+                {"login_delay_base": 9.0, "login_delay_max": 3.0},
+                "limits.login_delay_max: must be >= login_delay_base (9.0), got 3.0",
+            ),
+        ]
+        for table, message in cases:
+            with self.assertRaises(ConfigError) as caught:
+                parse_section(Limits, table, "limits")
+            self.assertEqual(str(caught.exception), message)
+
+    def test_reference_table(self) -> None:
+        rows = {key: rest for key, *rest in describe_section(Limits, "limits")}
+        self.assertEqual(
+            rows["limits.max_connections"],
+            ["integer", "1000", "simultaneous connections in total"],
+        )
+        self.assertEqual(len(rows), len(dataclasses.fields(Limits)))
+        self.assertTrue(all(help_text for _t, _d, help_text in rows.values()))
