@@ -371,6 +371,7 @@ def _parse(text: str, where: str) -> tuple[dict[str, UserRecord], bytes | None]:
     return users, mock_key
 
 
+@implementer(IScramStore)
 class PasswordFile:
     """A password file, reloaded when its mtime/size/inode changes; provides IScramStore.
 
