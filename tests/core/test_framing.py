@@ -287,6 +287,18 @@ class LineBufferTests(SynchronousTestCase):
         self.assertEqual(got, lines)
         self.assertIsNone(buffer.next_line())
 
+    def test_compaction_after_partial_scan(self) -> None:
+        """A partial line scanned before the buffer is compacted still splits correctly."""
+        buffer = LineBuffer(100)
+        lines = [b"%07d" % i for i in range(20000)]
+        wire = b"".join(line + CRLF for line in lines)
+        got: list[bytes] = []
+        for start in range(0, len(wire), 70001):
+            buffer.feed(wire[start : start + 70001])
+            while (line := buffer.next_line()) is not None:
+                got.append(line)
+        self.assertEqual(got, lines)
+
 
 class SerializeLineTests(SynchronousTestCase):
     """serialize_line."""
