@@ -1,0 +1,404 @@
+"""One Maildir folder, synchronously: scan, assign UIDs, flags, expunge, keywords.
+
+Everything here blocks on the disk; :mod:`netproto_twisted.mailstore.maildir`
+runs it in a thread pool.  It never raises on a foreign or damaged file in
+``cur/`` or ``new/``: such entries are skipped.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from twisted.logger import Logger
+
+from netproto_twisted.core.errors import LimitExceeded
+from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
+from netproto_twisted.mailstore.filenames import (
+    MAX_KEYWORDS,
+    SYSTEM_FLAGS,
+    KeywordTable,
+    flags_from_letters,
+    format_info,
+    is_acceptable_filename,
+    letters_for_flags,
+    parse_filename,
+    parse_keywords_file,
+    serialize_keywords_file,
+)
+from netproto_twisted.mailstore.fsops import LOCK_TIMEOUT_SECONDS, DotLock, FsOps, atomic_write
+from netproto_twisted.mailstore.uidlist import (
+    UidList,
+    UidListError,
+    UidRecord,
+    parse_uidlist,
+    serialize_uidlist,
+)
+
+__all__ = [
+    "KEYWORDS_NAME",
+    "TMP_MAX_AGE_SECONDS",
+    "UIDLIST_NAME",
+    "FlagMode",
+    "MaildirFolder",
+    "MessageInfo",
+    "Snapshot",
+]
+
+UIDLIST_NAME = "dovecot-uidlist"
+KEYWORDS_NAME = "dovecot-keywords"
+TMP_MAX_AGE_SECONDS = 36 * 3600
+"""Files in ``tmp/`` older than this are crash leftovers and get removed (as Dovecot does)."""
+
+_log = Logger(namespace="netproto.mailstore")
+_TIME_PREFIX = re.compile(r"(\d+)(?:\.M(\d+))?")
+_CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
+
+
+class FlagMode(enum.Enum):
+    """How :meth:`MaildirFolder.store_flags` combines the given flags with the old ones."""
+
+    REPLACE = "replace"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """One message of a snapshot."""
+
+    uid: int
+    base: str
+    """The unique part of the file name; stable across flag changes."""
+    filename: str
+    """The current file name (base plus ``:2,<flags>``)."""
+    subdir: str
+    """``"new"`` or ``"cur"``."""
+    size: int
+    flags: frozenset[str]
+    """IMAP flag names (``\\Seen``...) and keywords; never ``\\Recent``."""
+    internal_date: float
+    """The file's modification time (IMAP INTERNALDATE), seconds since the epoch."""
+    recent: bool = False
+    """True if this session is the first to see the message (it was in ``new/``)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A folder's state when it was last synced: UIDVALIDITY, UIDNEXT and messages by UID."""
+
+    uid_validity: int
+    uid_next: int
+    guid: str
+    messages: tuple[MessageInfo, ...]
+
+
+def canonical_flag(flag: str) -> str:
+    """Return the canonical spelling of a system flag; keywords are returned as given."""
+    return _CANONICAL.get(flag.lower(), flag)
+
+
+def _arrival_key(base: str) -> tuple[int, int, str]:
+    match = _TIME_PREFIX.match(base)
+    if match is None:
+        return (2**63, 0, base)
+    return (int(match.group(1)), int(match.group(2) or 0), base)
+
+
+class MaildirFolder:
+    """Blocking operations on one Maildir folder directory (``cur/ new/ tmp/``)."""
+
+    def __init__(
+        self,
+        path: str,
+        fs: FsOps,
+        *,
+        clock: Callable[[], float] = time.time,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> None:
+        self.path = path
+        self.fs = fs
+        self._clock = clock
+        self._lock_timeout = lock_timeout
+        self.cur = os.path.join(path, "cur")
+        self.new = os.path.join(path, "new")
+        self.tmp = os.path.join(path, "tmp")
+        self.uidlist_path = os.path.join(path, UIDLIST_NAME)
+        self.keywords_path = os.path.join(path, KEYWORDS_NAME)
+
+    def exists(self) -> bool:
+        """Tell whether the folder has its ``cur/``, ``new/`` and ``tmp/``."""
+        return all(os.path.isdir(d) for d in (self.cur, self.new, self.tmp))
+
+    def uidlist_lock(self) -> DotLock:
+        """Return (not yet acquired) the ``dovecot-uidlist.lock`` lock."""
+        return DotLock(self.uidlist_path + ".lock", timeout=self._lock_timeout, clock=self._clock)
+
+    # -- UIDs -------------------------------------------------------------
+
+    def _read_uidlist(self) -> tuple[UidList, bool]:
+        """Read the uidlist under the lock: (list, needs rewrite)."""
+        try:
+            with open(self.uidlist_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return UidList(uid_validity=self._new_validity(0)), True
+        try:
+            return parse_uidlist(data), False
+        except UidListError as exc:
+            match = re.match(rb"3 (?:.* )?V(\d{1,10})\b|1 (\d{1,10}) ", data)
+            old = int((match.group(1) or match.group(2)) if match else 0)
+            validity = self._new_validity(old)
+            _log.warn(
+                "{path}: corrupt uidlist ({reason}); rebuilt with UIDVALIDITY {validity}",
+                path=self.uidlist_path,
+                reason=str(exc),
+                validity=validity,
+            )
+            return UidList(uid_validity=validity), True
+
+    def _new_validity(self, old: int) -> int:
+        return max(int(self._clock()), old + 1, 1) & 0xFFFFFFFF or 1
+
+    def _write_uidlist(self, uidlist: UidList) -> None:
+        atomic_write(self.uidlist_path, serialize_uidlist(uidlist), self.fs)
+
+    def _scan(self) -> dict[str, tuple[str, str]]:
+        """Return base -> (subdir, file name) for every acceptable message file."""
+        found: dict[str, tuple[str, str]] = {}
+        for subdir in ("new", "cur"):  # cur wins when a file is seen in both
+            try:
+                entries = list(os.scandir(os.path.join(self.path, subdir)))
+            except FileNotFoundError as exc:
+                raise NoSuchMailbox(self.path) from exc
+            for entry in entries:
+                if not is_acceptable_filename(entry.name):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                found[parse_filename(entry.name).base] = (subdir, entry.name)
+        return found
+
+    def sync(self, move_new: bool = True) -> Snapshot:
+        """Scan the folder, give new files UIDs, optionally move ``new/`` to ``cur/``."""
+        if not self.exists():
+            raise NoSuchMailbox(self.path)
+        keywords = self.read_keywords()
+        recent: set[str] = set()
+        with self.uidlist_lock():
+            uidlist, changed = self._read_uidlist()
+            on_disk = self._scan()
+            kept = [record for record in uidlist.records if record.base in on_disk]
+            changed = changed or len(kept) != len(uidlist.records)
+            known = {record.base for record in kept}
+            for base in sorted((b for b in on_disk if b not in known), key=_arrival_key):
+                kept.append(UidRecord(uid=uidlist.next_uid, base=base))
+                uidlist.next_uid += 1
+                changed = True
+            uidlist.records = kept
+            if changed:
+                self._write_uidlist(uidlist)
+            for base, (subdir, name) in list(on_disk.items()):
+                if subdir != "new":
+                    continue
+                if move_new:
+                    try:
+                        self.fs.rename(os.path.join(self.new, name), os.path.join(self.cur, name))
+                        on_disk[base] = ("cur", name)
+                    except FileNotFoundError:
+                        pass  # moved or deleted by another process; located below
+                recent.add(base)
+        messages: list[MessageInfo] = []
+        for record in uidlist.records:
+            subdir, name = on_disk[record.base]
+            info = self._info(record.uid, subdir, name, keywords, record.base in recent)
+            if info is None:
+                located = self.locate(record.base)
+                if located is not None:
+                    info = self._info(record.uid, *located, keywords, record.base in recent)
+            if info is not None:
+                messages.append(info)
+        return Snapshot(
+            uid_validity=uidlist.uid_validity,
+            uid_next=uidlist.next_uid,
+            guid=uidlist.guid,
+            messages=tuple(messages),
+        )
+
+    def _info(
+        self, uid: int, subdir: str, name: str, keywords: KeywordTable, recent: bool
+    ) -> MessageInfo | None:
+        try:
+            st = os.stat(os.path.join(self.path, subdir, name))
+        except OSError:
+            return None
+        parsed = parse_filename(name)
+        return MessageInfo(
+            uid=uid,
+            base=parsed.base,
+            filename=name,
+            subdir=subdir,
+            size=parsed.size if parsed.size is not None else st.st_size,
+            flags=flags_from_letters(parsed.letters, keywords),
+            internal_date=st.st_mtime,
+            recent=recent,
+        )
+
+    def assign_uid(self, base: str) -> tuple[int, int]:
+        """Give one just-added file a UID (IMAP APPEND): return (uidvalidity, uid)."""
+        with self.uidlist_lock():
+            uidlist, changed = self._read_uidlist()
+            for record in uidlist.records:
+                if record.base == base:
+                    if changed:
+                        self._write_uidlist(uidlist)
+                    return uidlist.uid_validity, record.uid
+            uid = uidlist.next_uid
+            uidlist.records.append(UidRecord(uid=uid, base=base))
+            uidlist.next_uid += 1
+            self._write_uidlist(uidlist)
+            return uidlist.uid_validity, uid
+
+    # -- messages ---------------------------------------------------------
+
+    def locate(self, base: str) -> tuple[str, str] | None:
+        """Find a message's current (subdir, file name) by its base, or None."""
+        for subdir in ("cur", "new"):
+            directory = os.path.join(self.path, subdir)
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name == base or name.startswith(base + ":"):
+                    return subdir, name
+        return None
+
+    def open_message(self, info: MessageInfo) -> BinaryIO:
+        """Open a message for reading (binary file object)."""
+        try:
+            return open(os.path.join(self.path, info.subdir, info.filename), "rb")
+        except FileNotFoundError:
+            located = self.locate(info.base)
+            if located is None:
+                raise NoSuchMessage(info.uid) from None
+            return open(os.path.join(self.path, *located), "rb")
+
+    def store_flags(self, info: MessageInfo, flags: Iterable[str], mode: FlagMode) -> MessageInfo:
+        """Change a message's flags by renaming its file into ``cur/``; return the new info."""
+        given = {canonical_flag(flag) for flag in flags}
+        location: tuple[str, str] | None = (info.subdir, info.filename)
+        for _attempt in range(5):
+            if location is None:
+                break
+            subdir, name = location
+            parsed = parse_filename(name)
+            keywords = self.read_keywords()
+            current = set(flags_from_letters(parsed.letters, keywords))
+            wanted = _combine(current, given, mode)
+            letters, missing = letters_for_flags(wanted, keywords, keep=parsed.letters)
+            if missing:
+                keywords = self._assign_keywords(missing)
+                letters, missing = letters_for_flags(wanted, keywords, keep=parsed.letters)
+            new_name = parsed.base + format_info(letters)
+            new_info = replace(
+                info, filename=new_name, subdir="cur", flags=flags_from_letters(letters, keywords)
+            )
+            if (subdir, name) == ("cur", new_name):
+                return new_info
+            try:
+                self.fs.rename(
+                    os.path.join(self.path, subdir, name), os.path.join(self.cur, new_name)
+                )
+            except FileNotFoundError:
+                location = self.locate(info.base)
+                continue
+            return new_info
+        raise NoSuchMessage(info.uid)
+
+    def expunge(self, infos: Iterable[MessageInfo]) -> list[int]:
+        """Remove messages; return the UIDs removed (already-gone ones are included)."""
+        removed: list[int] = []
+        for info in infos:
+            location: tuple[str, str] | None = (info.subdir, info.filename)
+            while location is not None:
+                try:
+                    self.fs.unlink(os.path.join(self.path, *location))
+                    break
+                except FileNotFoundError:
+                    location = self.locate(info.base)
+            removed.append(info.uid)
+        return removed
+
+    # -- keywords ---------------------------------------------------------
+
+    def read_keywords(self) -> KeywordTable:
+        """Read ``dovecot-keywords`` (an empty table when missing)."""
+        try:
+            with open(self.keywords_path, "rb") as f:
+                return parse_keywords_file(f.read())
+        except FileNotFoundError:
+            return KeywordTable()
+
+    def _assign_keywords(self, names: list[str]) -> KeywordTable:
+        with DotLock(self.keywords_path + ".lock", timeout=self._lock_timeout, clock=self._clock):
+            table = self.read_keywords()
+            changed = False
+            for name in names:
+                if table.letter_for(name) is None:
+                    if table.assign(name) is None:
+                        raise LimitExceeded("keywords per folder", MAX_KEYWORDS)
+                    changed = True
+            if changed:
+                atomic_write(self.keywords_path, serialize_keywords_file(table), self.fs)
+            return table
+
+    def letters_for_new_message(self, flags: Iterable[str]) -> str:
+        """Return the info letters for an appended message's flags (assigning keywords)."""
+        wanted = {canonical_flag(flag) for flag in flags}
+        keywords = self.read_keywords()
+        letters, missing = letters_for_flags(wanted, keywords)
+        if missing:
+            keywords = self._assign_keywords(missing)
+            letters, _ = letters_for_flags(wanted, keywords)
+        return letters
+
+    # -- crash leftovers ----------------------------------------------------
+
+    def cleanup_tmp(self, max_age: float = TMP_MAX_AGE_SECONDS) -> int:
+        """Remove files in ``tmp/`` older than ``max_age`` seconds; return how many."""
+        limit = self._clock() - max_age
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if entry.is_file(follow_symlinks=False) and st.st_mtime < limit:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        if removed:
+            _log.info("{path}: removed {n} stale files from tmp/", path=self.path, n=removed)
+        return removed
+
+
+def _combine(current: set[str], given: set[str], mode: FlagMode) -> set[str]:
+    if mode is FlagMode.REPLACE:
+        return set(given)
+    if mode is FlagMode.ADD:
+        lowered = {flag.lower() for flag in current}
+        return current | {flag for flag in given if flag.lower() not in lowered}
+    removing = {flag.lower() for flag in given}
+    return {flag for flag in current if flag.lower() not in removing}

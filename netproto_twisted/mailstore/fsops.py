@@ -1,0 +1,218 @@
+"""The file-system operations the store relies on for durability, and the dot-lock.
+
+:class:`FsOps` is the one place that calls ``fsync``, ``link`` and
+``rename``; tests substitute a recording subclass to check the order of
+operations.  :class:`DotLock` is Dovecot's ``<file>.lock`` protocol: created
+with ``O_EXCL``, holding ``<pid>:<host>``, overridden when stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from twisted.logger import Logger
+
+from netproto_twisted.mailstore.errors import MailboxLocked
+
+__all__ = [
+    "LOCK_STALE_SECONDS",
+    "LOCK_TIMEOUT_SECONDS",
+    "DotLock",
+    "FsOps",
+    "atomic_write",
+]
+
+LOCK_STALE_SECONDS = 120.0
+"""A lock file not modified for this long is overridden (Dovecot's uidlist value)."""
+LOCK_TIMEOUT_SECONDS = 30.0
+"""How long :meth:`DotLock.acquire` waits before raising :class:`MailboxLocked`."""
+
+_log = Logger(namespace="netproto.mailstore")
+
+
+class FsOps:
+    """Durability-relevant file-system calls; subclass to instrument or to disable fsync."""
+
+    def __init__(self, fsync: bool = True) -> None:
+        self.fsync_enabled = fsync
+
+    def fsync(self, fd: int) -> None:
+        """Flush a file's data and metadata to stable storage."""
+        if self.fsync_enabled:
+            os.fsync(fd)
+
+    def fsync_dir(self, path: str) -> None:
+        """Flush a directory (its entries) to stable storage."""
+        if not self.fsync_enabled:
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def link(self, src: str, dst: str) -> None:
+        """Hard-link ``src`` to ``dst``; fails if ``dst`` exists."""
+        os.link(src, dst)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename ``src`` over ``dst``."""
+        os.rename(src, dst)
+
+    def unlink(self, path: str) -> None:
+        """Remove a file."""
+        os.unlink(path)
+
+    def publish(self, src: str, dst: str) -> None:
+        """Move a finished file into place without ever replacing an existing one.
+
+        ``link`` + ``unlink`` (the qmail way); falls back to ``rename`` on
+        file systems without hard links.
+        """
+        try:
+            self.link(src, dst)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "exists", dst) from exc
+            self.rename(src, dst)
+            return
+        self.unlink(src)
+
+
+def atomic_write(path: str, data: bytes, fs: FsOps, *, tmp_suffix: str = ".tmp") -> None:
+    """Replace ``path`` with ``data``: write a temporary file, fsync, rename, fsync the dir."""
+    tmp = path + tmp_suffix
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        fs.fsync(fd)
+    finally:
+        os.close(fd)
+    fs.rename(tmp, path)
+    fs.fsync_dir(os.path.dirname(path) or ".")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DotLock:
+    """An ``O_EXCL`` lock file next to the file it protects (Dovecot's dotlock).
+
+    Stale when its owner is a dead process on this host, or when it has not
+    been modified for ``stale_seconds``.  Usable as a context manager.
+    Waiting sleeps in the calling thread: call it from a worker thread.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        stale_seconds: float = LOCK_STALE_SECONDS,
+        timeout: float = LOCK_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = path
+        self.stale_seconds = stale_seconds
+        self.timeout = timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._held = False
+        self._ident = f"{os.getpid()}:{socket.gethostname()}"
+
+    @property
+    def held(self) -> bool:
+        """Tell whether this object holds the lock."""
+        return self._held
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (or stale); never waits."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if self._break_if_stale():
+                return self.try_acquire()
+            return False
+        try:
+            os.write(fd, self._ident.encode())
+        finally:
+            os.close(fd)
+        self._held = True
+        return True
+
+    def acquire(self) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; raise :class:`MailboxLocked`."""
+        deadline = self._clock() + self.timeout
+        delay = 0.001
+        while not self.try_acquire():
+            if self._clock() >= deadline:
+                raise MailboxLocked(f"{self.path} is locked")
+            self._sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def release(self) -> None:
+        """Remove the lock file."""
+        if self._held:
+            self._held = False
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                _log.warn("lock {path} vanished while held (overridden?)", path=self.path)
+
+    def _break_if_stale(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            with open(self.path, "rb") as f:
+                content = f.read(300).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return True  # released meanwhile: try again
+        pid_text, _, host = content.partition(":")
+        dead_owner = (
+            host == socket.gethostname()
+            and pid_text.isdigit()
+            and int(pid_text) != os.getpid()
+            and not _pid_alive(int(pid_text))
+        )
+        too_old = self._clock() - st.st_mtime > self.stale_seconds
+        if not (dead_owner or too_old):
+            return False
+        try:
+            again = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        if (again.st_ino, again.st_mtime_ns) != (st.st_ino, st.st_mtime_ns):
+            return False  # someone else replaced it meanwhile
+        _log.warn("overriding stale lock {path} ({owner})", path=self.path, owner=content)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        return True
+
+    def __enter__(self) -> DotLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

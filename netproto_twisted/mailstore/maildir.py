@@ -1,0 +1,286 @@
+"""The Maildir++ store: Deferred facade over the blocking folder code, run in a thread pool.
+
+Use::
+
+    store = MaildirStore.create("/var/mail", reactor)
+    writer = store.deliver("alice")
+    writer.write(b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
+    name = await writer.commit()          # durable once this fires
+    box = await store.open_mailbox("alice")
+    for info in box.messages: ...
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from netproto_twisted.mailstore.delivery import AppendWriter, DirSyncer, MessageWriter, Runner
+from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
+from netproto_twisted.mailstore.filenames import DELETED, UniqueNames
+from netproto_twisted.mailstore.folder import (
+    TMP_MAX_AGE_SECONDS,
+    FlagMode,
+    MaildirFolder,
+    MessageInfo,
+    Snapshot,
+)
+from netproto_twisted.mailstore.fsops import LOCK_TIMEOUT_SECONDS, FsOps
+from netproto_twisted.mailstore.interfaces import IMailbox, IMailStore
+from netproto_twisted.mailstore.names import INBOX, validate_folder
+from netproto_twisted.mailstore.tree import UserTree
+
+__all__ = ["TMP_CLEANUP_INTERVAL", "MaildirMailbox", "MaildirStore"]
+
+TMP_CLEANUP_INTERVAL = 3600.0
+"""A folder's ``tmp/`` is checked for crash leftovers at most this often (seconds)."""
+
+_T = TypeVar("_T")
+
+
+@implementer(IMailStore)
+class MaildirStore:
+    """Maildir++ trees under ``base``: one ``<base>/<user>/`` per user, shared with Dovecot."""
+
+    def __init__(
+        self,
+        base: str,
+        reactor: IReactorFromThreads,
+        threadpool: ThreadPool,
+        *,
+        fs: FsOps | None = None,
+        hostname: str | None = None,
+        clock: Callable[[], float] = time.time,
+        runner: Runner | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        tmp_max_age: float = TMP_MAX_AGE_SECONDS,
+    ) -> None:
+        self.base = os.path.abspath(base)
+        self.fs = fs if fs is not None else FsOps()
+        self._clock = clock
+        self._names = UniqueNames(hostname)
+        self._lock_timeout = lock_timeout
+        self._tmp_max_age = tmp_max_age
+        self._syncers: dict[str, DirSyncer] = {}
+        self._roots_ready: set[str] = set()
+        self._tmp_checked: dict[str, float] = {}
+        self._tmp_lock = threading.Lock()
+        if runner is None:
+
+            def runner(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+                return deferToThreadPool(reactor, threadpool, f, *args, **kwargs)
+
+        self._run: Runner = runner
+
+    @classmethod
+    def create(
+        cls, base: str, reactor: IReactorCore, max_threads: int = 8, **kwargs: Any
+    ) -> MaildirStore:
+        """Return a store with its own thread pool, started now and stopped at shutdown."""
+        pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="netproto-mailstore")
+        pool.start()
+        reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+        return cls(base, reactor, pool, **kwargs)  # type: ignore[arg-type]
+
+    # -- helpers ------------------------------------------------------------
+
+    def _tree(self, user: str) -> UserTree:
+        return UserTree(self.base, user, self.fs)
+
+    def _folder(self, tree: UserTree, folder: str) -> MaildirFolder:
+        return MaildirFolder(
+            tree.folder_path(folder), self.fs, clock=self._clock, lock_timeout=self._lock_timeout
+        )
+
+    def syncer(self, directory: str) -> DirSyncer:
+        """Return the fsync grouper of a directory (one per directory per store)."""
+        syncer = self._syncers.get(directory)
+        if syncer is None:
+            syncer = self._syncers[directory] = DirSyncer(directory, self.fs, self._run)
+        return syncer
+
+    def _sync_folder(self, folder: MaildirFolder, move_new: bool) -> Snapshot:
+        now = self._clock()
+        with self._tmp_lock:
+            due = now - self._tmp_checked.get(folder.path, float("-inf")) >= TMP_CLEANUP_INTERVAL
+            if due:
+                self._tmp_checked[folder.path] = now
+        if due:
+            folder.cleanup_tmp(self._tmp_max_age)
+        return folder.sync(move_new)
+
+    # -- IDeliveryTarget ----------------------------------------------------
+
+    def user_exists(self, user: str) -> Deferred[bool]:
+        """Fire with whether ``user`` has an INBOX here."""
+        return self._run(self._tree(user).exists)
+
+    def deliver(self, user: str, folder: str = INBOX) -> MessageWriter:
+        """Return a writer for a new message to ``user``'s ``folder`` (INBOX is auto-created)."""
+        tree = self._tree(user)
+        folder = validate_folder(folder)
+        if folder == INBOX:
+            if tree.root not in self._roots_ready:
+                tree.ensure_root()
+                self._roots_ready.add(tree.root)
+        elif not tree.folder_exists(folder):
+            raise NoSuchMailbox(folder)
+        target = self._folder(tree, folder)
+        base = self._names.new_base(self._clock())
+        return MessageWriter(target, base, self._run, self.syncer(target.new))
+
+    # -- IMailStore ---------------------------------------------------------
+
+    def open_mailbox(
+        self, user: str, folder: str = INBOX, move_new: bool = True
+    ) -> Deferred[MaildirMailbox]:
+        """Sync a folder and fire with a :class:`MaildirMailbox` holding its snapshot."""
+        tree = self._tree(user)
+        folder = validate_folder(folder)
+        target = self._folder(tree, folder)
+        d: Deferred[Snapshot] = self._run(self._sync_folder, target, move_new)
+        return d.addCallback(lambda snap: MaildirMailbox(self, tree.user, folder, target, snap))
+
+    def list_folders(self, user: str) -> Deferred[list[str]]:
+        """Fire with every folder name of ``user``, INBOX first."""
+        return self._run(self._tree(user).list_folders)
+
+    def create_folder(self, user: str, folder: str) -> Deferred[None]:
+        """Create a folder (Maildir++ ``.Name`` directory)."""
+        return self._run(self._tree(user).create_folder, folder)
+
+    def delete_folder(self, user: str, folder: str) -> Deferred[None]:
+        """Delete a folder and its messages."""
+        return self._run(self._tree(user).delete_folder, folder)
+
+    def rename_folder(self, user: str, old: str, new: str) -> Deferred[None]:
+        """Rename a folder and its sub-folders."""
+        return self._run(self._tree(user).rename_folder, old, new)
+
+    def subscriptions(self, user: str) -> Deferred[list[str]]:
+        """Fire with the subscribed folder names."""
+        return self._run(self._tree(user).subscriptions)
+
+    def subscribe(self, user: str, folder: str) -> Deferred[None]:
+        """Add a folder to ``subscriptions``."""
+        return self._run(self._tree(user).set_subscribed, folder, True)
+
+    def unsubscribe(self, user: str, folder: str) -> Deferred[None]:
+        """Remove a folder from ``subscriptions``."""
+        return self._run(self._tree(user).set_subscribed, folder, False)
+
+    # -- used by MaildirMailbox ---------------------------------------------
+
+    def _append(
+        self, target: MaildirFolder, flags: Iterable[str], internal_date: float | None
+    ) -> AppendWriter:
+        base = self._names.new_base(self._clock())
+        return AppendWriter(
+            target, base, self._run, self.syncer(target.cur), frozenset(flags), internal_date
+        )
+
+
+@implementer(IMailbox)
+class MaildirMailbox:
+    """An open Maildir folder: the last snapshot and the operations on its messages.
+
+    Call from the reactor thread; disk work runs in the store's thread pool.
+    If :attr:`uid_validity` changes on :meth:`refresh`, every UID a client
+    cached is void (an IMAP server must tell the client to resync).
+    """
+
+    def __init__(
+        self,
+        store: MaildirStore,
+        user: str,
+        folder: str,
+        target: MaildirFolder,
+        snapshot: Snapshot,
+    ) -> None:
+        self.user = user
+        self.folder = folder
+        self._store = store
+        self._target = target
+        self._by_uid: dict[int, MessageInfo] = {}
+        self.uid_validity = 0
+        self.uid_next = 1
+        self.guid = ""
+        self._apply(snapshot)
+
+    def _apply(self, snapshot: Snapshot) -> tuple[MessageInfo, ...]:
+        self.uid_validity = snapshot.uid_validity
+        self.uid_next = snapshot.uid_next
+        self.guid = snapshot.guid
+        self._by_uid = {info.uid: info for info in snapshot.messages}
+        return snapshot.messages
+
+    @property
+    def messages(self) -> tuple[MessageInfo, ...]:
+        """The messages of the snapshot, sorted by UID."""
+        return tuple(self._by_uid[uid] for uid in sorted(self._by_uid))
+
+    def get(self, uid: int) -> MessageInfo:
+        """Return the :class:`MessageInfo` of a UID; raise :class:`NoSuchMessage`."""
+        try:
+            return self._by_uid[uid]
+        except KeyError:
+            raise NoSuchMessage(uid) from None
+
+    def refresh(self, move_new: bool = True) -> Deferred[tuple[MessageInfo, ...]]:
+        """Rescan the folder and fire with the new message list."""
+        d: Deferred[Snapshot] = self._store._run(self._store._sync_folder, self._target, move_new)
+        return d.addCallback(self._apply)
+
+    def open_message(self, uid: int) -> Deferred[BinaryIO]:
+        """Fire with the message opened for binary reading; the caller closes it."""
+        info = self.get(uid)
+        return self._store._run(self._target.open_message, info)
+
+    def store_flags(
+        self, uids: Iterable[int], flags: Iterable[str], mode: FlagMode = FlagMode.REPLACE
+    ) -> Deferred[list[MessageInfo]]:
+        """Replace, add or remove flags of messages; fire with their new infos."""
+        infos = [self.get(uid) for uid in uids]
+        wanted = list(flags)
+
+        def work() -> list[MessageInfo]:
+            return [self._target.store_flags(info, wanted, mode) for info in infos]
+
+        def update(updated: list[MessageInfo]) -> list[MessageInfo]:
+            for info in updated:
+                if info.uid in self._by_uid:
+                    self._by_uid[info.uid] = info
+            return updated
+
+        d: Deferred[list[MessageInfo]] = self._store._run(work)
+        return d.addCallback(update)
+
+    def expunge(self, uids: Iterable[int] | None = None) -> Deferred[list[int]]:
+        """Remove the given messages (default: those flagged ``\\Deleted``); fire with UIDs."""
+        if uids is None:
+            infos = [info for info in self.messages if DELETED in info.flags]
+        else:
+            infos = [self.get(uid) for uid in uids]
+
+        def update(removed: list[int]) -> list[int]:
+            for uid in removed:
+                self._by_uid.pop(uid, None)
+            return removed
+
+        d: Deferred[list[int]] = self._store._run(self._target.expunge, infos)
+        return d.addCallback(update)
+
+    def append(
+        self, flags: Iterable[str] = (), internal_date: float | None = None
+    ) -> AppendWriter:
+        """Return a writer for a message appended to this folder; ``commit()`` gives its UID."""
+        return self._store._append(self._target, flags, internal_date)
