@@ -23,6 +23,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
+    IHalfCloseableProtocol,
+    IHandshakeListener,
     IProtocol,
     IProtocolFactory,
     IReactorTime,
@@ -32,6 +34,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
@@ -220,8 +223,14 @@ class _RefusingProtocol(Protocol):
         self._guard._check_closed()
 
 
+@implementer(IHalfCloseableProtocol, IHandshakeListener)
 class GuardedProtocol(ProtocolWrapper):
     """The per-connection wrapper of :class:`ConnectionGuard`: counts itself, times out idling.
+
+    Transparent to the wrapped protocol: a TLS handshake's completion
+    (``IHandshakeListener``, for implicit TLS and STARTTLS) and a peer's
+    half-close (``IHalfCloseableProtocol``) are passed on; a wrapped protocol
+    that is not half-closeable has the connection closed on the peer's EOF.
 
     Only *received* data resets the idle timer: a raw service that streams
     output to a silent peer for longer than the timeout should not set one.
@@ -247,6 +256,26 @@ class GuardedProtocol(ProtocolWrapper):
         if self._idle_call is not None and self.guard.idle_timeout is not None:
             self._idle_call.reset(self.guard.idle_timeout)
         super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def handshakeCompleted(self) -> None:
+        """Tell the wrapped protocol, if it listens, that the TLS handshake is done."""
+        wrapped = self.wrappedProtocol
+        if IHandshakeListener.providedBy(wrapped):
+            wrapped.handshakeCompleted()
+
+    def readConnectionLost(self) -> None:
+        """Pass the peer's half-close on, or close if the wrapped protocol can't take one."""
+        wrapped = self.wrappedProtocol
+        if IHalfCloseableProtocol.providedBy(wrapped):
+            wrapped.readConnectionLost()
+        else:
+            self.loseConnection()  # type: ignore[no-untyped-call]
+
+    def writeConnectionLost(self) -> None:
+        """Pass the end of our writing side on, if the wrapped protocol wants it."""
+        wrapped = self.wrappedProtocol
+        if IHalfCloseableProtocol.providedBy(wrapped):
+            wrapped.writeConnectionLost()
 
     def _idle(self) -> None:
         self._idle_call = None
@@ -283,7 +312,7 @@ class ConnectionGuard(WrappingFactory):
     nothing for that long; line protocols have their own and leave it off.
     """
 
-    protocol = GuardedProtocol
+    protocol: type[GuardedProtocol] = GuardedProtocol
     log = Logger()
 
     def __init__(
@@ -341,7 +370,7 @@ class ConnectionGuard(WrappingFactory):
         wrapped = self.wrappedFactory.buildProtocol(addr)
         if wrapped is None:
             return None
-        return GuardedProtocol(self, wrapped, key)
+        return self.protocol(self, wrapped, key)
 
     def registerProtocol(self, p: GuardedProtocol) -> None:
         """Count a connection that has been made."""

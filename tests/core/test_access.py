@@ -10,15 +10,21 @@ import socket
 from collections.abc import Generator
 from typing import Any, cast
 
+import twisted.test
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, ssl
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
 from twisted.trial import unittest
+from zope.interface import implementer
 
 from netproto_twisted.core.access import (
     REASON_DENIED,
@@ -610,3 +616,123 @@ class AccessOptionsTests(unittest.SynchronousTestCase):
         policy = access_policy_from_options({"allow": ["127.0.0.1"]})
         self.assertTrue(policy.permits("127.0.0.1"))
         self.assertFalse(policy.permits("127.0.0.2"))
+
+
+@implementer(IHandshakeListener)
+class TLSServerProtocol(protocol.Protocol):
+    """Records handshake completion; upgrades to TLS on b"STARTTLS"."""
+
+    def __init__(self, done: defer.Deferred[str], context: Any) -> None:
+        self.done = done
+        self.context = context
+        self.mode = "implicit"
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        if data == b"STARTTLS":
+            self.mode = "starttls"
+            self.transport.write(b"GO")
+            self.transport.startTLS(self.context)  # type: ignore[attr-defined]
+
+    def handshakeCompleted(self) -> None:
+        assert self.transport is not None
+        self.transport.write(b"DONE")
+        self.done.callback(self.mode)
+
+
+class TLSClientProtocol(protocol.Protocol):
+    def __init__(self, starttls: bool) -> None:
+        self.starttls = starttls
+        self.got = b""
+        self.finished: defer.Deferred[bytes] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        if self.starttls:
+            assert self.transport is not None
+            self.transport.write(b"STARTTLS")
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.got += data
+        if self.got == b"GO":
+            self.transport.startTLS(ssl.CertificateOptions())  # type: ignore[attr-defined]
+        if self.got.endswith(b"DONE"):
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.finished.callback(self.got)
+
+
+class GuardUnderTLSTests(unittest.TestCase):
+    """The guard passes TLS handshake completion on, for implicit TLS and STARTTLS."""
+
+    timeout = 10
+
+    @defer.inlineCallbacks
+    def run_tls(self, *, implicit: bool) -> Generator[Any, Any, tuple[str, bytes]]:
+        from twisted.internet import reactor
+
+        pem = FilePath(twisted.test.__file__).sibling("server.pem").getContent()
+        context = ssl.PrivateCertificate.loadPEM(pem).options()
+        done: defer.Deferred[str] = defer.Deferred()
+        inner = protocol.Factory.forProtocol(lambda: TLSServerProtocol(done, context))
+        guard = ConnectionGuard(inner, reactor)
+        server: Any = TLSMemoryBIOFactory(context, False, guard) if implicit else guard
+        port = cast(Any, reactor).listenTCP(0, server, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = TLSClientProtocol(starttls=not implicit)
+        client_factory: Any = protocol.Factory.forProtocol(lambda: client)
+        if implicit:
+            client_factory = TLSMemoryBIOFactory(ssl.CertificateOptions(), True, client_factory)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        endpoint.connect(client_factory)
+        mode = yield done
+        got = yield client.finished
+        yield guard.close_all(5)
+        self.assertEqual(guard.connection_count, 0)
+        return mode, got
+
+    @defer.inlineCallbacks
+    def test_implicit_tls(self) -> Generator[Any, Any, None]:
+        mode, got = yield self.run_tls(implicit=True)
+        self.assertEqual((mode, got), ("implicit", b"DONE"))
+
+    @defer.inlineCallbacks
+    def test_starttls(self) -> Generator[Any, Any, None]:
+        mode, got = yield self.run_tls(implicit=False)
+        self.assertEqual((mode, got), ("starttls", b"GODONE"))
+
+
+class HalfCloseTests(unittest.SynchronousTestCase):
+    def test_half_close_passed_on(self) -> None:
+        @implementer(IHalfCloseableProtocol)
+        class HalfCloser(protocol.Protocol):
+            events: list[str] = []
+
+            def readConnectionLost(self) -> None:
+                self.events.append("read")
+
+            def writeConnectionLost(self) -> None:
+                self.events.append("write")
+
+        guard = ConnectionGuard(protocol.Factory.forProtocol(HalfCloser), MemoryReactorClock())
+        p = guard.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert isinstance(p, GuardedProtocol)
+        transport = StringTransport()
+        p.makeConnection(transport)
+        self.assertTrue(IHalfCloseableProtocol.providedBy(p))
+        p.readConnectionLost()
+        p.writeConnectionLost()
+        self.assertEqual(HalfCloser.events, ["read", "write"])
+        self.assertFalse(transport.disconnecting)
+
+    def test_not_half_closeable_is_closed(self) -> None:
+        guard = ConnectionGuard(CountingFactory(), MemoryReactorClock())
+        p = guard.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert isinstance(p, GuardedProtocol)
+        transport = StringTransport()
+        p.makeConnection(transport)
+        p.writeConnectionLost()
+        self.assertFalse(transport.disconnecting)
+        p.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
