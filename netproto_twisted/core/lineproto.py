@@ -187,10 +187,6 @@ class LineProtocol(Protocol):
             self._delivering = False
         self._deliver()
 
-    def _closing(self) -> bool:
-        """Whether the connection is going away, so that no more input should be handled."""
-        return self._lost or bool(getattr(self.transport, "disconnecting", False))
-
     def _deliver(self) -> None:
         """Deliver buffered lines / raw bytes until paused, out of input or disconnecting.
 
@@ -202,8 +198,11 @@ class LineProtocol(Protocol):
             return
         self._delivering = True
         buf = self._buffer
+        transport = self.transport
         try:
-            while not self._paused and not self._closing():
+            while not (
+                self._paused or self._lost or getattr(transport, "disconnecting", False)
+            ):
                 if self._raw_mode:
                     if self._raw_remaining == 0:
                         self._finish_raw()

@@ -96,10 +96,10 @@ def ensure_dev_certificate(data_dir: PathArg) -> tuple[Path, Path]:
     """Return ``(cert_path, key_path)`` of a self-signed development certificate, making it once.
 
     The files are ``<data_dir>/tls/dev-cert.pem`` and ``dev-key.pem`` (mode
-    0600); the returned paths are absolute.  An existing pair is reused while it parses, the key matches and it
-    stays valid for more than 30 days; otherwise a new EC P-256 pair valid for
-    a year is written atomically.  The certificate names ``localhost``,
-    ``127.0.0.1`` and ``::1``.
+    0600); the returned paths are absolute.  An existing pair is reused while
+    it parses, the key matches and it stays valid for more than 30 days;
+    otherwise a new EC P-256 pair valid for a year is written atomically.
+    The certificate names ``localhost``, ``127.0.0.1`` and ``::1``.
     """
     tls_dir = _as_path(data_dir).absolute() / "tls"
     try:

@@ -370,6 +370,7 @@ class StartTLSServer(LineProtocol):
         self.seen: list[bytes] = []
         self.resets = 0
         self.established = 0
+        self.timers_after_handshake = -1
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -395,6 +396,9 @@ class StartTLSServer(LineProtocol):
 
     def tls_established(self) -> None:
         self.established += 1
+        clock: Any = self.factory.reactor
+        if isinstance(clock, MemoryReactorClock):
+            self.timers_after_handshake = len(clock.getDelayedCalls())
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         super().connectionLost(reason)
@@ -545,6 +549,7 @@ class LoopbackTLSTests(TestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         client, _ = yield client_factory.done
         yield server_factory.lost
+        self.assertEqual(server.timers_after_handshake, 0)
         self.assertEqual(clock.getDelayedCalls(), [])
         return client, server
 
