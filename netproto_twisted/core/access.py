@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
+from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, RateLimiter
 
 __all__ = [
     "REASON_DENIED",
@@ -305,8 +305,10 @@ class ConnectionGuard(WrappingFactory):
       /64), it gets ``refusal(REASON_TOO_MANY...)`` and is disconnected.
 
     Refused connections do not count and are aborted if the peer will not
-    let them close within 10 seconds.  Unix-socket peers (no IP) skip the
-    policy and the per-address limit; the total limit applies.
+    let them close within 10 seconds; ``refused_count`` counts them, and
+    their log lines are rate-limited (burst 20, then one a second).
+    Unix-socket peers (no IP) skip the policy and the per-address limit;
+    the total limit applies.
 
     *idle_timeout* (seconds, default off) closes a connection that receives
     nothing for that long; line protocols have their own and leave it off.
@@ -335,6 +337,11 @@ class ConnectionGuard(WrappingFactory):
         self._per_host: dict[str, int] = {}
         self._refusing: set[_RefusingProtocol] = set()
         self._closing: list[defer.Deferred[None]] = []
+        #: Connections refused since the guard was made.
+        self.refused_count = 0
+        # A flood of refusals must not become a flood of log lines.
+        self._log_budget = RateLimiter(clock, rate=1.0, burst=20)
+        self._log_suppressed = 0
 
     @property
     def connection_count(self) -> int:
@@ -351,7 +358,17 @@ class ConnectionGuard(WrappingFactory):
         return dict(self._per_host)
 
     def _refuse(self, reason: str, host: str | None) -> _RefusingProtocol:
-        self.log.info("refused {host}: {reason}", host=host or "local peer", reason=reason)
+        self.refused_count += 1
+        if self._log_budget.allow():
+            self.log.info(
+                "refused {host}: {reason} ({suppressed} refusals not logged since the last)",
+                host=host or "local peer",
+                reason=reason,
+                suppressed=self._log_suppressed,
+            )
+            self._log_suppressed = 0
+        else:
+            self._log_suppressed += 1
         message = self.refusal(reason) if self.refusal is not None else None
         return _RefusingProtocol(self, message)
 

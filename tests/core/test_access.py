@@ -19,6 +19,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import ILogObserver, Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -736,3 +737,30 @@ class HalfCloseTests(unittest.SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         p.readConnectionLost()
         self.assertTrue(transport.disconnecting)
+
+
+class RefusalLogTests(unittest.SynchronousTestCase):
+    def test_refusal_logging_is_rate_limited(self) -> None:
+        clock = MemoryReactorClock()
+        guard = ConnectionGuard(
+            CountingFactory(), clock, policy=AccessPolicy(deny=["0.0.0.0/0"])
+        )
+        events: list[dict[str, Any]] = []
+        guard.log = Logger(observer=cast(ILogObserver, events.append))
+
+        def refuse(n: int) -> None:
+            for _ in range(n):
+                p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+                assert p is not None
+                p.makeConnection(StringTransport())
+                p.connectionLost(Failure(ConnectionDone()))
+
+        refuse(1000)
+        refused = [e for e in events if e.get("log_format", "").startswith("refused")]
+        self.assertEqual(len(refused), 20)
+        self.assertEqual(guard.refused_count, 1000)
+        clock.advance(1)
+        refuse(1)
+        refused = [e for e in events if e.get("log_format", "").startswith("refused")]
+        self.assertEqual(len(refused), 21)
+        self.assertEqual(refused[-1]["suppressed"], 980)
