@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Union, cast
 
 from twisted.internet import defer
+from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -304,6 +305,9 @@ class ConnectionGuard(WrappingFactory):
       ``limits.max_connections_per_ip`` from the peer's address (IPv6: its
       /64), it gets ``refusal(REASON_TOO_MANY...)`` and is disconnected.
 
+    A peer whose address carries no IP and is not a unix socket's is
+    treated as a non-IP host (refused when an allow list is set).
+
     Refused connections do not count and are aborted if the peer will not
     let them close within 10 seconds; ``refused_count`` counts them, and
     their log lines are rate-limited (burst 20, then one a second).
@@ -378,8 +382,12 @@ class ConnectionGuard(WrappingFactory):
         key = host_key(raw_host) if raw_host is not None else None
         if self._closing:
             return self._refuse(REASON_SHUTTING_DOWN, raw_host)
-        if raw_host is not None and not self.policy.permits(raw_host):
-            return self._refuse(REASON_DENIED, raw_host)
+        if raw_host is not None:
+            if not self.policy.permits(raw_host):
+                return self._refuse(REASON_DENIED, raw_host)
+        elif not isinstance(addr, UNIXAddress) and not self.policy.permits(""):
+            # An address type we can't read an IP from: fail closed.
+            return self._refuse(REASON_DENIED, None)
         if len(self.protocols) >= self.limits.max_connections:
             return self._refuse(REASON_TOO_MANY, raw_host)
         if key is not None and self._per_host.get(key, 0) >= self.limits.max_connections_per_ip:

@@ -14,7 +14,7 @@ import twisted.test
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import defer, protocol, ssl
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.address import HostnameAddress, IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener
@@ -764,3 +764,16 @@ class RefusalLogTests(unittest.SynchronousTestCase):
         refused = [e for e in events if e.get("log_format", "").startswith("refused")]
         self.assertEqual(len(refused), 21)
         self.assertEqual(refused[-1]["suppressed"], 980)
+
+
+class UnknownAddressTests(unittest.SynchronousTestCase):
+    def test_unknown_address_type_fails_closed_with_allow_list(self) -> None:
+        addr = HostnameAddress(b"example.com", 25)
+        closed = ConnectionGuard(
+            CountingFactory(), MemoryReactorClock(), policy=AccessPolicy(allow=["10.0.0.0/8"])
+        )
+        p = closed.buildProtocol(addr)
+        self.assertNotIsInstance(p, GuardedProtocol)
+        open_guard = ConnectionGuard(CountingFactory(), MemoryReactorClock())
+        self.assertIsInstance(open_guard.buildProtocol(addr), GuardedProtocol)
+        self.assertIsInstance(open_guard.buildProtocol(None), GuardedProtocol)
