@@ -41,6 +41,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -62,8 +63,18 @@ TLSContext = (
 
 
 def _is_tls_transport(transport: object) -> bool:
-    """Return whether ``transport`` already runs TLS (implicit TLS or after startTLS)."""
-    return ISSLTransport.providedBy(transport) or isinstance(transport, TLSMemoryBIOProtocol)
+    """Return whether ``transport`` already runs TLS (implicit TLS or after startTLS).
+
+    Looks through protocol wrappers (access guards, rate limiters) down to the
+    TLS layer or the TCP connection.
+    """
+    for _ in range(16):  # wrappers nest a few levels at most
+        if ISSLTransport.providedBy(transport) or isinstance(transport, TLSMemoryBIOProtocol):
+            return True
+        if not isinstance(transport, ProtocolWrapper):
+            return False
+        transport = transport.transport
+    return False
 
 
 @implementer(IHandshakeListener)

@@ -478,6 +478,19 @@ def client_options(
 # --- handshake timeout ----------------------------------------------------------------
 
 
+def _handshake_finished(transport: object) -> bool:
+    """Return whether the TLS handshake on ``transport`` has completed, as OpenSSL sees it."""
+    get_handle = getattr(transport, "getHandle", None)
+    if get_handle is None:
+        return False
+    try:
+        handle = get_handle()
+    except Exception:
+        return False
+    # The peer's Finished message is the last one a handshake needs.
+    return isinstance(handle, SSL.Connection) and handle.get_peer_finished() is not None
+
+
 class HandshakeTimeout:
     """Close a connection whose TLS handshake does not complete within ``timeout`` seconds.
 
@@ -486,7 +499,9 @@ class HandshakeTimeout:
     protocol's ``handshakeCompleted`` (:class:`~twisted.internet.interfaces.IHandshakeListener`)
     and :meth:`cancel` from ``connectionLost``.  On expiry the connection is
     aborted (a stalled handshake cannot be closed politely) and ``on_timeout``,
-    if given, is called first.
+    if given, is called first -- unless OpenSSL says the handshake did finish
+    (its completion was not reported, e.g. through a protocol wrapper that
+    does not pass ``handshakeCompleted`` on), in which case nothing happens.
     """
 
     def __init__(
@@ -521,6 +536,10 @@ class HandshakeTimeout:
     def _expire(self) -> None:
         """Abort the connection: the handshake took too long."""
         self._call = None
+        if _handshake_finished(self._transport):
+            # The completion was not reported to us (a protocol wrapper that
+            # does not pass handshakeCompleted on): nothing to do.
+            return
         self.expired = True
         peer: object
         try:

@@ -11,11 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import alsoProvides
 
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.framing import LineEndings
@@ -543,6 +546,17 @@ class StartTLSTests(SynchronousTestCase):
         self.assertFalse(p.raw_mode)
         p.dataReceived(b"LINE\r\n")
         self.assertEqual(p.lines(), [b"LINE"])
+
+    def test_is_secure_looks_through_wrappers(self) -> None:
+        """TLS started beneath a protocol wrapper (an access guard) still counts."""
+        inner = StringTransport()
+        wrapper = ProtocolWrapper(WrappingFactory(Factory()), Protocol())
+        wrapper.makeConnection(inner)
+        p = Recorder()
+        p.makeConnection(wrapper)
+        self.assertFalse(p.is_secure)
+        alsoProvides(inner, ISSLTransport)
+        self.assertTrue(p.is_secure)
 
     def test_direction_flag(self) -> None:
         """``normal`` follows the transport's role: client TLS on a client socket is normal."""

@@ -31,6 +31,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.interfaces import IListeningPort, IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
+from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -385,6 +386,10 @@ class StartTLSServer(LineProtocol):
             self.send_line(b"220 go ahead")
             self.start_tls(self.factory.tls_context)
         elif line == b"NOOP":
+            clock: Any = self.factory.reactor
+            if isinstance(clock, MemoryReactorClock):
+                # Past the handshake timeout: the timer must not kill a live session.
+                clock.advance(31)
             secure = b" secure" if self.is_secure else b""
             self.send_line(b"250 " + b",".join(self.seen) + secure)
         elif line == b"QUIT":
@@ -473,7 +478,7 @@ class LoopbackTLSTests(TestCase):
         self.reactor: Any = reactor
         self.cert, self.key = ensure_dev_certificate(self.mktemp())
 
-    def listen(self, factory: ServerFactory, description: str | None = None) -> Deferred[int]:
+    def listen(self, factory: Any, description: str | None = None) -> Deferred[int]:
         if description is None:
             description = "tcp:0:interface=127.0.0.1"
         endpoint = serverFromString(self.reactor, description)
@@ -536,20 +541,22 @@ class LoopbackTLSTests(TestCase):
 
     @defer.inlineCallbacks
     def implicit_exchange(
-        self, server_description: str, options: Any, host: str = "127.0.0.1"
+        self, server_description: str, options: Any, *, wrap: bool = False
     ) -> Any:
         clock = MemoryReactorClock()
         server_factory = ServerFactory(clock, None, greet=True)
-        port = yield self.listen(server_factory, server_description)
+        listening: Any = WrappingFactory(server_factory) if wrap else server_factory
+        port = yield self.listen(listening, server_description)
         client_factory = ClientFactory(self.reactor, None, starttls=False)
-        endpoint = wrapClientTLS(options, TCP4ClientEndpoint(self.reactor, host, port))
+        endpoint = wrapClientTLS(options, TCP4ClientEndpoint(self.reactor, "127.0.0.1", port))
         yield endpoint.connect(client_factory)
         server = yield server_factory.connected
         # The handshake timer runs on the server's (fake) clock from connectionMade.
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         client, _ = yield client_factory.done
         yield server_factory.lost
-        self.assertEqual(server.timers_after_handshake, 0)
+        if not wrap:
+            self.assertEqual(server.timers_after_handshake, 0)
         self.assertEqual(clock.getDelayedCalls(), [])
         return client, server
 
@@ -564,6 +571,34 @@ class LoopbackTLSTests(TestCase):
         self.assertEqual(client.replies, [b"220 hello", b"250 NOOP secure", b"221 bye"])
         self.assertTrue(client.is_secure)
         self.assertEqual(server.established, 1)
+
+    @defer.inlineCallbacks
+    def test_implicit_tls_through_protocol_wrapper(self) -> Any:
+        """Behind a plain ProtocolWrapper, implicit TLS is still seen as secure.
+
+        Twisted's ProtocolWrapper does not pass ``handshakeCompleted`` on: the
+        handshake timer must then notice by itself that the handshake is done.
+        """
+        description = "ssl:0:interface=127.0.0.1:" + tls_server_endpoint_args(self.cert, self.key)
+        client, server = yield self.implicit_exchange(
+            description, client_options("localhost", ca_file=self.cert), wrap=True
+        )
+        self.assertEqual(client.replies[1], b"250 NOOP secure")
+        self.assertEqual(server.established, 0)
+
+    @defer.inlineCallbacks
+    def test_starttls_through_protocol_wrapper(self) -> Any:
+        clock = MemoryReactorClock()
+        server_factory = ServerFactory(clock, server_context(self.cert, self.key))
+        port = yield self.listen(WrappingFactory(server_factory))
+        options = client_options("localhost", ca_file=self.cert)
+        client_factory = ClientFactory(self.reactor, options)
+        yield TCP4ClientEndpoint(self.reactor, "127.0.0.1", port).connect(client_factory)
+        client, _ = yield client_factory.done
+        server = yield server_factory.lost
+        self.assertEqual(client.replies[1], b"250 STARTTLS,NOOP secure")
+        self.assertEqual(server.established, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     @defer.inlineCallbacks
     def test_implicit_tls_ip_address_verified(self) -> Any:
