@@ -49,13 +49,18 @@ _T = TypeVar("_T")
 
 @implementer(IMailStore)
 class MaildirStore:
-    """Maildir++ trees under ``base``: one ``<base>/<user>/`` per user, shared with Dovecot."""
+    """Maildir++ trees under ``base``: one ``<base>/<user>/`` per user, shared with Dovecot.
+
+    Blocking disk work runs in ``threadpool`` (results delivered through
+    ``reactor``); tests may pass ``runner`` instead, a callable
+    ``run(f, *args) -> Deferred`` that decides where ``f`` runs.
+    """
 
     def __init__(
         self,
         base: str,
-        reactor: IReactorFromThreads,
-        threadpool: ThreadPool,
+        reactor: IReactorFromThreads | None = None,
+        threadpool: ThreadPool | None = None,
         *,
         fs: FsOps | None = None,
         hostname: str | None = None,
@@ -75,9 +80,12 @@ class MaildirStore:
         self._tmp_checked: dict[str, float] = {}
         self._tmp_lock = threading.Lock()
         if runner is None:
+            if reactor is None or threadpool is None:
+                raise TypeError("MaildirStore needs a reactor and a thread pool (or a runner)")
+            pool, threads = threadpool, reactor
 
             def runner(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
-                return deferToThreadPool(reactor, threadpool, f, *args, **kwargs)
+                return deferToThreadPool(threads, pool, f, *args, **kwargs)
 
         self._run: Runner = runner
 

@@ -1,0 +1,147 @@
+"""Delivery: durability ordering, grouped directory fsyncs, abort, failure, constant memory."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tracemalloc
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.mailstore.delivery import Appended
+from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox
+from netproto_twisted.mailstore.filenames import SEEN
+from netproto_twisted.mailstore.fsops import FsOps
+from netproto_twisted.mailstore.maildir import MaildirStore
+
+from .helpers import ManualRunner, RecordingFs, sync_runner
+
+
+class DurabilityOrderTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.base = os.path.abspath(self.mktemp())
+        self.runner = ManualRunner()
+        self.fs = RecordingFs()
+        self.store = MaildirStore(self.base, fs=self.fs, runner=self.runner)
+        self.new = os.path.join(self.base, "alice", "new")
+
+    def test_commit_fires_only_after_file_fsync_link_and_dir_fsync(self) -> None:
+        writer = self.store.deliver("alice")
+        writer.write(b"Subject: hi\r\n\r\n")
+        writer.write(b"x" * 5000)
+        self.assertEqual(os.listdir(self.new), [])
+        d = writer.commit()
+        self.assertNoResult(d)
+        self.assertEqual(self.fs.events, [])
+        self.runner.run_next()  # flush + fsync + link into new/
+        kinds = [kind for kind, _ in self.fs.events]
+        self.assertEqual(kinds, ["fsync", "link", "unlink"])
+        self.assertEqual(self.fs.events[0][1], writer.tmp_path)
+        self.assertNoResult(d)
+        self.runner.run_next()  # the directory fsync
+        self.assertEqual(self.fs.events[-1], ("fsync_dir", self.new))
+        name = self.successResultOf(d)
+        self.assertEqual(os.listdir(self.new), [name])
+        self.assertTrue(name.endswith(",S=5015"))
+        with open(os.path.join(self.new, name), "rb") as f:
+            self.assertEqual(len(f.read()), 5015)
+        self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
+
+    def test_group_fsync_each_waiter_released_by_a_later_fsync(self) -> None:
+        writers = [self.store.deliver("alice") for _ in range(5)]
+        results = []
+        for writer in writers:
+            writer.write(b"body")
+            results.append(writer.commit())
+        self.runner.run_next()  # first message published; its dir fsync is queued
+        for _ in range(4):
+            self.runner.run_next()  # the other four are published while it is pending
+        self.runner.run_next()  # first dir fsync: started before the others' requests
+        self.successResultOf(results[0])
+        for d in results[1:]:
+            self.assertNoResult(d)
+        self.runner.run_all()
+        for d in results:
+            self.successResultOf(d)
+        syncer = self.store.syncer(self.new)
+        self.assertEqual((syncer.requests, syncer.fsyncs), (5, 2))
+        self.assertEqual(len(os.listdir(self.new)), 5)
+
+    def test_failed_fsync_fails_commit_and_leaves_nothing(self) -> None:
+        class BrokenFs(FsOps):
+            def fsync(self, fd: int) -> None:
+                raise OSError(errno.EIO, "I/O error")
+
+        store = MaildirStore(self.base, fs=BrokenFs(), runner=sync_runner)
+        writer = store.deliver("alice")
+        writer.write(b"data")
+        failure = self.failureResultOf(writer.commit(), OSError)
+        self.assertEqual(failure.value.errno, errno.EIO)
+        self.assertEqual(os.listdir(self.new), [])
+        self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
+
+    def test_abort_removes_tmp(self) -> None:
+        writer = self.store.deliver("alice")
+        writer.write(b"partial")
+        self.assertTrue(os.path.exists(writer.tmp_path))
+        writer.abort()
+        self.assertFalse(os.path.exists(writer.tmp_path))
+        with self.assertRaises(ValueError):
+            writer.write(b"more")
+        with self.assertRaises(ValueError):
+            writer.commit()
+        writer.abort()  # idempotent
+
+    def test_delivery_names_validated(self) -> None:
+        for user in ("../root", "a/b", ".x", ""):
+            with self.assertRaises(InvalidName):
+                self.store.deliver(user)
+        with self.assertRaises(InvalidName):
+            self.store.deliver("alice", "../../etc")
+        with self.assertRaises(NoSuchMailbox):
+            self.store.deliver("alice", "Nonexistent")
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.base), "root")))
+
+    def test_store_needs_a_way_to_run_jobs(self) -> None:
+        with self.assertRaises(TypeError):
+            MaildirStore(self.base)
+
+
+class AppendTests(SynchronousTestCase):
+    def test_append_with_flags_and_date_gets_uid(self) -> None:
+        base = os.path.abspath(self.mktemp())
+        store = MaildirStore(base, fs=FsOps(), runner=sync_runner, clock=lambda: 1_800_000_000.0)
+        store.deliver("bob").abort()  # creates the INBOX
+        box = self.successResultOf(store.open_mailbox("bob"))
+        writer = box.append([SEEN, "Work"], internal_date=1_000_000_000.0)
+        writer.write(b"appended body")
+        result = self.successResultOf(writer.commit())
+        self.assertIsInstance(result, Appended)
+        self.assertEqual((result.uid_validity, result.uid), (box.uid_validity, 1))
+        self.assertTrue(result.filename.endswith(",S=13:2,Sa"))
+        messages = self.successResultOf(box.refresh())
+        self.assertEqual(len(messages), 1)
+        self.assertEqual(messages[0].flags, {SEEN, "Work"})
+        self.assertEqual(messages[0].internal_date, 1_000_000_000.0)
+        self.assertEqual(messages[0].subdir, "cur")
+
+
+class StreamingMemoryTests(SynchronousTestCase):
+    def test_25mb_delivery_constant_memory(self) -> None:
+        base = os.path.abspath(self.mktemp())
+        store = MaildirStore(base, fs=FsOps(), runner=sync_runner)
+        chunk = b"0123456789abcdef" * 4096  # 64 KiB, reused
+        total = 25 * 1024 * 1024
+        tracemalloc.start()
+        try:
+            writer = store.deliver("big")
+            for _ in range(total // len(chunk)):
+                writer.write(chunk)
+            name = self.successResultOf(writer.commit())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        self.assertLess(peak, 1024 * 1024, f"peak {peak} bytes traced for a 25 MiB message")
+        path = os.path.join(base, "big", "new", name)
+        self.assertEqual(os.path.getsize(path), total)
+        self.assertTrue(name.endswith(f",S={total}"))

@@ -1,0 +1,251 @@
+"""MaildirFolder: UID assignment, new/ -> cur/, flags, expunge, damaged input, concurrency."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.core.errors import LimitExceeded
+from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
+from netproto_twisted.mailstore.filenames import DELETED, FLAGGED, SEEN, UniqueNames
+from netproto_twisted.mailstore.folder import FlagMode, MaildirFolder
+from netproto_twisted.mailstore.fsops import FsOps
+from netproto_twisted.mailstore.uidlist import parse_uidlist
+
+from .helpers import make_maildir, put
+
+
+class FolderTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.path = os.path.abspath(self.mktemp())
+        make_maildir(self.path)
+        self.now = 1_800_000_000.0
+        self.folder = MaildirFolder(self.path, FsOps(), clock=lambda: self.now)
+
+    def uidlist(self) -> dict[str, int]:
+        with open(self.folder.uidlist_path, "rb") as f:
+            return {r.base: r.uid for r in parse_uidlist(f.read()).records}
+
+
+class SyncTests(FolderTestCase):
+    def test_uids_in_arrival_order_and_new_moved_to_cur(self) -> None:
+        put(self.path, "new", "1700000002.M5P1.h,S=17")
+        put(self.path, "new", "1700000001.M900000P1.h,S=17")
+        put(self.path, "cur", "1700000001.M10P1.h,S=17:2,S")
+        snap = self.folder.sync()
+        self.assertEqual(snap.uid_validity, 1_800_000_000)
+        self.assertEqual(snap.uid_next, 4)
+        self.assertEqual(
+            [(m.uid, m.base) for m in snap.messages],
+            [(1, "1700000001.M10P1.h,S=17"), (2, "1700000001.M900000P1.h,S=17"),
+             (3, "1700000002.M5P1.h,S=17")],
+        )
+        self.assertEqual([m.recent for m in snap.messages], [False, True, True])
+        self.assertEqual(os.listdir(os.path.join(self.path, "new")), [])
+        self.assertEqual(snap.messages[0].flags, {SEEN})
+        self.assertEqual({m.subdir for m in snap.messages}, {"cur"})
+        again = self.folder.sync()
+        self.assertEqual([(m.uid, m.recent) for m in again.messages],
+                         [(1, False), (2, False), (3, False)])
+
+    def test_pop3_mode_leaves_new_alone(self) -> None:
+        put(self.path, "new", "1.M1P1.h")
+        snap = self.folder.sync(move_new=False)
+        self.assertEqual([(m.uid, m.subdir, m.recent) for m in snap.messages], [(1, "new", True)])
+        self.assertEqual(os.listdir(os.path.join(self.path, "new")), ["1.M1P1.h"])
+
+    def test_size_from_name_or_stat_and_internal_date(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=999:2,", b"12345")
+        full = put(self.path, "cur", "2.M1P1.h:2,", b"12345")
+        os.utime(full, (1_000_000_000, 1_000_000_000))
+        snap = self.folder.sync()
+        self.assertEqual([m.size for m in snap.messages], [999, 5])
+        self.assertEqual(snap.messages[1].internal_date, 1_000_000_000)
+
+    def test_uids_survive_and_expunged_records_dropped(self) -> None:
+        put(self.path, "cur", "1.M1P1.h:2,")
+        put(self.path, "cur", "2.M1P1.h:2,")
+        self.folder.sync()
+        os.unlink(os.path.join(self.path, "cur", "1.M1P1.h:2,"))
+        put(self.path, "new", "3.M1P1.h")
+        snap = self.folder.sync()
+        self.assertEqual([m.uid for m in snap.messages], [2, 3])
+        self.assertEqual(self.uidlist(), {"2.M1P1.h": 2, "3.M1P1.h": 3})
+        self.assertEqual(snap.uid_next, 4)
+
+    def test_foreign_and_damaged_entries_skipped(self) -> None:
+        put(self.path, "cur", "good.M1P1.h:2,S")
+        put(self.path, "cur", ".hidden")
+        put(self.path, "cur", "bad\nname")
+        os.mkdir(os.path.join(self.path, "cur", "a-directory"))
+        os.symlink("/etc/passwd", os.path.join(self.path, "cur", "symlink"))
+        with open(os.path.join(self.path, "cur").encode() + b"/latin1-\xe9", "wb") as f:
+            f.write(b"x")
+        put(self.path, "cur", "odd-info:2,S\x01Z")
+        snap = self.folder.sync()
+        self.assertEqual(
+            [m.filename for m in snap.messages], ["good.M1P1.h:2,S", "odd-info:2,S\x01Z"]
+        )
+        self.assertEqual(snap.messages[1].flags, {SEEN})
+
+    def test_missing_folder(self) -> None:
+        with self.assertRaises(NoSuchMailbox):
+            MaildirFolder(self.path + "-nope", FsOps()).sync()
+
+
+class UidValidityTests(FolderTestCase):
+    def test_corrupt_uidlist_rebuilt_with_new_validity_and_logged(self) -> None:
+        put(self.path, "cur", "1.M1P1.h:2,")
+        with open(self.folder.uidlist_path, "wb") as f:
+            f.write(b"3 V1900000000 N7 G00112233445566778899aabbccddeeff\n5 :1.M1P1.h\n4 :x\n")
+        with capturedLogs() as events:
+            snap = self.folder.sync()
+        self.assertEqual(snap.uid_validity, 1900000001)
+        self.assertEqual([m.uid for m in snap.messages], [1])
+        self.assertTrue(any("corrupt uidlist" in e["log_format"] for e in events))
+        with open(self.folder.uidlist_path, "rb") as f:
+            self.assertEqual(parse_uidlist(f.read()).uid_validity, 1900000001)
+
+    def test_garbage_uidlist_uses_clock(self) -> None:
+        with open(self.folder.uidlist_path, "wb") as f:
+            f.write(b"\x00garbage")
+        with capturedLogs():
+            self.assertEqual(self.folder.sync().uid_validity, 1_800_000_000)
+
+    def test_missing_uidlist_created_and_kept(self) -> None:
+        first = self.folder.sync()
+        self.now += 100
+        self.assertEqual(self.folder.sync().uid_validity, first.uid_validity)
+        os.unlink(self.folder.uidlist_path)
+        self.assertEqual(self.folder.sync().uid_validity, first.uid_validity + 100)
+
+
+class FlagTests(FolderTestCase):
+    def test_add_remove_replace_rename_file(self) -> None:
+        put(self.path, "new", "1.M1P1.h,S=3")
+        info = self.folder.sync(move_new=False).messages[0]
+        info = self.folder.store_flags(info, [SEEN], FlagMode.ADD)
+        self.assertEqual(
+            (info.subdir, info.filename, info.flags), ("cur", "1.M1P1.h,S=3:2,S", {SEEN})
+        )
+        self.assertEqual(os.listdir(os.path.join(self.path, "new")), [])
+        info = self.folder.store_flags(info, ["\\flagged", "\\deleted"], FlagMode.ADD)
+        self.assertEqual(info.filename, "1.M1P1.h,S=3:2,FST")
+        info = self.folder.store_flags(info, [SEEN], FlagMode.REMOVE)
+        self.assertEqual(info.flags, {FLAGGED, DELETED})
+        info = self.folder.store_flags(info, ["\\Draft"], FlagMode.REPLACE)
+        self.assertEqual(os.listdir(os.path.join(self.path, "cur")), ["1.M1P1.h,S=3:2,D"])
+        self.assertEqual(self.folder.sync().messages[0].flags, {"\\Draft"})
+
+    def test_keywords_use_dovecot_keywords(self) -> None:
+        with open(self.folder.keywords_path, "w") as f:
+            f.write("0 $Junk\n")
+        put(self.path, "cur", "1.M1P1.h:2,")
+        info = self.folder.sync().messages[0]
+        info = self.folder.store_flags(info, ["$junk", "Work", SEEN], FlagMode.ADD)
+        self.assertEqual(info.filename, "1.M1P1.h:2,Sab")
+        self.assertEqual(info.flags, {"$Junk", "Work", SEEN})
+        with open(self.folder.keywords_path) as f:
+            self.assertEqual(f.read(), "0 $Junk\n1 Work\n")
+
+    def test_27th_keyword_refused(self) -> None:
+        with open(self.folder.keywords_path, "w") as f:
+            f.write("".join(f"{i} k{i}\n" for i in range(26)))
+        put(self.path, "cur", "1.M1P1.h:2,")
+        info = self.folder.sync().messages[0]
+        with self.assertRaises(LimitExceeded):
+            self.folder.store_flags(info, ["another"], FlagMode.ADD)
+
+    def test_file_renamed_by_another_program_is_found(self) -> None:
+        put(self.path, "cur", "1.M1P1.h:2,")
+        info = self.folder.sync().messages[0]
+        os.rename(os.path.join(self.path, "cur", "1.M1P1.h:2,"),
+                  os.path.join(self.path, "cur", "1.M1P1.h:2,F"))
+        info = self.folder.store_flags(info, [SEEN], FlagMode.ADD)
+        self.assertEqual(info.flags, {SEEN, FLAGGED})
+        os.unlink(os.path.join(self.path, "cur", info.filename))
+        with self.assertRaises(NoSuchMessage):
+            self.folder.store_flags(info, [SEEN], FlagMode.REMOVE)
+
+
+class ExpungeAndReadTests(FolderTestCase):
+    def test_expunge_and_open(self) -> None:
+        put(self.path, "cur", "1.M1P1.h:2,T", b"first")
+        put(self.path, "cur", "2.M1P1.h:2,", b"second")
+        one, two = self.folder.sync().messages
+        with self.folder.open_message(two) as f:
+            self.assertEqual(f.read(), b"second")
+        self.assertEqual(self.folder.expunge([one]), [1])
+        self.assertEqual(os.listdir(os.path.join(self.path, "cur")), ["2.M1P1.h:2,"])
+        self.assertEqual([m.uid for m in self.folder.sync().messages], [2])
+        os.unlink(os.path.join(self.path, "cur", "2.M1P1.h:2,"))
+        with self.assertRaises(NoSuchMessage):
+            self.folder.open_message(two)
+
+    def test_assign_uid_for_append(self) -> None:
+        put(self.path, "cur", "1.M1P1.h:2,")
+        self.folder.sync()
+        put(self.path, "cur", "2.M1P1.h:2,S")
+        self.assertEqual(self.folder.assign_uid("2.M1P1.h"), (1_800_000_000, 2))
+        self.assertEqual(self.folder.assign_uid("2.M1P1.h"), (1_800_000_000, 2))
+        self.assertEqual(self.uidlist(), {"1.M1P1.h": 1, "2.M1P1.h": 2})
+
+
+class TmpCleanupTests(FolderTestCase):
+    def test_only_files_older_than_36h(self) -> None:
+        old = put(self.path, "tmp", "old")
+        young = put(self.path, "tmp", "young")
+        os.utime(old, (self.now - 36 * 3600 - 1,) * 2)
+        os.utime(young, (self.now - 35 * 3600,) * 2)
+        self.assertEqual(self.folder.cleanup_tmp(), 1)
+        self.assertEqual(os.listdir(os.path.join(self.path, "tmp")), ["young"])
+
+
+class ConcurrencyTests(SynchronousTestCase):
+    def test_two_stores_in_threads_assign_unique_uids(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        make_maildir(path)
+        folders = [MaildirFolder(path, FsOps(fsync=False)) for _ in range(2)]
+        names = UniqueNames("h")
+        observed: list[dict[str, int]] = []
+        validities: set[int] = set()
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def worker(index: int) -> None:
+            rng = random.Random(index)
+            folder = folders[index % 2]
+            try:
+                for _ in range(15):
+                    base = names.new_base()
+                    if rng.random() < 0.5:
+                        put(path, "new", base)
+                    else:
+                        put(path, "cur", base + ":2,S")
+                        folder.assign_uid(base)
+                    snap = folder.sync(move_new=rng.random() < 0.5)
+                    with lock:
+                        observed.append({m.base: m.uid for m in snap.messages})
+                        validities.add(snap.uid_validity)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertEqual(errors, [])
+        final = {m.base: m.uid for m in folders[0].sync().messages}
+        self.assertEqual(len(final), 6 * 15)
+        self.assertEqual(len(set(final.values())), len(final))
+        self.assertEqual(sorted(final.values()), list(range(1, 91)))
+        self.assertEqual(len(validities), 1)
+        for snapshot in observed:
+            for base, uid in snapshot.items():
+                self.assertEqual(final[base], uid)
+        self.assertFalse(os.path.exists(folders[0].uidlist_path + ".lock"))
