@@ -39,7 +39,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ISSLTransport,
 )
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -141,7 +141,7 @@ class LineProtocol(Protocol):
         if _is_tls_transport(self.transport) and not self._handshake_done:
             self._start_handshake_timer()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Stop every timer and drop buffered input."""
         self._lost = True
         self._cancel_timers()
@@ -182,14 +182,20 @@ class LineProtocol(Protocol):
         if self._idle_call is not None:
             self._last_activity = self._need_clock().seconds()
         buf = self._buffer
-        if self._delivering or self._paused or not self._raw_mode or len(buf):
+        remaining = self._raw_remaining
+        if (
+            self._delivering
+            or self._paused
+            or not self._raw_mode
+            or remaining == 0
+            or len(buf)
+        ):
             buf.feed(data)
             self._deliver()
             return
         # Fast path: raw bytes go straight to the handler without a copy.
         self._delivering = True
         try:
-            remaining = self._raw_remaining
             if remaining is not None and len(data) > remaining:
                 buf.feed(data[remaining:])
                 data = data[:remaining]

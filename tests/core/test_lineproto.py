@@ -43,6 +43,8 @@ class Recorder(LineProtocol):
             self.on_line(self, line)
 
     def raw_data_received(self, data: bytes) -> None:
+        if not data:
+            raise AssertionError("raw_data_received called with no bytes")
         self.events.append(("raw", data))
         if self.on_raw is not None:
             self.on_raw(self, data)

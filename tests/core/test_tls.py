@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import ssl as stdlib_ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,26 @@ class DevCertificateTests(SynchronousTestCase):
             ensure_dev_certificate(data_dir)
             # The pair is whole again: server_context accepts it.
             server_context(cert_path, key_path)
+
+    def test_concurrent_callers_agree(self) -> None:
+        """Callers racing on a fresh directory all get the same, whole pair."""
+        data_dir = Path(self.mktemp())
+        results: list[tuple[Path, Path]] = []
+        fingerprints: list[str] = []
+
+        def call() -> None:
+            pair = ensure_dev_certificate(data_dir)
+            results.append(pair)
+            fingerprints.append(certificate_fingerprint(pair[0]))
+
+        workers = [threading.Thread(target=call) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+        self.assertEqual(len(set(results)), 1)
+        self.assertEqual(len(set(fingerprints)), 1)
+        server_context(*results[0])
 
     def test_unusable_data_dir(self) -> None:
         blocker = Path(self.mktemp())
