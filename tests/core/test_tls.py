@@ -294,6 +294,17 @@ class ServerContextTests(SynchronousTestCase):
         )
         self.assertConfigError(encrypted, "encrypted", self.cert, encrypted)
 
+    def test_combined_file(self) -> None:
+        """One PEM file holding both certificate and key works, in either order."""
+        for first, second in ((self.cert, self.key), (self.key, self.cert)):
+            combined = Path(self.mktemp())
+            combined.write_bytes(first.read_bytes() + second.read_bytes())
+            server_context(combined, combined)
+            endpoint = serverFromString(
+                MemoryReactor(), "ssl:0:" + tls_server_endpoint_args(combined, combined)
+            )
+            self.assertIsInstance(endpoint, SSL4ServerEndpoint)
+
     def test_chain_loaded(self) -> None:
         chain = make_chain(Path(self.mktemp()))
         server_context(chain["fullchain"], chain["key"])
