@@ -147,7 +147,9 @@ class DovecotInteropTests(SynchronousTestCase):
         self.start_dovecot()
         for i in range(2):
             self.doveadm("save", "-u", USER, stdin=b"Subject: theirs %d\r\n\r\nbody\r\n" % i)
-        self.doveadm("flags", "add", "-u", USER, "\\Flagged $Label1", "mailbox", "INBOX", "uid", "3")
+        self.doveadm(
+            "flags", "add", "-u", USER, "\\Flagged $Label1", "mailbox", "INBOX", "uid", "3"
+        )
         self.doveadm("mailbox", "create", "-u", USER, "Projects")
         theirs = self.dovecot_messages()
         self.assertEqual(sorted(theirs), [1, 2, 3])
