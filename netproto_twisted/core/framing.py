@@ -55,6 +55,9 @@ _LF = 0x0A
 #: Compact the buffer once this many consumed bytes sit at its front (and
 #: they are at least half of it): amortised O(1) per byte.
 _COMPACT_AT = 65536
+#: Complete lines are split off in batches of about this many bytes (one C
+#: call), then handed out one by one.
+_SPLIT_WINDOW = 65536
 
 
 class LineEndings(enum.Enum):
@@ -114,6 +117,11 @@ class LineBuffer:
         self._pos = 0
         # Index in _buf up to which no LF exists (so scans never repeat).
         self._scanned = 0
+        # The complete lines at the front of the unconsumed bytes, split off
+        # in one batch, in reverse order (next one last).  In a clean batch
+        # (no bare CR or LF) each is without its CRLF, else without its LF.
+        self._lines: list[bytes] = []
+        self._clean = False
         # True while the rest of an over-long line is being dropped.
         self._discarding = False
 
@@ -143,12 +151,10 @@ class LineBuffer:
         :raises BareLineEnding: when the line's endings break :attr:`endings`;
             the offending line is consumed, the next call continues after it.
         """
-        buf = self._buf
-        pos = self._pos
-        end = buf.find(LF, max(self._scanned, pos))
-        if end < 0:
-            self._scanned = len(buf)
-            pending = len(buf) - pos
+        lines = self._lines
+        if not lines and not self._split():
+            buf = self._buf
+            pending = len(buf) - self._pos
             limit = self.max_length
             if pending > limit and not (pending == limit + 1 and buf[-1] == _CR):
                 # Too long even if its terminator came next: drop it and what follows.
@@ -156,15 +162,23 @@ class LineBuffer:
                 self._discarding = True
                 raise LineTooLong(limit)
             return None
-        self._pos = end + 1
-        has_cr = end > pos and buf[end - 1] == _CR
-        stop = end - 1 if has_cr else end
-        too_long = stop - pos > self.max_length
-        line = b"" if too_long else bytes(buf[pos:stop])
-        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(buf):
+        line = self._lines.pop()
+        size = len(line)
+        if self._clean:
+            self._pos += size + 2
+            if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
+                self._compact()
+            if size > self.max_length:
+                raise LineTooLong(self.max_length)
+            return line
+        self._pos += size + 1
+        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
             self._compact()
-        if too_long:
+        has_cr = size > 0 and line[-1] == _CR
+        if size - has_cr > self.max_length:
             raise LineTooLong(self.max_length)
+        if has_cr:
+            line = line[:-1]
         endings = self.endings
         if endings is LineEndings.STRICT:
             if not has_cr:
@@ -176,6 +190,24 @@ class LineBuffer:
                 raise BareLineEnding(line, "bare CR in line")
             line = line.replace(CR, b"")
         return line
+
+    def _split(self) -> bool:
+        """Split the next batch of complete lines into ``_lines``; return whether there was one."""
+        buf = self._buf
+        pos = self._pos
+        end = buf.find(LF, max(self._scanned, pos))
+        if end < 0:
+            self._scanned = len(buf)
+            return False
+        last = buf.rfind(LF, end, max(end + 1, pos + _SPLIT_WINDOW))
+        batch = bytes(buf[pos : last + 1])
+        pairs = batch.count(CRLF)
+        self._clean = clean = batch.count(LF) == pairs and batch.count(CR) == pairs
+        lines = batch.split(CRLF if clean else LF)
+        lines.pop()
+        lines.reverse()
+        self._lines = lines
+        return True
 
     def take_raw(self, n: int | None = None) -> bytes:
         """Remove and return up to ``n`` buffered bytes (all of them if ``n`` is ``None``)."""
@@ -189,6 +221,21 @@ class LineBuffer:
             raise ValueError(f"n must be >= 0, not {n}")
         self._pos = pos + n
         data = bytes(self._buf[pos : self._pos])
+        lines = self._lines
+        term = 2 if self._clean else 1
+        while n and lines:
+            # Keep the batch of split lines in step with the bytes taken.
+            top = lines[-1]
+            if n >= len(top) + term:
+                lines.pop()
+                n -= len(top) + term
+            elif n <= len(top):
+                lines[-1] = top[n:]
+                n = 0
+            else:
+                # Cut between the CR and the LF of a CRLF: split again from here.
+                lines.clear()
+                n = 0
         if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
             self._compact()
         return data
@@ -205,6 +252,7 @@ class LineBuffer:
         return count
 
     def _reset(self) -> None:
+        self._lines = []
         self._buf = bytearray()
         self._pos = 0
         self._scanned = 0

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from netproto_twisted.core import framing
 from netproto_twisted.core.errors import (
     LineTooLong,
     LocalProtocolError,
@@ -400,3 +401,102 @@ class LineBufferPropertyTests(SynchronousTestCase):
             got.append(literal)
         self.assertEqual(got, items)
         self.assertEqual(len(buffer), 0)
+
+
+class NaiveLineBuffer:
+    """A slow reference LineBuffer: one bytes object, re-scanned at every call."""
+
+    def __init__(self, max_length: int, endings: LineEndings) -> None:
+        self.max_length = max_length
+        self.endings = endings
+        self.data = b""
+        self.discarding = False
+
+    def feed(self, data: bytes) -> None:
+        if self.discarding:
+            if b"\n" not in data:
+                return
+            self.discarding = False
+            data = data[data.index(b"\n") + 1 :]
+        self.data += data
+
+    def next_event(self) -> Event | None:
+        if b"\n" not in self.data:
+            pending = len(self.data)
+            if pending > self.max_length and not (
+                pending == self.max_length + 1 and self.data.endswith(b"\r")
+            ):
+                self.data = b""
+                self.discarding = True
+                return ("too-long", b"")
+            return None
+        raw, self.data = self.data.split(b"\n", 1)
+        events = model(raw + b"\n", self.max_length, self.endings)
+        return events[0]
+
+    def take_raw(self, n: int) -> bytes:
+        taken, self.data = self.data[:n], self.data[n:]
+        return taken
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("feed"), wire_bytes),
+        st.tuples(st.just("line"), st.just(0)),
+        st.tuples(st.just("raw"), st.integers(0, 12)),
+        st.tuples(st.just("endings"), st.sampled_from(list(LineEndings))),
+    ),
+    max_size=40,
+)
+
+
+class LineBufferModelTests(SynchronousTestCase):
+    """Hypothesis: any sequence of feed / next_line / take_raw matches the naive reference."""
+
+    @settings(max_examples=1000, deadline=None)
+    @given(operations, st.integers(0, 8), st.sampled_from([(65536, 65536), (1, 1), (5, 9)]))
+    def test_operations(
+        self, ops: list[tuple[str, object]], max_length: int, sizes: tuple[int, int]
+    ) -> None:
+        """Events, raw bytes and buffered length agree with NaiveLineBuffer after each step.
+
+        Tiny batch and compaction sizes exercise those code paths too.
+        """
+        saved = framing._SPLIT_WINDOW, framing._COMPACT_AT
+        framing._SPLIT_WINDOW, framing._COMPACT_AT = sizes
+        try:
+            self.check_operations(ops, max_length)
+        finally:
+            framing._SPLIT_WINDOW, framing._COMPACT_AT = saved
+
+    def check_operations(self, ops: list[tuple[str, object]], max_length: int) -> None:
+        """Run ``ops`` on a LineBuffer and a NaiveLineBuffer side by side."""
+        buffer = LineBuffer(max_length)
+        naive = NaiveLineBuffer(max_length, LineEndings.STRICT)
+        for op, arg in ops:
+            if op == "feed":
+                assert isinstance(arg, bytes)
+                buffer.feed(arg)
+                naive.feed(arg)
+            elif op == "line":
+                got = drain_one(buffer)
+                self.assertEqual(got, naive.next_event())
+            elif op == "raw":
+                assert isinstance(arg, int)
+                self.assertEqual(buffer.take_raw(arg), naive.take_raw(arg))
+            else:
+                assert isinstance(arg, LineEndings)
+                buffer.endings = naive.endings = arg
+            self.assertEqual(len(buffer), len(naive.data))
+            self.assertEqual(buffer.discarding, naive.discarding)
+
+
+def drain_one(buffer: LineBuffer) -> Event | None:
+    """Call next_line once; return its line or error as an event."""
+    try:
+        line = buffer.next_line()
+    except LineTooLong:
+        return ("too-long", b"")
+    except BareLineEnding as e:
+        return ("bare", e.line)
+    return None if line is None else ("line", line)
