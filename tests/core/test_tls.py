@@ -13,7 +13,7 @@ import socket
 import ssl as stdlib_ssl
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from service_identity.exceptions import VerificationError
-from twisted.internet import defer, threads
+from twisted.internet import defer, ssl, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     SSL4ServerEndpoint,
@@ -32,6 +32,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.interfaces import IListeningPort, IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -86,7 +87,7 @@ def _issue(
         .issuer_name(_name(issuer))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_before(now - datetime.timedelta(days=2))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
@@ -305,6 +306,19 @@ class ServerContextTests(SynchronousTestCase):
             )
             self.assertIsInstance(endpoint, SSL4ServerEndpoint)
 
+    def test_expired_certificate_warned(self) -> None:
+        logged: list[LogEvent] = []
+        observer = cast(ILogObserver, logged.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        key = serialization.load_pem_private_key(self.key.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        expired = Path(self.mktemp())
+        expired.write_bytes(_pem(_issue("localhost", key, "localhost", key, ca=False, days=-1)))
+        server_context(expired, self.key)
+        warnings = [e for e in logged if "expired" in e.get("log_format", "")]
+        self.assertEqual([e["path"] for e in warnings], [str(expired)])
+
     def test_chain_loaded(self) -> None:
         chain = make_chain(Path(self.mktemp()))
         server_context(chain["fullchain"], chain["key"])
@@ -404,6 +418,7 @@ class StartTLSServer(LineProtocol):
         self.resets = 0
         self.established = 0
         self.timers_after_handshake = -1
+        self.peer_certificate: Any = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -433,6 +448,7 @@ class StartTLSServer(LineProtocol):
 
     def tls_established(self) -> None:
         self.established += 1
+        self.peer_certificate = self.transport.getPeerCertificate()
         clock: Any = self.factory.reactor
         if isinstance(clock, MemoryReactorClock):
             self.timers_after_handshake = len(clock.getDelayedCalls())
@@ -680,6 +696,49 @@ class LoopbackTLSTests(TestCase):
             TCP4ClientEndpoint(self.reactor, "127.0.0.1", port.getHost().port),
         ).connect(client_factory)
         client, reason = yield client_factory.done
+        self.assertEqual(client.replies, [])
+        self.assertTrue(reason.check(SSL.Error), reason)
+
+    @defer.inlineCallbacks
+    def client_certificate_exchange(self, client_cert: Any) -> Any:
+        """Connect to a server that requires a client certificate signed by ``client_ca``."""
+        leaf = load_cert(self.cert)
+        key = serialization.load_pem_private_key(self.key.read_bytes(), None)
+        client_ca = ssl.Certificate.loadPEM(self.client_cert.read_bytes())
+        options: Any = ssl.CertificateOptions(
+            privateKey=key,  # type: ignore[arg-type]
+            certificate=leaf,  # type: ignore[arg-type]
+            trustRoot=ssl.trustRootFromCertificates([client_ca]),
+        )
+        server_factory = ServerFactory(self.reactor, None, greet=True)
+        endpoint = SSL4ServerEndpoint(self.reactor, 0, options, interface="127.0.0.1")
+        port = yield endpoint.listen(server_factory)
+        self.addCleanup(port.stopListening)
+        client_factory = ClientFactory(self.reactor, None, starttls=False)
+        creator = client_options("localhost", ca_file=self.cert, client_cert=client_cert)
+        yield wrapClientTLS(
+            creator, TCP4ClientEndpoint(self.reactor, "127.0.0.1", port.getHost().port)
+        ).connect(client_factory)
+        client, reason = yield client_factory.done
+        return client, server_factory.instances[0], reason
+
+    @defer.inlineCallbacks
+    def test_client_certificate_presented(self) -> Any:
+        self.client_cert, client_key = ensure_dev_certificate(self.mktemp())
+        pem = self.client_cert.read_bytes() + client_key.read_bytes()
+        for client_cert in ((self.client_cert, client_key), ssl.PrivateCertificate.loadPEM(pem)):
+            client, server, _ = yield self.client_certificate_exchange(client_cert)
+            self.assertEqual(client.replies[1], b"250 NOOP secure")
+            self.assertEqual(
+                server.peer_certificate.digest("sha256").decode(),
+                certificate_fingerprint(self.client_cert)[len("SHA256:") :],
+            )
+
+    @defer.inlineCallbacks
+    def test_client_certificate_required(self) -> Any:
+        """Control for the test above: without one, that server refuses the client."""
+        self.client_cert, _ = ensure_dev_certificate(self.mktemp())
+        client, _, reason = yield self.client_certificate_exchange(None)
         self.assertEqual(client.replies, [])
         self.assertTrue(reason.check(SSL.Error), reason)
 
