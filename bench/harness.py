@@ -56,6 +56,7 @@ __all__ = [
     "params_from_args",
     "percentile",
     "process_tree",
+    "read_busy_seconds",
     "read_cpu_seconds",
     "read_peak_rss",
     "run_bench",
@@ -135,6 +136,18 @@ def read_cpu_seconds(pid: int) -> float:
         # fields[11:15] are utime stime cutime cstime; waited-for children only for the root
         ticks += sum(int(x) for x in fields[11 : 15 if i == 0 else 13])
     return ticks / _CLK_TCK
+
+
+def read_busy_seconds() -> float:
+    """Return the CPU seconds the machine's processes (and its hypervisor) took since boot.
+
+    From /proc/stat: user, nice, system and steal. Interrupt and softirq time
+    is left out: the kernel accounts much of our own loopback traffic there.
+    """
+    with open("/proc/stat", "rb") as f:
+        fields = f.readline().split()[1:]
+    # user nice system idle iowait irq softirq steal
+    return sum(int(fields[i]) for i in (0, 1, 2, 7)) / _CLK_TCK
 
 
 class _RssSampler:
@@ -564,6 +577,8 @@ class RunResult:
     p99_ms: float
     rss_mb: float
     srv_cpu_us_per_req: float
+    #: CPU used by everything else on the machine during the run, in % of one CPU.
+    others_cpu_pct: float
     requests: int
     errors: int
     elapsed: float
@@ -592,9 +607,10 @@ def run_case_once(case: Case, params: LoadParams) -> RunResult:
     with ServerProcess(case.server) as server:
         port = server.wait_ready()
         with _RssSampler(server.pid) as sampler:
-            cpu0 = read_cpu_seconds(server.pid)
+            cpu0, busy0 = read_cpu_seconds(server.pid), read_busy_seconds()
             result = case.load(case.server.host, port, params)
             srv_cpu = read_cpu_seconds(server.pid) - cpu0
+            others = read_busy_seconds() - busy0 - srv_cpu - result.cpu
     lat = sorted(result.latencies)
     return RunResult(
         rps=result.rps,
@@ -602,6 +618,7 @@ def run_case_once(case: Case, params: LoadParams) -> RunResult:
         p99_ms=percentile(lat, 99) * 1000,
         rss_mb=sampler.peak / 1e6,
         srv_cpu_us_per_req=srv_cpu / result.requests * 1e6 if result.requests else 0.0,
+        others_cpu_pct=max(0.0, 100.0 * others / result.elapsed) if result.elapsed else 0.0,
         requests=result.requests,
         errors=result.errors,
         elapsed=result.elapsed,
@@ -635,15 +652,16 @@ def run_bench(
                     f"{case.name} run {run + 1}/{params.runs}: {r.rps:,.0f} req/s, "
                     f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {r.rss_mb:.1f} MB, "
                     f"{r.errors} errors; CPU/req: server {r.srv_cpu_us_per_req:.1f} us, "
-                    f"generator {r.gen_cpu_us_per_req:.1f} us ({r.gen_cpu_pct:.0f}% busy)"
+                    f"generator {r.gen_cpu_us_per_req:.1f} us ({r.gen_cpu_pct:.0f}% busy); "
+                    f"others {r.others_cpu_pct:.0f}% CPU"
                 )
     return results
 
 
 _MEDIAN_KEYS = ("rps", "p50_ms", "p99_ms", "rss_mb", "srv_cpu_us_per_req",
-                "gen_cpu_us_per_req", "gen_cpu_pct")
+                "gen_cpu_us_per_req", "gen_cpu_pct", "others_cpu_pct")
 TABLE_HEADERS = ("name", "req/s", "p50 ms", "p99 ms", "peak RSS MB", "srv CPU us/req",
-                 "gen CPU us/req", "gen busy %", "errors", "ratio")
+                 "gen CPU us/req", "gen busy %", "others %", "errors", "ratio")
 
 
 def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> str:
@@ -652,7 +670,9 @@ def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> 
     Columns: :data:`TABLE_HEADERS`. ``srv CPU us/req`` is the server's CPU time
     per request (all its threads and children), a figure that other load on a
     shared machine disturbs less than req/s. ``gen ...`` is the load generator:
-    if it is near 100 % busy, it, not the server, set the pace.
+    if it is near 100 % busy, it, not the server, set the pace. ``others %`` is
+    the CPU that other processes on the machine took meanwhile (100 = one CPU):
+    req/s of runs where it is high are not comparable.
     """
     base = next((r for r in results if r.name == baseline and r.runs), None)
     base_rps = base.median("rps") if base else 0.0
@@ -672,6 +692,7 @@ def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> 
             f"{r.median('srv_cpu_us_per_req'):.1f}",
             f"{r.median('gen_cpu_us_per_req'):.1f}",
             f"{r.median('gen_cpu_pct'):.0f}",
+            f"{r.median('others_cpu_pct'):.0f}",
             str(sum(x.errors for x in r.runs)),
             ratio,
         ])

@@ -231,6 +231,7 @@ class LoadTests(SynchronousTestCase):
 
 def _run(rps: float, rss: float = 10.0) -> RunResult:
     return RunResult(rps=rps, p50_ms=1.0, p99_ms=2.0, rss_mb=rss, srv_cpu_us_per_req=20.0,
+                     others_cpu_pct=3.0,
                      requests=100, errors=0, elapsed=1.0, gen_cpu_us_per_req=5.0,
                      gen_cpu_pct=50.0, timed_out=False)
 
@@ -247,7 +248,7 @@ class TableTests(SynchronousTestCase):
         self.assertEqual(lines[0].split()[:3], ["name", "req/s", "p50"])
         self.assertEqual(lines[0].split()[-2:], ["errors", "ratio"])
         self.assertEqual(lines[2].split(), ["ours", "200", "1.00", "2.00", "10.0", "20.0", "5.0",
-                                            "50", "0", "2.00"])
+                                            "50", "3", "0", "2.00"])
         self.assertEqual(lines[3].split()[-1], "1.00")
         self.assertIn("skipped: not installed", lines[4])
         self.assertEqual(lines[5], "ratio: req/s relative to 'base'")
