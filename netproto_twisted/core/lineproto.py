@@ -486,7 +486,12 @@ class LineProtocol(Protocol):
         """Forget session state learnt before STARTTLS (EHLO, AUTH, ...).  Default: nothing."""
 
     def tls_established(self) -> None:
-        """Called when a TLS handshake (implicit or STARTTLS) completes.  Default: nothing."""
+        """Called when a TLS handshake (implicit or STARTTLS) completes.  Default: nothing.
+
+        Protocol wrappers between the TLS layer and this protocol must pass
+        ``handshakeCompleted`` on (core.access's guard does; Twisted's plain
+        ProtocolWrapper does not) for this to be called.
+        """
 
 
 _LP = TypeVar("_LP", bound=LineProtocol)
