@@ -154,7 +154,7 @@ class DotUnstuffer:
         self.max_line_length = max_line_length
         self.done = False
         self.error: RemoteProtocolError | None = None
-        self._rest = b""
+        self._rest = bytearray()
         # Undecided bytes kept from the previous feed: the start of a dot
         # line ("." or ".\r") or a CR that may start a CRLF.
         self._carry = b""
@@ -168,7 +168,7 @@ class DotUnstuffer:
         """Return the bytes received after the terminator (valid once :attr:`done`)."""
         if not self.done:
             raise LocalProtocolError("rest() before the end of the block")
-        return self._rest
+        return bytes(self._rest)
 
     def feed(self, data: bytes) -> bytes:
         """Consume received bytes; return the payload decoded from them (see the class docstring).
@@ -212,7 +212,7 @@ class DotUnstuffer:
         if found >= 0:
             self.done = True
             self._tail = b""
-            self._rest = text[after:]
+            self._rest = bytearray(text[after:])
         else:
             self._tail = text[-4:]
 
@@ -231,7 +231,7 @@ class DotUnstuffer:
                 if buf[p] == _DOT:
                     if buf.startswith(_DOT_LINE, p) or (not strict and buf.startswith(b".\n", p)):
                         self.done = True
-                        self._rest = buf[p + (3 if buf[p + 1] == _CR else 2) :]
+                        self._rest = bytearray(buf[p + (3 if buf[p + 1] == _CR else 2) :])
                         break
                     if n - p < 3 and _DOT_LINE.startswith(buf[p:]):
                         self._at_line_start = True
