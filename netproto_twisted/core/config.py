@@ -317,7 +317,8 @@ def parse_section(cls: type[T], table: Mapping[str, object], prefix: str) -> T:
         raise TypeError(f"{cls!r} is not a dataclass")
     schema = _fields(cls)
     names = [f.name for f, _tp in schema]
-    for key in table:
+    for raw_key in table:
+        key = str(raw_key)
         if key not in names:
             guess = difflib.get_close_matches(key.replace("-", "_"), names, n=1, cutoff=0.6)
             hint = f" (did you mean {guess[0]}?)" if guess else ""

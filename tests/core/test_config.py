@@ -381,6 +381,33 @@ class PropertyTests(unittest.SynchronousTestCase):
         except ConfigError as exc:
             self.assertNotIn("\n", str(exc))
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                smtp_keys,
+                st.sampled_from(
+                    ['1', '0', '-7', '1.5', 'nan', '-inf', 'true', '"x"', '""', '"mx"',
+                     '"10.0.0.0/8"', '"::1"', '[]', '[1, "a"]', '["a"]', '{}', '{a = 1}',
+                     '{name = "n"}', '[{name = "a"}]', '[{quota = 1}]', '1979-05-27',
+                     '07:32:00', '1979-05-27T07:32:00Z', '{cert = "c", required = 1}']
+                ),
+            ),
+            max_size=6,
+        )
+    )
+    def test_toml_documents_only_raise_one_line_config_errors(
+        self, assignments: list[tuple[str, str]]
+    ) -> None:
+        text = "[smtp]\n" + "\n".join(f"{key} = {value}" for key, value in assignments)
+        try:
+            result = config_from_toml_text(text, SECTIONS, source="f.toml")
+        except ConfigError as exc:
+            self.assertNotIn("\n", str(exc))
+            self.assertRegex(str(exc), r"^(smtp[.:]|f\.toml: line \d+: )")
+        else:
+            self.assertIsInstance(result["smtp"], SMTPSection)
+
     @settings(max_examples=200, deadline=None)
     @given(
         st.text(max_size=30),
