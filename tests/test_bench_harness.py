@@ -33,6 +33,7 @@ from bench.harness import (
     add_arguments,
     dialogue_load,
     format_table,
+    free_port,
     main,
     params_from_args,
     percentile,
@@ -103,12 +104,6 @@ def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[tuple[_Se
         t.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PortWaitTests(SynchronousTestCase):
     def test_listening(self) -> None:
         """A listening port is found at once."""
@@ -120,13 +115,13 @@ class PortWaitTests(SynchronousTestCase):
 
     def test_timeout(self) -> None:
         """A port nobody listens on raises TimeoutError after the timeout."""
-        self.assertRaises(TimeoutError, wait_for_port, "127.0.0.1", _free_port(), 0.2)
+        self.assertRaises(TimeoutError, wait_for_port, "127.0.0.1", free_port(), 0.2)
 
     def test_server_exited(self) -> None:
         """A server that died is reported at once, not after the timeout."""
         proc = subprocess.Popen([sys.executable, "-c", "pass"])
         proc.wait(10)
-        self.assertRaises(RuntimeError, wait_for_port, "127.0.0.1", _free_port(), 30, proc)
+        self.assertRaises(RuntimeError, wait_for_port, "127.0.0.1", free_port(), 30, proc)
 
 
 _HOG = (
