@@ -1,7 +1,10 @@
 """Streamed, durable writes of new messages: delivery (SMTP) and append (IMAP).
 
-A writer streams into ``tmp/`` with a bounded buffer; ``commit()`` then, in
-the thread pool, flushes and fsyncs the file and links it into ``new/`` (or
+A writer holds up to 64 KiB in memory; a message that fits is written to
+``tmp/`` entirely in the thread pool at ``commit()``.  A longer one gets its
+``tmp/`` file on the first 64 KiB and is streamed into it (page-cache writes
+from the caller's thread, memory stays bounded).  ``commit()`` then, in the
+thread pool, flushes and fsyncs the file and links it into ``new/`` (or
 ``cur/``), and only after the directory itself has been fsynced does the
 Deferred fire.  Directory fsyncs are grouped by :class:`DirSyncer`: every
 commit whose rename finished while one fsync was running shares the next one.
@@ -99,8 +102,8 @@ class _TmpWriter:
         self._run = run
         self.base = base
         self.tmp_path = os.path.join(folder.tmp, base)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        self._fd: int | None = os.open(self.tmp_path, flags, 0o600)
+        self._fd: int | None = None
+        self._created = False
         self._buffer = bytearray()
         self._done = False
         self.size = 0
@@ -115,7 +118,15 @@ class _TmpWriter:
         if len(self._buffer) >= WRITE_BUFFER_SIZE:
             self._flush()
 
+    def _open(self) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(self.tmp_path, flags, 0o600)
+        self._created = True
+        return self._fd
+
     def _flush(self) -> None:
+        if self._fd is None:
+            self._open()
         assert self._fd is not None
         view = memoryview(self._buffer)
         while view:
@@ -125,23 +136,24 @@ class _TmpWriter:
         self._buffer.clear()
 
     def _close_durably(self, mtime: float | None = None) -> None:
-        """Worker thread: flush, fsync and close the tmp file."""
-        assert self._fd is not None
+        """Worker thread: (create,) flush, fsync and close the tmp file."""
+        fd = self._fd if self._fd is not None else self._open()
         try:
             self._flush()
             if mtime is not None:
-                os.utime(self._fd, (mtime, mtime))
-            self._fs.fsync(self._fd)
+                os.utime(fd, (mtime, mtime))
+            self._fs.fsync(fd)
         finally:
-            os.close(self._fd)
+            os.close(fd)
             self._fd = None
 
     def _discard(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp_path)
+        if self._created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp_path)
 
     def abort(self) -> None:
         """Drop the message: close and remove the ``tmp/`` file."""

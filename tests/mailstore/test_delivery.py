@@ -80,9 +80,16 @@ class DurabilityOrderTests(SynchronousTestCase):
         self.assertEqual(os.listdir(self.new), [])
         self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
 
+    def test_small_message_touches_disk_only_in_commit_job(self) -> None:
+        writer = self.store.deliver("alice")
+        writer.write(b"x" * 60000)
+        self.assertFalse(os.path.exists(writer.tmp_path))
+        writer.abort()
+        self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
+
     def test_abort_removes_tmp(self) -> None:
         writer = self.store.deliver("alice")
-        writer.write(b"partial")
+        writer.write(b"partial" * 10000)
         self.assertTrue(os.path.exists(writer.tmp_path))
         writer.abort()
         self.assertFalse(os.path.exists(writer.tmp_path))
