@@ -216,6 +216,29 @@ class DotUnstuffer:
         else:
             self._tail = text[-4:]
 
+    def _decode_clean(self, buf: bytes, start: int, out: list[bytes]) -> int:
+        """Decode the whole lines of ``buf`` from ``start`` in bulk if they are clean.
+
+        The common case (CRLF lines, none too long, no terminator) in a few C
+        calls, from a line start; returns where it stopped.  Anything unusual
+        is left to the line-by-line path, which gives the same result.
+        """
+        end = _clean_lines_end(buf, start)
+        if end == start:
+            return start
+        block = buf[start:end] if start or end < len(buf) else buf
+        limit = self.max_line_length
+        # The longest line counts its stuffing dot, not its CRLF.
+        if (
+            limit is not None
+            and len(block) - 2 > limit
+            and max(map(len, block.split(CRLF))) > limit
+        ):
+            return start
+        payload = block.replace(b"\r\n.", CRLF)
+        out.append(payload[1:] if block[0] == _DOT else payload)
+        return end
+
     def _decode(self, data: bytes) -> bytes:
         buf = self._carry + data if self._carry else data
         self._carry = b""
@@ -225,8 +248,15 @@ class DotUnstuffer:
         out: list[bytes] = []
         n = len(buf)
         p = 0
+        bulk = True
         while p < n:
             if self._at_line_start:
+                if bulk:
+                    # Once per feed, at the first line start.
+                    bulk = False
+                    p = self._decode_clean(buf, p, out)
+                    if p == n:
+                        break
                 self._at_line_start = False
                 if buf[p] == _DOT:
                     if buf.startswith(_DOT_LINE, p) or (not strict and buf.startswith(b".\n", p)):
@@ -282,6 +312,26 @@ class DotUnstuffer:
             self._at_line_start = True
             self._line_len = 0
         return b"".join(out)
+
+
+def _clean_lines_end(buf: bytes, start: int) -> int:
+    """Return where the run of whole, clean CRLF lines of ``buf`` from ``start`` ends.
+
+    Clean: no bare CR or LF.  The run stops before a terminating ``"."``
+    line, so that the line-by-line path finds it.  ``start`` if there is no
+    such run.
+    """
+    last = buf.rfind(LF, start)
+    if last < 0:
+        return start
+    end = last + 1
+    pairs = buf.count(CRLF, start, end)
+    if buf.count(LF, start, end) != pairs or buf.count(CR, start, end) != pairs:
+        return start
+    if buf.startswith(_DOT_LINE, start):
+        return start
+    stop = buf.find(TERMINATOR, start, end)
+    return end if stop < 0 else stop + 2
 
 
 def dot_unstuff(

@@ -312,6 +312,26 @@ class DotUnstufferTests(SynchronousTestCase):
         self.assertRaises(LineTooLong, decoder.feed, b"\r\n.\r\n")
         self.assertEqual(decoder.rest(), b"")
 
+    def test_big_chunks(self) -> None:
+        """Many lines per feed (the bulk path): stuffing, limits and the terminator mid-chunk."""
+        lines = [b"..line %d" % i if i % 3 == 0 else b"line %d" % i for i in range(5000)]
+        body = b"".join(line + b"\r\n" for line in lines)
+        expected = b"".join(
+            line[1:] + b"\r\n" if i % 3 == 0 else line + b"\r\n" for i, line in enumerate(lines)
+        )
+        wire = body + b".\r\nQUIT\r\n"
+        for cuts in ([], [len(wire) // 2], list(range(0, len(wire), 4096))):
+            outcome = decode(split(wire, cuts), max_line_length=20)
+            self.assertEqual(outcome, Outcome(expected, True, None, b"QUIT\r\n"))
+        long_line = wire.replace(b"line 2500\r\n", b"line 2500" + b"x" * 20 + b"\r\n")
+        outcome = decode([long_line], max_line_length=20)
+        self.assertIsInstance(outcome.raised, LineTooLong)
+        self.assertEqual(outcome.rest, b"QUIT\r\n")
+        bare = wire.replace(b"line 4000\r\n", b"line 4000\n")
+        outcome = decode([bare])
+        self.assertIsInstance(outcome.raised, BareLineEnding)
+        self.assertEqual(outcome.rest, b"QUIT\r\n")
+
     def test_only_first_error_kept(self) -> None:
         """With several faults, the first one is raised."""
         outcome = decode([b"a\rb\r\nxxxxxxxxxxxxxx\r\n.\r\n"], max_line_length=5)
