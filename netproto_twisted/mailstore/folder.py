@@ -11,7 +11,7 @@ import enum
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -187,8 +187,14 @@ class MaildirFolder:
                 found[parse_filename(entry.name).base] = (subdir, entry.name)
         return found
 
-    def sync(self, move_new: bool = True) -> Snapshot:
-        """Scan the folder, give new files UIDs, optionally move ``new/`` to ``cur/``."""
+    def sync(
+        self, move_new: bool = True, previous: Mapping[str, MessageInfo] | None = None
+    ) -> Snapshot:
+        """Scan the folder, give new files UIDs, optionally move ``new/`` to ``cur/``.
+
+        ``previous`` (infos of an earlier snapshot, by base) saves a ``stat``
+        for every message whose file name has not changed since.
+        """
         if not self.exists():
             raise NoSuchMailbox(self.path)
         keywords = self.read_keywords()
@@ -196,6 +202,13 @@ class MaildirFolder:
         with self.uidlist_lock():
             uidlist, changed = self._read_uidlist()
             on_disk = self._scan()
+            if changed and on_disk and not os.path.exists(self.uidlist_path):
+                _log.info(
+                    "{path}: no uidlist; {n} messages get new UIDs under UIDVALIDITY {v}",
+                    path=self.path,
+                    n=len(on_disk),
+                    v=uidlist.uid_validity,
+                )
             kept = [record for record in uidlist.records if record.base in on_disk]
             changed = changed or len(kept) != len(uidlist.records)
             known = {record.base for record in kept}
@@ -219,6 +232,14 @@ class MaildirFolder:
         messages: list[MessageInfo] = []
         for record in uidlist.records:
             subdir, name = on_disk[record.base]
+            prev = previous.get(record.base) if previous is not None else None
+            if prev is not None and (prev.uid, prev.subdir, prev.filename) == (
+                record.uid,
+                subdir,
+                name,
+            ):
+                messages.append(prev)
+                continue
             info = self._info(record.uid, subdir, name, keywords, record.base in recent)
             if info is None:
                 located = self.locate(record.base)

@@ -116,7 +116,12 @@ class MaildirStore:
             syncer = self._syncers[directory] = DirSyncer(directory, self.fs, self._run)
         return syncer
 
-    def _sync_folder(self, folder: MaildirFolder, move_new: bool) -> Snapshot:
+    def _sync_folder(
+        self,
+        folder: MaildirFolder,
+        move_new: bool,
+        previous: dict[str, MessageInfo] | None = None,
+    ) -> Snapshot:
         now = self._clock()
         with self._tmp_lock:
             due = now - self._tmp_checked.get(folder.path, float("-inf")) >= TMP_CLEANUP_INTERVAL
@@ -124,7 +129,7 @@ class MaildirStore:
                 self._tmp_checked[folder.path] = now
         if due:
             folder.cleanup_tmp(self._tmp_max_age)
-        return folder.sync(move_new)
+        return folder.sync(move_new, previous)
 
     # -- IDeliveryTarget ----------------------------------------------------
 
@@ -245,7 +250,10 @@ class MaildirMailbox:
 
     def refresh(self, move_new: bool = True) -> Deferred[tuple[MessageInfo, ...]]:
         """Rescan the folder and fire with the new message list."""
-        d: Deferred[Snapshot] = self._store._run(self._store._sync_folder, self._target, move_new)
+        previous = {info.base: info for info in self._by_uid.values()}
+        d: Deferred[Snapshot] = self._store._run(
+            self._store._sync_folder, self._target, move_new, previous
+        )
         return d.addCallback(self._apply)
 
     def open_message(self, uid: int) -> Deferred[BinaryIO]:

@@ -52,6 +52,27 @@ class SyncTests(FolderTestCase):
         self.assertEqual([(m.uid, m.recent) for m in again.messages],
                          [(1, False), (2, False), (3, False)])
 
+    def test_previous_snapshot_saves_stats_but_sees_renames(self) -> None:
+        put(self.path, "cur", "1.M1P1.h:2,")
+        put(self.path, "cur", "2.M1P1.h:2,")
+        first = self.folder.sync()
+        previous = {m.base: m for m in first.messages}
+        os.rename(os.path.join(self.path, "cur", "2.M1P1.h:2,"),
+                  os.path.join(self.path, "cur", "2.M1P1.h:2,S"))
+        stats: list[str] = []
+        real_stat = os.stat
+
+        def counting_stat(path: str) -> os.stat_result:
+            stats.append(path)
+            return real_stat(path)
+
+        self.patch(os, "stat", counting_stat)
+        second = self.folder.sync(previous=previous)
+        self.assertIs(second.messages[0], first.messages[0])
+        self.assertEqual(second.messages[1].flags, {SEEN})
+        message_stats = [os.path.basename(p) for p in stats if ".M1P1." in p]
+        self.assertEqual(message_stats, ["2.M1P1.h:2,S"])
+
     def test_pop3_mode_leaves_new_alone(self) -> None:
         put(self.path, "new", "1.M1P1.h")
         snap = self.folder.sync(move_new=False)
