@@ -10,12 +10,13 @@ disk returns a Deferred; ``write`` on a writer only buffers.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from netproto_twisted.mailstore.delivery import Appended
     from netproto_twisted.mailstore.folder import FlagMode, MessageInfo
 
 __all__ = [
@@ -50,7 +51,7 @@ class IAppendWriter(Interface):
     def write(data: bytes) -> None:
         """Append a chunk of the message."""
 
-    def commit() -> Deferred[Any]:
+    def commit() -> Deferred[Appended]:
         """Store it durably and give it a UID: fire with an ``Appended``."""
 
     def abort() -> None:
@@ -104,7 +105,9 @@ class IMailbox(Interface):
 class IMailStore(IDeliveryTarget):
     """A store of users' folders: open, list, create, delete, rename, subscribe."""
 
-    def open_mailbox(user: str, folder: str = "INBOX", move_new: bool = True) -> Deferred[Any]:
+    def open_mailbox(
+        user: str, folder: str = "INBOX", move_new: bool = True
+    ) -> Deferred[IMailbox]:
         """Sync a folder and fire with an :class:`IMailbox` holding its snapshot.
 
         ``move_new=True`` (IMAP) moves ``new/`` to ``cur/`` and marks those

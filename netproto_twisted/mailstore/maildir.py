@@ -155,13 +155,17 @@ class MaildirStore:
 
     def open_mailbox(
         self, user: str, folder: str = INBOX, move_new: bool = True
-    ) -> Deferred[MaildirMailbox]:
+    ) -> Deferred[IMailbox]:
         """Sync a folder and fire with a :class:`MaildirMailbox` holding its snapshot."""
         tree = self._tree(user)
         folder = validate_folder(folder)
         target = self._folder(tree, folder)
+
+        def opened(snapshot: Snapshot) -> IMailbox:
+            return MaildirMailbox(self, tree.user, folder, target, snapshot)
+
         d: Deferred[Snapshot] = self._run(self._sync_folder, target, move_new)
-        return d.addCallback(lambda snap: MaildirMailbox(self, tree.user, folder, target, snap))
+        return d.addCallback(opened)
 
     def list_folders(self, user: str) -> Deferred[list[str]]:
         """Fire with every folder name of ``user``, INBOX first."""
