@@ -248,6 +248,16 @@ class LineBufferTests(SynchronousTestCase):
         self.assertEqual(buffer.next_line(), b"c")
         self.assertEqual(buffer.next_line(), b"xy")
 
+    def test_take_raw_between_cr_and_lf(self) -> None:
+        """Raw bytes taken up to a CR leave its LF as a bare LF ending an empty line."""
+        buffer = LineBuffer(100)
+        buffer.feed(b"ab\r\ncd\r\nef\r\n")
+        self.assertEqual(buffer.next_line(), b"ab")
+        self.assertEqual(buffer.take_raw(3), b"cd\r")
+        self.assertEqual(self.assertRaises(BareLineEnding, buffer.next_line).line, b"")
+        self.assertEqual(buffer.next_line(), b"ef")
+        self.assertIsNone(buffer.next_line())
+
     def test_take_raw_negative(self) -> None:
         """A negative count is refused."""
         buffer = LineBuffer(100)
