@@ -96,8 +96,11 @@ class DirSyncer:
 class _TmpWriter:
     """Shared part of the writers: a file in ``tmp/`` written through a bounded buffer."""
 
-    def __init__(self, folder: MaildirFolder, base: str, run: Runner) -> None:
+    def __init__(
+        self, folder: MaildirFolder, base: str, run: Runner, create_dirs: bool = False
+    ) -> None:
         self._folder = folder
+        self._create_dirs = create_dirs
         self._fs = folder.fs
         self._run = run
         self.base = base
@@ -120,9 +123,23 @@ class _TmpWriter:
 
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self.tmp_path, flags, 0o600)
+        try:
+            self._fd = os.open(self.tmp_path, flags, 0o600)
+        except FileNotFoundError:
+            if not self._create_dirs:
+                raise
+            self._make_folder()
+            self._fd = os.open(self.tmp_path, flags, 0o600)
         self._created = True
         return self._fd
+
+    def _make_folder(self) -> None:
+        """Create the folder's directories durably (first delivery to a new user)."""
+        root = self._folder.path
+        for directory in (self._folder.tmp, self._folder.new, self._folder.cur):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._fs.fsync_dir(root)
+        self._fs.fsync_dir(os.path.dirname(root))
 
     def _flush(self) -> None:
         if self._fd is None:
@@ -177,8 +194,15 @@ class _TmpWriter:
 class MessageWriter(_TmpWriter):
     """A message being delivered into ``new/``; ``commit()`` fires with the file name."""
 
-    def __init__(self, folder: MaildirFolder, base: str, run: Runner, syncer: DirSyncer) -> None:
-        super().__init__(folder, base, run)
+    def __init__(
+        self,
+        folder: MaildirFolder,
+        base: str,
+        run: Runner,
+        syncer: DirSyncer,
+        create_dirs: bool = False,
+    ) -> None:
+        super().__init__(folder, base, run, create_dirs)
         self._syncer = syncer
 
     def _finish(self) -> str:

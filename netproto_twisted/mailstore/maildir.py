@@ -76,7 +76,6 @@ class MaildirStore:
         self._lock_timeout = lock_timeout
         self._tmp_max_age = tmp_max_age
         self._syncers: dict[str, DirSyncer] = {}
-        self._roots_ready: set[str] = set()
         self._tmp_checked: dict[str, float] = {}
         self._tmp_lock = threading.Lock()
         if runner is None:
@@ -138,18 +137,20 @@ class MaildirStore:
         return self._run(self._tree(user).exists)
 
     def deliver(self, user: str, folder: str = INBOX) -> MessageWriter:
-        """Return a writer for a new message to ``user``'s ``folder`` (INBOX is auto-created)."""
+        """Return a writer for a new message to ``user``'s ``folder``.
+
+        A missing INBOX is created (durably) by the first commit; other
+        folders must exist (:class:`NoSuchMailbox`).
+        """
         tree = self._tree(user)
         folder = validate_folder(folder)
-        if folder == INBOX:
-            if tree.root not in self._roots_ready:
-                tree.ensure_root()
-                self._roots_ready.add(tree.root)
-        elif not tree.folder_exists(folder):
+        if folder != INBOX and not tree.folder_exists(folder):
             raise NoSuchMailbox(folder)
         target = self._folder(tree, folder)
         base = self._names.new_base(self._clock())
-        return MessageWriter(target, base, self._run, self.syncer(target.new))
+        return MessageWriter(
+            target, base, self._run, self.syncer(target.new), create_dirs=folder == INBOX
+        )
 
     # -- IMailStore ---------------------------------------------------------
 

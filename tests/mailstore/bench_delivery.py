@@ -44,7 +44,7 @@ async def _run(reactor: Any, args: argparse.Namespace) -> None:
                 base = tempfile.mkdtemp(prefix="mailbench", dir=args.dir)
                 try:
                     store = MaildirStore(base, reactor, pool, fs=FsOps(fsync=not args.no_fsync))
-                    store.deliver("bench").abort()
+                    await store.create_folder("bench", "INBOX")
                     per = args.count // concurrency
                     start = time.perf_counter()
                     await defer.gatherResults(

@@ -126,7 +126,10 @@ class DovecotInteropTests(SynchronousTestCase):
         self.successResultOf(box.refresh())
         self.successResultOf(self.store.create_folder(USER, "Archive.2024"))
         self.deliver(b"Subject: archived\r\n\r\nx\r\n", "Archive.2024")
-        self.successResultOf(self.store.open_mailbox(USER, "Archive.2024"))
+        archive = self.successResultOf(
+            self.store.open_mailbox(USER, "Archive.2024", move_new=False)  # POP3 style
+        )
+        self.assertEqual([(m.uid, m.subdir) for m in archive.messages], [(1, "new")])
         self.successResultOf(self.store.subscribe(USER, "Archive.2024"))
 
         self.start_dovecot()

@@ -149,7 +149,7 @@ class TmpCleanupThroughStoreTests(SynchronousTestCase):
         base = os.path.abspath(self.mktemp())
         now = [1_800_000_000.0]
         store = MaildirStore(base, fs=FsOps(), runner=sync_runner, clock=lambda: now[0])
-        store.deliver("erin").abort()
+        self.successResultOf(store.create_folder("erin", "INBOX"))
         tmp = os.path.join(base, "erin", "tmp")
         for name, age in (("crash-old", 37 * 3600), ("in-progress", 60)):
             with open(os.path.join(tmp, name), "wb") as f:
