@@ -136,7 +136,11 @@ class DotUnstuffer:
     seen), and continues the session with :meth:`rest`; a caller that does
     not handle the exception never accepts a damaged or smuggled message.
     :attr:`error` is set as soon as the error is seen, so a caller may stop
-    storing early.
+    storing early.  A peer that ends its data with ``<LF>.<LF>`` is never
+    seen to finish in ``STRICT`` mode: the caller's message size limit and
+    idle timeout end that session (as with Postfix's
+    ``smtpd_forbid_bare_newline``).  The decoder itself keeps no more than a
+    few bytes between feeds.
 
     :ivar done: true once the terminator has been consumed.
     :ivar error: the first protocol error seen, or ``None``.
