@@ -6,6 +6,9 @@ Only built-in extensions are used and nothing is fetched from the network.
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,8 @@ from typing import Any
 from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util.docutils import SphinxDirective
+from zope.interface.interface import Attribute, InterfaceClass, Method
 
 __all__: list[str] = []
 
@@ -112,7 +117,66 @@ class PickImportedTarget(SphinxPostTransform):
                     break
 
 
+# zope.interface ---------------------------------------------------------------
+
+# Interfaces are InterfaceClass instances, not classes: autodoc skips them as
+# members, and renders them in type hints through their repr.
+_INTERFACE_REPR = re.compile(r"<InterfaceClass ([\w.]+)>")
+
+
+def _qualify_interface_hints(
+    app: Sphinx, domain: str, objtype: str, contentnode: Any
+) -> None:
+    """Render an interface in a recorded type hint as its dotted name, not its repr."""
+    annotations: dict[str, dict[str, str]] = app.env.current_document.autodoc_annotations
+    for hints in annotations.values():
+        for key, text in hints.items():
+            if "<InterfaceClass " in text:
+                hints[key] = _INTERFACE_REPR.sub(r"~\1", text)
+
+
+def _indented(text: str | None, prefix: str) -> list[str]:
+    return [prefix + line if line else "" for line in inspect.cleandoc(text or "").splitlines()]
+
+
+class ZopeInterfaces(SphinxDirective):
+    """``.. zope-interfaces:: MODULE``: document the interfaces a module defines.
+
+    Each interface becomes a ``py:class`` with its bases, docstring,
+    attributes and method signatures, in definition order.
+    """
+
+    required_arguments = 1
+
+    def run(self) -> list[Any]:
+        """Generate the descriptions as reST and parse them."""
+        modname = self.arguments[0]
+        module = importlib.import_module(modname)
+        lines: list[str] = []
+        for name, iface in vars(module).items():
+            if not isinstance(iface, InterfaceClass) or iface.__module__ != modname:
+                continue
+            lines += [f".. py:class:: {name}", f"   :module: {modname}", ""]
+            bases = ", ".join(
+                f":class:`~{b.__module__}.{b.__name__}`" for b in iface.__bases__
+            )
+            lines += [f"   Bases: {bases}", ""]
+            lines += [*_indented(iface.__doc__, "   "), ""]
+            for member in iface.names():
+                desc = iface[member]
+                if isinstance(desc, Method):
+                    lines.append(f"   .. py:method:: {member}{desc.getSignatureString()}")
+                elif isinstance(desc, Attribute):
+                    lines.append(f"   .. py:attribute:: {member}")
+                else:  # pragma: no cover - zope has no other kinds
+                    continue
+                lines += ["", *_indented(desc.__doc__, "      "), ""]
+        return self.parse_text_to_nodes("\n".join(lines), allow_section_headings=False)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Register this configuration's own transform."""
+    """Register this configuration's own transform, directive and event handler."""
     app.add_post_transform(PickImportedTarget)
+    app.add_directive("zope-interfaces", ZopeInterfaces)
+    app.connect("object-description-transform", _qualify_interface_hints, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
