@@ -199,7 +199,7 @@ class MaildirFolder:
             raise NoSuchMailbox(self.path)
         keywords = self.read_keywords()
         recent: set[str] = set()
-        with self.uidlist_lock():
+        with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
             on_disk = self._scan()
             if changed and on_disk and not os.path.exists(self.uidlist_path):
@@ -219,9 +219,11 @@ class MaildirFolder:
             uidlist.records = kept
             if changed:
                 self._write_uidlist(uidlist)
-            for base, (subdir, name) in list(on_disk.items()):
+            for count, (base, (subdir, name)) in enumerate(list(on_disk.items())):
                 if subdir != "new":
                     continue
+                if count % 1000 == 999:
+                    lock.touch()
                 if move_new:
                     try:
                         self.fs.rename(os.path.join(self.new, name), os.path.join(self.cur, name))

@@ -168,6 +168,12 @@ class DotLock:
             self._sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def touch(self) -> None:
+        """Refresh the lock's mtime during long work, so nobody thinks it stale."""
+        if self._held:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.path)
+
     def release(self) -> None:
         """Remove the lock file."""
         if self._held:

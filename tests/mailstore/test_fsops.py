@@ -82,6 +82,15 @@ class DotLockTests(SynchronousTestCase):
         self.assertTrue(lock.try_acquire())
         lock.release()
 
+    def test_touch_keeps_a_long_held_lock_fresh(self) -> None:
+        lock = DotLock(self.path)
+        lock.try_acquire()
+        os.utime(self.path, (1, 1))
+        lock.touch()
+        clock = FakeClock(os.stat(self.path).st_mtime + 60)
+        self.assertFalse(DotLock(self.path, clock=clock).try_acquire())
+        lock.release()
+
     def test_context_manager(self) -> None:
         with DotLock(self.path) as lock:
             self.assertTrue(lock.held)

@@ -8,6 +8,7 @@ from typing import cast
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.testing import MemoryReactor
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -142,6 +143,16 @@ class ThreadPoolTests(TestCase):
                 await call()
         self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.base), "etc")))
         self.assertFalse(os.path.exists(self.base))
+
+
+class CreateTests(SynchronousTestCase):
+    def test_create_owns_a_pool_stopped_at_shutdown(self) -> None:
+        fake = MemoryReactor()
+        store = MaildirStore.create(self.mktemp(), fake, max_threads=2)
+        self.assertEqual(len(fake.triggers["during"]["shutdown"]), 1)
+        stop, args, kwargs = fake.triggers["during"]["shutdown"][0]
+        self.assertIsInstance(store, MaildirStore)
+        stop(*args, **kwargs)
 
 
 class TmpCleanupThroughStoreTests(SynchronousTestCase):
