@@ -14,6 +14,7 @@ The hot path costs one Deferred and one coroutine resume per chunk received.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import io
@@ -368,7 +369,8 @@ class AsyncSocket:
             return
         self._closed = True
         if self._lost is None:
-            self._transport.unregisterProducer()
+            with contextlib.suppress(RuntimeError):  # no producer registered
+                self._transport.unregisterProducer()
             self._transport.loseConnection()
 
     def abort(self) -> None:

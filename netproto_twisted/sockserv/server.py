@@ -14,6 +14,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -192,7 +193,12 @@ class SockservService(Service):
         def merge(results: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
             return [a for r in results for a in r]
 
-        return defer.gatherResults(ds, consumeErrors=True).addCallback(merge)
+        def first_error(failure: Failure) -> Failure:
+            if isinstance(failure.value, defer.FirstError):
+                return failure.value.subFailure
+            return failure
+
+        return defer.gatherResults(ds, consumeErrors=True).addCallbacks(merge, first_error)
 
     def startService(self) -> None:
         """Start the thread pool, then listen."""

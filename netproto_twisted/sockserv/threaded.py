@@ -65,6 +65,8 @@ class ThreadedSocket:
         self._write_shut = False
         self._closed = False
         self._timeout: float | None = None
+        #: True once the daemon dropped the connection because it is stopping.
+        self.aborted = False
         host = transport.getHost()
         self.family = address_family(host)
         self.type = socket.SOCK_STREAM
@@ -136,12 +138,14 @@ class ThreadedSocket:
     def _on_close(self) -> None:
         if self._lost is not None:
             return
-        self._transport.unregisterProducer()
+        with contextlib.suppress(RuntimeError):  # no producer registered
+            self._transport.unregisterProducer()
         self._transport.loseConnection()
 
     def _on_abort(self) -> None:
         """Wake the handler thread with an error: the daemon is stopping."""
         with self._cond:
+            self.aborted = True
             if self._lost is None:
                 self._lost = ConnectionAbortedError(errno.ECONNABORTED, "server stopping")
             self._eof = True
@@ -431,6 +435,9 @@ def run_blocking_handler(
     """Run a handler as ``socketserver`` does (in a pool thread), then close the connection."""
     try:
         handler_class(sock, client_address, server)
+    except ConnectionAbortedError:
+        if not sock.aborted:
+            server.handle_error(sock, client_address)
     except Exception:
         server.handle_error(sock, client_address)
     finally:
