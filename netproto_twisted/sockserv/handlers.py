@@ -53,8 +53,10 @@ def resolve_handler(spec: str, app_dir: str | Path | None = None) -> type:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name is not None and module_name.startswith(e.name) and (
-            module_name == e.name or module_name.startswith(e.name + ".")
+        if (
+            e.name is not None
+            and module_name.startswith(e.name)
+            and (module_name == e.name or module_name.startswith(e.name + "."))
         ):
             reason = f"no module named {module_name!r}"
             raise HandlerLoadError(f"--handler {spec!r}: {reason}") from None

@@ -213,9 +213,11 @@ class ThreadedSocket:
             if self._closed:
                 raise _bad_fd()
             self._wait(
-                lambda: self._lost is not None
-                or self._write_shut
-                or (not self._write_paused and self._in_flight < MAX_IN_FLIGHT)
+                lambda: (
+                    self._lost is not None
+                    or self._write_shut
+                    or (not self._write_paused and self._in_flight < MAX_IN_FLIGHT)
+                )
             )
             if self._write_shut:
                 raise BrokenPipeError(errno.EPIPE, "Broken pipe")
@@ -492,4 +494,3 @@ class ThreadedStreamProtocol(Protocol):
             self.socket._on_abort()
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
-

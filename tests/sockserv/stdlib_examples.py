@@ -5,6 +5,7 @@
 # MyStreamTCPHandler, because the docs give both TCP handlers the same name.
 # ruff: noqa
 # mypy: ignore-errors
+# fmt: off
 import socketserver
 import threading
 

@@ -404,5 +404,7 @@ class ThousandConnectionsTests(_DaemonCase):
             s.settimeout(TIMEOUT)
             s.sendall(b"again\n")
             self.assertEqual(s.recv(100), b"again\n")
-        print(f"\n1000 connections: daemon RSS {peak_rss / 2**20:.1f} MiB"
-              f" (idle {idle_rss / 2**20:.1f} MiB)")
+        print(
+            f"\n1000 connections: daemon RSS {peak_rss / 2**20:.1f} MiB"
+            f" (idle {idle_rss / 2**20:.1f} MiB)"
+        )

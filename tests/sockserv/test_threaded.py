@@ -160,9 +160,9 @@ class ThreadedSocketTests(SynchronousTestCase):
         self.assertRaises(OSError, sock.recv, 1)
 
 
-async def _start(test: TestCase, handler: Any, listen: list[str], **kw: Any) -> tuple[
-    SockservService, list[tuple[str, str]]
-]:
+async def _start(
+    test: TestCase, handler: Any, listen: list[str], **kw: Any
+) -> tuple[SockservService, list[tuple[str, str]]]:
     service = make_sockserv_service(reactor, handler=handler, listen=listen, threads=4, **kw)
     service.startService()
     test.addCleanup(service.stopService)
