@@ -487,7 +487,7 @@ def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> 
 
     out = [line(TABLE_HEADERS), line(["-" * w for w in widths])]
     out.extend(line(row) for row in rows)
-    if baseline:
+    if base_rps:
         out.append(f"ratio: req/s relative to {baseline!r}")
     return "\n".join(out)
 

@@ -87,6 +87,9 @@ def build_cases(workdir: Path, experiments: bool = False) -> list[Case]:
     extra = [
         Case("netproto async echo, eager write (experiment)",
              _daemon("async-eager", "--handler", "bench.experiments:EagerAsyncEcho"), load),
+        Case("netproto async echo, eager sendall (experiment)",
+             _daemon("async-eager-sendall", "--handler", "bench.experiments:EagerSendallEcho"),
+             load),
         Case("netproto threaded echo, quiet _on_write (experiment)",
              _daemon("threaded-quiet", "--handler", "bench.experiments:QuietWriteThreadedEcho",
                      "--threads", "50"), load),
