@@ -479,7 +479,9 @@ async def _call_hook(handler: Any, name: str) -> None:
 async def run_async_handler(
     handler_class: type, request: Any, client_address: Any, server: HandlerServer
 ) -> None:
-    """Run a reactor-side handler: ``setup``, ``handle``, ``finish`` (each may be async).
+    """Run a reactor-side handler: ``setup``, ``handle``, then ``finish`` (even on error).
+
+    Each of the three may be a coroutine function.
 
     ``socketserver``'s own ``StreamRequestHandler.setup``/``finish`` are
     replaced: ``self.connection``, ``self.rfile`` and ``self.wfile`` are set
@@ -495,10 +497,12 @@ async def run_async_handler(
         handler.wfile = AsyncWriter(request)
     try:
         await _call_hook(handler, "setup")
-        result = handler.handle()
-        if inspect.isawaitable(result):
-            await result
-        await _call_hook(handler, "finish")
+        try:
+            result = handler.handle()
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            await _call_hook(handler, "finish")
     except Exception:
         server.handle_error(request, client_address)
     finally:
