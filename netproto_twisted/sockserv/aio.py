@@ -36,6 +36,8 @@ from netproto_twisted.sockserv.common import (
     LOW_WATER,
     HandlerServer,
     address_family,
+    raw_tcp_connection,
+    send_now,
     socket_address,
 )
 
@@ -89,6 +91,7 @@ class AsyncSocket:
         self._peername = socket_address(transport.getPeer())
         handle = getattr(transport, "getHandle", lambda: None)()
         self._handle = handle if isinstance(handle, socket.socket) else None
+        self._raw = raw_tcp_connection(transport)
 
     def __repr__(self) -> str:
         return f"<AsyncSocket laddr={self._sockname!r} raddr={self._peername!r}>"
@@ -266,6 +269,16 @@ class AsyncSocket:
         error = self._write_error()
         if error is not None:
             raise error
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        raw = self._raw
+        if raw is not None:
+            sent = send_now(raw, data)
+            if sent:
+                if sent == len(data):
+                    return
+                data = data[sent:]
         self._transport.write(data)
 
     def drain(self) -> Deferred[None]:
@@ -284,7 +297,7 @@ class AsyncSocket:
         error = self._write_error()
         if error is not None:
             return fail(error)
-        self._transport.write(bytes(data) if not isinstance(data, bytes) else data)
+        self._write(data if isinstance(data, bytes) else bytes(data))
         if not self._write_paused:
             return succeed(None)
         d: Deferred[None] = Deferred()

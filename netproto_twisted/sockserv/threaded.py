@@ -34,6 +34,8 @@ from netproto_twisted.sockserv.common import (
     WRITE_CHUNK,
     HandlerServer,
     address_family,
+    raw_tcp_connection,
+    send_now,
     socket_address,
 )
 
@@ -75,6 +77,8 @@ class ThreadedSocket:
         self._peername = socket_address(transport.getPeer())
         handle = getattr(transport, "getHandle", lambda: None)()
         self._handle = handle if isinstance(handle, socket.socket) else None
+        self._raw = raw_tcp_connection(transport)
+        self._senders_waiting = 0
 
     def __repr__(self) -> str:
         return f"<ThreadedSocket laddr={self._sockname!r} raddr={self._peername!r}>"
@@ -108,14 +112,16 @@ class ThreadedSocket:
     def _on_write_paused(self, paused: bool) -> None:
         with self._cond:
             self._write_paused = paused
-            self._cond.notify_all()
+            if self._senders_waiting:
+                self._cond.notify_all()
 
     def _on_write(self, data: bytes) -> None:
         if self._lost is None:
             self._transport.write(data)
         with self._cond:
             self._in_flight -= len(data)
-            self._cond.notify_all()
+            if self._senders_waiting:
+                self._cond.notify_all()
 
     def _on_resume_reading(self) -> None:
         with self._cond:
@@ -212,17 +218,29 @@ class ThreadedSocket:
         with self._cond:
             if self._closed:
                 raise _bad_fd()
-            self._wait(
-                lambda: (
-                    self._lost is not None
-                    or self._write_shut
-                    or (not self._write_paused and self._in_flight < MAX_IN_FLIGHT)
+            self._senders_waiting += 1
+            try:
+                self._wait(
+                    lambda: (
+                        self._lost is not None
+                        or self._write_shut
+                        or (not self._write_paused and self._in_flight < MAX_IN_FLIGHT)
+                    )
                 )
-            )
+            finally:
+                self._senders_waiting -= 1
             if self._write_shut:
                 raise BrokenPipeError(errno.EPIPE, "Broken pipe")
             if self._lost is not None:
                 raise self._lost
+            if self._raw is not None and not self._in_flight:
+                # Nothing of ours is on its way to the transport: if its buffer is
+                # empty too, the kernel may take the piece now (one reactor turn and
+                # one cross-thread wake-up fewer).
+                sent = send_now(self._raw, piece)
+                if sent == len(piece):
+                    return
+                piece = piece[sent:]
             self._in_flight += len(piece)
         self._reactor.callFromThread(self._on_write, piece)
 
