@@ -1,0 +1,473 @@
+"""Sans-I/O SMTP wire format: replies, commands, and their serialisation.
+
+Replies: :class:`Reply` (a code, its text lines, an optional enhanced status
+code) serialises itself with :meth:`Reply.to_bytes`; :class:`ReplyParser`
+turns the bytes a server sends into :class:`Reply` objects (client side);
+:meth:`Reply.raise_for_status` / :func:`error_from_reply` turn a failure reply
+into an :mod:`~netproto_twisted.smtp.errors` exception.
+
+Commands: :func:`parse_command` splits a command line (server side) into a
+:class:`Command`; :func:`parse_bdat` and :func:`parse_auth` parse the
+arguments of BDAT and AUTH.  MAIL and RCPT arguments are parsed by
+:func:`~netproto_twisted.smtp.parse_mail_from` and
+:func:`~netproto_twisted.smtp.parse_rcpt_to` (in ``_params``).  Every parse
+error is a :class:`~netproto_twisted.smtp.errors.CommandError` that carries
+the reply to send.  The client side formats commands with
+:func:`format_command`, :func:`format_ehlo` ..., which refuse CR, LF and NUL
+in any argument.
+
+Peer data enters through two doors only, :class:`ReplyParser` (client) and
+:func:`parse_command` (server); neither raises anything but
+:class:`~netproto_twisted.core.errors.RemoteProtocolError` subclasses.
+
+This module imports nothing from ``twisted.internet``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from netproto_twisted.core.errors import LocalProtocolError, RemoteProtocolError
+from netproto_twisted.core.framing import CRLF, LineBuffer, LineEndings, serialize_line
+from netproto_twisted.smtp._codes import (
+    AUTH,
+    BDAT,
+    COMMANDS,
+    DATA,
+    EHLO,
+    ES_INVALID_ARGUMENTS,
+    ES_INVALID_COMMAND,
+    ES_MESSAGE_TOO_BIG,
+    ES_SYNTAX_ERROR,
+    EXCEEDED_STORAGE,
+    EXPN,
+    HELO,
+    MAIL,
+    PARAM_SYNTAX,
+    QUIT,
+    RCPT,
+    RSET,
+    STARTTLS,
+    SYNTAX_ERROR,
+    VRFY,
+)
+from netproto_twisted.smtp.errors import CommandError, SMTPResponseError
+
+__all__ = [
+    "MAX_REPLY_LINE",
+    "Command",
+    "Reply",
+    "ReplyParser",
+    "error_from_reply",
+    "format_auth",
+    "format_bdat",
+    "format_command",
+    "format_ehlo",
+    "format_helo",
+    "parse_auth",
+    "parse_bdat",
+    "parse_command",
+]
+
+#: The longest reply line, CRLF included (RFC 5321 4.5.3.1.5).
+MAX_REPLY_LINE = 512
+#: The longest reply line :class:`ReplyParser` accepts by default, CRLF excluded.
+#: More generous than :data:`MAX_REPLY_LINE`: real servers send longer lines.
+DEFAULT_MAX_REPLY_LINE = 4096
+#: The most lines :class:`ReplyParser` accepts in one reply by default.
+DEFAULT_MAX_REPLY_LINES = 1000
+
+_CODE = re.compile(rb"[2-5][0-5][0-9]")
+_ENHANCED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})\Z")
+_DETAIL = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\Z")
+_ENHANCED_PREFIX = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?: |\Z)")
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
+
+
+def _utf8_cut(data: bytes, limit: int) -> int:
+    """Return the largest index <= ``limit`` that does not split a UTF-8 sequence."""
+    if limit >= len(data):
+        return len(data)
+    while limit > 0 and (data[limit] & 0xC0) == 0x80:
+        limit -= 1
+    return limit
+
+
+def _wrap(data: bytes, budget: int) -> list[bytes]:
+    """Split ``data`` into pieces of at most ``budget`` bytes, at spaces where possible."""
+    pieces: list[bytes] = []
+    while len(data) > budget:
+        cut = data.rfind(b" ", 1, budget + 1)
+        if cut > 0:
+            pieces.append(data[:cut])
+            data = data[cut + 1 :]
+            continue
+        cut = _utf8_cut(data, budget) or budget
+        pieces.append(data[:cut])
+        data = data[cut:]
+    pieces.append(data)
+    return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: a code, one or more text lines, an optional enhanced status code.
+
+    ``enhanced`` is the full RFC 3463 code (``"5.1.1"``); its class digit must
+    match the reply code's.  The lines hold the text without the code and
+    without the enhanced status code.  Construction checks all of this and
+    raises :class:`~netproto_twisted.core.errors.LocalProtocolError` (a CR,
+    LF or NUL in a line would let text inject a reply of its own).
+    """
+
+    code: int
+    lines: tuple[str, ...] = ("",)
+    enhanced: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (200 <= self.code <= 559 and (self.code // 10) % 10 <= 5):
+            raise LocalProtocolError(f"not an SMTP reply code: {self.code!r}")
+        if not isinstance(self.lines, tuple) or not self.lines:
+            raise LocalProtocolError("a reply needs a tuple of at least one line")
+        for line in self.lines:
+            if _FORBIDDEN.search(line):
+                raise LocalProtocolError(f"CR, LF or NUL in reply text: {line[:80]!r}")
+        if self.enhanced is not None:
+            match = _ENHANCED.match(self.enhanced)
+            if match is None or int(match.group(1)) != self.code // 100:
+                raise LocalProtocolError(
+                    f"enhanced status {self.enhanced!r} does not fit reply code {self.code}"
+                )
+
+    @classmethod
+    def make(cls, code: int, text: str | Iterable[str] = "", status: str | None = None) -> Reply:
+        """Build a reply from a code, text (``\\n`` separates lines) and a status detail.
+
+        ``status`` is an ``ES_*`` constant (``"1.1"``): the class digit is
+        taken from ``code``, so ``Reply.make(550, "no such user",
+        ES_BAD_DEST_MAILBOX)`` has ``enhanced == "5.1.1"``.
+        """
+        lines = tuple(text.split("\n")) if isinstance(text, str) else tuple(text)
+        enhanced = None
+        if status is not None:
+            if not _DETAIL.match(status):
+                raise LocalProtocolError(f"not an enhanced status detail: {status!r}")
+            enhanced = f"{code // 100}.{status}"
+        return cls(code, lines or ("",), enhanced)
+
+    @property
+    def text(self) -> str:
+        """The text lines joined with ``\\n`` (without the enhanced status code)."""
+        return "\n".join(self.lines)
+
+    @property
+    def status_text(self) -> str:
+        """The text prefixed with the enhanced status code, if any: ``"5.1.1 no such user"``."""
+        if self.enhanced is None:
+            return self.text
+        return f"{self.enhanced} {self.text}" if self.text else self.enhanced
+
+    @property
+    def positive(self) -> bool:
+        """Whether the code is 2xx or 3xx."""
+        return self.code < 400
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the code is 4xx (transient negative completion)."""
+        return 400 <= self.code < 500
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the code is 5xx (permanent negative completion)."""
+        return self.code >= 500
+
+    def to_bytes(self, *, enhanced: bool = True) -> bytes:
+        """Serialise to the wire: ``250-`` lines then a ``250 `` line, each <= 512 bytes.
+
+        Text longer than a line allows is split at spaces (or anywhere, never
+        inside a UTF-8 sequence).  With ENHANCEDSTATUSCODES the enhanced
+        code prefixes every line (RFC 2034); ``enhanced=False`` leaves it out
+        (the greeting and the EHLO reply must not carry it).
+        """
+        code = str(self.code).encode("ascii")
+        prefix = f"{self.enhanced} ".encode("ascii") if enhanced and self.enhanced else b""
+        budget = MAX_REPLY_LINE - len(CRLF) - 4 - len(prefix)
+        pieces: list[bytes] = []
+        for line in self.lines:
+            pieces.extend(_wrap(line.encode("utf-8"), budget))
+        out: list[bytes] = []
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            body = prefix + piece if piece else prefix.rstrip(b" ")
+            if body:
+                out.append(code + (b" " if i == last else b"-") + body)
+            else:
+                out.append(code if i == last else code + b"-")
+        return CRLF.join(out) + CRLF
+
+    def raise_for_status(
+        self, cls: type[SMTPResponseError] = SMTPResponseError, **extra: Any
+    ) -> Reply:
+        """Return the reply if it is 2xx/3xx, else raise :func:`error_from_reply`'s exception."""
+        if self.code >= 400:
+            raise error_from_reply(self, cls, **extra)
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status_text}"
+
+
+def error_from_reply(
+    reply: Reply, cls: type[SMTPResponseError] = SMTPResponseError, **extra: Any
+) -> SMTPResponseError:
+    """Return the exception for a failure reply: ``cls(code=..., text=..., **extra)``.
+
+    The instance is also a :class:`~netproto_twisted.core.errors.TemporaryError`
+    (4xx) or :class:`~netproto_twisted.core.errors.PermanentError` (5xx); its
+    ``text`` keeps the enhanced status code (``"5.1.1 no such user"``) and its
+    ``reply`` is ``reply``.  ``extra`` passes further constructor arguments,
+    e.g. ``error_from_reply(r, SMTPSenderRefused, sender="a@b.example")``.
+    """
+    error = cls(code=reply.code, text=reply.status_text, **extra)
+    error.reply = reply
+    return error
+
+
+class ReplyParser:
+    """Turn the bytes a server sends into :class:`Reply` objects (client side, sans-I/O).
+
+    Feed whatever arrives; :meth:`feed` returns the replies completed by it,
+    in order (several when replies were pipelined).  A reply whose first line
+    starts with an enhanced status code of the reply's class gets it as
+    ``enhanced``, stripped from every line that repeats it.  Text is decoded
+    as UTF-8 (invalid bytes replaced).
+
+    Malformed input raises :class:`~netproto_twisted.core.errors.RemoteProtocolError`
+    (or its subclasses :class:`~netproto_twisted.core.errors.LineTooLong` and
+    :class:`~netproto_twisted.core.framing.BareLineEnding`): a line without a
+    valid code (RFC 5321: ``[2-5][0-5][0-9]``), a separator other than space
+    or ``-``, a continuation line with another code, more than ``max_lines``
+    lines or a line longer than ``max_line_length`` bytes.  After an error the
+    stream cannot be trusted: close the connection.
+
+    :param max_line_length: longest line accepted, CRLF excluded.
+    :param max_lines: most lines in one reply.
+    :param endings: which line endings are accepted (a bare LF by default, as smtplib does).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_REPLY_LINE,
+        max_lines: int = DEFAULT_MAX_REPLY_LINES,
+        endings: LineEndings = LineEndings.ACCEPT_LF,
+    ) -> None:
+        self._buffer = LineBuffer(max_line_length, endings=endings)
+        self._max_lines = max_lines
+        self._code: bytes | None = None
+        self._lines: list[str] = []
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of a reply has been received (a disconnect now loses it)."""
+        return self._code is not None or len(self._buffer) > 0
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """Add received bytes; return the replies they complete (possibly none)."""
+        self._buffer.feed(data)
+        replies: list[Reply] = []
+        while (line := self._buffer.next_line()) is not None:
+            reply = self._line(line)
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    def _line(self, line: bytes) -> Reply | None:
+        code = line[:3]
+        if len(code) < 3 or not _CODE.fullmatch(code):
+            raise RemoteProtocolError(f"malformed reply line: {line[:80]!r}")
+        if len(line) == 3 or line[3:4] == b" ":
+            final = True
+        elif line[3:4] == b"-":
+            final = False
+        else:
+            raise RemoteProtocolError(f"malformed reply line: {line[:80]!r}")
+        if self._code is None:
+            self._code = code
+        elif code != self._code:
+            raise RemoteProtocolError(
+                f"reply code changed within a reply: {self._code!r} then {code!r}"
+            )
+        if len(self._lines) >= self._max_lines:
+            raise RemoteProtocolError(f"reply longer than {self._max_lines} lines")
+        self._lines.append(line[4:].decode("utf-8", "replace"))
+        if not final:
+            return None
+        lines, self._lines, self._code = self._lines, [], None
+        return _build_reply(int(code), lines)
+
+
+def _build_reply(code: int, lines: list[str]) -> Reply:
+    match = _ENHANCED_PREFIX.match(lines[0])
+    enhanced = None
+    if match is not None and int(match.group(1)[0]) == code // 100:
+        enhanced = match.group(1)
+        size = len(enhanced)
+        lines = [
+            line[size + 1 :] if line.startswith(enhanced) and line[size : size + 1] in ("", " ")
+            else line
+            for line in lines
+        ]
+    # Text that a C0 control would make unserialisable is kept readable, not refused.
+    return Reply(code, tuple(_FORBIDDEN.sub("\ufffd", line) for line in lines), enhanced)
+
+
+# -- commands (server side) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed command line: ``verb`` in upper case and its ``argument`` (``""`` if none)."""
+
+    verb: str
+    argument: str
+
+
+_NO_ARGUMENT = frozenset({DATA, RSET, QUIT, STARTTLS})
+_ARGUMENT_REQUIRED = frozenset({EHLO, HELO, MAIL, RCPT, BDAT, VRFY, EXPN, AUTH})
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_VERB = re.compile(rb"[A-Za-z]{1,20}")
+_HOSTNAME_ARG = re.compile(r"[\x21-\x7e]+")
+_BDAT = re.compile(r"([0-9]{1,20})(?:[ \t]+(LAST))?[ \t]*\Z", re.IGNORECASE)
+_AUTH = re.compile(r"([A-Za-z0-9_-]{1,20})(?:[ \t]+([A-Za-z0-9+/]*={0,2}))?[ \t]*\Z")
+
+
+def _syntax(
+    text: str, status: str = ES_INVALID_ARGUMENTS, code: int = PARAM_SYNTAX
+) -> CommandError:
+    return CommandError(Reply.make(code, text, status))
+
+
+def parse_command(line: bytes, *, verbs: Collection[str] = COMMANDS) -> Command:
+    """Parse one command line (without CRLF) into a :class:`Command`.
+
+    The verb is case-insensitive and must be in ``verbs`` (default: every
+    command of :data:`~netproto_twisted.smtp.COMMANDS`); the argument is what
+    follows the first space or tab, decoded as UTF-8, with surrounding blanks
+    removed.  Checked here: DATA, RSET, QUIT and STARTTLS take no argument;
+    EHLO, HELO, MAIL, RCPT, BDAT, VRFY, EXPN and AUTH need one; the argument
+    of EHLO/HELO is one printable ASCII word.  Line length is the line
+    buffer's business.
+
+    :raises CommandError: ``500 5.5.1`` for an unknown verb, ``500 5.5.2``
+        for control characters or invalid UTF-8, ``501 5.5.4`` for a
+        missing, superfluous or malformed argument.
+    """
+    if _CONTROL.search(line):
+        raise _syntax("Syntax error: control character in command", ES_SYNTAX_ERROR, SYNTAX_ERROR)
+    line = line.strip(b" \t")
+    verb_bytes = line.replace(b"\t", b" ").partition(b" ")[0]
+    if not _VERB.fullmatch(verb_bytes):
+        raise _syntax("Command unrecognized", ES_INVALID_COMMAND, SYNTAX_ERROR)
+    verb = verb_bytes.decode("ascii").upper()
+    if verb not in verbs:
+        raise _syntax("Command unrecognized", ES_INVALID_COMMAND, SYNTAX_ERROR)
+    try:
+        argument = line[len(verb_bytes) :].decode("utf-8").strip(" \t")
+    except UnicodeDecodeError:
+        raise _syntax("Syntax error: invalid UTF-8", ES_SYNTAX_ERROR, SYNTAX_ERROR) from None
+    if argument and verb in _NO_ARGUMENT:
+        raise _syntax(f"Syntax error: {verb} takes no argument")
+    if not argument and verb in _ARGUMENT_REQUIRED:
+        raise _syntax(f"Syntax error: {verb} needs an argument")
+    if verb in (EHLO, HELO) and not _HOSTNAME_ARG.fullmatch(argument):
+        raise _syntax(f"Syntax: {verb} hostname")
+    return Command(verb, argument)
+
+
+def parse_bdat(argument: str, *, max_size: int | None = None) -> tuple[int, bool]:
+    """Parse BDAT's argument (``"1000 LAST"``) into ``(size, last)``.
+
+    Whether refused or not, the server must still read (and discard) the
+    chunk's bytes if the client sent them: check ``size`` before anything
+    else, and close the connection if it is absurd.
+
+    :raises CommandError: ``501 5.5.4`` on bad syntax (at most 20 digits),
+        ``552 5.3.4`` if ``size`` exceeds ``max_size``.
+    """
+    match = _BDAT.match(argument)
+    if match is None:
+        raise _syntax("Syntax: BDAT chunk-size [LAST]")
+    size = int(match.group(1))
+    if max_size is not None and size > max_size:
+        raise _syntax(
+            "Message size exceeds fixed maximum message size", ES_MESSAGE_TOO_BIG, EXCEEDED_STORAGE
+        )
+    return size, match.group(2) is not None
+
+
+def parse_auth(argument: str) -> tuple[str, str | None]:
+    """Parse AUTH's argument into ``(MECHANISM, initial_response or None)``.
+
+    The initial response is returned as sent (base64, or ``"="`` for an
+    empty one); decode it with :func:`netproto_twisted.core.sasl.decode_response`.
+
+    :raises CommandError: ``501 5.5.4`` on bad syntax (the blob is never echoed).
+    """
+    match = _AUTH.match(argument)
+    if match is None:
+        raise _syntax("Syntax: AUTH mechanism [initial-response]")
+    return match.group(1).upper(), match.group(2)
+
+
+# -- commands (client side) ----------------------------------------------------------------
+
+
+def format_command(verb: str, argument: str | None = None) -> bytes:
+    """Return ``VERB[ argument]\\r\\n``.
+
+    :raises LocalProtocolError: if the verb is not letters only, or either
+        contains CR, LF or NUL.
+    """
+    if not re.fullmatch(r"[A-Za-z]{1,20}", verb):
+        raise LocalProtocolError(f"not an SMTP verb: {verb!r}")
+    return serialize_line(verb if argument is None else f"{verb} {argument}")
+
+
+def _hostname_arg(verb: str, name: str) -> bytes:
+    if not _HOSTNAME_ARG.fullmatch(name):
+        raise LocalProtocolError(f"{verb} needs one printable ASCII word, not {name!r}")
+    return format_command(verb, name)
+
+
+def format_ehlo(name: str) -> bytes:
+    """Return ``EHLO name\\r\\n`` (``name``: a domain or an address literal such as ``[::1]``)."""
+    return _hostname_arg(EHLO, name)
+
+
+def format_helo(name: str) -> bytes:
+    """Return ``HELO name\\r\\n``."""
+    return _hostname_arg(HELO, name)
+
+
+def format_bdat(size: int, *, last: bool = False) -> bytes:
+    """Return ``BDAT size[ LAST]\\r\\n``."""
+    if size < 0:
+        raise LocalProtocolError(f"BDAT size must be >= 0, not {size}")
+    return format_command(BDAT, f"{size} LAST" if last else str(size))
+
+
+def format_auth(mechanism: str, initial_response: bytes | None = None) -> bytes:
+    """Return ``AUTH MECHANISM[ base64(initial_response)]\\r\\n`` (empty response: ``=``)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,20}", mechanism):
+        raise LocalProtocolError(f"not a SASL mechanism name: {mechanism!r}")
+    if initial_response is None:
+        return format_command(AUTH, mechanism.upper())
+    blob = base64.b64encode(initial_response).decode("ascii") or "="
+    return format_command(AUTH, f"{mechanism.upper()} {blob}")
+
