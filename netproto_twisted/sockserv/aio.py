@@ -530,7 +530,6 @@ class AsyncStreamProtocol(Protocol):
     def __init__(self, host: Any) -> None:
         self._host = host
         self.socket: AsyncSocket | None = None
-        self._on_data: Any = None
 
     def connectionMade(self) -> None:
         """Set TCP_NODELAY, register the write gate and start the handler coroutine."""
@@ -538,7 +537,8 @@ class AsyncStreamProtocol(Protocol):
         assert transport is not None
         set_nodelay(transport)
         sock = self.socket = AsyncSocket(self._host.reactor, transport)
-        self._on_data = sock._on_data
+        # The hot path: the transport (or guard wrapper) calls the socket directly.
+        self.dataReceived = sock._on_data  # type: ignore[method-assign]
         transport.registerProducer(_WriteGate(sock), True)
         self._host.connection_made(self)
         server = self._host.server_for(transport.getHost())
@@ -548,8 +548,9 @@ class AsyncStreamProtocol(Protocol):
         Deferred.fromCoroutine(coro)  # type: ignore[arg-type]
 
     def dataReceived(self, data: bytes) -> None:
-        """Hand ``data`` to the socket (straight to a waiting ``recv`` when there is one)."""
-        self._on_data(data)
+        """Hand ``data`` to the socket (replaced by the socket's own method once connected)."""
+        assert self.socket is not None
+        self.socket._on_data(data)
 
     def readConnectionLost(self) -> None:
         """The peer finished sending."""

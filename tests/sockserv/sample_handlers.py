@@ -138,3 +138,30 @@ NotAHandler = 42
 
 class NoHandle:
     """A class without ``handle``."""
+
+
+def numbered_stream() -> bytes:
+    """Mixed small and large pieces, each numbered, to check write ordering."""
+    return b"".join(
+        (b"%06d:" % i) + (b"x" * (200_000 if i % 7 == 0 else i)) + b"\n" for i in range(60)
+    )
+
+
+class SendNumbered(socketserver.BaseRequestHandler):
+    """Send :func:`numbered_stream` piece by piece with sendall (threaded)."""
+
+    def handle(self) -> None:
+        for piece in numbered_stream().splitlines(keepends=True):
+            self.request.sendall(piece)
+
+
+class AsyncSendNumbered(socketserver.BaseRequestHandler):
+    """Send :func:`numbered_stream` piece by piece, mixing sendall and write (reactor)."""
+
+    async def handle(self) -> None:  # type: ignore[override]
+        for i, piece in enumerate(numbered_stream().splitlines(keepends=True)):
+            if i % 2:
+                await self.request.sendall(piece)
+            else:
+                self.request.write(piece)
+        await self.request.drain()

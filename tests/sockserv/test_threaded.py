@@ -219,6 +219,19 @@ class ThreadedLoopbackTests(TestCase):
 
         self.assertEqual(await deferToThread(client), b"%d\n" % size)
 
+    async def test_write_order_kept_across_direct_and_queued_sends(self) -> None:
+        for handler in (sample_handlers.SendNumbered, sample_handlers.AsyncSendNumbered):
+            _, addrs = await _start(self, handler, ["tcp:0:interface=127.0.0.1"])
+            port = _port(addrs)
+
+            def client(port: int) -> bytes:
+                with socket.create_connection(("127.0.0.1", port)) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+                    return _rx(s, 64 << 20)
+
+            got = await deferToThread(client, port)
+            self.assertEqual(got, sample_handlers.numbered_stream(), handler.__name__)
+
     async def test_peer_info_and_nodelay(self) -> None:
         _, addrs = await _start(self, sample_handlers.PeerInfo, ["tcp:0:interface=127.0.0.1"])
         port = _port(addrs)
