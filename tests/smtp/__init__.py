@@ -1,0 +1,1 @@
+"""Tests for netproto_twisted.smtp."""
