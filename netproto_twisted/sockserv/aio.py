@@ -189,7 +189,8 @@ class AsyncSocket:
         return None
 
     def _eof_result(self) -> Any:
-        if isinstance(self._lost, (ConnectionResetError, ConnectionAbortedError)):
+        # An unclean loss (reset, TLS without close_notify) reads as end of stream too.
+        if isinstance(self._lost, ConnectionAbortedError):
             return Failure(self._lost)
         return b""
 
@@ -247,7 +248,11 @@ class AsyncSocket:
             waiter.errback(Failure(TimeoutError("timed out")))
 
     def recv(self, bufsize: int, flags: int = 0) -> Deferred[bytes]:
-        """Fire with up to ``bufsize`` bytes as soon as any arrive; ``b""`` at end of stream."""
+        """Fire with up to ``bufsize`` bytes as soon as any arrive; ``b""`` at end of stream.
+
+        An unclean loss also reads as ``b""``; ``sendall`` then fails with
+        :class:`ConnectionResetError`.
+        """
         if bufsize <= 0:
             if bufsize < 0:
                 return fail(ValueError("negative buffersize in recv"))

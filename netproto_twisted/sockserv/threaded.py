@@ -178,7 +178,12 @@ class ThreadedSocket:
             self._cond.wait(left)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        """Receive up to ``bufsize`` bytes; ``b""`` at end of stream."""
+        """Receive up to ``bufsize`` bytes; ``b""`` at end of stream.
+
+        A connection lost uncleanly (a reset, or TLS without close_notify,
+        which Twisted cannot tell apart) also reads as the end of the stream;
+        ``sendall`` then raises :class:`ConnectionResetError`.
+        """
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         if self._closed:
@@ -195,7 +200,7 @@ class ThreadedSocket:
                     del buf[:bufsize]
                 if self._read_paused and not self._resume_pending and len(buf) <= LOW_WATER:
                     self._resume_pending = resume = True
-            elif isinstance(self._lost, (ConnectionResetError, ConnectionAbortedError)):
+            elif isinstance(self._lost, ConnectionAbortedError):
                 raise self._lost
             else:
                 data = b""

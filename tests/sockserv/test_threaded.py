@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import socket
 import socketserver
+import ssl
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor as _reactor
@@ -18,6 +23,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from netproto_twisted.core.tls import ensure_dev_certificate
 from netproto_twisted.sockserv.common import HIGH_WATER, LOW_WATER, MAX_IN_FLIGHT
 from netproto_twisted.sockserv.server import SockservService, make_sockserv_service
 from netproto_twisted.sockserv.threaded import ThreadedSocket
@@ -69,7 +75,11 @@ class ThreadedSocketTests(SynchronousTestCase):
         self.assertEqual(sock.recv(10), b"")
         reset, _ = _socket()
         reset._on_lost(Failure(ConnectionLost()))
-        self.assertRaises(ConnectionResetError, reset.recv, 10)
+        self.assertEqual(reset.recv(10), b"")
+        self.assertRaises(ConnectionResetError, reset.sendall, b"x")
+        aborted, _ = _socket()
+        aborted._on_abort()
+        self.assertRaises(ConnectionAbortedError, aborted.recv, 10)
 
     def test_timeouts(self) -> None:
         sock, _ = _socket()
@@ -231,6 +241,35 @@ class ThreadedLoopbackTests(TestCase):
 
             got = await deferToThread(client, port)
             self.assertEqual(got, sample_handlers.numbered_stream(), handler.__name__)
+
+    async def test_tls_and_unix(self) -> None:
+        cert, key = ensure_dev_certificate(Path(self.mktemp()))
+        short = tempfile.mkdtemp(prefix="sockserv-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, short, True)
+        path = os.path.join(short, "s.sock")
+        _, addrs = await _start(
+            self,
+            sample_handlers.LineEcho,
+            [f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}", f"unix:{path}"],
+        )
+        self.assertEqual(addrs[1], ("unix", path))
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+
+        def client() -> tuple[bytes, bytes]:
+            raw = socket.create_connection(("127.0.0.1", _port(addrs)), timeout=10)
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"secret\n" * 1000)
+                over_tls = _rx(tls, 7000)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as u:
+                u.settimeout(10)
+                u.connect(path)
+                u.sendall(b"local\n")
+                u.shutdown(socket.SHUT_WR)
+                over_unix = _rx(u, 100)
+            return over_tls, over_unix
+
+        self.assertEqual(await deferToThread(client), (b"secret\n" * 1000, b"local\n"))
 
     async def test_peer_info_and_nodelay(self) -> None:
         _, addrs = await _start(self, sample_handlers.PeerInfo, ["tcp:0:interface=127.0.0.1"])
