@@ -76,9 +76,12 @@ def send_now(connection: Any, data: bytes) -> int:
     which reports errors its own way).  This saves the reactor turn, one
     epoll event and two ``epoll_ctl`` calls per reply.
     """
+    # _tempDataBuffer before dataBuffer: a handler thread may look while the reactor
+    # runs doWrite, which fills dataBuffer from _tempDataBuffer and only then empties
+    # the latter; in this order, queued bytes are always seen in one or the other.
     if (
-        connection.dataBuffer
-        or connection._tempDataBuffer
+        connection._tempDataBuffer
+        or connection.dataBuffer
         or not connection.connected
         or connection.disconnecting
         or connection._writeDisconnected
