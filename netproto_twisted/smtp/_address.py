@@ -106,6 +106,8 @@ def _check_domain(domain: str) -> None:
     if domain.startswith("["):
         _check_literal(domain[1:-1])
         return
+    if len(domain) <= _MAX_LABEL and domain.isascii():
+        return  # no label and no whole name can be too long
     if len(domain.encode("utf-8")) > _MAX_DOMAIN:
         raise AddressError("length", "domain longer than 255 octets")
     if any(len(label.encode("utf-8")) > _MAX_LABEL for label in domain.split(".")):

@@ -89,8 +89,11 @@ _NOTIFY_FLAGS = ("SUCCESS", "FAILURE", "DELAY")
 _BLANKS = re.compile(r"[ \t]+")
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _printable(value: str, *, ascii_only: bool) -> str:
-    if any(c < " " or c == "\x7f" for c in value) or (ascii_only and not value.isascii()):
+    if _CONTROLS.search(value) or (ascii_only and not value.isascii()):
         raise ValueError("control or non-ASCII character")
     return value
 

@@ -180,8 +180,11 @@ _REFUSALS: Mapping[tuple[State, str], str] = {
     **{(s, MAIL): "Error: nested MAIL command" for s in (State.MAIL, State.RCPT, State.BDAT)},
     (State.MAIL, DATA): "Error: need RCPT command",
     (State.MAIL, BDAT): "Error: need RCPT command",
-    **{(s, v): _IN_TRANSACTION.format(verb=v) for s in (State.MAIL, State.RCPT, State.BDAT)
-       for v in (AUTH, STARTTLS)},
+    **{
+        (s, v): _IN_TRANSACTION.format(verb=v)
+        for s in (State.MAIL, State.RCPT, State.BDAT)
+        for v in (AUTH, STARTTLS)
+    },
     (State.BDAT, DATA): "Error: DATA not permitted after BDAT",
     (State.BDAT, RCPT): "Error: RCPT not permitted after BDAT",
 }
@@ -208,7 +211,11 @@ class Session:
         return self.state in (State.MAIL, State.RCPT, State.DATA, State.BDAT)
 
     def refusal(self, verb: str) -> Reply | None:
-        """Return the ``503 5.5.1`` reply if ``verb`` may not come now, else ``None``."""
+        """Return the ``503 5.5.1`` reply if ``verb`` may not come now, else ``None``.
+
+        A refused BDAT is still followed by its chunk: the server reads and
+        discards those bytes before reading the next command.
+        """
         state = self.state
         if verb in VALID_COMMANDS.get(state, ()):
             if verb == AUTH:

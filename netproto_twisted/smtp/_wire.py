@@ -58,7 +58,11 @@ from netproto_twisted.smtp._codes import (
 from netproto_twisted.smtp.errors import CommandError, SMTPResponseError
 
 __all__ = [
+    "DEFAULT_MAX_REPLY_LINE",
+    "DEFAULT_MAX_REPLY_LINES",
+    "MAX_COMMAND_LINE",
     "MAX_REPLY_LINE",
+    "MAX_TEXT_LINE",
     "Command",
     "Reply",
     "ReplyParser",
@@ -75,6 +79,12 @@ __all__ = [
 
 #: The longest reply line, CRLF included (RFC 5321 4.5.3.1.5).
 MAX_REPLY_LINE = 512
+#: The longest command line, CRLF included (RFC 5321 4.5.3.1.4).  A server
+#: advertising extensions whose parameters lengthen MAIL/RCPT should accept
+#: more (RFC 1869 4.1.2; Postfix accepts 2048).
+MAX_COMMAND_LINE = 512
+#: The longest line of message text, CRLF included (RFC 5321 4.5.3.1.6).
+MAX_TEXT_LINE = 1000
 #: The longest reply line :class:`ReplyParser` accepts by default, CRLF excluded.
 #: More generous than :data:`MAX_REPLY_LINE`: real servers send longer lines.
 DEFAULT_MAX_REPLY_LINE = 4096
@@ -241,8 +251,12 @@ def error_from_reply(
 class ReplyParser:
     """Turn the bytes a server sends into :class:`Reply` objects (client side, sans-I/O).
 
-    Feed whatever arrives; :meth:`feed` returns the replies completed by it,
-    in order (several when replies were pipelined).  A reply whose first line
+    Give it whatever arrives with :meth:`receive`, then call
+    :meth:`next_reply` until it returns ``None``: replies come out in order
+    (several when replies were pipelined), and an error is raised only once
+    every reply before the bad line has been returned.  :meth:`feed` does
+    both in one call (but a reply completed in the same call as an error is
+    then lost with it).  A reply whose first line
     starts with an enhanced status code of the reply's class gets it as
     ``enhanced``, stripped from every line that repeats it.  Text is decoded
     as UTF-8 (invalid bytes replaced).
@@ -277,14 +291,27 @@ class ReplyParser:
         """Whether part of a reply has been received (a disconnect now loses it)."""
         return self._code is not None or len(self._buffer) > 0
 
+    def receive(self, data: bytes) -> None:
+        """Add received bytes (never raises; see :meth:`next_reply`)."""
+        self._buffer.feed(data)
+
+    def next_reply(self) -> Reply | None:
+        """Return the next complete reply, or ``None`` if more bytes are needed.
+
+        :raises RemoteProtocolError: at the first malformed line (see the class docstring).
+        """
+        while (line := self._buffer.next_line()) is not None:
+            reply = self._line(line)
+            if reply is not None:
+                return reply
+        return None
+
     def feed(self, data: bytes) -> list[Reply]:
         """Add received bytes; return the replies they complete (possibly none)."""
         self._buffer.feed(data)
         replies: list[Reply] = []
-        while (line := self._buffer.next_line()) is not None:
-            reply = self._line(line)
-            if reply is not None:
-                replies.append(reply)
+        while (reply := self.next_reply()) is not None:
+            replies.append(reply)
         return replies
 
     def _line(self, line: bytes) -> Reply | None:
@@ -319,7 +346,8 @@ def _build_reply(code: int, lines: list[str]) -> Reply:
         enhanced = match.group(1)
         size = len(enhanced)
         lines = [
-            line[size + 1 :] if line.startswith(enhanced) and line[size : size + 1] in ("", " ")
+            line[size + 1 :]
+            if line.startswith(enhanced) and line[size : size + 1] in ("", " ")
             else line
             for line in lines
         ]
@@ -470,4 +498,3 @@ def format_auth(mechanism: str, initial_response: bytes | None = None) -> bytes:
         return format_command(AUTH, mechanism.upper())
     blob = base64.b64encode(initial_response).decode("ascii") or "="
     return format_command(AUTH, f"{mechanism.upper()} {blob}")
-

@@ -240,6 +240,22 @@ class ReplyParserTests(SynchronousTestCase):
         # Detected before the line ends: memory stays bounded.
         self.assertRaises(LineTooLong, ReplyParser(max_line_length=20).feed, b"250 " + b"x" * 50)
 
+    def test_next_reply_returns_replies_before_an_error(self) -> None:
+        parser = ReplyParser()
+        parser.receive(b"250 ok\r\n354 go\r\nbad line\r\n250 never\r\n")
+        self.assertEqual(parser.next_reply(), Reply(250, ("ok",)))
+        self.assertEqual(parser.next_reply(), Reply(354, ("go",)))
+        self.assertRaises(RemoteProtocolError, parser.next_reply)
+
+    def test_next_reply_needs_more(self) -> None:
+        parser = ReplyParser()
+        self.assertIsNone(parser.next_reply())
+        parser.receive(b"250-a\r\n250 b")
+        self.assertIsNone(parser.next_reply())
+        parser.receive(b"\r\n")
+        self.assertEqual(parser.next_reply(), Reply(250, ("a", "b")))
+        self.assertIsNone(parser.next_reply())
+
     def test_roundtrip_of_serialised_reply(self) -> None:
         reply = Reply.make(550, "line one\nline two", "7.1")
         self.assertEqual(ReplyParser().feed(reply.to_bytes()), [reply])
@@ -376,4 +392,3 @@ class FormatCommandTests(SynchronousTestCase):
         self.assertEqual(parse_bdat(bdat.argument), (42, True))
         auth = parse_command(format_auth("LOGIN", b"u")[:-2])
         self.assertEqual(parse_auth(auth.argument), ("LOGIN", "dQ=="))
-
