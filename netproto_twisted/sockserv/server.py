@@ -71,6 +71,9 @@ class HandlerFactory(Factory):
         self.on_reactor = is_reactor_handler(handler_class)
         self.connections: set[Any] = set()
         self.refusing = False
+        #: Let blocking handlers read plain TCP sockets themselves (off when an
+        #: idle timeout must see the data arrive).
+        self.direct_io = True
         self._servers: dict[tuple[int, Any], HandlerServer] = {}
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
@@ -293,6 +296,7 @@ def make_sockserv_service(
     _check_listen(reactor, listen)
     pool = HandlerThreadPool(0, threads, name=f"{name}-handlers")
     factory = HandlerFactory(handler_class, reactor, pool, name=name)
+    factory.direct_io = idle_timeout is None
     service = SockservService(name, reactor, factory, pool)
     stream = [t for t in listen if endpoint_kind(t) != "udp"]
     if stream:

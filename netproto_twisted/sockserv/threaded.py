@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import select
 import socket
 import threading
 import time
@@ -40,6 +41,11 @@ from netproto_twisted.sockserv.common import (
 )
 
 __all__ = ["SocketIO", "ThreadedSocket", "ThreadedStreamProtocol", "run_blocking_handler"]
+
+
+#: How long a handler thread reading a socket directly waits before it looks whether
+#: the daemon closed the connection (a closed descriptor does not wake poll()).
+_DIRECT_POLL_SLICE = 0.5
 
 
 def _bad_fd() -> OSError:
@@ -79,6 +85,9 @@ class ThreadedSocket:
         self._handle = handle if isinstance(handle, socket.socket) else None
         self._raw = raw_tcp_connection(transport)
         self._senders_waiting = 0
+        #: True when the handler thread reads the socket itself (see _start_direct_reading).
+        self._direct = False
+        self._poller: Any = None
 
     def __repr__(self) -> str:
         return f"<ThreadedSocket laddr={self._sockname!r} raddr={self._peername!r}>"
@@ -156,6 +165,72 @@ class ThreadedSocket:
                 self._lost = ConnectionAbortedError(errno.ECONNABORTED, "server stopping")
             self._eof = True
             self._cond.notify_all()
+        if self._direct and self._handle is not None:
+            # Wakes a handler thread waiting in poll() on this socket.
+            with contextlib.suppress(OSError):
+                self._handle.shutdown(socket.SHUT_RDWR)
+
+    def _start_direct_reading(self) -> None:
+        """Let the handler thread read the socket itself (plain TCP; called by the reactor).
+
+        The reactor stops reading this connection for good: the handler's
+        ``recv`` calls the kernel directly, as under socketserver, so that a
+        request costs no hand-over between threads.  Unread data then waits in
+        the kernel's buffers, and the peer's TCP window applies backpressure.
+        """
+        if self._raw is None or self._handle is None:
+            return
+        self._direct = True
+        self._read_paused = True
+        self._transport.pauseProducing()
+
+    def _recv_direct(self, bufsize: int, flags: int) -> bytes:
+        handle = self._handle
+        assert handle is not None
+        timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Wait first, then read: in request/response the next request is rarely
+        # there yet, and each failed recv() costs a system call and a GIL round.
+        ready = timeout == 0.0
+        while True:
+            if self._eof and not self._rbuf:
+                if isinstance(self._lost, ConnectionAbortedError):
+                    raise self._lost
+                return b""
+            if ready:
+                try:
+                    return handle.recv(bufsize, flags)
+                except BlockingIOError:
+                    if timeout == 0.0:
+                        raise BlockingIOError(
+                            errno.EAGAIN, "Resource temporarily unavailable"
+                        ) from None
+                except OSError:
+                    # Closed under us (daemon stopping, connection lost) or reset:
+                    # reads as the end of the stream, as in buffered mode.
+                    if isinstance(self._lost, ConnectionAbortedError):
+                        raise self._lost from None
+                    return b""
+            wait = _DIRECT_POLL_SLICE
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                wait = min(wait, left)
+            if self._poller is None:
+                self._poller = select.poll()
+                try:
+                    self._poller.register(handle, select.POLLIN | select.POLLPRI)
+                except (OSError, ValueError):  # already closed
+                    self._eof = True
+                    continue
+            try:
+                ready = bool(self._poller.poll(wait * 1000))
+            except OSError:
+                ready = False
+                self._eof = True
+            if not ready and self._lost is not None:
+                self._eof = True
 
     # -- handler thread side -----------------------------------------------
 
@@ -190,6 +265,8 @@ class ThreadedSocket:
             raise _bad_fd()
         if bufsize == 0:
             return b""
+        if self._direct and not self._rbuf:
+            return self._recv_direct(bufsize, flags)
         resume = False
         with self._cond:
             self._wait(lambda: bool(self._rbuf) or self._eof)
@@ -486,6 +563,8 @@ class ThreadedStreamProtocol(Protocol):
         set_nodelay(transport)
         sock = self.socket = ThreadedSocket(self._host.reactor, transport)
         transport.registerProducer(_WriteGate(sock), True)
+        if getattr(self._host, "direct_io", False):
+            sock._start_direct_reading()
         self._host.connection_made(self)
         server = self._host.server_for(transport.getHost())
         self._host.pool.callInThread(
