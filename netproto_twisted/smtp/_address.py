@@ -21,7 +21,6 @@ __all__ = [
     "POSTMASTER",
     "AddressError",
     "canonical_address",
-    "is_ascii",
     "parse_path",
     "quote_local_part",
     "split_address",
@@ -76,11 +75,6 @@ class AddressError(ValueError):
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
-
-
-def is_ascii(text: str) -> bool:
-    """Return whether ``text`` is plain ASCII."""
-    return text.isascii()
 
 
 def quote_local_part(local: str) -> str:

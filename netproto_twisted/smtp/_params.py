@@ -87,6 +87,9 @@ _VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+")
 _ADDR_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+")
 _NOTIFY_FLAGS = ("SUCCESS", "FAILURE", "DELAY")
 _BLANKS = re.compile(r"[ \t]+")
+_EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+# A server name, or an EHLO parameter: one word of printable ASCII.
+_HOSTNAME = re.compile(r"[\x21-\x7e]+")
 
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
@@ -466,8 +469,26 @@ class Extensions:
         """The SASL mechanisms offered with ``AUTH`` (and the obsolete ``AUTH=``)."""
         return frozenset(m.upper() for m in self.params(AUTH))
 
+    def to_reply(self, greeting: str = "") -> Reply:
+        """Return the server's ``250`` EHLO reply: ``domain greeting`` then one line per keyword.
 
-_EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+        Send it with ``reply.to_bytes(enhanced=False)``; :func:`parse_ehlo_reply`
+        reads it back into an equal :class:`Extensions`.
+
+        :raises LocalProtocolError: if a keyword or parameter is malformed.
+        """
+        if not _HOSTNAME.fullmatch(self.domain):
+            raise LocalProtocolError(f"not a server name for EHLO: {self.domain!r}")
+        lines = [f"{self.domain} {greeting}" if greeting else self.domain]
+        for keyword, params in self.keywords.items():
+            if not _EHLO_KEYWORD.fullmatch(keyword) or keyword != keyword.upper():
+                raise LocalProtocolError(f"not an upper-case EHLO keyword: {keyword!r}")
+            if any(not _HOSTNAME.fullmatch(p) for p in params):
+                raise LocalProtocolError(f"bad parameter for EHLO keyword {keyword}")
+            lines.append(" ".join((keyword, *params)))
+        return Reply(OK, tuple(lines))
+
+
 
 
 def parse_ehlo_reply(reply: Reply) -> Extensions:

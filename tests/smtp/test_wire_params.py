@@ -486,6 +486,27 @@ class EhloReplyTests(SynchronousTestCase):
         error = self.assertRaises(SMTPHeloError, parse_ehlo_reply, Reply(502, ("no EHLO",)))
         self.assertEqual(error.code, 502)
 
+    def test_to_reply(self) -> None:
+        ext = Extensions("mx.example", {"PIPELINING": (), "SIZE": ("1000",), AUTH: ("PLAIN",)})
+        reply = ext.to_reply("ESMTP ready")
+        self.assertEqual(
+            reply.to_bytes(enhanced=False),
+            b"250-mx.example ESMTP ready\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 AUTH PLAIN\r\n",
+        )
+        self.assertEqual(parse_ehlo_reply(reply), ext)
+        self.assertEqual(Extensions("mx").to_reply().lines, ("mx",))
+
+    def test_to_reply_refuses_malformed(self) -> None:
+        for ext in (
+            Extensions("", {}),
+            Extensions("a b", {}),
+            Extensions("mx", {"size": ()}),
+            Extensions("mx", {"X Y": ()}),
+            Extensions("mx", {"SIZE": ("1 2",)}),
+            Extensions("mx", {"SIZE": ("",)}),
+        ):
+            self.assertRaises(LocalProtocolError, ext.to_reply)
+
     def test_empty(self) -> None:
         self.assertFalse(Extensions().has(SIZE))
         self.assertEqual(Extensions().auth_mechanisms, frozenset())

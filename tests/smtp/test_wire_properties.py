@@ -18,6 +18,7 @@ from netproto_twisted.smtp import (
     MAX_REPLY_LINE,
     AddressError,
     CommandError,
+    Extensions,
     MailFrom,
     RcptTo,
     Reply,
@@ -178,6 +179,33 @@ class RoundtripTests(SynchronousTestCase):
         assume(all(0x21 <= ord(c) <= 0x7E for c in value))
         self.assertEqual(xtext_encode(value), value)
         self.assertEqual(xtext_decode(value), value)
+
+
+ehlo_words = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=12
+)
+ehlo_keywords = st.from_regex(r"[A-Z0-9][A-Z0-9-]{0,15}", fullmatch=True)
+
+
+class ExtensionsProperties(SynchronousTestCase):
+    """Extensions.to_reply and parse_ehlo_reply are inverse."""
+
+    @FAST
+    @given(
+        ehlo_words,
+        st.dictionaries(ehlo_keywords, st.lists(ehlo_words, max_size=4).map(tuple), max_size=8),
+        reply_text,
+    )
+    def test_roundtrip(
+        self, domain: str, keywords: dict[str, tuple[str, ...]], greeting: str
+    ) -> None:
+        if "AUTH" in keywords:
+            keywords["AUTH"] = tuple(dict.fromkeys(p.upper() for p in keywords["AUTH"]))
+        assume(not any(k.startswith("AUTH=") for k in keywords))
+        ext = Extensions(domain, keywords)
+        reply = ext.to_reply(greeting)
+        [received] = ReplyParser().feed(reply.to_bytes(enhanced=False))
+        self.assertEqual(parse_ehlo_reply(received), ext)
 
 
 class ReplyParserProperties(SynchronousTestCase):
