@@ -271,6 +271,43 @@ class ThreadedLoopbackTests(TestCase):
 
         self.assertEqual(await deferToThread(client), (b"secret\n" * 1000, b"local\n"))
 
+    async def test_direct_reads_honour_timeouts(self) -> None:
+        outcome: Deferred[list[str]] = Deferred()
+
+        class Timed(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                seen = [f"direct={self.request._direct}"]
+                self.request.setblocking(False)
+                try:
+                    self.request.recv(10)
+                except BlockingIOError:
+                    seen.append("would block")
+                self.request.settimeout(0.2)
+                try:
+                    self.request.recv(10)
+                except TimeoutError:
+                    seen.append("timed out")
+                self.request.sendall(b"go\n")
+                self.request.settimeout(None)
+                seen.append(self.request.recv(10).decode())
+                seen.append(repr(self.request.recv(10)))
+                reactor.callFromThread(outcome.callback, seen)
+
+        for idle in (None, 30.0):
+            outcome = Deferred()
+            _, addrs = await _start(self, Timed, ["tcp:0:interface=127.0.0.1"], idle_timeout=idle)
+
+            def client(port: int) -> None:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    assert _rx(s, 3) == b"go\n"
+                    s.sendall(b"ok")
+                    s.shutdown(socket.SHUT_WR)
+                    _rx(s, 10)
+
+            await deferToThread(client, _port(addrs))
+            direct = "direct=True" if idle is None else "direct=False"
+            self.assertEqual(await outcome, [direct, "would block", "timed out", "ok", "b''"])
+
     async def test_peer_info_and_nodelay(self) -> None:
         _, addrs = await _start(self, sample_handlers.PeerInfo, ["tcp:0:interface=127.0.0.1"])
         port = _port(addrs)
