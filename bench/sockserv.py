@@ -13,14 +13,13 @@
 - ``Twisted Protocol echo``: bare Twisted, ``dataReceived`` -> ``transport.write``
   (bench/twisted_echo.py), to tell Twisted's own cost from our layers';
 - ``Twisted eager-write echo``: the same, sending at once when nothing is
-  queued (the experiment behind the write-path finding in bench/README.md);
+  queued (the write path sockserv adopted after this bench measured it);
 - ``C epoll echo``: a trivial C server (bench/c_echo.c, built with ``cc`` if
   present) showing the ceiling of the load generator itself.
 
 Run from a checkout: ``python bench/sockserv.py [--quick] [--json FILE]``;
-``--experiments`` adds rows for the sockserv patches measured in
-bench/experiments.py; ``--profile`` instead runs the async daemon once under
-cProfile and prints where its time goes.
+``--profile`` instead runs the async daemon once under cProfile and prints
+where its time goes.
 """
 
 from __future__ import annotations
@@ -78,22 +77,12 @@ def _c_echo(workdir: Path) -> tuple[list[str], str | None]:
     return [str(exe), "0"], None
 
 
-def build_cases(workdir: Path, experiments: bool = False) -> list[Case]:
+def build_cases(workdir: Path) -> list[Case]:
     """Return the rows of the echo benchmark (the C reference built in ``workdir``)."""
     load = dialogue_load(Dialogue(request=[Step(LINE, len(LINE))]))
     stdlib = [sys.executable, str(REPO / "bench" / "stdlib_echo.py")]
     twisted = [sys.executable, str(REPO / "bench" / "twisted_echo.py")]
     c_argv, c_skip = _c_echo(workdir)
-    extra = [
-        Case("netproto async echo, eager write (experiment)",
-             _daemon("async-eager", "--handler", "bench.experiments:EagerAsyncEcho"), load),
-        Case("netproto async echo, eager sendall (experiment)",
-             _daemon("async-eager-sendall", "--handler", "bench.experiments:EagerSendallEcho"),
-             load),
-        Case("netproto threaded echo, quiet _on_write (experiment)",
-             _daemon("threaded-quiet", "--handler", "bench.experiments:QuietWriteThreadedEcho",
-                     "--threads", "50"), load),
-    ] if experiments else []
     return [
         Case("netproto async echo", _daemon("async", "--handler", "echo"), load),
         Case("netproto threaded echo",
@@ -107,7 +96,6 @@ def build_cases(workdir: Path, experiments: bool = False) -> list[Case]:
              ServerSpec("twisted-eager", [*twisted, "--eager"], port_regex=_PORT_RX), load),
         Case("C epoll echo (generator ceiling)",
              ServerSpec("c-echo", c_argv, port_regex=_PORT_RX), load, skip_reason=c_skip),
-        *extra,
     ]
 
 
@@ -128,8 +116,6 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, clients=50, requests=2000, runs=5, quick_requests=200, quick_runs=1)
-    parser.add_argument("--experiments", action="store_true",
-                        help="add the rows of bench/experiments.py (proposed sockserv patches)")
     parser.add_argument("--profile", action="store_true",
                         help="run the async daemon once under cProfile and print the top 30")
     args = parser.parse_args(argv)
@@ -137,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         if args.profile:
             _profile(args, Path(tmp))
             return 0
-        results = main(build_cases(Path(tmp), args.experiments), args, baseline=BASELINE,
+        results = main(build_cases(Path(tmp)), args, baseline=BASELINE,
                        title="echo, 64-byte lines, request/response")
     return 0 if all(r.runs or r.skip_reason for r in results) else 1
 
