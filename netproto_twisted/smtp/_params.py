@@ -80,6 +80,8 @@ MAX_ENVID = 100
 #: RFC 3461 4.2: the longest ORCPT value.
 MAX_ORCPT = 500
 
+_MAX_ENCODED = {"ENVID": MAX_ENVID, "ORCPT": MAX_ORCPT}
+
 Params = dict[str, "str | None"]
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -393,6 +395,8 @@ def _format_params(
             encoded = value
         if not _VALUE.fullmatch(encoded):
             raise LocalProtocolError(f"bad value for the {keyword} parameter: {value!r}")
+        if len(encoded) > _MAX_ENCODED.get(keyword, len(encoded)):
+            raise LocalProtocolError(f"the {keyword} parameter is too long once encoded")
         parts.append(f"{keyword}={encoded}")
     return "".join(" " + p for p in parts), seen
 
@@ -487,8 +491,6 @@ class Extensions:
                 raise LocalProtocolError(f"bad parameter for EHLO keyword {keyword}")
             lines.append(" ".join((keyword, *params)))
         return Reply(OK, tuple(lines))
-
-
 
 
 def parse_ehlo_reply(reply: Reply) -> Extensions:

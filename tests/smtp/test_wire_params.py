@@ -430,6 +430,14 @@ class FormatTests(SynchronousTestCase):
                 LocalProtocolError, format_rcpt_to, "a@b", {"ORCPT": "rfc822;" + value}
             )
 
+    def test_length_limits(self) -> None:
+        self.assertIn(b"ENVID=" + b"+20" * 33, format_mail_from("a@b", {"ENVID": " " * 33}))
+        self.assertRaises(LocalProtocolError, format_mail_from, "a@b", {"ENVID": " " * 34})
+        format_rcpt_to("a@b", {"ORCPT": "rfc822;" + "x" * 493})
+        self.assertRaises(
+            LocalProtocolError, format_rcpt_to, "a@b", {"ORCPT": "rfc822;" + "x" * 494}
+        )
+
     def test_non_ascii_needs_smtputf8(self) -> None:
         self.assertRaises(LocalProtocolError, format_mail_from, "ü@x.org")
         self.assertEqual(
