@@ -7,8 +7,8 @@ Run: ``python bench/twisted_echo.py [--port 0] [--eager]``. Prints
   Twisted queues the bytes and sends them on the reactor's next turn, after
   registering for writability (one more event and two ``epoll_ctl`` calls).
 - ``--eager``: when nothing is queued, ``dataReceived`` sends at once with
-  ``socket.send`` and queues only what the kernel did not take. This is the
-  experiment behind the write-path patch suggested in bench/README.md.
+  ``socket.send`` and queues only what the kernel did not take (what
+  sockserv now does on plain TCP).
 """
 
 from __future__ import annotations
