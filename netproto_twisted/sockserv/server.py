@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
@@ -159,7 +159,7 @@ class _Guard(ConnectionGuard):
         return p
 
 
-class SockservService(Service):
+class SockservService(MultiService):
     """The hosting service: owns the thread pool (started and stopped with it) and the ports."""
 
     log = Logger()
@@ -173,6 +173,7 @@ class SockservService(Service):
         *,
         pool_stop_timeout: float = 5.0,
     ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
         self.name = name
         self._ports: list[EndpointsService] = []
         self.reactor = reactor
@@ -186,8 +187,12 @@ class SockservService(Service):
         return list(self._ports)
 
     def add_ports(self, ports: EndpointsService) -> None:
-        """Add a listening service, started and stopped with this one."""
+        """Add a listening service, started and stopped with this one (and in its iteration)."""
+        # Not addService: every port service bears this service's name, for its log
+        # lines, and MultiService insists on unique names.
         self._ports.append(ports)
+        self.services.append(ports)
+        ports.parent = self
 
     def when_listening(self) -> defer.Deferred[list[tuple[str, str]]]:
         """Fire with ``(kind, address)`` of every port once all listen."""
@@ -209,6 +214,10 @@ class SockservService(Service):
         self.pool.start()
         for ports in self._ports:
             ports.startService()
+
+    def privilegedStartService(self) -> None:
+        """Nothing to do before privileges are dropped: ports open in startService."""
+        Service.privilegedStartService(self)
 
     def stopService(self) -> defer.Deferred[None]:
         """Stop listening, close the connections, then stop the thread pool."""

@@ -1,19 +1,29 @@
-"""``twistd netproto-socket``: host socketserver request handlers under twistd."""
+"""``twistd netproto-socket``: host socketserver request handlers under twistd.
+
+Also the ``[socket]`` section of the combined ``twistd netproto`` daemon
+(:class:`Config`, :func:`combined_service`): by default echo on 2007,
+discard on 2009 and daytime on 2013, TCP and UDP, on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 
 from netproto_twisted.core.access import AccessOptionsMixin
+from netproto_twisted.core.config import field
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import LimitsOptionsMixin, limits_options
 from netproto_twisted.core.service import exit_on_failure, fail
 from netproto_twisted.sockserv.builtins import BUILTIN_HANDLERS
 from netproto_twisted.sockserv.server import DEFAULT_THREADS, make_sockserv_service
 
-__all__ = ["SERVICE_NAME", "Options", "makeService"]
+if TYPE_CHECKING:
+    from netproto_twisted.core.daemon import DaemonContext
+
+__all__ = ["SERVICE_NAME", "Config", "Options", "SocketService", "combined_service", "makeService"]
 
 #: The name in error lines (``netproto-socket: ...``).
 SERVICE_NAME = "netproto-socket"
@@ -82,3 +92,67 @@ def makeService(options: Options) -> IService:
         lambda: exit_on_failure(reactor, service.when_listening(), SERVICE_NAME)
     )
     return service
+
+
+@dataclass(frozen=True)
+class SocketService:
+    """One ``[[socket.services]]`` entry of the combined daemon: a handler and its endpoints."""
+
+    name: str = field(default="echo", help="service name in log lines and the start-up table")
+    handler: str = field(default="echo", help="echo, discard, daytime or package.module:Class")
+    listen: tuple[str, ...] = field(
+        default=("tcp:2007:interface=127.0.0.1", "udp:2007:interface=127.0.0.1"),
+        help="endpoints: tcp, tcp6, ssl (the daemon's certificate unless given), unix, udp",
+    )
+    threads: int = field(default=DEFAULT_THREADS, minimum=1, help="handler thread pool size")
+
+
+def _default_services() -> tuple[SocketService, ...]:
+    return tuple(
+        SocketService(
+            name=name,
+            handler=name,
+            listen=(f"tcp:{port}:interface=127.0.0.1", f"udp:{port}:interface=127.0.0.1"),
+        )
+        for name, port in (("echo", 2007), ("discard", 2009), ("daytime", 2013))
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """``[socket]``: socketserver handlers hosted by the combined daemon."""
+
+    enabled: bool = field(default=True, help="run the socket services at all")
+    services: tuple[SocketService, ...] = field(
+        default_factory=_default_services,
+        help="[[socket.services]] tables: name, handler, listen, threads",
+    )
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.services]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two services are named {name!r}")
+
+
+def combined_service(config: Config, context: DaemonContext) -> IService | None:
+    """Build the ``[socket]`` services of the combined daemon (``None`` when disabled)."""
+    if not config.enabled or not config.services:
+        return None
+    root = MultiService()
+    root.setName("socket")
+    for entry in config.services:
+        try:
+            service = make_sockserv_service(
+                context.reactor,
+                handler=entry.handler,
+                listen=[context.endpoint(text) for text in entry.listen],
+                threads=entry.threads,
+                policy=context.policy,
+                limits=context.limits,
+                name=entry.name,
+            )
+        except ConfigError as e:
+            raise ConfigError(f"socket.services.{entry.name}", str(e)) from None
+        root.addService(service)
+    return root

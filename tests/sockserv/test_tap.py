@@ -5,13 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 
+from netproto_twisted.core.access import AccessPolicy
+from netproto_twisted.core.config import config_from_toml_text
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import Limits
+from netproto_twisted.core.service import EndpointsService
+from netproto_twisted.core.tls import ensure_dev_certificate
 from netproto_twisted.sockserv import tap
 from netproto_twisted.sockserv.builtins import DaytimeHandler, DiscardHandler, EchoHandler, daytime
 from netproto_twisted.sockserv.handlers import (
@@ -66,6 +72,76 @@ class OptionsTests(SynchronousTestCase):
     def test_usage_errors(self) -> None:
         self.assertRaises(usage.UsageError, self.parse, "--allow", "not-a-network")
         self.assertRaises(usage.UsageError, self.parse, "--max-connections", "-1")
+
+
+class _Context:
+    """What combined_service uses of the combined daemon's DaemonContext."""
+
+    def __init__(self, data_dir: str = "") -> None:
+        self.reactor = MemoryReactorClock()
+        self.policy = AccessPolicy(deny=["192.0.2.0/24"])
+        self.limits = Limits(max_connections=9)
+        self.data_dir = data_dir
+
+    def endpoint(self, text: str) -> str:
+        if not text.startswith("ssl:"):
+            return text
+        cert, key = ensure_dev_certificate(self.data_dir)
+        return f"{text}:privateKey={key}:certKey={cert}"
+
+
+class CombinedTests(SynchronousTestCase):
+    """The ``[socket]`` section of the combined daemon."""
+
+    def test_defaults(self) -> None:
+        root = tap.combined_service(tap.Config(), _Context())  # type: ignore[arg-type]
+        assert isinstance(root, MultiService)
+        services = list(root)
+        self.assertEqual([s.name for s in services], ["echo", "discard", "daytime"])
+        handlers = [s.factory.handler_class for s in services]  # type: ignore[attr-defined]
+        self.assertEqual(handlers, [EchoHandler, DiscardHandler, DaytimeHandler])
+        ports = [p for s in services for p in s]
+        self.assertTrue(all(isinstance(p, EndpointsService) for p in ports))
+        self.assertEqual(len(ports), 6)  # a stream and a UDP listener each
+        self.assertEqual({p.name for p in ports}, {"echo", "discard", "daytime"})
+
+    def test_from_toml(self) -> None:
+        text = """
+[socket]
+[[socket.services]]
+name = "upper"
+handler = "tests.sockserv.sample_handlers:LineEcho"
+listen = ["tcp:0:interface=127.0.0.1", "ssl:0:interface=127.0.0.1"]
+threads = 3
+"""
+        config = config_from_toml_text(text, {"socket": tap.Config}, "test.toml")["socket"]
+        assert isinstance(config, tap.Config)
+        context = _Context(self.mktemp())
+        root = tap.combined_service(config, context)  # type: ignore[arg-type]
+        assert root is not None
+        (service,) = list(root)
+        assert isinstance(service, SockservService)
+        self.assertEqual(service.pool.max, 3)
+        self.assertIs(service.factory.handler_class, sample_handlers.LineEcho)
+        (ports,) = service.endpoints
+        self.assertEqual(ports._listen[1], context.endpoint("ssl:0:interface=127.0.0.1"))
+
+    def test_errors(self) -> None:
+        dup = """
+[[socket.services]]
+name = "a"
+[[socket.services]]
+name = "a"
+"""
+        with self.assertRaises(ConfigError) as caught:
+            config_from_toml_text(dup, {"socket": tap.Config}, "t.toml")
+        self.assertIn("two services are named 'a'", str(caught.exception))
+        bad = tap.Config(services=(tap.SocketService(name="x", handler="nope:Y"),))
+        with self.assertRaises(ConfigError) as caught:
+            tap.combined_service(bad, _Context())  # type: ignore[arg-type]
+        self.assertIn("socket.services.x", str(caught.exception))
+        self.assertIn("no module named 'nope'", str(caught.exception))
+        self.assertIsNone(tap.combined_service(tap.Config(enabled=False), _Context()))  # type: ignore[arg-type]
 
 
 class ResolveTests(SynchronousTestCase):
