@@ -92,6 +92,7 @@ class HandlerDatagramProtocol(DatagramProtocol):
     """One UDP port: builds the handler for each permitted datagram."""
 
     log = Logger()
+    noisy = False
 
     def __init__(self, host: Any, policy: Any = None, max_pending: int = MAX_PENDING) -> None:
         self._host = host
