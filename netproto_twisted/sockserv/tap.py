@@ -123,6 +123,7 @@ class Config:
     """``[socket]``: socketserver handlers hosted by the combined daemon."""
 
     enabled: bool = field(default=True, help="run the socket services at all")
+    app_dir: str = field(default=".", help="directory put first on sys.path for handlers")
     services: tuple[SocketService, ...] = field(
         default_factory=_default_services,
         help="[[socket.services]] tables: name, handler, listen, threads",
@@ -151,6 +152,7 @@ def combined_service(config: Config, context: DaemonContext) -> IService | None:
                 policy=context.policy,
                 limits=context.limits,
                 name=entry.name,
+                app_dir=config.app_dir,
             )
         except ConfigError as e:
             raise ConfigError(f"socket.services.{entry.name}", str(e)) from None
