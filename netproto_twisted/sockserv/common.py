@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -167,6 +168,13 @@ class HandlerServer:
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log the exception being handled, as ``socketserver`` prints it."""
+        if sys.exc_info()[1] is None:
+            self._log.error(
+                "{name}: error while handling a request from {client}",
+                name=self.name,
+                client=client_address,
+            )
+            return
         self._log.failure(
             "{name}: exception while handling a request from {client}",
             Failure(),
