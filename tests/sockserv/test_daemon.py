@@ -265,6 +265,29 @@ class OptionsErrorTests(SynchronousTestCase):
         self.check(["--handler", "echo", "--listen", "tcp:0", "--threads", "0"], "--threads")
 
 
+class PortInUseTests(SynchronousTestCase):
+    """A port that cannot be bound ends the daemon with one line and exit status 1."""
+
+    def test_port_in_use(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            cwd = Path(self.mktemp())
+            cwd.mkdir(parents=True)
+            result = run_twistd(
+                ["netproto-socket", "--handler", "echo",
+                 "--listen", f"tcp:{port}:interface=127.0.0.1"],
+                cwd,
+            )  # fmt: skip
+        self.assertEqual(result.returncode, 1)
+        output = result.stdout + result.stderr
+        self.assertNotIn("Traceback", output)
+        lines = [line for line in output.splitlines() if "netproto-socket:" in line]
+        self.assertEqual(len(lines), 1, output)
+        self.assertIn("Address already in use", lines[0])
+
+
 class PolicyAndRobustnessTests(_DaemonCase):
     """Access control, limits, handler exceptions and a clean SIGTERM under twistd."""
 
