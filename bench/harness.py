@@ -36,7 +36,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bench.loadgen import Dialogue, LoadResult, Step, percentile, run_load
+from bench.loadgen import (
+    Dialogue,
+    LoadResult,
+    Step,
+    http_response_complete,
+    percentile,
+    run_load,
+)
 
 __all__ = [
     "TABLE_HEADERS",
@@ -53,6 +60,7 @@ __all__ = [
     "dialogue_load",
     "format_table",
     "free_port",
+    "http_response_complete",
     "main",
     "params_from_args",
     "percentile",
@@ -64,6 +72,7 @@ __all__ = [
     "run_case_once",
     "run_load",
     "wait_for_port",
+    "wait_until_quiet",
     "write_json",
 ]
 
@@ -146,6 +155,22 @@ def read_busy_seconds() -> float:
         fields = f.readline().split()[1:]
     # user nice system idle iowait irq softirq steal
     return sum(int(fields[i]) for i in (0, 1, 2, 7)) / _CLK_TCK
+
+
+def wait_until_quiet(max_wait: float, threshold: float = 25.0, window: float = 0.5) -> float:
+    """Wait (at most ``max_wait`` s) until the machine is nearly idle; return its last busy %.
+
+    Busy % is :func:`read_busy_seconds` over ``window`` seconds, in % of one
+    CPU; call this between runs, when nothing of the benchmark is running,
+    so that a burst of other work (a test suite, a build) can pass first.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy0, t0 = read_busy_seconds(), time.monotonic()
+        time.sleep(window)
+        pct = 100.0 * (read_busy_seconds() - busy0) / (time.monotonic() - t0)
+        if pct <= threshold or time.monotonic() >= deadline:
+            return pct
 
 
 class _RssSampler:
@@ -318,12 +343,14 @@ class ServerProcess:
 
 @dataclass(frozen=True)
 class LoadParams:
-    """The size of a load: clients, requests per client, wall-clock cap, runs."""
+    """The size of a load: clients, requests per client, wall-clock cap, runs, settle time."""
 
     clients: int
     requests: int
     time_limit: float
     runs: int
+    #: Before each run, wait up to this many seconds for other load to pass.
+    settle: float = 0.0
 
 
 LoadFn = Callable[[str, int, LoadParams], LoadResult]
@@ -420,6 +447,8 @@ def run_bench(
         for case, res in zip(cases, results, strict=True):
             if case.skip_reason is not None:
                 continue
+            if params.settle > 0:
+                wait_until_quiet(params.settle)
             try:
                 r = run_case_once(case, params)
             except Exception as e:  # one broken peer must not end the bench
@@ -549,6 +578,9 @@ def add_arguments(
                         help=f"wall-clock cap of one load run in seconds ({time_limit})")
     parser.add_argument("--quick", action="store_true", help="fewer requests and runs")
     parser.add_argument("--json", metavar="FILE", help="also write all runs and medians as JSON")
+    parser.add_argument("--settle", type=float, default=10.0, metavar="S",
+                        help="before each run, wait up to S seconds for the machine to be "
+                             "idle (10; 0: don't)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the cases whose name contains NAME (repeatable)")
     parser.set_defaults(_bench_defaults=(requests, runs, quick_requests or max(1, requests // 10),
@@ -565,6 +597,7 @@ def params_from_args(args: argparse.Namespace) -> LoadParams:
         requests=args.requests if args.requests is not None else requests,
         time_limit=args.time_limit,
         runs=args.runs if args.runs is not None else runs,
+        settle=args.settle,
     )
 
 

@@ -16,10 +16,21 @@ import re
 import select
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Dialogue", "LoadResult", "Step", "percentile", "run_load"]
+__all__ = ["Dialogue", "LoadResult", "Step", "http_response_complete", "percentile", "run_load"]
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+
+
+def http_response_complete(buf: bytearray) -> bool:
+    """True once ``buf`` holds one whole HTTP/1.x response with a Content-Length (or none)."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    m = _CONTENT_LENGTH.search(buf, 0, end + 2)
+    return len(buf) >= end + 4 + (int(m.group(1)) if m else 0)
 
 _EPOLL_IN = select.EPOLLIN
 _EPOLL_OUT = select.EPOLLOUT
@@ -29,13 +40,15 @@ _EPOLL_OUT = select.EPOLLOUT
 class Step:
     """Send ``send``, then read until the response is complete.
 
-    ``until`` is a byte count (int), a suffix the buffer ends with (bytes), or a
+    ``until`` is a byte count (int), a suffix the buffer ends with (bytes), a
     compiled regex searched in the buffer (for multi-line replies; keep such
-    responses small, the buffer is searched whole on every read).
+    responses small, the buffer is searched whole on every read), or a
+    function of the buffer returning True once it holds the whole response
+    (see :func:`http_response_complete`).
     """
 
     send: bytes
-    until: int | bytes | re.Pattern[bytes]
+    until: int | bytes | re.Pattern[bytes] | Callable[[bytearray], bool]
 
 
 @dataclass(frozen=True)
@@ -223,8 +236,10 @@ def run_load(
                     complete = len(buf) >= until
                 elif isinstance(until, bytes):
                     complete = buf.endswith(until)
-                else:
+                elif isinstance(until, re.Pattern):
                     complete = until.search(buf) is not None
+                else:
+                    complete = until(buf)
                 if complete:
                     buf.clear()
                     c.idx += 1

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,7 @@ from bench.harness import (
     dialogue_load,
     format_table,
     free_port,
+    http_response_complete,
     main,
     params_from_args,
     percentile,
@@ -43,6 +46,7 @@ from bench.harness import (
     run_bench,
     run_load,
     wait_for_port,
+    wait_until_quiet,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -214,6 +218,47 @@ class LoadTests(SynchronousTestCase):
         self.assertGreaterEqual(r.elapsed, 0.2)
         self.assertLess(r.elapsed, 5.0)
 
+    def test_http_response_complete(self) -> None:
+        """Headers, then exactly Content-Length bytes of body; no length: headers only."""
+        head = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 5\r\n\r\n"
+        self.assertFalse(http_response_complete(bytearray(head[:-2])))
+        self.assertFalse(http_response_complete(bytearray(head + b"abcd")))
+        self.assertTrue(http_response_complete(bytearray(head + b"abcde")))
+        self.assertTrue(http_response_complete(bytearray(b"HTTP/1.1 204 No\r\n\r\n")))
+        body_says = b"HTTP/1.1 200 OK\r\n\r\n\r\nContent-Length: 99"
+        self.assertTrue(http_response_complete(bytearray(body_says)))
+
+    def test_http_dialogue(self) -> None:
+        """A function as ``until``: keep-alive HTTP requests against http.server."""
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                body = b"x" * 3000
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        req = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        with _serve(Handler) as (_, port):
+            r = run_load("127.0.0.1", port, Dialogue([Step(req, http_response_complete)]),
+                         2, 10, 10.0)
+        self.assertEqual((r.requests, r.errors, r.timed_out), (20, 0, False))
+
+    def test_wait_until_quiet(self) -> None:
+        """Waiting for an idle machine is bounded by max_wait (plus one window)."""
+        start = time.monotonic()
+        pct = wait_until_quiet(0.2, threshold=-1.0, window=0.1)  # never quiet enough
+        took = time.monotonic() - start
+        self.assertGreaterEqual(took, 0.2)
+        self.assertLess(took, 2.0)
+        self.assertGreaterEqual(pct, 0.0)
+
     def test_percentile(self) -> None:
         """Nearest-rank percentiles."""
         values = [float(i) for i in range(1, 101)]
@@ -260,8 +305,9 @@ class TableTests(SynchronousTestCase):
         """--quick lowers requests and runs; explicit options still win."""
         parser = argparse.ArgumentParser()
         add_arguments(parser, clients=50, requests=2000, runs=5, quick_requests=200)
-        self.assertEqual(params_from_args(parser.parse_args([])), LoadParams(50, 2000, 60.0, 5))
-        self.assertEqual(params_from_args(parser.parse_args(["--quick"])),
+        self.assertEqual(params_from_args(parser.parse_args([])),
+                         LoadParams(50, 2000, 60.0, 5, settle=10.0))
+        self.assertEqual(params_from_args(parser.parse_args(["--quick", "--settle", "0"])),
                          LoadParams(50, 200, 60.0, 1))
         self.assertEqual(params_from_args(parser.parse_args(["--quick", "--runs", "2"])).runs, 2)
 
@@ -301,7 +347,7 @@ class EndToEndTests(SynchronousTestCase):
         add_arguments(parser, clients=50, requests=2000)
         out_json = self.mktemp()
         args = parser.parse_args(["--quick", "--clients", "3", "--requests", "15", "--runs", "2",
-                                  "--json", out_json])
+                                  "--settle", "0.1", "--json", out_json])
         printed: list[str] = []
         results = main(cases, args, baseline="stdlib", title="tiny", out=printed.append)
         for r in results:
@@ -318,4 +364,4 @@ class EndToEndTests(SynchronousTestCase):
         self.assertEqual(doc["results"][0]["ratio"], 1.0)
         self.assertEqual(len(doc["results"][1]["runs"]), 2)
         self.assertEqual(doc["params"], {"clients": 3, "requests": 15, "time_limit": 60.0,
-                                         "runs": 2})
+                                         "runs": 2, "settle": 0.1})
