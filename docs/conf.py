@@ -60,6 +60,10 @@ autodoc_member_order = "bysource"
 autodoc_default_options = {
     "members": True,
     "show-inheritance": True,
+    # Each module documents what it defines, in source order.  A package
+    # whose modules are private (``smtp/_wire.py``) says
+    # ``:no-ignore-module-all:`` to document its ``__all__`` instead; then
+    # _skip_reexports keeps out what other public modules document.
     "ignore-module-all": True,
 }
 # Type hints go into the parameter descriptions rather than the signatures;
@@ -115,6 +119,43 @@ class PickImportedTarget(SphinxPostTransform):
                 if getattr(sys.modules.get(owner), attr, None) is bound:
                     node["reftarget"] = fullname
                     break
+
+
+# Where each object is documented ---------------------------------------------
+
+
+def _is_private(modname: str) -> bool:
+    return any(part.startswith("_") for part in modname.split("."))
+
+
+def _public_home(modname: str) -> str:
+    """Return the public module that presents a private module's names (its package)."""
+    parts = modname.split(".")
+    while parts and parts[-1].startswith("_"):
+        parts.pop()
+    return ".".join(parts)
+
+
+def _skip_reexports(
+    app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    """Document each object once: where it is defined, or, if that module is private
+    (``smtp/_wire.py``), in the package that re-exports it (``netproto_twisted.smtp``).
+
+    Modules list their public names in ``__all__``, re-exports included; a
+    re-export from a public module is skipped here (it has its own page).
+    """
+    if what != "module":
+        return None
+    documenting = app.env.current_document.autodoc_module
+    defined_in = getattr(obj, "__module__", None)
+    if not documenting or not isinstance(defined_in, str) or defined_in == documenting:
+        return None
+    if not defined_in.startswith("netproto_twisted"):
+        return True  # imported from a library
+    if _is_private(defined_in) and _public_home(defined_in) == documenting:
+        return None
+    return True
 
 
 # zope.interface ---------------------------------------------------------------
@@ -178,5 +219,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """Register this configuration's own transform, directive and event handler."""
     app.add_post_transform(PickImportedTarget)
     app.add_directive("zope-interfaces", ZopeInterfaces)
+    app.connect("autodoc-skip-member", _skip_reexports)
     app.connect("object-description-transform", _qualify_interface_hints, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
