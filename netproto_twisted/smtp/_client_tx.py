@@ -1,0 +1,392 @@
+"""One SMTP client transaction: envelope (pipelined when offered), message data, outcome.
+
+Used by :class:`~netproto_twisted.smtp.client.SMTPClient`; see its
+``send_message`` for the behaviour.  Everything that can be refused locally
+(CR/LF/NUL, bad addresses or parameters, a missing extension) is checked by
+:meth:`Transaction.prepare`, before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from netproto_twisted.core.dotstuff import DotStuffer
+from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._client_body import (
+    CHUNK_SIZE,
+    EncodingConsumer,
+    EolNormalizer,
+    Pacer,
+    chunks_of,
+    has_8bit,
+    is_producer,
+    message_size,
+)
+from netproto_twisted.smtp._codes import (
+    AUTH,
+    BINARYMIME,
+    CHUNKING,
+    DATA,
+    DSN,
+    EIGHTBITMIME,
+    EXCEEDED_STORAGE,
+    PIPELINING,
+    RSET,
+    SIZE,
+    SMTPUTF8,
+    START_INPUT,
+)
+from netproto_twisted.smtp._params import format_mail_from, format_rcpt_to
+from netproto_twisted.smtp._wire import Reply, error_from_reply, format_bdat, format_command
+from netproto_twisted.smtp.errors import (
+    SMTPDataError,
+    SMTPNotSupportedError,
+    SMTPRecipientsRefused,
+    SMTPResponseError,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
+
+if TYPE_CHECKING:
+    from netproto_twisted.smtp.client import SendResult, SMTPClient
+
+__all__ = ["Transaction", "check_text"]
+
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
+_DSN_MAIL = ("RET", "ENVID")
+_DSN_RCPT = ("NOTIFY", "ORCPT")
+_DATA_LINE = format_command(DATA)
+_RSET_LINE = format_command(RSET)
+_DOT_LINE = b".\r\n"
+
+
+def check_text(what: str, value: str) -> None:
+    """Raise LocalProtocolError if ``value`` holds CR, LF or NUL."""
+    if _FORBIDDEN.search(value):
+        raise LocalProtocolError(f"CR, LF or NUL in the {what}")
+
+
+async def _collect(ds: Sequence[Deferred[Reply]]) -> list[Reply]:
+    """Await every Deferred (consuming every failure); raise the first failure."""
+    replies: list[Reply] = []
+    error: BaseException | None = None
+    for d in ds:
+        try:
+            replies.append(await d)
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
+    return replies
+
+
+def _upper(params: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key, value in (params or {}).items():
+        check_text(f"parameter {key!r}", key)
+        if value is not None:
+            check_text(f"parameter {key}", str(value))
+        out[key.upper()] = None if value is None else str(value)
+    return out
+
+
+class Transaction:
+    """One MAIL/RCPT/DATA-or-BDAT exchange on an :class:`SMTPClient`."""
+
+    def __init__(self, client: SMTPClient, message: Any, *, use_bdat: bool = False) -> None:
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        self.client = client
+        self.message = message
+        self.use_bdat = use_bdat
+        self.binary = False
+        self.sender = ""
+        self.recipients: list[str] = []
+        self.envelope = b""
+
+    # --- preparation (no I/O) -----------------------------------------------------------
+
+    def prepare(
+        self,
+        sender: str,
+        recipients: Sequence[Any],
+        mail_params: Mapping[str, str | None] | None,
+    ) -> None:
+        """Format the envelope and choose the parameters; raise if anything is wrong."""
+        ext = self.client.extensions
+        check_text("sender", sender)
+        rcpts: list[tuple[str, dict[str, str | None]]] = []
+        for item in recipients:
+            if isinstance(item, str):
+                address, rparams = item, {}
+            else:
+                address, given = item
+                rparams = _upper(given)
+            check_text("recipient", address)
+            if not ext.has(DSN):
+                for key in _DSN_RCPT:
+                    rparams.pop(key, None)
+            rcpts.append((address, rparams))
+        if not rcpts:
+            raise LocalProtocolError("send_message needs at least one recipient")
+        message = self.message
+        if not (
+            isinstance(message, (bytes, bytearray, memoryview))
+            or is_producer(message)
+            or callable(getattr(message, "read", None))
+        ):
+            raise TypeError(
+                f"a message must be bytes, a binary file or a body producer, not {type(message)}"
+            )
+        params = _upper(mail_params)
+        utf8 = not sender.isascii() or any(not a.isascii() for a, _ in rcpts)
+        if utf8 or SMTPUTF8 in params:
+            if not ext.has(SMTPUTF8):
+                raise SMTPNotSupportedError(
+                    "5.6.7 the server does not offer SMTPUTF8, needed for a non-ASCII address",
+                    553,
+                )
+            params[SMTPUTF8] = None
+        body = params.get("BODY")
+        if body is not None:
+            body = params["BODY"] = body.upper()
+        if body is None and has_8bit(message) and ext.has(EIGHTBITMIME):
+            params["BODY"] = EIGHTBITMIME
+        elif body == EIGHTBITMIME and not ext.has(EIGHTBITMIME):
+            del params["BODY"]
+        elif body == BINARYMIME:
+            if not (ext.has(CHUNKING) and ext.has(BINARYMIME)):
+                raise SMTPNotSupportedError(
+                    "5.6.3 the server does not offer BINARYMIME with CHUNKING", 554
+                )
+            self.binary = True
+        if self.binary or (self.use_bdat and ext.has(CHUNKING)):
+            self.use_bdat = True
+            if is_producer(message) and not ext.has(PIPELINING):
+                if self.binary:
+                    raise SMTPNotSupportedError("BDAT from a producer needs PIPELINING")
+                self.use_bdat = False
+        else:
+            self.use_bdat = False
+        size = message_size(message)
+        if ext.has(SIZE):
+            if "SIZE" not in params and size is not None:
+                params["SIZE"] = str(size)
+            limit = ext.max_size
+            declared = params.get("SIZE")
+            if limit is not None and declared is not None and int(declared) > limit:
+                raise SMTPSenderRefused(
+                    EXCEEDED_STORAGE,
+                    f"5.3.4 message size {declared} exceeds the server's limit {limit}",
+                    sender,
+                )
+        else:
+            params.pop("SIZE", None)
+        if not ext.has(DSN):
+            for key in _DSN_MAIL:
+                params.pop(key, None)
+        if not ext.has(AUTH):
+            params.pop("AUTH", None)
+        lines = [format_mail_from(sender, params)]
+        lines.extend(format_rcpt_to(a, p) for a, p in rcpts)
+        self.sender = sender
+        self.recipients = [a for a, _ in rcpts]
+        self.envelope = b"".join(lines)
+        self._lines = lines
+
+    # --- the exchange -------------------------------------------------------------------
+
+    def _small(self) -> bytes | None:
+        message = self.message
+        if isinstance(message, (bytes, bytearray, memoryview)) and len(message) <= CHUNK_SIZE:
+            return bytes(message)
+        return None
+
+    async def run(self) -> SendResult:
+        """Run the transaction; return its SendResult or raise (after RSET)."""
+        from netproto_twisted.smtp.client import SendResult
+
+        proto = self.client.protocol
+        if not proto.usable:
+            raise SMTPServerDisconnected("not connected")
+        pipelining = self.client.extensions.has(PIPELINING)
+        n = len(self.recipients)
+        small = self._small()
+        data_d: Deferred[Reply] | None = None
+        if pipelining:
+            payload = self.envelope
+            one_shot_bdat = self.use_bdat and small is not None
+            if one_shot_bdat:
+                assert small is not None
+                body = small if self.binary else EolNormalizer().encode(small)
+                payload += format_bdat(len(body), last=True) + body
+            elif not self.use_bdat:
+                payload += _DATA_LINE
+            ds = proto.send(payload, n + (2 if one_shot_bdat or not self.use_bdat else 1))
+            replies = await _collect(ds)
+            mail_reply, rcpt_replies = replies[0], replies[1 : n + 1]
+            data_reply = replies[n + 1] if len(replies) > n + 1 else None
+        else:
+            one_shot_bdat = False
+            data_reply = None
+            mail_reply = await proto.command(self._lines[0])
+            rcpt_replies = []
+            if mail_reply.code < 400:
+                for line in self._lines[1:]:
+                    rcpt_replies.append(await proto.command(line))
+        accepted: dict[str, Reply] = {}
+        refused: dict[str, Reply] = {}
+        for address, reply in zip(self.recipients, rcpt_replies, strict=False):
+            (accepted if reply.code < 400 else refused)[address] = reply
+        if mail_reply.code >= 400 or not accepted:
+            if data_reply is not None and data_reply.code == START_INPUT:
+                # A server that said 354 anyway: end the (empty) message at once.
+                await proto.command(_DOT_LINE)
+            await self._rset()
+            if mail_reply.code >= 400:
+                raise error_from_reply(mail_reply, SMTPSenderRefused, sender=self.sender)
+            error = SMTPRecipientsRefused({a: (r.code, r.status_text) for a, r in refused.items()})
+            raise error
+        if one_shot_bdat:
+            assert data_reply is not None
+            final = data_reply
+        elif self.use_bdat:
+            final = await self._bdat(pipelining)
+        else:
+            if data_reply is None:
+                data_reply = await proto.command(_DATA_LINE)
+            if data_reply.code != START_INPUT:
+                await self._rset()
+                raise error_from_reply(data_reply, SMTPDataError)
+            data_d = await self._stream_data(small)
+            final = await data_d
+        if final.code >= 400:
+            await self._rset()
+            raise error_from_reply(final, SMTPDataError)
+        return SendResult(accepted, refused, final)
+
+    async def _rset(self) -> None:
+        """Reset the transaction, if the connection is still there."""
+        proto = self.client.protocol
+        if not proto.usable:
+            return
+        with contextlib.suppress(SMTPResponseError):
+            await proto.command(_RSET_LINE)
+
+    async def data_only(self) -> Reply:
+        """DATA and the message, for :meth:`SMTPClient.data`."""
+        proto = self.client.protocol
+        reply = await proto.command(_DATA_LINE)
+        if reply.code != START_INPUT:
+            raise error_from_reply(reply, SMTPDataError)
+        final = await (await self._stream_data(self._small()))
+        if final.code >= 400:
+            raise error_from_reply(final, SMTPDataError)
+        return final
+
+    async def bdat_only(self, *, binary: bool) -> Reply:
+        """BDAT chunks of the message, for :meth:`SMTPClient.bdat`."""
+        if not self.client.extensions.has(CHUNKING):
+            raise SMTPNotSupportedError("CHUNKING (BDAT) not supported by server")
+        self.binary = binary
+        final = await self._bdat(self.client.extensions.has(PIPELINING))
+        if final.code >= 400:
+            raise error_from_reply(final, SMTPDataError)
+        return final
+
+    # --- message data -------------------------------------------------------------------
+
+    async def _stream_data(self, small: bytes | None) -> Deferred[Reply]:
+        """Write the dot-stuffed message and its end; return the Deferred final reply."""
+        proto = self.client.protocol
+        stuffer = DotStuffer()
+        if small is not None:
+            return proto.command(stuffer.encode(small) + stuffer.finish())
+        await self._pump(stuffer.encode)
+        return proto.command(stuffer.finish())
+
+    async def _pump(self, encode: Callable[[bytes], bytes]) -> None:
+        """Stream the message through ``encode`` to the transport, with backpressure."""
+        proto = self.client.protocol
+        transport = proto.transport
+        message = self.message
+        if is_producer(message):
+            consumer = EncodingConsumer(transport, encode)
+            transport.registerProducer(message, True)
+            try:
+                await message.startProducing(consumer)
+            finally:
+                if proto.usable:
+                    transport.unregisterProducer()
+            return
+        pacer = Pacer()
+        read = chunks_of(message)
+        transport.registerProducer(pacer, True)
+        try:
+            while chunk := read():
+                out = encode(chunk)
+                if out:
+                    proto.write(out)
+                proto.reset_idle_timer()
+                await pacer.ready()
+        finally:
+            if proto.usable:
+                transport.unregisterProducer()
+
+    async def _bdat(self, pipelining: bool) -> Reply:
+        """Send the message as BDAT chunks; return the last reply (or the first failure)."""
+        proto = self.client.protocol
+        normalize = (lambda b: b) if self.binary else EolNormalizer().encode
+        ds: list[Deferred[Reply]] = []
+
+        async def chunk(data: bytes, last: bool) -> None:
+            d = proto.command(format_bdat(len(data), last=last) + data)
+            ds.append(d)
+            if not pipelining:
+                reply = await d
+                if reply.code >= 400 and not last:
+                    raise error_from_reply(reply, SMTPDataError)
+
+        if is_producer(self.message):
+
+            def encode(data: bytes) -> bytes:
+                body = normalize(data)
+                if not body:
+                    return b""
+                ds.append(proto.expect())
+                return format_bdat(len(body)) + body
+
+            await self._pump(encode)
+            await chunk(b"", True)
+        else:
+            read = chunks_of(self.message)
+            pacer = Pacer()
+            proto.transport.registerProducer(pacer, True)
+            try:
+                current = normalize(read())
+                while True:
+                    following = read()
+                    if not following:
+                        await chunk(current, True)
+                        break
+                    if current:
+                        await chunk(current, False)
+                    current = normalize(following)
+                    await pacer.ready()
+            except SMTPDataError:
+                await _collect(ds)
+                await self._rset()
+                raise
+            finally:
+                if proto.usable:
+                    proto.transport.unregisterProducer()
+        replies = await _collect(ds)
+        for reply in replies:
+            if reply.code >= 400:
+                return reply
+        return replies[-1]
