@@ -1,5 +1,7 @@
 """Tests for the durable relay spool (netproto_twisted.smtp.queue) and ``netproto queue``."""
 
+# mypy: disable-error-code="no-untyped-call"
+
 from __future__ import annotations
 
 import argparse
@@ -285,7 +287,7 @@ class QueueCommandTests(SynchronousTestCase):
         env = envelope("b@remote.example", sender="")
         sink = spool.open(env, env.recipients)
         sink.write(b"Subject: x\r\n\r\nbody\r\n")
-        self.id = self.successResultOf(sink.commit())
+        self.entry_id = self.successResultOf(sink.commit())
         self.directory = SpoolDirectory(self.queue)
 
     def run_cli(self, *argv: str) -> tuple[int, str, str]:
@@ -304,19 +306,19 @@ class QueueCommandTests(SynchronousTestCase):
     def test_list(self) -> None:
         code, out, _ = self.run_cli("list")
         self.assertEqual(code, 0)
-        self.assertIn(self.id, out)
+        self.assertIn(self.entry_id, out)
         self.assertIn("<>", out)
         self.assertIn("b@remote.example  (pending, not tried yet)", out)
         self.assertIn("1 entries, 1 with pending recipients", out)
 
     def test_hold_release_delete(self) -> None:
-        self.assertEqual(self.run_cli("hold", self.id)[0], 0)
+        self.assertEqual(self.run_cli("hold", self.entry_id)[0], 0)
         self.assertIn("HELD", self.run_cli("list")[1])
-        self.assertEqual(self.run_cli("release", self.id)[0], 0)
+        self.assertEqual(self.run_cli("release", self.entry_id)[0], 0)
         self.assertNotIn("HELD", self.run_cli("list")[1])
-        self.assertEqual(self.run_cli("delete", self.id)[0], 0)
+        self.assertEqual(self.run_cli("delete", self.entry_id)[0], 0)
         self.assertEqual(self.directory.ids(), [])
-        code, _, err = self.run_cli("delete", self.id)
+        code, _, err = self.run_cli("delete", self.entry_id)
         self.assertEqual(code, 2)
         self.assertIn("no queue entry", err)
 
@@ -331,7 +333,7 @@ class QueueCommandTests(SynchronousTestCase):
         self.assertIn("not a queue directory", err)
 
     def test_format_entry_times(self) -> None:
-        entry = self.directory.load(self.id)
+        entry = self.directory.load(self.entry_id)
         entry.recipients[0].attempts = 2
         entry.recipients[0].next_try = entry.received_at + 600
         entry.recipients[0].reply = (451, "4.3.0", "try later")
