@@ -343,14 +343,17 @@ class Transaction:
         proto = self.client.protocol
         normalize = (lambda b: b) if self.binary else EolNormalizer().encode
         ds: list[Deferred[Reply]] = []
+        done: list[Reply] = []
 
         async def chunk(data: bytes, last: bool) -> None:
             d = proto.command(format_bdat(len(data), last=last) + data)
-            ds.append(d)
-            if not pipelining:
-                reply = await d
-                if reply.code >= 400 and not last:
-                    raise error_from_reply(reply, SMTPDataError)
+            if pipelining:
+                ds.append(d)
+                return
+            reply = await d
+            done.append(reply)
+            if reply.code >= 400 and not last:
+                raise error_from_reply(reply, SMTPDataError)
 
         if is_producer(self.message):
 
@@ -385,7 +388,7 @@ class Transaction:
             finally:
                 if proto.usable:
                     proto.transport.unregisterProducer()
-        replies = await _collect(ds)
+        replies = done + await _collect(ds)
         for reply in replies:
             if reply.code >= 400:
                 return reply

@@ -293,8 +293,11 @@ class SMTPClient:
         mech = sasl.client_mechanism(mechanism, username, password)
         return _run(self._authenticate(mech, username))
 
-    def _respond(self, mech: sasl.ClientMechanism, challenge: bytes) -> Deferred[bytes]:
-        if mech.name != sasl.SCRAM_SHA_256:
+    def _respond(
+        self, mech: sasl.ClientMechanism, challenge: bytes, step: int
+    ) -> Deferred[bytes]:
+        if mech.name != sasl.SCRAM_SHA_256 or step != 1:
+            # Only SCRAM's first answer is costly (PBKDF2): that one runs in a thread.
             return Deferred.fromCoroutine(_value(mech.respond(challenge)))
         if self._runner is not None:
             return self._runner(lambda: mech.respond(challenge))
@@ -314,7 +317,7 @@ class SMTPClient:
                 raise SMTPAuthenticationError(535, "5.7.8 too many AUTH challenges")
             try:
                 challenge = sasl.decode_challenge(reply.text.encode("ascii", "replace"))
-                answer = await self._respond(mech, challenge)
+                answer = await self._respond(mech, challenge, steps)
             except sasl.SASLError as e:
                 # Cancel the exchange (RFC 4954 4) and report the local reason.
                 reply = await self.protocol.command(b"*\r\n")
