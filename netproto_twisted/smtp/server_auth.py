@@ -9,10 +9,16 @@ after ``max_failed_logins``.  STARTTLS discards buffered plaintext
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from netproto_twisted.core.passwords import PasswordFile, PasswordFileChecker, Runner
 from netproto_twisted.core.sasl import (
     SCRAM_SHA_256,
     AuthenticationCancelled,
@@ -62,9 +68,28 @@ from netproto_twisted.smtp.session import (
     _reply,
 )
 
-__all__ = ["AuthSession"]
+__all__ = ["AuthSession", "SMTPRealm", "password_portal"]
 
 _log = Logger(namespace="netproto.smtp.server")
+
+
+@implementer(IRealm)
+class SMTPRealm:
+    """A realm whose avatar for :class:`IAuthenticated` is the user name (str)."""
+
+    def requestAvatar(
+        self, avatarId: Any, mind: object, *interfaces: Any
+    ) -> tuple[Any, object, Callable[[], None]]:
+        """Return ``(IAuthenticated, name, logout)``."""
+        if IAuthenticated not in interfaces:
+            raise NotImplementedError("SMTPRealm only provides IAuthenticated")
+        name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else str(avatarId)
+        return IAuthenticated, name, lambda: None
+
+
+def password_portal(password_file: PasswordFile, runner: Runner) -> Portal:
+    """Return a Portal checking the foundation's password file (PLAIN/LOGIN, CRAM-MD5, SCRAM)."""
+    return Portal(SMTPRealm(), [PasswordFileChecker(password_file, runner)])
 
 
 class AuthSession(SessionBase):
@@ -178,7 +203,8 @@ class AuthSession(SessionBase):
 
     def _auth_step(self, result: Challenge | Success | Failure) -> None:
         if isinstance(result, Challenge):
-            self._send(Reply(AUTH_CONTINUE, (encode_challenge(result.data).decode("ascii"),)))
+            # Written directly: "334 " keeps its space when empty, and is never wrapped.
+            self.transport.write(b"%d %s\r\n" % (AUTH_CONTINUE, encode_challenge(result.data)))
             return
         if isinstance(result, Success):
             result.logout()

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface
 
 from netproto_twisted.core.access import Network
 from netproto_twisted.core.dotstuff import DotUnstuffer
@@ -71,8 +72,8 @@ _log = Logger(namespace="netproto.smtp.server")
 BareLF = Literal["reject", "normalize"]
 
 
-class IAuthenticated:
-    """The avatar interface the server asks the Portal for (the avatar itself is unused)."""
+class IAuthenticated(Interface):
+    """The avatar interface the server asks the Portal for (the avatar is the user name)."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class SessionBase(LineProtocol):
             finally:
                 if state["waiting"]:
                     self._waits -= 1
-                    if self._waits == 0:
+                    if self._waits == 0 and not self.transport.disconnecting:
                         self.resume_input()
 
         d.addBoth(finish)
