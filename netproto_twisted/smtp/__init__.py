@@ -69,6 +69,12 @@ from netproto_twisted.smtp._wire import (
     parse_bdat,
     parse_command,
 )
+from netproto_twisted.smtp.client import (
+    SendResult,
+    SMTPClient,
+    connect_smtp,
+    send_mail,
+)
 from netproto_twisted.smtp.errors import (
     CommandError,
     SMTPAuthenticationError,
@@ -113,6 +119,7 @@ __all__ = [
     "Reply",
     "ReplyParser",
     "SMTPAuthenticationError",
+    "SMTPClient",
     "SMTPConnectError",
     "SMTPDataError",
     "SMTPError",
@@ -123,9 +130,11 @@ __all__ = [
     "SMTPSenderRefused",
     "SMTPServerDisconnected",
     "SMTPTLSRequired",
+    "SendResult",
     "Session",
     "State",
     "canonical_address",
+    "connect_smtp",
     "error_from_reply",
     "format_auth",
     "format_bdat",
@@ -144,6 +153,7 @@ __all__ = [
     "protocol_name",
     "quote_local_part",
     "received_header",
+    "send_mail",
     "split_address",
     "xtext_decode",
     "xtext_encode",
