@@ -1,0 +1,761 @@
+"""The relay: delivers the spool's entries to their next hop, retries, and reports by DSN.
+
+Routing: every recipient domain is a destination, reached through its MX
+hosts in preference order (looked up with a :mod:`twisted.names` resolver,
+which is injected; no MX means the domain's own A/AAAA records; a null MX
+(RFC 7505) or a non-existent domain fails at once).  With a smarthost, every
+recipient goes there.
+
+Delivery: at most ``per_destination`` connections per destination (and
+``max_connections`` in all); a connection carries one message after the
+other while its destination has work, then idles for ``idle_timeout``
+seconds for reuse.  Each entry's recipients for one destination travel in
+one transaction.  STARTTLS is opportunistic by default (``tls="require"``
+insists on it, ``verify=True`` checks the certificate and the host name).
+
+State: after every delivery attempt the recipients' state (delivered,
+failed, or pending with the next try) is saved durably before the relay
+does anything else with that entry.  The one window for a duplicate is a
+crash between the next hop's final ``250`` and that save: the message is
+sent again after restart (at-least-once; RFC 5321 6.1 prefers a duplicate
+to a loss).
+
+Retries: exponential backoff from ``min_backoff`` (5 minutes) doubling up to
+``max_backoff`` (4 hours), until ``lifetime`` (5 days) has passed since
+arrival; then the recipient fails with ``4.4.7``.  Failures are reported to
+the sender in an RFC 3464 bounce (never to the null sender; ``NOTIFY``,
+``RET``, ``ENVID`` and ``ORCPT`` honoured); ``NOTIFY=SUCCESS`` gives a
+``relayed`` notice when the next hop does not support DSN (if it does, the
+parameters are passed on), ``NOTIFY=DELAY`` a delay notice after
+``delay_warning`` (4 hours).
+
+``netproto queue flush`` touches ``DIR/flush``; ``delete``/``hold``/``release``
+touch ``DIR/rescan``: the relay polls for both every ``poll_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.names import dns
+from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
+
+from netproto_twisted.smtp._params import MailFrom, RcptTo
+from netproto_twisted.smtp.bounce import (
+    ACTION_DELAYED,
+    RETURN_FULL,
+    RETURN_HEADERS,
+    dsn_parts,
+    wants,
+)
+from netproto_twisted.smtp.errors import (
+    SMTPRecipientsRefused,
+    SMTPResponseError,
+    SMTPServerDisconnected,
+)
+from netproto_twisted.smtp.interfaces import Envelope
+from netproto_twisted.smtp.queue import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    QueueEntry,
+    RecipientState,
+    Spool,
+)
+
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_MIN_BACKOFF",
+    "TLS_MODES",
+    "Relay",
+    "RouteError",
+]
+
+#: How long a message may stay in the queue before it bounces (RFC 5321 4.5.4.1: 4-5 days).
+DEFAULT_LIFETIME = 5 * 86400.0
+#: The first retry delay.
+DEFAULT_MIN_BACKOFF = 300.0
+#: The longest retry delay.
+DEFAULT_MAX_BACKOFF = 4 * 3600.0
+#: When a delay notice goes out (to recipients with ``NOTIFY=DELAY``).
+DEFAULT_DELAY_WARNING = 4 * 3600.0
+#: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS, implicit TLS, none.
+TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] = {
+    "opportunistic": "opportunistic",
+    "require": "starttls",
+    "implicit": "implicit",
+    "none": "none",
+}
+
+_CHUNK = 64 * 1024
+_MAX_RETURNED_HEADER = 1024 * 1024
+
+_log = Logger(namespace="netproto.smtp.relay")
+
+Outcome = tuple[int, str | None, str]
+"""``(code, enhanced status or None, text)`` for one recipient."""
+
+
+class RouteError(Exception):
+    """No next hop for a destination; carries the reply to record for its recipients."""
+
+    def __init__(self, code: int, enhanced: str, text: str) -> None:
+        super().__init__(f"{code} {enhanced} {text}")
+        self.outcome: Outcome = (code, enhanced, text)
+
+
+def _split_enhanced(code: int, text: str) -> Outcome:
+    head, _, rest = text.partition(" ")
+    parts = head.split(".")
+    if len(parts) == 3 and all(p.isdigit() for p in parts) and parts[0] == str(code // 100):
+        return code, head, rest
+    return code, None, text
+
+
+@dataclass
+class _Job:
+    entry: QueueEntry
+    recipients: list[RecipientState]
+    retried: bool = False
+    dsn_passed: bool = False
+
+
+@dataclass
+class _Conn:
+    client: Any
+    host: str
+    uses: int = 0
+
+
+@dataclass
+class _Destination:
+    name: str
+    queue: deque[_Job] = field(default_factory=deque)
+    active: int = 0
+    idle: list[tuple[_Conn, IDelayedCall]] = field(default_factory=list)
+
+
+class Relay(Service):
+    """Deliver the entries of a :class:`~netproto_twisted.smtp.queue.Spool` to their next hops."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        reactor: IReactorTime,
+        *,
+        hostname: str,
+        resolver: Any = None,
+        smarthost: tuple[str, int] | None = None,
+        port: int = 25,
+        tls: str = "opportunistic",
+        verify: bool = False,
+        ca_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        per_destination: int = 5,
+        max_connections: int = 100,
+        min_backoff: float = DEFAULT_MIN_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        lifetime: float = DEFAULT_LIFETIME,
+        delay_warning: float = DEFAULT_DELAY_WARNING,
+        idle_timeout: float = 5.0,
+        timeout: float = 300.0,
+        poll_interval: float = 5.0,
+        connect: Callable[..., Deferred[Any]] | None = None,
+    ) -> None:
+        if tls not in TLS_MODES:
+            raise ValueError(f"tls must be one of {sorted(TLS_MODES)}, not {tls!r}")
+        if per_destination < 1 or max_connections < 1:
+            raise ValueError("connection limits must be at least 1")
+        self.spool = spool
+        self.reactor = reactor
+        self.hostname = hostname
+        self.resolver = resolver
+        self.smarthost = smarthost
+        self.port = port
+        self.tls = tls
+        self.verify = verify
+        self.ca_file = ca_file
+        self.username = username
+        self.password = password
+        self.per_destination = per_destination
+        self.max_connections = max_connections
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.lifetime = lifetime
+        self.delay_warning = delay_warning
+        self.idle_timeout = idle_timeout
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self._connect_fn = connect
+        self.entries: dict[str, QueueEntry] = {}
+        self._busy: dict[str, int] = {}
+        self._scheduled: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._timer: IDelayedCall | None = None
+        self._destinations: dict[str, _Destination] = {}
+        self._active_total = 0
+        self._workers: set[Deferred[None]] = set()
+        self._poller: LoopingCall | None = None
+        self._running = False
+        self.ready: Deferred[None] = Deferred()
+        """Fires once the spool was read at start-up."""
+        self.attempts = 0
+        """Delivery attempts made (transactions tried), for tests and statistics."""
+        self.connections = 0
+        """Connections opened, for tests and statistics."""
+
+    # --- service ------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        """Recover the spool, load its entries and start delivering."""
+        Service.startService(self)
+        self._running = True
+        if self.resolver is None and self.smarthost is None:
+            from twisted.names.client import Resolver
+
+            self.resolver = Resolver(resolv="/etc/resolv.conf", reactor=self.reactor)
+        self.spool.add_listener(self._added)
+        d = self.spool.recover().addCallback(lambda _: self.spool.list())
+        d.addCallback(self._loaded)
+        d.addErrback(lambda f: _log.failure("relay: cannot read the spool", f))
+        d.chainDeferred(self.ready)
+        if self.poll_interval > 0:
+            self._poller = LoopingCall(self._poll)
+            self._poller.clock = self.reactor
+            self._poller.start(self.poll_interval, now=False).addErrback(
+                lambda f: _log.failure("relay: poller stopped", f)
+            )
+
+    def stopService(self) -> Deferred[Any]:
+        """Stop delivering: close idle connections, abort active ones, wait for their workers."""
+        Service.stopService(self)
+        self._running = False
+        self.spool.remove_listener(self._added)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._poller is not None and self._poller.running:
+            self._poller.stop()
+        for dest in self._destinations.values():
+            dest.queue.clear()
+            for conn, call in dest.idle:
+                if call.active():
+                    call.cancel()
+                self._close(conn)
+            dest.idle.clear()
+        return DeferredList(list(self._workers), consumeErrors=True)
+
+    # --- entries and scheduling -----------------------------------------------------------
+
+    def _loaded(self, entries: list[QueueEntry]) -> None:
+        for entry in entries:
+            self._track(entry)
+        self._kick()
+
+    def _added(self, entry: QueueEntry) -> None:
+        if self._running:
+            self._track(entry)
+            self._kick()
+
+    def _track(self, entry: QueueEntry) -> None:
+        self.entries[entry.id] = entry
+        if any(r.status != PENDING and not r.notified for r in entry.recipients) or entry.finished:
+            self._start_post(entry)
+        else:
+            self._schedule(entry)
+
+    def _schedule(self, entry: QueueEntry) -> None:
+        pending = entry.pending
+        if entry.held or not pending or entry.id in self._busy:
+            self._scheduled.pop(entry.id, None)
+            return
+        when = min(r.next_try for r in pending)
+        if self.delay_warning > 0 and entry.mail_from.address:
+            for r in pending:
+                if not r.delay_notified and wants(r, "DELAY"):
+                    when = min(when, entry.received_at + self.delay_warning)
+        if self._scheduled.get(entry.id) == when:
+            return
+        self._scheduled[entry.id] = when
+        heapq.heappush(self._heap, (when, entry.id))
+
+    def _kick(self) -> None:
+        """Start every due delivery and set the timer for the next one."""
+        if not self._running:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        now = self.reactor.seconds()
+        while self._heap and self._heap[0][0] <= now:
+            when, entry_id = heapq.heappop(self._heap)
+            if self._scheduled.get(entry_id) != when:
+                continue  # superseded
+            del self._scheduled[entry_id]
+            entry = self.entries.get(entry_id)
+            if entry is None or entry.held or entry_id in self._busy:
+                continue
+            self._start(entry, now)
+        if self._heap:
+            delay = max(0.0, self._heap[0][0] - now)
+            self._timer = self.reactor.callLater(delay, self._kick)
+
+    def _start(self, entry: QueueEntry, now: float) -> None:
+        due = [r for r in entry.pending if r.next_try <= now]
+        if not due:
+            if self._needs_delay_notice(entry, now):
+                self._start_post(entry)
+            else:
+                self._schedule(entry)
+            return
+        groups: dict[str, list[RecipientState]] = {}
+        for r in due:
+            groups.setdefault(self._destination_of(r), []).append(r)
+        self._busy[entry.id] = len(groups)
+        for name, recipients in groups.items():
+            dest = self._destinations.get(name)
+            if dest is None:
+                dest = self._destinations[name] = _Destination(name)
+            dest.queue.append(_Job(entry, recipients))
+            self._pump(dest)
+
+    def _destination_of(self, recipient: RecipientState) -> str:
+        if self.smarthost is not None:
+            return f"[{self.smarthost[0]}]:{self.smarthost[1]}"
+        return recipient.domain
+
+    def flush(self) -> None:
+        """Make every pending recipient due now (and held entries stay held)."""
+        now = self.reactor.seconds()
+        for entry in self.entries.values():
+            for r in entry.pending:
+                r.next_try = min(r.next_try, now)
+            self._schedule(entry)
+        self._kick()
+
+    def _poll(self) -> Deferred[Any]:
+        directory = self.spool.directory
+
+        def check() -> tuple[bool, bool]:
+            return (
+                directory.take_trigger(directory.flush_file),
+                directory.take_trigger(directory.rescan_file),
+            )
+
+        def triggered(flags: tuple[bool, bool]) -> Deferred[Any] | None:
+            flush, rescan = flags
+            if not (flush or rescan):
+                return None
+            return self.spool.list().addCallback(self._merge, flush)
+
+        d: Deferred[Any] = self.spool.run(check)
+        return d.addCallback(triggered).addErrback(lambda f: _log.failure("relay: poll", f))
+
+    def _merge(self, entries: list[QueueEntry], flush: bool) -> None:
+        on_disk = {e.id: e for e in entries}
+        for entry_id in list(self.entries):
+            if entry_id not in on_disk and entry_id not in self._busy:
+                del self.entries[entry_id]
+                self._scheduled.pop(entry_id, None)
+        for entry_id, fresh in on_disk.items():
+            known = self.entries.get(entry_id)
+            if known is None:
+                self._track(fresh)
+                continue
+            if entry_id in self._busy:
+                known.held = fresh.held
+                continue
+            self.entries[entry_id] = fresh
+            self._scheduled.pop(entry_id, None)
+            self._schedule(fresh)
+        if flush:
+            self.flush()
+        else:
+            self._kick()
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _pump(self, dest: _Destination) -> None:
+        while self._running and dest.queue:
+            if dest.idle:
+                conn, call = dest.idle.pop()
+                if call.active():
+                    call.cancel()
+                self._spawn(dest, conn)
+            elif dest.active < self.per_destination and self._active_total < self.max_connections:
+                self._spawn(dest, None)
+            else:
+                break
+
+    def _spawn(self, dest: _Destination, conn: _Conn | None) -> None:
+        dest.active += 1
+        self._active_total += 1
+        d = ensureDeferred(self._worker(dest, conn))
+        self._workers.add(d)
+
+        def done(_: object) -> None:
+            self._workers.discard(d)
+            dest.active -= 1
+            self._active_total -= 1
+            for other in list(self._destinations.values()):
+                self._pump(other)
+            if not dest.queue and not dest.active and not dest.idle:
+                self._destinations.pop(dest.name, None)
+
+        d.addErrback(lambda f: _log.failure("relay: worker for {dest} failed", f, dest=dest.name))
+        d.addBoth(done)
+
+    def _close(self, conn: _Conn) -> None:
+        try:
+            d = conn.client.quit()
+            if isinstance(d, Deferred):
+                d.addErrback(lambda f: None)
+        except Exception:
+            conn.client.close()
+
+    def _park(self, dest: _Destination, conn: _Conn) -> None:
+        def expire() -> None:
+            for i, (c, _) in enumerate(dest.idle):
+                if c is conn:
+                    del dest.idle[i]
+                    break
+            self._close(conn)
+            if not dest.queue and not dest.active and not dest.idle:
+                self._destinations.pop(dest.name, None)
+
+        dest.idle.append((conn, self.reactor.callLater(self.idle_timeout, expire)))
+
+    def _tls_options(self, host: str) -> Any:
+        if self.tls == "none":
+            return None
+        from netproto_twisted.core.tls import client_options
+
+        return client_options(host, verify=self.verify, ca_file=self.ca_file)
+
+    async def _hosts(self, dest: str) -> list[tuple[str, int]]:
+        if self.smarthost is not None:
+            return [self.smarthost]
+        if dest.startswith("[") and dest.endswith("]"):
+            literal = dest[1:-1]
+            if literal.lower().startswith("ipv6:"):
+                literal = literal[5:]
+            return [(literal, self.port)]
+        if not dest:
+            raise RouteError(550, "5.1.3", "recipient address has no domain")
+        try:
+            answers, _, _ = await self.resolver.lookupMailExchange(dest)
+        except (DNSNameError, AuthoritativeDomainError) as e:
+            raise RouteError(550, "5.1.2", f"domain {dest} does not exist ({e})") from None
+        except DomainError as e:
+            if type(e) is not DomainError:  # SERVFAIL, REFUSED ...: try again later
+                raise RouteError(451, "4.4.3", f"MX lookup for {dest} failed: {e}") from None
+            raise RouteError(550, "5.1.2", f"domain {dest} does not exist") from None
+        except Exception as e:
+            raise RouteError(451, "4.4.3", f"MX lookup for {dest} failed: {e}") from None
+        mx = sorted(
+            (a.payload.preference, str(a.payload.name))
+            for a in answers
+            if a.type == dns.MX and str(a.name).lower().rstrip(".") == dest.rstrip(".")
+        )
+        if not mx:
+            return [(dest, self.port)]  # RFC 5321 5.1: the domain itself (A/AAAA)
+        if len(mx) == 1 and mx[0][1] in ("", "."):
+            raise RouteError(556, "5.1.10", f"domain {dest} accepts no mail (null MX)")
+        return [(name, self.port) for _, name in mx if name not in ("", ".")]
+
+    async def _connect(self, dest: _Destination) -> _Conn:
+        hosts = await self._hosts(dest.name)
+        connect = self._connect_fn
+        if connect is None:
+            from netproto_twisted.smtp.client import connect_smtp
+
+            connect = connect_smtp
+        last = "no host"
+        for host, port in hosts:
+            try:
+                self.connections += 1
+                client = await connect(
+                    self.reactor,
+                    host,
+                    port,
+                    helo=self.hostname,
+                    tls=TLS_MODES[self.tls],
+                    tls_options=self._tls_options(host),
+                    username=self.username,
+                    password=self.password,
+                    timeout=self.timeout,
+                )
+            except Exception as e:
+                last = f"{host}: {e}"
+                _log.info("relay: cannot connect to {host}: {error}", host=host, error=str(e))
+                continue
+            return _Conn(client, host)
+        raise RouteError(451, "4.4.1", f"no next hop answered for {dest.name} ({last})")
+
+    async def _worker(self, dest: _Destination, conn: _Conn | None) -> None:
+        try:
+            while self._running and dest.queue:
+                job = dest.queue.popleft()
+                if conn is None:
+                    try:
+                        conn = await self._connect(dest)
+                    except RouteError as e:
+                        jobs = [job, *dest.queue]
+                        dest.queue.clear()
+                        for j in jobs:
+                            await self._finish(j, {r.address: e.outcome for r in j.recipients}, "")
+                        return
+                outcomes, broken = await self._send(conn, job)
+                if broken:
+                    reused = conn.uses > 0
+                    self._close(conn)
+                    conn = None
+                    if reused and not job.retried and outcomes is not None:
+                        job.retried = True  # a reused connection may have timed out meanwhile
+                        dest.queue.appendleft(job)
+                        continue
+                else:
+                    conn.uses += 1
+                if outcomes is None:
+                    job.entry.held = True  # held or deleted meanwhile: a rescan tells which
+                    self._job_done(job.entry)
+                    continue
+                await self._finish(job, outcomes, conn.host if conn is not None else "")
+        finally:
+            if conn is not None:
+                if self._running:
+                    self._park(dest, conn)
+                else:
+                    self._close(conn)
+
+    async def _send(self, conn: _Conn, job: _Job) -> tuple[dict[str, Outcome] | None, bool]:
+        """Send one job; return the outcome per recipient (None: skipped) and if conn broke.
+
+        ``job.dsn_passed`` tells whether the next hop took the DSN parameters.
+        """
+        entry = job.entry
+        message = await self.spool.open_message(entry.id)
+        if message is None:
+            return None, False  # held or deleted meanwhile
+        self.attempts += 1
+        client = conn.client
+        dsn = bool(client.extensions.has("DSN"))
+        job.dsn_passed = dsn
+        params: dict[str, str | None] = {}
+        for key in ("BODY", "SMTPUTF8") + (("RET", "ENVID") if dsn else ()):
+            if key in entry.mail_from.params:
+                params[key] = entry.mail_from.params[key]
+        rcpts: list[str | tuple[str, dict[str, str | None]]] = []
+        for r in job.recipients:
+            rp = {k: v for k, v in r.params.items() if k in ("NOTIFY", "ORCPT")} if dsn else {}
+            rcpts.append((r.address, rp) if rp else r.address)
+        every = [r.address for r in job.recipients]
+        broken = False
+        try:
+            result = await client.send_message(
+                entry.mail_from.address, rcpts, message, mail_params=params
+            )
+            outcomes: dict[str, Outcome] = {}
+            for address, reply in result.accepted.items():
+                outcomes[address] = (reply.code, reply.enhanced, reply.text)
+            data = result.data_reply
+            if data is not None:
+                for address in outcomes:
+                    outcomes[address] = (data.code, data.enhanced, data.text)
+            for address, reply in result.refused.items():
+                outcomes[address] = (reply.code, reply.enhanced, reply.text)
+        except SMTPRecipientsRefused as e:
+            outcomes = {a: _split_enhanced(c, t) for a, (c, t) in e.recipients.items()}
+        except SMTPServerDisconnected as e:
+            broken = True
+            outcomes = dict.fromkeys(every, (451, "4.4.2", f"connection lost: {e.text}"))
+        except SMTPResponseError as e:
+            broken = e.code == 421
+            outcomes = dict.fromkeys(every, _split_enhanced(e.code, e.text))
+        except Exception as e:
+            broken = True
+            outcomes = dict.fromkeys(every, (451, "4.4.2", f"delivery failed: {e}"))
+        finally:
+            await self.spool.run(message.close)
+        for address in every:
+            outcomes.setdefault(address, (451, "4.4.2", "no reply for this recipient"))
+        return outcomes, broken
+
+    # --- outcomes and notices -------------------------------------------------------------------
+
+    def _backoff(self, attempts: int) -> float:
+        return float(min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1)))
+
+    async def _finish(self, job: _Job, outcomes: dict[str, Outcome], remote: str) -> None:
+        """Record one attempt's outcome, save it durably, then release the entry."""
+        entry = job.entry
+        now = self.reactor.seconds()
+        null_sender = not entry.mail_from.address
+        dsn_passed = job.dsn_passed
+        for r in job.recipients:
+            code, enhanced, text = outcomes[r.address]
+            r.reply = (code, enhanced, text)
+            r.remote = remote
+            r.attempts += 1
+            if code < 400:
+                r.status = DELIVERED
+                r.notified = null_sender or dsn_passed or not wants(r, "SUCCESS")
+            elif code >= 500 or now >= entry.received_at + self.lifetime:
+                r.status = FAILED
+                r.notified = null_sender or not wants(r, "FAILURE")
+            else:
+                r.next_try = now + self._backoff(r.attempts)
+        try:
+            if entry.finished and self._busy.get(entry.id, 1) == 1:
+                saved = await self.spool.remove(entry)  # done: removal is the durable state
+                self.entries.pop(entry.id, None)
+            else:
+                saved = await self.spool.save(entry)
+        except Exception:
+            _log.failure("relay: cannot save the state of {id}", id=entry.id)
+            saved = True
+        if not saved:
+            self.entries.pop(entry.id, None)  # deleted meanwhile
+        self._job_done(entry)
+
+    def _job_done(self, entry: QueueEntry) -> None:
+        left = self._busy.get(entry.id, 1) - 1
+        if left > 0:
+            self._busy[entry.id] = left
+            return
+        self._busy.pop(entry.id, None)
+        if entry.id not in self.entries:
+            return
+        self._start_post(entry)
+
+    def _needs_delay_notice(self, entry: QueueEntry, now: float) -> bool:
+        if not entry.mail_from.address or self.delay_warning <= 0:
+            return False
+        if now < entry.received_at + self.delay_warning:
+            return False
+        return any(not r.delay_notified and wants(r, "DELAY") for r in entry.pending)
+
+    def _start_post(self, entry: QueueEntry) -> None:
+        self._busy[entry.id] = 1
+        d = ensureDeferred(self._post(entry))
+        self._workers.add(d)
+        d.addErrback(lambda f: _log.failure("relay: notices for {id}", f, id=entry.id))
+        d.addBoth(lambda _: self._workers.discard(d))
+
+    async def _post(self, entry: QueueEntry) -> None:
+        """Send the notices due for ``entry``, then remove it if finished, or reschedule it."""
+        try:
+            now = self.reactor.seconds()
+            groups: list[list[RecipientState]] = [
+                [r for r in entry.recipients if r.status == FAILED and not r.notified],
+                [r for r in entry.recipients if r.status == DELIVERED and not r.notified],
+            ]
+            if self._needs_delay_notice(entry, now):
+                groups.append(
+                    [r for r in entry.pending if not r.delay_notified and wants(r, "DELAY")]
+                )
+            for group in groups:
+                if not group:
+                    continue
+                try:
+                    await self._notify(entry, group, now)
+                except Exception:
+                    _log.failure("relay: cannot queue a notice for {id}", id=entry.id)
+                    if self._running:
+                        self.reactor.callLater(self.min_backoff, self._retry_post, entry)
+                    return
+                for r in group:
+                    if r.status == PENDING:
+                        r.delay_notified = True
+                    else:
+                        r.notified = True
+                await self.spool.save(entry)
+            if entry.finished:
+                await self.spool.remove(entry)
+                self.entries.pop(entry.id, None)
+        finally:
+            self._busy.pop(entry.id, None)
+        if entry.id in self.entries:
+            self._schedule(entry)
+            self._kick()
+
+    def _retry_post(self, entry: QueueEntry) -> None:
+        if self._running and self.entries.get(entry.id) is entry and entry.id not in self._busy:
+            self._start_post(entry)
+
+    async def _notify(
+        self, entry: QueueEntry, group: Sequence[RecipientState], now: float
+    ) -> None:
+        """Spool one RFC 3464 notice about ``group`` to the entry's sender."""
+        parts = dsn_parts(
+            entry,
+            group,
+            reporting_mta=self.hostname,
+            retry_until=entry.received_at + self.lifetime,
+            now=now,
+        )
+        sender = RcptTo(entry.mail_from.address, {})
+        envelope = Envelope(
+            mail_from=MailFrom("", parts.mail_params),
+            recipients=(sender,),
+            helo=self.hostname,
+            received_at=now,
+        )
+        sink = self.spool.open(envelope, [sender])
+        try:
+            sink.write(parts.head)
+            await self._copy_original(entry, sink, parts.returned)
+            sink.write(parts.tail)
+        except BaseException:
+            sink.abort()
+            raise
+        await sink.commit()
+        kind = {FAILED: "bounce", DELIVERED: "success notice"}.get(group[0].status, ACTION_DELAYED)
+        _log.info(
+            "relay: {kind} for {id} sent to <{sender}>",
+            kind=kind,
+            id=entry.id,
+            sender=entry.mail_from.address,
+        )
+
+    async def _copy_original(self, entry: QueueEntry, sink: Any, returned: str) -> None:
+        if returned not in (RETURN_FULL, RETURN_HEADERS):
+            return
+        path = self.spool.directory.message_path(entry.id)
+        try:
+            f = await self.spool.run(open, path, "rb")
+        except FileNotFoundError:
+            return
+        try:
+            seen = b""
+            while True:
+                chunk: bytes = await self.spool.run(f.read, _CHUNK)
+                if not chunk:
+                    break
+                if returned == RETURN_FULL:
+                    sink.write(chunk)
+                    continue
+                seen += chunk
+                end = seen.find(b"\r\n\r\n")
+                if end >= 0:
+                    sink.write(seen[: end + 2])
+                    return
+                if len(seen) >= _MAX_RETURNED_HEADER:
+                    cut = seen.rfind(b"\r\n", 0, _MAX_RETURNED_HEADER)
+                    sink.write(seen[: cut + 2] if cut >= 0 else b"")
+                    return
+            if returned == RETURN_HEADERS and seen:
+                sink.write(seen if seen.endswith(b"\r\n") else seen + b"\r\n")
+        finally:
+            await self.spool.run(f.close)
