@@ -14,3 +14,9 @@ netproto_socket = ServiceMaker(
     "Host socketserver-style request handlers (TCP, UDP, Unix, TLS).",
     "netproto-socket",
 )
+netproto_smtp = ServiceMaker(
+    "netproto-smtp",
+    "netproto_twisted.smtp.tap",
+    "ESMTP server: Maildir delivery, submission with AUTH, relay with a durable queue.",
+    "netproto-smtp",
+)

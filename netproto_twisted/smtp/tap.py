@@ -1,0 +1,366 @@
+"""``twistd netproto-smtp``: the ESMTP server (MX + submission), Maildir delivery, relay queue.
+
+Also the ``[smtp]`` section of the combined ``twistd netproto`` daemon
+(:class:`Config`, :func:`combined_service`): by default MX on
+``tcp:2525:interface=127.0.0.1``, submission (AUTH required) on
+``tcp:2587`` (STARTTLS) and ``ssl:2465`` (implicit TLS), Maildir under
+``<data>/mail``, queue under ``<data>/queue``, users in ``<data>/users``,
+local domain ``localhost``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from twisted.application.service import IService, MultiService
+from twisted.python import usage
+
+from netproto_twisted.core.access import (
+    AccessOptionsMixin,
+    AccessPolicy,
+    ConnectionGuard,
+    LoginDelay,
+    parse_network,
+)
+from netproto_twisted.core.config import field
+from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
+from netproto_twisted.core.passwords import PasswordFile, thread_runner
+from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
+from netproto_twisted.mailstore.maildir import MaildirStore
+from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
+from netproto_twisted.smtp.interfaces import IDeliveryTarget
+from netproto_twisted.smtp.server import SMTPServerFactory
+from netproto_twisted.smtp.server_auth import password_portal
+from netproto_twisted.smtp.session import ServerSettings
+
+if TYPE_CHECKING:
+    from netproto_twisted.core.daemon import DaemonContext
+
+__all__ = ["SERVICE_NAME", "Config", "Options", "build_service", "combined_service", "makeService"]
+
+#: The name in error lines (``netproto-smtp: ...``).
+SERVICE_NAME = "netproto-smtp"
+
+DEFAULT_MAX_SIZE = 35 * 1024 * 1024
+_RELAY_TLS = ("opportunistic", "starttls", "implicit", "none")
+
+
+@dataclass(frozen=True)
+class Config:
+    """``[smtp]``: the SMTP server of the combined daemon (also what the options build)."""
+
+    enabled: bool = field(default=True, help="run the SMTP server at all")
+    listen: tuple[str, ...] = field(
+        default=("tcp:2525:interface=127.0.0.1",),
+        help="MX endpoints: local domains, relay networks, authenticated relay",
+    )
+    submission: tuple[str, ...] = field(
+        default=("tcp:2587:interface=127.0.0.1", "ssl:2465:interface=127.0.0.1"),
+        help="submission endpoints (AUTH required; ssl: is implicit TLS)",
+    )
+    hostname: str = field(default="localhost", help="name in the greeting, EHLO and Received")
+    domains: tuple[str, ...] = field(default=("localhost",), help="local domains")
+    maildir: str = field(default="", help="Maildir base (user u gets DIR/u); '' = <data>/mail")
+    queue: str = field(default="", help="relay queue directory; '' = <data>/queue")
+    users: str = field(default="", help="password file (netproto user add); '' = <data>/users")
+    relay_networks: tuple[str, ...] = field(
+        default=(), help="networks that may relay without AUTH (none by default)"
+    )
+    smarthost: str = field(default="", help="HOST:PORT to relay everything through ('' = MX)")
+    smarthost_tls: str = field(
+        default="opportunistic", help="opportunistic, starttls, implicit or none"
+    )
+    smarthost_verify: bool = field(default=False, help="verify the next hop's certificate")
+    smarthost_user: str = field(default="", help="AUTH user at the smarthost")
+    smarthost_password_file: str = field(default="", help="file holding that user's password")
+    max_size: int = field(default=DEFAULT_MAX_SIZE, minimum=1, help="largest message, octets")
+    bare_lf: str = field(default="reject", help="reject or normalize bare CR/LF")
+    allow_insecure_auth: bool = field(
+        default=False, help="offer AUTH without TLS to loopback clients"
+    )
+
+    def __post_init__(self) -> None:
+        if self.bare_lf not in ("reject", "normalize"):
+            raise ValueError(f"bare_lf must be reject or normalize, not {self.bare_lf!r}")
+        if self.smarthost_tls not in _RELAY_TLS:
+            raise ValueError(f"smarthost_tls must be one of {', '.join(_RELAY_TLS)}")
+        if self.smarthost:
+            _host_port(self.smarthost)
+        for net in self.relay_networks:
+            parse_network(net)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _read_secret(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(path, f"cannot read the password file: {e.strerror}") from None
+
+
+def build_service(
+    config: Config,
+    reactor: Any,
+    *,
+    data_dir: Path,
+    tls: Any,
+    complete_endpoint: Any,
+    policy: AccessPolicy | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    targets: dict[str, IDeliveryTarget] | None = None,
+) -> MultiService:
+    """Build the SMTP service tree (listeners, Maildir store, queue and relay) from ``config``.
+
+    ``tls`` is the server TLS context for STARTTLS; ``complete_endpoint``
+    completes ``ssl:`` endpoint strings with the certificate.  ``targets``
+    may override ``"local"`` / ``"relay"`` (tests, user code).
+    """
+    root = MultiService()
+    root.setName("smtp")
+    targets = dict(targets or {})
+    maildir = config.maildir or str(data_dir / "mail")
+    users_path = config.users or str(data_dir / "users")
+    password_file = PasswordFile(users_path)
+    if "local" not in targets:
+        store = MaildirStore.create(maildir, reactor)
+        targets["local"] = MaildirTarget(store)
+
+    def user_exists(user: str) -> bool:
+        if password_file.get(user) is not None:
+            return True
+        # Without an entry, a user exists if its Maildir was made by hand.
+        return not password_file.names() and os.path.isdir(os.path.join(maildir, user))
+
+    if "relay" not in targets:
+        queue_dir = config.queue or str(data_dir / "queue")
+        targets["relay"] = _spool_and_relay(config, reactor, queue_dir, root)
+    recipient_policy = DefaultPolicy(
+        config.domains,
+        targets["local"],
+        targets["relay"],
+        user_exists=user_exists,
+        user_of=default_user_of,
+    )
+    runner = thread_runner(reactor, reactor.getThreadPool())
+    portal = password_portal(password_file, runner)
+    login_delay = LoginDelay.from_limits(reactor, limits)
+    settings = ServerSettings(
+        hostname=config.hostname,
+        max_size=config.max_size,
+        relay_networks=tuple(parse_network(n) for n in config.relay_networks),
+        allow_insecure_auth=config.allow_insecure_auth,
+        bare_lf="normalize" if config.bare_lf == "normalize" else "reject",
+        max_line_length=limits.max_line_length,
+        idle_timeout=limits.idle_timeout,
+        tls_handshake_timeout=limits.tls_handshake_timeout,
+    )
+
+    def refusal(reason: str) -> bytes:
+        return f"421 4.7.0 {config.hostname} {reason}\r\n".encode()
+
+    for name, endpoints, role in (
+        ("smtp", config.listen, settings),
+        ("submission", config.submission, replace(settings, require_auth=True)),
+    ):
+        if not endpoints:
+            continue
+        factory = SMTPServerFactory(
+            reactor,
+            recipient_policy,
+            role,
+            tls=tls,
+            portal=portal,
+            scram_store=password_file,
+            login_delay=login_delay,
+        )
+        guard = ConnectionGuard(factory, reactor, policy=policy, limits=limits, refusal=refusal)
+        listen = [complete_endpoint(text) for text in endpoints]
+        for text in listen:
+            if endpoint_kind(text) == "udp":
+                raise ConfigError(text, "SMTP does not serve UDP")
+        service = EndpointsService(name, reactor, listen, guard=guard)
+        root.addService(service)
+    return root
+
+
+def _spool_and_relay(
+    config: Config, reactor: Any, queue_dir: str, root: MultiService
+) -> IDeliveryTarget:
+    """The durable queue (a delivery target) and the relay service draining it."""
+    from netproto_twisted.smtp.queue import Spool
+
+    spool = Spool(queue_dir, reactor)
+    try:
+        from netproto_twisted.smtp.relay import Relay
+    except ImportError:  # pragma: no cover - the relay ships with the queue
+        return spool
+    smarthost = _host_port(config.smarthost) if config.smarthost else None
+    password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None
+    relay = Relay(
+        spool,
+        reactor,
+        hostname=config.hostname,
+        smarthost=smarthost,
+        tls=config.smarthost_tls,
+        verify=config.smarthost_verify,
+        username=config.smarthost_user or None,
+        password=password,
+    )
+    relay.name = "relay"
+    root.addService(relay)
+    return spool
+
+
+def combined_service(config: Config, context: DaemonContext) -> IService | None:
+    """Build the ``[smtp]`` services of the combined daemon (``None`` when disabled)."""
+    if not config.enabled or not (config.listen or config.submission):
+        return None
+    return build_service(
+        config,
+        context.reactor,
+        data_dir=context.data_dir,
+        tls=context.server_tls(),
+        complete_endpoint=context.endpoint,
+        policy=context.policy,
+        limits=context.limits,
+    )
+
+
+class Options(AccessOptionsMixin, LimitsOptionsMixin):
+    """Command-line options of ``twistd netproto-smtp``."""
+
+    synopsis = "[options] [--listen ENDPOINT ...] [--submission ENDPOINT ...]"
+    longdesc = (
+        "An ESMTP server: inbound mail for --domain to Maildir (--maildir DIR/user), "
+        "submission with AUTH on --submission endpoints, relay through a durable "
+        "queue (--queue) for authenticated clients and --relay-network peers. "
+        "Without --listen/--submission: MX on tcp:2525 and submission on tcp:2587 "
+        "and ssl:2465, all on 127.0.0.1."
+    )
+    optParameters: ClassVar[list[list[Any]]] = [
+        ["hostname", None, "localhost", "server name in the greeting, EHLO and Received"],
+        ["data-dir", None, "netproto-data", "where defaults live (mail, queue, users, dev cert)"],
+        ["maildir", None, None, "Maildir base: user u gets DIR/u (default DATA/mail)"],
+        ["users", None, None, "password file (default DATA/users)"],
+        ["queue", None, None, "relay queue directory (default DATA/queue)"],
+        ["smarthost", None, None, "relay everything through HOST:PORT"],
+        ["smarthost-tls", None, "opportunistic", "opportunistic, starttls, implicit or none"],
+        ["smarthost-user", None, None, "AUTH user at the smarthost"],
+        ["smarthost-password-file", None, None, "file with the smarthost password"],
+        ["max-size", None, str(DEFAULT_MAX_SIZE), "largest message accepted, in octets"],
+        ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
+        ["tls-key", None, None, "private key PEM"],
+        ["bare-lf", None, "reject", "reject or normalize bare CR/LF in commands and data"],
+        *limits_options(),
+    ]
+    optFlags: ClassVar[list[list[Any]]] = [
+        ["allow-insecure-auth", None, "offer AUTH without TLS to loopback clients"],
+        ["smarthost-verify", None, "verify the next hop's certificate"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        for key in ("listen", "submission", "domain", "relay-network"):
+            self[key] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """MX endpoint (repeatable): tcp:25, tcp6:..., ssl:..., unix:/path."""
+        self["listen"].append(endpoint)
+
+    def opt_submission(self, endpoint: str) -> None:
+        """Submission endpoint, AUTH required (repeatable); ssl: is implicit TLS."""
+        self["submission"].append(endpoint)
+
+    def opt_domain(self, name: str) -> None:
+        """A local domain (repeatable; default: localhost)."""
+        self["domain"].append(name)
+
+    def opt_relay_network(self, network: str) -> None:
+        """A network that may relay without AUTH (repeatable; none by default)."""
+        try:
+            parse_network(network)
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        self["relay-network"].append(network)
+
+    def postOptions(self) -> None:
+        """Build :attr:`config` from the options."""
+        super().postOptions()
+        try:
+            max_size = int(self["max-size"])
+        except ValueError:
+            raise usage.UsageError(f"--max-size: not a number: {self['max-size']!r}") from None
+        listen, submission = tuple(self["listen"]), tuple(self["submission"])
+        if not listen and not submission:
+            listen = ("tcp:2525:interface=127.0.0.1",)
+            submission = ("tcp:2587:interface=127.0.0.1", "ssl:2465:interface=127.0.0.1")
+        try:
+            self.config = Config(
+                listen=listen,
+                submission=submission,
+                hostname=self["hostname"],
+                domains=tuple(self["domain"]) or ("localhost",),
+                maildir=self["maildir"] or "",
+                queue=self["queue"] or "",
+                users=self["users"] or "",
+                relay_networks=tuple(self["relay-network"]),
+                smarthost=self["smarthost"] or "",
+                smarthost_tls=self["smarthost-tls"],
+                smarthost_verify=bool(self["smarthost-verify"]),
+                smarthost_user=self["smarthost-user"] or "",
+                smarthost_password_file=self["smarthost-password-file"] or "",
+                max_size=max_size,
+                bare_lf=self["bare-lf"],
+                allow_insecure_auth=bool(self["allow-insecure-auth"]),
+            )
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def makeService(options: Options) -> IService:
+    """Build the service; a bad option, file or endpoint ends twistd with one line."""
+    from twisted.internet import reactor
+
+    from netproto_twisted.core.daemon import TLSFiles
+    from netproto_twisted.core.tls import server_context, tls_server_endpoint_args
+
+    data_dir = Path(options["data-dir"])
+    try:
+        files = TLSFiles.resolve(data_dir, options["tls-cert"] or "", options["tls-key"] or "")
+        tls = server_context(files.cert, files.key)
+
+        def complete(text: str) -> str:
+            if endpoint_kind(text) == "ssl" and "privateKey=" not in text:
+                return f"{text}:{tls_server_endpoint_args(files.cert, files.key)}"
+            return text
+
+        service = build_service(
+            options.config,
+            reactor,
+            data_dir=data_dir,
+            tls=tls,
+            complete_endpoint=complete,
+            policy=options["access_policy"],
+            limits=options["limits"],
+        )
+    except (ConfigError, OSError) as e:
+        fail(SERVICE_NAME, e)
+    listeners = [s for s in service if isinstance(s, EndpointsService)]
+
+    def watch() -> None:
+        for listener in listeners:
+            exit_on_failure(reactor, listener.when_listening(), SERVICE_NAME)
+
+    reactor.callWhenRunning(watch)
+    return service
