@@ -34,7 +34,9 @@ def twistd_argv(*args: str) -> list[str]:
 class Daemon:
     """A ``twistd -n`` child process whose output is collected in a file."""
 
-    def __init__(self, args: Sequence[str], cwd: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], cwd: str | os.PathLike[str], env: dict[str, str] | None = None
+    ) -> None:
         self.cwd = Path(cwd)
         self.log_path = self.cwd / "daemon.out"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -62,7 +64,9 @@ class Daemon:
             if m:
                 return m
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) before {pattern!r}:\n{self.output()}")
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}) before {pattern!r}:\n{self.output()}"
+                )
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {pattern!r}:\n{self.output()}")
 
@@ -79,7 +83,9 @@ class Daemon:
         return self.proc.returncode
 
 
-def run_twistd(args: Sequence[str], cwd: str | os.PathLike[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def run_twistd(
+    args: Sequence[str], cwd: str | os.PathLike[str], timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
     """Run ``twistd ARGS`` to completion (for options errors) and return its result."""
     return subprocess.run(
         twistd_argv("--nodaemon", "--pidfile=", *args),

@@ -71,7 +71,7 @@ class LineEndings(enum.Enum):
     NORMALIZE = "normalize"
 
 
-class BareLineEnding(RemoteProtocolError):  # noqa: N818 (name fixed by the API)
+class BareLineEnding(RemoteProtocolError):
     """The peer sent a bare LF or bare CR where only CRLF is allowed.
 
     :ivar line: the offending line, without its terminator (may be truncated

@@ -94,15 +94,15 @@ _HEADER = (
 log = Logger()
 
 
-class InvalidUserName(NetprotoError, ValueError):  # noqa: N818 (reads as a condition)
+class InvalidUserName(NetprotoError, ValueError):
     """A user name that may not be stored: says why in one line."""
 
 
-class InvalidPassword(NetprotoError, ValueError):  # noqa: N818 (reads as a condition)
+class InvalidPassword(NetprotoError, ValueError):
     """A password that may not be stored: says why in one line."""
 
 
-class NoSuchUser(NetprotoError, KeyError):  # noqa: N818 (reads as a condition)
+class NoSuchUser(NetprotoError, KeyError):
     """The password file has no such user."""
 
     def __str__(self) -> str:

@@ -98,27 +98,27 @@ class SASLError(NetprotoError):
     """Base class of SASL failures."""
 
 
-class AuthenticationFailed(SASLError):  # noqa: N818 (reads as a condition)
+class AuthenticationFailed(SASLError):
     """The credentials were refused (unknown user and bad password look the same)."""
 
 
-class MalformedResponse(SASLError, RemoteProtocolError):  # noqa: N818 (reads as a condition)
+class MalformedResponse(SASLError, RemoteProtocolError):
     """The client sent data that does not follow the mechanism's syntax."""
 
 
-class MalformedChallenge(SASLError, RemoteProtocolError):  # noqa: N818 (reads as a condition)
+class MalformedChallenge(SASLError, RemoteProtocolError):
     """The server sent a challenge that does not follow the mechanism's syntax."""
 
 
-class MechanismUnavailable(SASLError):  # noqa: N818 (reads as a condition)
+class MechanismUnavailable(SASLError):
     """The mechanism (or a feature of it, such as channel binding) is not supported here."""
 
 
-class AuthenticationCancelled(SASLError):  # noqa: N818 (reads as a condition)
+class AuthenticationCancelled(SASLError):
     """The client cancelled the exchange (sent ``*``)."""
 
 
-class ServerVerificationFailed(SASLError):  # noqa: N818 (reads as a condition)
+class ServerVerificationFailed(SASLError):
     """SCRAM mutual authentication failed: the server did not prove it knows the key."""
 
 

@@ -18,7 +18,7 @@ class MailStoreError(NetprotoError):
     """Base class of every mail store error."""
 
 
-class InvalidName(MailStoreError, ValueError):  # noqa: N818 (reads as a condition)
+class InvalidName(MailStoreError, ValueError):
     """A user or folder name was refused (path traversal, control characters...)."""
 
     def __init__(self, kind: str, name: str, reason: str) -> None:
@@ -28,15 +28,15 @@ class InvalidName(MailStoreError, ValueError):  # noqa: N818 (reads as a conditi
         self.reason = reason
 
 
-class NoSuchMailbox(MailStoreError):  # noqa: N818 (reads as a condition)
+class NoSuchMailbox(MailStoreError):
     """The folder (or the user's whole tree) does not exist."""
 
 
-class MailboxExists(MailStoreError):  # noqa: N818 (reads as a condition)
+class MailboxExists(MailStoreError):
     """A folder to be created (or renamed to) already exists."""
 
 
-class NoSuchMessage(MailStoreError):  # noqa: N818 (reads as a condition)
+class NoSuchMessage(MailStoreError):
     """The UID is not (or no longer) in the mailbox."""
 
     def __init__(self, uid: int) -> None:
@@ -44,5 +44,5 @@ class NoSuchMessage(MailStoreError):  # noqa: N818 (reads as a condition)
         self.uid = uid
 
 
-class MailboxLocked(MailStoreError):  # noqa: N818 (reads as a condition)
+class MailboxLocked(MailStoreError):
     """The uidlist lock could not be taken in time (a temporary failure)."""

@@ -140,7 +140,7 @@ class SMTPHeloError(SMTPResponseError):
     """The server refused EHLO/HELO."""
 
 
-class SMTPSenderRefused(SMTPResponseError):  # noqa: N818 (smtplib's name)
+class SMTPSenderRefused(SMTPResponseError):
     """The server refused ``MAIL FROM``; ``sender`` is the refused address."""
 
     def __init__(self, code: int, text: str, sender: str) -> None:
@@ -149,7 +149,7 @@ class SMTPSenderRefused(SMTPResponseError):  # noqa: N818 (smtplib's name)
         self.sender = sender
 
 
-class SMTPRecipientsRefused(SMTPResponseError):  # noqa: N818 (smtplib's name)
+class SMTPRecipientsRefused(SMTPResponseError):
     """Every recipient was refused (as in :mod:`smtplib`).
 
     ``recipients`` maps each refused address to its ``(code, text)``.  The
@@ -210,7 +210,7 @@ class SMTPNotSupportedError(SMTPResponseError):
         return int(kwargs.get("code", NOT_IMPLEMENTED))
 
 
-class SMTPServerDisconnected(SMTPResponseError):  # noqa: N818 (smtplib's name)
+class SMTPServerDisconnected(SMTPResponseError):
     """The connection closed before the exchange finished (or after a ``421``).
 
     ``code`` defaults to ``421``, so this is a :class:`TemporaryError`: a relay
@@ -228,7 +228,7 @@ class SMTPServerDisconnected(SMTPResponseError):  # noqa: N818 (smtplib's name)
         return int(kwargs.get("code", SERVICE_UNAVAILABLE))
 
 
-class SMTPTLSRequired(SMTPResponseError):  # noqa: N818 (smtplib's name)
+class SMTPTLSRequired(SMTPResponseError):
     """TLS is required but was not offered or could not be set up.
 
     ``code`` defaults to ``530`` (RFC 3207 "Must issue a STARTTLS command

@@ -3,7 +3,6 @@
 # trial's assertion methods are untyped.
 # mypy: disable-error-code="no-untyped-call"
 # Our config.field is a dataclasses.field wrapper, which ruff cannot see through.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 
