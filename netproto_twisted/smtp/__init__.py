@@ -75,6 +75,12 @@ from netproto_twisted.smtp.client import (
     connect_smtp,
     send_mail,
 )
+from netproto_twisted.smtp.delivery import (
+    CapturedMessage,
+    CaptureTarget,
+    DefaultPolicy,
+    MaildirTarget,
+)
 from netproto_twisted.smtp.errors import (
     CommandError,
     SMTPAuthenticationError,
@@ -89,6 +95,15 @@ from netproto_twisted.smtp.errors import (
     SMTPServerDisconnected,
     SMTPTLSRequired,
 )
+from netproto_twisted.smtp.interfaces import (
+    Envelope,
+    IDeliveryTarget,
+    IMessageSink,
+    IRecipientPolicy,
+    SessionInfo,
+)
+from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
+from netproto_twisted.smtp.session import ServerSettings
 
 __all__ = [
     *_codes.__all__,
@@ -157,4 +172,16 @@ __all__ = [
     "split_address",
     "xtext_decode",
     "xtext_encode",
+    "CapturedMessage",
+    "CaptureTarget",
+    "DefaultPolicy",
+    "MaildirTarget",
+    "Envelope",
+    "IDeliveryTarget",
+    "IMessageSink",
+    "IRecipientPolicy",
+    "SessionInfo",
+    "SMTPServerFactory",
+    "SMTPServerProtocol",
+    "ServerSettings",
 ]
