@@ -23,6 +23,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from bench import harness
 from bench.harness import (
     Case,
     CaseResult,
@@ -306,10 +307,38 @@ class TableTests(SynchronousTestCase):
         parser = argparse.ArgumentParser()
         add_arguments(parser, clients=50, requests=2000, runs=5, quick_requests=200)
         self.assertEqual(params_from_args(parser.parse_args([])),
-                         LoadParams(50, 2000, 60.0, 5, settle=10.0))
-        self.assertEqual(params_from_args(parser.parse_args(["--quick", "--settle", "0"])),
-                         LoadParams(50, 200, 60.0, 1))
+                         LoadParams(50, 2000, 60.0, 5, settle=10.0, max_others=30.0))
+        args = parser.parse_args(["--quick", "--settle", "0", "--max-others", "0"])
+        self.assertEqual(params_from_args(args), LoadParams(50, 200, 60.0, 1))
         self.assertEqual(params_from_args(parser.parse_args(["--quick", "--runs", "2"])).runs, 2)
+
+
+class RetryTests(SynchronousTestCase):
+    def _bench(self, others: list[float], max_others: float) -> tuple[CaseResult, int]:
+        calls: list[float] = []
+
+        def fake_run(case: Case, params: LoadParams) -> RunResult:
+            r = _run(100.0 + len(calls))
+            r.others_cpu_pct = others[len(calls)]
+            calls.append(r.others_cpu_pct)
+            return r
+
+        self.patch(harness, "run_case_once", fake_run)
+        case = Case("c", ServerSpec("c", []), dialogue_load(Dialogue([Step(b"x", 1)])))
+        [res] = run_bench([case], LoadParams(1, 1, 1.0, 1, max_others=max_others))
+        return res, len(calls)
+
+    def test_noisy_runs_redone(self) -> None:
+        """A disturbed run is redone twice at most and the quietest attempt kept."""
+        res, calls = self._bench([90.0, 20.0, 50.0, 0.0], max_others=10.0)
+        self.assertEqual(calls, 3)
+        self.assertEqual([r.others_cpu_pct for r in res.runs], [20.0])
+        self.assertEqual(res.runs[0].rps, 101.0)
+
+    def test_quiet_run_kept(self) -> None:
+        """A quiet run, or max_others=0, means one attempt."""
+        self.assertEqual(self._bench([5.0, 0.0], max_others=10.0)[1], 1)
+        self.assertEqual(self._bench([95.0, 0.0], max_others=0.0)[1], 1)
 
 
 class EndToEndTests(SynchronousTestCase):
@@ -364,4 +393,4 @@ class EndToEndTests(SynchronousTestCase):
         self.assertEqual(doc["results"][0]["ratio"], 1.0)
         self.assertEqual(len(doc["results"][1]["runs"]), 2)
         self.assertEqual(doc["params"], {"clients": 3, "requests": 15, "time_limit": 60.0,
-                                         "runs": 2, "settle": 0.1})
+                                         "runs": 2, "settle": 0.1, "max_others": 30.0})
