@@ -379,17 +379,17 @@ class SMTPClient:
         return self._expect_ok(self.protocol.command(format_command(NOOP)))
 
     def quit(self) -> Deferred[Reply | None]:
-        """Send QUIT, wait for the reply (or the disconnect), then close the connection."""
+        """Send QUIT, wait for the reply, close; fire (with the reply) once the socket closed."""
 
         async def run() -> Reply | None:
-            if not self.protocol.usable:
-                self.protocol.lose()
-                return None
-            try:
-                reply: Reply | None = await self.protocol.command(format_command(QUIT))
-            except SMTPServerDisconnected:
-                reply = None
+            reply: Reply | None = None
+            if self.protocol.usable:
+                try:
+                    reply = await self.protocol.command(format_command(QUIT))
+                except SMTPResponseError:
+                    reply = None
             self.protocol.lose()
+            await self.when_closed()
             if reply is not None and reply.code != CLOSING:
                 self._log.info("unexpected reply to QUIT: {reply}", reply=str(reply))
             return reply
@@ -514,6 +514,7 @@ def connect_smtp(
             await _open_session(client, helo, tls, options, username, password)
         except BaseException:
             client.protocol.lose(abort=True)
+            await client.when_closed()
             raise
         return client
 
