@@ -1,0 +1,99 @@
+"""``netproto-smtp`` options and the ``[smtp]`` section of the combined daemon."""
+
+# mypy: disable-error-code="no-untyped-call"
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.core.config import parse_section
+from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.smtp.tap import Config, Options
+
+
+class ConfigTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        config = Config()
+        self.assertEqual(config.listen, ("tcp:2525:interface=127.0.0.1",))
+        self.assertEqual(
+            config.submission, ("tcp:2587:interface=127.0.0.1", "ssl:2465:interface=127.0.0.1")
+        )
+        self.assertEqual(config.domains, ("localhost",))
+        self.assertEqual(config.relay_networks, ())  # never an open relay by default
+        self.assertEqual((config.maildir, config.queue, config.users), ("", "", ""))
+
+    def test_parse_section(self) -> None:
+        config = parse_section(
+            Config,
+            {
+                "listen": ["tcp:25"],
+                "domains": ["example.org", "example.net"],
+                "relay_networks": ["10.0.0.0/8"],
+                "smarthost": "relay.example:587",
+                "max_size": 1000,
+            },
+            "smtp",
+        )
+        self.assertEqual(config.domains, ("example.org", "example.net"))
+        self.assertEqual(config.max_size, 1000)
+
+    def test_bad_values_name_the_key(self) -> None:
+        for table, words in (
+            ({"bare_lf": "sometimes"}, "bare_lf"),
+            ({"relay_networks": ["10.0.0.0/33"]}, "10.0.0.0/33"),
+            ({"smarthost": "nohost"}, "HOST:PORT"),
+            ({"smarthost_tls": "maybe"}, "smarthost_tls"),
+            ({"max_size": 0}, "max_size"),
+            ({"listn": []}, "did you mean listen"),
+        ):
+            with self.assertRaises(ConfigError) as caught:
+                parse_section(Config, table, "smtp")
+            self.assertIn(words, str(caught.exception))
+
+
+class OptionsTests(SynchronousTestCase):
+    def parse(self, *args: str) -> Options:
+        options = Options()
+        options.parseOptions(list(args))
+        return options
+
+    def test_defaults(self) -> None:
+        config = self.parse().config
+        self.assertEqual(config.listen, Config().listen)
+        self.assertEqual(config.submission, Config().submission)
+
+    def test_repeatable_options(self) -> None:
+        options = self.parse(
+            "--listen", "tcp:25", "--listen", "tcp6:25:interface=\\:\\:1",
+            "--submission", "tcp:587",
+            "--domain", "example.org", "--domain", "example.net",
+            "--relay-network", "192.0.2.0/24", "--relay-network", "2001:db8::/32",
+            "--hostname", "mx.example.org", "--max-size", "5000", "--bare-lf", "normalize",
+            "--maildir", "/srv/mail", "--queue", "/srv/queue", "--users", "/srv/users",
+            "--smarthost", "relay.example:587", "--allow-insecure-auth",
+        )  # fmt: skip
+        config = options.config
+        self.assertEqual(config.listen, ("tcp:25", "tcp6:25:interface=\\:\\:1"))
+        self.assertEqual(config.submission, ("tcp:587",))
+        self.assertEqual(config.domains, ("example.org", "example.net"))
+        self.assertEqual(config.relay_networks, ("192.0.2.0/24", "2001:db8::/32"))
+        self.assertEqual(config.max_size, 5000)
+        self.assertEqual(config.bare_lf, "normalize")
+        self.assertTrue(config.allow_insecure_auth)
+        self.assertEqual(ip_network(config.relay_networks[0]).num_addresses, 256)
+
+    def test_only_submission_means_no_mx(self) -> None:
+        config = self.parse("--submission", "tcp:587").config
+        self.assertEqual(config.listen, ())
+
+    def test_bad_options(self) -> None:
+        for args in (
+            ["--relay-network", "not-a-net"],
+            ["--max-size", "big"],
+            ["--bare-lf", "yes"],
+            ["--smarthost", "x"],
+        ):
+            self.assertRaises(usage.UsageError, self.parse, *args)
