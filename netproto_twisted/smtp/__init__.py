@@ -102,6 +102,14 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
+from netproto_twisted.smtp.queue import (
+    EntryNotFound,
+    QueueEntry,
+    RecipientState,
+    Spool,
+    SpoolDirectory,
+)
+from netproto_twisted.smtp.relay import Relay
 from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
 from netproto_twisted.smtp.session import ServerSettings
 
@@ -184,4 +192,10 @@ __all__ = [
     "SMTPServerFactory",
     "SMTPServerProtocol",
     "ServerSettings",
+    "EntryNotFound",
+    "QueueEntry",
+    "RecipientState",
+    "Relay",
+    "Spool",
+    "SpoolDirectory",
 ]
