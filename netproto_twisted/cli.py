@@ -18,8 +18,11 @@ from netproto_twisted.core.errors import NetprotoError
 
 __all__ = ["COMMAND_MODULES", "EXIT_ERROR", "build_parser", "main"]
 
-#: Modules that add a subcommand: ``user`` (the password file) so far.
-COMMAND_MODULES: tuple[str, ...] = ("netproto_twisted.core.passwords",)
+#: Modules that add a subcommand: ``user`` (the password file), ``queue`` (the relay queue).
+COMMAND_MODULES: tuple[str, ...] = (
+    "netproto_twisted.core.passwords",
+    "netproto_twisted.smtp.queue_cli",
+)
 #: Exit status of a failed command (bad name, unknown user, missing file, usage).
 EXIT_ERROR = 2
 
