@@ -89,10 +89,12 @@ DEFAULT_MIN_BACKOFF = 300.0
 DEFAULT_MAX_BACKOFF = 4 * 3600.0
 #: When a delay notice goes out (to recipients with ``NOTIFY=DELAY``).
 DEFAULT_DELAY_WARNING = 4 * 3600.0
-#: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS, implicit TLS, none.
+#: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS (``require`` or
+#: ``starttls``), implicit TLS, none; each maps to :func:`connect_smtp`'s ``tls``.
 TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] = {
     "opportunistic": "opportunistic",
     "require": "starttls",
+    "starttls": "starttls",
     "implicit": "implicit",
     "none": "none",
 }

@@ -275,6 +275,9 @@ class DeliveryTests(RelayTestsBase):
         self.assertEqual(self.net.connects[0][2]["tls"], "none")
         self.assertIsNone(self.net.connects[0][2]["tls_options"])
         self.assertRaises(ValueError, Relay, self.spool, self.reactor, hostname="x", tls="maybe")
+        self.assertEqual(
+            Relay(self.spool, self.reactor, hostname="x", tls="starttls").tls, "starttls"
+        )
         self.assertRaises(
             ValueError, Relay, self.spool, self.reactor, hostname="x", per_destination=0
         )
