@@ -90,12 +90,14 @@ _MISSING = object()
 
 
 class PickImportedTarget(SphinxPostTransform):
-    """Resolve an ambiguous short type name to the object the module imported.
+    """Resolve an ambiguous short name to the object the referring module means.
 
     Type hints are kept as written, so a parameter annotated ``Runner`` in
-    one module may match a ``Runner`` documented in two others.  When the
-    Python domain's search finds several candidates, pick the one that *is*
-    the object bound to that name in the referring module.
+    one module may match a ``Runner`` documented in two others; likewise
+    ``:mod:`.errors``` in a docstring.  When the Python domain's search finds
+    several candidates, pick the one that *is* the object bound to that name
+    in the referring module, or else the one nearest to it in the package
+    tree (``smtp.client`` -> ``smtp.errors``) if exactly one is nearest.
     """
 
     default_priority = 5  # before the ReferencesResolver (10)
@@ -114,11 +116,34 @@ class PickImportedTarget(SphinxPostTransform):
             if len(matches) < 2:
                 continue
             bound = getattr(sys.modules.get(modname), target, _MISSING)
-            for fullname, _entry in matches:
-                owner, _, attr = fullname.rpartition(".")
-                if getattr(sys.modules.get(owner), attr, None) is bound:
-                    node["reftarget"] = fullname
-                    break
+            names = [fullname for fullname, _entry in matches]
+            same = [n for n in names if _bound_object(n) is bound]
+            if len(same) == 1:
+                node["reftarget"] = same[0]
+                continue
+            closeness = {n: _shared_prefix(n, modname) for n in names}
+            best = max(closeness.values())
+            nearest = [n for n, c in closeness.items() if c == best]
+            if len(nearest) == 1:
+                node["reftarget"] = nearest[0]
+
+
+def _bound_object(fullname: str) -> object:
+    """Return the object a documented dotted name stands for (a module or a member)."""
+    if fullname in sys.modules:
+        return sys.modules[fullname]
+    owner, _, attr = fullname.rpartition(".")
+    return getattr(sys.modules.get(owner), attr, None)
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """Count the leading dotted components two names share."""
+    count = 0
+    for x, y in zip(a.split("."), b.split("."), strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 # Where each object is documented ---------------------------------------------
