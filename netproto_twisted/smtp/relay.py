@@ -132,7 +132,7 @@ class _Job:
     dsn_passed: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class _Conn:
     client: Any
     host: str
@@ -173,6 +173,7 @@ class Relay(Service):
         idle_timeout: float = 5.0,
         timeout: float = 300.0,
         poll_interval: float = 5.0,
+        stop_grace: float = 5.0,
         connect: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         if tls not in TLS_MODES:
@@ -199,6 +200,7 @@ class Relay(Service):
         self.idle_timeout = idle_timeout
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self.stop_grace = stop_grace
         self._connect_fn = connect
         self.entries: dict[str, QueueEntry] = {}
         self._busy: dict[str, int] = {}
@@ -208,6 +210,7 @@ class Relay(Service):
         self._destinations: dict[str, _Destination] = {}
         self._active_total = 0
         self._workers: set[Deferred[None]] = set()
+        self._live: set[_Conn] = set()
         self._poller: LoopingCall | None = None
         self._running = False
         self.ready: Deferred[None] = Deferred()
@@ -256,7 +259,16 @@ class Relay(Service):
                     call.cancel()
                 self._close(conn)
             dest.idle.clear()
-        return DeferredList(list(self._workers), consumeErrors=True)
+        done: Deferred[Any] = DeferredList(list(self._workers), consumeErrors=True)
+        if self._live:
+            # Transactions in flight get ``stop_grace`` seconds, then their connections go.
+            abort = self.reactor.callLater(self.stop_grace, self._abort_live)
+            done.addBoth(lambda r: (abort.cancel() if abort.active() else None, r)[1])
+        return done
+
+    def _abort_live(self) -> None:
+        for conn in list(self._live):
+            conn.client.close()
 
     # --- entries and scheduling -----------------------------------------------------------
 
@@ -506,12 +518,15 @@ class Relay(Service):
         raise RouteError(451, "4.4.1", f"no next hop answered for {dest.name} ({last})")
 
     async def _worker(self, dest: _Destination, conn: _Conn | None) -> None:
+        if conn is not None:
+            self._live.add(conn)
         try:
             while self._running and dest.queue:
                 job = dest.queue.popleft()
                 if conn is None:
                     try:
                         conn = await self._connect(dest)
+                        self._live.add(conn)
                     except RouteError as e:
                         jobs = [job, *dest.queue]
                         dest.queue.clear()
@@ -521,6 +536,7 @@ class Relay(Service):
                 outcomes, broken = await self._send(conn, job)
                 if broken:
                     reused = conn.uses > 0
+                    self._live.discard(conn)
                     self._close(conn)
                     conn = None
                     if reused and not job.retried and outcomes is not None:
@@ -536,6 +552,7 @@ class Relay(Service):
                 await self._finish(job, outcomes, conn.host if conn is not None else "")
         finally:
             if conn is not None:
+                self._live.discard(conn)
                 if self._running:
                     self._park(dest, conn)
                 else:

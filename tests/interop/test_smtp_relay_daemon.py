@@ -15,6 +15,7 @@ import signal
 import smtplib
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -27,10 +28,10 @@ TIMEOUT = 30.0
 PARALLEL = 5
 
 
-def wait(condition: object, timeout: float = TIMEOUT) -> None:
+def wait(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     """Poll ``condition()`` every 20 ms (bounded)."""
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)

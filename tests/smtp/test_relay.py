@@ -317,6 +317,21 @@ class DeliveryTests(RelayTestsBase):
         relay.stopService()
         self.assertTrue(self.net.clients[0].closed)
 
+    def test_stop_aborts_transactions_after_grace(self) -> None:
+        self.net.manual = True
+        entry_id = self.store("b@remote.example")
+        relay = self.make_relay(stop_grace=5)
+        [client] = self.net.clients
+        stopped = relay.stopService()
+        self.assertNoResult(stopped)
+        self.reactor.advance(5)
+        self.assertTrue(client.closed)
+        d, _ = self.net.waiting.pop()
+        d.errback(SMTPServerDisconnected("connection lost"))
+        self.successResultOf(stopped)
+        [r] = self.spool.directory.load(entry_id).recipients
+        self.assertEqual((r.status, r.attempts), (PENDING, 1))  # saved, retried later
+
     def test_broken_reused_connection_is_retried_once(self) -> None:
         self.store("b@remote.example")
         self.make_relay()
