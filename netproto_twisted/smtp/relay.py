@@ -263,7 +263,13 @@ class Relay(Service):
         if self._live:
             # Transactions in flight get ``stop_grace`` seconds, then their connections go.
             abort = self.reactor.callLater(self.stop_grace, self._abort_live)
-            done.addBoth(lambda r: (abort.cancel() if abort.active() else None, r)[1])
+
+            def stopped(result: object) -> object:
+                if abort.active():
+                    abort.cancel()
+                return result
+
+            done.addBoth(stopped)
         return done
 
     def _abort_live(self) -> None:
