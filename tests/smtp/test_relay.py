@@ -443,6 +443,28 @@ class RetryTests(RelayTestsBase):
         self.reactor.advance(5)
         self.assertEqual(relay.entries, {})
 
+    def test_rescan_picks_up_entries_of_other_processes(self) -> None:
+        relay = self.make_relay(poll_interval=5)
+        other = Spool(self.dir / "queue", self.reactor, runner=synchronous_runner)
+        env = Envelope(MailFrom("a@example.org"), (RcptTo("b@remote.example"),), received_at=T0)
+        sink = other.open(env, env.recipients)  # no listener: this relay does not hear of it
+        sink.write(MESSAGE)
+        self.successResultOf(sink.commit())
+        self.assertEqual(self.net.sent, [])
+        self.spool.directory.touch(self.spool.directory.rescan_file)
+        self.reactor.advance(5)
+        self.assertEqual(len(self.net.sent), 1)
+        self.assertEqual(relay.entries, {})
+
+    def test_default_resolver_uses_the_given_reactor(self) -> None:
+        from twisted.names.client import Resolver
+
+        relay = Relay(self.spool, self.reactor, hostname="relay.example.net", poll_interval=0)
+        relay.startService()
+        self.addCleanup(relay.stopService)
+        self.assertIsInstance(relay.resolver, Resolver)
+        self.assertIs(relay.resolver._reactor, self.reactor)
+
     def test_mx_lookup_failure_is_temporary(self) -> None:
         self.resolver.table["remote.example"] = DNSServerError("SERVFAIL")
         entry_id = self.store("b@remote.example")
