@@ -89,7 +89,9 @@ def message_size(message: object) -> int | None:
 
 def has_8bit(message: object) -> bool:
     """Return whether an in-memory message holds bytes above 127 (``False`` for streams)."""
-    if isinstance(message, (bytes, bytearray, memoryview)):
+    if isinstance(message, (bytes, bytearray)):
+        return not message.isascii()
+    if isinstance(message, memoryview):
         return _HIGH.search(message) is not None
     return False
 

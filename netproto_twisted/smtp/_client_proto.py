@@ -32,6 +32,26 @@ __all__ = ["SMTPClientProtocol"]
 TLS_FAILED = 454
 
 
+class _Batch:
+    """The replies to a batch of pipelined commands, delivered together."""
+
+    __slots__ = ("done", "replies", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.replies: list[Reply] = []
+        self.done: Deferred[list[Reply]] = Deferred()
+
+    def add(self, reply: Reply) -> None:
+        self.replies.append(reply)
+        if len(self.replies) == self.size:
+            self.done.callback(self.replies)
+
+    def fail(self, error: Exception) -> None:
+        if not self.done.called:
+            self.done.errback(error)
+
+
 class SMTPClientProtocol(LineProtocol):
     """One SMTP client connection: write commands, get their replies as Deferreds.
 
@@ -47,7 +67,7 @@ class SMTPClientProtocol(LineProtocol):
         if reply_timeout is not None:
             self.tls_handshake_timeout = reply_timeout
         self._parser = ReplyParser()
-        self._waiters: deque[Deferred[Reply]] = deque()
+        self._waiters: deque[Deferred[Reply] | _Batch] = deque()
         self._error: Exception | None = None
         self._handshake: Deferred[None] | None = None
         self._closing = False
@@ -90,7 +110,11 @@ class SMTPClientProtocol(LineProtocol):
                 error = SMTPTLSRequired(f"TLS handshake failed: {error.text}", TLS_FAILED)
             handshake.errback(error)
         while self._waiters:
-            self._waiters.popleft().errback(error)
+            waiter = self._waiters.popleft()
+            if isinstance(waiter, _Batch):
+                waiter.fail(error)
+            else:
+                waiter.errback(error)
         self._update_timer()
 
     # --- commands -----------------------------------------------------------------------
@@ -104,6 +128,21 @@ class SMTPClientProtocol(LineProtocol):
         if len(self._waiters) == 1:
             self._update_timer()
         return d
+
+    def send_batch(self, data: bytes, replies: int) -> Deferred[list[Reply]]:
+        """Write pipelined commands; return one Deferred for the list of their ``replies`` replies.
+
+        Fails (once) if the connection is lost before the last reply.
+        """
+        if self._error is not None or self._lost:
+            return fail(self._error or SMTPServerDisconnected())
+        batch = _Batch(replies)
+        was_idle = not self._waiters
+        self._waiters.extend([batch] * replies)
+        if was_idle:
+            self._update_timer()
+        self.transport.write(data)
+        return batch.done
 
     def send(self, data: bytes, replies: int = 1) -> list[Deferred[Reply]]:
         """Write ``data`` (formatted commands); return Deferreds for its ``replies`` replies."""
@@ -182,11 +221,17 @@ class SMTPClientProtocol(LineProtocol):
         if reply.code == SERVICE_UNAVAILABLE:
             # The server is going away: this reply is its last word (RFC 5321 3.8).
             self._error = SMTPServerDisconnected(reply.status_text, reply.code)
-            waiter.callback(reply)
+            if isinstance(waiter, _Batch):
+                waiter.fail(self._error)
+            else:
+                waiter.callback(reply)
             self._fail_all()
             self.lose()
             return
-        waiter.callback(reply)
+        if isinstance(waiter, _Batch):
+            waiter.add(reply)
+        else:
+            waiter.callback(reply)
 
     def _protocol_error(self, error: Exception) -> None:
         self._log.info("SMTP protocol error from the server: {error}", error=str(error))

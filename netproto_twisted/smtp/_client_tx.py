@@ -227,8 +227,9 @@ class Transaction:
                 payload += format_bdat(len(body), last=True) + body
             elif not self.use_bdat:
                 payload += _DATA_LINE
-            ds = proto.send(payload, n + (2 if one_shot_bdat or not self.use_bdat else 1))
-            replies = await _collect(ds)
+            replies = await proto.send_batch(
+                payload, n + (2 if one_shot_bdat or not self.use_bdat else 1)
+            )
             mail_reply, rcpt_replies = replies[0], replies[1 : n + 1]
             data_reply = replies[n + 1] if len(replies) > n + 1 else None
         else:
