@@ -293,9 +293,7 @@ class SMTPClient:
         mech = sasl.client_mechanism(mechanism, username, password)
         return _run(self._authenticate(mech, username))
 
-    def _respond(
-        self, mech: sasl.ClientMechanism, challenge: bytes, step: int
-    ) -> Deferred[bytes]:
+    def _respond(self, mech: sasl.ClientMechanism, challenge: bytes, step: int) -> Deferred[bytes]:
         if mech.name != sasl.SCRAM_SHA_256 or step != 1:
             # Only SCRAM's first answer is costly (PBKDF2): that one runs in a thread.
             return Deferred.fromCoroutine(_value(mech.respond(challenge)))

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import io
 import logging
+import smtplib
 import ssl
 import tempfile
 from typing import Any
 
-from twisted.internet import reactor
+from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from netproto_twisted.core.tls import client_options, ensure_dev_certificate
-from netproto_twisted.smtp.client import connect_smtp
+from netproto_twisted.smtp.client import connect_smtp, send_mail
 from netproto_twisted.smtp.errors import (
     SMTPAuthenticationError,
     SMTPRecipientsRefused,
@@ -138,6 +139,35 @@ class AiosmtpdTests(TestCase):
                     tls_options=client_options("mail.example.org", ca_file=self.cert),
                 )
             self.assertEqual(self.handler.envelopes, [])
+
+        return Deferred.fromCoroutine(run())
+
+    def test_refused_dict_matches_smtplib(self) -> Deferred[None]:
+        recipients = ["bob@example.org", "nobody@example.org", "nobody@example.net"]
+        message = b"Subject: parity\r\n\r\nsame for both\r\n"
+
+        def with_smtplib() -> dict[str, tuple[int, bytes]]:
+            context = ssl.create_default_context(cafile=str(self.cert))
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as s:
+                s.starttls(context=context)
+                return s.sendmail("a@example.org", recipients, message)
+
+        async def run() -> None:
+            theirs = await threads.deferToThread(with_smtplib)
+            ours = await send_mail(
+                reactor,
+                "127.0.0.1",
+                self.port,
+                "a@example.org",
+                recipients,
+                message,
+                tls_options=self.options(),
+            )
+            self.assertEqual(sorted(ours), sorted(theirs))
+            for address, (code, text) in theirs.items():
+                self.assertEqual(ours[address], (code, text.decode()))
+            self.assertEqual(len(self.handler.envelopes), 2)
+            self.assertEqual(self.handler.envelopes[0].content, self.handler.envelopes[1].content)
 
         return Deferred.fromCoroutine(run())
 

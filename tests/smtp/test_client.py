@@ -438,6 +438,69 @@ class SendTests(_Base):
         self.failureResultOf(d, SMTPServerDisconnected)
 
 
+class VerbTests(_Base):
+    def test_low_level_transaction(self) -> None:
+        client, server, endpoint = self.connect()
+        replies = []
+        calls: list[Callable[[], Deferred[Any]]] = [
+            client.noop,
+            lambda: client.mail("a@example.org", {"BODY": "8BITMIME"}),
+            lambda: client.rcpt("b@example.org"),
+            lambda: client.data(b".x\r\n"),
+            client.rset,
+        ]
+        for call in calls:
+            d = call()
+            endpoint.flush()
+            replies.append(self.successResultOf(d).code)
+        self.assertEqual(replies, [250, 250, 250, 250, 250])
+        self.assertEqual(
+            server.commands[1:],
+            ["NOOP", "MAIL FROM:<a@example.org> BODY=8BITMIME", "RCPT TO:<b@example.org>", "DATA",
+             "RSET"],
+        )  # fmt: skip
+        self.assertEqual(server.messages, [b".x\r\n"])
+
+    def test_low_level_failures_carry_the_reply(self) -> None:
+        server = ScriptedServer(
+            replies={
+                "MAIL": b"451 4.3.0 try later\r\n",
+                "RCPT": b"550 5.1.1 unknown\r\n",
+                "DATA": b"503 5.5.1 no recipients\r\n",
+            }
+        )
+        client, server, endpoint = self.connect(server)
+        d = client.mail("a@example.org")
+        endpoint.flush()
+        error = self.failureResultOf(d, SMTPSenderRefused).value
+        self.assertEqual(
+            (error.code, error.text, error.sender), (451, "4.3.0 try later", "a@example.org")
+        )
+        assert error.reply is not None
+        self.assertEqual(error.reply.enhanced, "4.3.0")
+        d2 = client.rcpt("x@example.org")
+        endpoint.flush()
+        refused = self.failureResultOf(d2, SMTPRecipientsRefused).value
+        self.assertEqual(refused.recipients, {"x@example.org": (550, "5.1.1 unknown")})
+        d3 = client.data(b"x")
+        endpoint.flush()
+        self.assertEqual(self.failureResultOf(d3, SMTPDataError).value.code, 503)
+
+    def test_bdat_verb_needs_chunking(self) -> None:
+        client, _, endpoint = self.connect()
+        d = client.bdat(b"x")
+        endpoint.flush()
+        self.failureResultOf(d, SMTPNotSupportedError)
+
+    def test_helo_verb(self) -> None:
+        client, server, endpoint = self.connect()
+        d = client.helo("other.example")
+        endpoint.flush()
+        self.successResultOf(d)
+        self.assertFalse(client.esmtp)
+        self.assertEqual(server.commands[-1], "HELO other.example")
+
+
 class ChunkingTests(_Base):
     EXT = (*DEFAULT_EXTENSIONS, "CHUNKING", "BINARYMIME")
 
