@@ -80,7 +80,7 @@ _HOLD = ".hold"
 _log = Logger(namespace="netproto.smtp.queue")
 
 
-class EntryNotFound(NetprotoError):  # noqa: N818 (reads better than EntryNotFoundError)
+class EntryNotFound(NetprotoError):
     """No queue entry has this id (never had, or it was delivered or deleted)."""
 
 
@@ -262,20 +262,35 @@ class SpoolDirectory:
 
     # --- start-up ---------------------------------------------------------------------
 
-    def recover(self) -> int:
-        """Remove what unfinished commits and deletions left behind; return how many files."""
+    def recover(self, older_than: float | None = None) -> int:
+        """Remove what unfinished commits and deletions left behind; return how many files.
+
+        With ``older_than`` (a ``time.time()`` value), only files last
+        modified before then go: commits running in this process meanwhile
+        (a server accepting mail while the relay starts) are left alone.
+        """
         self.create()
         removed = 0
+
+        def stale(path: Path) -> bool:
+            if older_than is None:
+                return True
+            try:
+                return path.stat().st_mtime < older_than
+            except FileNotFoundError:
+                return False
+
         with self.locked():
             for name in os.listdir(self.tmp):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.tmp / name)
-                    removed += 1
+                if stale(self.tmp / name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.tmp / name)
+                        removed += 1
             names = set(os.listdir(self.entries))
             for name in names:
                 base, ext = os.path.splitext(name)
                 partner = {_ENV: base + _MSG, _MSG: base + _ENV, _HOLD: base + _ENV}.get(ext)
-                if partner is not None and partner not in names:
+                if partner is not None and partner not in names and stale(self.entries / name):
                     _log.warn("spool: removing {name} (unfinished commit)", name=name)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self.entries / name)
@@ -586,6 +601,8 @@ class Spool:
         self.run: Runner = runner
         self.syncer = DirSyncer(str(self.directory.entries), self.directory.fs, runner)
         self._clock = clock if clock is not None else time.time
+        self.created_at = time.time()
+        """When this Spool was made: :meth:`recover` leaves younger files alone."""
         self._listeners: list[Callable[[QueueEntry], None]] = []
         self._locks: dict[str, DeferredLock] = {}
 
@@ -627,8 +644,9 @@ class Spool:
     # --- entries ------------------------------------------------------------------------
 
     def recover(self) -> Deferred[int]:
-        """Clean up after a crash (unfinished commits); fire with how many files went."""
-        d: Deferred[int] = self.run(self.directory.recover)
+        """Clean up after a crash (what predates this Spool only); fire with how many files."""
+        # File times come from a coarse clock: a margin keeps this process's files safe.
+        d: Deferred[int] = self.run(self.directory.recover, self.created_at - 2.0)
         return d
 
     def list(self) -> Deferred[list[QueueEntry]]:

@@ -207,9 +207,25 @@ class SpoolTests(SynchronousTestCase):
         (d.entries / "0190aa.msg").write_bytes(b"no envelope")
         (d.entries / "0190bb.env").write_bytes(b"{}")
         (d.entries / "0190cc.hold").write_bytes(b"")
+        for path in (d.tmp / "junk.msg", *d.entries.iterdir()):
+            os.utime(path, (self.spool.created_at - 60, self.spool.created_at - 60))
         self.assertEqual(self.successResultOf(self.spool.recover()), 4)
         self.assertEqual(sorted(os.listdir(d.entries)), [kept + ".env", kept + ".msg"])
         self.assertEqual(os.listdir(d.tmp), [])
+
+    def test_recover_spares_commits_in_progress(self) -> None:
+        """Files younger than the Spool belong to commits running now (the server's)."""
+        d = self.spool.directory
+        env = envelope("b@remote.example")
+        sink = self.spool.open(env, env.recipients)
+        sink.write(b"x" * 100_000)  # its tmp file exists now
+        old = d.tmp / "old.msg"
+        old.write_bytes(b"partial")
+        os.utime(old, (self.spool.created_at - 10, self.spool.created_at - 10))
+        self.assertEqual(self.successResultOf(self.spool.recover()), 1)
+        self.assertFalse(old.exists())
+        entry_id = self.successResultOf(sink.commit())
+        self.assertEqual(d.message_path(entry_id).read_bytes(), b"x" * 100_000)
 
     def test_save_is_atomic_and_never_resurrects(self) -> None:
         entry_id = self.store(b"Subject: x\r\n\r\nbody\r\n")
