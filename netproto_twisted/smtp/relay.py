@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -211,6 +211,7 @@ class Relay(Service):
         self._active_total = 0
         self._workers: set[Deferred[None]] = set()
         self._live: set[_Conn] = set()
+        self._closing: set[_Conn] = set()
         self._poller: LoopingCall | None = None
         self._running = False
         self.ready: Deferred[None] = Deferred()
@@ -252,15 +253,16 @@ class Relay(Service):
         self._timer = None
         if self._poller is not None and self._poller.running:
             self._poller.stop()
+        quits = []
         for dest in self._destinations.values():
             dest.queue.clear()
             for conn, call in dest.idle:
                 if call.active():
                     call.cancel()
-                self._close(conn)
+                quits.append(self._close(conn))
             dest.idle.clear()
-        done: Deferred[Any] = DeferredList(list(self._workers), consumeErrors=True)
-        if self._live:
+        done: Deferred[Any] = DeferredList([*self._workers, *quits], consumeErrors=True)
+        if self._live or quits:
             # Transactions in flight get ``stop_grace`` seconds, then their connections go.
             abort = self.reactor.callLater(self.stop_grace, self._abort_live)
 
@@ -273,7 +275,7 @@ class Relay(Service):
         return done
 
     def _abort_live(self) -> None:
-        for conn in list(self._live):
+        for conn in [*self._live, *self._closing]:
             conn.client.close()
 
     # --- entries and scheduling -----------------------------------------------------------
@@ -436,13 +438,20 @@ class Relay(Service):
         d.addErrback(lambda f: _log.failure("relay: worker for {dest} failed", f, dest=dest.name))
         d.addBoth(done)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: _Conn) -> Deferred[None]:
+        """QUIT (politely; errors ignored); fires once the connection is closed."""
+        self._closing.add(conn)
         try:
-            d = conn.client.quit()
-            if isinstance(d, Deferred):
-                d.addErrback(lambda f: None)
+            result = conn.client.quit()
         except Exception:
             conn.client.close()
+            result = None
+        d: Deferred[Any] = result if isinstance(result, Deferred) else succeed(None)
+
+        def closed(_: object) -> None:
+            self._closing.discard(conn)
+
+        return d.addBoth(closed)
 
     def _park(self, dest: _Destination, conn: _Conn) -> None:
         def expire() -> None:
@@ -562,7 +571,7 @@ class Relay(Service):
                 if self._running:
                     self._park(dest, conn)
                 else:
-                    self._close(conn)
+                    await self._close(conn)
 
     async def _send(self, conn: _Conn, job: _Job) -> tuple[dict[str, Outcome] | None, bool]:
         """Send one job; return the outcome per recipient (None: skipped) and if conn broke.
