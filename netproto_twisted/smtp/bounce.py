@@ -8,6 +8,8 @@ only its header, see :func:`returned_content`) between the two, so a large
 message is never held in memory.  Which recipients a notice covers and what
 it says about each (``failed``, ``delayed``, ``relayed``, ``delivered``)
 follows their :class:`~netproto_twisted.smtp.queue.RecipientState`.
+:func:`spool_notice` puts a notice into the spool, addressed to the
+original sender from the null sender.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from twisted.logger import Logger
+
 from netproto_twisted.core.ids import message_id, uuid7
 from netproto_twisted.smtp._address import xtext_encode
-from netproto_twisted.smtp.queue import DELIVERED, FAILED, QueueEntry, RecipientState
+from netproto_twisted.smtp._params import MailFrom, RcptTo
+from netproto_twisted.smtp.interfaces import Envelope, IMessageSink
+from netproto_twisted.smtp.queue import DELIVERED, FAILED, QueueEntry, RecipientState, Spool
 
 __all__ = [
     "ACTION_DELAYED",
@@ -32,6 +38,7 @@ __all__ = [
     "DSNParts",
     "dsn_parts",
     "returned_content",
+    "spool_notice",
     "wants",
 ]
 
@@ -45,6 +52,10 @@ RETURN_HEADERS = "headers"
 RETURN_NONE = "none"
 
 _CRLF = "\r\n"
+_CHUNK = 64 * 1024
+_MAX_RETURNED_HEADER = 1024 * 1024
+
+_log = Logger(namespace="netproto.smtp.relay")
 
 
 def wants(recipient: RecipientState, what: str) -> bool:
@@ -226,3 +237,80 @@ def dsn_parts(
     if utf8:
         params["SMTPUTF8"] = None
     return DSNParts(head=head, tail=tail, returned=returned, mail_params=params)
+
+
+async def spool_notice(
+    spool: Spool,
+    entry: QueueEntry,
+    group: Sequence[RecipientState],
+    *,
+    reporting_mta: str,
+    retry_until: float | None,
+    now: float,
+) -> str:
+    """Spool one notice about ``group`` to the entry's sender, from the null sender.
+
+    The original (or its header) is streamed from the spool in 64 KiB pieces
+    read in the spool's thread pool.  Fires with the notice's queue id once
+    it is durable.
+    """
+    parts = dsn_parts(entry, group, reporting_mta=reporting_mta, retry_until=retry_until, now=now)
+    sender = RcptTo(entry.mail_from.address, {})
+    envelope = Envelope(
+        mail_from=MailFrom("", parts.mail_params),
+        recipients=(sender,),
+        helo=reporting_mta,
+        received_at=now,
+    )
+    sink = spool.open(envelope, [sender])
+    try:
+        sink.write(parts.head)
+        await _copy_original(spool, entry, sink, parts.returned)
+        sink.write(parts.tail)
+    except BaseException:
+        sink.abort()
+        raise
+    notice_id = await sink.commit()
+    kind = {FAILED: "bounce", DELIVERED: "success notice"}.get(group[0].status, "delay notice")
+    _log.info(
+        "relay: {kind} {notice} for {id} to <{sender}>",
+        kind=kind,
+        notice=notice_id,
+        id=entry.id,
+        sender=entry.mail_from.address,
+    )
+    return notice_id
+
+
+async def _copy_original(
+    spool: Spool, entry: QueueEntry, sink: IMessageSink, returned: str
+) -> None:
+    """Write the original (RETURN_FULL) or its header (RETURN_HEADERS) into ``sink``."""
+    if returned not in (RETURN_FULL, RETURN_HEADERS):
+        return
+    try:
+        f = await spool.run(open, spool.directory.message_path(entry.id), "rb")
+    except FileNotFoundError:
+        return
+    try:
+        seen = b""
+        while True:
+            chunk: bytes = await spool.run(f.read, _CHUNK)
+            if not chunk:
+                break
+            if returned == RETURN_FULL:
+                sink.write(chunk)
+                continue
+            seen += chunk
+            end = seen.find(b"\r\n\r\n")
+            if end >= 0:
+                sink.write(seen[: end + 2])
+                return
+            if len(seen) >= _MAX_RETURNED_HEADER:
+                cut = seen.rfind(b"\r\n", 0, _MAX_RETURNED_HEADER)
+                sink.write(seen[: cut + 2] if cut >= 0 else b"")
+                return
+        if returned == RETURN_HEADERS and seen:
+            sink.write(seen if seen.endswith(b"\r\n") else seen + b"\r\n")
+    finally:
+        f.close()

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,20 +49,12 @@ from twisted.logger import Logger
 from twisted.names import dns
 from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
 
-from netproto_twisted.smtp._params import MailFrom, RcptTo
-from netproto_twisted.smtp.bounce import (
-    ACTION_DELAYED,
-    RETURN_FULL,
-    RETURN_HEADERS,
-    dsn_parts,
-    wants,
-)
+from netproto_twisted.smtp.bounce import spool_notice, wants
 from netproto_twisted.smtp.errors import (
     SMTPRecipientsRefused,
     SMTPResponseError,
     SMTPServerDisconnected,
 )
-from netproto_twisted.smtp.interfaces import Envelope
 from netproto_twisted.smtp.queue import (
     DELIVERED,
     FAILED,
@@ -99,8 +91,6 @@ TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] =
     "none": "none",
 }
 
-_CHUNK = 64 * 1024
-_MAX_RETURNED_HEADER = 1024 * 1024
 
 _log = Logger(namespace="netproto.smtp.relay")
 
@@ -703,7 +693,14 @@ class Relay(Service):
                 if not group:
                     continue
                 try:
-                    await self._notify(entry, group, now)
+                    await spool_notice(
+                        self.spool,
+                        entry,
+                        group,
+                        reporting_mta=self.hostname,
+                        retry_until=entry.received_at + self.lifetime,
+                        now=now,
+                    )
                 except Exception:
                     _log.failure("relay: cannot queue a notice for {id}", id=entry.id)
                     if self._running:
@@ -727,69 +724,3 @@ class Relay(Service):
     def _retry_post(self, entry: QueueEntry) -> None:
         if self._running and self.entries.get(entry.id) is entry and entry.id not in self._busy:
             self._start_post(entry)
-
-    async def _notify(
-        self, entry: QueueEntry, group: Sequence[RecipientState], now: float
-    ) -> None:
-        """Spool one RFC 3464 notice about ``group`` to the entry's sender."""
-        parts = dsn_parts(
-            entry,
-            group,
-            reporting_mta=self.hostname,
-            retry_until=entry.received_at + self.lifetime,
-            now=now,
-        )
-        sender = RcptTo(entry.mail_from.address, {})
-        envelope = Envelope(
-            mail_from=MailFrom("", parts.mail_params),
-            recipients=(sender,),
-            helo=self.hostname,
-            received_at=now,
-        )
-        sink = self.spool.open(envelope, [sender])
-        try:
-            sink.write(parts.head)
-            await self._copy_original(entry, sink, parts.returned)
-            sink.write(parts.tail)
-        except BaseException:
-            sink.abort()
-            raise
-        await sink.commit()
-        kind = {FAILED: "bounce", DELIVERED: "success notice"}.get(group[0].status, ACTION_DELAYED)
-        _log.info(
-            "relay: {kind} for {id} sent to <{sender}>",
-            kind=kind,
-            id=entry.id,
-            sender=entry.mail_from.address,
-        )
-
-    async def _copy_original(self, entry: QueueEntry, sink: Any, returned: str) -> None:
-        if returned not in (RETURN_FULL, RETURN_HEADERS):
-            return
-        path = self.spool.directory.message_path(entry.id)
-        try:
-            f = await self.spool.run(open, path, "rb")
-        except FileNotFoundError:
-            return
-        try:
-            seen = b""
-            while True:
-                chunk: bytes = await self.spool.run(f.read, _CHUNK)
-                if not chunk:
-                    break
-                if returned == RETURN_FULL:
-                    sink.write(chunk)
-                    continue
-                seen += chunk
-                end = seen.find(b"\r\n\r\n")
-                if end >= 0:
-                    sink.write(seen[: end + 2])
-                    return
-                if len(seen) >= _MAX_RETURNED_HEADER:
-                    cut = seen.rfind(b"\r\n", 0, _MAX_RETURNED_HEADER)
-                    sink.write(seen[: cut + 2] if cut >= 0 else b"")
-                    return
-            if returned == RETURN_HEADERS and seen:
-                sink.write(seen if seen.endswith(b"\r\n") else seen + b"\r\n")
-        finally:
-            await self.spool.run(f.close)
