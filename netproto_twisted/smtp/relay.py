@@ -195,6 +195,7 @@ class Relay(Service):
         self.entries: dict[str, QueueEntry] = {}
         self._busy: dict[str, int] = {}
         self._scheduled: dict[str, float] = {}
+        self._recent: set[str] = set()
         self._heap: list[tuple[float, str]] = []
         self._timer: IDelayedCall | None = None
         self._destinations: dict[str, _Destination] = {}
@@ -281,7 +282,10 @@ class Relay(Service):
             self._kick()
 
     def _track(self, entry: QueueEntry) -> None:
+        if entry.id in self.entries:
+            return  # known already (spooled while the spool was being read)
         self.entries[entry.id] = entry
+        self._recent.add(entry.id)
         if any(r.status != PENDING and not r.notified for r in entry.recipients) or entry.finished:
             self._start_post(entry)
         else:
@@ -369,15 +373,24 @@ class Relay(Service):
             flush, rescan = flags
             if not (flush or rescan):
                 return None
+            self._recent.clear()  # entries tracked from now on may be missing from the scan
             return self.spool.list().addCallback(self._merge, flush)
 
         d: Deferred[Any] = self.spool.run(check)
         return d.addCallback(triggered).addErrback(lambda f: _log.failure("relay: poll", f))
 
     def _merge(self, entries: list[QueueEntry], flush: bool) -> None:
+        """Apply what ``netproto queue`` changed on disk: deletions, holds, releases, new entries.
+
+        The in-memory state of a known entry is never replaced by what the
+        scan read (it may predate a save made meanwhile); only the hold flag
+        and a release's "due now" are taken over.
+        """
         on_disk = {e.id: e for e in entries}
         for entry_id in list(self.entries):
             if entry_id not in on_disk and entry_id not in self._busy:
+                if entry_id in self._recent:
+                    continue  # spooled during the scan
                 del self.entries[entry_id]
                 self._scheduled.pop(entry_id, None)
         for entry_id, fresh in on_disk.items():
@@ -385,12 +398,14 @@ class Relay(Service):
             if known is None:
                 self._track(fresh)
                 continue
-            if entry_id in self._busy:
-                known.held = fresh.held
-                continue
-            self.entries[entry_id] = fresh
-            self._scheduled.pop(entry_id, None)
-            self._schedule(fresh)
+            released = known.held and not fresh.held
+            known.held = fresh.held
+            if released:
+                for r in known.pending:
+                    r.next_try = 0.0
+            if entry_id not in self._busy:
+                self._scheduled.pop(entry_id, None)
+                self._schedule(known)
         if flush:
             self.flush()
         else:

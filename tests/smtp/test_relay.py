@@ -456,6 +456,26 @@ class RetryTests(RelayTestsBase):
         self.assertEqual(len(self.net.sent), 1)
         self.assertEqual(relay.entries, {})
 
+    def test_rescan_never_rolls_state_back(self) -> None:
+        """A scan that read an entry before a save made meanwhile does not undo the save."""
+        self.net.down.add("mx1.remote.example")
+        entry_id = self.store("b@remote.example", "c@remote.example")
+        relay = self.make_relay(poll_interval=5, min_backoff=300)
+        stale = self.spool.directory.load_all()
+        [r, _] = relay.entries[entry_id].recipients
+        r.status, r.notified = DELIVERED, True  # as if delivered after the scan read the disk
+        self.net.down.clear()
+        relay._merge(stale, flush=True)
+        self.assertEqual([a for a, _ in self.net.sent[-1][2]], ["c@remote.example"])
+
+    def test_rescan_keeps_entries_spooled_during_the_scan(self) -> None:
+        self.net.down.add("mx1.remote.example")
+        relay = self.make_relay(poll_interval=5)
+        relay._recent.clear()  # a scan starts (and reads an empty spool)
+        entry_id = self.store("b@remote.example")  # spooled meanwhile
+        relay._merge([], flush=False)
+        self.assertIn(entry_id, relay.entries)
+
     def test_default_resolver_uses_the_given_reactor(self) -> None:
         from twisted.names.client import Resolver
 
