@@ -30,6 +30,8 @@ __all__ = ["SMTPClientProtocol"]
 
 #: The code given to a TLS failure: temporary, so that a relay retries later.
 TLS_FAILED = 454
+#: The least time to wait for the reply to the end of the message (RFC 5321 4.5.3.2.6).
+DATA_TIMEOUT = 600.0
 
 
 class _Batch:
@@ -57,6 +59,9 @@ class SMTPClientProtocol(LineProtocol):
 
     :ivar reply_timeout: seconds to wait for a reply before giving up and
         closing the connection (``None``: wait for ever).
+    :ivar data_timeout: the same for the reply to the end of a message, which
+        RFC 5321 lets take up to 10 minutes (the larger of ``reply_timeout``
+        and :data:`DATA_TIMEOUT`).
     """
 
     _log = Logger()
@@ -64,6 +69,8 @@ class SMTPClientProtocol(LineProtocol):
     def __init__(self, reply_timeout: float | None = 30.0) -> None:
         super().__init__()
         self.reply_timeout = reply_timeout
+        self.data_timeout = None if reply_timeout is None else max(reply_timeout, DATA_TIMEOUT)
+        self._slow: set[int] = set()
         if reply_timeout is not None:
             self.tls_handshake_timeout = reply_timeout
         self._parser = ReplyParser()
@@ -104,6 +111,7 @@ class SMTPClientProtocol(LineProtocol):
 
     def _fail_all(self) -> None:
         error = self._error or SMTPServerDisconnected()
+        self._slow.clear()
         handshake, self._handshake = self._handshake, None
         if handshake is not None:
             if isinstance(error, SMTPServerDisconnected):
@@ -119,17 +127,24 @@ class SMTPClientProtocol(LineProtocol):
 
     # --- commands -----------------------------------------------------------------------
 
-    def expect(self) -> Deferred[Reply]:
-        """Return a Deferred for the next reply not yet claimed (written command or greeting)."""
+    def expect(self, *, slow: bool = False) -> Deferred[Reply]:
+        """Return a Deferred for the next reply not yet claimed (written command or greeting).
+
+        ``slow``: the reply may take :attr:`data_timeout` (the end of a message).
+        """
         if self._error is not None or self._lost:
             return fail(self._error or SMTPServerDisconnected())
         d: Deferred[Reply] = Deferred()
         self._waiters.append(d)
-        if len(self._waiters) == 1:
+        if slow:
+            self._slow.add(id(d))
+        if slow or len(self._waiters) == 1:
             self._update_timer()
         return d
 
-    def send_batch(self, data: bytes, replies: int) -> Deferred[list[Reply]]:
+    def send_batch(
+        self, data: bytes, replies: int, *, slow: bool = False
+    ) -> Deferred[list[Reply]]:
         """Write pipelined commands; return one Deferred for the list of their ``replies`` replies.
 
         Fails (once) if the connection is lost before the last reply.
@@ -139,7 +154,9 @@ class SMTPClientProtocol(LineProtocol):
         batch = _Batch(replies)
         was_idle = not self._waiters
         self._waiters.extend([batch] * replies)
-        if was_idle:
+        if slow:
+            self._slow.add(id(batch))
+        if was_idle or slow:
             self._update_timer()
         self.transport.write(data)
         return batch.done
@@ -151,9 +168,12 @@ class SMTPClientProtocol(LineProtocol):
             self.transport.write(data)
         return ds
 
-    def command(self, data: bytes) -> Deferred[Reply]:
-        """Write one formatted command; return a Deferred for its reply."""
-        return self.send(data)[0]
+    def command(self, data: bytes, *, slow: bool = False) -> Deferred[Reply]:
+        """Write one formatted command; return a Deferred for its reply (see :meth:`expect`)."""
+        d = self.expect(slow=slow)
+        if self._error is None and not self._lost:
+            self.transport.write(data)
+        return d
 
     def write(self, data: bytes) -> None:
         """Write bytes that get no reply of their own (message data)."""
@@ -216,7 +236,10 @@ class SMTPClientProtocol(LineProtocol):
             self._protocol_error(RemoteProtocolError(f"unexpected reply: {str(reply)[:80]}"))
             return
         waiter = self._waiters.popleft()
-        if not self._waiters:
+        if self._slow and waiter is not (self._waiters[0] if self._waiters else None):
+            self._slow.discard(id(waiter))
+            self._update_timer()
+        elif not self._waiters:
             self._update_timer()
         if reply.code == SERVICE_UNAVAILABLE:
             # The server is going away: this reply is its last word (RFC 5321 3.8).
@@ -242,7 +265,12 @@ class SMTPClientProtocol(LineProtocol):
     # --- reply timeout ------------------------------------------------------------------
 
     def _update_timer(self) -> None:
-        want = self.reply_timeout if self._waiters and not self._lost else None
+        if not self._waiters or self._lost:
+            want = None
+        elif self._slow:
+            want = self.data_timeout
+        else:
+            want = self.reply_timeout
         if want != self.idle_timeout:
             self.set_idle_timeout(want)
 

@@ -228,7 +228,7 @@ class Transaction:
             elif not self.use_bdat:
                 payload += _DATA_LINE
             replies = await proto.send_batch(
-                payload, n + (2 if one_shot_bdat or not self.use_bdat else 1)
+                payload, n + (2 if one_shot_bdat or not self.use_bdat else 1), slow=one_shot_bdat
             )
             mail_reply, rcpt_replies = replies[0], replies[1 : n + 1]
             data_reply = replies[n + 1] if len(replies) > n + 1 else None
@@ -307,9 +307,9 @@ class Transaction:
         proto = self.client.protocol
         stuffer = DotStuffer()
         if small is not None:
-            return proto.command(stuffer.encode(small) + stuffer.finish())
+            return proto.command(stuffer.encode(small) + stuffer.finish(), slow=True)
         await self._pump(stuffer.encode)
-        return proto.command(stuffer.finish())
+        return proto.command(stuffer.finish(), slow=True)
 
     async def _pump(self, encode: Callable[[bytes], bytes]) -> None:
         """Stream the message through ``encode`` to the transport, with backpressure."""
@@ -347,7 +347,7 @@ class Transaction:
         done: list[Reply] = []
 
         async def chunk(data: bytes, last: bool) -> None:
-            d = proto.command(format_bdat(len(data), last=last) + data)
+            d = proto.command(format_bdat(len(data), last=last) + data, slow=last)
             if pipelining:
                 ds.append(d)
                 return

@@ -414,6 +414,16 @@ class SendTests(_Base):
         self.assertIn("no reply", error.text)
         self.assertFalse(client.connected)
 
+    def test_end_of_data_gets_ten_minutes(self) -> None:
+        server = ScriptedServer(replies={".": b""})
+        client, server, _ = self.connect(server, timeout=10.0)
+        d = self.send(client, "a@example.org", ["b@example.org"], MESSAGE)
+        self.clock.advance(300)
+        self.assertNoResult(d)
+        self.assertTrue(client.connected)
+        self.clock.advance(301)
+        self.failureResultOf(d, SMTPServerDisconnected)
+
     def test_idle_between_transactions_is_not_a_timeout(self) -> None:
         client, _server, _endpoint = self.connect(timeout=10.0)
         self.clock.advance(100)
@@ -674,6 +684,24 @@ class AuthTests(_Base):
         endpoint.flush()
         self.failureResultOf(d, SMTPAuthenticationError)
         self.assertFalse(client.connected)
+
+
+class NoDelayTests(SynchronousTestCase):
+    def test_tcp_nodelay_is_set(self) -> None:
+        transport = _NoDelayTransport()
+        proto = SMTPClientProtocol(30.0)
+        proto.clock = MemoryReactorClock()
+        proto.makeConnection(transport)
+        self.assertEqual(transport.nodelay, [True])
+
+
+class _NoDelayTransport(StringTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodelay: list[bool] = []
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.nodelay.append(enabled)
 
 
 class StartTLSInjectionTests(SynchronousTestCase):
