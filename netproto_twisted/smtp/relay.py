@@ -49,6 +49,7 @@ from twisted.logger import Logger
 from twisted.names import dns
 from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
 
+from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.smtp.bounce import spool_notice, wants
 from netproto_twisted.smtp.errors import (
     SMTPRecipientsRefused,
@@ -500,7 +501,7 @@ class Relay(Service):
         mx = sorted(
             (a.payload.preference, str(a.payload.name))
             for a in answers
-            if a.type == dns.MX and str(a.name).lower().rstrip(".") == dest.rstrip(".")
+            if a.type == dns.MX  # (for the domain, or the target of its CNAME)
         )
         if not mx:
             return [(dest, self.port)]  # RFC 5321 5.1: the domain itself (A/AAAA)
@@ -622,6 +623,8 @@ class Relay(Service):
         except SMTPResponseError as e:
             broken = e.code == 421
             outcomes = dict.fromkeys(every, _split_enhanced(e.code, e.text))
+        except LocalProtocolError as e:  # the client refused an argument: nothing was sent
+            outcomes = dict.fromkeys(every, (553, "5.1.3", f"cannot be sent: {e}"))
         except Exception as e:
             broken = True
             outcomes = dict.fromkeys(every, (451, "4.4.2", f"delivery failed: {e}"))

@@ -18,6 +18,7 @@ from twisted.names import dns
 from twisted.names.error import DNSNameError, DNSServerError
 from twisted.trial.unittest import SynchronousTestCase
 
+from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.smtp import Extensions, MailFrom, RcptTo, Reply
 from netproto_twisted.smtp.client import SendResult
 from netproto_twisted.smtp.errors import (
@@ -533,6 +534,17 @@ class BounceTests(RelayTestsBase):
         self.assertIn("Diagnostic-Code: smtp; 550 no such user", status)
         self.assertIn("Remote-MTA: dns; mx1.remote.example", status)
         self.assertEqual(len(self.entries()), 1)  # the original is finished and gone
+
+    def test_client_refusing_an_argument_is_permanent(self) -> None:
+        def refuse(host: str, sender: str, rcpts: list[str]) -> SendResult:
+            raise LocalProtocolError("bad address")
+
+        self.net.answer = refuse
+        self.store("b@remote.example")
+        relay = self.make_relay()
+        [(_, msg)] = self.notices()
+        self.assertIn("Status: 5.1.3", "\n".join(self.status_fields(msg)))
+        self.assertEqual(relay.attempts, 1)
 
     def test_never_bounce_to_the_null_sender(self) -> None:
         self.net.answer = self.sender_refused
