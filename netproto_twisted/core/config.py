@@ -354,6 +354,8 @@ def _toml_value(value: object) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         inner = ", ".join(f"{format_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
         return "{" + inner + "}" if inner else "{}"

@@ -447,3 +447,15 @@ class PropertyTests(unittest.SynchronousTestCase):
 def toml_str(text: str) -> str:
     """A TOML basic string (JSON escapes are TOML escapes, except DEL must be escaped)."""
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+class DescribeDataclassDefaultTests(unittest.SynchronousTestCase):
+    """A default made of dataclasses is documented as TOML inline tables."""
+
+    def test_array_of_tables_default(self) -> None:
+        from netproto_twisted.sockserv.tap import Config
+
+        rows = {key: default for key, _type, default, _help in describe_section(Config)}
+        first = '[{name = "echo", handler = "echo", listen = ['
+        self.assertTrue(rows["services"].startswith(first), rows["services"])
+        self.assertNotIn("SocketService(", rows["services"])
