@@ -11,14 +11,13 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
-from zope.interface import implementer
 
-from netproto_twisted.core.access import AccessPolicy, ConnectionGuard, GuardedProtocol
+from netproto_twisted.core.access import AccessPolicy, ConnectionGuard
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, parse_udp_endpoint
@@ -130,33 +129,6 @@ class _RefusingDatagram(HandlerDatagramProtocol):
         if self._host.refusing:
             return
         super().datagramReceived(datagram, addr)
-
-
-@implementer(IHalfCloseableProtocol)
-class _HalfCloseGuardedProtocol(GuardedProtocol):
-    """A guarded connection that passes a peer's half-close on, as a socket handler expects."""
-
-    def readConnectionLost(self) -> None:
-        wrapped = self.wrappedProtocol
-        if IHalfCloseableProtocol.providedBy(wrapped):
-            wrapped.readConnectionLost()
-        else:
-            self.loseConnection()  # type: ignore[no-untyped-call]
-
-    def writeConnectionLost(self) -> None:
-        wrapped = self.wrappedProtocol
-        if IHalfCloseableProtocol.providedBy(wrapped):
-            wrapped.writeConnectionLost()
-
-
-class _Guard(ConnectionGuard):
-    noisy = False
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:  # type: ignore[override]
-        p = super().buildProtocol(addr)
-        if type(p) is GuardedProtocol:
-            return _HalfCloseGuardedProtocol(self, p.wrappedProtocol, p.key)
-        return p
 
 
 class SockservService(MultiService):
@@ -309,13 +281,14 @@ def make_sockserv_service(
     service = SockservService(name, reactor, factory, pool)
     stream = [t for t in listen if endpoint_kind(t) != "udp"]
     if stream:
-        guard = _Guard(
+        guard = ConnectionGuard(
             factory,
             reactor,
             policy=policy,
             limits=limits if limits is not None else DEFAULT_LIMITS,
             idle_timeout=idle_timeout,
         )
+        guard.noisy = False
         service.add_ports(EndpointsService(name, reactor, stream, factory, guard=guard))
     for text in listen:
         if endpoint_kind(text) == "udp":
