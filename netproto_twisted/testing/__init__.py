@@ -1,0 +1,97 @@
+"""Helpers for users' trial suites: netproto servers in-process, on ephemeral loopback ports.
+
+Every helper takes the reactor explicitly (in trial: ``from twisted.internet
+import reactor`` in the test module), starts the server on ``127.0.0.1`` with
+port 0, and returns a :class:`RunningServer` whose :meth:`~RunningServer.stop`
+closes the ports, the connections and the thread pools, so that trial finds
+a clean reactor after the test::
+
+    from twisted.internet import reactor
+    from twisted.trial.unittest import TestCase
+    from netproto_twisted.testing import serve_handler
+
+    class MyHandlerTests(TestCase):
+        async def test_upper(self):
+            server = await serve_handler(reactor, "myapp.handlers:UpperHandler")
+            self.addCleanup(server.stop)
+            ...  # connect to server.host, server.port
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.internet import defer
+
+from netproto_twisted.core.daemon import Listening
+from netproto_twisted.sockserv import make_sockserv_service
+
+__all__ = ["LOOPBACK", "RunningServer", "serve_handler", "start_service"]
+
+#: The endpoint every helper listens on unless told otherwise.
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+
+@dataclass
+class RunningServer:
+    """A started service and where it listens."""
+
+    service: IService
+    #: ``(kind, address)`` per port, e.g. ``("tcp", "127.0.0.1:40123")``.
+    addresses: list[tuple[str, str]]
+
+    def address(self, kind: str = "tcp") -> tuple[str, int]:
+        """``(host, port)`` of the first port of ``kind`` (``tcp``, ``tcp6``, ``ssl``, ``udp``)."""
+        for k, where in self.addresses:
+            if k == kind:
+                host, _, port = where.rpartition(":")
+                return host.strip("[]"), int(port)
+        raise LookupError(f"no {kind} port among {self.addresses}")
+
+    @property
+    def host(self) -> str:
+        """Host of the first TCP port."""
+        return self.address()[0]
+
+    @property
+    def port(self) -> int:
+        """Port number of the first TCP port."""
+        return self.address()[1]
+
+    def stop(self) -> defer.Deferred[None]:
+        """Stop listening and close every connection; fires when all is closed."""
+        return defer.maybeDeferred(self.service.stopService).addCallback(lambda _: None)
+
+
+async def _start(service: IService) -> RunningServer:
+    if not isinstance(service, Listening):
+        raise TypeError(f"{service!r} cannot report where it listens")
+    service.startService()
+    try:
+        addresses = await service.when_listening()
+    except BaseException:
+        await defer.maybeDeferred(service.stopService)
+        raise
+    return RunningServer(service, addresses)
+
+
+def start_service(service: IService) -> defer.Deferred[RunningServer]:
+    """Start a netproto service and fire once every port listens."""
+    return defer.ensureDeferred(_start(service))
+
+
+def serve_handler(
+    reactor: Any,
+    handler: str | type,
+    *,
+    listen: Sequence[str] = (LOOPBACK,),
+    threads: int = 4,
+) -> defer.Deferred[RunningServer]:
+    """Host a socketserver-style handler (class, or ``pkg.mod:Class``, or a built-in name)."""
+    service = make_sockserv_service(
+        reactor, handler=handler, listen=list(listen), threads=threads, name="test"
+    )
+    return start_service(service)
