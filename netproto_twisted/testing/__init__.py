@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import IService
 from twisted.internet import defer
@@ -69,7 +69,7 @@ class RunningServer:
 async def _start(service: IService) -> RunningServer:
     if not isinstance(service, Listening):
         raise TypeError(f"{service!r} cannot report where it listens")
-    service.startService()
+    cast(Any, service).startService()  # IService's methods are untyped
     try:
         addresses = await service.when_listening()
     except BaseException:
