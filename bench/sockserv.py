@@ -9,7 +9,9 @@
 - ``stdlib ThreadingTCPServer``: a ``BaseRequestHandler`` recv/sendall echo
   (bench/stdlib_echo.py), the baseline;
 - ``stdlib ThreadingTCPServer stream``: the stdlib server with the very
-  handler of the threaded row, for a like-for-like pair;
+  handler of the threaded row, for a like-for-like pair; ``..., poll first``:
+  the same handler waiting in ``poll()`` before each read, as sockserv's
+  threaded direct reads do;
 - ``Twisted Protocol echo``: bare Twisted, ``dataReceived`` -> ``transport.write``
   (bench/twisted_echo.py), to tell Twisted's own cost from our layers';
 - ``Twisted eager-write echo``: the same, sending at once when nothing is
@@ -91,6 +93,9 @@ def build_cases(workdir: Path) -> list[Case]:
         Case(BASELINE, ServerSpec("stdlib", stdlib, port_regex=_PORT_RX), load),
         Case(f"{BASELINE} stream",
              ServerSpec("stdlib-stream", [*stdlib, "--stream"], port_regex=_PORT_RX), load),
+        Case(f"{BASELINE} stream, poll first",
+             ServerSpec("stdlib-poll", [*stdlib, "--stream", "--poll-first"],
+                        port_regex=_PORT_RX), load),
         Case("Twisted Protocol echo", ServerSpec("twisted", twisted, port_regex=_PORT_RX), load),
         Case("Twisted eager-write echo",
              ServerSpec("twisted-eager", [*twisted, "--eager"], port_regex=_PORT_RX), load),
