@@ -376,7 +376,7 @@ class EndToEndTests(SynchronousTestCase):
         add_arguments(parser, clients=50, requests=2000)
         out_json = self.mktemp()
         args = parser.parse_args(["--quick", "--clients", "3", "--requests", "15", "--runs", "2",
-                                  "--settle", "0.1", "--json", out_json])
+                                  "--settle", "0", "--max-others", "0", "--json", out_json])
         printed: list[str] = []
         results = main(cases, args, baseline="stdlib", title="tiny", out=printed.append)
         for r in results:
@@ -393,4 +393,4 @@ class EndToEndTests(SynchronousTestCase):
         self.assertEqual(doc["results"][0]["ratio"], 1.0)
         self.assertEqual(len(doc["results"][1]["runs"]), 2)
         self.assertEqual(doc["params"], {"clients": 3, "requests": 15, "time_limit": 60.0,
-                                         "runs": 2, "settle": 0.1, "max_others": 30.0})
+                                         "runs": 2, "settle": 0.0, "max_others": 0.0})
