@@ -1,0 +1,166 @@
+"""Delivery targets and the default recipient policy: Maildir, capture, fan-out, routing."""
+
+# mypy: disable-error-code="no-untyped-call"
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.mailstore.maildir import MaildirStore
+from netproto_twisted.smtp import MailFrom, RcptTo
+from netproto_twisted.smtp.delivery import (
+    CaptureTarget,
+    DefaultPolicy,
+    FanOutSink,
+    MaildirTarget,
+    default_user_of,
+)
+from netproto_twisted.smtp.errors import CommandError
+from netproto_twisted.smtp.interfaces import Envelope, SessionInfo
+
+from .test_server_support import Harness
+
+
+def run_now(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    return maybeDeferred(f, *args, **kwargs)
+
+
+ENVELOPE = Envelope(MailFrom("a@b.example"), (RcptTo("bob@example.org"),), id="0" * 32)
+SESSION = SessionInfo(
+    peer="192.0.2.1", helo="c", authenticated_as=None, tls=False, relay_allowed=False
+)
+RELAYER = SessionInfo(
+    peer="192.0.2.1", helo="c", authenticated_as="u", tls=True, relay_allowed=True
+)
+
+
+class MaildirTargetTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.base = Path(self.mktemp())
+        self.store = MaildirStore(str(self.base), runner=run_now)
+        self.target = MaildirTarget(self.store)
+
+    def new(self, user: str) -> list[bytes]:
+        directory = self.base / user / "new"
+        return [p.read_bytes() for p in sorted(directory.iterdir())] if directory.is_dir() else []
+
+    def test_one_file_per_distinct_user(self) -> None:
+        rcpts = [RcptTo("Bob@example.org"), RcptTo("alice@example.org"), RcptTo("bob@example.net")]
+        sink = self.target.open(ENVELOPE, rcpts)
+        sink.write(b"Subject: x\r\n\r\n")
+        sink.write(b"body\r\n")
+        ids = self.successResultOf(sink.commit())
+        self.assertEqual(len(ids.split()), 2)
+        self.assertEqual(self.new("bob"), [b"Subject: x\r\n\r\nbody\r\n"])
+        self.assertEqual(self.new("alice"), [b"Subject: x\r\n\r\nbody\r\n"])
+
+    def test_abort_leaves_nothing(self) -> None:
+        sink = self.target.open(ENVELOPE, [RcptTo("bob@example.org")])
+        sink.write(b"x" * 200_000)  # past the writer's buffer: a tmp file exists
+        sink.abort()
+        sink.abort()  # idempotent
+        self.assertEqual(self.new("bob"), [])
+        tmp = self.base / "bob" / "tmp"
+        self.assertEqual(list(tmp.iterdir()) if tmp.is_dir() else [], [])
+
+    def test_server_delivers_to_maildir(self) -> None:
+        h = Harness(policy=DefaultPolicy(["example.org"], self.target))
+        h.ehlo()
+        replies = h.send(
+            "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<BOB@example.org>\r\n"
+            "DATA\r\nSubject: hi\r\n\r\n..x\r\n.\r\n"
+        )
+        self.assertTrue(replies[-1].startswith("250 2.0.0 Ok: queued as"), replies)
+        [stored] = self.new("bob")
+        self.assertTrue(stored.startswith(b"Received: from client.example"))
+        self.assertTrue(stored.endswith(b"\r\nSubject: hi\r\n\r\n.x\r\n"))
+
+    def test_user_of(self) -> None:
+        self.assertEqual(default_user_of("Bob@Example.org"), "bob")
+        self.assertEqual(default_user_of("Postmaster"), "postmaster")
+        self.assertEqual(default_user_of('"b o"@example.org'), "b o")
+
+
+class _Writer:
+    def __init__(self, result: Deferred[str]) -> None:
+        self.result = result
+        self.chunks: list[bytes] = []
+        self.aborted = 0
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def commit(self) -> Deferred[str]:
+        return self.result
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+class FanOutSinkTests(SynchronousTestCase):
+    def test_writes_everywhere_and_joins_ids(self) -> None:
+        a, b = _Writer(succeed("a")), _Writer(succeed("b"))
+        sink = FanOutSink([a, b])
+        sink.write(b"x")
+        self.assertEqual(self.successResultOf(sink.commit()), "a b")
+        self.assertEqual(a.chunks, b.chunks)
+
+    def test_one_failure_fails_the_commit(self) -> None:
+        sink = FanOutSink([_Writer(succeed("a")), _Writer(fail(OSError("full")))])
+        self.failureResultOf(sink.commit(), OSError)
+
+
+class CaptureTargetTests(SynchronousTestCase):
+    def test_wait_for(self) -> None:
+        target = CaptureTarget()
+        waiting = target.wait_for(2)
+        for n in range(2):
+            sink = target.open(ENVELOPE, ENVELOPE.recipients)
+            sink.write(b"m%d" % n)
+            self.assertNoResult(waiting)
+            self.successResultOf(sink.commit())
+        self.assertEqual([m.data for m in self.successResultOf(waiting)], [b"m0", b"m1"])
+        self.assertEqual(len(self.successResultOf(target.wait_for(1))), 1)
+
+
+class DefaultPolicyTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.local, self.relay = CaptureTarget(), CaptureTarget()
+        self.policy = DefaultPolicy(
+            ["Example.ORG."], self.local, self.relay, user_exists={"bob"}.__contains__
+        )
+
+    def route(self, address: str, session: SessionInfo = SESSION) -> Any:
+        d = self.policy.route(session, MailFrom("a@b.example"), RcptTo(address))
+        return d
+
+    def refusal(self, address: str, session: SessionInfo = SESSION) -> str:
+        failure = self.failureResultOf(self.route(address, session), CommandError)
+        return str(failure.value)
+
+    def test_local(self) -> None:
+        self.assertIs(self.successResultOf(self.route("bob@example.org")), self.local)
+        self.assertIs(self.successResultOf(self.route("BOB@EXAMPLE.ORG.")), self.local)
+        self.assertIs(self.successResultOf(self.route("Postmaster")), self.local)
+        self.assertEqual(
+            self.refusal("eve@example.org"), "550 5.1.1 Recipient address rejected: User unknown"
+        )
+
+    def test_relay_only_when_allowed(self) -> None:
+        self.assertEqual(self.refusal("x@far.example"), "554 5.7.1 Relay access denied")
+        self.assertIs(self.successResultOf(self.route("x@far.example", RELAYER)), self.relay)
+        no_relay = DefaultPolicy(["example.org"], self.local, None)
+        d = no_relay.route(RELAYER, MailFrom(""), RcptTo("x@far.example"))
+        self.assertEqual(str(self.failureResultOf(d, CommandError).value)[:9], "554 5.7.1")
+
+    def test_sender_accepted(self) -> None:
+        self.successResultOf(self.policy.check_sender(SESSION, MailFrom("")))
+
+    def test_no_local_target(self) -> None:
+        policy = DefaultPolicy(["example.org"], None)
+        d = policy.route(SESSION, MailFrom(""), RcptTo("bob@example.org"))
+        self.assertEqual(self.failureResultOf(d, CommandError).value.code, 550)
