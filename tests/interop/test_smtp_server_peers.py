@@ -71,7 +71,9 @@ class LiveServerMixin:
 
     config_overrides: dict[str, Any] = {}
 
-    def start_server(self, test: TestCase, **overrides: Any) -> Deferred[None]:
+    def start_server(
+        self, test: TestCase, complete: Callable[[str], str] | None = None, **overrides: Any
+    ) -> Deferred[None]:
         self.tmp = Path(test.mktemp()).absolute()
         self.tmp.mkdir(parents=True)
         users = PasswordFile(self.tmp / "users", iterations=4096)
@@ -95,7 +97,7 @@ class LiveServerMixin:
             reactor,
             data_dir=self.tmp,
             tls=server_context(self.cert, self.key),
-            complete_endpoint=lambda text: text,
+            complete_endpoint=complete or (lambda text: text),
             targets={"relay": self.relay},
         )
         self.service.startService()
