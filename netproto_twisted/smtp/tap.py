@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.python import usage
+from twisted.python.threadpool import ThreadPool
 
 from netproto_twisted.core.access import (
     AccessOptionsMixin,
@@ -133,8 +134,9 @@ def build_service(
     users_path = config.users or str(data_dir / "users")
     password_file = PasswordFile(users_path)
     if "local" not in targets:
-        store = MaildirStore.create(maildir, reactor)
-        targets["local"] = MaildirTarget(store)
+        pool = ThreadPool(minthreads=0, maxthreads=8, name="netproto-smtp-maildir")
+        root.addService(_PoolService(pool))
+        targets["local"] = MaildirTarget(MaildirStore(maildir, reactor, pool))
 
     def user_exists(user: str) -> bool:
         if password_file.get(user) is not None:
@@ -192,6 +194,26 @@ def build_service(
         service = EndpointsService(name, reactor, listen, guard=guard)
         root.addService(service)
     return root
+
+
+class _PoolService(Service):
+    """Runs the Maildir store's thread pool while the service runs."""
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+        self.name = "maildir-threads"
+
+    def startService(self) -> None:
+        """Start the pool."""
+        Service.startService(self)
+        self.pool.start()
+
+    def stopService(self) -> None:
+        """Stop the pool (waits for running disk work); a second call does nothing."""
+        if not self.running:
+            return
+        Service.stopService(self)
+        self.pool.stop()
 
 
 def _spool_and_relay(

@@ -5,13 +5,21 @@
 from __future__ import annotations
 
 from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
 
+from twisted.application.service import MultiService
+from twisted.internet import reactor as _reactor
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.config import parse_section
+from netproto_twisted.core.daemon import DaemonContext, TLSFiles
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.smtp.tap import Config, Options
+from netproto_twisted.core.service import EndpointsService
+from netproto_twisted.smtp.tap import Config, Options, combined_service
+
+reactor: Any = _reactor
 
 
 class ConfigTests(SynchronousTestCase):
@@ -97,3 +105,38 @@ class OptionsTests(SynchronousTestCase):
             ["--smarthost", "x"],
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
+
+
+class CombinedServiceTests(TestCase):
+    """``combined_service`` builds listeners from ``[smtp]`` and the daemon's context."""
+
+    timeout = 30
+
+    def test_disabled(self) -> None:
+        context = DaemonContext(reactor, Path(self.mktemp()), tls=None)  # type: ignore[arg-type]
+        self.assertIsNone(combined_service(Config(enabled=False), context))
+        self.assertIsNone(combined_service(Config(listen=(), submission=()), context))
+
+    async def test_listens_with_the_daemon_certificate(self) -> None:
+        data = Path(self.mktemp()).absolute()
+        data.mkdir(parents=True)
+        context = DaemonContext(reactor, data, TLSFiles.resolve(data))
+        service = combined_service(
+            Config(
+                listen=("tcp:0:interface=127.0.0.1",),
+                submission=("ssl:0:interface=127.0.0.1",),
+                smarthost="127.0.0.1:9",
+            ),
+            context,
+        )
+        assert isinstance(service, MultiService)
+        service.startService()
+        self.addCleanup(service.stopService)
+        names = {}
+        for child in service:
+            if isinstance(child, EndpointsService):
+                names[child.name] = await child.when_listening()
+        self.assertEqual(set(names), {"smtp", "submission"})
+        self.assertEqual(names["submission"][0][0], "ssl")
+        self.assertTrue((data / "queue").is_dir())
+        self.assertIn("relay", [child.name for child in service])
