@@ -9,7 +9,11 @@ data beyond :data:`~netproto_twisted.sockserv.common.HIGH_WATER` pauses
 reading from the peer, and the Deferred of ``sendall``/``drain`` fires only
 once the transport's write buffer is below its watermark.
 
-The hot path costs one Deferred and one coroutine resume per chunk received.
+Handler coroutines run under :class:`_Driver`, a small trampoline: a read
+whose data is already buffered (or a write the transport takes at once)
+returns without suspending, and a pending read resumes the coroutine straight
+from ``dataReceived``, without a callback chain.  Any other Deferred a handler
+awaits works as under ``Deferred.fromCoroutine``.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import inspect
 import io
 import socket
 import socketserver
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -37,7 +42,6 @@ from netproto_twisted.sockserv.common import (
     HandlerServer,
     address_family,
     raw_tcp_connection,
-    send_now,
     socket_address,
 )
 
@@ -53,6 +57,97 @@ __all__ = [
 _RECV, _LINE, _EXACT, _ALL = range(4)
 #: Default ``limit`` of :meth:`AsyncReader.readline`.
 LINE_LIMIT = 64 * 1024
+_log = Logger()
+
+
+class _Op(Deferred[Any]):
+    """A socket operation's Deferred, which a :class:`_Driver` awaiting it resumes directly."""
+
+    _driver: _Driver | None = None
+
+
+def _fire(op: _Op, value: Any) -> None:
+    """Give ``op`` its result (a :class:`Failure` to fail it) and resume whoever awaits it."""
+    driver = op._driver
+    if driver is None:
+        op.callback(value)
+        return
+    op._driver = None
+    if op._callbacks or isinstance(value, Failure):
+        op.callback(value)
+    else:
+        # What callback() does when nobody added callbacks, minus the chain machinery.
+        op.called = True
+        op.result = value
+        op._canceller = None
+    # Deferred.__await__ picks the result (or raises the failure) from op itself.
+    driver._step(None, None)
+
+
+class _Driver:
+    """Run a handler coroutine: resume it from socket events directly, or from Deferreds."""
+
+    __slots__ = ("_coro", "_waiting", "done")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro: Coroutine[Any, Any, Any] | None = coro
+        self._waiting: Deferred[Any] | None = None
+        #: True once the coroutine has returned or raised.
+        self.done = False
+
+    def start(self) -> None:
+        """Run the coroutine up to its first suspension."""
+        self._step(None, None)
+
+    def cancel(self) -> None:
+        """Cancel the Deferred the coroutine waits on, unless a socket operation.
+
+        The coroutine sees :class:`CancelledError` there.  A pending read or
+        drain is left alone: it ends as the connection does.
+        """
+        waiting = self._waiting
+        if waiting is not None and not isinstance(waiting, _Op) and not waiting.called:
+            waiting.cancel()
+
+    def _resumed(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            self._step(None, result)
+        else:
+            self._step(result, None)
+
+    def _step(self, value: Any, failure: Failure | None) -> None:
+        coro = self._coro
+        if coro is None:
+            return
+        self._waiting = None
+        while True:
+            try:
+                if failure is not None:
+                    awaited = failure.throwExceptionIntoGenerator(coro)
+                    failure = None
+                else:
+                    awaited = coro.send(value)
+            except StopIteration:
+                self._finished()
+                return
+            except BaseException:
+                self._finished()
+                _log.failure("handler coroutine failed")
+                return
+            if type(awaited) is _Op and not awaited.called and not awaited._callbacks:
+                awaited._driver = self
+                self._waiting = awaited
+                return
+            if isinstance(awaited, Deferred):
+                self._waiting = awaited
+                awaited.addBoth(self._resumed)
+                return
+            value = awaited  # as inlineCallbacks does: a non-Deferred comes straight back
+
+    def _finished(self) -> None:
+        self._coro = None
+        self._waiting = None
+        self.done = True
 
 
 class IncompleteReadError(EOFError):
@@ -74,15 +169,16 @@ class AsyncSocket:
         self._eof = False
         self._lost: BaseException | None = None
         self._closed = False
-        self._waiter: Deferred[Any] | None = None
+        self._waiter: _Op | None = None
         self._want = _RECV
         self._want_n = 0
         self._scanned = 0
         self._timer: IDelayedCall | None = None
         self._read_paused = False
         self._write_paused = False
-        self._drains: list[Deferred[None]] = []
+        self._drains: list[_Op] = []
         self._timeout: float | None = None
+        self._aborted = False
         host = transport.getHost()
         self.family = address_family(host)
         self.type = socket.SOCK_STREAM
@@ -109,7 +205,16 @@ class AsyncSocket:
             self._waiter = None
             if self._timer is not None:
                 self._cancel_timer()
-            waiter.callback(data)
+            driver = waiter._driver
+            if driver is not None and not waiter._callbacks:
+                # _fire(waiter, data), inlined for the usual case.
+                waiter._driver = None
+                waiter.called = True
+                waiter.result = data
+                waiter._canceller = None
+                driver._step(None, None)
+            else:
+                _fire(waiter, data)
         else:
             buf += data
             if waiter is not None:
@@ -133,14 +238,14 @@ class AsyncSocket:
             self._try_satisfy()
         drains, self._drains = self._drains, []
         for d in drains:
-            d.errback(Failure(self._lost))
+            _fire(d, Failure(self._lost_error()))
 
     def _on_write_paused(self, paused: bool) -> None:
         self._write_paused = paused
         if not paused and self._drains:
             drains, self._drains = self._drains, []
             for d in drains:
-                d.callback(None)
+                _fire(d, None)
 
     # -- reading -----------------------------------------------------------
 
@@ -191,7 +296,7 @@ class AsyncSocket:
     def _eof_result(self) -> Any:
         # An unclean loss (reset, TLS without close_notify) reads as end of stream too.
         if isinstance(self._lost, ConnectionAbortedError):
-            return Failure(self._lost)
+            return Failure(self._lost_error())
         return b""
 
     def _try_satisfy(self) -> None:
@@ -203,10 +308,7 @@ class AsyncSocket:
         self._waiter = None
         if self._timer is not None:
             self._cancel_timer()
-        if isinstance(result, Failure):
-            waiter.errback(result)
-        else:
-            waiter.callback(result)
+        _fire(waiter, result)
 
     def _read(self, want: int, n: int) -> Deferred[Any]:
         if self._closed:
@@ -218,7 +320,7 @@ class AsyncSocket:
         result = self._result()
         if result is not None:
             return fail(result) if isinstance(result, Failure) else succeed(result)
-        d: Deferred[Any] = Deferred(self._cancel_read)
+        d = _Op(self._cancel_read)
         self._waiter = d
         if self._read_paused:
             self._read_paused = False
@@ -235,6 +337,19 @@ class AsyncSocket:
             self._waiter = None
             if self._timer is not None:
                 self._cancel_timer()
+        assert isinstance(d, _Op)
+        _fire(d, Failure(CancelledError()))
+
+    def _cancel_drain(self, d: Deferred[Any]) -> None:
+        if d in self._drains:
+            self._drains.remove(d)
+        assert isinstance(d, _Op)
+        _fire(d, Failure(CancelledError()))
+
+    def _drain_op(self) -> _Op:
+        d = _Op(self._cancel_drain)
+        self._drains.append(d)
+        return d
 
     def _cancel_timer(self) -> None:
         timer, self._timer = self._timer, None
@@ -245,7 +360,7 @@ class AsyncSocket:
         self._timer = None
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
-            waiter.errback(Failure(TimeoutError("timed out")))
+            _fire(waiter, Failure(TimeoutError("timed out")))
 
     def recv(self, bufsize: int, flags: int = 0) -> Deferred[bytes]:
         """Fire with up to ``bufsize`` bytes as soon as any arrive; ``b""`` at end of stream.
@@ -253,13 +368,19 @@ class AsyncSocket:
         An unclean loss also reads as ``b""``; ``sendall`` then fails with
         :class:`ConnectionResetError`.
         """
-        if bufsize <= 0:
+        if bufsize > 0 and self._waiter is None:
+            if self._buf:
+                return succeed(self._take(bufsize))
+            if not (self._eof or self._closed or self._read_paused or self._timeout is not None):
+                # The usual wait, shortened: nothing buffered, nothing else to set up.
+                d = self._waiter = _Op(self._cancel_read)
+                self._want = _RECV
+                self._want_n = bufsize
+                return d
+        elif bufsize <= 0:
             if bufsize < 0:
                 return fail(ValueError("negative buffersize in recv"))
             return succeed(b"")
-        buf = self._buf
-        if buf and self._waiter is None:
-            return succeed(self._take(bufsize))
         return self._read(_RECV, bufsize)
 
     # -- writing -----------------------------------------------------------
@@ -267,22 +388,37 @@ class AsyncSocket:
     def _write_error(self) -> BaseException | None:
         if self._closed:
             return OSError(errno.EBADF, "Bad file descriptor")
-        return self._lost
+        return self._lost_error()
+
+    def _lost_error(self) -> BaseException | None:
+        """A fresh copy of the loss error: a raised instance keeps its traceback (a cycle)."""
+        lost = self._lost
+        return None if lost is None else type(lost)(*lost.args)
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` for sending without waiting (see :meth:`drain`)."""
         error = self._write_error()
         if error is not None:
             raise error
-        self._write(data)
+        self._send(data)
 
-    def _write(self, data: bytes) -> None:
+    def _send(self, data: bytes) -> None:
+        """Send now what the kernel takes if nothing is queued (:func:`send_now`, inlined)."""
         raw = self._raw
-        if raw is not None:
-            sent = send_now(raw, data)
+        if raw is not None and not (
+            raw._tempDataBuffer
+            or raw.dataBuffer
+            or not raw.connected
+            or raw.disconnecting
+            or raw._writeDisconnected
+        ):
+            try:
+                sent = raw.socket.send(data)
+            except OSError:
+                sent = 0
+            if sent == len(data):
+                return
             if sent:
-                if sent == len(data):
-                    return
                 data = data[sent:]
         self._transport.write(data)
 
@@ -293,21 +429,16 @@ class AsyncSocket:
             return fail(error)
         if not self._write_paused:
             return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._drains.append(d)
-        return d
+        return self._drain_op()
 
     def sendall(self, data: Any, flags: int = 0) -> Deferred[None]:
         """Send ``data``; fire once the transport took it and its buffer is below the watermark."""
-        error = self._write_error()
-        if error is not None:
-            return fail(error)
-        self._write(data if isinstance(data, bytes) else bytes(data))
+        if self._closed or self._lost is not None:
+            return fail(self._write_error())
+        self._send(data if isinstance(data, bytes) else bytes(data))
         if not self._write_paused:
             return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._drains.append(d)
-        return d
+        return self._drain_op()
 
     def send(self, data: Any, flags: int = 0) -> Deferred[int]:
         """Send all of ``data`` as :meth:`sendall` does; fire with its length."""
@@ -394,6 +525,7 @@ class AsyncSocket:
     def abort(self) -> None:
         """Drop the connection at once."""
         self._closed = True
+        self._aborted = True
         if self._lost is None:
             self._transport.abortConnection()
 
@@ -521,6 +653,9 @@ async def run_async_handler(
                 await result
         finally:
             await _call_hook(handler, "finish")
+    except CancelledError:
+        if not (isinstance(request, AsyncSocket) and request._aborted):
+            server.handle_error(request, client_address)
     except Exception:
         server.handle_error(request, client_address)
     finally:
@@ -535,6 +670,8 @@ class AsyncStreamProtocol(Protocol):
     def __init__(self, host: Any) -> None:
         self._host = host
         self.socket: AsyncSocket | None = None
+        #: What runs the handler coroutine (set once connected).
+        self.driver: _Driver | None = None
 
     def connectionMade(self) -> None:
         """Set TCP_NODELAY, register the write gate and start the handler coroutine."""
@@ -547,10 +684,10 @@ class AsyncStreamProtocol(Protocol):
         transport.registerProducer(_WriteGate(sock), True)
         self._host.connection_made(self)
         server = self._host.server_for(transport.getHost())
-        coro: Awaitable[None] = run_async_handler(
-            self._host.handler_class, sock, sock.getpeername(), server
+        driver = self.driver = _Driver(
+            run_async_handler(self._host.handler_class, sock, sock.getpeername(), server)
         )
-        Deferred.fromCoroutine(coro)  # type: ignore[arg-type]
+        driver.start()
 
     def dataReceived(self, data: bytes) -> None:
         """Hand ``data`` to the socket (replaced by the socket's own method once connected)."""
@@ -572,6 +709,13 @@ class AsyncStreamProtocol(Protocol):
         self._host.connection_lost(self)
 
     def abort(self) -> None:
-        """Drop the connection (daemon stopping)."""
+        """Drop the connection (daemon stopping); cancel whatever Deferred the handler awaits.
+
+        A handler waiting on the socket sees the connection end as usual; one
+        waiting on any other Deferred gets :class:`CancelledError` there
+        (not logged as an error if the handler lets it through).
+        """
         if self.socket is not None:
             self.socket.abort()
+        if self.driver is not None:
+            self.driver.cancel()
