@@ -45,6 +45,7 @@ NAME = "netproto"
 #: and ``combined_service(config, context)``.  Each protocol adds its line.
 COMPONENTS: dict[str, str] = {
     "socket": "netproto_twisted.sockserv.tap",
+    "smtp": "netproto_twisted.smtp.tap",
 }
 
 

@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,6 +25,9 @@ data = "state"
 
 [limits]
 max_connections = 20
+
+[smtp]
+enabled = false
 
 [[socket.services]]
 name = "echo"
@@ -48,9 +52,9 @@ class BuildTests(SynchronousTestCase):
     def test_embedded_defaults(self) -> None:
         cwd = Path(self.mktemp())
         cwd.mkdir()
-        svc = tap.build({"data": str(cwd / "data")}, MemoryReactorClock())
+        svc = tap.build({"data": str(cwd / "data")}, reactor)  # built, never started
         names = sorted(s.name for s in svc)
-        self.assertEqual(names, ["socket"])
+        self.assertEqual(names, ["smtp", "socket"])
         self.assertTrue((cwd / "data" / "tls" / "dev-cert.pem").exists())
         self.assertTrue(svc.context.tls.development)
         self.assertTrue(svc.context.tls.fingerprint().startswith("SHA256:"))
@@ -81,7 +85,7 @@ class BuildTests(SynchronousTestCase):
             self.assertNotIn("\n", str(cm.exception))
 
     def test_disabled_section_runs_nothing(self) -> None:
-        path = self._config("[socket]\nenabled = false\n")
+        path = self._config("[socket]\nenabled = false\n[smtp]\nenabled = false\n")
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
 
@@ -136,6 +140,7 @@ class DaemonTests(SynchronousTestCase):
         cwd = Path(self.mktemp())
         cwd.mkdir(parents=True)
         (cwd / "netproto.toml").write_text(
+            "[smtp]\nenabled = false\n"
             f'[[socket.services]]\nname = "echo"\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
         daemon = Daemon(["netproto", "--config", "netproto.toml"], cwd)
         self.addCleanup(daemon.stop, signal.SIGKILL)
