@@ -28,8 +28,25 @@ from twisted.internet import defer
 
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.smtp import (
+    CapturedMail,
+    SMTPCapture,
+    SMTPCaptureStopped,
+    SMTPCaptureTimeout,
+    start_smtp_capture,
+)
 
-__all__ = ["LOOPBACK", "RunningServer", "serve_handler", "start_service"]
+__all__ = [
+    "LOOPBACK",
+    "CapturedMail",
+    "RunningServer",
+    "SMTPCapture",
+    "SMTPCaptureStopped",
+    "SMTPCaptureTimeout",
+    "serve_handler",
+    "start_service",
+    "start_smtp_capture",
+]
 
 #: The endpoint every helper listens on unless told otherwise.
 LOOPBACK = "tcp:0:interface=127.0.0.1"
