@@ -379,6 +379,23 @@ class IsolationAndStopTests(TestCase):
         self.assertEqual(capture.target.aborted, 1)
         self.failureResultOf(waiting, SMTPCaptureStopped)
 
+    async def test_nothing_left_in_the_reactor(self) -> None:
+        calls_before = set(reactor.getDelayedCalls())
+        readers_before = set(reactor.getReaders())
+        capture = await start_smtp_capture(reactor, tls=True, auth_users={"u": "p"})
+        client = await connect_raw(capture)
+        waiting = capture.wait_for_messages(1, timeout=60)
+        self.assertGreater(len(set(reactor.getDelayedCalls()) - calls_before), 0)
+        await capture.stop()
+        await client.lost
+        self.failureResultOf(waiting, SMTPCaptureStopped)
+        left = [c for c in reactor.getDelayedCalls() if c not in calls_before and c.active()]
+        # trial's own timeout for this test is scheduled once the test method has started.
+        ours = [c for c in left if not c.func.__module__.startswith("twisted.trial")]
+        self.assertEqual(ours, [])
+        sockets = [r for r in set(reactor.getReaders()) - readers_before if hasattr(r, "socket")]
+        self.assertEqual(sockets, [])  # (the reactor's own wakers may appear meanwhile)
+
     async def test_async_with_stops(self) -> None:
         async with await start_smtp_capture(reactor) as capture:
             client = await connect_raw(capture)
@@ -433,6 +450,18 @@ class TLSTests(TestCase):
         )
         await capture.wait_for_messages(1)
         self.assertEqual(capture.messages[0].envelope.authenticated_as, "ann")
+
+    async def test_stop_with_a_tls_client_connected(self) -> None:
+        capture = await start_smtp_capture(reactor, tls=True)
+        options = client_options("localhost", ca_file=capture.tls_certificate)
+        client = await connect_smtp(reactor, capture.host, capture.port, tls_options=options)
+        self.assertTrue(client.is_secure)
+        started = reactor.seconds()
+        await capture.stop()
+        await client.when_closed()
+        self.assertFalse(client.connected)
+        # Closed by the server's goodbye, not by the abort after the close timeout.
+        self.assertLess(reactor.seconds() - started, 1.5)
 
     async def test_given_certificate_files_are_kept(self) -> None:
         from netproto_twisted.core.tls import ensure_dev_certificate
