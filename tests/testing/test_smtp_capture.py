@@ -396,6 +396,37 @@ class IsolationAndStopTests(TestCase):
         sockets = [r for r in set(reactor.getReaders()) - readers_before if hasattr(r, "socket")]
         self.assertEqual(sockets, [])  # (the reactor's own wakers may appear meanwhile)
 
+    async def test_waiters_run_after_the_client_got_its_250(self) -> None:
+        capture = await start_smtp_capture(reactor)
+        client = await connect_raw(capture)
+        stopped: list[Deferred[None]] = []
+        waiting = capture.wait_for_messages(1)
+        # A test that stops the capture as soon as the message is there...
+        waiting.addCallback(lambda _: stopped.append(capture.stop()))
+        client.transport.write(  # type: ignore[union-attr]
+            b"EHLO t\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+        )
+        await client.wait_for(b"354 ")
+        client.transport.write(b"Subject: s\r\n\r\nbody\r\n.\r\n")  # type: ignore[union-attr]
+        said = await client.lost
+        await stopped[0]
+        # ...does not cut the client off before the server's answer.
+        self.assertRegex(said, rb"\r\n250 2\.0\.0 Ok: queued as \w+\r\n")
+        self.assertEqual(len(capture.messages), 1)
+
+    async def test_ipv6_loopback(self) -> None:
+        try:
+            capture = await start_smtp_capture(reactor, listen="tcp6:0:interface=\\:\\:1")
+        except Exception as e:  # no IPv6 on this machine
+            self.skipTest(f"no IPv6 loopback: {e}")
+        self.addCleanup(capture.stop)
+        self.assertEqual(capture.host, "::1")
+        await send_mail(reactor, capture.host, capture.port, "a@example.com", "b@example.org",
+                        make_message("six"), tls="none")
+        [message] = await capture.wait_for_messages(1)
+        self.assertEqual(message["Subject"], "six")
+        self.assertEqual(capture.messages[0].envelope.peer, "::1")
+
     async def test_async_with_stops(self) -> None:
         async with await start_smtp_capture(reactor) as capture:
             client = await connect_raw(capture)
