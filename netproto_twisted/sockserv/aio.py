@@ -58,6 +58,7 @@ _RECV, _LINE, _EXACT, _ALL = range(4)
 #: Default ``limit`` of :meth:`AsyncReader.readline`.
 LINE_LIMIT = 64 * 1024
 _log = Logger()
+_new = object.__new__
 
 
 class _Op(Deferred[Any]):
@@ -437,7 +438,13 @@ class AsyncSocket:
             return fail(self._write_error())
         self._send(data if isinstance(data, bytes) else bytes(data))
         if not self._write_paused:
-            return succeed(None)
+            # succeed(None), inlined.
+            d: Deferred[None] = _new(Deferred)
+            d._callbacks = []
+            d._canceller = None
+            d.result = None
+            d.called = True
+            return d
         return self._drain_op()
 
     def send(self, data: Any, flags: int = 0) -> Deferred[int]:
