@@ -386,7 +386,7 @@ class SMTPServerProtocol(AuthSession):
                 size=txn.size,
                 ids=ids,
             )
-            self._send(_reply(OK, f"Ok: queued as {txn.id}", ES_OTHER))
+            self._send(_reply(OK, f"Ok: queued as {txn.id}", ES_OTHER), unique=True)
 
         self._after(d, committed)
 
@@ -494,7 +494,7 @@ class SMTPServerProtocol(AuthSession):
             self.session.advance(EVENT_ABORT)
             self._error(reply)
             return
-        self._send(_reply(OK, f"Ok: {txn.size} octets received", ES_OTHER))
+        self._send(_reply(OK, f"Ok: {txn.size} octets received", ES_OTHER), unique=True)
 
     # -- helpers ------------------------------------------------------------------------
 

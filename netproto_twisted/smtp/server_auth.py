@@ -64,7 +64,6 @@ from netproto_twisted.smtp.session import (
     _ERR_TOO_LONG,
     IAuthenticated,
     SessionBase,
-    _is_loopback,
     _reply,
 )
 
@@ -118,13 +117,13 @@ class AuthSession(SessionBase):
         if factory.portal is None:
             return []
         if not self.is_secure and not (
-            self.settings.allow_insecure_auth and _is_loopback(self.peer)
+            self.settings.allow_insecure_auth and self.peer_is_loopback
         ):
             return []
         names = server_mechanisms(
             secure=self.is_secure,
             allow_plaintext_insecure=self.settings.allow_insecure_auth,
-            peer_is_loopback=_is_loopback(self.peer),
+            peer_is_loopback=self.peer_is_loopback,
         )
         if factory.scram_store is None:
             names = [n for n in names if n != SCRAM_SHA_256]

@@ -9,6 +9,7 @@ commands and the message data.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Callable, Sequence
@@ -140,6 +141,12 @@ def _peer_ip(address: IAddress | None) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=1024)
+def _wire_bytes(reply: Reply, enhanced: bool) -> bytes:
+    """``reply.to_bytes(enhanced=...)``, remembered (most replies are the same few)."""
+    return reply.to_bytes(enhanced=enhanced)
+
+
 def _is_loopback(ip: str) -> bool:
     if not ip:
         return True  # unix socket: a local peer
@@ -195,6 +202,8 @@ class SessionBase(LineProtocol):
         self._sasl: SASLServer | None = None
         self._errors = 0
         self._waits = 0
+        self.in_relay_network = False
+        self.peer_is_loopback = False
 
     @property
     def settings(self) -> ServerSettings:
@@ -210,6 +219,8 @@ class SessionBase(LineProtocol):
         self.idle_timeout = settings.idle_timeout
         self.tls_handshake_timeout = settings.tls_handshake_timeout
         self.peer = _peer_ip(self.transport.getPeer())
+        self.in_relay_network = _in_networks(self.peer, settings.relay_networks)
+        self.peer_is_loopback = _is_loopback(self.peer)
         super().connectionMade()
         self.session = Session(tls=self.is_secure)
         text = f"{settings.hostname} {settings.greeting}".rstrip()
@@ -233,9 +244,11 @@ class SessionBase(LineProtocol):
         self.helo = ""
         self.authenticated_as = None
 
-    def _send(self, reply: Reply, *, enhanced: bool = True) -> None:
+    def _send(self, reply: Reply, *, enhanced: bool = True, unique: bool = False) -> None:
+        """Write a reply; ``unique`` ones (with an id in them) skip the serialisation cache."""
         if not self._lost:
-            self.transport.write(reply.to_bytes(enhanced=enhanced))
+            data = reply.to_bytes(enhanced=enhanced) if unique else _wire_bytes(reply, enhanced)
+            self.transport.write(data)
 
     def _close(self, reply: Reply) -> None:
         self._send(reply)
@@ -286,8 +299,7 @@ class SessionBase(LineProtocol):
             helo=self.helo,
             authenticated_as=self.authenticated_as,
             tls=self.is_secure,
-            relay_allowed=self.authenticated_as is not None
-            or _in_networks(self.peer, self.settings.relay_networks),
+            relay_allowed=self.authenticated_as is not None or self.in_relay_network,
         )
 
     def _reset_transaction(self) -> None:
