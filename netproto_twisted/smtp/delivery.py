@@ -115,9 +115,7 @@ class MaildirTarget:
     (default: :func:`default_user_of`).
     """
 
-    def __init__(
-        self, store: _Store, *, user_of: Callable[[str], str] = default_user_of
-    ) -> None:
+    def __init__(self, store: _Store, *, user_of: Callable[[str], str] = default_user_of) -> None:
         self.store = store
         self.user_of = user_of
 
@@ -277,4 +275,3 @@ class DefaultPolicy:
         if session.relay_allowed and self.relay is not None:
             return succeed(self.relay)
         return _refuse(TRANSACTION_FAILED, "Relay access denied", ES_DELIVERY_NOT_AUTHORIZED)
-
