@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import inspect
-import io
 import socket
 import socketserver
 from collections.abc import Coroutine
@@ -40,9 +39,7 @@ from netproto_twisted.sockserv.common import (
     HIGH_WATER,
     LOW_WATER,
     HandlerServer,
-    address_family,
-    raw_tcp_connection,
-    socket_address,
+    StreamSocketBase,
 )
 
 __all__ = [
@@ -160,7 +157,7 @@ class IncompleteReadError(EOFError):
         self.expected = expected
 
 
-class AsyncSocket:
+class AsyncSocket(StreamSocketBase):
     """The ``request`` of a reactor-run handler: awaitable ``recv``/``sendall`` on a transport."""
 
     def __init__(self, reactor: Any, transport: Any) -> None:
@@ -180,15 +177,7 @@ class AsyncSocket:
         self._drains: list[_Op] = []
         self._timeout: float | None = None
         self._aborted = False
-        host = transport.getHost()
-        self.family = address_family(host)
-        self.type = socket.SOCK_STREAM
-        self.proto = 0
-        self._sockname = socket_address(host)
-        self._peername = socket_address(transport.getPeer())
-        handle = getattr(transport, "getHandle", lambda: None)()
-        self._handle = handle if isinstance(handle, socket.socket) else None
-        self._raw = raw_tcp_connection(transport)
+        self._bind_transport(transport)
 
     def __repr__(self) -> str:
         return f"<AsyncSocket laddr={self._sockname!r} raddr={self._peername!r}>"
@@ -470,34 +459,6 @@ class AsyncSocket:
         """Blocking (no timeout) or non-blocking (reads fail with BlockingIOError if empty)."""
         self._timeout = None if flag else 0.0
 
-    def getpeername(self) -> Any:
-        """Return the peer's address as the ``socket`` module does."""
-        return self._peername
-
-    def getsockname(self) -> Any:
-        """Return the local address as the ``socket`` module does."""
-        return self._sockname
-
-    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
-        """Set a socket option on the real socket when there is one; otherwise do nothing."""
-        if self._handle is None:
-            return
-        if optlen is None:
-            self._handle.setsockopt(level, option, value)
-        else:
-            self._handle.setsockopt(level, option, value, optlen)
-
-    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
-        """Read a socket option from the real socket when there is one; otherwise 0."""
-        if self._handle is None:
-            return 0 if buflen is None else b"\0" * buflen
-        if buflen is None:
-            return self._handle.getsockopt(level, option)
-        return self._handle.getsockopt(level, option, buflen)
-
-    def fileno(self) -> int:
-        """Refuse: the connection's descriptor belongs to the reactor."""
-        raise io.UnsupportedOperation("fileno: the connection is owned by the Twisted reactor")
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> Any:
         """Return an :class:`AsyncReader` (``"rb"``) or :class:`AsyncWriter` (``"wb"``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import sys
 import threading
@@ -20,6 +21,7 @@ __all__ = [
     "MAX_IN_FLIGHT",
     "WRITE_CHUNK",
     "HandlerServer",
+    "StreamSocketBase",
     "address_family",
     "raw_tcp_connection",
     "send_now",
@@ -185,3 +187,54 @@ class HandlerServer:
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Return True: access control happens before the handler is built."""
         return True
+
+
+class StreamSocketBase:
+    """The socket facade both stream adapters share: addresses, options, no fileno.
+
+    Subclasses call :meth:`_bind_transport` from ``__init__``.
+    """
+
+    _sockname: Any
+    _peername: Any
+    _handle: socket.socket | None
+
+    def _bind_transport(self, transport: Any) -> None:
+        host = transport.getHost()
+        self.family = address_family(host)
+        self.type = socket.SOCK_STREAM
+        self.proto = 0
+        self._sockname = socket_address(host)
+        self._peername = socket_address(transport.getPeer())
+        handle = getattr(transport, "getHandle", lambda: None)()
+        self._handle = handle if isinstance(handle, socket.socket) else None
+        self._raw = raw_tcp_connection(transport)
+
+    def getpeername(self) -> Any:
+        """Return the peer's address as the ``socket`` module does."""
+        return self._peername
+
+    def getsockname(self) -> Any:
+        """Return the local address as the ``socket`` module does."""
+        return self._sockname
+
+    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
+        """Set a socket option on the real socket when there is one; otherwise do nothing."""
+        if self._handle is None:
+            return
+        if optlen is None:
+            self._handle.setsockopt(level, option, value)
+        else:
+            self._handle.setsockopt(level, option, value, optlen)
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
+        """Read a socket option from the real socket when there is one; otherwise 0."""
+        if self._handle is None:
+            return 0 if buflen is None else b"\0" * buflen
+        if buflen is None:
+            return self._handle.getsockopt(level, option)
+        return self._handle.getsockopt(level, option, buflen)
+
+    def fileno(self) -> int:
+        """Refuse: the connection's descriptor belongs to the reactor."""
+        raise io.UnsupportedOperation("fileno: the connection is owned by the Twisted reactor")

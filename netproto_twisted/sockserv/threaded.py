@@ -34,10 +34,8 @@ from netproto_twisted.sockserv.common import (
     MAX_IN_FLIGHT,
     WRITE_CHUNK,
     HandlerServer,
-    address_family,
-    raw_tcp_connection,
+    StreamSocketBase,
     send_now,
-    socket_address,
 )
 
 __all__ = ["SocketIO", "ThreadedSocket", "ThreadedStreamProtocol", "run_blocking_handler"]
@@ -52,7 +50,7 @@ def _bad_fd() -> OSError:
     return OSError(errno.EBADF, "Bad file descriptor")
 
 
-class ThreadedSocket:
+class ThreadedSocket(StreamSocketBase):
     """A socket-like ``request`` for a handler thread, backed by a Twisted transport.
 
     Methods without a leading underscore are called from the handler thread;
@@ -75,15 +73,7 @@ class ThreadedSocket:
         self._timeout: float | None = None
         #: True once the daemon dropped the connection because it is stopping.
         self.aborted = False
-        host = transport.getHost()
-        self.family = address_family(host)
-        self.type = socket.SOCK_STREAM
-        self.proto = 0
-        self._sockname = socket_address(host)
-        self._peername = socket_address(transport.getPeer())
-        handle = getattr(transport, "getHandle", lambda: None)()
-        self._handle = handle if isinstance(handle, socket.socket) else None
-        self._raw = raw_tcp_connection(transport)
+        self._bind_transport(transport)
         self._senders_waiting = 0
         #: True when the handler thread reads the socket itself (see _start_direct_reading).
         self._direct = False
@@ -402,34 +392,6 @@ class ThreadedSocket:
         """Return whether operations block."""
         return self._timeout != 0.0
 
-    def getpeername(self) -> Any:
-        """Return the peer's address as the ``socket`` module does."""
-        return self._peername
-
-    def getsockname(self) -> Any:
-        """Return the local address as the ``socket`` module does."""
-        return self._sockname
-
-    def setsockopt(self, level: int, option: int, value: Any, optlen: int | None = None) -> None:
-        """Set a socket option on the real socket when there is one; otherwise do nothing."""
-        if self._handle is None:
-            return
-        if optlen is None:
-            self._handle.setsockopt(level, option, value)
-        else:
-            self._handle.setsockopt(level, option, value, optlen)
-
-    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> Any:
-        """Read a socket option from the real socket when there is one; otherwise 0."""
-        if self._handle is None:
-            return 0 if buflen is None else b"\0" * buflen
-        if buflen is None:
-            return self._handle.getsockopt(level, option)
-        return self._handle.getsockopt(level, option, buflen)
-
-    def fileno(self) -> int:
-        """Refuse: the connection's descriptor belongs to the reactor."""
-        raise io.UnsupportedOperation("fileno: the connection is owned by the Twisted reactor")
 
     def shutdown(self, how: int) -> None:
         """Shut down reading (end of stream locally), writing (half-close), or both."""
