@@ -135,6 +135,8 @@ class SMTPServerProtocol(AuthSession):
         if self.session.state is State.AUTH:
             self._auth_line(line)
             return
+        if self._rate_limited(line, self.line_received):
+            return
         try:
             command = parse_command(line)
         except CommandError as e:

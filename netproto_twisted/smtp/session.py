@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import connectionDone
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
@@ -27,6 +28,7 @@ from netproto_twisted.core.access import Network
 from netproto_twisted.core.dotstuff import DotUnstuffer
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.ids import uuid7
+from netproto_twisted.core.limits import RateLimiter
 from netproto_twisted.core.lineproto import LineProtocol
 from netproto_twisted.core.sasl import (
     SASLServer,
@@ -94,6 +96,8 @@ class ServerSettings:
     :ivar max_data_line_length: longest message line, CRLF excluded, or ``None``.
     :ivar idle_timeout: seconds without input before ``421`` and close.
     :ivar tls_handshake_timeout: seconds a TLS handshake may take.
+    :ivar command_rate: sustained commands per second per connection (``None``: no limit);
+        beyond ``command_burst`` commands, the next one is handled only when due.
     :ivar greeting: text after the host name in the ``220`` greeting.
     """
 
@@ -110,6 +114,8 @@ class ServerSettings:
     max_data_line_length: int | None = None
     idle_timeout: float | None = 300.0
     tls_handshake_timeout: float | None = 30.0
+    command_rate: float | None = None
+    command_burst: int = 200
     greeting: str = "ESMTP netproto"
     extra_keywords: tuple[str, ...] = field(default=())
 
@@ -202,6 +208,7 @@ class SessionBase(LineProtocol):
         self._sasl: SASLServer | None = None
         self._errors = 0
         self._waits = 0
+        self._limiter: RateLimiter | None = None
         self.in_relay_network = False
         self.peer_is_loopback = False
 
@@ -221,6 +228,8 @@ class SessionBase(LineProtocol):
         self.peer = _peer_ip(self.transport.getPeer())
         self.in_relay_network = _in_networks(self.peer, settings.relay_networks)
         self.peer_is_loopback = _is_loopback(self.peer)
+        if settings.command_rate is not None and self.clock is not None:
+            self._limiter = RateLimiter(self.clock, settings.command_rate, settings.command_burst)
         super().connectionMade()
         self.session = Session(tls=self.is_secure)
         text = f"{settings.hostname} {settings.greeting}".rstrip()
@@ -292,6 +301,16 @@ class SessionBase(LineProtocol):
             state["waiting"] = True
             self._waits += 1
             self.pause_input()
+
+    def _rate_limited(self, line: bytes, handle: Callable[[bytes], None]) -> bool:
+        """If this command comes too fast, handle it later (input paused meanwhile)."""
+        limiter = self._limiter
+        if limiter is None or limiter.allow():
+            return False
+        assert self.clock is not None
+        wait = deferLater(self.clock, limiter.wait_time(), lambda: None)
+        self._after(wait, lambda _: handle(line))
+        return True
 
     def _session_info(self) -> SessionInfo:
         return SessionInfo(

@@ -166,6 +166,8 @@ def build_service(
         max_line_length=limits.max_line_length,
         idle_timeout=limits.idle_timeout,
         tls_handshake_timeout=limits.tls_handshake_timeout,
+        command_rate=limits.command_rate,
+        command_burst=limits.command_burst,
     )
 
     def refusal(reason: str) -> bytes:

@@ -515,3 +515,18 @@ class TimeoutTests(SynchronousTestCase):
         h.clock.advance(2)
         self.assertEqual(h.output(), ["421 4.4.2 Error: timeout exceeded"])
         self.assertTrue(h.closed)
+
+
+class CommandRateTests(SynchronousTestCase):
+    def test_commands_beyond_the_burst_wait_their_turn(self) -> None:
+        h = Harness(ServerSettings(command_rate=2.0, command_burst=3))
+        h.output()
+        replies = h.send("EHLO c\r\nNOOP\r\nNOOP\r\nNOOP\r\nQUIT\r\n")
+        self.assertEqual(replies[-1], "250 2.0.0 Ok")
+        self.assertEqual(sum(r == "250 2.0.0 Ok" for r in replies), 2)
+        h.clock.advance(0.5)
+        self.assertEqual(h.output(), ["250 2.0.0 Ok"])
+        self.assertFalse(h.closed)
+        h.clock.advance(0.5)
+        self.assertEqual(h.output(), ["221 2.0.0 Bye"])
+        self.assertTrue(h.closed)
