@@ -256,7 +256,7 @@ class GuardedProtocol(ProtocolWrapper):
         """Reset the idle timer and pass *data* on."""
         if self._idle_call is not None and self.guard.idle_timeout is not None:
             self._idle_call.reset(self.guard.idle_timeout)
-        super().dataReceived(data)  # type: ignore[no-untyped-call]
+        self.wrappedProtocol.dataReceived(data)
 
     def handshakeCompleted(self) -> None:
         """Tell the wrapped protocol, if it listens, that the TLS handshake is done."""
