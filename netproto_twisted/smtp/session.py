@@ -99,6 +99,7 @@ class ServerSettings:
     :ivar command_rate: sustained commands per second per connection (``None``: no limit);
         beyond ``command_burst`` commands, the next one is handled only when due.
     :ivar greeting: text after the host name in the ``220`` greeting.
+    :ivar extra_keywords: more EHLO keywords to advertise (for subclasses that handle them).
     """
 
     hostname: str = "localhost"
