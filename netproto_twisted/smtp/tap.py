@@ -34,6 +34,8 @@ from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_
 from netproto_twisted.mailstore.maildir import MaildirStore
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
+from netproto_twisted.smtp.queue import Spool
+from netproto_twisted.smtp.relay import Relay
 from netproto_twisted.smtp.server import SMTPServerFactory
 from netproto_twisted.smtp.server_auth import password_portal
 from netproto_twisted.smtp.session import ServerSettings
@@ -222,13 +224,7 @@ def _spool_and_relay(
     config: Config, reactor: Any, queue_dir: str, root: MultiService
 ) -> IDeliveryTarget:
     """The durable queue (a delivery target) and the relay service draining it."""
-    from netproto_twisted.smtp.queue import Spool
-
     spool = Spool(queue_dir, reactor)
-    try:
-        from netproto_twisted.smtp.relay import Relay
-    except ImportError:  # pragma: no cover - the relay ships with the queue
-        return spool
     smarthost = _host_port(config.smarthost) if config.smarthost else None
     password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None
     relay = Relay(
