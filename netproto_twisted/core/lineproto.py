@@ -14,7 +14,11 @@ SMTP, POP3, IMAP, FTP control and NNTP connections all need:
   pipelined command is looked at (with kernel backpressure meanwhile);
 - STARTTLS with the plaintext-injection defence (CVE-2011-0411): bytes
   buffered before the upgrade are discarded, the session state reset;
-- idle and TLS-handshake timeouts, TCP_NODELAY.
+- idle and TLS-handshake timeouts, TCP_NODELAY;
+- eager writes: on a plain TCP connection with nothing queued, a line goes
+  straight to the socket (:func:`~netproto_twisted.core.net.write_now`)
+  instead of waiting for the reactor's next turn; under TLS, and whenever
+  bytes are queued, it goes through ``transport.write`` as usual.
 
 The clock
 ---------
@@ -48,7 +52,7 @@ from zope.interface import implementer
 
 from netproto_twisted.core.errors import LineTooLong, LocalProtocolError
 from netproto_twisted.core.framing import BareLineEnding, LineBuffer, LineEndings, serialize_line
-from netproto_twisted.core.net import set_nodelay
+from netproto_twisted.core.net import raw_tcp_connection, set_nodelay, write_now
 from netproto_twisted.core.tls import DEFAULT_HANDSHAKE_TIMEOUT, HandshakeTimeout
 
 __all__ = ["DEFAULT_MAX_LINE_LENGTH", "LineFactory", "LineProtocol", "TLSContext"]
@@ -123,6 +127,8 @@ class LineProtocol(Protocol):
         self._handshake_timer: HandshakeTimeout | None = None
         self._idle_call: IDelayedCall | None = None
         self._last_activity = 0.0
+        #: The plain TCP connection eager writes may use (None: always transport.write).
+        self._eager: Any = None
 
     # --- connection lifecycle ---------------------------------------------------------
 
@@ -137,6 +143,7 @@ class LineProtocol(Protocol):
     def connectionMade(self) -> None:
         """Set TCP_NODELAY, start the idle timer, and the handshake timer under implicit TLS."""
         set_nodelay(self.transport)
+        self._eager = raw_tcp_connection(self.transport)
         self._start_idle_timer()
         if _is_tls_transport(self.transport) and not self._handshake_done:
             self._start_handshake_timer()
@@ -144,6 +151,7 @@ class LineProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Stop every timer and drop buffered input."""
         self._lost = True
+        self._eager = None
         self._cancel_timers()
         self._buffer.clear()
 
@@ -334,13 +342,25 @@ class LineProtocol(Protocol):
 
     def send_line(self, line: bytes | str) -> None:
         """Write one line (CRLF appended; CR, LF or NUL inside raise LocalProtocolError)."""
-        self.transport.write(serialize_line(line))
+        self.send_raw(serialize_line(line))
 
     def send_lines(self, lines: Iterable[bytes | str]) -> None:
         """Write several lines in one write (a multi-line reply or a pipelined batch)."""
         data = b"".join([serialize_line(line) for line in lines])
         if data:
+            self.send_raw(data)
+
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are: straight to the socket when nothing is queued, else queued.
+
+        Subclasses writing replies themselves should use this rather than
+        ``transport.write`` to get the eager path (same ordering guarantees).
+        """
+        eager = self._eager
+        if eager is None:
             self.transport.write(data)
+        else:
+            write_now(self.transport, data, eager)
 
     # --- TLS --------------------------------------------------------------------------
 
@@ -375,6 +395,7 @@ class LineProtocol(Protocol):
             )
         self._raw_mode = False
         self._raw_remaining = None
+        self._eager = None  # every later byte goes through the TLS layer
         start(context, self._tls_direction_is_normal(server))
         self._tls_started = True
         self._handshake_done = False

@@ -203,7 +203,7 @@ class AuthSession(SessionBase):
     def _auth_step(self, result: Challenge | Success | Failure) -> None:
         if isinstance(result, Challenge):
             # Written directly: "334 " keeps its space when empty, and is never wrapped.
-            self.transport.write(b"%d %s\r\n" % (AUTH_CONTINUE, encode_challenge(result.data)))
+            self.send_raw(b"%d %s\r\n" % (AUTH_CONTINUE, encode_challenge(result.data)))
             return
         if isinstance(result, Success):
             result.logout()

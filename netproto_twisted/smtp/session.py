@@ -258,7 +258,7 @@ class SessionBase(LineProtocol):
         """Write a reply; ``unique`` ones (with an id in them) skip the serialisation cache."""
         if not self._lost:
             data = reply.to_bytes(enhanced=enhanced) if unique else _wire_bytes(reply, enhanced)
-            self.transport.write(data)
+            self.send_raw(data)
 
     def _close(self, reply: Reply) -> None:
         self._send(reply)

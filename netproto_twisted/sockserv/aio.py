@@ -393,7 +393,7 @@ class AsyncSocket(StreamSocketBase):
         self._send(data)
 
     def _send(self, data: bytes) -> None:
-        """Send now what the kernel takes if nothing is queued (:func:`send_now`, inlined)."""
+        """Send now what the kernel takes if nothing is queued (core.net.send_now, inlined)."""
         raw = self._raw
         if raw is not None and not (
             raw._tempDataBuffer

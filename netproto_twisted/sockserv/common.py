@@ -8,12 +8,11 @@ import sys
 import threading
 from typing import Any
 
-from twisted.internet import tcp
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.access import GuardedProtocol
+from netproto_twisted.core.net import raw_tcp_connection
 
 __all__ = [
     "HIGH_WATER",
@@ -23,8 +22,6 @@ __all__ = [
     "HandlerServer",
     "StreamSocketBase",
     "address_family",
-    "raw_tcp_connection",
-    "send_now",
     "socket_address",
 ]
 
@@ -50,51 +47,6 @@ def socket_address(address: Any) -> Any:
             return ""
         return name.decode() if isinstance(name, bytes) else str(name)
     return address
-
-
-def raw_tcp_connection(transport: Any) -> Any:
-    """Return the plain TCP connection beneath ``transport`` (only access-guard wrappers), or None.
-
-    Writes through it may skip the reactor's next turn (see :func:`send_now`).
-    ``None`` for TLS, unix sockets and anything else that must see every byte.
-    """
-    t = transport
-    while isinstance(t, GuardedProtocol):
-        t = t.transport
-    if (
-        isinstance(t, tcp.Connection)
-        and not getattr(t, "TLS", False)
-        and isinstance(getattr(t, "socket", None), socket.socket)
-        and isinstance(t.getHost(), (IPv4Address, IPv6Address))
-    ):
-        return t
-    return None
-
-
-def send_now(connection: Any, data: bytes) -> int:
-    """Send what the kernel takes at once when ``connection`` has nothing queued.
-
-    Returns the number of bytes sent (0 when something is queued, the socket
-    is full or failed: the caller queues the rest through the transport,
-    which reports errors its own way).  This saves the reactor turn, one
-    epoll event and two ``epoll_ctl`` calls per reply.
-    """
-    # _tempDataBuffer before dataBuffer: a handler thread may look while the reactor
-    # runs doWrite, which fills dataBuffer from _tempDataBuffer and only then empties
-    # the latter; in this order, queued bytes are always seen in one or the other.
-    if (
-        connection._tempDataBuffer
-        or connection.dataBuffer
-        or not connection.connected
-        or connection.disconnecting
-        or connection._writeDisconnected
-    ):
-        return 0
-    try:
-        sent: int = connection.socket.send(data)
-    except OSError:
-        return 0
-    return sent
 
 
 def address_family(address: Any) -> socket.AddressFamily:

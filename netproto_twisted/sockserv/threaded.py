@@ -27,7 +27,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto_twisted.core.net import set_nodelay
+from netproto_twisted.core.net import send_now, set_nodelay
 from netproto_twisted.sockserv.common import (
     HIGH_WATER,
     LOW_WATER,
@@ -35,7 +35,6 @@ from netproto_twisted.sockserv.common import (
     WRITE_CHUNK,
     HandlerServer,
     StreamSocketBase,
-    send_now,
 )
 
 __all__ = ["SocketIO", "ThreadedSocket", "ThreadedStreamProtocol", "run_blocking_handler"]
