@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -229,7 +230,15 @@ class DefaultPolicy:
       :attr:`SessionInfo.relay_allowed`) and ``relay`` is set; otherwise
       ``554 5.7.1 Relay access denied``.
     - Every sender is accepted.
+
+    ``user_exists`` answers are remembered for ``user_cache_seconds`` (1 s;
+    0 turns the cache off): a users file is then looked at (stat'ed) at most
+    once a second however many recipients arrive, and a user added or removed
+    is seen within that time.  ``clock`` gives the seconds (``time.monotonic``).
     """
+
+    #: How many distinct users one cache period remembers at most.
+    user_cache_size = 4096
 
     def __init__(
         self,
@@ -239,12 +248,35 @@ class DefaultPolicy:
         *,
         user_exists: Callable[[str], bool] | None = None,
         user_of: Callable[[str], str] = default_user_of,
+        user_cache_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.domains = frozenset(d.lower().rstrip(".") for d in domains)
         self.local = local
         self.relay = relay
         self.user_exists = user_exists
         self.user_of = user_of
+        self.user_cache_seconds = user_cache_seconds
+        self._clock = clock
+        self._known: dict[str, bool] = {}
+        self._known_since = 0.0
+
+    def _user_known(self, user: str, exists: Callable[[str], bool]) -> bool:
+        """``exists(user)``, remembered for ``user_cache_seconds``."""
+        ttl = self.user_cache_seconds
+        if ttl <= 0:
+            return exists(user)
+        now = self._clock()
+        known = self._known
+        if not now - ttl < self._known_since <= now:  # expired (or the clock went back)
+            known.clear()
+            self._known_since = now
+        answer = known.get(user)
+        if answer is None:
+            answer = bool(exists(user))
+            if len(known) < self.user_cache_size:
+                known[user] = answer
+        return answer
 
     def check_sender(self, session: SessionInfo, mail_from: MailFrom) -> Deferred[None]:
         """Accept every sender."""
@@ -263,8 +295,9 @@ class DefaultPolicy:
             if self.local is None:
                 return _refuse(MAILBOX_UNAVAILABLE, "No local delivery here", ES_BAD_DEST_MAILBOX)
             user = self.user_of(rcpt.address)
+            exists = self.user_exists
             if user != "postmaster" and (
-                not user or (self.user_exists is not None and not self.user_exists(user))
+                not user or (exists is not None and not self._user_known(user, exists))
             ):
                 return _refuse(
                     MAILBOX_UNAVAILABLE,

@@ -160,6 +160,53 @@ class DefaultPolicyTests(SynchronousTestCase):
     def test_sender_accepted(self) -> None:
         self.successResultOf(self.policy.check_sender(SESSION, MailFrom("")))
 
+    def test_user_lookups_remembered_for_a_second(self) -> None:
+        users = {"bob"}
+        asked: list[str] = []
+        now = [100.0]
+
+        def exists(user: str) -> bool:
+            asked.append(user)
+            return user in users
+
+        policy = DefaultPolicy(
+            ["example.org"], self.local, user_exists=exists, clock=lambda: now[0]
+        )
+
+        def route(address: str) -> Any:
+            return policy.route(SESSION, MailFrom(""), RcptTo(address))
+
+        for _ in range(3):
+            self.assertIs(self.successResultOf(route("bob@example.org")), self.local)
+            self.failureResultOf(route("eve@example.org"), CommandError)
+        self.assertEqual(asked, ["bob", "eve"])  # once each, not once per RCPT
+        users.add("eve")
+        now[0] += 0.9
+        self.failureResultOf(route("eve@example.org"), CommandError)  # still remembered
+        now[0] += 0.1
+        self.assertIs(self.successResultOf(route("eve@example.org")), self.local)
+        self.assertEqual(asked, ["bob", "eve", "eve"])
+        now[0] -= 50  # a clock that goes back forgets too
+        self.successResultOf(route("bob@example.org"))
+        self.assertEqual(asked[-1], "bob")
+
+    def test_user_cache_off_and_bounded(self) -> None:
+        asked: list[str] = []
+
+        def exists(user: str) -> bool:
+            asked.append(user)
+            return True
+
+        off = DefaultPolicy(["example.org"], self.local, user_exists=exists, user_cache_seconds=0)
+        for _ in range(2):
+            off.route(SESSION, MailFrom(""), RcptTo("bob@example.org"))
+        self.assertEqual(asked, ["bob", "bob"])
+        small = DefaultPolicy(["example.org"], self.local, user_exists=exists, clock=lambda: 5.0)
+        small.user_cache_size = 2
+        for name in ["a", "b", "c", "c"]:
+            small.route(SESSION, MailFrom(""), RcptTo(f"{name}@example.org"))
+        self.assertEqual(asked[2:], ["a", "b", "c", "c"])  # a third user is not remembered
+
     def test_no_local_target(self) -> None:
         policy = DefaultPolicy(["example.org"], None)
         d = policy.route(SESSION, MailFrom(""), RcptTo("bob@example.org"))
