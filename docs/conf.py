@@ -49,7 +49,15 @@ if (DOCS / "_ext" / "configref.py").exists():
 # No intersphinx: the build must not touch the network.
 
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    # Waits for smtp/_wire.py's Reply.to_bytes docstring to be valid reST
+    # (``250 `` may not end an inline literal with a space); then drop this
+    # line and list the page first in api.rst's SMTP toctree.
+    "api/netproto_twisted.smtp.rst",
+]
 nitpicky = False
 language = "en"
 
