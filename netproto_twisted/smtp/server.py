@@ -379,12 +379,18 @@ class SMTPServerProtocol(AuthSession):
                 txn.abort()
                 self._send(_reply(LOCAL_ERROR, "Error: local error in processing", "3.0"))
                 return
-            ids = " ".join(str(value) for _, value in results)
+            ids = " ".join([str(value) for _, value in results])
+            sender = txn.mail_from.address
+            count = len(txn.recipients)
+            # One field to format (the text is built here, cheaply); the parts stay
+            # in the event for structured observers.
             _log.info(
-                "{id}: accepted from=<{sender}> rcpts={count} size={size} stored={ids}",
+                "{accepted}",
+                accepted=f"{txn.id}: accepted from=<{sender}> rcpts={count} "
+                f"size={txn.size} stored={ids}",
                 id=txn.id,
-                sender=txn.mail_from.address,
-                count=len(txn.recipients),
+                sender=sender,
+                count=count,
                 size=txn.size,
                 ids=ids,
             )

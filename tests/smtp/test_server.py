@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import ip_network
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -98,6 +99,32 @@ class GreetingAndEhloTests(SynchronousTestCase):
 
 
 class TransactionTests(SynchronousTestCase):
+    def test_accepted_message_logged_once(self) -> None:
+        events: list[LogEvent] = []
+
+        def observe(event: LogEvent) -> None:
+            if "accepted" in event:
+                events.append(event)
+
+        observer = cast(ILogObserver, observe)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        h = Harness()
+        h.ehlo()
+        replies = h.send(transaction())
+        queue_id = replies[3].rsplit(" ", 1)[1]
+        [event] = events
+        [message] = h.local.messages
+        self.assertEqual(
+            formatEvent(event),
+            f"{queue_id}: accepted from=<sender@client.example> rcpts=1 "
+            f"size={len(message.data) - message.data.index(b'Subject:')} stored={queue_id}.1",
+        )
+        self.assertEqual(
+            (event["id"], event["sender"], event["count"]),
+            (queue_id, "sender@client.example", 1),
+        )
+
     def test_message_is_delivered_with_received_header(self) -> None:
         h = Harness()
         h.ehlo()
