@@ -137,15 +137,32 @@ _ERR_AUTH_NEEDED = _reply(AUTH_REQUIRED, "Authentication required", ES_OTHER_SEC
 _ERR_TLS_NEEDED = _reply(AUTH_REQUIRED, "Must issue a STARTTLS command first", ES_OTHER_SECURITY)
 
 
-def _peer_ip(address: IAddress | None) -> str:
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_peer(host: str) -> tuple[str, _IPAddress | None, bool]:
+    """``(peer, address, is_loopback)`` for a peer's host text, remembered per host.
+
+    ``peer`` is ``host`` if it is an IP address, else ``""``; ``address`` is
+    the parsed address (IPv4-mapped IPv6 as IPv4) or ``None``; a peer that is
+    not an IP (a unix socket) counts as loopback.  Busy clients connect again
+    and again from the same few addresses: each is parsed once, not per connection.
+    """
+    try:
+        address: _IPAddress = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return "", None, True
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return host, address, address.is_loopback
+
+
+def _peer_facts(address: IAddress | None) -> tuple[str, _IPAddress | None, bool]:
     host = getattr(address, "host", None)
     if not isinstance(host, str):
-        return ""
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return ""
-    return host
+        return "", None, True
+    return _parse_peer(host)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -154,21 +171,9 @@ def _wire_bytes(reply: Reply, enhanced: bool) -> bytes:
     return reply.to_bytes(enhanced=enhanced)
 
 
-def _is_loopback(ip: str) -> bool:
-    if not ip:
-        return True  # unix socket: a local peer
-    address = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-def _in_networks(ip: str, networks: Sequence[Network]) -> bool:
-    if not ip or not networks:
+def _in_networks(address: _IPAddress | None, networks: Sequence[Network]) -> bool:
+    if address is None or not networks:
         return False
-    address = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
     return any(address.version == net.version and address in net for net in networks)
 
 
@@ -226,9 +231,8 @@ class SessionBase(LineProtocol):
             self.line_endings = LineEndings.NORMALIZE
         self.idle_timeout = settings.idle_timeout
         self.tls_handshake_timeout = settings.tls_handshake_timeout
-        self.peer = _peer_ip(self.transport.getPeer())
-        self.in_relay_network = _in_networks(self.peer, settings.relay_networks)
-        self.peer_is_loopback = _is_loopback(self.peer)
+        self.peer, address, self.peer_is_loopback = _peer_facts(self.transport.getPeer())
+        self.in_relay_network = _in_networks(address, settings.relay_networks)
         if settings.command_rate is not None and self.clock is not None:
             self._limiter = RateLimiter(self.clock, settings.command_rate, settings.command_burst)
         super().connectionMade()

@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from typing import Any, cast
 
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,7 +23,7 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.session import ServerSettings, _parse_peer, _peer_facts
 
 from .test_server_support import Harness
 
@@ -287,6 +288,32 @@ class RelayPolicyTests(SynchronousTestCase):
         h.ehlo()
         h.send("MAIL FROM:<a@b.example>\r\n")
         self.assertTrue(h.send("RCPT TO:<x@far.example>\r\n")[0].startswith("554 5.7.1"))
+
+    def test_peer_facts(self) -> None:
+        """Each peer address is parsed once; the answers match a fresh parse."""
+        cases = [
+            (IPv4Address("TCP", "127.0.0.1", 1), ("127.0.0.1", ip_address("127.0.0.1"), True)),
+            (
+                IPv6Address("TCP", "::ffff:192.0.2.7", 1),
+                ("::ffff:192.0.2.7", ip_address("192.0.2.7"), False),
+            ),
+            (IPv6Address("TCP", "::1", 1), ("::1", ip_address("::1"), True)),
+            (UNIXAddress(b"/tmp/s"), ("", None, True)),
+            (IPv4Address("TCP", "not-an-ip", 1), ("", None, True)),
+        ]
+        for address, expected in cases:
+            self.assertEqual(_peer_facts(address), expected)
+        hits = _parse_peer.cache_info().hits
+        _peer_facts(IPv4Address("TCP", "127.0.0.1", 2))
+        self.assertEqual(_parse_peer.cache_info().hits, hits + 1)
+
+    def test_loopback_peer_outside_relay_networks(self) -> None:
+        h = Harness(peer="127.0.0.1", relay_networks=(ip_network("192.0.2.0/24"),))
+        self.assertTrue(h.proto.peer_is_loopback)
+        self.assertFalse(h.proto.in_relay_network)
+        h = Harness(peer="192.0.2.9", relay_networks=(ip_network("192.0.2.0/24"),))
+        self.assertFalse(h.proto.peer_is_loopback)
+        self.assertTrue(h.proto.in_relay_network)
 
 
 @implementer(IRecipientPolicy)
