@@ -53,10 +53,6 @@ exclude_patterns = [
     "_build",
     "Thumbs.db",
     ".DS_Store",
-    # Waits for smtp/_wire.py's Reply.to_bytes docstring to be valid reST
-    # (``250 `` may not end an inline literal with a space); then drop this
-    # line and list the page first in api.rst's SMTP toctree.
-    "api/netproto_twisted.smtp.rst",
 ]
 nitpicky = False
 language = "en"

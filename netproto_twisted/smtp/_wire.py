@@ -197,7 +197,7 @@ class Reply:
         return self.code >= 500
 
     def to_bytes(self, *, enhanced: bool = True) -> bytes:
-        """Serialise to the wire: ``250-`` lines then a ``250 `` line, each <= 512 bytes.
+        """Serialise to the wire: ``"250-"`` lines then a ``"250 "`` line, each <= 512 bytes.
 
         Text longer than a line allows is split at spaces (or anywhere, never
         inside a UTF-8 sequence).  With ENHANCEDSTATUSCODES the enhanced
