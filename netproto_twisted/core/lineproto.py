@@ -120,6 +120,7 @@ class LineProtocol(Protocol):
         self._raw_mode = False
         self._raw_remaining: int | None = None
         self._paused = False
+        self._transport_paused = False
         self._delivering = False
         self._lost = False
         self._tls_started = False
@@ -190,6 +191,10 @@ class LineProtocol(Protocol):
         if self._idle_call is not None:
             self._last_activity = self._need_clock().seconds()
         buf = self._buffer
+        if self._paused and not self._transport_paused:
+            # Input arrived while a command's work is pending: stop reading now
+            # (kernel backpressure); this chunk waits in the buffer.
+            self._pause_transport()
         remaining = self._raw_remaining
         if (
             self._delivering
@@ -320,12 +325,17 @@ class LineProtocol(Protocol):
         Call it from a handler whose work finishes later (a Deferred): the
         next pipelined command is then looked at only after that work.
         Pausing is not counted: one :meth:`resume_input` undoes any number.
+
+        The transport is paused at once only if input is already buffered;
+        otherwise when the next bytes arrive (at most one read more is
+        buffered).  A peer that waits for the reply, as most do, so costs no
+        pause/resume of the socket (two ``epoll_ctl`` calls) per command.
         """
         if self._paused:
             return
         self._paused = True
-        if not self._lost and self.transport is not None:
-            self.transport.pauseProducing()
+        if len(self._buffer):
+            self._pause_transport()
 
     def resume_input(self) -> None:
         """Resume reading and deliver the buffered lines, in order."""
@@ -334,9 +344,19 @@ class LineProtocol(Protocol):
         self._paused = False
         if self._lost:
             return
-        if self.transport is not None:
-            self.transport.resumeProducing()
         self._deliver()
+        # Resume the socket only if delivery did not pause again (no churn).
+        if self._transport_paused and not self._paused and not self._lost:
+            self._transport_paused = False
+            if self.transport is not None:
+                self.transport.resumeProducing()
+
+    def _pause_transport(self) -> None:
+        """Stop reading from the socket while input is paused."""
+        if self._transport_paused or self._lost or self.transport is None:
+            return
+        self._transport_paused = True
+        self.transport.pauseProducing()
 
     # --- output -----------------------------------------------------------------------
 

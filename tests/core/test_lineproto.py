@@ -377,6 +377,46 @@ class PauseTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
         self.assertEqual(p.lines(), [b"ONE", b"TWO", b"THREE"])
 
+    def test_pause_with_nothing_buffered_leaves_socket_alone(self) -> None:
+        """A peer waiting for the reply: no transport pause/resume at all."""
+        calls: list[str] = []
+
+        class CountingTransport(StringTransport):
+            def pauseProducing(self) -> None:
+                calls.append("pause")
+                super().pauseProducing()
+
+            def resumeProducing(self) -> None:
+                calls.append("resume")
+                super().resumeProducing()
+
+        p = Recorder(lambda proto, line: proto.pause_input())
+        transport, _ = connect(p, CountingTransport())
+        p.dataReceived(b"ONE\r\n")
+        self.assertTrue(p.input_paused)
+        self.assertEqual(calls, [])
+        p.resume_input()
+        self.assertEqual(calls, [])
+        # The peer pipelines while the command's work is pending: reading stops now.
+        p.dataReceived(b"TWO\r\n")
+        self.assertEqual(p.lines(), [b"ONE", b"TWO"])
+        self.assertEqual(calls, [])
+        p.dataReceived(b"THREE\r\nFOUR\r\n")
+        self.assertEqual(calls, ["pause"])
+        self.assertEqual(transport.producerState, "paused")
+        self.assertEqual(p.lines(), [b"ONE", b"TWO"])
+        # Resuming delivers THREE, which pauses again with FOUR buffered: the
+        # socket stays paused (no resume/pause churn).
+        p.resume_input()
+        self.assertEqual(p.lines(), [b"ONE", b"TWO", b"THREE"])
+        self.assertEqual(calls, ["pause"])
+        p.resume_input()
+        self.assertEqual(p.lines(), [b"ONE", b"TWO", b"THREE", b"FOUR"])
+        self.assertEqual(calls, ["pause"])
+        p.resume_input()  # nothing buffered any more: reading resumes
+        self.assertEqual(calls, ["pause", "resume"])
+        self.assertEqual(transport.producerState, "producing")
+
     def test_ten_thousand_pipelined_async(self) -> None:
         """Each command finishes (later, on the clock) before the next is looked at."""
         in_progress: list[bytes] = []
