@@ -7,6 +7,17 @@ transport's write buffer is full (the connection registers a push producer
 on the transport; Twisted pauses it when the peer reads slowly).  Incoming
 data buffered beyond :data:`~netproto_twisted.sockserv.common.HIGH_WATER`
 pauses reading from the peer until the handler reads it down.
+
+On a plain TCP connection without an idle timeout ("direct" mode) the
+handler thread owns the socket outright, as under ``socketserver``: the
+reactor stops reading it, and ``recv``/``sendall`` call the kernel on a
+duplicate of the descriptor in blocking mode (or with the handler's
+timeout), so backpressure is the kernel's own.  The duplicate keeps the
+descriptor number the thread uses valid whatever the reactor does with its
+own; whenever the reactor drops the connection (daemon stopping) it shuts
+the socket down, which wakes a thread blocked in ``recv`` or ``sendall``.
+When the handler returns, the thread restores non-blocking mode, closes its
+duplicate and hands the connection back to the reactor, which closes it.
 """
 
 from __future__ import annotations
@@ -14,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import select
 import socket
 import threading
 import time
@@ -38,11 +48,6 @@ from netproto_twisted.sockserv.common import (
 )
 
 __all__ = ["SocketIO", "ThreadedSocket", "ThreadedStreamProtocol", "run_blocking_handler"]
-
-
-#: How long a handler thread reading a socket directly waits before it looks whether
-#: the daemon closed the connection (a closed descriptor does not wake poll()).
-_DIRECT_POLL_SLICE = 0.5
 
 
 def _bad_fd() -> OSError:
@@ -74,9 +79,11 @@ class ThreadedSocket(StreamSocketBase):
         self.aborted = False
         self._bind_transport(transport)
         self._senders_waiting = 0
-        #: True when the handler thread reads the socket itself (see _start_direct_reading).
+        #: True when the handler thread owns the socket (see _start_direct_reading).
         self._direct = False
-        self._poller: Any = None
+        #: The handler thread's duplicate of the descriptor, while it owns the socket;
+        #: replaced (under ``_cond``) only by ``_release_direct``.
+        self._own: socket.socket | None = None
 
     def __repr__(self) -> str:
         return f"<ThreadedSocket laddr={self._sockname!r} raddr={self._peername!r}>"
@@ -101,11 +108,24 @@ class ThreadedSocket(StreamSocketBase):
     def _on_lost(self, reason: Failure) -> None:
         with self._cond:
             self._eof = True
-            if reason.check(ConnectionDone):
+            if self._own is not None:
+                # The reactor neither reads nor writes a socket the handler thread
+                # owns: only the daemon (stopping) can have closed it.
+                self.aborted = True
+                self._lost = ConnectionAbortedError(errno.ECONNABORTED, "server stopping")
+            elif reason.check(ConnectionDone):
                 self._lost = BrokenPipeError(errno.EPIPE, "connection closed")
             else:
                 self._lost = ConnectionResetError(errno.ECONNRESET, "connection lost")
             self._cond.notify_all()
+            self._shutdown_own()
+
+    def _shutdown_own(self) -> None:
+        """Wake a handler thread blocked on its own descriptor (hold ``_cond``)."""
+        own = self._own
+        if own is not None:
+            with contextlib.suppress(OSError):
+                own.shutdown(socket.SHUT_RDWR)
 
     def _on_write_paused(self, paused: bool) -> None:
         with self._cond:
@@ -154,72 +174,107 @@ class ThreadedSocket(StreamSocketBase):
                 self._lost = ConnectionAbortedError(errno.ECONNABORTED, "server stopping")
             self._eof = True
             self._cond.notify_all()
-        if self._direct and self._handle is not None:
-            # Wakes a handler thread waiting in poll() on this socket.
-            with contextlib.suppress(OSError):
-                self._handle.shutdown(socket.SHUT_RDWR)
+            # Wakes a handler thread blocked in recv() or sendall() on the socket.
+            self._shutdown_own()
 
-    def _start_direct_reading(self) -> None:
-        """Let the handler thread read the socket itself (plain TCP; called by the reactor).
+    def _start_direct_reading(self) -> bool:
+        """Give the socket to the handler thread (plain TCP; called by the reactor).
 
-        The reactor stops reading this connection for good: the handler's
-        ``recv`` calls the kernel directly, as under socketserver, so that a
-        request costs no hand-over between threads.  Unread data then waits in
-        the kernel's buffers, and the peer's TCP window applies backpressure.
+        The reactor stops reading this connection, and writes nothing to it,
+        until the handler hands it back (:meth:`close`).  The handler's
+        ``recv`` and ``sendall`` call the kernel on a duplicate descriptor in
+        blocking mode, as under socketserver, so that a request costs no
+        hand-over between threads.  Returns whether direct mode is on.
         """
-        if self._raw is None or self._handle is None:
-            return
+        raw, handle = self._raw, self._handle
+        if raw is None or handle is None:
+            return False
+        try:
+            own = handle.dup()
+        except OSError:
+            return False
+        try:
+            # The descriptors share the file status flags: both are blocking now,
+            # which is harmless as the reactor does no I/O on the socket meanwhile.
+            own.settimeout(self._timeout)
+        except OSError:
+            own.close()
+            return False
+        raw.stopReading()
+        self._own = own
         self._direct = True
         self._read_paused = True
-        self._transport.pauseProducing()
+        return True
 
-    def _recv_direct(self, bufsize: int, flags: int) -> bytes:
-        handle = self._handle
-        assert handle is not None
-        timeout = self._timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        # Wait first, then read: in request/response the next request is rarely
-        # there yet, and each failed recv() costs a system call and a GIL round.
-        ready = timeout == 0.0
-        while True:
-            if self._eof and not self._rbuf:
-                if isinstance(self._lost, ConnectionAbortedError):
-                    raise self._lost
-                return b""
-            if ready:
-                try:
-                    return handle.recv(bufsize, flags)
-                except BlockingIOError:
-                    if timeout == 0.0:
-                        raise BlockingIOError(
-                            errno.EAGAIN, "Resource temporarily unavailable"
-                        ) from None
-                except OSError:
-                    # Closed under us (daemon stopping, connection lost) or reset:
-                    # reads as the end of the stream, as in buffered mode.
-                    if isinstance(self._lost, ConnectionAbortedError):
-                        raise self._lost from None
-                    return b""
-            wait = _DIRECT_POLL_SLICE
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("timed out")
-                wait = min(wait, left)
-            if self._poller is None:
-                self._poller = select.poll()
-                try:
-                    self._poller.register(handle, select.POLLIN | select.POLLPRI)
-                except (OSError, ValueError):  # already closed
-                    self._eof = True
-                    continue
-            try:
-                ready = bool(self._poller.poll(wait * 1000))
-            except OSError:
-                ready = False
-                self._eof = True
-            if not ready and self._lost is not None:
-                self._eof = True
+    def _release_direct(self) -> None:
+        """Close the thread's descriptor, non-blocking again (handler thread, before hand-back)."""
+        with self._cond:
+            own, self._own = self._own, None
+        if own is None:
+            return
+        with contextlib.suppress(OSError):
+            own.setblocking(False)
+        own.close()
+
+    def _daemon_closed(self) -> bool:
+        """Whether the daemon dropped a socket the thread owns (from the handler thread).
+
+        The reactor does not watch such a socket, so the peer cannot have made
+        it close it: ``loseConnection`` (``disconnecting``) or an abort at stop
+        did, and shut the socket down first, which is what woke the thread.
+        """
+        if not self.aborted:
+            raw = self._raw
+            if raw is None or not (raw.disconnecting or not raw.connected):
+                return False
+            self.aborted = True
+        return True
+
+    def _stopping(self) -> ConnectionAbortedError:
+        return ConnectionAbortedError(errno.ECONNABORTED, "server stopping")
+
+    def _recv_direct(self, buffer: Any, bufsize: int, flags: int) -> Any:
+        """``recv`` (``buffer`` None) or ``recv_into`` on the thread's own descriptor."""
+        own = self._own
+        if own is None:
+            raise _bad_fd()
+        if self.aborted:
+            raise self._stopping()
+        try:
+            if buffer is None:
+                got: Any = own.recv(bufsize, flags)
+            else:
+                got = own.recv_into(buffer, bufsize, flags)
+        except (BlockingIOError, TimeoutError):
+            raise
+        except OSError:
+            # A reset reads as the end of the stream, as in buffered mode
+            # (sendall reports the error).
+            if self._daemon_closed():
+                raise self._stopping() from None
+            return b"" if buffer is None else 0
+        if not got and self._daemon_closed():
+            raise self._stopping()
+        return got
+
+    def _send_direct(self, data: Any, partial: bool) -> int:
+        own = self._own
+        if own is None:
+            raise _bad_fd()
+        if self.aborted:
+            raise self._stopping()
+        try:
+            if partial:
+                sent: int = own.send(data)
+                return sent
+            own.sendall(data)
+        except (BlockingIOError, TimeoutError):
+            raise
+        except OSError:
+            if self._daemon_closed():
+                raise self._stopping() from None
+            raise
+        return 0
 
     # -- handler thread side -----------------------------------------------
 
@@ -255,7 +310,8 @@ class ThreadedSocket(StreamSocketBase):
         if bufsize == 0:
             return b""
         if self._direct and not self._rbuf:
-            return self._recv_direct(bufsize, flags)
+            data: bytes = self._recv_direct(None, bufsize, flags)
+            return data
         resume = False
         with self._cond:
             self._wait(lambda: bool(self._rbuf) or self._eof)
@@ -276,6 +332,11 @@ class ThreadedSocket(StreamSocketBase):
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receive into ``buffer`` (up to ``nbytes``, or its size); return the count."""
+        if self._direct and not self._closed and not self._rbuf:
+            if nbytes < 0:
+                raise ValueError("negative buffersize in recv_into")
+            count: int = self._recv_direct(buffer, nbytes, flags)
+            return count
         view = memoryview(buffer).cast("B")
         data = self.recv(nbytes or len(view), flags)
         view[: len(data)] = data
@@ -317,12 +378,25 @@ class ThreadedSocket(StreamSocketBase):
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send all of ``data``, blocking while the peer does not keep up."""
+        if self._direct:
+            if self._closed:
+                raise _bad_fd()
+            if self._write_shut:
+                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+            self._send_direct(data, partial=False)
+            return
         view = memoryview(data).cast("B")
         for start in range(0, len(view), WRITE_CHUNK):
             self._send_piece(bytes(view[start : start + WRITE_CHUNK]))
 
     def send(self, data: Any, flags: int = 0) -> int:
         """Send some of ``data`` (at most one piece); return how many bytes were taken."""
+        if self._direct:
+            if self._closed:
+                raise _bad_fd()
+            if self._write_shut:
+                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+            return self._send_direct(data, partial=True)
         view = memoryview(data).cast("B")
         piece = bytes(view[:WRITE_CHUNK])
         if piece:
@@ -373,6 +447,13 @@ class ThreadedSocket(StreamSocketBase):
             if value < 0:
                 raise ValueError("Timeout value out of range")
         self._timeout = value
+        self._apply_timeout()
+
+    def _apply_timeout(self) -> None:
+        own = self._own
+        if own is not None:
+            with contextlib.suppress(OSError):
+                own.settimeout(self._timeout)
 
     def gettimeout(self) -> float | None:
         """Return the current timeout."""
@@ -386,16 +467,19 @@ class ThreadedSocket(StreamSocketBase):
     def setblocking(self, flag: bool) -> None:
         """Blocking (timeout ``None``) or non-blocking (timeout ``0.0``) mode."""
         self._timeout = None if flag else 0.0
+        self._apply_timeout()
 
     def getblocking(self) -> bool:
         """Return whether operations block."""
         return self._timeout != 0.0
 
-
     def shutdown(self, how: int) -> None:
         """Shut down reading (end of stream locally), writing (half-close), or both."""
         if self._closed:
             raise _bad_fd()
+        if self._direct:
+            self._shutdown_direct(how)
+            return
         if how in (socket.SHUT_RD, socket.SHUT_RDWR):
             with self._cond:
                 self._eof = True
@@ -412,6 +496,20 @@ class ThreadedSocket(StreamSocketBase):
                 else:
                     self._reactor.callFromThread(self._on_shutdown_write)
 
+    def _shutdown_direct(self, how: int) -> None:
+        if how not in (socket.SHUT_RD, socket.SHUT_WR, socket.SHUT_RDWR):
+            raise ValueError(f"invalid shutdown mode {how!r}")
+        with self._cond:
+            if how != socket.SHUT_RD:
+                self._write_shut = True
+            if how != socket.SHUT_WR:
+                self._eof = True
+            own = self._own
+            if own is not None:
+                # As in buffered mode, a connection already gone is no error here.
+                with contextlib.suppress(OSError):
+                    own.shutdown(how)
+
     def close(self) -> None:
         """Close the connection once everything sent so far is written."""
         with self._cond:
@@ -419,6 +517,9 @@ class ThreadedSocket(StreamSocketBase):
                 return
             self._closed = self._write_shut = True
             self._cond.notify_all()
+        if self._direct:
+            # Hand the connection back: the reactor closes it (exactly once).
+            self._release_direct()
         self._reactor.callFromThread(self._on_close)
 
     def __enter__(self) -> ThreadedSocket:
@@ -523,9 +624,9 @@ class ThreadedStreamProtocol(Protocol):
         assert transport is not None
         set_nodelay(transport)
         sock = self.socket = ThreadedSocket(self._host.reactor, transport)
-        transport.registerProducer(_WriteGate(sock), True)
-        if getattr(self._host, "direct_io", False):
-            sock._start_direct_reading()
+        direct = getattr(self._host, "direct_io", False) and sock._start_direct_reading()
+        if not direct:
+            transport.registerProducer(_WriteGate(sock), True)
         self._host.connection_made(self)
         server = self._host.server_for(transport.getHost())
         self._host.pool.callInThread(

@@ -426,3 +426,169 @@ class ThreadedLoopbackTests(TestCase):
         release.set()
         client.shutdown(socket.SHUT_WR)
         self.assertEqual(await result, sent)
+
+
+class DirectModeTests(TestCase):
+    """Plain TCP without an idle timeout: the handler thread owns the socket outright."""
+
+    timeout = 30
+
+    async def _serve(self, handler: Any, **kw: Any) -> tuple[SockservService, int, Deferred[None]]:
+        """Start a service; the Deferred fires when its first connection is lost."""
+        service = make_sockserv_service(
+            reactor, handler=handler, listen=["tcp:0:interface=127.0.0.1"], threads=4, **kw
+        )
+        lost: Deferred[None] = Deferred()
+        forget = service.factory.connection_lost
+        losses: list[Any] = []
+
+        def connection_lost(protocol: Any) -> None:
+            losses.append(protocol)
+            forget(protocol)
+            if not lost.called:
+                lost.callback(None)
+
+        service.factory.connection_lost = connection_lost  # type: ignore[method-assign]
+        self.losses = losses
+        service.startService()
+
+        async def stop() -> None:
+            if service.running:
+                await service.stopService()
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        addrs = await service.when_listening()
+        return service, _port(addrs), lost
+
+    async def test_reactor_leaves_the_socket_alone_and_closes_it_once(self) -> None:
+        service, port, lost = await self._serve(sample_handlers.LineEcho)
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(client.close)
+
+        def exchange() -> bytes:
+            client.sendall(b"hi\n")
+            return _rx(client, 3)
+
+        self.assertEqual(await deferToThread(exchange), b"hi\n")
+        (protocol,) = service.factory.connections
+        sock = protocol.socket
+        raw = sock._raw
+        own = sock._own
+        self.assertTrue(sock._direct)
+        self.assertIsNotNone(own)
+        self.assertNotEqual(own.fileno(), raw.fileno())
+        self.assertIsNone(own.gettimeout())  # blocking, as under socketserver
+        self.assertNotIn(raw, reactor.getReaders())
+        self.assertNotIn(raw, reactor.getWriters())
+        self.assertIsNone(raw.producer)
+        guard: Any = service.endpoints[0]._factory
+        self.assertEqual(guard.connection_count, 1)
+
+        client.shutdown(socket.SHUT_WR)
+        await lost
+        self.assertEqual(await deferToThread(_rx, client, 10), b"")
+        self.assertEqual(self.losses, [protocol])
+        self.assertIsNone(sock._own)
+        self.assertEqual(own.fileno(), -1)
+        self.assertEqual(sock._handle.fileno(), -1)  # the reactor closed its descriptor
+        self.assertEqual(guard.connection_count, 0)
+        self.assertEqual(service.factory.connections, set())
+
+    async def test_stop_wakes_handlers_blocked_in_recv_and_sendall(self) -> None:
+        seen: list[str] = []
+        started = threading.Semaphore(0)
+
+        class Blocked(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                mode = self.request.recv(1)
+                started.release()
+                try:
+                    if mode == b"r":
+                        self.request.recv(10)
+                    else:
+                        while True:
+                            self.request.sendall(b"x" * 65536)
+                except ConnectionAbortedError:
+                    seen.append(mode.decode())
+                    raise
+
+        service, port, _ = await self._serve(Blocked)
+        clients = []
+        for mode in (b"r", b"s"):
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            self.addCleanup(c.close)
+            c.sendall(mode)
+            clients.append(c)
+
+        def wait_started() -> None:
+            for _ in clients:
+                assert started.acquire(timeout=10)
+
+        await deferToThread(wait_started)
+        self.assertEqual(len(service.factory.connections), 2)
+        await service.stopService()
+        # The pool stop waited for both threads: each was woken, neither timed out.
+        self.assertEqual(sorted(seen), ["r", "s"])
+        self.assertEqual(len(set(self.losses)), 2)
+        self.assertEqual(len(self.losses), 2)
+        guard: Any = service.endpoints[0]._factory
+        self.assertEqual(guard.connection_count, 0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_abort_wakes_a_blocked_recv(self) -> None:
+        woken: Deferred[str] = Deferred()
+
+        class Waits(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.sendall(b"ready\n")
+                try:
+                    self.request.recv(10)
+                except ConnectionAbortedError as e:
+                    reactor.callFromThread(woken.callback, type(e).__name__)
+                    raise
+
+        service, port, lost = await self._serve(Waits)
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(client.close)
+        self.assertEqual(await deferToThread(_rx, client, 6), b"ready\n")
+        service.factory.abort_all()
+        self.assertEqual(await woken, "ConnectionAbortedError")
+        await lost
+        self.assertEqual(len(self.losses), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_timeouts_and_send_errors_on_the_owned_socket(self) -> None:
+        outcome: Deferred[list[str]] = Deferred()
+
+        class Timed(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                seen = [f"direct={self.request._direct}"]
+                self.request.settimeout(0.05)
+                try:
+                    while True:  # the peer does not read: sendall times out
+                        self.request.sendall(b"y" * 65536)
+                except TimeoutError:
+                    seen.append("send timed out")
+                buf = bytearray(4)
+                try:
+                    self.request.recv_into(buf)
+                except TimeoutError:
+                    seen.append("recv_into timed out")
+                self.request.shutdown(socket.SHUT_WR)
+                try:
+                    self.request.sendall(b"late")
+                except BrokenPipeError:
+                    seen.append("broken pipe")
+                reactor.callFromThread(outcome.callback, seen)
+
+        _, port, lost = await self._serve(Timed)
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.addCleanup(client.close)
+        self.assertEqual(
+            await outcome,
+            ["direct=True", "send timed out", "recv_into timed out", "broken pipe"],
+        )
+        client.close()
+        await lost
