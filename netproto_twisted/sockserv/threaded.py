@@ -201,6 +201,11 @@ class ThreadedSocket(StreamSocketBase):
             own.close()
             return False
         raw.stopReading()
+        # The reactor will write nothing here: this makes its loseConnection (at
+        # hand-back, or the guard's close_all at stop) close at once instead of
+        # waiting for the socket to turn writable, which a handler blocked in
+        # sendall to a peer that does not read would put off until the abort.
+        raw._writeDisconnected = True
         self._own = own
         self._direct = True
         self._read_paused = True

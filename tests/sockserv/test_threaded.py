@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -12,7 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.address import IPv4Address
@@ -20,6 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import StringTransport
 from twisted.internet.threads import deferToThread
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -501,23 +503,40 @@ class DirectModeTests(TestCase):
         class Blocked(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 mode = self.request.recv(1)
-                started.release()
                 try:
                     if mode == b"r":
+                        started.release()
                         self.request.recv(10)
                     else:
+                        # Fill the kernel's buffers first: the sendall below blocks for sure.
+                        self.request.setblocking(False)
+                        with contextlib.suppress(BlockingIOError):
+                            while True:
+                                self.request.send(b"x" * 65536)
+                        self.request.setblocking(True)
+                        started.release()
                         while True:
                             self.request.sendall(b"x" * 65536)
                 except ConnectionAbortedError:
                     seen.append(mode.decode())
                     raise
 
+        events: list[str] = []
+
+        def log_format(event: dict[str, Any]) -> None:
+            events.append(str(event.get("log_format")))
+
+        observer = cast(ILogObserver, log_format)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
         service, port, _ = await self._serve(Blocked)
         clients = []
         for mode in (b"r", b"s"):
-            c = socket.create_connection(("127.0.0.1", port), timeout=10)
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.addCleanup(c.close)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.settimeout(10)
+            c.connect(("127.0.0.1", port))
             c.sendall(mode)
             clients.append(c)
 
@@ -528,8 +547,11 @@ class DirectModeTests(TestCase):
         await deferToThread(wait_started)
         self.assertEqual(len(service.factory.connections), 2)
         await service.stopService()
-        # The pool stop waited for both threads: each was woken, neither timed out.
+        # The pool stop waited for both threads: each was woken, neither timed out;
+        # the connections closed at once, without the guard's abort after its timeout.
         self.assertEqual(sorted(seen), ["r", "s"])
+        self.assertFalse([e for e in events if "aborting connection" in e], events)
+        self.assertFalse([e for e in events if "still busy" in e], events)
         self.assertEqual(len(set(self.losses)), 2)
         self.assertEqual(len(self.losses), 2)
         guard: Any = service.endpoints[0]._factory
