@@ -11,7 +11,7 @@
 - ``stdlib ThreadingTCPServer stream``: the stdlib server with the very
   handler of the threaded row, for a like-for-like pair; ``..., poll first``:
   the same handler waiting in ``poll()`` before each read, as sockserv's
-  threaded direct reads do;
+  threaded direct reads did before they owned the socket (a reference point);
 - ``Twisted Protocol echo``: bare Twisted, ``dataReceived`` -> ``transport.write``
   (bench/twisted_echo.py), to tell Twisted's own cost from our layers';
 - ``Twisted eager-write echo``: the same, sending at once when nothing is
