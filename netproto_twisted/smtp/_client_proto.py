@@ -158,27 +158,27 @@ class SMTPClientProtocol(LineProtocol):
             self._slow.add(id(batch))
         if was_idle or slow:
             self._update_timer()
-        self.transport.write(data)
+        self.send_raw(data)
         return batch.done
 
     def send(self, data: bytes, replies: int = 1) -> list[Deferred[Reply]]:
         """Write ``data`` (formatted commands); return Deferreds for its ``replies`` replies."""
         ds = [self.expect() for _ in range(replies)]
         if self._error is None and not self._lost:
-            self.transport.write(data)
+            self.send_raw(data)
         return ds
 
     def command(self, data: bytes, *, slow: bool = False) -> Deferred[Reply]:
         """Write one formatted command; return a Deferred for its reply (see :meth:`expect`)."""
         d = self.expect(slow=slow)
         if self._error is None and not self._lost:
-            self.transport.write(data)
+            self.send_raw(data)
         return d
 
     def write(self, data: bytes) -> None:
         """Write bytes that get no reply of their own (message data)."""
         if self._error is None and not self._lost:
-            self.transport.write(data)
+            self.send_raw(data)
 
     def lose(self, abort: bool = False) -> None:
         """Close the connection (``abort``: at once, dropping unsent data)."""
