@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto_twisted.core.net import set_nodelay
+from netproto_twisted.core.net import set_nodelay, write_now
 from netproto_twisted.sockserv.common import (
     HIGH_WATER,
     LOW_WATER,
@@ -393,24 +393,8 @@ class AsyncSocket(StreamSocketBase):
         self._send(data)
 
     def _send(self, data: bytes) -> None:
-        """Send now what the kernel takes if nothing is queued (core.net.send_now, inlined)."""
-        raw = self._raw
-        if raw is not None and not (
-            raw._tempDataBuffer
-            or raw.dataBuffer
-            or not raw.connected
-            or raw.disconnecting
-            or raw._writeDisconnected
-        ):
-            try:
-                sent = raw.socket.send(data)
-            except OSError:
-                sent = 0
-            if sent == len(data):
-                return
-            if sent:
-                data = data[sent:]
-        self._transport.write(data)
+        """Send now what the kernel takes if nothing is queued; queue the rest, in order."""
+        write_now(self._transport, data, self._raw)
 
     def drain(self) -> Deferred[None]:
         """Fire once the transport's write buffer is below its watermark."""
