@@ -192,43 +192,46 @@ class SMTPAuthenticationError(SMTPResponseError):
     """The server refused authentication (e.g. ``535 5.7.8``)."""
 
 
-class SMTPNotSupportedError(SMTPResponseError):
+class _DefaultCodeError(SMTPResponseError):
+    """An error mostly raised locally: built as ``(text, code=default_code)``."""
+
+    default_code: ClassVar[int] = NOT_IMPLEMENTED
+
+    def __init__(self, text: str, code: int | None = None) -> None:
+        code = self.default_code if code is None else code
+        super().__init__(code, text)
+        self.args = (text, code)
+
+    @classmethod
+    def _code_of(cls, *args: Any, **kwargs: Any) -> int:
+        code = args[1] if len(args) > 1 else kwargs.get("code")
+        return cls.default_code if code is None else int(code)
+
+
+class SMTPNotSupportedError(_DefaultCodeError):
     """The server does not offer what was asked for (an extension, a mechanism).
 
     Raised locally when the EHLO reply lacks the extension, or from a
     ``502``/``504`` reply; ``code`` defaults to ``502``.
     """
 
-    def __init__(self, text: str, code: int = NOT_IMPLEMENTED) -> None:
-        super().__init__(code, text)
-        self.args = (text, code)
-
-    @classmethod
-    def _code_of(cls, *args: Any, **kwargs: Any) -> int:
-        if len(args) > 1:
-            return int(args[1])
-        return int(kwargs.get("code", NOT_IMPLEMENTED))
+    default_code = NOT_IMPLEMENTED
 
 
-class SMTPServerDisconnected(SMTPResponseError):
+class SMTPServerDisconnected(_DefaultCodeError):
     """The connection closed before the exchange finished (or after a ``421``).
 
     ``code`` defaults to ``421``, so this is a :class:`TemporaryError`: a relay
     retries the message later.
     """
 
-    def __init__(self, text: str = "connection lost", code: int = SERVICE_UNAVAILABLE) -> None:
-        super().__init__(code, text)
-        self.args = (text, code)
+    default_code = SERVICE_UNAVAILABLE
 
-    @classmethod
-    def _code_of(cls, *args: Any, **kwargs: Any) -> int:
-        if len(args) > 1:
-            return int(args[1])
-        return int(kwargs.get("code", SERVICE_UNAVAILABLE))
+    def __init__(self, text: str = "connection lost", code: int | None = None) -> None:
+        super().__init__(text, code)
 
 
-class SMTPTLSRequired(SMTPResponseError):
+class SMTPTLSRequired(_DefaultCodeError):
     """TLS is required but was not offered or could not be set up.
 
     ``code`` defaults to ``530`` (RFC 3207 "Must issue a STARTTLS command
@@ -236,15 +239,7 @@ class SMTPTLSRequired(SMTPResponseError):
     ``454``.
     """
 
-    def __init__(self, text: str, code: int = AUTH_REQUIRED) -> None:
-        super().__init__(code, text)
-        self.args = (text, code)
-
-    @classmethod
-    def _code_of(cls, *args: Any, **kwargs: Any) -> int:
-        if len(args) > 1:
-            return int(args[1])
-        return int(kwargs.get("code", AUTH_REQUIRED))
+    default_code = AUTH_REQUIRED
 
 
 class CommandError(SMTPError, RemoteProtocolError):
