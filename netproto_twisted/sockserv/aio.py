@@ -28,8 +28,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IPushProducer
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -39,6 +38,7 @@ from netproto_twisted.sockserv.common import (
     HIGH_WATER,
     LOW_WATER,
     HandlerServer,
+    HandlerStreamProtocol,
     StreamSocketBase,
 )
 
@@ -615,13 +615,13 @@ async def run_async_handler(
             request.close()
 
 
-@implementer(IHalfCloseableProtocol)
-class AsyncStreamProtocol(Protocol):
+class AsyncStreamProtocol(HandlerStreamProtocol):
     """A stream connection whose handler runs on the reactor."""
 
+    socket: AsyncSocket | None = None
+
     def __init__(self, host: Any) -> None:
-        self._host = host
-        self.socket: AsyncSocket | None = None
+        super().__init__(host)
         #: What runs the handler coroutine (set once connected).
         self.driver: _Driver | None = None
 
@@ -640,25 +640,6 @@ class AsyncStreamProtocol(Protocol):
             run_async_handler(self._host.handler_class, sock, sock.getpeername(), server)
         )
         driver.start()
-
-    def dataReceived(self, data: bytes) -> None:
-        """Hand ``data`` to the socket (replaced by the socket's own method once connected)."""
-        assert self.socket is not None
-        self.socket._on_data(data)
-
-    def readConnectionLost(self) -> None:
-        """The peer finished sending."""
-        assert self.socket is not None
-        self.socket._on_eof()
-
-    def writeConnectionLost(self) -> None:
-        """Our half-close completed; nothing to do."""
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail pending reads/drains as a socket would."""
-        if self.socket is not None:
-            self.socket._on_lost(reason)
-        self._host.connection_lost(self)
 
     def abort(self) -> None:
         """Drop the connection (daemon stopping); cancel whatever Deferred the handler awaits.

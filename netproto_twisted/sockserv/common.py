@@ -9,8 +9,11 @@ import threading
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from netproto_twisted.core.net import raw_tcp_connection
 
@@ -20,6 +23,7 @@ __all__ = [
     "MAX_IN_FLIGHT",
     "WRITE_CHUNK",
     "HandlerServer",
+    "HandlerStreamProtocol",
     "StreamSocketBase",
     "address_family",
     "socket_address",
@@ -190,3 +194,35 @@ class StreamSocketBase:
     def fileno(self) -> int:
         """Refuse: the connection's descriptor belongs to the reactor."""
         raise io.UnsupportedOperation("fileno: the connection is owned by the Twisted reactor")
+
+
+@implementer(IHalfCloseableProtocol)
+class HandlerStreamProtocol(Protocol):
+    """What the threaded and async stream connections share: events go to their socket.
+
+    Subclasses set ``self.socket`` in ``connectionMade`` and start the handler.
+    """
+
+    socket: Any = None
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+
+    def dataReceived(self, data: bytes) -> None:
+        """Hand ``data`` to the socket."""
+        assert self.socket is not None
+        self.socket._on_data(data)
+
+    def readConnectionLost(self) -> None:
+        """The peer finished sending: reads see the end of the stream once the buffer is read."""
+        assert self.socket is not None
+        self.socket._on_eof()
+
+    def writeConnectionLost(self) -> None:
+        """Our half-close completed; nothing to do."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Tell the socket (pending reads and writes report the loss) and the host."""
+        if self.socket is not None:
+            self.socket._on_lost(reason)
+        self._host.connection_lost(self)

@@ -32,8 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -44,6 +43,7 @@ from netproto_twisted.sockserv.common import (
     MAX_IN_FLIGHT,
     WRITE_CHUNK,
     HandlerServer,
+    HandlerStreamProtocol,
     StreamSocketBase,
 )
 
@@ -615,13 +615,13 @@ def run_blocking_handler(
         sock.close()
 
 
-@implementer(IHalfCloseableProtocol)
-class ThreadedStreamProtocol(Protocol):
+class ThreadedStreamProtocol(HandlerStreamProtocol):
     """A stream connection whose handler runs in the thread pool."""
 
+    socket: ThreadedSocket | None = None
+
     def __init__(self, host: Any) -> None:
-        self._host = host
-        self.socket: ThreadedSocket | None = None
+        super().__init__(host)
 
     def connectionMade(self) -> None:
         """Set TCP_NODELAY, register the write gate, and queue the handler in the pool."""
@@ -637,25 +637,6 @@ class ThreadedStreamProtocol(Protocol):
         self._host.pool.callInThread(
             run_blocking_handler, self._host.handler_class, sock, sock.getpeername(), server
         )
-
-    def dataReceived(self, data: bytes) -> None:
-        """Buffer ``data`` for the handler thread."""
-        assert self.socket is not None
-        self.socket._on_data(data)
-
-    def readConnectionLost(self) -> None:
-        """The peer finished sending: ``recv`` returns ``b""`` once the buffer is read."""
-        assert self.socket is not None
-        self.socket._on_eof()
-
-    def writeConnectionLost(self) -> None:
-        """Our half-close completed; nothing to do."""
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Wake the handler thread; ``recv``/``sendall`` report the loss."""
-        if self.socket is not None:
-            self.socket._on_lost(reason)
-        self._host.connection_lost(self)
 
     def abort(self) -> None:
         """Wake the handler and drop the connection (daemon stopping)."""
