@@ -28,10 +28,9 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from netproto_twisted.core.net import set_nodelay, write_now
 from netproto_twisted.sockserv.common import (
@@ -40,6 +39,7 @@ from netproto_twisted.sockserv.common import (
     HandlerServer,
     HandlerStreamProtocol,
     StreamSocketBase,
+    WriteGate,
 )
 
 __all__ = [
@@ -546,21 +546,6 @@ class AsyncWriter:
         self.closed = True
 
 
-@implementer(IPushProducer)
-class _WriteGate:
-    def __init__(self, sock: AsyncSocket) -> None:
-        self._sock = sock
-
-    def pauseProducing(self) -> None:
-        self._sock._on_write_paused(True)
-
-    def resumeProducing(self) -> None:
-        self._sock._on_write_paused(False)
-
-    def stopProducing(self) -> None:
-        self._sock._on_write_paused(False)
-
-
 _STDLIB_HOOKS = {
     socketserver.BaseRequestHandler.setup,
     socketserver.BaseRequestHandler.finish,
@@ -633,7 +618,7 @@ class AsyncStreamProtocol(HandlerStreamProtocol):
         sock = self.socket = AsyncSocket(self._host.reactor, transport)
         # The hot path: the transport (or guard wrapper) calls the socket directly.
         self.dataReceived = sock._on_data  # type: ignore[method-assign]
-        transport.registerProducer(_WriteGate(sock), True)
+        transport.registerProducer(WriteGate(sock), True)
         self._host.connection_made(self)
         server = self._host.server_for(transport.getHost())
         driver = self.driver = _Driver(

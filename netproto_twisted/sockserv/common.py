@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -25,6 +25,7 @@ __all__ = [
     "HandlerServer",
     "HandlerStreamProtocol",
     "StreamSocketBase",
+    "WriteGate",
     "address_family",
     "socket_address",
 ]
@@ -226,3 +227,23 @@ class HandlerStreamProtocol(Protocol):
         if self.socket is not None:
             self.socket._on_lost(reason)
         self._host.connection_lost(self)
+
+
+@implementer(IPushProducer)
+class WriteGate:
+    """The producer registered on a transport: relays its pause/resume to a socket adapter."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def pauseProducing(self) -> None:
+        """The transport's write buffer is full: writers wait."""
+        self._sock._on_write_paused(True)
+
+    def resumeProducing(self) -> None:
+        """The transport's write buffer drained: writers go on."""
+        self._sock._on_write_paused(False)
+
+    def stopProducing(self) -> None:
+        """The connection is going away: release any waiting writer."""
+        self._sock._on_write_paused(False)

@@ -32,9 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from netproto_twisted.core.net import send_now, set_nodelay
 from netproto_twisted.sockserv.common import (
@@ -45,6 +43,7 @@ from netproto_twisted.sockserv.common import (
     HandlerServer,
     HandlerStreamProtocol,
     StreamSocketBase,
+    WriteGate,
 )
 
 __all__ = ["SocketIO", "ThreadedSocket", "ThreadedStreamProtocol", "run_blocking_handler"]
@@ -581,23 +580,6 @@ class SocketIO(io.RawIOBase):
         return self._sock.fileno()
 
 
-@implementer(IPushProducer)
-class _WriteGate:
-    """The producer registered on the transport: relays its pause/resume to the socket."""
-
-    def __init__(self, sock: ThreadedSocket) -> None:
-        self._sock = sock
-
-    def pauseProducing(self) -> None:
-        self._sock._on_write_paused(True)
-
-    def resumeProducing(self) -> None:
-        self._sock._on_write_paused(False)
-
-    def stopProducing(self) -> None:
-        self._sock._on_write_paused(False)
-
-
 def run_blocking_handler(
     handler_class: type, sock: ThreadedSocket, client_address: Any, server: HandlerServer
 ) -> None:
@@ -631,7 +613,7 @@ class ThreadedStreamProtocol(HandlerStreamProtocol):
         sock = self.socket = ThreadedSocket(self._host.reactor, transport)
         direct = getattr(self._host, "direct_io", False) and sock._start_direct_reading()
         if not direct:
-            transport.registerProducer(_WriteGate(sock), True)
+            transport.registerProducer(WriteGate(sock), True)
         self._host.connection_made(self)
         server = self._host.server_for(transport.getHost())
         self._host.pool.callInThread(
