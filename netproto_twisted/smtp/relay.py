@@ -46,16 +46,10 @@ from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succe
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.names import dns
-from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
 
-from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._relay_route import Outcome, RouteError, next_hops
+from netproto_twisted.smtp._relay_send import Connection, Job, send_job
 from netproto_twisted.smtp.bounce import spool_notice, wants
-from netproto_twisted.smtp.errors import (
-    SMTPRecipientsRefused,
-    SMTPResponseError,
-    SMTPServerDisconnected,
-)
 from netproto_twisted.smtp.queue import (
     DELIVERED,
     FAILED,
@@ -95,47 +89,15 @@ TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] =
 
 _log = Logger(namespace="netproto.smtp.relay")
 
-Outcome = tuple[int, str | None, str]
-"""``(code, enhanced status or None, text)`` for one recipient."""
-
-
-class RouteError(Exception):
-    """No next hop for a destination; carries the reply to record for its recipients."""
-
-    def __init__(self, code: int, enhanced: str, text: str) -> None:
-        super().__init__(f"{code} {enhanced} {text}")
-        self.outcome: Outcome = (code, enhanced, text)
-
-
-def _split_enhanced(code: int, text: str) -> Outcome:
-    head, _, rest = text.partition(" ")
-    parts = head.split(".")
-    if len(parts) == 3 and all(p.isdigit() for p in parts) and parts[0] == str(code // 100):
-        return code, head, rest
-    return code, None, text
-
-
-@dataclass
-class _Job:
-    entry: QueueEntry
-    recipients: list[RecipientState]
-    retried: bool = False
-    dsn_passed: bool = False
-
-
-@dataclass(eq=False)
-class _Conn:
-    client: Any
-    host: str
-    uses: int = 0
+RouteError.__module__ = __name__  # defined in a private module; this is its public home
 
 
 @dataclass
 class _Destination:
     name: str
-    queue: deque[_Job] = field(default_factory=deque)
+    queue: deque[Job] = field(default_factory=deque)
     active: int = 0
-    idle: list[tuple[_Conn, IDelayedCall]] = field(default_factory=list)
+    idle: list[tuple[Connection, IDelayedCall]] = field(default_factory=list)
 
 
 class Relay(Service):
@@ -202,8 +164,8 @@ class Relay(Service):
         self._destinations: dict[str, _Destination] = {}
         self._active_total = 0
         self._workers: set[Deferred[None]] = set()
-        self._live: set[_Conn] = set()
-        self._closing: set[_Conn] = set()
+        self._live: set[Connection] = set()
+        self._closing: set[Connection] = set()
         self._poller: LoopingCall | None = None
         self._running = False
         self.ready: Deferred[None] = Deferred()
@@ -344,7 +306,7 @@ class Relay(Service):
             dest = self._destinations.get(name)
             if dest is None:
                 dest = self._destinations[name] = _Destination(name)
-            dest.queue.append(_Job(entry, recipients))
+            dest.queue.append(Job(entry, recipients))
             self._pump(dest)
 
     def _destination_of(self, recipient: RecipientState) -> str:
@@ -426,7 +388,7 @@ class Relay(Service):
             else:
                 break
 
-    def _spawn(self, dest: _Destination, conn: _Conn | None) -> None:
+    def _spawn(self, dest: _Destination, conn: Connection | None) -> None:
         dest.active += 1
         self._active_total += 1
         d = ensureDeferred(self._worker(dest, conn))
@@ -444,7 +406,7 @@ class Relay(Service):
         d.addErrback(lambda f: _log.failure("relay: worker for {dest} failed", f, dest=dest.name))
         d.addBoth(done)
 
-    def _close(self, conn: _Conn) -> Deferred[None]:
+    def _close(self, conn: Connection) -> Deferred[None]:
         """QUIT (politely; errors ignored); fires once the connection is closed."""
         self._closing.add(conn)
         try:
@@ -459,7 +421,7 @@ class Relay(Service):
 
         return d.addBoth(closed)
 
-    def _park(self, dest: _Destination, conn: _Conn) -> None:
+    def _park(self, dest: _Destination, conn: Connection) -> None:
         def expire() -> None:
             for i, (c, _) in enumerate(dest.idle):
                 if c is conn:
@@ -478,39 +440,8 @@ class Relay(Service):
 
         return client_options(host, verify=self.verify, ca_file=self.ca_file)
 
-    async def _hosts(self, dest: str) -> list[tuple[str, int]]:
-        if self.smarthost is not None:
-            return [self.smarthost]
-        if dest.startswith("[") and dest.endswith("]"):
-            literal = dest[1:-1]
-            if literal.lower().startswith("ipv6:"):
-                literal = literal[5:]
-            return [(literal, self.port)]
-        if not dest:
-            raise RouteError(550, "5.1.3", "recipient address has no domain")
-        try:
-            answers, _, _ = await self.resolver.lookupMailExchange(dest)
-        except (DNSNameError, AuthoritativeDomainError) as e:
-            raise RouteError(550, "5.1.2", f"domain {dest} does not exist ({e})") from None
-        except DomainError as e:
-            if type(e) is not DomainError:  # SERVFAIL, REFUSED ...: try again later
-                raise RouteError(451, "4.4.3", f"MX lookup for {dest} failed: {e}") from None
-            raise RouteError(550, "5.1.2", f"domain {dest} does not exist") from None
-        except Exception as e:
-            raise RouteError(451, "4.4.3", f"MX lookup for {dest} failed: {e}") from None
-        mx = sorted(
-            (a.payload.preference, str(a.payload.name))
-            for a in answers
-            if a.type == dns.MX  # (for the domain, or the target of its CNAME)
-        )
-        if not mx:
-            return [(dest, self.port)]  # RFC 5321 5.1: the domain itself (A/AAAA)
-        if len(mx) == 1 and mx[0][1] in ("", "."):
-            raise RouteError(556, "5.1.10", f"domain {dest} accepts no mail (null MX)")
-        return [(name, self.port) for _, name in mx if name not in ("", ".")]
-
-    async def _connect(self, dest: _Destination) -> _Conn:
-        hosts = await self._hosts(dest.name)
+    async def _connect(self, dest: _Destination) -> Connection:
+        hosts = await next_hops(self.resolver, dest.name, smarthost=self.smarthost, port=self.port)
         connect = self._connect_fn
         if connect is None:
             from netproto_twisted.smtp.client import connect_smtp
@@ -535,10 +466,10 @@ class Relay(Service):
                 last = f"{host}: {e}"
                 _log.info("relay: cannot connect to {host}: {error}", host=host, error=str(e))
                 continue
-            return _Conn(client, host)
+            return Connection(client, host, port)
         raise RouteError(451, "4.4.1", f"no next hop answered for {dest.name} ({last})")
 
-    async def _worker(self, dest: _Destination, conn: _Conn | None) -> None:
+    async def _worker(self, dest: _Destination, conn: Connection | None) -> None:
         if conn is not None:
             self._live.add(conn)
         try:
@@ -554,7 +485,9 @@ class Relay(Service):
                         for j in jobs:
                             await self._finish(j, {r.address: e.outcome for r in j.recipients}, "")
                         return
-                outcomes, broken = await self._send(conn, job)
+                outcomes, broken = await send_job(self.spool, conn, job)
+                if outcomes is not None:
+                    self.attempts += 1
                 if broken:
                     reused = conn.uses > 0
                     self._live.discard(conn)
@@ -579,67 +512,12 @@ class Relay(Service):
                 else:
                     await self._close(conn)
 
-    async def _send(self, conn: _Conn, job: _Job) -> tuple[dict[str, Outcome] | None, bool]:
-        """Send one job; return the outcome per recipient (None: skipped) and if conn broke.
-
-        ``job.dsn_passed`` tells whether the next hop took the DSN parameters.
-        """
-        entry = job.entry
-        message = await self.spool.open_message(entry.id)
-        if message is None:
-            return None, False  # held or deleted meanwhile
-        self.attempts += 1
-        client = conn.client
-        dsn = bool(client.extensions.has("DSN"))
-        job.dsn_passed = dsn
-        params: dict[str, str | None] = {}
-        for key in ("BODY", "SMTPUTF8") + (("RET", "ENVID") if dsn else ()):
-            if key in entry.mail_from.params:
-                params[key] = entry.mail_from.params[key]
-        rcpts: list[str | tuple[str, dict[str, str | None]]] = []
-        for r in job.recipients:
-            rp = {k: v for k, v in r.params.items() if k in ("NOTIFY", "ORCPT")} if dsn else {}
-            rcpts.append((r.address, rp) if rp else r.address)
-        every = [r.address for r in job.recipients]
-        broken = False
-        try:
-            result = await client.send_message(
-                entry.mail_from.address, rcpts, message, mail_params=params
-            )
-            outcomes: dict[str, Outcome] = {}
-            for address, reply in result.accepted.items():
-                outcomes[address] = (reply.code, reply.enhanced, reply.text)
-            data = result.data_reply
-            if data is not None:
-                for address in outcomes:
-                    outcomes[address] = (data.code, data.enhanced, data.text)
-            for address, reply in result.refused.items():
-                outcomes[address] = (reply.code, reply.enhanced, reply.text)
-        except SMTPRecipientsRefused as e:
-            outcomes = {a: _split_enhanced(c, t) for a, (c, t) in e.recipients.items()}
-        except SMTPServerDisconnected as e:
-            broken = True
-            outcomes = dict.fromkeys(every, (451, "4.4.2", f"connection lost: {e.text}"))
-        except SMTPResponseError as e:
-            broken = e.code == 421
-            outcomes = dict.fromkeys(every, _split_enhanced(e.code, e.text))
-        except LocalProtocolError as e:  # the client refused an argument: nothing was sent
-            outcomes = dict.fromkeys(every, (553, "5.1.3", f"cannot be sent: {e}"))
-        except Exception as e:
-            broken = True
-            outcomes = dict.fromkeys(every, (451, "4.4.2", f"delivery failed: {e}"))
-        finally:
-            message.close()  # a read-only file: closing does not wait for the disk
-        for address in every:
-            outcomes.setdefault(address, (451, "4.4.2", "no reply for this recipient"))
-        return outcomes, broken
-
     # --- outcomes and notices -------------------------------------------------------------------
 
     def _backoff(self, attempts: int) -> float:
         return float(min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1)))
 
-    async def _finish(self, job: _Job, outcomes: dict[str, Outcome], remote: str) -> None:
+    async def _finish(self, job: Job, outcomes: dict[str, Outcome], remote: str) -> None:
         """Record one attempt's outcome, save it durably, then release the entry."""
         entry = job.entry
         now = self.reactor.seconds()

@@ -1,0 +1,70 @@
+"""Next-hop resolution for the relay: a destination's MX hosts, its A/AAAA fallback, literals.
+
+:func:`next_hops` turns a destination (a recipient domain, an address
+literal, or the smarthost) into the hosts to try, in order; a destination
+without a usable next hop raises :class:`RouteError` carrying the reply the
+relay records for its recipients.  The public home of :class:`RouteError` is
+:mod:`netproto_twisted.smtp.relay`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.names import dns
+from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
+
+__all__ = ["Outcome", "RouteError", "next_hops"]
+
+Outcome = tuple[int, str | None, str]
+"""``(code, enhanced status or None, text)`` for one recipient."""
+
+
+class RouteError(Exception):
+    """No next hop for a destination; carries the reply to record for its recipients."""
+
+    def __init__(self, code: int, enhanced: str, text: str) -> None:
+        super().__init__(f"{code} {enhanced} {text}")
+        self.outcome: Outcome = (code, enhanced, text)
+
+
+async def next_hops(
+    resolver: Any, dest: str, *, smarthost: tuple[str, int] | None, port: int
+) -> list[tuple[str, int]]:
+    """Return the ``(host, port)`` next hops of ``dest`` in preference order; raise RouteError.
+
+    The smarthost if there is one; an address literal (``[192.0.2.7]``,
+    ``[IPv6:2001:db8::1]``) as it is; else the domain's MX hosts by
+    preference, or the domain itself without MX (RFC 5321 5.1).  A null MX
+    (RFC 7505) gives ``556 5.1.10``, a non-existent domain ``550 5.1.2``,
+    any other lookup failure ``451 4.4.3``.
+    """
+    if smarthost is not None:
+        return [smarthost]
+    if dest.startswith("[") and dest.endswith("]"):
+        literal = dest[1:-1]
+        if literal.lower().startswith("ipv6:"):
+            literal = literal[5:]
+        return [(literal, port)]
+    if not dest:
+        raise RouteError(550, "5.1.3", "recipient address has no domain")
+    try:
+        answers, _, _ = await resolver.lookupMailExchange(dest)
+    except (DNSNameError, AuthoritativeDomainError) as e:
+        raise RouteError(550, "5.1.2", f"domain {dest} does not exist ({e})") from None
+    except DomainError as e:
+        if type(e) is not DomainError:  # SERVFAIL, REFUSED ...: try again later
+            raise RouteError(451, "4.4.3", f"MX lookup for {dest} failed: {e}") from None
+        raise RouteError(550, "5.1.2", f"domain {dest} does not exist") from None
+    except Exception as e:
+        raise RouteError(451, "4.4.3", f"MX lookup for {dest} failed: {e}") from None
+    mx = sorted(
+        (a.payload.preference, str(a.payload.name))
+        for a in answers
+        if a.type == dns.MX  # (for the domain, or the target of its CNAME)
+    )
+    if not mx:
+        return [(dest, port)]  # RFC 5321 5.1: the domain itself (A/AAAA)
+    if len(mx) == 1 and mx[0][1] in ("", "."):
+        raise RouteError(556, "5.1.10", f"domain {dest} accepts no mail (null MX)")
+    return [(name, port) for _, name in mx if name not in ("", ".")]
