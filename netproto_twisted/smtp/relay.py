@@ -21,7 +21,9 @@ sent again after restart (at-least-once; RFC 5321 6.1 prefers a duplicate
 to a loss).
 
 Retries: exponential backoff from ``min_backoff`` (5 minutes) doubling up to
-``max_backoff`` (4 hours), until ``lifetime`` (5 days) has passed since
+``max_backoff`` (4 hours), each delay varied at random by up to ``jitter``
+(10 %) either way (``random`` is the injectable source of numbers in
+[0, 1)), until ``lifetime`` (5 days) has passed since
 arrival; then the recipient fails with ``4.4.7``.  Failures are reported to
 the sender in an RFC 3464 bounce (never to the null sender; ``NOTIFY``,
 ``RET``, ``ENVID`` and ``ORCPT`` honoured); ``NOTIFY=SUCCESS`` gives a
@@ -36,6 +38,7 @@ touch ``DIR/rescan``: the relay polls for both every ``poll_interval`` seconds.
 from __future__ import annotations
 
 import heapq
+from random import Random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +63,7 @@ from netproto_twisted.smtp.queue import (
 )
 
 __all__ = [
+    "DEFAULT_JITTER",
     "DEFAULT_LIFETIME",
     "DEFAULT_MAX_BACKOFF",
     "DEFAULT_MIN_BACKOFF",
@@ -74,6 +78,9 @@ DEFAULT_LIFETIME = 5 * 86400.0
 DEFAULT_MIN_BACKOFF = 300.0
 #: The longest retry delay.
 DEFAULT_MAX_BACKOFF = 4 * 3600.0
+#: Retry delays vary by up to this fraction either way (+-10 %), so that the
+#: messages for a destination that comes back do not all arrive at once.
+DEFAULT_JITTER = 0.1
 #: When a delay notice goes out (to recipients with ``NOTIFY=DELAY``).
 DEFAULT_DELAY_WARNING = 4 * 3600.0
 #: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS (``require`` or
@@ -122,6 +129,8 @@ class Relay(Service):
         min_backoff: float = DEFAULT_MIN_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         lifetime: float = DEFAULT_LIFETIME,
+        jitter: float = DEFAULT_JITTER,
+        random: Callable[[], float] | None = None,
         delay_warning: float = DEFAULT_DELAY_WARNING,
         idle_timeout: float = 5.0,
         timeout: float = 300.0,
@@ -133,6 +142,8 @@ class Relay(Service):
             raise ValueError(f"tls must be one of {sorted(TLS_MODES)}, not {tls!r}")
         if per_destination < 1 or max_connections < 1:
             raise ValueError("connection limits must be at least 1")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError(f"jitter must be at least 0 and less than 1, not {jitter!r}")
         self.spool = spool
         self.reactor = reactor
         self.hostname = hostname
@@ -149,6 +160,8 @@ class Relay(Service):
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.lifetime = lifetime
+        self.jitter = jitter
+        self.random: Callable[[], float] = random if random is not None else Random().random
         self.delay_warning = delay_warning
         self.idle_timeout = idle_timeout
         self.timeout = timeout
@@ -515,7 +528,9 @@ class Relay(Service):
     # --- outcomes and notices -------------------------------------------------------------------
 
     def _backoff(self, attempts: int) -> float:
-        return float(min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1)))
+        """The delay before the next try after ``attempts`` tries: doubling, capped, jittered."""
+        delay = float(min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1)))
+        return delay * (1.0 + self.jitter * (2.0 * self.random() - 1.0))
 
     async def _finish(self, job: Job, outcomes: dict[str, Outcome], remote: str) -> None:
         """Record one attempt's outcome, save it durably, then release the entry."""

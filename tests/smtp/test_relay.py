@@ -155,6 +155,7 @@ class RelayTestsBase(SynchronousTestCase):
             "resolver": self.resolver,
             "connect": self.net.connect,
             "poll_interval": 0,
+            "random": lambda: 0.5,  # no jitter unless a test asks for it
         }
         options.update(kwargs)
         relay = Relay(self.spool, self.reactor, **options)
