@@ -38,10 +38,10 @@ touch ``DIR/rescan``: the relay polls for both every ``poll_interval`` seconds.
 from __future__ import annotations
 
 import heapq
-from random import Random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from random import Random
 from typing import Any, Literal
 
 from twisted.application.service import Service
@@ -161,7 +161,8 @@ class Relay(Service):
         self.max_backoff = max_backoff
         self.lifetime = lifetime
         self.jitter = jitter
-        self.random: Callable[[], float] = random if random is not None else Random().random
+        # Jitter needs no unpredictability, only spread.
+        self.random: Callable[[], float] = random or Random().random  # noqa: S311
         self.delay_warning = delay_warning
         self.idle_timeout = idle_timeout
         self.timeout = timeout

@@ -14,7 +14,7 @@ from tests.smtp.test_relay import RelayTestsBase
 
 
 def refuse_busy(host: str, sender: str, rcpts: list[str]) -> SendResult:
-    raise SMTPRecipientsRefused({r: (451, "4.3.0 busy") for r in rcpts})
+    raise SMTPRecipientsRefused(dict.fromkeys(rcpts, (451, "4.3.0 busy")))
 
 
 def numbers(*values: float) -> Iterator[float]:
