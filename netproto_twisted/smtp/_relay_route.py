@@ -9,12 +9,13 @@ relay records for its recipients.  The public home of :class:`RouteError` is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.names import dns
 from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
 
-__all__ = ["Outcome", "RouteError", "next_hops"]
+__all__ = ["DeadHosts", "Outcome", "RouteError", "next_hops"]
 
 Outcome = tuple[int, str | None, str]
 """``(code, enhanced status or None, text)`` for one recipient."""
@@ -68,3 +69,62 @@ async def next_hops(
     if len(mx) == 1 and mx[0][1] in ("", "."):
         raise RouteError(556, "5.1.10", f"domain {dest} accepts no mail (null MX)")
     return [(name, port) for _, name in mx if name not in ("", ".")]
+
+
+class DeadHosts:
+    """Next-hop hosts that could not be reached lately: skipped until their hold-down ends.
+
+    A host that fails (connection refused or timed out, greeting or TLS
+    failure) is held down for ``base`` seconds, twice that after each
+    further failure that follows the end of a hold-down, up to ``maximum``;
+    a success forgets it.  Records of hosts that stay quiet for ``maximum``
+    after their hold-down are dropped, so the cache does not grow without bound.
+    """
+
+    def __init__(self, clock: Callable[[], float], *, base: float, maximum: float) -> None:
+        if base < 0 or maximum < base:
+            raise ValueError("need 0 <= base <= maximum for the dead-host hold-down")
+        self._clock = clock
+        self.base = base
+        self.maximum = maximum
+        self._hosts: dict[tuple[str, int], tuple[int, float]] = {}
+        self._sweep_at = 64
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def until(self, host: tuple[str, int]) -> float | None:
+        """Return when the hold-down of ``host`` ends, or None if it is not held down."""
+        record = self._hosts.get(host)
+        if record is None or record[1] <= self._clock():
+            return None
+        return record[1]
+
+    def failed(self, host: tuple[str, int]) -> float:
+        """Record a failure of ``host``; return the length of its hold-down (0: none)."""
+        now = self._clock()
+        failures, until = self._hosts.get(host, (0, 0.0))
+        if until > now:
+            return until - now  # failed again while held down (a connection made before)
+        if failures and now > until + self.maximum:
+            failures = 0  # quiet for long: start again from the base
+        hold = float(min(self.maximum, self.base * 2**failures))
+        if hold > 0:
+            self._hosts[host] = (failures + 1, now + hold)
+            if len(self._hosts) >= self._sweep_at:
+                self._sweep(now)
+        return hold
+
+    def succeeded(self, host: tuple[str, int]) -> None:
+        """Forget the failures of ``host``."""
+        self._hosts.pop(host, None)
+
+    def clear(self) -> None:
+        """Forget every host (a flush tries everything again)."""
+        self._hosts.clear()
+
+    def _sweep(self, now: float) -> None:
+        for key, (_, until) in list(self._hosts.items()):
+            if now > until + self.maximum:
+                del self._hosts[key]
+        self._sweep_at = max(64, 2 * len(self._hosts))

@@ -6,6 +6,13 @@ which is injected; no MX means the domain's own A/AAAA records; a null MX
 (RFC 7505) or a non-existent domain fails at once).  With a smarthost, every
 recipient goes there.
 
+Unreachable hosts: a next-hop host that cannot be reached (connection
+refused or timed out, no proper greeting, TLS failure) is skipped by every
+delivery for ``dead_host_time`` seconds (2 minutes, doubling on repeated
+failures up to ``max_dead_host_time``, 30 minutes); the destination's other
+MX hosts are still tried, and with none left the recipients are deferred at
+once (``451 4.4.1``) instead of each waiting for the connect timeout.
+
 Delivery: at most ``per_destination`` connections per destination (and
 ``max_connections`` in all); a connection carries one message after the
 other while its destination has work, then idles for ``idle_timeout``
@@ -50,9 +57,11 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from netproto_twisted.smtp._relay_route import Outcome, RouteError, next_hops
+from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._relay_route import DeadHosts, Outcome, RouteError, next_hops
 from netproto_twisted.smtp._relay_send import Connection, Job, send_job
 from netproto_twisted.smtp.bounce import spool_notice, wants
+from netproto_twisted.smtp.errors import SMTPAuthenticationError
 from netproto_twisted.smtp.queue import (
     DELIVERED,
     FAILED,
@@ -63,9 +72,11 @@ from netproto_twisted.smtp.queue import (
 )
 
 __all__ = [
+    "DEFAULT_DEAD_HOST_TIME",
     "DEFAULT_JITTER",
     "DEFAULT_LIFETIME",
     "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_MAX_DEAD_HOST_TIME",
     "DEFAULT_MIN_BACKOFF",
     "TLS_MODES",
     "Relay",
@@ -81,6 +92,11 @@ DEFAULT_MAX_BACKOFF = 4 * 3600.0
 #: Retry delays vary by up to this fraction either way (+-10 %), so that the
 #: messages for a destination that comes back do not all arrive at once.
 DEFAULT_JITTER = 0.1
+#: How long a next-hop host that could not be reached is skipped (doubling on
+#: repeated failures up to DEFAULT_MAX_DEAD_HOST_TIME); 0 turns the cache off.
+DEFAULT_DEAD_HOST_TIME = 120.0
+#: The longest a next-hop host is skipped.
+DEFAULT_MAX_DEAD_HOST_TIME = 1800.0
 #: When a delay notice goes out (to recipients with ``NOTIFY=DELAY``).
 DEFAULT_DELAY_WARNING = 4 * 3600.0
 #: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS (``require`` or
@@ -95,6 +111,9 @@ TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] =
 
 
 _log = Logger(namespace="netproto.smtp.relay")
+
+#: Connection failures that say nothing about the host being reachable.
+_NOT_HOST_FAILURES = (SMTPAuthenticationError, LocalProtocolError, ValueError, TypeError)
 
 RouteError.__module__ = __name__  # defined in a private module; this is its public home
 
@@ -136,6 +155,8 @@ class Relay(Service):
         timeout: float = 300.0,
         poll_interval: float = 5.0,
         stop_grace: float = 5.0,
+        dead_host_time: float = DEFAULT_DEAD_HOST_TIME,
+        max_dead_host_time: float = DEFAULT_MAX_DEAD_HOST_TIME,
         connect: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         if tls not in TLS_MODES:
@@ -169,6 +190,10 @@ class Relay(Service):
         self.poll_interval = poll_interval
         self.stop_grace = stop_grace
         self._connect_fn = connect
+        self.dead_hosts = DeadHosts(
+            reactor.seconds, base=dead_host_time, maximum=max_dead_host_time
+        )
+        """Next-hop hosts skipped for a while after a failed connection."""
         self.entries: dict[str, QueueEntry] = {}
         self._busy: dict[str, int] = {}
         self._scheduled: dict[str, float] = {}
@@ -329,7 +354,8 @@ class Relay(Service):
         return recipient.domain
 
     def flush(self) -> None:
-        """Make every pending recipient due now (and held entries stay held)."""
+        """Make every pending recipient (held entries aside) and every next-hop host due now."""
+        self.dead_hosts.clear()
         now = self.reactor.seconds()
         for entry in self.entries.values():
             for r in entry.pending:
@@ -462,7 +488,11 @@ class Relay(Service):
 
             connect = connect_smtp
         last = "no host"
+        skipped = 0
         for host, port in hosts:
+            if self.dead_hosts.until((host, port)) is not None:
+                skipped += 1  # failed lately: try the next MX rather than wait for this one
+                continue
             try:
                 self.connections += 1
                 client = await connect(
@@ -479,8 +509,14 @@ class Relay(Service):
             except Exception as e:
                 last = f"{host}: {e}"
                 _log.info("relay: cannot connect to {host}: {error}", host=host, error=str(e))
+                if not isinstance(e, _NOT_HOST_FAILURES):
+                    hold = self.dead_hosts.failed((host, port))
+                    _log.info("relay: skipping {host} for {hold:.0f} s", host=host, hold=hold)
                 continue
+            self.dead_hosts.succeeded((host, port))
             return Connection(client, host, port)
+        if skipped:
+            last += f"; {skipped} host(s) skipped, unreachable lately"
         raise RouteError(451, "4.4.1", f"no next hop answered for {dest.name} ({last})")
 
     async def _worker(self, dest: _Destination, conn: Connection | None) -> None:

@@ -5,9 +5,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.smtp._relay_route import DeadHosts
 from netproto_twisted.smtp.client import SendResult
-from netproto_twisted.smtp.errors import SMTPRecipientsRefused
+from netproto_twisted.smtp.errors import SMTPAuthenticationError, SMTPRecipientsRefused
 from netproto_twisted.smtp.queue import PENDING
 from netproto_twisted.smtp.relay import Relay
 from tests.smtp.test_relay import RelayTestsBase
@@ -56,3 +62,105 @@ class JitterTests(RelayTestsBase):
             self.assertRaises(
                 ValueError, Relay, self.spool, self.reactor, hostname="x", jitter=bad
             )
+
+
+class DeadHostTests(RelayTestsBase):
+    def test_unreachable_host_is_skipped_for_a_while(self) -> None:
+        self.net.down.add("mx1.remote.example")
+        relay = self.make_relay(dead_host_time=120, max_dead_host_time=1000)
+        self.store("b@remote.example")
+        self.assertEqual(self.mx_connects(), 1)
+        self.reactor.advance(60)
+        second = self.store("c@remote.example")
+        self.assertEqual(self.mx_connects(), 1)  # skipped, not connected to again
+        [r] = self.spool.directory.load(second).recipients
+        assert r.reply is not None
+        self.assertEqual((r.status, r.reply[:2]), (PENDING, (451, "4.4.1")))
+        self.assertIn("skipped", r.reply[2])
+        self.assertEqual(relay.attempts, 0)
+        self.reactor.advance(60)  # the hold-down is over
+        self.net.down.clear()
+        self.store("d@remote.example")
+        self.assertEqual(self.mx_connects(), 2)
+        self.assertEqual(len(self.net.sent), 1)
+        self.assertIsNone(relay.dead_hosts.until(("mx1.remote.example", 25)))
+
+    def mx_connects(self) -> int:
+        return sum(1 for c in self.net.connects if c[0].startswith("mx"))
+
+    def test_other_mx_hosts_are_still_tried(self) -> None:
+        self.resolver.table["remote.example"] = [
+            (10, "mx1.remote.example"),
+            (20, "mx2.remote.example"),
+        ]
+        self.net.down.add("mx1.remote.example")
+        self.make_relay(idle_timeout=1)
+        self.store("b@remote.example")
+        self.reactor.advance(2)  # the connection to mx2 closes
+        self.store("c@remote.example")
+        hosts = [c[0] for c in self.net.connects if c[0].startswith("mx")]
+        self.assertEqual(hosts, ["mx1.remote.example", "mx2.remote.example", "mx2.remote.example"])
+        self.assertEqual([s[0] for s in self.net.sent], ["mx2.remote.example"] * 2)
+
+    def test_hold_down_grows_then_success_forgets(self) -> None:
+        self.net.down.add("mx1.remote.example")
+        relay = self.make_relay(dead_host_time=100, max_dead_host_time=300, min_backoff=10_000)
+        key = ("mx1.remote.example", 25)
+        holds = []
+        for _ in range(4):
+            self.store("b@remote.example")
+            until = relay.dead_hosts.until(key)
+            assert until is not None
+            holds.append(until - self.reactor.seconds())
+            self.reactor.advance(holds[-1])
+        self.assertEqual(holds, [100, 200, 300, 300])
+        self.net.down.clear()
+        self.store("c@remote.example")
+        self.assertEqual(len(relay.dead_hosts), 0)
+        self.reactor.advance(10)  # the idle connection closes
+        self.net.down.add("mx1.remote.example")
+        self.store("d@remote.example")
+        self.assertEqual(relay.dead_hosts.until(key), self.reactor.seconds() + 100)
+
+    def test_flush_tries_every_host_again(self) -> None:
+        self.net.down.add("mx1.remote.example")
+        relay = self.make_relay()
+        self.store("b@remote.example")
+        self.net.down.clear()
+        relay.flush()
+        self.assertEqual(self.mx_connects(), 2)
+        self.assertEqual(self.entries(), [])
+
+    def test_authentication_failure_does_not_mark_the_host(self) -> None:
+        def refuse_login(reactor: Any, host: str, port: int, **kwargs: Any) -> Deferred[Any]:
+            self.net.connects.append((host, port, kwargs))
+            return fail(SMTPAuthenticationError(535, "5.7.8 bad credentials"))
+
+        relay = self.make_relay(
+            smarthost=("smart.example.net", 587), username="u", password="p", connect=refuse_login
+        )
+        self.store("b@remote.example")
+        self.store("c@remote.example")
+        self.assertEqual(len(self.net.connects), 2)
+        self.assertEqual(len(relay.dead_hosts), 0)
+
+
+class DeadHostsUnitTests(SynchronousTestCase):
+    def test_forgets_quiet_hosts_and_validates(self) -> None:
+        clock = Clock()
+        dead = DeadHosts(clock.seconds, base=10, maximum=40)
+        for i in range(70):
+            dead.failed((f"h{i}", 25))
+        self.assertEqual(len(dead), 70)
+        clock.advance(100)  # every hold-down ended more than ``maximum`` ago
+        dead.failed(("fresh", 25))
+        self.assertEqual(len(dead), 71)  # no sweep below the threshold yet
+        for i in range(70, 140):
+            dead.failed((f"h{i}", 25))
+        self.assertEqual(len(dead), 71)  # the quiet ones went in a sweep
+        clock.advance(100)
+        self.assertEqual(dead.failed(("fresh", 25)), 10)  # quiet for long: from the base again
+        self.assertRaises(ValueError, DeadHosts, clock.seconds, base=10, maximum=5)
+        off = DeadHosts(clock.seconds, base=0, maximum=0)
+        self.assertEqual(off.failed(("h", 25)), 0)
+        self.assertIsNone(off.until(("h", 25)))
