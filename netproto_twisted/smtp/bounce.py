@@ -139,6 +139,13 @@ _EXPLANATIONS = {
     ACTION_RELAYED: "was delivered to the next mail system for the recipients below.",
 }
 
+_POSTMASTER_SUBJECT = "Postmaster Copy: Undelivered Mail from the Null Sender"
+_POSTMASTER_EXPLANATION = (
+    "A message from the null sender (queue id {id}; most likely a delivery "
+    "notice itself) could not be delivered. Nothing goes back to a null "
+    "sender, so this copy comes to the postmaster. Its header is attached below."
+)
+
 
 def dsn_parts(
     entry: QueueEntry,
@@ -147,27 +154,38 @@ def dsn_parts(
     reporting_mta: str,
     retry_until: float | None = None,
     now: float | None = None,
+    postmaster: str | None = None,
 ) -> DSNParts:
     """Build the notice about ``recipients`` of ``entry`` (one action kind per notice).
 
     The kind is taken from the first recipient (failed, delayed or relayed);
     ``retry_until`` is the end of the entry's lifetime (``Will-Retry-Until``
     of delay notices).  The notice goes to ``entry.mail_from.address`` from
-    the null sender; the caller never sends one for a null sender.
+    the null sender; the caller never sends one for a null sender.  With
+    ``postmaster``, it is the postmaster's copy of a failure instead (a
+    double bounce: ``entry`` is from the null sender), returning the
+    original's header only.
     """
     if not recipients:
         raise ValueError("a delivery status notification needs recipients")
-    if not entry.mail_from.address:
+    if postmaster is None and not entry.mail_from.address:
         raise ValueError("never notify the null sender")
     when = time.time() if now is None else now
     kind = _action(recipients[0])
-    returned = returned_content(entry, kind)
+    if postmaster is not None and kind != ACTION_FAILED:
+        raise ValueError("the postmaster gets copies of failures only")
+    to = entry.mail_from.address if postmaster is None else postmaster
+    returned = returned_content(entry, kind) if postmaster is None else RETURN_HEADERS
     boundary = f"{uuid7().hex}/{reporting_mta}"
-    utf8 = entry.mail_from.smtputf8 or not all(r.address.isascii() for r in recipients)
+    utf8 = (
+        entry.mail_from.smtputf8
+        or not to.isascii()
+        or not all(r.address.isascii() for r in recipients)
+    )
     lines = [
         f"From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>",
-        f"To: <{entry.mail_from.address}>",
-        f"Subject: {_SUBJECTS[kind]}",
+        f"To: <{to}>",
+        f"Subject: {_SUBJECTS[kind] if postmaster is None else _POSTMASTER_SUBJECT}",
         f"Date: {_date(when)}",
         f"Message-ID: {message_id(reporting_mta)}",
         "Auto-Submitted: auto-replied",
@@ -183,7 +201,11 @@ def dsn_parts(
         "",
         f"This is the mail system at {reporting_mta}.",
         "",
-        f"Your message (queue id {entry.id}) {_EXPLANATIONS[kind]}",
+        (
+            f"Your message (queue id {entry.id}) {_EXPLANATIONS[kind]}"
+            if postmaster is None
+            else _POSTMASTER_EXPLANATION.format(id=entry.id)
+        ),
         "",
     ]
     for r in recipients:
@@ -247,15 +269,26 @@ async def spool_notice(
     reporting_mta: str,
     retry_until: float | None,
     now: float,
+    postmaster: str | None = None,
 ) -> str:
     """Spool one notice about ``group`` to the entry's sender, from the null sender.
 
+    With ``postmaster``, the notice is the postmaster's copy of a failure of
+    an entry from the null sender (see :func:`dsn_parts`) and goes there.
     The original (or its header) is streamed from the spool in 64 KiB pieces
     read in the spool's thread pool.  Fires with the notice's queue id once
     it is durable.
     """
-    parts = dsn_parts(entry, group, reporting_mta=reporting_mta, retry_until=retry_until, now=now)
-    sender = RcptTo(entry.mail_from.address, {})
+    parts = dsn_parts(
+        entry,
+        group,
+        reporting_mta=reporting_mta,
+        retry_until=retry_until,
+        now=now,
+        postmaster=postmaster,
+    )
+    to = entry.mail_from.address if postmaster is None else postmaster
+    sender = RcptTo(to, {})
     envelope = Envelope(
         mail_from=MailFrom("", parts.mail_params),
         recipients=(sender,),
@@ -272,12 +305,14 @@ async def spool_notice(
         raise
     notice_id = await sink.commit()
     kind = {FAILED: "bounce", DELIVERED: "success notice"}.get(group[0].status, "delay notice")
+    if postmaster is not None:
+        kind = "postmaster copy of a double bounce"
     _log.info(
         "relay: {kind} {notice} for {id} to <{sender}>",
         kind=kind,
         notice=notice_id,
         id=entry.id,
-        sender=entry.mail_from.address,
+        sender=to,
     )
     return notice_id
 

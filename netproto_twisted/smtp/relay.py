@@ -36,7 +36,9 @@ the sender in an RFC 3464 bounce (never to the null sender; ``NOTIFY``,
 ``RET``, ``ENVID`` and ``ORCPT`` honoured); ``NOTIFY=SUCCESS`` gives a
 ``relayed`` notice when the next hop does not support DSN (if it does, the
 parameters are passed on), ``NOTIFY=DELAY`` a delay notice after
-``delay_warning`` (4 hours).
+``delay_warning`` (4 hours).  A failed message from the null sender (a
+double bounce) is reported to ``postmaster`` if one is given, and never
+when the recipient that failed is the postmaster (no loops).
 
 ``netproto queue flush`` touches ``DIR/flush``; ``delete``/``hold``/``release``
 touch ``DIR/rescan``: the relay polls for both every ``poll_interval`` seconds.
@@ -118,6 +120,13 @@ _NOT_HOST_FAILURES = (SMTPAuthenticationError, LocalProtocolError, ValueError, T
 RouteError.__module__ = __name__  # defined in a private module; this is its public home
 
 
+def _plausible_address(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return bool(local and at and domain) and all(
+        c.isprintable() and not c.isspace() for c in address
+    )
+
+
 @dataclass
 class _Destination:
     name: str
@@ -155,6 +164,7 @@ class Relay(Service):
         timeout: float = 300.0,
         poll_interval: float = 5.0,
         stop_grace: float = 5.0,
+        postmaster: str | None = None,
         dead_host_time: float = DEFAULT_DEAD_HOST_TIME,
         max_dead_host_time: float = DEFAULT_MAX_DEAD_HOST_TIME,
         connect: Callable[..., Deferred[Any]] | None = None,
@@ -190,6 +200,12 @@ class Relay(Service):
         self.poll_interval = poll_interval
         self.stop_grace = stop_grace
         self._connect_fn = connect
+        if postmaster is not None and not _plausible_address(postmaster):
+            raise ValueError(
+                f"postmaster must be an address like postmaster@example.org, not {postmaster!r}"
+            )
+        self.postmaster = postmaster or None
+        """Where double bounces go (None: nowhere, they are only logged)."""
         self.dead_hosts = DeadHosts(
             reactor.seconds, base=dead_host_time, maximum=max_dead_host_time
         )
@@ -585,7 +601,7 @@ class Relay(Service):
                 r.notified = null_sender or dsn_passed or not wants(r, "SUCCESS")
             elif code >= 500 or now >= entry.received_at + self.lifetime:
                 r.status = FAILED
-                r.notified = null_sender or not wants(r, "FAILURE")
+                r.notified = not self._reports_failure(entry, r)
             else:
                 r.next_try = now + self._backoff(r.attempts)
         try:
@@ -600,6 +616,19 @@ class Relay(Service):
         if not saved:
             self.entries.pop(entry.id, None)  # deleted meanwhile
         self._job_done(entry)
+
+    def _reports_failure(self, entry: QueueEntry, r: RecipientState) -> bool:
+        """Tell whether a failure of ``r`` gets a notice: to the sender, or to the postmaster.
+
+        A message from the null sender never gets one back; its failure (a
+        double bounce) goes to the postmaster if one is configured, unless
+        the failed recipient is the postmaster (its own copy failed: never loop).
+        """
+        if entry.mail_from.address:
+            return wants(r, "FAILURE")
+        if self.postmaster is None or r.status != FAILED:
+            return False
+        return r.address.lower() != self.postmaster.lower()
 
     def _job_done(self, entry: QueueEntry) -> None:
         left = self._busy.get(entry.id, 1) - 1
@@ -629,6 +658,11 @@ class Relay(Service):
         """Send the notices due for ``entry``, then remove it if finished, or reschedule it."""
         try:
             now = self.reactor.seconds()
+            null_sender = not entry.mail_from.address
+            if null_sender:  # nothing goes back; failures may go to the postmaster
+                for r in entry.recipients:
+                    if r.status != PENDING and not self._reports_failure(entry, r):
+                        r.notified = True
             groups: list[list[RecipientState]] = [
                 [r for r in entry.recipients if r.status == FAILED and not r.notified],
                 [r for r in entry.recipients if r.status == DELIVERED and not r.notified],
@@ -648,6 +682,7 @@ class Relay(Service):
                         reporting_mta=self.hostname,
                         retry_until=entry.received_at + self.lifetime,
                         now=now,
+                        postmaster=self.postmaster if null_sender else None,
                     )
                 except Exception:
                     _log.failure("relay: cannot queue a notice for {id}", id=entry.id)
