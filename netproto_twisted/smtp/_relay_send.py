@@ -8,10 +8,18 @@ relay records them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._codes import (
+    DSN,
+    EIGHTBITMIME,
+    MAILBOX_NAME_INVALID,
+    SMTPUTF8,
+    TRANSACTION_FAILED,
+)
 from netproto_twisted.smtp._queue_entry import QueueEntry, RecipientState
 from netproto_twisted.smtp._relay_route import Outcome
 from netproto_twisted.smtp.errors import (
@@ -21,7 +29,22 @@ from netproto_twisted.smtp.errors import (
 )
 from netproto_twisted.smtp.queue import Spool
 
-__all__ = ["Connection", "Job", "send_job", "split_enhanced"]
+__all__ = ["Connection", "Job", "has_8bit_file", "needs_smtputf8", "send_job", "split_enhanced"]
+
+#: RFC 6531 3.2: the next hop lacks SMTPUTF8 and the message needs it.
+NO_SMTPUTF8: Outcome = (
+    MAILBOX_NAME_INVALID,
+    "5.6.7",
+    "the next hop does not support SMTPUTF8, which this message needs (RFC 6531)",
+)
+#: RFC 6152 3: 8-bit content for a next hop without 8BITMIME, and no conversion.
+NO_8BITMIME: Outcome = (
+    TRANSACTION_FAILED,
+    "5.6.3",
+    "the next hop does not support 8BITMIME and the message has 8-bit content (RFC 6152)",
+)
+_CHUNK = 64 * 1024
+_HIGH = re.compile(rb"[\x80-\xff]")
 
 
 def split_enhanced(code: int, text: str) -> Outcome:
@@ -31,6 +54,30 @@ def split_enhanced(code: int, text: str) -> Outcome:
     if len(parts) == 3 and all(p.isdigit() for p in parts) and parts[0] == str(code // 100):
         return code, head, rest
     return code, None, text
+
+
+def needs_smtputf8(entry: QueueEntry, recipients: list[RecipientState]) -> bool:
+    """Tell whether sending ``entry`` to ``recipients`` needs SMTPUTF8 at the next hop.
+
+    It does when the message came with ``SMTPUTF8`` (its header may be
+    UTF-8, RFC 6532) or when the sender or a recipient is not ASCII.
+    """
+    return (
+        entry.mail_from.smtputf8
+        or not entry.mail_from.address.isascii()
+        or any(not r.address.isascii() for r in recipients)
+    )
+
+
+def has_8bit_file(f: IO[bytes]) -> bool:
+    """Tell whether a file holds a byte above 127 (blocking: run it in a thread); rewind it."""
+    try:
+        while chunk := f.read(_CHUNK):
+            if _HIGH.search(chunk):
+                return True
+        return False
+    finally:
+        f.seek(0)
 
 
 @dataclass
@@ -59,14 +106,24 @@ async def send_job(
 ) -> tuple[dict[str, Outcome] | None, bool]:
     """Send one job; return the outcome per recipient (None: skipped) and if ``conn`` broke.
 
-    ``job.dsn_passed`` tells afterwards whether the next hop took the DSN parameters.
+    ``job.dsn_passed`` tells afterwards whether the next hop took the DSN
+    parameters.  A message that needs SMTPUTF8 fails with ``553 5.6.7`` at
+    a next hop without it (RFC 6531 3.2; no downgrade); one sent as
+    ``BODY=8BITMIME`` goes to a next hop without 8BITMIME as it is if its
+    content is 7-bit after all (the one conversion that is trivial), and
+    fails with ``554 5.6.3`` otherwise (RFC 6152 3).
     """
     entry = job.entry
     message = await spool.open_message(entry.id)
     if message is None:
         return None, False  # held or deleted meanwhile
     client = conn.client
-    dsn = bool(client.extensions.has("DSN"))
+    extensions = client.extensions
+    every = [r.address for r in job.recipients]
+    if needs_smtputf8(entry, job.recipients) and not extensions.has(SMTPUTF8):
+        message.close()
+        return dict.fromkeys(every, NO_SMTPUTF8), False
+    dsn = bool(extensions.has(DSN))
     job.dsn_passed = dsn
     params: dict[str, str | None] = {}
     for key in ("BODY", "SMTPUTF8") + (("RET", "ENVID") if dsn else ()):
@@ -76,7 +133,16 @@ async def send_job(
     for r in job.recipients:
         rp = {k: v for k, v in r.params.items() if k in ("NOTIFY", "ORCPT")} if dsn else {}
         rcpts.append((r.address, rp) if rp else r.address)
-    every = [r.address for r in job.recipients]
+    if (params.get("BODY") or "").upper() == EIGHTBITMIME and not extensions.has(EIGHTBITMIME):
+        try:
+            eight_bit = await spool.run(has_8bit_file, message)
+        except BaseException:
+            message.close()
+            raise
+        if eight_bit:
+            message.close()
+            return dict.fromkeys(every, NO_8BITMIME), False
+        del params["BODY"]  # 7-bit content: it travels as it is
     broken = False
     try:
         result = await client.send_message(

@@ -69,6 +69,8 @@ class FakeClient:
         self.host = host
         self.port = port
         keywords: dict[str, tuple[str, ...]] = {"PIPELINING": ()}
+        if host not in net.legacy_hosts:
+            keywords.update({"8BITMIME": (), "SMTPUTF8": ()})
         if host in net.dsn_hosts:
             keywords["DSN"] = ()
         self.extensions = Extensions(host, keywords)
@@ -119,6 +121,7 @@ class FakeNetwork:
     def __init__(self) -> None:
         self.down: set[str] = set()
         self.dsn_hosts: set[str] = set()
+        self.legacy_hosts: set[str] = set()  # offer neither 8BITMIME nor SMTPUTF8
         self.answer: Callable[[str, str, list[str]], SendResult] = accept_all
         self.connects: list[tuple[str, int, dict[str, Any]]] = []
         self.clients: list[FakeClient] = []
