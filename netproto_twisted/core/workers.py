@@ -734,9 +734,18 @@ def main() -> int:
     )
     status: list[int] = []
 
+    stopping: list[bool] = []
+
     def stop() -> None:
-        if reactor.running:
-            reactor.stop()
+        # SIGTERM and EOF on stdin usually both come: stop once.
+        if not stopping:
+            stopping.append(True)
+            with contextlib.suppress(error.ReactorNotRunning):
+                reactor.stop()
+
+    def on_signal(signum: int, frame: object) -> None:
+        _log.info("{name} worker: signal {signum}; stopping", name=name, signum=signum)
+        reactor.callFromThread(stop)
 
     channel = WorkerChannel(on_broken=stop)
     try:
@@ -756,6 +765,8 @@ def main() -> int:
     watch = _MasterWatch(0, master_gone)
 
     def start() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, on_signal)  # replaces the reactor's: one idempotent stop
         try:
             root.startService()
         except (NetprotoError, OSError) as e:

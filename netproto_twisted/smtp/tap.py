@@ -11,12 +11,15 @@ local domain ``localhost``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from netproto_twisted.core.access import (
@@ -31,6 +34,7 @@ from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
+from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.maildir import MaildirStore
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
@@ -43,12 +47,32 @@ from netproto_twisted.smtp.session import ServerSettings
 if TYPE_CHECKING:
     from netproto_twisted.core.daemon import DaemonContext
 
-__all__ = ["SERVICE_NAME", "Config", "Options", "build_service", "combined_service", "makeService"]
+__all__ = [
+    "MAX_WORKERS",
+    "QUEUED",
+    "SERVICE_NAME",
+    "WORKER_BUILDER",
+    "Config",
+    "Options",
+    "build_service",
+    "combined_service",
+    "makeService",
+    "worker_config",
+    "worker_parts",
+]
+
+_log = Logger(namespace="netproto.smtp.tap")
 
 #: The name in error lines (``netproto-smtp: ...``).
 SERVICE_NAME = "netproto-smtp"
 
 DEFAULT_MAX_SIZE = 35 * 1024 * 1024
+#: The most processes ``--workers`` accepts.
+MAX_WORKERS = 64
+#: What a worker tells the master about each message it committed to the relay queue.
+QUEUED = "queued"
+#: The builder the worker processes run (see :mod:`netproto_twisted.core.workers`).
+WORKER_BUILDER = "netproto_twisted.smtp.tap:worker_parts"
 _RELAY_TLS = ("opportunistic", "starttls", "implicit", "none")
 
 
@@ -84,6 +108,12 @@ class Config:
     bare_lf: str = field(default="reject", help="reject or normalize bare CR/LF")
     allow_insecure_auth: bool = field(
         default=False, help="offer AUTH without TLS to loopback clients"
+    )
+    workers: int = field(
+        default=1,
+        minimum=1,
+        maximum=MAX_WORKERS,
+        help="processes accepting connections (the master + workers-1); limits are per process",
     )
 
     def __post_init__(self) -> None:
@@ -122,16 +152,75 @@ def build_service(
     policy: AccessPolicy | None = None,
     limits: Limits = DEFAULT_LIMITS,
     targets: dict[str, IDeliveryTarget] | None = None,
+    tls_files: tuple[Path, Path] | None = None,
 ) -> MultiService:
     """Build the SMTP service tree (listeners, Maildir store, queue and relay) from ``config``.
 
     ``tls`` is the server TLS context for STARTTLS; ``complete_endpoint``
     completes ``ssl:`` endpoint strings with the certificate.  ``targets``
-    may override ``"local"`` / ``"relay"`` (tests, user code).
+    may override ``"local"`` / ``"relay"`` (tests, user code).  With
+    ``config.workers > 1`` a :class:`~netproto_twisted.core.workers.WorkerPool`
+    is added: ``tls_files`` (certificate, key) is then required, since the
+    workers rebuild the TLS context from the files, and ``targets`` cannot be
+    given (live objects do not cross into other processes).
     """
+    if config.workers > 1:
+        if targets:
+            raise ConfigError("smtp.workers", "custom delivery targets need workers = 1")
+        if tls_files is None:
+            raise ConfigError("smtp.workers", "worker processes need the TLS files")
     root = MultiService()
     root.setName("smtp")
     targets = dict(targets or {})
+    spool: Spool | None = None
+    if "relay" not in targets:
+        spool = Spool(config.queue or str(data_dir / "queue"), reactor)
+        targets["relay"] = spool
+    guards = _build_parts(
+        config, reactor, root, data_dir=data_dir, tls=tls, policy=policy, limits=limits,
+        targets=targets,
+    )  # fmt: skip
+    if spool is not None:
+        root.addService(_relay_for(config, reactor, spool))
+    listeners = []
+    for name, endpoints in (("smtp", config.listen), ("submission", config.submission)):
+        if not endpoints:
+            continue
+        listen = [complete_endpoint(text) for text in endpoints]
+        for text in listen:
+            if endpoint_kind(text) == "udp":
+                raise ConfigError(text, "SMTP does not serve UDP")
+        service = EndpointsService(name, reactor, listen, guard=guards[name])
+        root.addService(service)
+        listeners.append(service)
+    if config.workers > 1 and listeners:
+        assert tls_files is not None and spool is not None
+        payload = worker_config(config, data_dir, tls_files, policy, limits)
+        pool = WorkerPool(
+            reactor,
+            count=config.workers - 1,
+            builder=WORKER_BUILDER,
+            config=payload,
+            listeners=listeners,
+            on_message=_queued_handler(spool),
+            name="smtp-workers",
+        )
+        root.addService(pool)
+    return root
+
+
+def _build_parts(
+    config: Config,
+    reactor: Any,
+    root: MultiService,
+    *,
+    data_dir: Path,
+    tls: Any,
+    policy: AccessPolicy | None,
+    limits: Limits,
+    targets: dict[str, IDeliveryTarget],
+) -> dict[str, ConnectionGuard]:
+    """Add the Maildir store to ``root``; return the guarded factory of each listener name."""
     maildir = config.maildir or str(data_dir / "mail")
     users_path = config.users or str(data_dir / "users")
     password_file = PasswordFile(users_path)
@@ -146,9 +235,6 @@ def build_service(
         # Without an entry, a user exists if its Maildir was made by hand.
         return not password_file.names() and os.path.isdir(os.path.join(maildir, user))
 
-    if "relay" not in targets:
-        queue_dir = config.queue or str(data_dir / "queue")
-        targets["relay"] = _spool_and_relay(config, reactor, queue_dir, root)
     recipient_policy = DefaultPolicy(
         config.domains,
         targets["local"],
@@ -175,12 +261,11 @@ def build_service(
     def refusal(reason: str) -> bytes:
         return f"421 4.7.0 {config.hostname} {reason}\r\n".encode()
 
-    for name, endpoints, role in (
-        ("smtp", config.listen, settings),
-        ("submission", config.submission, replace(settings, require_auth=True)),
+    guards = {}
+    for name, role in (
+        ("smtp", settings),
+        ("submission", replace(settings, require_auth=True)),
     ):
-        if not endpoints:
-            continue
         factory = SMTPServerFactory(
             reactor,
             recipient_policy,
@@ -190,14 +275,84 @@ def build_service(
             scram_store=password_file,
             login_delay=login_delay,
         )
-        guard = ConnectionGuard(factory, reactor, policy=policy, limits=limits, refusal=refusal)
-        listen = [complete_endpoint(text) for text in endpoints]
-        for text in listen:
-            if endpoint_kind(text) == "udp":
-                raise ConfigError(text, "SMTP does not serve UDP")
-        service = EndpointsService(name, reactor, listen, guard=guard)
-        root.addService(service)
-    return root
+        guards[name] = ConnectionGuard(
+            factory, reactor, policy=policy, limits=limits, refusal=refusal
+        )
+    return guards
+
+
+# --- worker processes (--workers N) ---------------------------------------------------
+
+
+def worker_config(
+    config: Config,
+    data_dir: Path,
+    tls_files: tuple[Path, Path],
+    policy: AccessPolicy | None,
+    limits: Limits,
+) -> dict[str, Any]:
+    """The JSON a worker process rebuilds its SMTP server from (no secrets in it)."""
+    section = asdict(config)
+    section["smarthost_password_file"] = ""  # only the master relays
+    policy = policy or AccessPolicy()
+    return {
+        "smtp": section,
+        "data_dir": str(data_dir.resolve()),
+        "tls_cert": str(tls_files[0].resolve()),
+        "tls_key": str(tls_files[1].resolve()),
+        "allow": [str(n) for n in policy.allow],
+        "deny": [str(n) for n in policy.deny],
+        "limits": asdict(limits),
+    }
+
+
+def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerParts:
+    """Build a worker's SMTP server (Maildir delivery, spooling without a relay) from JSON.
+
+    Each message a worker commits to the relay queue is announced to the
+    master as ``queued ID``, so that the master's relay sends it at once.
+    """
+    from netproto_twisted.core.config import parse_section
+    from netproto_twisted.core.tls import server_context
+
+    if not isinstance(payload, dict):
+        raise ConfigError("smtp", "the worker configuration is not a table")
+    try:
+        config = parse_section(Config, payload["smtp"], "smtp")
+        limits = parse_section(Limits, payload["limits"], "limits")
+        data_dir = Path(payload["data_dir"])
+        tls = server_context(Path(payload["tls_cert"]), Path(payload["tls_key"]))
+        policy = AccessPolicy(payload["allow"], payload["deny"])
+    except KeyError as e:
+        raise ConfigError("smtp", f"the worker configuration lacks {e}") from None
+    root = MultiService()
+    spool = Spool(config.queue or str(data_dir / "queue"), reactor)
+    spool.add_listener(lambda entry: channel.send(QUEUED, entry.id))
+    guards = _build_parts(
+        config, reactor, root, data_dir=data_dir, tls=tls, policy=policy, limits=limits,
+        targets={"relay": spool},
+    )  # fmt: skip
+    return WorkerParts(factories=dict(guards), service=root)
+
+
+def _queued_handler(spool: Spool) -> Callable[[int, str, str], None]:
+    """The master's side of ``queued ID``: load the entry and hand it to the relay."""
+
+    def failed(failure: Failure, pid: int, entry_id: str) -> None:
+        _log.warn(
+            "worker {pid} queued {entry_id}, which cannot be read: {why}",
+            pid=pid, entry_id=entry_id, why=failure.getErrorMessage(),
+        )  # fmt: skip
+
+    def handle(pid: int, kind: str, text: str) -> None:
+        if kind != QUEUED:
+            _log.warn("worker {pid} sent an unknown message {kind!r}", pid=pid, kind=kind)
+            return
+        entry_id = text.strip()
+        d = spool.get(entry_id)
+        d.addCallbacks(spool.committed, failed, errbackArgs=(pid, entry_id))
+
+    return handle
 
 
 class _PoolService(Service):
@@ -220,11 +375,8 @@ class _PoolService(Service):
         self.pool.stop()
 
 
-def _spool_and_relay(
-    config: Config, reactor: Any, queue_dir: str, root: MultiService
-) -> IDeliveryTarget:
-    """The durable queue (a delivery target) and the relay service draining it."""
-    spool = Spool(queue_dir, reactor)
+def _relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
+    """The relay service draining ``spool`` (the master's only)."""
     smarthost = _host_port(config.smarthost) if config.smarthost else None
     password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None
     relay = Relay(
@@ -238,8 +390,7 @@ def _spool_and_relay(
         password=password,
     )
     relay.name = "relay"
-    root.addService(relay)
-    return spool
+    return relay
 
 
 def combined_service(config: Config, context: DaemonContext) -> IService | None:
@@ -254,6 +405,7 @@ def combined_service(config: Config, context: DaemonContext) -> IService | None:
         complete_endpoint=context.endpoint,
         policy=context.policy,
         limits=context.limits,
+        tls_files=(context.tls.cert, context.tls.key),
     )
 
 
@@ -282,6 +434,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
         ["tls-key", None, None, "private key PEM"],
         ["bare-lf", None, "reject", "reject or normalize bare CR/LF in commands and data"],
+        ["workers", None, "1", "processes accepting connections: the master and N-1 workers"],
         *limits_options(),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -321,6 +474,12 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
             max_size = int(self["max-size"])
         except ValueError:
             raise usage.UsageError(f"--max-size: not a number: {self['max-size']!r}") from None
+        try:
+            workers = int(self["workers"])
+        except ValueError:
+            raise usage.UsageError(f"--workers: not a number: {self['workers']!r}") from None
+        if not 1 <= workers <= MAX_WORKERS:
+            raise usage.UsageError(f"--workers: must be 1 to {MAX_WORKERS}, got {workers}")
         listen, submission = tuple(self["listen"]), tuple(self["submission"])
         if not listen and not submission:
             listen = ("tcp:2525:interface=127.0.0.1",)
@@ -343,6 +502,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
                 max_size=max_size,
                 bare_lf=self["bare-lf"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),
+                workers=workers,
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -373,10 +533,11 @@ def makeService(options: Options) -> IService:
             complete_endpoint=complete,
             policy=options["access_policy"],
             limits=options["limits"],
+            tls_files=(files.cert, files.key),
         )
     except (ConfigError, OSError) as e:
         fail(SERVICE_NAME, e)
-    listeners = [s for s in service if isinstance(s, EndpointsService)]
+    listeners = [s for s in service if isinstance(s, (EndpointsService, WorkerPool))]
 
     def watch() -> None:
         for listener in listeners:

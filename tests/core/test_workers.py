@@ -113,18 +113,23 @@ async def served_by(endpoint: Any) -> int:
 
 
 async def pids_seen(
-    make_endpoint: Callable[[], Any], want: set[int], rounds: int = 25
+    make_endpoint: Callable[[], Any], want: set[int], timeout: float = TIMEOUT
 ) -> set[int]:
-    """Connect in rounds of 20 parallel connections until every pid in ``want`` served one."""
+    """Connect in rounds of 20 parallel connections until every pid in ``want`` served one.
+
+    Bounded by ``timeout``; a short pause between rounds lets a worker that a
+    loaded machine has not scheduled yet get the CPU.
+    """
     seen: set[int] = set()
-    for _ in range(rounds):
+    deadline = time.monotonic() + timeout
+    while True:
         results = await defer.gatherResults(
             [defer.ensureDeferred(served_by(make_endpoint())) for _ in range(20)]
         )
         seen.update(results)
-        if want <= seen:
-            break
-    return seen
+        if want <= seen or time.monotonic() > deadline:
+            return seen
+        await task.deferLater(reactor, 0.01, lambda: None)
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
@@ -259,8 +264,7 @@ class WorkerPoolTests(PoolTestsMixin, TestCase):
         self.assertEqual(await pool.when_ready(), [])
         self.assertEqual(await pool.when_listening(), [])
         port = tcp_port(listener)
-        seen = await pids_seen(lambda: TCP4ClientEndpoint(reactor, "127.0.0.1", port), set(),
-                               rounds=2)
+        seen = await pids_seen(lambda: TCP4ClientEndpoint(reactor, "127.0.0.1", port), set())
         self.assertEqual(seen, {os.getpid()})
 
     async def test_killed_worker_is_restarted(self) -> None:
