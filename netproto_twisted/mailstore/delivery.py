@@ -1,28 +1,35 @@
 """Streamed, durable writes of new messages: delivery (SMTP) and append (IMAP).
 
 A writer holds up to 64 KiB in memory; a message that fits is written to
-``tmp/`` entirely in the thread pool at ``commit()``.  A longer one gets its
+``tmp/`` entirely by the committer at ``commit()``.  A longer one gets its
 ``tmp/`` file on the first 64 KiB and is streamed into it (page-cache writes
-from the caller's thread, memory stays bounded).  ``commit()`` then, in the
-thread pool, flushes and fsyncs the file and links it into ``new/`` (or
-``cur/``), and only after the directory itself has been fsynced does the
-Deferred fire.  Directory fsyncs are grouped by :class:`DirSyncer`: every
-commit whose rename finished while one fsync was running shares the next one.
+from the caller's thread, memory stays bounded).  ``commit()`` hands the
+writer to a committer (:mod:`netproto_twisted.core.durable`): it finishes
+the file, makes it durable, links it into ``new/`` (or ``cur/``) and makes
+the directory entry durable before the Deferred fires, many messages sharing
+each sync.
+
+One delivery may go to several Maildirs (one message for three local
+users): the file is written once and hard-linked into every ``new/``, all or
+none, so a failed commit never leaves a copy behind that a retry would
+duplicate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto_twisted.core.durable import IDurableJob
 from netproto_twisted.mailstore.filenames import format_info
 from netproto_twisted.mailstore.folder import MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
@@ -32,6 +39,7 @@ __all__ = [
     "WRITE_BUFFER_SIZE",
     "AppendWriter",
     "Appended",
+    "Committer",
     "DirSyncer",
     "MessageWriter",
     "Runner",
@@ -43,6 +51,14 @@ WRITE_BUFFER_SIZE = 64 * 1024
 _T = TypeVar("_T")
 Runner = Callable[..., "Deferred[Any]"]
 """``run(f, *args)``: call ``f(*args)`` in a worker thread, fire with its result."""
+
+
+class Committer(Protocol):
+    """What writers need of :mod:`netproto_twisted.core.durable`'s committers."""
+
+    def commit(self, job: IDurableJob) -> Deferred[None]:
+        """Fire once ``job`` is durable."""
+
 
 _log = Logger(namespace="netproto.mailstore")
 
@@ -97,12 +113,12 @@ class _TmpWriter:
     """Shared part of the writers: a file in ``tmp/`` written through a bounded buffer."""
 
     def __init__(
-        self, folder: MaildirFolder, base: str, run: Runner, create_dirs: bool = False
+        self, folder: MaildirFolder, base: str, committer: Committer, create_dirs: bool = False
     ) -> None:
         self._folder = folder
         self._create_dirs = create_dirs
         self._fs = folder.fs
-        self._run = run
+        self._committer = committer
         self.base = base
         self.tmp_path = os.path.join(folder.tmp, base)
         self._fd: int | None = None
@@ -128,15 +144,15 @@ class _TmpWriter:
         except FileNotFoundError:
             if not self._create_dirs:
                 raise
-            self._make_folder()
+            self._make_folder(self._folder)
             self._fd = os.open(self.tmp_path, flags, 0o600)
         self._created = True
         return self._fd
 
-    def _make_folder(self) -> None:
-        """Create the folder's directories durably (first delivery to a new user)."""
-        root = self._folder.path
-        for directory in (self._folder.tmp, self._folder.new, self._folder.cur):
+    def _make_folder(self, folder: MaildirFolder) -> None:
+        """Create a folder's directories durably (first delivery to a new user)."""
+        root = folder.path
+        for directory in (folder.tmp, folder.new, folder.cur):
             os.makedirs(directory, mode=0o700, exist_ok=True)
         self._fs.fsync_dir(root)
         self._fs.fsync_dir(os.path.dirname(root))
@@ -152,14 +168,15 @@ class _TmpWriter:
         view.release()
         self._buffer.clear()
 
-    def _close_durably(self, mtime: float | None = None) -> None:
-        """Worker thread: (create,) flush, fsync and close the tmp file."""
+    def _close_file(self, sync: bool, mtime: float | None = None) -> None:
+        """Committer thread: (create,) flush, maybe fsync, and close the tmp file."""
         fd = self._fd if self._fd is not None else self._open()
         try:
             self._flush()
             if mtime is not None:
                 os.utime(fd, (mtime, mtime))
-            self._fs.fsync(fd)
+            if sync:
+                self._fs.fsync(fd)
         finally:
             os.close(fd)
             self._fd = None
@@ -185,41 +202,102 @@ class _TmpWriter:
             raise ValueError("writer already committed or aborted")
         self._done = True
 
-    def _failed(self, failure: Failure) -> Failure:
-        self._run(self._discard).addErrback(lambda f: None)
-        return failure
+    def discard(self) -> None:
+        """Committer thread: remove the ``tmp/`` file of a failed commit."""
+        self._discard()
 
 
 @implementer(IMessageWriter)
 class MessageWriter(_TmpWriter):
-    """A message being delivered into ``new/``; ``commit()`` fires with the file name."""
+    """A message being delivered into the ``new/`` of one or more folders.
+
+    ``commit()`` fires with the file name (the same in every folder).  The
+    file is written once, in the first folder's ``tmp/``, and hard-linked
+    into each ``new/``; a folder on another file system gets a copy made
+    while staging.
+    """
 
     def __init__(
         self,
-        folder: MaildirFolder,
+        folders: Sequence[MaildirFolder],
         base: str,
-        run: Runner,
-        syncer: DirSyncer,
+        committer: Committer,
         create_dirs: bool = False,
     ) -> None:
-        super().__init__(folder, base, run, create_dirs)
-        self._syncer = syncer
+        if not folders:
+            raise ValueError("a delivery needs at least one folder")
+        super().__init__(folders[0], base, committer, create_dirs)
+        self._folders = list(folders)
+        self._sources: list[str] = []
+        self._published: list[str] = []
+        self.name = ""
+        """The file name in ``new/``, set when the message is published."""
 
-    def _finish(self) -> str:
-        self._close_durably()
+    # -- IDurableJob (committer thread) ----------------------------------------
+
+    def stage(self, sync_files: bool) -> None:
+        """Finish the ``tmp/`` file (and copies for other file systems)."""
+        self._close_file(sync_files)
+        device = os.stat(self.tmp_path).st_dev
+        self._sources = [self.tmp_path]
+        for folder in self._folders[1:]:
+            if self._create_dirs and not os.path.isdir(folder.tmp):
+                self._make_folder(folder)
+            if os.stat(folder.tmp).st_dev == device:
+                self._sources.append(self.tmp_path)
+                continue
+            copy = os.path.join(folder.tmp, self.base)
+            self._sources.append(copy)
+            shutil.copyfile(self.tmp_path, copy)
+            if sync_files:
+                fd = os.open(copy, os.O_RDONLY)
+                try:
+                    self._fs.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def publish(self) -> list[str]:
+        """Link the message into every folder's ``new/``, all or none; remove ``tmp/`` files."""
         name = f"{self.base},S={self.size}"
-        self._fs.publish(self.tmp_path, os.path.join(self._folder.new, name))
-        return name
+        try:
+            for folder, source in zip(self._folders, self._sources, strict=True):
+                target = os.path.join(folder.new, name)
+                self._fs.link(source, target)
+                self._published.append(target)
+        except BaseException:
+            self.unpublish()
+            raise
+        for source in dict.fromkeys(self._sources):
+            self._fs.unlink(source)
+        self.name = name
+        return [folder.new for folder in self._folders]
+
+    def unpublish(self) -> None:
+        """Remove the links made by :meth:`publish`."""
+        for path in self._published:
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.unlink(path)
+        self._published = []
+
+    def discard(self) -> None:
+        """Remove the ``tmp/`` file and its copies."""
+        self._discard()
+        for source in self._sources[1:]:
+            if source != self.tmp_path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(source)
+
+    def sync_paths(self) -> list[str]:
+        """The ``new/`` directories (each on its folder's file system)."""
+        return [folder.new for folder in self._folders]
+
+    # -- IMessageWriter -----------------------------------------------------------
 
     def commit(self) -> Deferred[str]:
-        """Make the message durable in ``new/``; fire with its file name only after fsyncs."""
+        """Make the message durable in every ``new/``; fire with its file name."""
         self._begin_commit()
-        d: Deferred[str] = self._run(self._finish)
-
-        def synced(name: str) -> Deferred[str]:
-            return self._syncer.sync().addCallback(lambda _: name)
-
-        return d.addCallbacks(synced, self._failed)
+        d = self._committer.commit(self)
+        return d.addCallback(lambda _: self.name)
 
 
 @dataclass(frozen=True)
@@ -239,34 +317,53 @@ class AppendWriter(_TmpWriter):
         self,
         folder: MaildirFolder,
         base: str,
+        committer: Committer,
         run: Runner,
-        syncer: DirSyncer,
         flags: frozenset[str],
         internal_date: float | None,
     ) -> None:
-        super().__init__(folder, base, run)
-        self._syncer = syncer
+        super().__init__(folder, base, committer)
+        self._run = run
         self._flags = flags
         self._internal_date = internal_date
+        self._target = ""
+        self.name = ""
+        """The file name in ``cur/``, set when the message is published."""
 
-    def _finish(self) -> str:
+    # -- IDurableJob (committer thread) ----------------------------------------
+
+    def stage(self, sync_files: bool) -> None:
+        """Finish the ``tmp/`` file with the internal date as its mtime."""
+        self._close_file(sync_files, self._internal_date)
+
+    def publish(self) -> list[str]:
+        """Move the message into ``cur/`` with its flag letters (assigning keywords)."""
         letters = self._folder.letters_for_new_message(self._flags)
-        self._close_durably(self._internal_date)
         name = f"{self.base},S={self.size}{format_info(letters)}"
-        self._fs.publish(self.tmp_path, os.path.join(self._folder.cur, name))
-        return name
+        target = os.path.join(self._folder.cur, name)
+        self._fs.publish(self.tmp_path, target)
+        self._target, self.name = target, name
+        return [self._folder.cur]
+
+    def unpublish(self) -> None:
+        """Remove the file published into ``cur/``."""
+        if self._target:
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.unlink(self._target)
+
+    def sync_paths(self) -> list[str]:
+        """The ``cur/`` directory."""
+        return [self._folder.cur]
+
+    # -- IAppendWriter -------------------------------------------------------------
 
     def commit(self) -> Deferred[Appended]:
         """Store the message durably in ``cur/`` and give it a UID; fire with :class:`Appended`."""
         self._begin_commit()
-        d: Deferred[str] = self._run(self._finish)
 
-        def synced(name: str) -> Deferred[Appended]:
-            def assign(_: None) -> Deferred[Appended]:
-                base = name.partition(":")[0]
-                assigned: Deferred[tuple[int, int]] = self._run(self._folder.assign_uid, base)
-                return assigned.addCallback(lambda vu: Appended(vu[0], vu[1], name))
+        def assign(_: None) -> Deferred[Appended]:
+            base = self.name.partition(":")[0]
+            assigned: Deferred[tuple[int, int]] = self._run(self._folder.assign_uid, base)
+            return assigned.addCallback(lambda vu: Appended(vu[0], vu[1], self.name))
 
-            return self._syncer.sync().addCallback(assign)
-
-        return d.addCallbacks(synced, self._failed)
+        return self._committer.commit(self).addCallback(assign)

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from twisted.logger import Logger
 
+from netproto_twisted.core import durable
 from netproto_twisted.mailstore.errors import MailboxLocked
 
 __all__ = [
@@ -49,13 +50,13 @@ class FsOps:
 
     def fsync_dir(self, path: str) -> None:
         """Flush a directory (its entries) to stable storage."""
-        if not self.fsync_enabled:
-            return
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.fsync_enabled:
+            durable.fsync_dir(path)
+
+    def syncfs(self, path: str) -> None:
+        """Flush the whole file system holding ``path`` (``syncfs(2)``) to stable storage."""
+        if self.fsync_enabled:
+            durable.syncfs(path)
 
     def link(self, src: str, dst: str) -> None:
         """Hard-link ``src`` to ``dst``; fails if ``dst`` exists."""

@@ -9,7 +9,7 @@ disk returns a Deferred; ``write`` on a writer only buffers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from twisted.internet.defer import Deferred
@@ -70,6 +70,9 @@ class IDeliveryTarget(Interface):
         Raises ``InvalidName`` for unsafe names, ``NoSuchMailbox`` for a
         missing folder other than INBOX (INBOX is created on first delivery).
         """
+
+    def deliver_all(users: Sequence[str]) -> IMessageWriter:
+        """Return a writer for one new message to every user's INBOX, committed all or none."""
 
 
 class IMailbox(Interface):

@@ -2,7 +2,7 @@
 
 Use::
 
-    store = MaildirStore.create("/var/mail", reactor)
+    store = MaildirStore.create("/var/mail", reactor)   # sync="auto": syncfs on Linux
     writer = store.deliver("alice")
     writer.write(b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
     name = await writer.commit()          # durable once this fires
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -24,7 +24,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from netproto_twisted.mailstore.delivery import AppendWriter, DirSyncer, MessageWriter, Runner
+from netproto_twisted.core.durable import GroupCommitter, RunnerCommitter
+from netproto_twisted.mailstore.delivery import AppendWriter, Committer, MessageWriter, Runner
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import DELETED, UniqueNames
 from netproto_twisted.mailstore.folder import (
@@ -52,8 +53,12 @@ class MaildirStore:
     """Maildir++ trees under ``base``: one ``<base>/<user>/`` per user, shared with Dovecot.
 
     Blocking disk work runs in ``threadpool`` (results delivered through
-    ``reactor``); tests may pass ``runner`` instead, a callable
-    ``run(f, *args) -> Deferred`` that decides where ``f`` runs.
+    ``reactor``); new messages are made durable by one committer thread
+    (:class:`~netproto_twisted.core.durable.GroupCommitter`, ``sync`` is
+    its mode: ``auto``, ``fs`` or ``file``).  Tests may pass ``runner``
+    instead, a callable ``run(f, *args) -> Deferred`` that decides where
+    ``f`` runs; each commit then runs alone through it, in ``file`` mode
+    unless ``sync`` says otherwise.  ``committer`` overrides both.
     """
 
     def __init__(
@@ -68,6 +73,8 @@ class MaildirStore:
         runner: Runner | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         tmp_max_age: float = TMP_MAX_AGE_SECONDS,
+        sync: str = "auto",
+        committer: Committer | None = None,
     ) -> None:
         self.base = os.path.abspath(base)
         self.fs = fs if fs is not None else FsOps()
@@ -75,7 +82,6 @@ class MaildirStore:
         self._names = UniqueNames(hostname)
         self._lock_timeout = lock_timeout
         self._tmp_max_age = tmp_max_age
-        self._syncers: dict[str, DirSyncer] = {}
         self._tmp_checked: dict[str, float] = {}
         self._tmp_lock = threading.Lock()
         if runner is None:
@@ -87,6 +93,12 @@ class MaildirStore:
                 return deferToThreadPool(threads, pool, f, *args, **kwargs)
 
         self._run: Runner = runner
+        if committer is None:
+            if reactor is None:
+                committer = RunnerCommitter(runner, "file" if sync == "auto" else sync, self.fs)
+            else:
+                committer = GroupCommitter(reactor, sync, self.fs, name="netproto-maildir-commit")
+        self.committer = committer
 
     @classmethod
     def create(
@@ -107,13 +119,6 @@ class MaildirStore:
         return MaildirFolder(
             tree.folder_path(folder), self.fs, clock=self._clock, lock_timeout=self._lock_timeout
         )
-
-    def syncer(self, directory: str) -> DirSyncer:
-        """Return the fsync grouper of a directory (one per directory per store)."""
-        syncer = self._syncers.get(directory)
-        if syncer is None:
-            syncer = self._syncers[directory] = DirSyncer(directory, self.fs, self._run)
-        return syncer
 
     def _sync_folder(
         self,
@@ -148,9 +153,17 @@ class MaildirStore:
             raise NoSuchMailbox(folder)
         target = self._folder(tree, folder)
         base = self._names.new_base(self._clock())
-        return MessageWriter(
-            target, base, self._run, self.syncer(target.new), create_dirs=folder == INBOX
-        )
+        return MessageWriter([target], base, self.committer, create_dirs=folder == INBOX)
+
+    def deliver_all(self, users: Sequence[str]) -> MessageWriter:
+        """Return one writer for a new message to every user's INBOX (created if missing).
+
+        The message is written once and linked into each ``new/``; the
+        commit succeeds or fails for all of them together.
+        """
+        folders = [self._folder(self._tree(user), INBOX) for user in dict.fromkeys(users)]
+        base = self._names.new_base(self._clock())
+        return MessageWriter(folders, base, self.committer, create_dirs=True)
 
     # -- IMailStore ---------------------------------------------------------
 
@@ -203,7 +216,7 @@ class MaildirStore:
     ) -> AppendWriter:
         base = self._names.new_base(self._clock())
         return AppendWriter(
-            target, base, self._run, self.syncer(target.cur), frozenset(flags), internal_date
+            target, base, self.committer, self._run, frozenset(flags), internal_date
         )
 
 

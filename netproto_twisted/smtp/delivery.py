@@ -1,8 +1,8 @@
 """Delivery targets (Maildir, capture) and the default recipient policy of the SMTP server.
 
-- :class:`MaildirTarget`: local recipients; one Maildir file per distinct
-  local user (``MaildirStore.deliver(user)``), durable before ``commit()``
-  fires.
+- :class:`MaildirTarget`: local recipients; one Maildir file linked into
+  every distinct local user's ``new/`` (``MaildirStore.deliver_all``),
+  durable for all of them or for none before ``commit()`` fires.
 - :class:`CaptureTarget`: keeps messages in memory, for tests.
 - :class:`DefaultPolicy`: local domains + a users file, relay networks and
   authenticated relay (the server tells it through
@@ -55,7 +55,7 @@ class _Writer(Protocol):
 
 
 class _Store(Protocol):
-    def deliver(self, user: str) -> _Writer: ...
+    def deliver_all(self, users: Sequence[str]) -> _Writer: ...
 
 
 def default_user_of(address: str) -> str:
@@ -110,7 +110,7 @@ class FanOutSink:
 
 @implementer(IDeliveryTarget)
 class MaildirTarget:
-    """Deliver to local users' Maildirs: one file per distinct user, fsync'd before commit fires.
+    """Deliver to local users' Maildirs: one file for every user, durable before commit fires.
 
     ``user_of`` maps a recipient address to the store's user name
     (default: :func:`default_user_of`).
@@ -121,17 +121,9 @@ class MaildirTarget:
         self.user_of = user_of
 
     def open(self, envelope: Envelope, recipients: Sequence[RcptTo]) -> IMessageSink:
-        """Open one Maildir writer per distinct user among ``recipients``."""
+        """Open one Maildir writer for the distinct users among ``recipients`` (all or none)."""
         users = list(dict.fromkeys(self.user_of(r.address) for r in recipients))
-        writers: list[_Writer] = []
-        try:
-            for user in users:
-                writers.append(self.store.deliver(user))
-        except Exception:
-            for writer in writers:
-                writer.abort()
-            raise
-        return FanOutSink(writers)
+        return FanOutSink([self.store.deliver_all(users)])
 
 
 @dataclass(frozen=True)

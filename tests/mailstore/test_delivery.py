@@ -8,7 +8,7 @@ import tracemalloc
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.mailstore.delivery import Appended
+from netproto_twisted.mailstore.delivery import Appended, DirSyncer
 from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox
 from netproto_twisted.mailstore.filenames import SEEN
 from netproto_twisted.mailstore.fsops import FsOps
@@ -33,16 +33,14 @@ class DurabilityOrderTests(SynchronousTestCase):
         d = writer.commit()
         self.assertNoResult(d)
         self.assertEqual(self.fs.events, [])
-        self.runner.run_next()  # create dirs + file, fsync, link into new/
+        self.runner.run_next()  # create dirs + file, fsync, link into new/, fsync new/
         kinds = [kind for kind, _ in self.fs.events]
-        self.assertEqual(kinds, ["fsync_dir", "fsync_dir", "fsync", "link", "unlink"])
+        self.assertEqual(kinds, ["fsync_dir", "fsync_dir", "fsync", "link", "unlink", "fsync_dir"])
         self.assertEqual(
             self.fs.events[:3],
             [("fsync_dir", os.path.join(self.base, "alice")), ("fsync_dir", self.base),
              ("fsync", writer.tmp_path)],
         )
-        self.assertNoResult(d)
-        self.runner.run_next()  # the directory fsync
         self.assertEqual(self.fs.events[-1], ("fsync_dir", self.new))
         name = self.successResultOf(d)
         self.assertEqual(os.listdir(self.new), [name])
@@ -51,28 +49,43 @@ class DurabilityOrderTests(SynchronousTestCase):
             self.assertEqual(len(f.read()), 5015)
         self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
 
-    def test_group_fsync_each_waiter_released_by_a_later_fsync(self) -> None:
-        created = self.store.create_folder("alice", "INBOX")
-        self.runner.run_all()
-        self.successResultOf(created)
-        writers = [self.store.deliver("alice") for _ in range(5)]
-        results = []
-        for writer in writers:
-            writer.write(b"body")
-            results.append(writer.commit())
-        self.runner.run_next()  # first message published; its dir fsync is queued
-        for _ in range(4):
-            self.runner.run_next()  # the other four are published while it is pending
-        self.runner.run_next()  # first dir fsync: started before the others' requests
-        self.successResultOf(results[0])
-        for d in results[1:]:
+    def test_dir_syncer_each_waiter_released_by_a_later_fsync(self) -> None:
+        os.makedirs(self.new)
+        syncer = DirSyncer(self.new, self.fs, self.runner)
+        first = syncer.sync()
+        later = [syncer.sync() for _ in range(4)]  # asked while the first fsync is pending
+        self.runner.run_next()
+        self.successResultOf(first)
+        for d in later:
             self.assertNoResult(d)
         self.runner.run_all()
-        for d in results:
+        for d in later:
             self.successResultOf(d)
-        syncer = self.store.syncer(self.new)
         self.assertEqual((syncer.requests, syncer.fsyncs), (5, 2))
-        self.assertEqual(len(os.listdir(self.new)), 5)
+
+    def test_deliver_all_is_all_or_nothing(self) -> None:
+        class SecondLinkFails(FsOps):
+            links = 0
+
+            def link(self, src: str, dst: str) -> None:
+                self.links += 1
+                if self.links == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                super().link(src, dst)
+
+        store = MaildirStore(self.base, fs=SecondLinkFails(), runner=sync_runner)
+        writer = store.deliver_all(["alice", "bob", "alice"])
+        writer.write(b"Subject: hi\r\n\r\nbody\r\n")
+        failure = self.failureResultOf(writer.commit(), OSError)
+        self.assertEqual(failure.value.errno, errno.ENOSPC)
+        for user in ("alice", "bob"):
+            for sub in ("new", "tmp"):
+                self.assertEqual(os.listdir(os.path.join(self.base, user, sub)), [], (user, sub))
+        retry = store.deliver_all(["alice", "bob"])
+        retry.write(b"again")
+        name = self.successResultOf(retry.commit())
+        for user in ("alice", "bob"):
+            self.assertEqual(os.listdir(os.path.join(self.base, user, "new")), [name])
 
     def test_failed_fsync_fails_commit_and_leaves_nothing(self) -> None:
         class BrokenFs(FsOps):

@@ -48,15 +48,17 @@ class MaildirTargetTests(SynchronousTestCase):
         directory = self.base / user / "new"
         return [p.read_bytes() for p in sorted(directory.iterdir())] if directory.is_dir() else []
 
-    def test_one_file_per_distinct_user(self) -> None:
+    def test_one_file_linked_for_each_distinct_user(self) -> None:
         rcpts = [RcptTo("Bob@example.org"), RcptTo("alice@example.org"), RcptTo("bob@example.net")]
         sink = self.target.open(ENVELOPE, rcpts)
         sink.write(b"Subject: x\r\n\r\n")
         sink.write(b"body\r\n")
-        ids = self.successResultOf(sink.commit())
-        self.assertEqual(len(ids.split()), 2)
+        name = self.successResultOf(sink.commit())
         self.assertEqual(self.new("bob"), [b"Subject: x\r\n\r\nbody\r\n"])
         self.assertEqual(self.new("alice"), [b"Subject: x\r\n\r\nbody\r\n"])
+        bob, alice = (self.base / user / "new" / name for user in ("bob", "alice"))
+        self.assertEqual(bob.stat().st_ino, alice.stat().st_ino)  # written once, linked twice
+        self.assertEqual(bob.stat().st_nlink, 2)  # the tmp/ file is gone
 
     def test_abort_leaves_nothing(self) -> None:
         sink = self.target.open(ENVELOPE, [RcptTo("bob@example.org")])
