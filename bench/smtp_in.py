@@ -7,6 +7,9 @@ per connection) drives each server in turn. Rows:
 
 - ``netproto-smtp``: ``twistd -n netproto-smtp`` delivering to a Maildir
   (``250`` only after the file and the directory are fsync'd);
+- ``netproto-smtp --workers 2``: the same with one worker process beside the
+  master, both accepting on the same socket (the load starts once the worker
+  is ready); server CPU counts both processes;
 - ``aiosmtpd`` (baseline): bench/peers/aiosmtpd_maildir.py, a handler that
   writes each message to a Maildir with fsync of the file and of ``new/``
   (in the loop's thread pool) before ``250``;
@@ -146,17 +149,22 @@ def smtp_source_load(
     return load
 
 
-def _netproto(workdir: Path, profile: str | None = None) -> tuple[ServerSpec, Path]:
-    base = workdir / "netproto"
+def _netproto(
+    workdir: Path, profile: str | None = None, workers: int = 1
+) -> tuple[ServerSpec, Path]:
+    base = workdir / ("netproto" if workers == 1 else f"netproto-w{workers}")
     (base / "mail" / "to").mkdir(parents=True, exist_ok=True)  # the local user "to"
     prof = ("--profile", profile, "--profiler", "cprofile", "--savestats") if profile else ()
     argv = twistd_argv("--nodaemon", "--pidfile=", "--logfile=-", *prof, "netproto-smtp",
                        "--listen", "tcp:0:interface=127.0.0.1", "--domain", "localhost",
                        "--hostname", "netproto.bench", "--maildir", str(base / "mail"),
                        "--queue", str(base / "queue"), "--data-dir", str(base / "data"),
-                       *_LIMITS)
-    spec = ServerSpec("netproto", argv, cwd=str(REPO), port_regex=r"smtp " + _PORT_RX,
-                      stop_timeout=30.0)
+                       "--workers", str(workers), *_LIMITS)
+    port_regex = r"smtp " + _PORT_RX
+    if workers > 1:  # the load starts once every worker accepts too
+        port_regex += r"[\s\S]*smtp-workers: \d+ worker\(s\) ready"
+    spec = ServerSpec("netproto" if workers == 1 else f"netproto-w{workers}", argv,
+                      cwd=str(REPO), port_regex=port_regex, stop_timeout=30.0)
     return spec, base / "mail" / "to"
 
 
@@ -166,6 +174,9 @@ def build_cases(workdir: Path, size: int, reuse: bool) -> list[Case]:
     spec, ours = _netproto(workdir)
     cases = [Case("netproto-smtp + Maildir fsync", spec, smtp_source_load(ours, size, reuse),
                   skip_reason=skip)]
+    spec2, ours2 = _netproto(workdir, workers=2)
+    cases.append(Case("netproto-smtp --workers 2 + Maildir fsync", spec2,
+                      smtp_source_load(ours2, size, reuse), skip_reason=skip))
     for name, script, label in (
         ("aiosmtpd", "aiosmtpd_maildir.py", BASELINE),
         ("twisted", "twisted_maildir.py", "twisted.mail ESMTP + Maildir fsync"),
