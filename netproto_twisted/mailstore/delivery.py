@@ -2,8 +2,10 @@
 
 A writer holds up to 64 KiB in memory; a message that fits is written to
 ``tmp/`` entirely by the committer at ``commit()``.  A longer one gets its
-``tmp/`` file on the first 64 KiB and is streamed into it (page-cache writes
-from the caller's thread, memory stays bounded).  ``commit()`` hands the
+``tmp/`` file on the first 64 KiB and is streamed into it, one 64 KiB block
+at a time, by a worker thread; ``write()`` returns a Deferred when the
+caller should wait for the disk (the SMTP server then stops reading the
+socket), so memory stays bounded and the event loop never writes files.  ``commit()`` hands the
 writer to a committer (:mod:`netproto_twisted.core.durable`): it finishes
 the file, makes it durable, links it into ``new/`` (or ``cur/``) and makes
 the directory entry durable before the Deferred fires, many messages sharing
@@ -24,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -113,29 +115,94 @@ class _TmpWriter:
     """Shared part of the writers: a file in ``tmp/`` written through a bounded buffer."""
 
     def __init__(
-        self, folder: MaildirFolder, base: str, committer: Committer, create_dirs: bool = False
+        self,
+        folder: MaildirFolder,
+        base: str,
+        committer: Committer,
+        run: Runner,
+        create_dirs: bool = False,
     ) -> None:
         self._folder = folder
         self._create_dirs = create_dirs
         self._fs = folder.fs
         self._committer = committer
+        self._run = run
         self.base = base
         self.tmp_path = os.path.join(folder.tmp, base)
         self._fd: int | None = None
         self._created = False
         self._buffer = bytearray()
+        self._flushing: Deferred[None] | None = None
+        self._drain_waiters: list[Deferred[None]] = []
+        self._error: BaseException | None = None
         self._done = False
         self.size = 0
         """Bytes written so far."""
 
-    def write(self, data: bytes) -> None:
-        """Append bytes to the message (buffered; at most 64 KiB are held in memory)."""
+    def write(self, data: bytes) -> Deferred[None] | None:
+        """Append bytes; every 64 KiB go to the ``tmp/`` file in a worker thread.
+
+        Returns None, or a Deferred when one 64 KiB block is on its way to
+        disk and another is waiting: the caller should send no more until it
+        fires (more writes are still accepted, and held in memory).  A failed
+        disk write is raised by the next call, or by :meth:`commit`.
+        """
         if self._done:
             raise ValueError("writer already committed or aborted")
+        if self._error is not None:
+            raise self._error
         self.size += len(data)
         self._buffer += data
-        if len(self._buffer) >= WRITE_BUFFER_SIZE:
-            self._flush()
+        if len(self._buffer) < WRITE_BUFFER_SIZE:
+            return None
+        if self._flushing is None:
+            self._start_flush()
+            return None
+        waiter: Deferred[None] = Deferred()
+        self._drain_waiters.append(waiter)
+        return waiter
+
+    def _start_flush(self) -> None:
+        chunk, self._buffer = self._buffer, bytearray()
+        d: Deferred[None] = self._run(self._write_chunk, chunk)
+        self._flushing = d
+        d.addBoth(self._flushed)
+
+    def _write_chunk(self, chunk: bytearray) -> None:
+        """Worker thread: append one block to the ``tmp/`` file (opened on the first)."""
+        fd = self._fd if self._fd is not None else self._open()
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
+
+    def _flushed(self, result: object) -> None:
+        self._flushing = None
+        if isinstance(result, Failure):
+            self._error = result.value
+        elif not self._done and len(self._buffer) >= WRITE_BUFFER_SIZE:
+            self._start_flush()
+        if self._flushing is None or self._error is not None:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def _then_commit(self, job: IDurableJob) -> Deferred[None]:
+        """After the block on its way to disk (if any), hand ``job`` to the committer."""
+
+        def go(_: object) -> Deferred[None]:
+            if self._error is not None:
+                self._discard()
+                raise self._error
+            return self._committer.commit(job)
+
+        if self._flushing is None:
+            try:
+                return go(None)
+            except BaseException:
+                return fail()
+        waiting: Deferred[None] = Deferred()
+        self._drain_waiters.append(waiting)
+        return waiting.addCallback(go)
 
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -194,8 +261,11 @@ class _TmpWriter:
         if self._done:
             return
         self._done = True
-        self._buffer.clear()
-        self._discard()
+        self._buffer = bytearray()
+        if self._flushing is None:
+            self._discard()
+        else:  # the worker thread still writes to the file: remove it afterwards
+            self._flushing.addBoth(lambda _: self._discard())
 
     def _begin_commit(self) -> None:
         if self._done:
@@ -222,11 +292,12 @@ class MessageWriter(_TmpWriter):
         folders: Sequence[MaildirFolder],
         base: str,
         committer: Committer,
+        run: Runner,
         create_dirs: bool = False,
     ) -> None:
         if not folders:
             raise ValueError("a delivery needs at least one folder")
-        super().__init__(folders[0], base, committer, create_dirs)
+        super().__init__(folders[0], base, committer, run, create_dirs)
         self._folders = list(folders)
         self._sources: list[str] = []
         self._published: list[str] = []
@@ -296,8 +367,7 @@ class MessageWriter(_TmpWriter):
     def commit(self) -> Deferred[str]:
         """Make the message durable in every ``new/``; fire with its file name."""
         self._begin_commit()
-        d = self._committer.commit(self)
-        return d.addCallback(lambda _: self.name)
+        return self._then_commit(self).addCallback(lambda _: self.name)
 
 
 @dataclass(frozen=True)
@@ -322,8 +392,7 @@ class AppendWriter(_TmpWriter):
         flags: frozenset[str],
         internal_date: float | None,
     ) -> None:
-        super().__init__(folder, base, committer)
-        self._run = run
+        super().__init__(folder, base, committer, run)
         self._flags = flags
         self._internal_date = internal_date
         self._target = ""
@@ -366,4 +435,4 @@ class AppendWriter(_TmpWriter):
             assigned: Deferred[tuple[int, int]] = self._run(self._folder.assign_uid, base)
             return assigned.addCallback(lambda vu: Appended(vu[0], vu[1], self.name))
 
-        return self._committer.commit(self).addCallback(assign)
+        return self._then_commit(self).addCallback(assign)

@@ -33,8 +33,8 @@ class IMessageWriter(Interface):
 
     size = Attribute("Bytes written so far (int).")
 
-    def write(data: bytes) -> None:
-        """Append a chunk of the message (memory use stays bounded)."""
+    def write(data: bytes) -> Deferred[None] | None:
+        """Append a chunk; a Deferred returned means: send no more until it fires."""
 
     def commit() -> Deferred[str]:
         """Store the message durably; fire with its file name once it would survive a crash."""
@@ -48,8 +48,8 @@ class IAppendWriter(Interface):
 
     size = Attribute("Bytes written so far (int).")
 
-    def write(data: bytes) -> None:
-        """Append a chunk of the message."""
+    def write(data: bytes) -> Deferred[None] | None:
+        """Append a chunk; a Deferred returned means: send no more until it fires."""
 
     def commit() -> Deferred[Appended]:
         """Store it durably and give it a UID: fire with an ``Appended``."""

@@ -153,7 +153,9 @@ class MaildirStore:
             raise NoSuchMailbox(folder)
         target = self._folder(tree, folder)
         base = self._names.new_base(self._clock())
-        return MessageWriter([target], base, self.committer, create_dirs=folder == INBOX)
+        return MessageWriter(
+            [target], base, self.committer, self._run, create_dirs=folder == INBOX
+        )
 
     def deliver_all(self, users: Sequence[str]) -> MessageWriter:
         """Return one writer for a new message to every user's INBOX (created if missing).
@@ -163,7 +165,7 @@ class MaildirStore:
         """
         folders = [self._folder(self._tree(user), INBOX) for user in dict.fromkeys(users)]
         base = self._names.new_base(self._clock())
-        return MessageWriter(folders, base, self.committer, create_dirs=True)
+        return MessageWriter(folders, base, self.committer, self._run, create_dirs=True)
 
     # -- IMailStore ---------------------------------------------------------
 

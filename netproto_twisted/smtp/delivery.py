@@ -49,7 +49,7 @@ __all__ = [
 
 
 class _Writer(Protocol):
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> Deferred[None] | None: ...
     def commit(self) -> Deferred[str]: ...
     def abort(self) -> None: ...
 
@@ -75,10 +75,14 @@ class FanOutSink:
         self._writers = list(writers)
         self._finished = False
 
-    def write(self, data: bytes) -> None:
-        """Write ``data`` to every writer."""
-        for writer in self._writers:
-            writer.write(data)
+    def write(self, data: bytes) -> Deferred[None] | None:
+        """Write ``data`` to every writer; a Deferred if any of them asks to wait."""
+        waits = [w for w in [writer.write(data) for writer in self._writers] if w is not None]
+        if not waits:
+            return None
+        if len(waits) == 1:
+            return waits[0]
+        return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
     def commit(self) -> Deferred[str]:
         """Commit every writer; fire with their ids joined by spaces once all are durable."""

@@ -75,8 +75,13 @@ class SessionInfo:
 class IMessageSink(Interface):
     """One message being received for one group of recipients."""
 
-    def write(data: bytes) -> None:
-        """Append message bytes in order (CRLF line ends, dot-unstuffed, Received first)."""
+    def write(data: bytes) -> Deferred[None] | None:
+        """Append message bytes in order (CRLF line ends, dot-unstuffed, Received first).
+
+        A sink that cannot keep up returns a Deferred: the server then reads
+        no more from the client until it fires (it may still pass on the
+        rest of the chunk in hand).  None means: carry on.
+        """
 
     def commit() -> Deferred[str]:
         """Make the message durable; fires with an id for the log only once it is fsync'd."""

@@ -325,17 +325,26 @@ class SMTPServerProtocol(AuthSession):
             date=datetime.fromtimestamp(txn.received_at, timezone.utc),
             recipients=[r.address for r in envelope.recipients],
         )
+        waits: list[Deferred[Any]] = []
         try:
             for target, rcpts in groups.values():
                 sink = target.open(envelope, rcpts)
                 txn.sinks.append(sink)
-                sink.write(header)
+                wait = sink.write(header)
+                if wait is not None:
+                    waits.append(wait)
         except Exception:
             _log.failure("opening a delivery target failed")
             txn.abort()
             return False
+        self._wait_for_sinks(waits)
         txn.size = 0
         return True
+
+    def _wait_for_sinks(self, waits: list[Deferred[Any]]) -> None:
+        """Read no more input until every sink that asked to wait has caught up."""
+        if waits:
+            self._after(DeferredList(waits, consumeErrors=True), _ignore)
 
     def _write(self, txn: Transaction, data: bytes) -> None:
         if txn.failed is not None or not data:
@@ -345,13 +354,18 @@ class SMTPServerProtocol(AuthSession):
             txn.failed = _ERR_TOO_BIG
             txn.abort()
             return
+        waits: list[Deferred[Any]] = []
         try:
             for sink in txn.sinks:
-                sink.write(data)
+                wait = sink.write(data)
+                if wait is not None:
+                    waits.append(wait)
         except Exception:
             _log.failure("writing to a delivery target failed")
             txn.failed = _ERR_LOCAL
             txn.abort()
+            return
+        self._wait_for_sinks(waits)
 
     def _commit(self, txn: Transaction, event: str) -> None:
         """End of data: commit every sink, then 250 (all durable) or 451 (abort the rest)."""
@@ -559,3 +573,7 @@ class SMTPServerFactory(LineFactory[SMTPServerProtocol]):
 
     def __repr__(self) -> str:
         return f"<SMTPServerFactory {self.settings.hostname}>"
+
+
+def _ignore(result: object) -> None:
+    """A sink's write error is reported by its commit; nothing to do when it drains."""

@@ -22,6 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
+from twisted.python import log
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.twistd import Daemon
@@ -160,6 +161,8 @@ class MemoryTests(SynchronousTestCase):
         asyncio.run(_send_all(port))
         elapsed = time.monotonic() - started
         peak = _vm_hwm(daemon.proc.pid)
+        log.msg(f"peak RSS {peak / 1e6:.1f} MB (at start {start_rss / 1e6:.1f} MB) "
+                f"after {CLIENTS} x {BODY_SIZE} bytes in {elapsed:.1f} s")
         self.assertLess(
             peak,
             RSS_LIMIT,

@@ -8,7 +8,7 @@ import tracemalloc
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.mailstore.delivery import Appended, DirSyncer
+from netproto_twisted.mailstore.delivery import WRITE_BUFFER_SIZE, Appended, DirSyncer
 from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox
 from netproto_twisted.mailstore.filenames import SEEN
 from netproto_twisted.mailstore.fsops import FsOps
@@ -109,6 +109,8 @@ class DurabilityOrderTests(SynchronousTestCase):
     def test_abort_removes_tmp(self) -> None:
         writer = self.store.deliver("alice")
         writer.write(b"partial" * 10000)
+        self.assertFalse(os.path.exists(writer.tmp_path))  # the block waits for a worker
+        self.runner.run_all()
         self.assertTrue(os.path.exists(writer.tmp_path))
         writer.abort()
         self.assertFalse(os.path.exists(writer.tmp_path))
@@ -131,6 +133,65 @@ class DurabilityOrderTests(SynchronousTestCase):
     def test_store_needs_a_way_to_run_jobs(self) -> None:
         with self.assertRaises(TypeError):
             MaildirStore(self.base)
+
+
+class BackpressureTests(SynchronousTestCase):
+    """Blocks past 64 KiB go to disk in a worker; the writer says when to wait for it."""
+
+    def setUp(self) -> None:
+        self.base = os.path.abspath(self.mktemp())
+        self.runner = ManualRunner()
+        self.store = MaildirStore(self.base, runner=self.runner)
+        self.block = b"y" * WRITE_BUFFER_SIZE
+
+    def test_second_full_block_asks_to_wait_until_the_first_is_written(self) -> None:
+        writer = self.store.deliver("alice")
+        self.assertIsNone(writer.write(self.block))  # handed to a worker at once
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.assertIsNone(writer.write(b"z" * 100))  # under 64 KiB waiting: go on
+        wait = writer.write(self.block)
+        self.assertIsNotNone(wait)
+        self.assertNoResult(wait)
+        self.runner.run_next()  # first block written; the second one starts
+        self.assertNoResult(wait)
+        self.assertEqual(len(self.runner.jobs), 1)
+        self.runner.run_next()
+        self.successResultOf(wait)
+        self.assertEqual(os.path.getsize(writer.tmp_path), 2 * WRITE_BUFFER_SIZE + 100)
+        d = writer.commit()
+        self.runner.run_all()
+        name = self.successResultOf(d)
+        with open(os.path.join(self.base, "alice", "new", name), "rb") as f:
+            self.assertEqual(f.read(), self.block + b"z" * 100 + self.block)
+
+    def test_commit_waits_for_the_block_on_its_way(self) -> None:
+        writer = self.store.deliver("alice")
+        writer.write(self.block)
+        writer.write(b"tail")
+        d = writer.commit()
+        self.assertEqual(len(self.runner.jobs), 1)  # only the block: the commit waits
+        self.runner.run_next()
+        self.assertEqual(len(self.runner.jobs), 1)  # now the commit itself
+        self.runner.run_next()
+        self.assertTrue(self.successResultOf(d).endswith(f",S={WRITE_BUFFER_SIZE + 4}"))
+
+    def test_failed_block_write_fails_the_next_write_and_the_commit(self) -> None:
+        writer = self.store.deliver("alice")
+        writer.write(self.block)
+        f, args, kwargs, d = self.runner.jobs.pop(0)
+        d.errback(OSError(errno.ENOSPC, "No space left on device"))
+        with self.assertRaises(OSError):
+            writer.write(b"more")
+        failure = self.failureResultOf(writer.commit(), OSError)
+        self.assertEqual(failure.value.errno, errno.ENOSPC)
+
+    def test_abort_while_a_block_is_written_removes_the_file_afterwards(self) -> None:
+        writer = self.store.deliver("alice")
+        writer.write(self.block)
+        writer.abort()
+        self.runner.run_all()
+        self.assertFalse(os.path.exists(writer.tmp_path))
+        self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
 
 
 class AppendTests(SynchronousTestCase):

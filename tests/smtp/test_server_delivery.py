@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from netproto_twisted.mailstore.maildir import MaildirStore
 from netproto_twisted.smtp import MailFrom, RcptTo
@@ -20,7 +21,7 @@ from netproto_twisted.smtp.delivery import (
     default_user_of,
 )
 from netproto_twisted.smtp.errors import CommandError
-from netproto_twisted.smtp.interfaces import Envelope, SessionInfo
+from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, SessionInfo
 
 from .test_server_support import Harness
 
@@ -213,3 +214,61 @@ class DefaultPolicyTests(SynchronousTestCase):
         policy = DefaultPolicy(["example.org"], None)
         d = policy.route(SESSION, MailFrom(""), RcptTo("bob@example.org"))
         self.assertEqual(self.failureResultOf(d, CommandError).value.code, 550)
+
+
+class _SlowSink:
+    """A sink whose every write asks the server to wait until the test releases it."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.waits: list[Deferred[None]] = []
+        self.committed = False
+
+    def write(self, data: bytes) -> Deferred[None]:
+        self.data.append(data)
+        wait: Deferred[None] = Deferred()
+        self.waits.append(wait)
+        return wait
+
+    def commit(self) -> Deferred[str]:
+        self.committed = True
+        return succeed("slow.1")
+
+    def abort(self) -> None:
+        pass
+
+
+@implementer(IDeliveryTarget)
+class _SlowTarget:
+    def __init__(self) -> None:
+        self.sink = _SlowSink()
+
+    def open(self, envelope: Envelope, recipients: object) -> _SlowSink:
+        return self.sink
+
+
+class SinkBackpressureTests(SynchronousTestCase):
+    def test_server_stops_reading_while_a_sink_waits(self) -> None:
+        target = _SlowTarget()
+        h = Harness(policy=DefaultPolicy(["example.org"], target, CaptureTarget(),
+                                         user_exists=lambda u: True))
+        h.ehlo()
+        replies = h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+        self.assertEqual([r[:3] for r in replies], ["250", "250", "354"])
+        sink = target.sink
+        self.assertEqual(len(sink.waits), 1)  # the Received header's write
+        h.proto.dataReceived(b"first line\r\n")
+        self.assertEqual(h.transport.producerState, "paused")  # reading stopped
+        h.proto.dataReceived(b"second line\r\n.\r\nQUIT\r\n")  # still in the kernel's hands
+        self.assertFalse(sink.committed)
+        self.assertEqual(h.output(), [])
+        while not sink.committed:
+            waiting = [w for w in sink.waits if not w.called]
+            self.assertTrue(waiting)
+            waiting[0].callback(None)
+        self.assertEqual(b"".join(sink.data[1:]), b"first line\r\nsecond line\r\n")
+        self.assertEqual([r[:3] for r in h.output()], ["250"])
+        for wait in sink.waits:  # QUIT waits until the sink has caught up
+            if not wait.called:
+                wait.callback(None)
+        self.assertEqual([r[:3] for r in h.output()], ["221"])
