@@ -377,7 +377,7 @@ class WorkerMainTests(SynchronousTestCase):
         bootstrap = {"builder": BUILDER, "name": "netproto-test", "config": {"fail": "bad value"},
                      "sockets": []}
         proc = subprocess.run(
-            [sys.executable, "-m", "netproto_twisted.core.workers"],
+            [sys.executable, "-m", "netproto_twisted.core.worker_process"],
             input=json.dumps(bootstrap) + "\n", capture_output=True, text=True,
             timeout=TIMEOUT, env=_env(), check=False,
         )  # fmt: skip
@@ -389,7 +389,7 @@ class WorkerMainTests(SynchronousTestCase):
     def test_bad_builder_is_one_line(self) -> None:
         bootstrap: dict[str, Any] = {"builder": "tests.nothing:here", "sockets": []}
         proc = subprocess.run(
-            [sys.executable, "-m", "netproto_twisted.core.workers"],
+            [sys.executable, "-m", "netproto_twisted.core.worker_process"],
             input=json.dumps(bootstrap) + "\n", capture_output=True, text=True,
             timeout=TIMEOUT, env=_env(), check=False,
         )  # fmt: skip

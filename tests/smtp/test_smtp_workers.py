@@ -19,7 +19,8 @@ from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import Limits
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.core.tls import ensure_dev_certificate
-from netproto_twisted.core.workers import WorkerPool, _load_builder
+from netproto_twisted.core.worker_process import load_builder
+from netproto_twisted.core.workers import WorkerPool
 from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope
 from netproto_twisted.smtp.queue import QueueEntry, Spool
@@ -91,7 +92,7 @@ class ServiceTreeTests(TestCase):
         self.assertEqual(pool.count, 2)
         self.assertEqual(pool.builder, WORKER_BUILDER)
         self.assertTrue(any(isinstance(s, EndpointsService) for s in services[:-1]))
-        self.assertIs(_load_builder(WORKER_BUILDER), worker_parts)
+        self.assertIs(load_builder(WORKER_BUILDER), worker_parts)
 
     def test_workers_need_tls_files_and_default_targets(self) -> None:
         with self.assertRaises(ConfigError):
