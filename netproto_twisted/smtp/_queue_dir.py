@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from twisted.logger import Logger
 
@@ -27,6 +28,7 @@ _MSG = ".msg"
 _HOLD = ".hold"
 
 _log = Logger(namespace="netproto.smtp.queue")
+_T = TypeVar("_T")
 
 
 def valid_id(entry_id: str) -> bool:
@@ -183,15 +185,23 @@ class SpoolDirectory:
 
     def load_all(self) -> list[QueueEntry]:
         """Read every entry (unreadable ones are logged and skipped)."""
-        entries = []
+        return self.scan(lambda entry: entry)
+
+    def scan(self, summarise: Callable[[QueueEntry], _T]) -> list[_T]:
+        """Read every entry, oldest first, keeping only ``summarise(entry)`` of each.
+
+        One entry is in memory at a time (a relay indexes a large spool this
+        way); unreadable entries are logged and skipped.
+        """
+        found = []
         for entry_id in self.ids():
             try:
-                entries.append(self.load(entry_id))
+                found.append(summarise(self.load(entry_id)))
             except EntryNotFound:
                 continue  # removed meanwhile
             except (ValueError, OSError) as e:
                 _log.error("spool: unreadable entry {id}: {error}", id=entry_id, error=str(e))
-        return entries
+        return found
 
     def is_deliverable(self, entry_id: str) -> bool:
         """Tell whether the entry still exists and is not on hold."""

@@ -28,12 +28,13 @@ in a thread pool and implements
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
@@ -74,6 +75,7 @@ for _cls in (EntryNotFound, QueueEntry, RecipientState, SpoolDirectory):
 del _cls
 
 _CHUNK = 64 * 1024
+_T = TypeVar("_T")
 
 _log = Logger(namespace="netproto.smtp.queue")
 
@@ -279,6 +281,14 @@ class Spool:
     def list(self) -> Deferred[list[QueueEntry]]:
         """Fire with every entry, oldest first."""
         d: Deferred[list[QueueEntry]] = self.run(self.directory.load_all)
+        return d
+
+    def scan(self, summarise: Callable[[QueueEntry], _T]) -> Deferred[builtins.list[_T]]:
+        """Fire with ``summarise(entry)`` of every entry, oldest first (one entry read at a time).
+
+        ``summarise`` runs in the spool's thread pool: it must only read the entry.
+        """
+        d: Deferred[builtins.list[_T]] = self.run(self.directory.scan, summarise)
         return d
 
     def get(self, entry_id: str) -> Deferred[QueueEntry]:

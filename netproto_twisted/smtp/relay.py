@@ -29,16 +29,14 @@ to a loss).
 
 Retries: exponential backoff from ``min_backoff`` (5 minutes) doubling up to
 ``max_backoff`` (4 hours), each delay varied at random by up to ``jitter``
-(10 %) either way (``random`` is the injectable source of numbers in
-[0, 1)), until ``lifetime`` (5 days) has passed since
-arrival; then the recipient fails with ``4.4.7``.  Failures are reported to
-the sender in an RFC 3464 bounce (never to the null sender; ``NOTIFY``,
-``RET``, ``ENVID`` and ``ORCPT`` honoured); ``NOTIFY=SUCCESS`` gives a
-``relayed`` notice when the next hop does not support DSN (if it does, the
-parameters are passed on), ``NOTIFY=DELAY`` a delay notice after
-``delay_warning`` (4 hours).  A failed message from the null sender (a
-double bounce) is reported to ``postmaster`` if one is given, and never
-when the recipient that failed is the postmaster (no loops).
+(10 %) either way (``random`` is the injectable source), until ``lifetime``
+(5 days) has passed since arrival; then the recipient fails with ``4.4.7``.
+Failures go back in RFC 3464 bounces (never to the null sender; a failure
+of a null-sender message goes to ``postmaster`` if given, never looping).
+
+Memory: the relay keeps only an index (id, due time, hold flag) of the
+spool; an entry is read from disk when it is due, at most
+``max_active_entries`` at a time, and let go after the attempt.
 
 ``netproto queue flush`` touches ``DIR/flush``; ``delete``/``hold``/``release``
 touch ``DIR/rescan``: the relay polls for both every ``poll_interval`` seconds.
@@ -46,7 +44,7 @@ touch ``DIR/rescan``: the relay polls for both every ``poll_interval`` seconds.
 
 from __future__ import annotations
 
-import heapq
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,14 +58,16 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._relay_index import DueIndex
+from netproto_twisted.smtp._relay_notices import Notices
 from netproto_twisted.smtp._relay_route import DeadHosts, Outcome, RouteError, next_hops
 from netproto_twisted.smtp._relay_send import Connection, Job, send_job
-from netproto_twisted.smtp.bounce import spool_notice, wants
 from netproto_twisted.smtp.errors import SMTPAuthenticationError
 from netproto_twisted.smtp.queue import (
     DELIVERED,
     FAILED,
     PENDING,
+    EntryNotFound,
     QueueEntry,
     RecipientState,
     Spool,
@@ -120,13 +120,6 @@ _NOT_HOST_FAILURES = (SMTPAuthenticationError, LocalProtocolError, ValueError, T
 RouteError.__module__ = __name__  # defined in a private module; this is its public home
 
 
-def _plausible_address(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(local and at and domain) and all(
-        c.isprintable() and not c.isspace() for c in address
-    )
-
-
 @dataclass
 class _Destination:
     name: str
@@ -167,11 +160,12 @@ class Relay(Service):
         postmaster: str | None = None,
         dead_host_time: float = DEFAULT_DEAD_HOST_TIME,
         max_dead_host_time: float = DEFAULT_MAX_DEAD_HOST_TIME,
+        max_active_entries: int = 1000,
         connect: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {sorted(TLS_MODES)}, not {tls!r}")
-        if per_destination < 1 or max_connections < 1:
+        if per_destination < 1 or max_connections < 1 or max_active_entries < 1:
             raise ValueError("connection limits must be at least 1")
         if not 0.0 <= jitter < 1.0:
             raise ValueError(f"jitter must be at least 0 and less than 1, not {jitter!r}")
@@ -200,21 +194,25 @@ class Relay(Service):
         self.poll_interval = poll_interval
         self.stop_grace = stop_grace
         self._connect_fn = connect
-        if postmaster is not None and not _plausible_address(postmaster):
-            raise ValueError(
-                f"postmaster must be an address like postmaster@example.org, not {postmaster!r}"
-            )
-        self.postmaster = postmaster or None
-        """Where double bounces go (None: nowhere, they are only logged)."""
+        self.notices = Notices(
+            spool,
+            hostname=hostname,
+            lifetime=lifetime,
+            delay_warning=delay_warning,
+            postmaster=postmaster,
+        )
+        """What is reported to whom; ``notices.postmaster`` gets double bounces (None: nobody)."""
         self.dead_hosts = DeadHosts(
             reactor.seconds, base=dead_host_time, maximum=max_dead_host_time
         )
         """Next-hop hosts skipped for a while after a failed connection."""
-        self.entries: dict[str, QueueEntry] = {}
+        self.max_active_entries = max_active_entries
+        self.index = DueIndex()
+        """Every entry the relay knows of, with when it is due (the entries stay on disk)."""
         self._busy: dict[str, int] = {}
-        self._scheduled: dict[str, float] = {}
         self._recent: set[str] = set()
-        self._heap: list[tuple[float, str]] = []
+        self._kicking = False
+        self._kick_again = False
         self._timer: IDelayedCall | None = None
         self._destinations: dict[str, _Destination] = {}
         self._active_total = 0
@@ -233,7 +231,7 @@ class Relay(Service):
     # --- service ------------------------------------------------------------------------
 
     def startService(self) -> None:
-        """Recover the spool, load its entries and start delivering."""
+        """Recover the spool, index its entries and start delivering."""
         Service.startService(self)
         self._running = True
         if self.resolver is None and self.smarthost is None:
@@ -241,7 +239,7 @@ class Relay(Service):
 
             self.resolver = Resolver(resolv="/etc/resolv.conf", reactor=self.reactor)
         self.spool.add_listener(self._added)
-        d = self.spool.recover().addCallback(lambda _: self.spool.list())
+        d = self.spool.recover().addCallback(lambda _: self.spool.scan(self._summary))
         d.addCallback(self._loaded)
         d.addErrback(lambda f: _log.failure("relay: cannot read the spool", f))
         d.chainDeferred(self.ready)
@@ -289,69 +287,118 @@ class Relay(Service):
 
     # --- entries and scheduling -----------------------------------------------------------
 
-    def _loaded(self, entries: list[QueueEntry]) -> None:
-        for entry in entries:
-            self._track(entry)
+    def _summary(self, entry: QueueEntry) -> tuple[str, float, bool]:
+        """``(id, due, held)``: what the index keeps of an entry (pure: runs in a thread)."""
+        return entry.id, self._due_of(entry), entry.held
+
+    def _due_of(self, entry: QueueEntry) -> float:
+        """When ``entry`` needs attention next: a retry, a notice, or (0) at once."""
+        pending = entry.pending
+        if not pending or any(r.status != PENDING and not r.notified for r in entry.recipients):
+            return 0.0  # outcomes to report (or nothing left to do)
+        when = min(r.next_try for r in pending)
+        if self.notices.needs_delay_notice(entry, math.inf):
+            when = min(when, entry.received_at + self.delay_warning)
+        return when
+
+    def _loaded(self, summaries: list[tuple[str, float, bool]]) -> None:
+        for entry_id, due, held in summaries:
+            if entry_id not in self.index:
+                self.index.add(entry_id, due, held)
         self._kick()
 
     def _added(self, entry: QueueEntry) -> None:
-        if self._running:
-            self._track(entry)
+        """A new entry was committed: start it at once if there is room, else index it."""
+        if not self._running or entry.id in self.index:
+            return
+        if self._poller is not None:
+            self._recent.add(entry.id)  # a rescan may be under way: it may miss this one
+        due = self._due_of(entry)
+        if entry.held or due > self.reactor.seconds() or not self._has_room():
+            self.index.add(entry.id, due, entry.held)
             self._kick()
-
-    def _track(self, entry: QueueEntry) -> None:
-        if entry.id in self.entries:
-            return  # known already (spooled while the spool was being read)
-        self.entries[entry.id] = entry
-        self._recent.add(entry.id)
-        if any(r.status != PENDING and not r.notified for r in entry.recipients) or entry.finished:
-            self._start_post(entry)
-        else:
-            self._schedule(entry)
-
-    def _schedule(self, entry: QueueEntry) -> None:
-        pending = entry.pending
-        if entry.held or not pending or entry.id in self._busy:
-            self._scheduled.pop(entry.id, None)
             return
-        when = min(r.next_try for r in pending)
-        if self.delay_warning > 0 and entry.mail_from.address:
-            for r in pending:
-                if not r.delay_notified and wants(r, "DELAY"):
-                    when = min(when, entry.received_at + self.delay_warning)
-        if self._scheduled.get(entry.id) == when:
-            return
-        self._scheduled[entry.id] = when
-        heapq.heappush(self._heap, (when, entry.id))
+        self.index.add(entry.id, None, False)
+        self._busy[entry.id] = 1
+        self._dispatch(entry)
+
+    def _has_room(self) -> bool:
+        return len(self._busy) < self.max_active_entries
 
     def _kick(self) -> None:
-        """Start every due delivery and set the timer for the next one."""
+        """Read and start every due entry (as many as there is room for); set the timer."""
         if not self._running:
             return
+        if self._kicking:
+            self._kick_again = True  # called back from below: the loop below goes on
+            return
+        self._kicking = True
+        try:
+            self._kick_again = True
+            while self._kick_again:
+                self._kick_again = False
+                now = self.reactor.seconds()
+                while self._has_room():
+                    entry_id = self.index.pop_due(now)
+                    if entry_id is None:
+                        break
+                    self._load(entry_id)
+        finally:
+            self._kicking = False
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        now = self.reactor.seconds()
-        while self._heap and self._heap[0][0] <= now:
-            when, entry_id = heapq.heappop(self._heap)
-            if self._scheduled.get(entry_id) != when:
-                continue  # superseded
-            del self._scheduled[entry_id]
-            entry = self.entries.get(entry_id)
-            if entry is None or entry.held or entry_id in self._busy:
-                continue
-            self._start(entry, now)
-        if self._heap:
-            delay = max(0.0, self._heap[0][0] - now)
-            self._timer = self.reactor.callLater(delay, self._kick)
+        due = self.index.next_due()
+        if due is not None and self._has_room() and self._running:
+            self._timer = self.reactor.callLater(
+                max(0.0, due - self.reactor.seconds()), self._kick
+            )
 
-    def _start(self, entry: QueueEntry, now: float) -> None:
+    def _load(self, entry_id: str) -> None:
+        self._busy[entry_id] = 1
+        d = self.spool.get(entry_id)
+
+        def loaded(entry: QueueEntry) -> None:
+            if entry_id in self.index and self._running:
+                self._dispatch(entry)
+            else:
+                self._busy.pop(entry_id, None)
+
+        def failed(f: Any) -> None:
+            self._busy.pop(entry_id, None)
+            if f.check(EntryNotFound):
+                self.index.discard(entry_id)  # delivered or deleted meanwhile
+                return
+            _log.failure("relay: cannot read entry {id}", f, id=entry_id)
+            self.index.schedule(entry_id, self.reactor.seconds() + self.min_backoff)
+
+        d.addCallbacks(loaded, failed).addErrback(
+            lambda f: _log.failure("relay: dispatching {id}", f, id=entry_id)
+        )
+        d.addBoth(lambda _: self._kick())
+
+    def _dispatch(self, entry: QueueEntry) -> None:
+        """Start the work ``entry`` needs now (it is marked busy): notices, deliveries, or none."""
+        now = self.reactor.seconds()
+        slot = self.index.get(entry.id)
+        if slot is not None and slot.flushed:
+            slot.flushed = False
+            for r in entry.pending:
+                r.next_try = min(r.next_try, now)
+        if entry.held:
+            self._release(entry)
+            return
+        if any(r.status != PENDING and not r.notified for r in entry.recipients) or (
+            entry.finished
+        ):
+            self._start_post(entry)
+            return
         due = [r for r in entry.pending if r.next_try <= now]
         if not due:
-            if self._needs_delay_notice(entry, now):
+            if self.notices.needs_delay_notice(entry, now):
                 self._start_post(entry)
             else:
-                self._schedule(entry)
+                self._release(entry)
             return
         groups: dict[str, list[RecipientState]] = {}
         for r in due:
@@ -364,6 +411,18 @@ class Relay(Service):
             dest.queue.append(Job(entry, recipients))
             self._pump(dest)
 
+    def _release(self, entry: QueueEntry, due: float | None = None) -> None:
+        """The work on ``entry`` is done for now: keep only its index slot, and reschedule it."""
+        self._busy.pop(entry.id, None)
+        slot = self.index.get(entry.id)
+        if slot is None:
+            self._kick()
+            return
+        slot.held = entry.held
+        slot.flushed = False  # (a flush during the attempt: the attempt was the flush)
+        self.index.schedule(entry.id, self._due_of(entry) if due is None else due)
+        self._kick()
+
     def _destination_of(self, recipient: RecipientState) -> str:
         if self.smarthost is not None:
             return f"[{self.smarthost[0]}]:{self.smarthost[1]}"
@@ -372,15 +431,12 @@ class Relay(Service):
     def flush(self) -> None:
         """Make every pending recipient (held entries aside) and every next-hop host due now."""
         self.dead_hosts.clear()
-        now = self.reactor.seconds()
-        for entry in self.entries.values():
-            for r in entry.pending:
-                r.next_try = min(r.next_try, now)
-            self._schedule(entry)
+        self.index.flush(self.reactor.seconds())
         self._kick()
 
     def _poll(self) -> Deferred[Any]:
         directory = self.spool.directory
+        self._recent.clear()  # no scan is under way (the poller waits for the last one)
 
         def check() -> tuple[bool, bool]:
             return (
@@ -392,39 +448,39 @@ class Relay(Service):
             flush, rescan = flags
             if not (flush or rescan):
                 return None
-            self._recent.clear()  # entries tracked from now on may be missing from the scan
-            return self.spool.list().addCallback(self._merge, flush)
+            return self.spool.scan(self._summary).addCallback(self._merge, flush)
 
         d: Deferred[Any] = self.spool.run(check)
         return d.addCallback(triggered).addErrback(lambda f: _log.failure("relay: poll", f))
 
-    def _merge(self, entries: list[QueueEntry], flush: bool) -> None:
+    def _merge(self, summaries: list[tuple[str, float, bool]], flush: bool) -> None:
         """Apply what ``netproto queue`` changed on disk: deletions, holds, releases, new entries.
 
-        The in-memory state of a known entry is never replaced by what the
-        scan read (it may predate a save made meanwhile); only the hold flag
-        and a release's "due now" are taken over.
+        What the index knows of an entry is never replaced by what the scan
+        read (it may predate a save made meanwhile); only the hold flag and
+        a release's "due now" are taken over.  (The entry itself is always
+        read afresh when it is due.)
         """
-        on_disk = {e.id: e for e in entries}
-        for entry_id in list(self.entries):
+        on_disk = {entry_id: (due, held) for entry_id, due, held in summaries}
+        for entry_id in self.index:
             if entry_id not in on_disk and entry_id not in self._busy:
                 if entry_id in self._recent:
                     continue  # spooled during the scan
-                del self.entries[entry_id]
-                self._scheduled.pop(entry_id, None)
-        for entry_id, fresh in on_disk.items():
-            known = self.entries.get(entry_id)
-            if known is None:
-                self._track(fresh)
+                self.index.discard(entry_id)
+        now = self.reactor.seconds()
+        for entry_id, (due, held) in on_disk.items():
+            slot = self.index.get(entry_id)
+            if slot is None:
+                self.index.add(entry_id, due, held)
                 continue
-            released = known.held and not fresh.held
-            known.held = fresh.held
+            released = slot.held and not held
+            slot.held = held
+            if entry_id in self._busy:
+                continue
             if released:
-                for r in known.pending:
-                    r.next_try = 0.0
-            if entry_id not in self._busy:
-                self._scheduled.pop(entry_id, None)
-                self._schedule(known)
+                self.index.schedule(entry_id, now)
+            elif slot.due is None and not held:
+                self.index.schedule(entry_id, due)
         if flush:
             self.flush()
         else:
@@ -552,8 +608,6 @@ class Relay(Service):
                             await self._finish(j, {r.address: e.outcome for r in j.recipients}, "")
                         return
                 outcomes, broken = await send_job(self.spool, conn, job)
-                if outcomes is not None:
-                    self.attempts += 1
                 if broken:
                     reused = conn.uses > 0
                     self._live.discard(conn)
@@ -569,6 +623,7 @@ class Relay(Service):
                     job.entry.held = True  # held or deleted meanwhile: a rescan tells which
                     self._job_done(job.entry)
                     continue
+                self.attempts += 1
                 await self._finish(job, outcomes, conn.host if conn is not None else "")
         finally:
             if conn is not None:
@@ -589,7 +644,6 @@ class Relay(Service):
         """Record one attempt's outcome, save it durably, then release the entry."""
         entry = job.entry
         now = self.reactor.seconds()
-        null_sender = not entry.mail_from.address
         dsn_passed = job.dsn_passed
         for r in job.recipients:
             code, enhanced, text = outcomes[r.address]
@@ -598,54 +652,35 @@ class Relay(Service):
             r.attempts += 1
             if code < 400:
                 r.status = DELIVERED
-                r.notified = null_sender or dsn_passed or not wants(r, "SUCCESS")
+                r.notified = not self.notices.reports_success(entry, r, dsn_passed)
             elif code >= 500 or now >= entry.received_at + self.lifetime:
                 r.status = FAILED
-                r.notified = not self._reports_failure(entry, r)
+                r.notified = not self.notices.reports_failure(entry, r)
             else:
                 r.next_try = now + self._backoff(r.attempts)
         try:
             if entry.finished and self._busy.get(entry.id, 1) == 1:
                 saved = await self.spool.remove(entry)  # done: removal is the durable state
-                self.entries.pop(entry.id, None)
+                self.index.discard(entry.id)
             else:
                 saved = await self.spool.save(entry)
         except Exception:
             _log.failure("relay: cannot save the state of {id}", id=entry.id)
             saved = True
         if not saved:
-            self.entries.pop(entry.id, None)  # deleted meanwhile
+            self.index.discard(entry.id)  # deleted meanwhile
         self._job_done(entry)
-
-    def _reports_failure(self, entry: QueueEntry, r: RecipientState) -> bool:
-        """Tell whether a failure of ``r`` gets a notice: to the sender, or to the postmaster.
-
-        A message from the null sender never gets one back; its failure (a
-        double bounce) goes to the postmaster if one is configured, unless
-        the failed recipient is the postmaster (its own copy failed: never loop).
-        """
-        if entry.mail_from.address:
-            return wants(r, "FAILURE")
-        if self.postmaster is None or r.status != FAILED:
-            return False
-        return r.address.lower() != self.postmaster.lower()
 
     def _job_done(self, entry: QueueEntry) -> None:
         left = self._busy.get(entry.id, 1) - 1
         if left > 0:
             self._busy[entry.id] = left
             return
-        self._busy.pop(entry.id, None)
-        if entry.id not in self.entries:
+        if entry.id not in self.index:
+            self._busy.pop(entry.id, None)
+            self._kick()
             return
         self._start_post(entry)
-
-    def _needs_delay_notice(self, entry: QueueEntry, now: float) -> bool:
-        if not entry.mail_from.address or self.delay_warning <= 0:
-            return False
-        if now < entry.received_at + self.delay_warning:
-            return False
-        return any(not r.delay_notified and wants(r, "DELAY") for r in entry.pending)
 
     def _start_post(self, entry: QueueEntry) -> None:
         self._busy[entry.id] = 1
@@ -656,54 +691,13 @@ class Relay(Service):
 
     async def _post(self, entry: QueueEntry) -> None:
         """Send the notices due for ``entry``, then remove it if finished, or reschedule it."""
+        now = self.reactor.seconds()
+        retry: float | None = now + self.min_backoff  # when to try again if this fails
         try:
-            now = self.reactor.seconds()
-            null_sender = not entry.mail_from.address
-            if null_sender:  # nothing goes back; failures may go to the postmaster
-                for r in entry.recipients:
-                    if r.status != PENDING and not self._reports_failure(entry, r):
-                        r.notified = True
-            groups: list[list[RecipientState]] = [
-                [r for r in entry.recipients if r.status == FAILED and not r.notified],
-                [r for r in entry.recipients if r.status == DELIVERED and not r.notified],
-            ]
-            if self._needs_delay_notice(entry, now):
-                groups.append(
-                    [r for r in entry.pending if not r.delay_notified and wants(r, "DELAY")]
-                )
-            for group in groups:
-                if not group:
-                    continue
-                try:
-                    await spool_notice(
-                        self.spool,
-                        entry,
-                        group,
-                        reporting_mta=self.hostname,
-                        retry_until=entry.received_at + self.lifetime,
-                        now=now,
-                        postmaster=self.postmaster if null_sender else None,
-                    )
-                except Exception:
-                    _log.failure("relay: cannot queue a notice for {id}", id=entry.id)
-                    if self._running:
-                        self.reactor.callLater(self.min_backoff, self._retry_post, entry)
-                    return
-                for r in group:
-                    if r.status == PENDING:
-                        r.delay_notified = True
-                    else:
-                        r.notified = True
-                await self.spool.save(entry)
-            if entry.finished:
-                await self.spool.remove(entry)
-                self.entries.pop(entry.id, None)
+            if await self.notices.send_due(entry, now):
+                if entry.finished:
+                    await self.spool.remove(entry)
+                    self.index.discard(entry.id)
+                retry = None
         finally:
-            self._busy.pop(entry.id, None)
-        if entry.id in self.entries:
-            self._schedule(entry)
-            self._kick()
-
-    def _retry_post(self, entry: QueueEntry) -> None:
-        if self._running and self.entries.get(entry.id) is entry and entry.id not in self._busy:
-            self._start_post(entry)
+            self._release(entry, retry)
