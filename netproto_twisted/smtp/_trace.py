@@ -50,7 +50,7 @@ def _literal(ip: str) -> str:
 def received_header(
     *,
     helo: str | None,
-    peer_ip: str,
+    peer_ip: str | None,
     by: str,
     protocol: str,
     queue_id: str,
@@ -68,6 +68,8 @@ def received_header(
     comment or clause (``( ) \\ ;``), blanks, controls and non-ASCII become
     ``_``.  ``for`` is added only with exactly one recipient (a list would
     disclose Bcc recipients).  An IPv4-mapped IPv6 peer is shown as IPv4.
+    A peer without an IP address (``peer_ip`` None: a UNIX socket) is shown
+    as ``from <helo> (via local socket)``.
 
     :param date: an aware datetime (the time of reception).
     :raises ValueError: if ``peer_ip`` is not an IP address, ``date`` is
@@ -78,8 +80,12 @@ def received_header(
     for name, value in (("by", by), ("queue_id", queue_id), ("protocol", protocol)):
         if not _ID.fullmatch(value):
             raise ValueError(f"{name} must be a plain token, not {value!r}")
-    host = _clean(peer_host) if peer_host else "unknown"
-    clauses = [f"from {_clean(helo) if helo else 'unknown'} ({host} {_literal(peer_ip)})"]
+    name = _clean(helo) if helo else "unknown"
+    if peer_ip is None:
+        clauses = [f"from {name} (via local socket)"]
+    else:
+        host = _clean(peer_host) if peer_host else "unknown"
+        clauses = [f"from {name} ({host} {_literal(peer_ip)})"]
     by_clause = f"by {by}"
     if software:
         by_clause += f" ({_clean(software)})"

@@ -313,7 +313,7 @@ class SMTPServerProtocol(AuthSession):
         )
         header = received_header(
             helo=self.helo,
-            peer_ip=self.peer or "127.0.0.1",
+            peer_ip=self.peer or None,
             by=self.settings.hostname,
             protocol=protocol_name(
                 esmtp=self.session.esmtp,

@@ -508,9 +508,12 @@ async def _start(
     except BaseException:
         await capture.stop()
         raise
-    where = addresses[0][1]
-    host, _, port = where.rpartition(":")
-    capture.host, capture.port = host.strip("[]"), int(port)
+    kind, where = addresses[0][0], addresses[0][1]
+    if kind == "unix":
+        capture.host, capture.port = where, 0
+    else:
+        host, _, port = where.rpartition(":")
+        capture.host, capture.port = host.strip("[]"), int(port)
     return capture
 
 
@@ -542,7 +545,8 @@ def start_smtp_capture(
         after it.
     :param max_size: the largest message accepted (advertised with SIZE).
     :param hostname: the server's name in its greeting and Received header.
-    :param listen: the endpoint string (default: IPv4 loopback, any free port).
+    :param listen: the endpoint string (default: IPv4 loopback, any free port);
+        with ``unix:PATH``, :attr:`SMTPCapture.host` is the path and ``port`` 0.
     """
     return defer.ensureDeferred(
         _start(

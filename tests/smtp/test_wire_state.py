@@ -282,6 +282,12 @@ class ReceivedTests(SynchronousTestCase):
             b"\tid q1; Sat, 21 Nov 2026 07:00:00 +0000\r\n",
         )
 
+    def test_local_socket_peer_has_no_address(self) -> None:
+        header = received_header(
+            helo="app", peer_ip=None, by="mx", protocol="ESMTP", queue_id="q", date=self.date
+        )
+        self.assertTrue(header.startswith(b"Received: from app (via local socket)\r\n"))
+
     def test_ipv4_mapped_and_offset(self) -> None:
         header = received_header(
             helo="h",
