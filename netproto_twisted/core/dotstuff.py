@@ -13,6 +13,7 @@ This module imports nothing from ``twisted.internet``.
 from __future__ import annotations
 
 import re
+from itertools import islice, repeat
 
 from netproto_twisted.core.errors import (
     LineTooLong,
@@ -34,18 +35,50 @@ TERMINATOR = b"\r\n.\r\n"
 
 _DOT = 0x2E
 _CR = 0x0D
+_LF = 0x0A
+_BREAK_BYTES = (_CR, _LF)
 _EOL = re.compile(rb"\r\n|\r|\n")
 # A line that is a single dot, seen from its first byte.
 _DOT_LINE = b".\r\n"
+# A CRLF followed by a line-start dot: a stuffed line or the terminator.
+_DOT_AFTER_CRLF = b"\r\n."
+# Lines shorter than _SHORT_LINE bytes on average in the first _SAMPLE bytes
+# of a chunk: check its line breaks with counts rather than splitlines.
+_SAMPLE = 4096
+_SHORT_LINE = 16
 # Where the block ends after a protocol error, seen from the LF before it.
 _STRICT_ENDS = (b"\r\n.\r\n",)
 _LENIENT_ENDS = (b"\n.\r\n", b"\n.\n")
 
 
-def _is_normal(chunk: bytes) -> bool:
-    """Whether every CR and LF in ``chunk`` is part of a CRLF pair."""
-    pairs = chunk.count(CRLF)
-    return chunk.count(CR) == pairs and chunk.count(LF) == pairs
+def _lines_paired(chunk: bytes, lines: list[bytes]) -> bool:
+    """Whether every CR and LF of ``chunk``, but a final CR, is part of a CRLF pair.
+
+    ``lines`` is ``chunk.splitlines()`` (which breaks at CR, LF and CRLF).
+    With ``b`` CR and LF bytes, ``t`` line breaks and ``p`` CRLF pairs,
+    ``t = b - p``; so ``b == 2 * t`` exactly when every CR and every LF is
+    in a pair, and ``b == 2 * t - 1`` when, besides, the final byte is a CR
+    (which no LF can follow).  One C pass and one copy, where three
+    ``count`` calls (CR, LF, CRLF: the slowest) would take three passes.
+    """
+    breaks = len(chunk) - len(b"".join(lines))
+    last = chunk[-1]
+    if last == _CR:
+        return breaks == 2 * len(lines) - 1
+    return breaks == 2 * (len(lines) if last == _LF else len(lines) - 1)
+
+
+def _line_breaks_paired(chunk: bytes) -> bool:
+    """Whether every CR and LF of a non-empty ``chunk``, but a final CR, is part of a CRLF pair.
+
+    ``splitlines`` costs per line, ``count`` per byte: many short lines (a
+    sample of the first 4 KiB says so) take the three counts.
+    """
+    if chunk.count(LF, 0, _SAMPLE) > _SAMPLE // _SHORT_LINE:
+        end = len(chunk) - 1 if chunk[-1] == _CR else len(chunk)
+        pairs = chunk.count(CRLF, 0, end)
+        return chunk.count(CR, 0, end) == pairs and chunk.count(LF, 0, end) == pairs
+    return _lines_paired(chunk, chunk.splitlines())
 
 
 class DotStuffer:
@@ -75,10 +108,16 @@ class DotStuffer:
                 self._skip_lf = False
         if not chunk:
             return b""
-        if not _is_normal(chunk):
+        if _line_breaks_paired(chunk):
+            if chunk[-1] == _CR:
+                # A CRLF whose LF may start the next chunk.
+                self._skip_lf = True
+                chunk += LF
+        else:
             self._skip_lf = chunk[-1] == _CR
             chunk = _EOL.sub(CRLF, chunk)
-        out = chunk.replace(b"\r\n.", b"\r\n..")
+        # Most chunks have no line-start dot, and many (base64) no dot at all.
+        out = chunk.replace(_DOT_AFTER_CRLF, b"\r\n..") if b"." in chunk else chunk
         if self._at_line_start and out[0] == _DOT:
             out = b"." + out
         self._at_line_start = out.endswith(CRLF)
@@ -220,47 +259,111 @@ class DotUnstuffer:
         else:
             self._tail = text[-4:]
 
-    def _decode_clean(self, buf: bytes, start: int, out: list[bytes]) -> int:
-        """Decode the whole lines of ``buf`` from ``start`` in bulk if they are clean.
+    def _decode_bulk(self, buf: bytes) -> bytes | None:
+        """Decode all of ``buf`` at once if nothing in it needs the line-by-line path.
 
-        The common case (CRLF lines, none too long, no terminator) in a few C
-        calls, from a line start; returns where it stopped.  Anything unusual
-        is left to the line-by-line path, which gives the same result.
+        The common case in a few C passes: one to check that every CR and LF
+        is paired (and, with a limit, the line lengths), a ``find`` for a dot
+        (there is none in base64) and, only if there is one, a ``split`` at
+        line-start dots and a ``join``.  Returns ``None``, with the decoder's
+        state untouched, for anything unusual (a bare CR or LF anywhere in
+        ``buf``, even after the terminator; a line over the limit; a dot line
+        at the very start), which the line-by-line path decodes with the
+        same result.
         """
-        end = _clean_lines_end(buf, start)
-        if end == start:
-            return start
-        block = buf[start:end] if start or end < len(buf) else buf
-        limit = self.max_line_length
-        # The longest line counts its stuffing dot, not its CRLF.
-        if (
-            limit is not None
-            and len(block) - 2 > limit
-            and max(map(len, block.split(CRLF))) > limit
+        n = len(buf)
+        if not n:
+            return b""
+        start = 0
+        if self._at_line_start and buf[0] == _DOT:
+            if _DOT_LINE.startswith(buf[:3]):
+                return None
+            start = 1
+        if not self._clean(buf):
+            return None
+        # From here every line break is a CRLF, so every line-start dot but
+        # the first byte's follows a CRLF.
+        end = n - 1 if buf[-1] == _CR else n
+        dot = buf.find(b".", 2)
+        pieces = [] if dot < 0 else (buf[start:] if start else buf).split(_DOT_AFTER_CRLF)
+        if len(pieces) < 2:
+            block = buf if start == 0 and end == n else buf[start:end]
+        elif (
+            b"" in pieces
+            or pieces[-1] == CR
+            or any(map(bytes.startswith, islice(pieces, 1, None), repeat(CRLF)))
         ):
-            return start
-        payload = block.replace(b"\r\n.", CRLF)
-        out.append(payload[1:] if block[0] == _DOT else payload)
-        return end
+            # A "." line: the terminator (a piece starting with CRLF, or an
+            # empty one when a dot line follows it), or at the end of buf
+            # (b"" or CR), perhaps the start of the terminator.
+            return self._decode_to_dot_line(buf, start, dot)
+        else:
+            if end < n:
+                pieces[-1] = pieces[-1][:-1]
+            block = CRLF.join(pieces)
+        self._advance(buf, end)
+        return block
+
+    def _decode_to_dot_line(self, buf: bytes, start: int, dot: int) -> bytes:
+        """The bulk path's end for a clean ``buf`` with a terminator or a dot line at its end."""
+        n = len(buf)
+        end = n - 1 if buf[-1] == _CR else n
+        terminator = buf.find(TERMINATOR, dot - 2)
+        if terminator >= 0:
+            end = terminator + 2
+        elif buf.endswith(_DOT_AFTER_CRLF):
+            end = n - 1
+        elif buf.endswith(b"\r\n.\r"):
+            end = n - 2
+        block = buf[start:end].replace(_DOT_AFTER_CRLF, CRLF)
+        if terminator >= 0:
+            self.done = True
+            self._rest = bytearray(buf[end + 3 :])
+        else:
+            self._advance(buf, end)
+        return block
+
+    def _clean(self, buf: bytes) -> bool:
+        """Whether ``buf`` breaks lines only with CRLF (a final CR aside), none over the limit."""
+        limit = self.max_line_length
+        if limit is None or len(buf) + self._line_len <= limit:
+            return _line_breaks_paired(buf)
+        lines = buf.splitlines()
+        return (
+            _lines_paired(buf, lines)
+            and len(lines[0]) + self._line_len <= limit
+            and max(map(len, lines)) <= limit
+        )
+
+    def _advance(self, buf: bytes, end: int) -> None:
+        """Keep ``buf[end:]`` for the next feed, after the bulk path consumed ``buf[:end]``."""
+        self._carry = buf[end:]
+        lf = buf.rfind(LF, 0, end)
+        if lf < 0:
+            self._line_len += end
+        else:
+            self._line_len = end - lf - 1
+        # At a line start after a CRLF, with nothing or a possible dot line carried.
+        self._at_line_start = lf >= 0 and lf == end - 1
 
     def _decode(self, data: bytes) -> bytes:
         buf = self._carry + data if self._carry else data
         self._carry = b""
+        bulk = self._decode_bulk(buf)
+        if bulk is not None:
+            return bulk
+        return self._decode_lines(buf)
+
+    def _decode_lines(self, buf: bytes) -> bytes:
+        """Decode ``buf`` line by line, as the class docstring says."""
         strict = self.endings is LineEndings.STRICT
         normalize = self.endings is LineEndings.NORMALIZE
         limit = self.max_line_length
         out: list[bytes] = []
         n = len(buf)
         p = 0
-        bulk = True
         while p < n:
             if self._at_line_start:
-                if bulk:
-                    # Once per feed, at the first line start.
-                    bulk = False
-                    p = self._decode_clean(buf, p, out)
-                    if p == n:
-                        break
                 self._at_line_start = False
                 if buf[p] == _DOT:
                     if buf.startswith(_DOT_LINE, p) or (not strict and buf.startswith(b".\n", p)):
@@ -316,26 +419,6 @@ class DotUnstuffer:
             self._at_line_start = True
             self._line_len = 0
         return b"".join(out)
-
-
-def _clean_lines_end(buf: bytes, start: int) -> int:
-    """Return where the run of whole, clean CRLF lines of ``buf`` from ``start`` ends.
-
-    Clean: no bare CR or LF.  The run stops before a terminating ``"."``
-    line, so that the line-by-line path finds it.  ``start`` if there is no
-    such run.
-    """
-    last = buf.rfind(LF, start)
-    if last < 0:
-        return start
-    end = last + 1
-    pairs = buf.count(CRLF, start, end)
-    if buf.count(LF, start, end) != pairs or buf.count(CR, start, end) != pairs:
-        return start
-    if buf.startswith(_DOT_LINE, start):
-        return start
-    stop = buf.find(TERMINATOR, start, end)
-    return end if stop < 0 else stop + 2
 
 
 def dot_unstuff(
