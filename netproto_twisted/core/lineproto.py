@@ -345,11 +345,13 @@ class LineProtocol(Protocol):
         if self._lost:
             return
         self._deliver()
-        # Resume the socket only if delivery did not pause again (no churn).
+        # Resume the socket only if delivery did not pause again (no churn) nor
+        # close the connection (a buffered QUIT).
         if self._transport_paused and not self._paused and not self._lost:
             self._transport_paused = False
-            if self.transport is not None:
-                self.transport.resumeProducing()
+            transport = self.transport
+            if transport is not None and not getattr(transport, "disconnecting", False):
+                transport.resumeProducing()
 
     def _pause_transport(self) -> None:
         """Stop reading from the socket while input is paused."""

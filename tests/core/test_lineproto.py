@@ -377,6 +377,22 @@ class PauseTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
         self.assertEqual(p.lines(), [b"ONE", b"TWO", b"THREE"])
 
+    def test_buffered_line_that_closes_the_connection_leaves_the_socket_paused(self) -> None:
+        def on_line(proto: Recorder, line: bytes) -> None:
+            if line == b"QUIT":
+                proto.transport.loseConnection()
+            else:
+                proto.pause_input()
+
+        p = Recorder(on_line)
+        transport, _ = connect(p)
+        p.dataReceived(b"WORK\r\nQUIT\r\n")
+        self.assertEqual(transport.producerState, "paused")
+        p.resume_input()  # delivers QUIT, which closes: no resumeProducing after that
+        self.assertEqual(p.lines(), [b"WORK", b"QUIT"])
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.producerState, "paused")
+
     def test_pause_with_nothing_buffered_leaves_socket_alone(self) -> None:
         """A peer waiting for the reply: no transport pause/resume at all."""
         calls: list[str] = []
