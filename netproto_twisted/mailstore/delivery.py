@@ -350,6 +350,13 @@ class MessageWriter(_TmpWriter):
                 self._fs.unlink(path)
         self._published = []
 
+    def revoke(self) -> Deferred[None]:
+        """Remove a committed message from every ``new/`` again (its transaction failed).
+
+        A copy a reader already moved on (to ``cur/``) stays.
+        """
+        return self._run(self.unpublish)
+
     def discard(self) -> None:
         """Remove the ``tmp/`` file and its copies."""
         self._discard()

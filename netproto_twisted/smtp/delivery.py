@@ -16,9 +16,10 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from netproto_twisted.smtp._address import split_address
 from netproto_twisted.smtp._codes import (
@@ -35,8 +36,11 @@ from netproto_twisted.smtp.interfaces import (
     IDeliveryTarget,
     IMessageSink,
     IRecipientPolicy,
+    IRevocableSink,
     SessionInfo,
 )
+
+_log = Logger(namespace="netproto.smtp")
 
 __all__ = [
     "CaptureTarget",
@@ -44,6 +48,7 @@ __all__ = [
     "DefaultPolicy",
     "FanOutSink",
     "MaildirTarget",
+    "commit_all",
     "default_user_of",
 ]
 
@@ -56,6 +61,49 @@ class _Writer(Protocol):
 
 class _Store(Protocol):
     def deliver_all(self, users: Sequence[str]) -> _Writer: ...
+
+
+def commit_all(sinks: Sequence[IMessageSink]) -> Deferred[list[str]]:
+    """Commit every sink of one message: all or none, as far as the sinks allow.
+
+    One sink: its commit.  Several (local and relayed recipients): one after
+    another, those that can take a commit back (:class:`IRevocableSink`, the
+    Maildir) first.  If a later one fails, the earlier ones are revoked and
+    the rest aborted, so the client's retry after the ``451`` finds no copy
+    to duplicate.  (Of two sinks that cannot revoke, the first may keep its
+    copy; that is logged.)  Fires with the sinks' ids.
+    """
+    if len(sinks) == 1:
+        try:
+            return sinks[0].commit().addCallback(lambda ident: [ident])
+        except Exception:
+            return fail()
+    ordered = sorted(sinks, key=lambda sink: not IRevocableSink.providedBy(sink))
+
+    async def run() -> list[str]:
+        ids: list[str] = []
+        for index, sink in enumerate(ordered):
+            try:
+                ids.append(str(await sink.commit()))
+            except BaseException:
+                for done in ordered[:index]:
+                    await _take_back(done)
+                for rest in ordered[index + 1 :]:
+                    rest.abort()
+                raise
+        return ids
+
+    return Deferred.fromCoroutine(run())
+
+
+async def _take_back(sink: IMessageSink) -> None:
+    if not IRevocableSink.providedBy(sink):
+        _log.warn("a committed copy stays after a failed transaction: {sink!r}", sink=sink)
+        return
+    try:
+        await sink.revoke()
+    except Exception:
+        _log.failure("revoking a committed copy failed")
 
 
 def default_user_of(address: str) -> str:
@@ -74,6 +122,17 @@ class FanOutSink:
     def __init__(self, writers: Sequence[_Writer]) -> None:
         self._writers = list(writers)
         self._finished = False
+        if all(callable(getattr(w, "revoke", None)) for w in self._writers):
+            alsoProvides(self, IRevocableSink)
+
+    def revoke(self) -> Deferred[None]:
+        """Take back every writer's committed message (only if all of them can)."""
+        revokes: list[Deferred[None]] = [
+            maybeDeferred(getattr(writer, "revoke")) for writer in self._writers  # noqa: B009
+        ]
+        return DeferredList(revokes, fireOnOneErrback=True, consumeErrors=True).addCallback(
+            lambda _: None
+        )
 
     def write(self, data: bytes) -> Deferred[None] | None:
         """Write ``data`` to every writer; a Deferred if any of them asks to wait."""

@@ -30,6 +30,7 @@ __all__ = [
     "IDeliveryTarget",
     "IMessageSink",
     "IRecipientPolicy",
+    "IRevocableSink",
     "SessionInfo",
 ]
 
@@ -88,6 +89,13 @@ class IMessageSink(Interface):
 
     def abort() -> None:
         """Discard everything written so far (idempotent; harmless after a failed commit)."""
+
+
+class IRevocableSink(IMessageSink):
+    """A sink that can take back a message it committed (the transaction failed elsewhere)."""
+
+    def revoke() -> Deferred[None]:
+        """Remove the committed message again; fires once it is gone."""
 
 
 class IDeliveryTarget(Interface):

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -84,6 +84,7 @@ from netproto_twisted.smtp._state import (
 )
 from netproto_twisted.smtp._trace import protocol_name, received_header
 from netproto_twisted.smtp._wire import Command, Reply, parse_bdat, parse_command
+from netproto_twisted.smtp.delivery import commit_all
 from netproto_twisted.smtp.errors import CommandError
 from netproto_twisted.smtp.interfaces import (
     Envelope,
@@ -375,25 +376,17 @@ class SMTPServerProtocol(AuthSession):
             self.session.advance(event)
             self._error(txn.failed)
             return
-        commits: list[Deferred[Any]] = []
-        for sink in txn.sinks:
-            try:
-                commits.append(sink.commit())
-            except Exception:
-                commits.append(fail())
-        d: Deferred[list[tuple[bool, Any]]] = DeferredList(commits, consumeErrors=True)
+        d = commit_all(txn.sinks)
 
         def committed(results: object) -> None:
             self.session.advance(event)
-            assert isinstance(results, list)
-            failures = [value for ok, value in results if not ok]
-            if failures:
-                for failure in failures:
-                    _log.failure("committing a message failed", failure)
+            if isinstance(results, Failure):
+                _log.failure("committing a message failed", results)
                 txn.abort()
                 self._send(_reply(LOCAL_ERROR, "Error: local error in processing", "3.0"))
                 return
-            ids = " ".join([str(value) for _, value in results])
+            assert isinstance(results, list)
+            ids = " ".join(results)
             sender = txn.mail_from.address
             count = len(txn.recipients)
             # One field to format (the text is built here, cheaply); the parts stay

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,16 @@ from netproto_twisted.smtp.delivery import (
     DefaultPolicy,
     FanOutSink,
     MaildirTarget,
+    commit_all,
     default_user_of,
 )
 from netproto_twisted.smtp.errors import CommandError
-from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, SessionInfo
+from netproto_twisted.smtp.interfaces import (
+    Envelope,
+    IDeliveryTarget,
+    IRevocableSink,
+    SessionInfo,
+)
 
 from .test_server_support import Harness
 
@@ -272,3 +279,66 @@ class SinkBackpressureTests(SynchronousTestCase):
             if not wait.called:
                 wait.callback(None)
         self.assertEqual([r[:3] for r in h.output()], ["221"])
+
+
+class _RevocableWriter(_Writer):
+    def __init__(self, result: Deferred[str]) -> None:
+        super().__init__(result)
+        self.revoked = 0
+
+    def revoke(self) -> Deferred[None]:
+        self.revoked += 1
+        return succeed(None)
+
+
+class CommitAllTests(SynchronousTestCase):
+    def test_revocable_sinks_commit_first_and_are_revoked_when_a_later_one_fails(self) -> None:
+        order: list[str] = []
+
+        class Recording(_Writer):
+            def __init__(self, name: str, result: Deferred[str]) -> None:
+                super().__init__(result)
+                self.name = name
+
+            def commit(self) -> Deferred[str]:
+                order.append(self.name)
+                return self.result
+
+        spool = FanOutSink([Recording("spool", fail(OSError("queue disk full")))])
+        local_writer = _RevocableWriter(succeed("m1"))
+        local = FanOutSink([local_writer])
+        self.assertTrue(IRevocableSink.providedBy(local))
+        self.assertFalse(IRevocableSink.providedBy(spool))
+        self.failureResultOf(commit_all([spool, local]), OSError)
+        self.assertEqual(local_writer.revoked, 1)  # no copy left for the retry to duplicate
+
+    def test_the_rest_is_aborted_after_a_failure(self) -> None:
+        first = _RevocableWriter(fail(OSError("no")))
+        later = _Writer(succeed("x"))
+        self.failureResultOf(commit_all([FanOutSink([later]), FanOutSink([first])]), OSError)
+        self.assertEqual((first.revoked, later.aborted), (0, 1))
+
+    def test_all_ids_when_every_sink_commits(self) -> None:
+        sinks = [FanOutSink([_Writer(succeed("q1"))]),
+                 FanOutSink([_RevocableWriter(succeed("m1"))])]
+        self.assertEqual(sorted(self.successResultOf(commit_all(sinks))), ["m1", "q1"])
+
+
+class MixedTransactionTests(SynchronousTestCase):
+    def test_relay_failure_leaves_no_local_copy(self) -> None:
+        base = Path(self.mktemp())
+        store = MaildirStore(str(base), runner=run_now)
+        relay = CaptureTarget()
+        relay.fail_commits = True
+        h = Harness(policy=DefaultPolicy(["example.org"], MaildirTarget(store), relay,
+                                         user_exists=lambda u: True),
+                    relay_networks=(ip_network("192.0.2.0/24"),))
+        h.ehlo()
+        replies = h.send(
+            "MAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.org>\r\n"
+            "RCPT TO:<carol@elsewhere.example>\r\nDATA\r\nSubject: s\r\n\r\nbody\r\n.\r\n"
+        )
+        self.assertEqual([r[:3] for r in replies], ["250", "250", "250", "354", "451"])
+        self.assertEqual(list((base / "bob" / "new").iterdir()), [])
+        self.assertEqual(list((base / "bob" / "tmp").iterdir()), [])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)  # the 451's cause, logged
