@@ -30,6 +30,7 @@ from netproto_twisted.core.access import (
     parse_network,
 )
 from netproto_twisted.core.config import field
+from netproto_twisted.core.durable import MODES as SYNC_MODES
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
@@ -115,12 +116,19 @@ class Config:
         maximum=MAX_WORKERS,
         help="processes accepting connections (the master + workers-1); limits are per process",
     )
+    sync: str = field(
+        default="auto",
+        help="how Maildir commits reach the disk: fs (one syncfs per group of messages; "
+        "Linux 5.8+), file (fsync each file and directory), auto (fs where possible)",
+    )
 
     def __post_init__(self) -> None:
         if self.bare_lf not in ("reject", "normalize"):
             raise ValueError(f"bare_lf must be reject or normalize, not {self.bare_lf!r}")
         if self.smarthost_tls not in _RELAY_TLS:
             raise ValueError(f"smarthost_tls must be one of {', '.join(_RELAY_TLS)}")
+        if self.sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
             _host_port(self.smarthost)
         for net in self.relay_networks:
@@ -227,7 +235,8 @@ def _build_parts(
     if "local" not in targets:
         pool = ThreadPool(minthreads=0, maxthreads=8, name="netproto-smtp-maildir")
         root.addService(_PoolService(pool))
-        targets["local"] = MaildirTarget(MaildirStore(maildir, reactor, pool))
+        store = MaildirStore(maildir, reactor, pool, sync=config.sync)
+        targets["local"] = MaildirTarget(store)
 
     def user_exists(user: str) -> bool:
         if password_file.get(user) is not None:
@@ -435,6 +444,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["tls-key", None, None, "private key PEM"],
         ["bare-lf", None, "reject", "reject or normalize bare CR/LF in commands and data"],
         ["workers", None, "1", "processes accepting connections: the master and N-1 workers"],
+        ["sync", None, "auto", "Maildir commits: fs (syncfs per group), file (fsync each), auto"],
         *limits_options(),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -503,6 +513,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
                 bare_lf=self["bare-lf"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),
                 workers=workers,
+                sync=self["sync"],
             )
         except ValueError as e:
             raise usage.UsageError(str(e)) from None

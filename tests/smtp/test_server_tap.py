@@ -17,6 +17,8 @@ from netproto_twisted.core.config import parse_section
 from netproto_twisted.core.daemon import DaemonContext, TLSFiles
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.service import EndpointsService
+from netproto_twisted.mailstore.maildir import MaildirStore
+from netproto_twisted.smtp import tap as smtp_tap
 from netproto_twisted.smtp.tap import Config, Options, combined_service
 
 reactor: Any = _reactor
@@ -103,8 +105,26 @@ class OptionsTests(SynchronousTestCase):
             ["--max-size", "big"],
             ["--bare-lf", "yes"],
             ["--smarthost", "x"],
+            ["--sync", "sometimes"],
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
+
+    def test_sync_mode_reaches_the_maildir_store(self) -> None:
+        self.assertEqual(self.parse().config.sync, "auto")
+        config = self.parse("--sync", "file").config
+        self.assertEqual(config.sync, "file")
+        stores: list[MaildirStore] = []
+
+        class Recording(MaildirStore):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                stores.append(self)
+
+        self.patch(smtp_tap, "MaildirStore", Recording)
+        smtp_tap.build_service(config, _reactor, data_dir=Path(self.mktemp()), tls=None,
+                               complete_endpoint=lambda text: text)
+        [store] = stores
+        self.assertEqual(store.committer.mode, "file")  # type: ignore[attr-defined]
 
 
 class CombinedServiceTests(TestCase):
