@@ -25,7 +25,10 @@ from hypothesis import strategies as st
 from twisted.application.service import Service
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.errors import ConfigError
@@ -36,6 +39,7 @@ from netproto_twisted.core.workers import (
     WorkerParts,
     WorkerPool,
     _LineBuffer,
+    _WorkerProtocol,
     inherited_sockets,
 )
 
@@ -245,6 +249,44 @@ class InheritedSocketTests(SynchronousTestCase):
             WorkerPool(reactor, count=-1, builder="a:b", config=None, listeners=[])
 
 
+class RestartDelayTests(SynchronousTestCase):
+    """The back-off, on a fake clock."""
+
+    def pool(self) -> tuple[WorkerPool, MemoryReactorClock]:
+        clock = MemoryReactorClock()
+        pool = WorkerPool(clock, count=1, builder=BUILDER, config=None, listeners=[],
+                          restart_delay=0.5, max_restart_delay=4.0)
+        pool._settle([])  # as if started: a worker ending now is restarted
+        return pool, clock
+
+    def end(self, pool: WorkerPool, lived: float) -> float:
+        proto = _WorkerProtocol(pool, 0, b"")
+        proto.ready = True
+        proto.started = time.monotonic() - lived
+        pool._ended(proto, Failure(ProcessTerminated(exitCode=1)))
+        call = pool._slots[0].restart
+        assert call is not None
+        call.cancel()
+        return float(call.getTime())
+
+    def test_delay_doubles_up_to_the_maximum(self) -> None:
+        pool, _clock = self.pool()
+        self.assertEqual([self.end(pool, 0.1) for _ in range(6)], [0.5, 1, 2, 4, 4, 4])
+
+    def test_a_worker_that_lived_long_resets_the_delay(self) -> None:
+        pool, _clock = self.pool()
+        self.assertEqual([self.end(pool, 0.1) for _ in range(3)], [0.5, 1, 2])
+        self.assertEqual(self.end(pool, 5.0), 0.5)
+
+    def test_no_restart_while_stopping(self) -> None:
+        pool, clock = self.pool()
+        pool._stopping = True
+        proto = _WorkerProtocol(pool, 0, b"")
+        pool._ended(proto, Failure(ProcessTerminated(exitCode=0)))
+        self.assertIsNone(pool._slots[0].restart)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 class WorkerPoolTests(PoolTestsMixin, TestCase):
     timeout = 120
 
@@ -279,20 +321,6 @@ class WorkerPoolTests(PoolTestsMixin, TestCase):
         seen = await pids_seen(lambda: TCP4ClientEndpoint(reactor, "127.0.0.1", port), {second})
         self.assertIn(second, seen)
         self.assertNotIn(first, seen)
-
-    async def test_restart_delay_grows(self) -> None:
-        _listener, pool = self.start_pool()
-        await pool.when_ready()
-        delays = []
-        for _ in range(3):
-            [pid] = pool.pids
-            restarted = pool.when_worker_ready(0)
-            os.kill(pid, signal.SIGKILL)
-            await wait_until(lambda: pool._slots[0].restart is not None)
-            delays.append(pool._slots[0].restart.getTime() - reactor.seconds())
-            await restarted
-        self.assertLess(delays[0], delays[1])
-        self.assertLess(delays[1], delays[2])
 
     async def test_control_messages_reach_the_master(self) -> None:
         messages: list[tuple[int, str, str]] = []
