@@ -10,6 +10,7 @@ BDAT bodies get their line endings normalised to CRLF by
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, Union
@@ -28,8 +29,12 @@ __all__ = [
     "MessageSource",
     "Pacer",
     "chunks_of",
+    "file_has_8bit",
     "has_8bit",
+    "is_path",
+    "is_rewindable",
     "message_size",
+    "open_message_file",
 ]
 
 #: How many bytes of a message are read and written at a time.
@@ -58,7 +63,7 @@ class BodyProducer(Protocol):
 
 
 #: What :meth:`~netproto_twisted.smtp.SMTPClient.send_message` accepts as a message.
-MessageSource = Union[bytes, bytearray, memoryview, BinaryIO, BodyProducer]  # noqa: UP007
+MessageSource = Union[bytes, bytearray, memoryview, BinaryIO, BodyProducer, "os.PathLike[str]"]
 
 
 def is_producer(message: object) -> bool:
@@ -94,6 +99,43 @@ def has_8bit(message: object) -> bool:
     if isinstance(message, memoryview):
         return _HIGH.search(message) is not None
     return False
+
+
+def is_path(message: object) -> bool:
+    """Return whether ``message`` names a file to send (``os.PathLike``; a ``str`` is text)."""
+    return isinstance(message, os.PathLike)
+
+
+def is_rewindable(message: object) -> bool:
+    """Return whether a file object can be read ahead and rewound (it is seekable)."""
+    seekable = getattr(message, "seekable", None)
+    try:
+        return bool(seekable is not None and seekable())
+    except (OSError, ValueError):
+        return False
+
+
+def file_has_8bit(f: BinaryIO) -> bool:
+    """Return whether ``f`` holds a byte above 127 from its current position on.
+
+    Blocking (run it in a thread): reads :data:`CHUNK_SIZE` bytes at a time,
+    stops at the first 8-bit byte, and seeks back to where it started.
+    """
+    start = f.tell()
+    try:
+        while chunk := f.read(CHUNK_SIZE):
+            if isinstance(chunk, str):
+                raise TypeError("the message file must be opened in binary mode")
+            if not chunk.isascii():
+                return True
+        return False
+    finally:
+        f.seek(start)
+
+
+def open_message_file(path: os.PathLike[str]) -> BinaryIO:
+    """Open a message file for reading, in binary mode (blocking: run it in a thread)."""
+    return open(path, "rb")
 
 
 def chunks_of(message: object) -> Callable[[], bytes]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
 
 from netproto_twisted.core.dotstuff import DotStuffer
 from netproto_twisted.core.errors import LocalProtocolError
@@ -23,9 +26,13 @@ from netproto_twisted.smtp._client_body import (
     EolNormalizer,
     Pacer,
     chunks_of,
+    file_has_8bit,
     has_8bit,
+    is_path,
     is_producer,
+    is_rewindable,
     message_size,
+    open_message_file,
 )
 from netproto_twisted.smtp._codes import (
     AUTH,
@@ -40,6 +47,7 @@ from netproto_twisted.smtp._codes import (
     SIZE,
     SMTPUTF8,
     START_INPUT,
+    TRANSACTION_FAILED,
 )
 from netproto_twisted.smtp._params import format_mail_from, format_rcpt_to
 from netproto_twisted.smtp._wire import Reply, error_from_reply, format_bdat, format_command
@@ -55,7 +63,14 @@ from netproto_twisted.smtp.errors import (
 if TYPE_CHECKING:
     from netproto_twisted.smtp.client import SendResult, SMTPClient
 
-__all__ = ["Transaction", "check_text"]
+__all__ = ["BODY_TYPES", "SEVENBIT", "Transaction", "check_text"]
+
+_T = TypeVar("_T")
+
+#: ``BODY=7BIT`` (RFC 6152): the message is 7-bit ASCII, the default without BODY.
+SEVENBIT = "7BIT"
+#: The values a caller may declare for the message body (``body=`` or ``BODY``).
+BODY_TYPES = (SEVENBIT, EIGHTBITMIME, BINARYMIME)
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _DSN_MAIL = ("RET", "ENVID")
@@ -63,6 +78,14 @@ _DSN_RCPT = ("NOTIFY", "ORCPT")
 _DATA_LINE = format_command(DATA)
 _RSET_LINE = format_command(RSET)
 _DOT_LINE = b".\r\n"
+
+
+def _no_8bitmime(what: str) -> SMTPNotSupportedError:
+    """The local refusal of 8-bit content for a server without 8BITMIME (RFC 6152 3)."""
+    return SMTPNotSupportedError(
+        f"5.6.3 the server does not offer 8BITMIME, needed for this message's {what} content",
+        TRANSACTION_FAILED,
+    )
 
 
 def check_text(what: str, value: str) -> None:
@@ -108,6 +131,13 @@ class Transaction:
         self.sender = ""
         self.recipients: list[str] = []
         self.envelope = b""
+        self._lines: list[bytes] = []
+        self._params: dict[str, str | None] = {}
+        self._rcpts: list[tuple[str, dict[str, str | None]]] = []
+        # A file the transaction opened from a path (closed at its end), and
+        # whether BODY waits for a scan of the file (in a thread, before MAIL).
+        self._opened: BinaryIO | None = None
+        self._scan = False
 
     # --- preparation (no I/O) -----------------------------------------------------------
 
@@ -116,8 +146,18 @@ class Transaction:
         sender: str,
         recipients: Sequence[Any],
         mail_params: Mapping[str, str | None] | None,
+        *,
+        body: str | None = None,
     ) -> None:
-        """Format the envelope and choose the parameters; raise if anything is wrong."""
+        """Check the arguments and choose the parameters; raise if anything is wrong.
+
+        ``body`` declares the content (``"7BIT"``, ``"8BITMIME"`` or
+        ``"BINARYMIME"``) like ``mail_params["BODY"]``; undeclared, it is
+        found: by looking at bytes in memory, by scanning a file (in
+        :meth:`run`, before MAIL), and for a producer it is ``8BITMIME``
+        when the server offers it.  The envelope is formatted here, or after
+        the scan.
+        """
         ext = self.client.extensions
         check_text("sender", sender)
         rcpts: list[tuple[str, dict[str, str | None]]] = []
@@ -138,12 +178,19 @@ class Transaction:
         if not (
             isinstance(message, (bytes, bytearray, memoryview))
             or is_producer(message)
+            or is_path(message)
             or callable(getattr(message, "read", None))
         ):
             raise TypeError(
-                f"a message must be bytes, a binary file or a body producer, not {type(message)}"
+                "a message must be bytes, a binary file, a path or a body producer, "
+                f"not {type(message)}"
             )
+        self.sender = sender
         params = _upper(mail_params)
+        if body is not None:
+            if body.upper() not in BODY_TYPES:
+                raise LocalProtocolError(f"body must be one of {BODY_TYPES}, not {body!r}")
+            params["BODY"] = body
         utf8 = not sender.isascii() or any(not a.isascii() for a, _ in rcpts)
         if utf8 or SMTPUTF8 in params:
             if not ext.has(SMTPUTF8):
@@ -152,19 +199,8 @@ class Transaction:
                     553,
                 )
             params[SMTPUTF8] = None
-        body = params.get("BODY")
-        if body is not None:
-            body = params["BODY"] = body.upper()
-        if body is None and has_8bit(message) and ext.has(EIGHTBITMIME):
-            params["BODY"] = EIGHTBITMIME
-        elif body == EIGHTBITMIME and not ext.has(EIGHTBITMIME):
-            del params["BODY"]
-        elif body == BINARYMIME:
-            if not (ext.has(CHUNKING) and ext.has(BINARYMIME)):
-                raise SMTPNotSupportedError(
-                    "5.6.3 the server does not offer BINARYMIME with CHUNKING", 554
-                )
-            self.binary = True
+        self._params = params
+        self._choose_body()
         if self.binary or (self.use_bdat and ext.has(CHUNKING)):
             self.use_bdat = True
             if is_producer(message) and not ext.has(PIPELINING):
@@ -173,7 +209,60 @@ class Transaction:
                 self.use_bdat = False
         else:
             self.use_bdat = False
-        size = message_size(message)
+        if not is_path(message):
+            self._check_size()
+        if not ext.has(DSN):
+            for key in _DSN_MAIL:
+                params.pop(key, None)
+        if not ext.has(AUTH):
+            params.pop("AUTH", None)
+        self.recipients = [a for a, _ in rcpts]
+        self._rcpts = rcpts
+        if not (self._scan or is_path(message)):
+            self._format_envelope()
+
+    def _choose_body(self) -> None:
+        """Set or check ``BODY``, or leave the choice to a scan of the file."""
+        ext = self.client.extensions
+        params = self._params
+        message = self.message
+        body = params.get("BODY")
+        if body is not None:
+            body = params["BODY"] = body.upper()
+        if body is None:
+            if isinstance(message, (bytes, bytearray, memoryview)):
+                self._found_8bit(has_8bit(message))
+            elif is_path(message) or (not is_producer(message) and is_rewindable(message)):
+                self._scan = True
+            elif ext.has(EIGHTBITMIME):
+                # A producer or a pipe: the content is unknown, and may be 8-bit.
+                params["BODY"] = EIGHTBITMIME
+        elif body == EIGHTBITMIME:
+            if not ext.has(EIGHTBITMIME):
+                raise _no_8bitmime("declared 8-bit")
+        elif body == SEVENBIT:
+            if not ext.has(EIGHTBITMIME):
+                del params["BODY"]  # the default; only a server with 8BITMIME knows BODY
+        elif body == BINARYMIME:
+            if not (ext.has(CHUNKING) and ext.has(BINARYMIME)):
+                raise SMTPNotSupportedError(
+                    "5.6.3 the server does not offer BINARYMIME with CHUNKING", 554
+                )
+            self.binary = True
+
+    def _found_8bit(self, eight_bit: bool) -> None:
+        """Declare 8-bit content found in the message; refuse it if the server cannot take it."""
+        if not eight_bit:
+            return
+        if not self.client.extensions.has(EIGHTBITMIME):
+            raise _no_8bitmime("8-bit")
+        self._params["BODY"] = EIGHTBITMIME
+
+    def _check_size(self) -> None:
+        """Add ``SIZE`` when the size is known; refuse a message over the server's limit."""
+        ext = self.client.extensions
+        params = self._params
+        size = message_size(self.message)
         if ext.has(SIZE):
             if "SIZE" not in params and size is not None:
                 params["SIZE"] = str(size)
@@ -183,21 +272,49 @@ class Transaction:
                 raise SMTPSenderRefused(
                     EXCEEDED_STORAGE,
                     f"5.3.4 message size {declared} exceeds the server's limit {limit}",
-                    sender,
+                    self.sender,
                 )
         else:
             params.pop("SIZE", None)
-        if not ext.has(DSN):
-            for key in _DSN_MAIL:
-                params.pop(key, None)
-        if not ext.has(AUTH):
-            params.pop("AUTH", None)
-        lines = [format_mail_from(sender, params)]
-        lines.extend(format_rcpt_to(a, p) for a, p in rcpts)
-        self.sender = sender
-        self.recipients = [a for a, _ in rcpts]
+
+    def _format_envelope(self) -> None:
+        lines = [format_mail_from(self.sender, self._params)]
+        lines.extend(format_rcpt_to(a, p) for a, p in self._rcpts)
         self.envelope = b"".join(lines)
         self._lines = lines
+
+    def _blocking(self, f: Callable[[], _T]) -> Deferred[_T]:
+        """Run blocking file work in the reactor's thread pool (inline without one)."""
+        reactor = self.client._reactor
+        if IReactorThreads.providedBy(reactor):
+            return deferToThreadPool(reactor, reactor.getThreadPool(), f)
+        try:
+            return succeed(f())
+        except BaseException:
+            return fail()
+
+    async def _open(self) -> None:
+        """Open a message given as a path (in a thread); it is closed by :meth:`close`."""
+        if is_path(self.message) and self._opened is None:
+            self._opened = await self._blocking(partial(open_message_file, self.message))
+            self.message = self._opened
+
+    async def _inspect(self) -> None:
+        """Open a path, scan a file for 8-bit bytes (in a thread), then format the envelope."""
+        was_path = is_path(self.message)
+        await self._open()
+        if was_path:
+            self._check_size()
+        if self._scan:
+            self._scan = False
+            self._found_8bit(await self._blocking(partial(file_has_8bit, self.message)))
+        self._format_envelope()
+
+    def close(self) -> None:
+        """Close the file the transaction opened from a path, if any."""
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            opened.close()
 
     # --- the exchange -------------------------------------------------------------------
 
@@ -208,7 +325,22 @@ class Transaction:
         return None
 
     async def run(self) -> SendResult:
-        """Run the transaction; return its SendResult or raise (after RSET)."""
+        """Run the transaction; return its SendResult or raise (after RSET).
+
+        A message given as a path is opened first, and a file whose content
+        was not declared is scanned for 8-bit bytes, both in a thread and
+        before MAIL (see :meth:`prepare`).
+        """
+        if not self.client.protocol.usable:
+            raise SMTPServerDisconnected("not connected")
+        try:
+            if self._scan or is_path(self.message):
+                await self._inspect()
+            return await self._exchange()
+        finally:
+            self.close()
+
+    async def _exchange(self) -> SendResult:
         from netproto_twisted.smtp.client import SendResult
 
         proto = self.client.protocol
@@ -282,10 +414,14 @@ class Transaction:
     async def data_only(self) -> Reply:
         """DATA and the message, for :meth:`SMTPClient.data`."""
         proto = self.client.protocol
-        reply = await proto.command(_DATA_LINE)
-        if reply.code != START_INPUT:
-            raise error_from_reply(reply, SMTPDataError)
-        final = await (await self._stream_data(self._small()))
+        try:
+            await self._open()
+            reply = await proto.command(_DATA_LINE)
+            if reply.code != START_INPUT:
+                raise error_from_reply(reply, SMTPDataError)
+            final = await (await self._stream_data(self._small()))
+        finally:
+            self.close()
         if final.code >= 400:
             raise error_from_reply(final, SMTPDataError)
         return final
@@ -295,7 +431,11 @@ class Transaction:
         if not self.client.extensions.has(CHUNKING):
             raise SMTPNotSupportedError("CHUNKING (BDAT) not supported by server")
         self.binary = binary
-        final = await self._bdat(self.client.extensions.has(PIPELINING))
+        try:
+            await self._open()
+            final = await self._bdat(self.client.extensions.has(PIPELINING))
+        finally:
+            self.close()
         if final.code >= 400:
             raise error_from_reply(final, SMTPDataError)
         return final
