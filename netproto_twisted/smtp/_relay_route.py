@@ -1,21 +1,32 @@
-"""Next-hop resolution for the relay: a destination's MX hosts, its A/AAAA fallback, literals.
+"""Next hops for the relay: a destination's MX hosts, which of them answer, which to skip.
 
 :func:`next_hops` turns a destination (a recipient domain, an address
 literal, or the smarthost) into the hosts to try, in order; a destination
 without a usable next hop raises :class:`RouteError` carrying the reply the
-relay records for its recipients.  The public home of :class:`RouteError` is
+relay records for its recipients.  :func:`connect_first` connects to the
+first host that answers, skipping those :class:`DeadHosts` holds down
+after a recent failure.  The public home of :class:`RouteError` is
 :mod:`netproto_twisted.smtp.relay`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from twisted.logger import Logger
 from twisted.names import dns
 from twisted.names.error import AuthoritativeDomainError, DNSNameError, DomainError
 
-__all__ = ["DeadHosts", "Outcome", "RouteError", "next_hops"]
+from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp.errors import SMTPAuthenticationError
+
+__all__ = ["DeadHosts", "Outcome", "RouteError", "connect_first", "next_hops"]
+
+_log = Logger(namespace="netproto.smtp.relay")
+
+#: Connection failures that say nothing about the host being reachable.
+_NOT_HOST_FAILURES = (SMTPAuthenticationError, LocalProtocolError, ValueError, TypeError)
 
 Outcome = tuple[int, str | None, str]
 """``(code, enhanced status or None, text)`` for one recipient."""
@@ -69,6 +80,41 @@ async def next_hops(
     if len(mx) == 1 and mx[0][1] in ("", "."):
         raise RouteError(556, "5.1.10", f"domain {dest} accepts no mail (null MX)")
     return [(name, port) for _, name in mx if name not in ("", ".")]
+
+
+async def connect_first(
+    dest: str,
+    hosts: list[tuple[str, int]],
+    dead: DeadHosts,
+    connect: Callable[[str, int], Awaitable[Any]],
+) -> tuple[Any, str, int]:
+    """Connect to the first of ``hosts`` that answers; return ``(client, host, port)``.
+
+    Hosts held down in ``dead`` are skipped; a host that fails to connect
+    (other than by refusing our credentials) is held down, one that
+    connects is forgotten there.  With no host left, raise
+    :class:`RouteError` ``451 4.4.1``.
+    """
+    last = "no host"
+    skipped = 0
+    for host, port in hosts:
+        if dead.until((host, port)) is not None:
+            skipped += 1  # failed lately: try the next MX rather than wait for this one
+            continue
+        try:
+            client = await connect(host, port)
+        except Exception as e:
+            last = f"{host}: {e}"
+            _log.info("relay: cannot connect to {host}: {error}", host=host, error=str(e))
+            if not isinstance(e, _NOT_HOST_FAILURES):
+                hold = dead.failed((host, port))
+                _log.info("relay: skipping {host} for {hold:.0f} s", host=host, hold=hold)
+            continue
+        dead.succeeded((host, port))
+        return client, host, port
+    if skipped:
+        last += f"; {skipped} host(s) skipped, unreachable lately"
+    raise RouteError(451, "4.4.1", f"no next hop answered for {dest} ({last})")
 
 
 class DeadHosts:

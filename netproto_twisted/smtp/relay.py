@@ -57,12 +57,16 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.smtp._relay_index import DueIndex
 from netproto_twisted.smtp._relay_notices import Notices
-from netproto_twisted.smtp._relay_route import DeadHosts, Outcome, RouteError, next_hops
+from netproto_twisted.smtp._relay_route import (
+    DeadHosts,
+    Outcome,
+    RouteError,
+    connect_first,
+    next_hops,
+)
 from netproto_twisted.smtp._relay_send import Connection, Job, send_job
-from netproto_twisted.smtp.errors import SMTPAuthenticationError
 from netproto_twisted.smtp.queue import (
     DELIVERED,
     FAILED,
@@ -114,9 +118,6 @@ TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] =
 
 _log = Logger(namespace="netproto.smtp.relay")
 
-#: Connection failures that say nothing about the host being reachable.
-_NOT_HOST_FAILURES = (SMTPAuthenticationError, LocalProtocolError, ValueError, TypeError)
-
 RouteError.__module__ = __name__  # defined in a private module; this is its public home
 
 
@@ -166,7 +167,7 @@ class Relay(Service):
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {sorted(TLS_MODES)}, not {tls!r}")
         if per_destination < 1 or max_connections < 1 or max_active_entries < 1:
-            raise ValueError("connection limits must be at least 1")
+            raise ValueError("connection and entry limits must be at least 1")
         if not 0.0 <= jitter < 1.0:
             raise ValueError(f"jitter must be at least 0 and less than 1, not {jitter!r}")
         self.spool = spool
@@ -559,37 +560,23 @@ class Relay(Service):
             from netproto_twisted.smtp.client import connect_smtp
 
             connect = connect_smtp
-        last = "no host"
-        skipped = 0
-        for host, port in hosts:
-            if self.dead_hosts.until((host, port)) is not None:
-                skipped += 1  # failed lately: try the next MX rather than wait for this one
-                continue
-            try:
-                self.connections += 1
-                client = await connect(
-                    self.reactor,
-                    host,
-                    port,
-                    helo=self.hostname,
-                    tls=TLS_MODES[self.tls],
-                    tls_options=self._tls_options(host),
-                    username=self.username,
-                    password=self.password,
-                    timeout=self.timeout,
-                )
-            except Exception as e:
-                last = f"{host}: {e}"
-                _log.info("relay: cannot connect to {host}: {error}", host=host, error=str(e))
-                if not isinstance(e, _NOT_HOST_FAILURES):
-                    hold = self.dead_hosts.failed((host, port))
-                    _log.info("relay: skipping {host} for {hold:.0f} s", host=host, hold=hold)
-                continue
-            self.dead_hosts.succeeded((host, port))
-            return Connection(client, host, port)
-        if skipped:
-            last += f"; {skipped} host(s) skipped, unreachable lately"
-        raise RouteError(451, "4.4.1", f"no next hop answered for {dest.name} ({last})")
+
+        def attempt(host: str, port: int) -> Deferred[Any]:
+            self.connections += 1
+            return connect(
+                self.reactor,
+                host,
+                port,
+                helo=self.hostname,
+                tls=TLS_MODES[self.tls],
+                tls_options=self._tls_options(host),
+                username=self.username,
+                password=self.password,
+                timeout=self.timeout,
+            )
+
+        client, host, port = await connect_first(dest.name, hosts, self.dead_hosts, attempt)
+        return Connection(client, host, port)
 
     async def _worker(self, dest: _Destination, conn: Connection | None) -> None:
         if conn is not None:
@@ -656,6 +643,16 @@ class Relay(Service):
             elif code >= 500 or now >= entry.received_at + self.lifetime:
                 r.status = FAILED
                 r.notified = not self.notices.reports_failure(entry, r)
+                _log.info(
+                    "relay: {id} to <{rcpt}> failed: {code} {text}{note}",
+                    id=entry.id,
+                    rcpt=r.address,
+                    code=code,
+                    text=f"{enhanced} {text}" if enhanced else text,
+                    note=" (from <>: no notice)"
+                    if r.notified and not entry.mail_from.address
+                    else "",
+                )
             else:
                 r.next_try = now + self._backoff(r.attempts)
         try:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from twisted.logger import capturedLogs, formatEvent
+
 from netproto_twisted.smtp import MailFrom
 from netproto_twisted.smtp.bounce import dsn_parts
 from netproto_twisted.smtp.client import SendResult
@@ -41,8 +43,13 @@ class PostmasterTests(RelayTestsBase):
     def test_no_postmaster_no_copy(self) -> None:
         self.net.answer = refuse_all
         self.make_relay()
-        self.store("b@remote.example", sender="")
+        with capturedLogs() as events:
+            entry_id = self.store("b@remote.example", sender="")
         self.assertEqual(self.entries(), [])
+        [text] = [formatEvent(e) for e in events if e.get("id") == entry_id]
+        self.assertIn(
+            "to <b@remote.example> failed: 550 5.1.1 no such user (from <>: no notice)", text
+        )
 
     def test_never_loops(self) -> None:
         """Original fails, its bounce fails, the postmaster copy fails: then nothing more."""
