@@ -42,6 +42,7 @@ _EOL = re.compile(rb"\r\n|\r|\n")
 _DOT_LINE = b".\r\n"
 # A CRLF followed by a line-start dot: a stuffed line or the terminator.
 _DOT_AFTER_CRLF = b"\r\n."
+_STUFFED = b"\r\n.."
 # Lines shorter than _SHORT_LINE bytes on average in the first _SAMPLE bytes
 # of a chunk: check its line breaks with counts rather than splitlines.
 _SAMPLE = 4096
@@ -101,11 +102,11 @@ class DotStuffer:
         """Return the dot-stuffed, CRLF-normalised form of the next chunk of the message."""
         if self._finished:
             raise LocalProtocolError("encode() after finish()")
-        if self._skip_lf:
-            if chunk[:1] == LF:
+        if self._skip_lf and chunk:
+            # The LF of a CRLF whose CR ended the last non-empty chunk.
+            self._skip_lf = False
+            if chunk[0] == _LF:
                 chunk = chunk[1:]
-            if chunk:
-                self._skip_lf = False
         if not chunk:
             return b""
         if _line_breaks_paired(chunk):
@@ -116,8 +117,9 @@ class DotStuffer:
         else:
             self._skip_lf = chunk[-1] == _CR
             chunk = _EOL.sub(CRLF, chunk)
-        # Most chunks have no line-start dot, and many (base64) no dot at all.
-        out = chunk.replace(_DOT_AFTER_CRLF, b"\r\n..") if b"." in chunk else chunk
+        # Many chunks (base64) have no dot at all; split and join take one
+        # pass where replace takes two.
+        out = _STUFFED.join(chunk.split(_DOT_AFTER_CRLF)) if b"." in chunk else chunk
         if self._at_line_start and out[0] == _DOT:
             out = b"." + out
         self._at_line_start = out.endswith(CRLF)
@@ -315,7 +317,7 @@ class DotUnstuffer:
             end = n - 1
         elif buf.endswith(b"\r\n.\r"):
             end = n - 2
-        block = buf[start:end].replace(_DOT_AFTER_CRLF, CRLF)
+        block = CRLF.join(buf[start:end].split(_DOT_AFTER_CRLF))
         if terminator >= 0:
             self.done = True
             self._rest = bytearray(buf[end + 3 :])

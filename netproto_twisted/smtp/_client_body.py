@@ -176,8 +176,11 @@ class EolNormalizer:
 
     def encode(self, chunk: bytes) -> bytes:
         """Return ``chunk`` with normalised line endings."""
-        if self._skip_lf and chunk[:1] == LF:
-            chunk = chunk[1:]
+        if self._skip_lf and chunk:
+            # The LF of a CRLF whose CR ended the last non-empty chunk.
+            self._skip_lf = False
+            if chunk[:1] == LF:
+                chunk = chunk[1:]
         if not chunk:
             return chunk
         self._skip_lf = chunk[-1:] == CR

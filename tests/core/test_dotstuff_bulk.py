@@ -185,6 +185,13 @@ class DotStufferChunkTests(SynchronousTestCase):
         self.assertEqual(encoded, dot_stuff(message))
         self.assertEqual(decode([encoded]).payload, normalize(message))
 
+    def test_lf_chunk_after_cr(self) -> None:
+        """A CR ending a chunk pairs with one LF only, even when that LF is a chunk alone."""
+        for chunks in ([b"aa\r", b"\n", b"\n"], [b"aa\r", b"", b"\n", b"\n"], [b"a\r", b"\n\n"]):
+            stuffer = DotStuffer()
+            encoded = b"".join(stuffer.encode(c) for c in chunks) + stuffer.finish()
+            self.assertEqual(encoded, dot_stuff(b"".join(chunks)), chunks)
+
     def test_cr_ending_chunk(self) -> None:
         """A CR ending a clean chunk becomes CRLF; a LF starting the next chunk is dropped."""
         stuffer = DotStuffer()
