@@ -47,6 +47,8 @@ _STUFFED = b"\r\n.."
 # of a chunk: check its line breaks with counts rather than splitlines.
 _SAMPLE = 4096
 _SHORT_LINE = 16
+# Up to this many dots in a chunk are looked at one by one.
+_FEW_DOTS = 8
 # Where the block ends after a protocol error, seen from the LF before it.
 _STRICT_ENDS = (b"\r\n.\r\n",)
 _LENIENT_ENDS = (b"\n.\r\n", b"\n.\n")
@@ -287,24 +289,55 @@ class DotUnstuffer:
         # the first byte's follows a CRLF.
         end = n - 1 if buf[-1] == _CR else n
         dot = buf.find(b".", 2)
-        pieces = [] if dot < 0 else (buf[start:] if start else buf).split(_DOT_AFTER_CRLF)
-        if len(pieces) < 2:
+        if dot < 0:
             block = buf if start == 0 and end == n else buf[start:end]
-        elif (
+        else:
+            few = _few_dot_lines(buf, dot)
+            cut = (
+                self._cut_dots(buf, start, end, few)
+                if few is not None
+                else self._split_dots(buf, start, end)
+            )
+            if cut is None:
+                # A "." line that may end the block: the terminator, or at the
+                # end of buf, perhaps the start of the terminator.
+                return self._decode_to_dot_line(buf, start, dot)
+            block = cut
+        self._advance(buf, end)
+        return block
+
+    @staticmethod
+    def _cut_dots(buf: bytes, start: int, end: int, dots: list[int]) -> bytes | None:
+        """``buf[start:end]`` without the dots at ``dots``; ``None`` if one may end the block."""
+        if not dots:
+            return buf if start == 0 and end == len(buf) else buf[start:end]
+        parts = []
+        for at in dots:
+            if at + 1 >= end or buf.startswith(CRLF, at + 1):
+                return None
+            parts.append(buf[start:at])
+            start = at + 1
+        parts.append(buf[start:end])
+        return b"".join(parts)
+
+    @staticmethod
+    def _split_dots(buf: bytes, start: int, end: int) -> bytes | None:
+        """Like :meth:`_cut_dots` for many dots: split at every CRLF ``"."`` and join."""
+        pieces = (buf[start:] if start else buf).split(_DOT_AFTER_CRLF)
+        if len(pieces) == 1:
+            return buf if start == 0 and end == len(buf) else buf[start:end]
+        # The terminator is a piece starting with CRLF, or an empty one when
+        # a dot line follows it; at the end of buf, b"" or CR is a dot line
+        # that may become the terminator.
+        if (
             b"" in pieces
             or pieces[-1] == CR
             or any(map(bytes.startswith, islice(pieces, 1, None), repeat(CRLF)))
         ):
-            # A "." line: the terminator (a piece starting with CRLF, or an
-            # empty one when a dot line follows it), or at the end of buf
-            # (b"" or CR), perhaps the start of the terminator.
-            return self._decode_to_dot_line(buf, start, dot)
-        else:
-            if end < n:
-                pieces[-1] = pieces[-1][:-1]
-            block = CRLF.join(pieces)
-        self._advance(buf, end)
-        return block
+            return None
+        if end < len(buf):
+            pieces[-1] = pieces[-1][:-1]
+        return CRLF.join(pieces)
 
     def _decode_to_dot_line(self, buf: bytes, start: int, dot: int) -> bytes:
         """The bulk path's end for a clean ``buf`` with a terminator or a dot line at its end."""
@@ -421,6 +454,24 @@ class DotUnstuffer:
             self._at_line_start = True
             self._line_len = 0
         return b"".join(out)
+
+
+def _few_dot_lines(buf: bytes, dot: int) -> list[int] | None:
+    """Where the line-start dots of a clean ``buf`` are, from its dot at ``dot`` on.
+
+    ``None`` if ``buf`` has more than :data:`_FEW_DOTS` dots from there
+    (text): one ``split`` is then cheaper than a ``find`` per dot.  Base64
+    has no dot at all, and a body of long lines few, so each ``find``
+    (``memchr``) skips most of the chunk.
+    """
+    found = []
+    for _ in range(_FEW_DOTS):
+        if buf[dot - 1] == _LF:  # clean: a CR comes before it
+            found.append(dot)
+        dot = buf.find(b".", dot + 1)
+        if dot < 0:
+            return found
+    return None
 
 
 def dot_unstuff(

@@ -143,6 +143,16 @@ class BulkMatchesLineByLineTests(SynchronousTestCase):
         ):
             self.assertEqual(bulk_calls(DotUnstuffer(max_line_length=limit), [wire]), (0, 1))
 
+    def test_few_and_many_dot_lines(self) -> None:
+        """Around the number of dots looked at one by one, with the end anywhere among them."""
+        for count in (1, 7, 8, 9, 20):
+            lines = [b"..%d" % i if i % 3 == 0 else b"x.%d" % i for i in range(3 * count)]
+            body = CRLF.join(lines) + CRLF
+            for end in (b"", b".", b".\r", b".\r\n", b".\r\nQUIT\r\n"):
+                wire = body + end
+                self.check(wire, [], STRICT, None)
+                self.check(wire, [len(wire) // 2], STRICT, 4)
+
     def test_terminator_then_dot_line(self) -> None:
         """A terminator right before a line starting with a dot is still the end."""
         for wire in (b"a\r\n.\r\n.x", b"a\r\n..\r\n.\r\n.\r\n", b"\r\n.\r\n.\r\n."):
