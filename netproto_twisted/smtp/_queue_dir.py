@@ -183,6 +183,19 @@ class SpoolDirectory:
             raise EntryNotFound(f"no queue entry {entry_id!r}") from None
         return QueueEntry.from_json(data, held=self.hold_path(entry_id).exists())
 
+    def load_many(self, ids: list[str]) -> list[QueueEntry | None]:
+        """Read several entries; None for one that is gone or unreadable (that is logged)."""
+        found: list[QueueEntry | None] = []
+        for entry_id in ids:
+            try:
+                found.append(self.load(entry_id))
+            except EntryNotFound:
+                found.append(None)
+            except ValueError as e:
+                _log.error("spool: unreadable entry {id}: {error}", id=entry_id, error=str(e))
+                found.append(None)
+        return found
+
     def load_all(self) -> list[QueueEntry]:
         """Read every entry (unreadable ones are logged and skipped)."""
         return self.scan(lambda entry: entry)

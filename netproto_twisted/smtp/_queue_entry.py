@@ -79,6 +79,8 @@ class QueueEntry:
     tls: bool = False
     received_at: float = 0.0
     size: int = 0
+    #: Whether the message has a byte above 127 (None: not known, spooled by an older version).
+    eight_bit: bool | None = None
     held: bool = False
 
     @property
@@ -103,6 +105,7 @@ class QueueEntry:
             "tls": self.tls,
             "received_at": self.received_at,
             "size": self.size,
+            "eight_bit": self.eight_bit,
             "recipients": [
                 {
                     "address": r.address,
@@ -155,7 +158,12 @@ class QueueEntry:
                 tls=bool(obj.get("tls", False)),
                 received_at=float(obj.get("received_at", 0.0)),
                 size=int(obj.get("size", 0)),
+                eight_bit=_optional_bool(obj.get("eight_bit")),
                 held=held,
             )
         except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
             raise ValueError(f"not a spool entry: {e}") from e
+
+
+def _optional_bool(value: object) -> bool | None:
+    return None if value is None else bool(value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._client_tx import SEVENBIT
 from netproto_twisted.smtp._codes import (
     DSN,
     EIGHTBITMIME,
@@ -108,10 +109,12 @@ async def send_job(
 
     ``job.dsn_passed`` tells afterwards whether the next hop took the DSN
     parameters.  A message that needs SMTPUTF8 fails with ``553 5.6.7`` at
-    a next hop without it (RFC 6531 3.2; no downgrade); one sent as
-    ``BODY=8BITMIME`` goes to a next hop without 8BITMIME as it is if its
-    content is 7-bit after all (the one conversion that is trivial), and
-    fails with ``554 5.6.3`` otherwise (RFC 6152 3).
+    a next hop without it (RFC 6531 3.2; no downgrade).  ``BODY`` follows
+    the content (recorded while spooling): ``8BITMIME`` for 8-bit content,
+    which fails with ``554 5.6.3`` at a next hop without 8BITMIME (RFC 6152
+    3; no conversion), else ``7BIT`` (dropped by the client for a next hop
+    without 8BITMIME), whatever the sender declared: 7-bit content sent as
+    ``BODY=8BITMIME`` goes anywhere, which is the one trivial conversion.
     """
     entry = job.entry
     message = await spool.open_message(entry.id)
@@ -133,16 +136,19 @@ async def send_job(
     for r in job.recipients:
         rp = {k: v for k, v in r.params.items() if k in ("NOTIFY", "ORCPT")} if dsn else {}
         rcpts.append((r.address, rp) if rp else r.address)
-    if (params.get("BODY") or "").upper() == EIGHTBITMIME and not extensions.has(EIGHTBITMIME):
-        try:
-            eight_bit = await spool.run(has_8bit_file, message)
-        except BaseException:
-            message.close()
-            raise
-        if eight_bit:
+    if (params.get("BODY") or SEVENBIT).upper() in (SEVENBIT, EIGHTBITMIME):
+        eight_bit = entry.eight_bit
+        if eight_bit is None:  # spooled by a version that did not record it
+            try:
+                eight_bit = await spool.run(has_8bit_file, message)
+            except BaseException:
+                message.close()
+                raise
+        if eight_bit and not extensions.has(EIGHTBITMIME):
             message.close()
             return dict.fromkeys(every, NO_8BITMIME), False
-        del params["BODY"]  # 7-bit content: it travels as it is
+        # The content as it is, labelled (so the client need not scan it again).
+        params["BODY"] = EIGHTBITMIME if eight_bit else SEVENBIT
     broken = False
     try:
         result = await client.send_message(

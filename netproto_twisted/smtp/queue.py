@@ -31,6 +31,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,6 +77,14 @@ del _cls
 
 _CHUNK = 64 * 1024
 _T = TypeVar("_T")
+_HIGH = re.compile(rb"[\x80-\xff]")
+
+
+def _is_ascii(data: bytes | bytearray | memoryview) -> bool:
+    if isinstance(data, (bytes, bytearray)):
+        return data.isascii()
+    return _HIGH.search(data) is None
+
 
 _log = Logger(namespace="netproto.smtp.queue")
 
@@ -98,6 +107,8 @@ class SpoolSink:
         if self._done:
             raise ValueError("sink already committed or aborted")
         self.entry.size += len(data)
+        if not self.entry.eight_bit and not _is_ascii(data):
+            self.entry.eight_bit = True  # (so the relay need not scan the file for BODY=)
         self._buffer += data
         if len(self._buffer) >= _CHUNK:
             chunk, self._buffer = bytes(self._buffer), bytearray()
@@ -248,6 +259,7 @@ class Spool:
             authenticated_as=envelope.authenticated_as,
             tls=envelope.tls,
             received_at=envelope.received_at or self._clock(),
+            eight_bit=False,
         )
         return SpoolSink(self, entry)
 
@@ -294,6 +306,11 @@ class Spool:
     def get(self, entry_id: str) -> Deferred[QueueEntry]:
         """Fire with one entry, or fail with :class:`EntryNotFound`."""
         d: Deferred[QueueEntry] = self.run(self.directory.load, entry_id)
+        return d
+
+    def get_many(self, ids: builtins.list[str]) -> Deferred[builtins.list[QueueEntry | None]]:
+        """Fire with the entries ``ids`` read in one go (None for those gone or unreadable)."""
+        d: Deferred[builtins.list[QueueEntry | None]] = self.run(self.directory.load_many, ids)
         return d
 
     def hold(self, entry_id: str) -> Deferred[None]:

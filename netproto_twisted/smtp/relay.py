@@ -71,7 +71,6 @@ from netproto_twisted.smtp.queue import (
     DELIVERED,
     FAILED,
     PENDING,
-    EntryNotFound,
     QueueEntry,
     RecipientState,
     Spool,
@@ -117,6 +116,9 @@ TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] =
 
 
 _log = Logger(namespace="netproto.smtp.relay")
+
+#: How many due entries are read from disk in one go (one trip to the thread pool).
+_LOAD_BATCH = 64
 
 RouteError.__module__ = __name__  # defined in a private module; this is its public home
 
@@ -339,11 +341,18 @@ class Relay(Service):
             while self._kick_again:
                 self._kick_again = False
                 now = self.reactor.seconds()
+                batch: list[str] = []
                 while self._has_room():
                     entry_id = self.index.pop_due(now)
                     if entry_id is None:
                         break
-                    self._load(entry_id)
+                    self._busy[entry_id] = 1
+                    batch.append(entry_id)
+                    if len(batch) == _LOAD_BATCH:
+                        self._load(batch)
+                        batch = []
+                if batch:
+                    self._load(batch)
         finally:
             self._kicking = False
         if self._timer is not None and self._timer.active():
@@ -355,27 +364,30 @@ class Relay(Service):
                 max(0.0, due - self.reactor.seconds()), self._kick
             )
 
-    def _load(self, entry_id: str) -> None:
-        self._busy[entry_id] = 1
-        d = self.spool.get(entry_id)
+    def _load(self, ids: list[str]) -> None:
+        """Read the entries ``ids`` (marked busy) in one go and dispatch them."""
+        d = self.spool.get_many(ids)
 
-        def loaded(entry: QueueEntry) -> None:
-            if entry_id in self.index and self._running:
-                self._dispatch(entry)
-            else:
-                self._busy.pop(entry_id, None)
+        def loaded(entries: list[QueueEntry | None]) -> None:
+            for entry_id, entry in zip(ids, entries, strict=True):
+                if entry is None:
+                    self.index.discard(entry_id)  # delivered, deleted or unreadable meanwhile
+                if entry is None or entry_id not in self.index or not self._running:
+                    self._busy.pop(entry_id, None)
+                    continue
+                try:
+                    self._dispatch(entry)
+                except Exception:
+                    _log.failure("relay: dispatching {id}", id=entry_id)
 
         def failed(f: Any) -> None:
-            self._busy.pop(entry_id, None)
-            if f.check(EntryNotFound):
-                self.index.discard(entry_id)  # delivered or deleted meanwhile
-                return
-            _log.failure("relay: cannot read entry {id}", f, id=entry_id)
-            self.index.schedule(entry_id, self.reactor.seconds() + self.min_backoff)
+            _log.failure("relay: cannot read entries", f)
+            later = self.reactor.seconds() + self.min_backoff
+            for entry_id in ids:
+                self._busy.pop(entry_id, None)
+                self.index.schedule(entry_id, later)
 
-        d.addCallbacks(loaded, failed).addErrback(
-            lambda f: _log.failure("relay: dispatching {id}", f, id=entry_id)
-        )
+        d.addCallbacks(loaded, failed).addErrback(lambda f: _log.failure("relay: load", f))
         d.addBoth(lambda _: self._kick())
 
     def _dispatch(self, entry: QueueEntry) -> None:

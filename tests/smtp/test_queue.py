@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import tempfile
@@ -290,6 +291,12 @@ class SpoolTests(SynchronousTestCase):
         entry.recipients[0].reply = (451, None, "later")
         entry.recipients[0].attempts = 3
         self.assertEqual(QueueEntry.from_json(entry.to_json()), entry)
+        self.assertIs(entry.eight_bit, False)
+        entry.eight_bit = True
+        self.assertIs(QueueEntry.from_json(entry.to_json()).eight_bit, True)
+        older = json.loads(entry.to_json())
+        del older["eight_bit"]  # written before the relay recorded it
+        self.assertIsNone(QueueEntry.from_json(json.dumps(older).encode()).eight_bit)
         self.assertRaises(ValueError, QueueEntry.from_json, b'{"format": 99}')
         self.assertRaises(ValueError, QueueEntry.from_json, b'{"format": 1}')
 

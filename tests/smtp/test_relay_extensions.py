@@ -59,7 +59,7 @@ class SMTPUTF8Tests(RelayTestsBase):
         self.make_relay()
         self.assertEqual(states, {"b@remote.example": FAILED, "c@other.example": DELIVERED})
         sent = [(s[0], s[4]) for s in self.net.sent if s[1]]
-        self.assertEqual(sent, [("mx.other.example", {"SMTPUTF8": None})])
+        self.assertEqual(sent, [("mx.other.example", {"SMTPUTF8": None, "BODY": "7BIT"})])
 
     def test_the_clients_own_refusal_is_permanent_too(self) -> None:
         """The real client refuses such a transaction itself (553 5.6.7): same outcome."""
@@ -80,7 +80,7 @@ class SMTPUTF8Tests(RelayTestsBase):
         self.make_relay()
         [(_, _, rcpts, _, params)] = self.net.sent
         self.assertEqual(rcpts, [("b\u00f6b@remote.example", {})])
-        self.assertEqual(params, {"SMTPUTF8": None})
+        self.assertEqual(params, {"SMTPUTF8": None, "BODY": "7BIT"})
         self.assertEqual(self.entries(), [])
 
 
@@ -98,11 +98,12 @@ class EightBitMIMETests(RelayTestsBase):
         self.assertIn("Status: 5.6.3", status)
         self.assertIn("Diagnostic-Code: smtp; 554", status)
 
-    def test_7bit_content_is_sent_without_the_parameter(self) -> None:
+    def test_7bit_content_goes_as_7bit(self) -> None:
+        """Declared 8BITMIME but 7-bit after all: sent (the client drops BODY=7BIT here)."""
         self.store("b@remote.example", data=MESSAGE, BODY="8BITMIME")
         self.make_relay()
         [(_, _, _, data, params)] = self.net.sent
-        self.assertEqual((data, params), (MESSAGE, {}))
+        self.assertEqual((data, params), (MESSAGE, {"BODY": "7BIT"}))
         self.assertEqual(self.entries(), [])
 
     def test_next_hop_with_8bitmime_gets_it(self) -> None:
@@ -112,12 +113,37 @@ class EightBitMIMETests(RelayTestsBase):
         [(_, _, _, data, params)] = self.net.sent
         self.assertEqual((data, params), (EIGHT_BIT, {"BODY": "8BITMIME"}))
 
-    def test_undeclared_8bit_is_left_alone(self) -> None:
-        """Without BODY=8BITMIME there is nothing to honour: the message goes as it came."""
-        self.store("b@remote.example", data=EIGHT_BIT)
+    def test_undeclared_8bit_is_labelled(self) -> None:
+        """8-bit content sent without BODY=8BITMIME gets the label it needs, or bounces."""
+        self.resolver.table["other.example"] = [(10, "mx.other.example")]
+        self.store("b@remote.example", "c@other.example", data=EIGHT_BIT)
         self.make_relay()
-        [(_, _, _, data, params)] = self.net.sent
-        self.assertEqual((data, params), (EIGHT_BIT, {}))
+        [(host, _, _, data, params)] = self.net.sent
+        self.assertEqual(
+            (host, data, params), ("mx.other.example", EIGHT_BIT, {"BODY": "8BITMIME"})
+        )
+        [(_, msg)] = self.notices()
+        status = "\n".join(self.status_fields(msg))
+        self.assertIn("Final-Recipient: rfc822; b@remote.example", status)
+        self.assertIn("Status: 5.6.3", status)
+
+    def test_recorded_while_spooling(self) -> None:
+        seven = self.store("b@remote.example", data=MESSAGE)
+        eight = self.store("b@remote.example", data=EIGHT_BIT)
+        self.assertIs(self.spool.directory.load(seven).eight_bit, False)
+        self.assertIs(self.spool.directory.load(eight).eight_bit, True)
+
+    def test_entries_of_older_versions_are_scanned(self) -> None:
+        """An entry without the record (eight_bit None) has its file scanned instead."""
+        self.net.legacy_hosts.clear()
+        for data in (EIGHT_BIT, MESSAGE):
+            entry_id = self.store("b@remote.example", data=data)
+            entry = self.spool.directory.load(entry_id)
+            entry.eight_bit = None
+            self.spool.directory.save(entry_id, entry.to_json())
+        self.assertIsNone(self.spool.directory.load(entry_id).eight_bit)
+        self.make_relay()
+        self.assertEqual([s[4] for s in self.net.sent], [{"BODY": "8BITMIME"}, {"BODY": "7BIT"}])
 
 
 class Has8BitTests(SynchronousTestCase):
