@@ -11,7 +11,7 @@ attempt.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 
 __all__ = ["DueIndex", "Slot"]
 
@@ -98,3 +98,38 @@ class DueIndex:
             if slot.due is not None and slot.due > now:
                 slot.due = now
                 heapq.heappush(self._heap, (now, entry_id))
+
+    def merge(
+        self,
+        summaries: Iterable[tuple[str, float, bool]],
+        now: float,
+        *,
+        busy: Container[str],
+        recent: Container[str],
+    ) -> None:
+        """Apply a rescan of the spool: ``(id, due, held)`` of every entry on disk.
+
+        Entries gone from disk are forgotten (unless ``busy``, being worked
+        on, or ``recent``, spooled while the scan ran); new ones are added.
+        What the index knows of an entry is never replaced by what the scan
+        read (it may predate a save made meanwhile): only the hold flag is
+        taken over, and a release makes the entry due at ``now``.  (The
+        relay reads an entry afresh when it is due.)
+        """
+        on_disk = {entry_id: (due, held) for entry_id, due, held in summaries}
+        for entry_id in list(self._slots):
+            if entry_id not in on_disk and entry_id not in busy and entry_id not in recent:
+                self.discard(entry_id)
+        for entry_id, (due, held) in on_disk.items():
+            slot = self._slots.get(entry_id)
+            if slot is None:
+                self.add(entry_id, due, held)
+                continue
+            released = slot.held and not held
+            slot.held = held
+            if entry_id in busy:
+                continue
+            if released:
+                self.schedule(entry_id, now)
+            elif slot.due is None and not held:
+                self.schedule(entry_id, due)

@@ -6,12 +6,9 @@ which is injected; no MX means the domain's own A/AAAA records; a null MX
 (RFC 7505) or a non-existent domain fails at once).  With a smarthost, every
 recipient goes there.
 
-Unreachable hosts: a next-hop host that cannot be reached (connection
-refused or timed out, no proper greeting, TLS failure) is skipped by every
-delivery for ``dead_host_time`` seconds (2 minutes, doubling on repeated
-failures up to ``max_dead_host_time``, 30 minutes); the destination's other
-MX hosts are still tried, and with none left the recipients are deferred at
-once (``451 4.4.1``) instead of each waiting for the connect timeout.
+Unreachable hosts: one that failed to connect is skipped for
+``dead_host_time`` (2 minutes, doubling up to ``max_dead_host_time``); the
+other MX hosts are still tried.
 
 Delivery: at most ``per_destination`` connections per destination (and
 ``max_connections`` in all); a connection carries one message after the
@@ -467,33 +464,8 @@ class Relay(Service):
         return d.addCallback(triggered).addErrback(lambda f: _log.failure("relay: poll", f))
 
     def _merge(self, summaries: list[tuple[str, float, bool]], flush: bool) -> None:
-        """Apply what ``netproto queue`` changed on disk: deletions, holds, releases, new entries.
-
-        What the index knows of an entry is never replaced by what the scan
-        read (it may predate a save made meanwhile); only the hold flag and
-        a release's "due now" are taken over.  (The entry itself is always
-        read afresh when it is due.)
-        """
-        on_disk = {entry_id: (due, held) for entry_id, due, held in summaries}
-        for entry_id in self.index:
-            if entry_id not in on_disk and entry_id not in self._busy:
-                if entry_id in self._recent:
-                    continue  # spooled during the scan
-                self.index.discard(entry_id)
-        now = self.reactor.seconds()
-        for entry_id, (due, held) in on_disk.items():
-            slot = self.index.get(entry_id)
-            if slot is None:
-                self.index.add(entry_id, due, held)
-                continue
-            released = slot.held and not held
-            slot.held = held
-            if entry_id in self._busy:
-                continue
-            if released:
-                self.index.schedule(entry_id, now)
-            elif slot.due is None and not held:
-                self.index.schedule(entry_id, due)
+        """Apply what ``netproto queue`` changed on disk (see :meth:`DueIndex.merge`)."""
+        self.index.merge(summaries, self.reactor.seconds(), busy=self._busy, recent=self._recent)
         if flush:
             self.flush()
         else:

@@ -205,6 +205,20 @@ class DueIndexTests(SynchronousTestCase):
         self.assertTrue(all(index.get(i).flushed for i in index))  # type: ignore[union-attr]
         self.assertEqual((len(index), "b" in index), (2, False))
 
+    def test_merge_a_rescan(self) -> None:
+        index = DueIndex()
+        index.add("gone", 50.0, False)
+        index.add("busy", None, False)
+        index.add("recent", 0.0, False)
+        index.add("held", 70.0, True)
+        index.add("kept", 80.0, False)
+        scan = [("held", 70.0, False), ("kept", 10.0, False), ("new", 5.0, False)]
+        index.merge(scan, 100.0, busy={"busy"}, recent={"recent"})
+        self.assertEqual(sorted(index), ["busy", "held", "kept", "new", "recent"])
+        due = {i: index.get(i).due for i in index}  # type: ignore[union-attr]
+        # released: due now; a known entry keeps its own due time (the scan may be stale)
+        self.assertEqual((due["held"], due["kept"], due["new"]), (100.0, 80.0, 5.0))
+
 
 def rss_kib() -> tuple[int, int]:
     """Return (VmRSS, VmHWM) of this process in KiB (Linux)."""
