@@ -45,16 +45,10 @@ from zope.interface import implementer
 
 from netproto_twisted.mailstore.delivery import DirSyncer, Runner
 from netproto_twisted.mailstore.fsops import FsOps
+from netproto_twisted.smtp import _queue_entry
 from netproto_twisted.smtp._params import RcptTo
 from netproto_twisted.smtp._queue_dir import SpoolDirectory
-from netproto_twisted.smtp._queue_entry import (
-    DELIVERED,
-    FAILED,
-    PENDING,
-    EntryNotFound,
-    QueueEntry,
-    RecipientState,
-)
+from netproto_twisted.smtp._queue_entry import EntryNotFound, QueueEntry, RecipientState
 from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, IMessageSink
 
 __all__ = [
@@ -74,6 +68,13 @@ __all__ = [
 for _cls in (EntryNotFound, QueueEntry, RecipientState, SpoolDirectory):
     _cls.__module__ = __name__
 del _cls
+
+#: Recipient state: not delivered yet (will be tried at ``next_try``).
+PENDING = _queue_entry.PENDING
+#: Recipient state: the next hop accepted the message.
+DELIVERED = _queue_entry.DELIVERED
+#: Recipient state: permanently refused, or the lifetime ran out.
+FAILED = _queue_entry.FAILED
 
 _CHUNK = 64 * 1024
 _T = TypeVar("_T")
