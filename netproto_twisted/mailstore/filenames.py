@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 import threading
 import time
@@ -196,6 +197,28 @@ def _quote_host(host: str) -> str:
     return host.replace("/", "\\057").replace(":", "\\072") or "localhost"
 
 
+class _ProcessId:
+    """``os.getpid()`` without a system call per name (refreshed in a forked child)."""
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._refresh)
+
+    def _refresh(self) -> None:
+        self._pid = os.getpid()
+        _RANDOM.seed(os.urandom(16))
+
+    def get(self) -> int:
+        return self._pid
+
+
+# The R part only adds entropy to names already unique by time, pid and counter;
+# a PRNG seeded from os.urandom (again in every forked child) serves.
+_RANDOM = random.Random(os.urandom(16))  # noqa: S311 (not a secret)
+_PID = _ProcessId()
+
+
 class UniqueNames:
     """Generate unique Maildir base names: ``<sec>.M<usec>P<pid>Q<n>R<rand>.<host>``."""
 
@@ -212,5 +235,5 @@ class UniqueNames:
             counter = next(self._counter)
         sec = int(stamp)
         usec = int((stamp - sec) * 1_000_000)
-        rand = os.urandom(4).hex()
-        return f"{sec}.M{usec}P{os.getpid()}Q{counter}R{rand}.{self.hostname}"
+        rand = _RANDOM.getrandbits(32)
+        return f"{sec}.M{usec}P{_PID.get()}Q{counter}R{rand:08x}.{self.hostname}"

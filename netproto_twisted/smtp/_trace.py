@@ -5,10 +5,11 @@ This module imports nothing from ``twisted``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 __all__ = ["protocol_name", "received_header"]
@@ -38,6 +39,7 @@ def _clean(text: str) -> str:
     return _UNSAFE.sub("_", text[:_MAX_PEER_TEXT]) or "_"
 
 
+@functools.lru_cache(maxsize=1024)
 def _literal(ip: str) -> str:
     address = ipaddress.ip_address(ip.split("%", 1)[0])
     if isinstance(address, ipaddress.IPv6Address):
@@ -45,6 +47,16 @@ def _literal(ip: str) -> str:
             return f"[{address.ipv4_mapped}]"
         return f"[IPv6:{address.compressed}]"
     return f"[{address}]"
+
+
+@functools.lru_cache(maxsize=8)
+def _date_text(date: datetime, offset: timedelta | None) -> str:
+    """``format_datetime`` of a whole second (a busy server formats each second once).
+
+    ``offset`` is part of the key: aware datetimes of one instant in two
+    zones compare equal, but are written differently.
+    """
+    return format_datetime(date)
 
 
 def received_header(
@@ -96,7 +108,7 @@ def received_header(
     clauses.append(f"id {queue_id}")
     if len(recipients) == 1 and "\r" not in recipients[0] and "\n" not in recipients[0]:
         clauses.append(f"for <{recipients[0]}>")
-    clauses[-1] += f"; {format_datetime(date)}"
+    clauses[-1] += f"; {_date_text(date.replace(microsecond=0), date.utcoffset())}"
     return ("Received: " + "\r\n\t".join(clauses) + "\r\n").encode("utf-8")
 
 

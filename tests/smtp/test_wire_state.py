@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -281,6 +282,17 @@ class ReceivedTests(SynchronousTestCase):
             b"Received: from unknown (unknown [IPv6:2001:db8::1])\r\n\tby mx with SMTP\r\n"
             b"\tid q1; Sat, 21 Nov 2026 07:00:00 +0000\r\n",
         )
+
+    def test_same_instant_in_two_zones_keeps_its_own_offset(self) -> None:
+        kwargs: dict[str, Any] = {
+            "helo": "h", "peer_ip": "192.0.2.1", "by": "mx", "protocol": "ESMTP", "queue_id": "q",
+        }
+        utc = received_header(date=self.date, **kwargs)
+        plus2 = received_header(date=self.date.astimezone(timezone(timedelta(hours=2))), **kwargs)
+        self.assertIn(b"07:00:00 +0000", utc)
+        self.assertIn(b"09:00:00 +0200", plus2)
+        later = received_header(date=self.date + timedelta(seconds=1.5), **kwargs)
+        self.assertIn(b"07:00:01 +0000", later)
 
     def test_local_socket_peer_has_no_address(self) -> None:
         header = received_header(
