@@ -93,6 +93,7 @@ class _AdoptedListeners(Service):
             if endpoint_kind(sock.endpoint) == "ssl":
                 factory = _tls_wrapped(self._reactor, sock.endpoint, factory)
             try:
+                os.set_blocking(sock.fd, False)  # the master's already is (a shared flag)
                 if sock.family == "AF_UNIX":
                     port = _adopt_unix(self._reactor, sock.fd, factory)
                 else:

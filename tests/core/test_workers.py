@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from netproto_twisted.core import worker_process as wp
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.core.workers import (
@@ -194,6 +196,16 @@ class PoolTestsMixin:
         for pid in pids:  # belt and braces: never leave a process behind
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def short_socket_path(test: SynchronousTestCase | TestCase) -> str:
+    """A unix socket path short enough for AF_UNIX (removed afterwards)."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="npw-")
+    test.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, "s")
 
 
 def tcp_port(listener: EndpointsService) -> int:
@@ -372,7 +384,7 @@ class WorkerPoolTests(PoolTestsMixin, TestCase):
         self.assertIn(worker, seen)
 
     async def test_unix_listener(self) -> None:
-        path = os.path.abspath(self.mktemp())
+        path = short_socket_path(self)
         _listener, pool = self.start_pool(listen=[f"unix:{path}"])
         [worker] = await pool.when_ready()
         seen = await pids_seen(lambda: UNIXClientEndpoint(reactor, path), {worker, os.getpid()})
@@ -507,3 +519,162 @@ def _master(processes: int) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["master"]:
     _master(int(sys.argv[2]))
+
+
+# --- the worker process's pieces, in this process ---------------------------------------
+
+
+class BootstrapAndBuilderTests(SynchronousTestCase):
+    def pipe_with(self, data: bytes) -> int:
+        r, w = os.pipe()
+        os.write(w, data)
+        os.close(w)
+        self.addCleanup(os.close, r)
+        return r
+
+    def test_bootstrap_line(self) -> None:
+        fd = self.pipe_with(b'{"builder": "a:b", "sockets": []}\n')
+        self.assertEqual(wp._read_bootstrap(fd), {"builder": "a:b", "sockets": []})
+
+    def test_bad_bootstraps(self) -> None:
+        for data, why in ((b'{"a": 1}', "closed the pipe"), (b"nope\n", "not JSON"),
+                          (b"[1]\n", "not a JSON object")):
+            with self.assertRaises(ConfigError) as e:
+                wp._read_bootstrap(self.pipe_with(data))
+            self.assertIn(why, str(e.exception))
+
+    def test_load_builder(self) -> None:
+        self.assertIs(wp.load_builder(BUILDER), pid_echo_parts)
+        for bad in ("tests.nothing:here", "tests.core.test_workers:nothing",
+                    "tests.core.test_workers:BUILDER"):
+            with self.assertRaises(ConfigError):
+                wp.load_builder(bad)
+
+
+class ChannelAndLogTests(SynchronousTestCase):
+    def test_channel_lines(self) -> None:
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        channel = WorkerChannel(w)
+        channel.send("ready")
+        channel.send("queued", "0123")
+        os.close(w)
+        self.assertEqual(os.read(r, 100), b"ready\nqueued 0123\n")
+        for kind, text in (("two words", ""), ("", ""), ("k", "a\nb")):
+            with self.assertRaises(ValueError):
+                channel.send(kind, text)
+
+    def test_broken_channel_calls_back_once(self) -> None:
+        r, w = os.pipe()
+        os.close(r)
+        self.addCleanup(os.close, w)
+        calls: list[int] = []
+        channel = WorkerChannel(w, on_broken=lambda: calls.append(1))
+        old = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.addCleanup(signal.signal, signal.SIGPIPE, old)
+        channel.send("ready")
+        channel.send("ready")
+        self.assertTrue(channel.broken)
+        self.assertEqual(calls, [1])
+
+    def test_log_lines(self) -> None:
+        out: list[bytes] = []
+        observer = wp._log_line_observer(out.append)
+        log = Logger(namespace="ns.x", observer=observer)
+        log.warn("two\nlines {n}", n=2)
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            log.failure("boom")
+        text = b"".join(out).decode()
+        lines = text.splitlines()
+        self.assertEqual(lines[:2], ["warn|ns.x|two", "warn|ns.x|lines 2"])
+        self.assertEqual(lines[2], "critical|ns.x|boom")
+        self.assertTrue(all(line.startswith("critical|ns.x|") for line in lines[2:]))
+        self.assertIn("ZeroDivisionError", text)
+
+
+class _Closing(protocol.Factory):
+    protocol = PidEcho
+
+    def __init__(self) -> None:
+        self.closed: list[float] = []
+
+    def close_all(self, timeout: float) -> defer.Deferred[None]:
+        self.closed.append(timeout)
+        return defer.succeed(None)
+
+
+class AdoptionTests(TestCase):
+    def listening(self, family: int, address: Any) -> int:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.bind(address)
+        sock.listen(10)
+        fd = os.dup(sock.fileno())
+        sock.close()
+        return fd
+
+    async def test_adopt_tcp_serve_and_stop(self) -> None:
+        fd = self.listening(socket.AF_INET, ("127.0.0.1", 0))
+        port = socket.socket(fileno=os.dup(fd)).getsockname()[1]
+        factory = _Closing()
+        ready: list[bool] = []
+        service = wp._AdoptedListeners(
+            reactor, [InheritedSocket("echo", "tcp:0", "AF_INET", fd)],
+            WorkerParts({"echo": factory}, close_timeout=3.0), lambda: ready.append(True),
+        )  # fmt: skip
+        service.startService()
+        self.assertEqual(ready, [True])
+        self.assertEqual(await served_by(TCP4ClientEndpoint(reactor, "127.0.0.1", port)),
+                         os.getpid())
+        await service.stopService()
+        self.assertEqual(factory.closed, [3.0])
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+    async def test_adopt_unix_leaves_the_file(self) -> None:
+        path = short_socket_path(self)
+        fd = self.listening(socket.AF_UNIX, path)
+        os.chmod(path, 0o600)
+        service = wp._AdoptedListeners(
+            reactor, [InheritedSocket("echo", f"unix:{path}", "AF_UNIX", fd)],
+            WorkerParts({"echo": protocol.Factory.forProtocol(PidEcho)}), lambda: None,
+        )  # fmt: skip
+        service.startService()
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)  # the master's mode kept
+        self.assertEqual(await served_by(UNIXClientEndpoint(reactor, path)), os.getpid())
+        await service.stopService()
+        self.assertTrue(os.path.exists(path))
+
+    def test_missing_factory(self) -> None:
+        fd = self.listening(socket.AF_INET, ("127.0.0.1", 0))
+        self.addCleanup(os.close, fd)
+        service = wp._AdoptedListeners(
+            reactor, [InheritedSocket("other", "tcp:0", "AF_INET", fd)],
+            WorkerParts({"echo": protocol.Factory.forProtocol(PidEcho)}), lambda: None,
+        )  # fmt: skip
+        with self.assertRaises(ConfigError):
+            service.startService()
+
+    def test_tls_wrapping(self) -> None:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from netproto_twisted.core.tls import ensure_dev_certificate, tls_server_endpoint_args
+
+        cert, key = ensure_dev_certificate(Path(self.mktemp()))
+        text = f"ssl:0:interface=127.0.0.1:{tls_server_endpoint_args(cert, key)}"
+        inner = protocol.Factory.forProtocol(PidEcho)
+        wrapped = wp._tls_wrapped(reactor, text, inner)
+        self.assertIsInstance(wrapped, TLSMemoryBIOFactory)
+        self.assertIs(wrapped.wrappedFactory, inner)  # type: ignore[attr-defined]
+
+    async def test_master_watch_sees_eof(self) -> None:
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        gone_: defer.Deferred[None] = defer.Deferred()
+        watch = wp._MasterWatch(r, lambda: gone_.callback(None))
+        reactor.addReader(watch)
+        self.addCleanup(reactor.removeReader, watch)
+        os.write(w, b"ignored\n")
+        os.close(w)
+        await gone_
