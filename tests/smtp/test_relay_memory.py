@@ -19,6 +19,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -204,6 +206,58 @@ class DueIndexTests(SynchronousTestCase):
         self.assertEqual(index.pop_due(100.0), "a")
         self.assertTrue(all(index.get(i).flushed for i in index))  # type: ignore[union-attr]
         self.assertEqual((len(index), "b" in index), (2, False))
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["add", "schedule", "unschedule", "discard", "hold", "pop"]),
+                st.sampled_from("abcdef"),
+                st.integers(0, 20),
+            ),
+            max_size=60,
+        )
+    )
+    def test_against_a_model(self, ops: list[tuple[str, str, int]]) -> None:
+        """pop_due hands out exactly the due, unheld entries, earliest first, once each."""
+        index = DueIndex()
+        model: dict[str, tuple[float | None, bool]] = {}
+        for op, entry_id, value in ops:
+            due, held = model.get(entry_id, (None, False))
+            if op == "add":
+                index.add(entry_id, float(value), False)
+                model[entry_id] = (float(value), False)
+            elif entry_id not in model:
+                continue
+            elif op == "schedule":
+                index.schedule(entry_id, float(value))
+                model[entry_id] = (float(value), held)
+            elif op == "unschedule":
+                index.schedule(entry_id, None)
+                model[entry_id] = (None, held)
+            elif op == "discard":
+                index.discard(entry_id)
+                del model[entry_id]
+            elif op == "hold":  # hold, or release (which reschedules, as the relay does)
+                slot = index.get(entry_id)
+                assert slot is not None
+                slot.held = not held
+                if held:
+                    index.schedule(entry_id, float(value))
+                model[entry_id] = (float(value) if held else due, not held)
+            else:
+                now = float(value)
+                got = index.pop_due(now)
+                ready = {
+                    i: d for i, (d, h) in model.items() if d is not None and not h and d <= now
+                }
+                if not ready:
+                    self.assertIsNone(got)
+                    continue
+                assert got is not None
+                self.assertIn(got, ready)
+                self.assertEqual(ready[got], min(ready.values()))
+                model[got] = (None, model[got][1])
+        self.assertEqual(len(index), len(model))
 
     def test_merge_a_rescan(self) -> None:
         index = DueIndex()
