@@ -147,6 +147,16 @@ class EndpointsService(Service):
             _log.info("{name} listening on {kind} {where}", name=name, kind=kind, where=where)
         return list(self.addresses)
 
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoint strings this service listens on (or will)."""
+        return list(self._listen)
+
+    @property
+    def ports(self) -> list[tuple[str, IListeningPort]]:
+        """``(endpoint string, listening port)`` of every port listening now, in endpoint order."""
+        return list(zip(self._listen, self._ports, strict=False))
+
     def _record(self, result: list[tuple[str, str]] | Failure) -> None:
         self._result = result
         waiters, self._waiters = self._waiters, []

@@ -150,12 +150,10 @@ def inherited_sockets(
     """
     out: list[tuple[InheritedSocket, int]] = []
     for service in listeners:
-        # EndpointsService keeps its ports in endpoint order (all or nothing).
-        ports: list[IListeningPort] = list(getattr(service, "_ports", []))
-        texts: list[str] = list(getattr(service, "_listen", []))
-        if len(ports) != len(texts):
+        ports = service.ports
+        if len(ports) != len(service.endpoints):
             raise ConfigError(service.name or "?", "not listening on every endpoint")
-        for text, port in zip(texts, ports, strict=True):
+        for text, port in ports:
             if endpoint_kind(text) == "udp":
                 raise ConfigError(text, "UDP endpoints cannot be shared with worker processes")
             fileno = getattr(port, "fileno", None)

@@ -89,7 +89,10 @@ class ListeningTests(TestCase):
         s = socket.create_connection(("127.0.0.1", tcp_port), timeout=5)
         s.close()
         self.assertEqual(addresses[1][1], sock_path)
+        self.assertEqual([text for text, _ in svc.ports], svc.endpoints)
+        self.assertEqual(svc.ports[0][1].getHost().port, tcp_port)
         yield svc.stopService()
+        self.assertEqual(svc.ports, [])
         self.assertEqual(factory.closed_with, [2.5])
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", tcp_port), timeout=5).close()
