@@ -13,7 +13,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.smtp._relay_route import DeadHosts
 from netproto_twisted.smtp.client import SendResult
-from netproto_twisted.smtp.errors import SMTPAuthenticationError, SMTPRecipientsRefused
+from netproto_twisted.smtp.errors import (
+    SMTPAuthenticationError,
+    SMTPConnectError,
+    SMTPRecipientsRefused,
+    SMTPTLSRequired,
+)
 from netproto_twisted.smtp.queue import PENDING
 from netproto_twisted.smtp.relay import Relay
 from tests.smtp.test_relay import RelayTestsBase
@@ -130,6 +135,29 @@ class DeadHostTests(RelayTestsBase):
         relay.flush()
         self.assertEqual(self.mx_connects(), 2)
         self.assertEqual(self.entries(), [])
+
+    def test_tls_and_greeting_failures_mark_the_host(self) -> None:
+        failures = iter(
+            [
+                SMTPTLSRequired("the server does not offer STARTTLS", 454),
+                SMTPConnectError(554, "5.3.2 no service"),
+            ]
+        )
+
+        def failing(reactor: Any, host: str, port: int, **kwargs: Any) -> Deferred[Any]:
+            self.net.connects.append((host, port, kwargs))
+            return fail(next(failures))
+
+        self.resolver.table["other.example"] = [(10, "mx.other.example")]
+        relay = self.make_relay(tls="require", connect=failing)
+        self.store("b@remote.example")
+        self.store("c@other.example")
+        self.store("d@remote.example", "e@other.example")  # both hosts skipped now
+        self.assertEqual(
+            [c[0] for c in self.net.connects], ["mx1.remote.example", "mx.other.example"]
+        )
+        self.assertIsNotNone(relay.dead_hosts.until(("mx1.remote.example", 25)))
+        self.assertIsNotNone(relay.dead_hosts.until(("mx.other.example", 25)))
 
     def test_authentication_failure_does_not_mark_the_host(self) -> None:
         def refuse_login(reactor: Any, host: str, port: int, **kwargs: Any) -> Deferred[Any]:
