@@ -37,6 +37,7 @@ from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.maildir import MaildirStore
+from netproto_twisted.smtp._relay_notices import plausible_address
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
 from netproto_twisted.smtp.queue import Spool
@@ -105,6 +106,9 @@ class Config:
     smarthost_verify: bool = field(default=False, help="verify the next hop's certificate")
     smarthost_user: str = field(default="", help="AUTH user at the smarthost")
     smarthost_password_file: str = field(default="", help="file holding that user's password")
+    postmaster: str = field(
+        default="", help="where reports of undeliverable bounces go ('' = nowhere, only logged)"
+    )
     max_size: int = field(default=DEFAULT_MAX_SIZE, minimum=1, help="largest message, octets")
     bare_lf: str = field(default="reject", help="reject or normalize bare CR/LF")
     allow_insecure_auth: bool = field(
@@ -131,6 +135,8 @@ class Config:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
             _host_port(self.smarthost)
+        if self.postmaster and not plausible_address(self.postmaster):
+            raise ValueError(f"postmaster must be an address, not {self.postmaster!r}")
         for net in self.relay_networks:
             parse_network(net)
 
@@ -397,6 +403,7 @@ def _relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
         verify=config.smarthost_verify,
         username=config.smarthost_user or None,
         password=password,
+        postmaster=config.postmaster or None,
     )
     relay.name = "relay"
     return relay
@@ -439,6 +446,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["smarthost-tls", None, "opportunistic", "opportunistic, starttls, implicit or none"],
         ["smarthost-user", None, None, "AUTH user at the smarthost"],
         ["smarthost-password-file", None, None, "file with the smarthost password"],
+        ["postmaster", None, None, "address for reports of undeliverable bounces (default: none)"],
         ["max-size", None, str(DEFAULT_MAX_SIZE), "largest message accepted, in octets"],
         ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
         ["tls-key", None, None, "private key PEM"],
@@ -509,6 +517,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
                 smarthost_verify=bool(self["smarthost-verify"]),
                 smarthost_user=self["smarthost-user"] or "",
                 smarthost_password_file=self["smarthost-password-file"] or "",
+                postmaster=self["postmaster"] or "",
                 max_size=max_size,
                 bare_lf=self["bare-lf"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),

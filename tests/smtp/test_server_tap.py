@@ -106,8 +106,17 @@ class OptionsTests(SynchronousTestCase):
             ["--bare-lf", "yes"],
             ["--smarthost", "x"],
             ["--sync", "sometimes"],
+            ["--postmaster", "not an address"],
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
+
+    def test_postmaster_reaches_the_relay(self) -> None:
+        self.assertEqual(self.parse().config.postmaster, "")
+        config = self.parse("--postmaster", "hostmaster@example.org").config
+        root = smtp_tap.build_service(config, _reactor, data_dir=Path(self.mktemp()), tls=None,
+                                      complete_endpoint=lambda text: text)
+        relay = root.getServiceNamed("relay")
+        self.assertEqual(relay.notices.postmaster, "hostmaster@example.org")  # type: ignore[attr-defined]
 
     def test_sync_mode_reaches_the_maildir_store(self) -> None:
         self.assertEqual(self.parse().config.sync, "auto")
