@@ -327,6 +327,7 @@ class GroupCommitter:
                 self.rounds += 1
                 if results:
                     self._reactor.callFromThread(self._report, results)
+                del new, results  # hold no finished job (nor its data) while waiting
         except Exception:  # a bug: fail what is held rather than leave it hanging
             failure = Failure()
             _log.failure("the committer thread failed", failure)

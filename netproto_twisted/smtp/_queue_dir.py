@@ -144,19 +144,41 @@ class SpoolDirectory:
 
     def finish(self, entry: QueueEntry, fd: int) -> None:
         """Fsync the message and its envelope and rename both into place (dir fsync not done)."""
+        self.stage(entry, fd, sync=True)
+        self.publish(entry.id)
+
+    def stage(self, entry: QueueEntry, fd: int, *, sync: bool) -> None:
+        """Close the ``tmp/`` message and write its ``tmp/`` envelope; fsync both if ``sync``."""
         try:
-            self.fs.fsync(fd)
+            if sync:
+                self.fs.fsync(fd)
         finally:
             os.close(fd)
         tmp_env = self.tmp / (entry.id + _ENV)
         efd = os.open(tmp_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             write_all(efd, entry.to_json())
-            self.fs.fsync(efd)
+            if sync:
+                self.fs.fsync(efd)
         finally:
             os.close(efd)
-        self.fs.rename(str(self.tmp / (entry.id + _MSG)), str(self.message_path(entry.id)))
-        self.fs.rename(str(tmp_env), str(self.env_path(entry.id)))
+
+    def publish(self, entry_id: str) -> None:
+        """Rename a staged message, then its envelope (which makes the entry), into place."""
+        message = self.message_path(entry_id)
+        self.fs.rename(str(self.tmp / (entry_id + _MSG)), str(message))
+        try:
+            self.fs.rename(str(self.tmp / (entry_id + _ENV)), str(self.env_path(entry_id)))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(message)
+            raise
+
+    def unpublish(self, entry_id: str) -> None:
+        """Remove a just-published entry again (the sync meant to cover it failed)."""
+        for path in (self.env_path(entry_id), self.message_path(entry_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def discard_tmp(self, entry_id: str, fd: int | None) -> None:
         """Close and remove an unfinished message's temporary files."""

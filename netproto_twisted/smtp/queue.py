@@ -37,13 +37,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from netproto_twisted.mailstore.delivery import DirSyncer, Runner
+from netproto_twisted.core.durable import GroupCommitter, RunnerCommitter
+from netproto_twisted.mailstore.delivery import Committer, DirSyncer, Runner
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.smtp import _queue_entry
 from netproto_twisted.smtp._params import RcptTo
@@ -92,28 +93,53 @@ _log = Logger(namespace="netproto.smtp.queue")
 
 @implementer(IMessageSink)
 class SpoolSink:
-    """One message being written into the spool; :meth:`commit` fires once it is durable."""
+    """One message being written into the spool; :meth:`commit` fires once it is durable.
+
+    Blocks of 64 KiB go to the ``tmp/`` file through the thread pool as they
+    fill; :meth:`write` returns a Deferred while more than one is on its
+    way (the SMTP server then stops reading).  :meth:`commit` hands the
+    sink to the spool's committer (:mod:`netproto_twisted.core.durable`),
+    which finishes the files, makes them durable and renames them into
+    place, many messages sharing each sync.
+    """
 
     def __init__(self, spool: Spool, entry: QueueEntry) -> None:
         self._spool = spool
         self.entry = entry
         self._fd: int | None = None
         self._buffer = bytearray()
+        self._last = b""
         self._chain: Deferred[None] | None = None
+        self._pending = 0
+        self._drain_waiters: list[Deferred[None]] = []
         self._failure: BaseException | None = None
         self._done = False
 
-    def write(self, data: bytes) -> None:
-        """Append message bytes; every 64 KiB are written to disk in the thread pool."""
+    def write(self, data: bytes) -> Deferred[None] | None:
+        """Append message bytes; a Deferred means: two blocks are on their way, wait."""
         if self._done:
             raise ValueError("sink already committed or aborted")
         self.entry.size += len(data)
         if not self.entry.eight_bit and not _is_ascii(data):
             self.entry.eight_bit = True  # (so the relay need not scan the file for BODY=)
         self._buffer += data
-        if len(self._buffer) >= _CHUNK:
-            chunk, self._buffer = bytes(self._buffer), bytearray()
-            self._then(lambda: self._write_chunk(chunk))
+        if len(self._buffer) < _CHUNK:
+            return None
+        chunk, self._buffer = bytes(self._buffer), bytearray()
+        self._pending += 1
+        self._then(lambda: self._write_chunk(chunk)).addBoth(self._chunk_written)
+        if self._pending < 2:
+            return None
+        waiter: Deferred[None] = Deferred()
+        self._drain_waiters.append(waiter)
+        return waiter
+
+    def _chunk_written(self, result: object) -> None:
+        self._pending -= 1
+        if self._pending < 2 or self._failure is not None:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def _then(self, work: Callable[[], None]) -> Deferred[None]:
         """Run ``work`` in the thread pool after every earlier piece of work."""
@@ -147,41 +173,60 @@ class SpoolSink:
         fd = self._ensure_open()
         self._spool.directory.append(fd, chunk)
 
+    # -- IDurableJob (the committer's thread) --------------------------------------------
+
+    def stage(self, sync_files: bool) -> None:
+        """Write the last bytes, close the message, write the envelope (fsync'd if asked)."""
+        fd = self._ensure_open()
+        self._fd = None
+        directory = self._spool.directory
+        try:
+            directory.append(fd, self._last)
+        except BaseException:
+            os.close(fd)
+            raise
+        directory.stage(self.entry, fd, sync=sync_files)
+
+    def publish(self) -> list[str]:
+        """Rename the message and its envelope into the queue."""
+        self._spool.directory.publish(self.entry.id)
+        return [str(self._spool.directory.entries)]
+
+    def discard(self) -> None:
+        """Remove the temporary files of a failed commit."""
+        self._spool.directory.discard_tmp(self.entry.id, self._fd)
+        self._fd = None
+
+    def unpublish(self) -> None:
+        """Remove the entry again (its sync failed)."""
+        self._spool.directory.unpublish(self.entry.id)
+
+    def sync_paths(self) -> list[str]:
+        """The queue's entries directory."""
+        return [str(self._spool.directory.entries)]
+
+    # -- IMessageSink ----------------------------------------------------------------------
+
     def commit(self) -> Deferred[str]:
-        """Fsync the message and the envelope; fire with the queue id once both are durable."""
+        """Make the message and its envelope durable; fire with the queue id."""
         if self._done:
             raise ValueError("sink already committed or aborted")
         self._done = True
-        chunk, self._buffer = bytes(self._buffer), bytearray()
-        directory = self._spool.directory
+        self._last, self._buffer = bytes(self._buffer), bytearray()
+        written: Deferred[None] = self._chain if self._chain is not None else succeed(None)
 
-        def finish() -> None:
-            fd = self._ensure_open()
-            self._fd = None
-            try:
-                directory.append(fd, chunk)
-            except BaseException:
-                os.close(fd)
-                raise
-            directory.finish(self.entry, fd)
-
-        d: Deferred[Any] = self._then(finish)
-
-        def check(_: object) -> Deferred[None]:
+        def handoff(_: object) -> Deferred[None]:
             if self._failure is not None:
-                raise self._failure
-            return self._spool.syncer.sync()
-
-        def cleanup(failure: Any) -> Any:
-            self._spool.run(directory.discard_tmp, self.entry.id, self._fd)
-            self._fd = None
-            return failure
+                failure = self._failure
+                self._spool.run(self.discard).addErrback(lambda f: None)
+                raise failure
+            return self._spool.committer.commit(self)
 
         def done(_: object) -> str:
             self._spool.committed(self.entry)
             return self.entry.id
 
-        return d.addCallback(check).addErrback(cleanup).addCallback(done)
+        return written.addCallback(handoff).addCallback(done)
 
     def abort(self) -> None:
         """Discard the message (idempotent; a no-op once commit() was called)."""
@@ -221,7 +266,10 @@ class Spool:
     """The durable relay queue under ``directory``: a delivery target and the relay's store.
 
     Blocking disk work runs through ``runner`` (default: the reactor's thread
-    pool).  Every method returning a Deferred is called from the reactor thread.
+    pool); new entries are made durable by ``committer`` (default: a
+    :class:`~netproto_twisted.core.durable.GroupCommitter` in mode ``sync``,
+    or, with an explicit ``runner``, each commit alone through it).  Every
+    method returning a Deferred is called from the reactor thread.
     """
 
     def __init__(
@@ -232,10 +280,21 @@ class Spool:
         runner: Runner | None = None,
         fs: FsOps | None = None,
         clock: Callable[[], float] | None = None,
+        sync: str = "auto",
+        committer: Committer | None = None,
     ) -> None:
         self.directory = SpoolDirectory(directory, fs)
         self.directory.create()
         self.reactor = reactor
+        if committer is None:
+            if runner is not None:
+                mode = "file" if sync == "auto" else sync
+                committer = RunnerCommitter(runner, mode, self.directory.fs)
+            else:
+                committer = GroupCommitter(reactor, sync, self.directory.fs,
+                                           name="netproto-queue-commit")
+        self.committer: Committer = committer
+        """Makes new entries durable (:mod:`netproto_twisted.core.durable`)."""
         if runner is None:
             assert IReactorThreads.providedBy(reactor) and IReactorFromThreads.providedBy(reactor)
             runner = _thread_runner(reactor)

@@ -31,11 +31,13 @@ from netproto_twisted.core.access import (
 )
 from netproto_twisted.core.config import field
 from netproto_twisted.core.durable import MODES as SYNC_MODES
+from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
+from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
 from netproto_twisted.smtp._relay_notices import plausible_address
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
@@ -186,13 +188,14 @@ def build_service(
     root = MultiService()
     root.setName("smtp")
     targets = dict(targets or {})
+    committer = _committer(config, reactor)
     spool: Spool | None = None
     if "relay" not in targets:
-        spool = Spool(config.queue or str(data_dir / "queue"), reactor)
+        spool = Spool(config.queue or str(data_dir / "queue"), reactor, committer=committer)
         targets["relay"] = spool
     guards = _build_parts(
         config, reactor, root, data_dir=data_dir, tls=tls, policy=policy, limits=limits,
-        targets=targets,
+        targets=targets, committer=committer,
     )  # fmt: skip
     if spool is not None:
         root.addService(_relay_for(config, reactor, spool))
@@ -233,6 +236,7 @@ def _build_parts(
     policy: AccessPolicy | None,
     limits: Limits,
     targets: dict[str, IDeliveryTarget],
+    committer: GroupCommitter,
 ) -> dict[str, ConnectionGuard]:
     """Add the Maildir store to ``root``; return the guarded factory of each listener name."""
     maildir = config.maildir or str(data_dir / "mail")
@@ -241,7 +245,7 @@ def _build_parts(
     if "local" not in targets:
         pool = ThreadPool(minthreads=0, maxthreads=8, name="netproto-smtp-maildir")
         root.addService(_PoolService(pool))
-        store = MaildirStore(maildir, reactor, pool, sync=config.sync)
+        store = MaildirStore(maildir, reactor, pool, committer=committer)
         targets["local"] = MaildirTarget(store)
 
     def user_exists(user: str) -> bool:
@@ -341,13 +345,19 @@ def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerPa
     except KeyError as e:
         raise ConfigError("smtp", f"the worker configuration lacks {e}") from None
     root = MultiService()
-    spool = Spool(config.queue or str(data_dir / "queue"), reactor)
+    committer = _committer(config, reactor)
+    spool = Spool(config.queue or str(data_dir / "queue"), reactor, committer=committer)
     spool.add_listener(lambda entry: channel.send(QUEUED, entry.id))
     guards = _build_parts(
         config, reactor, root, data_dir=data_dir, tls=tls, policy=policy, limits=limits,
-        targets={"relay": spool},
+        targets={"relay": spool}, committer=committer,
     )  # fmt: skip
     return WorkerParts(factories=dict(guards), service=root)
+
+
+def _committer(config: Config, reactor: Any) -> GroupCommitter:
+    """One committer thread for the Maildir and the queue: a sync serves both."""
+    return GroupCommitter(reactor, config.sync, FsOps(), name="netproto-smtp-commit")
 
 
 def _queued_handler(spool: Spool) -> Callable[[int, str, str], None]:

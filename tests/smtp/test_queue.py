@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.testing import MemoryReactorClock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.smtp import MailFrom, RcptTo, queue_cli
 from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, IMessageSink
@@ -140,26 +142,22 @@ class SpoolTests(SynchronousTestCase):
             ],
         )
 
-    def test_commit_fires_only_after_directory_fsync(self) -> None:
+    def test_commit_fires_only_after_files_and_directory_fsync(self) -> None:
         runner = ManualRunner()
         spool = Spool(self.dir / "q2", self.reactor, runner=runner, fs=RecordingFs(self.log))
+        del self.log[:]  # (creating the spool's directories)
         env = envelope("b@remote.example")
-        sinks = [spool.open(env, env.recipients) for _ in range(3)]
+        sink = spool.open(env, env.recipients)
+        sink.write(b"Subject: x\r\n\r\nbody\r\n")
         results: list[str] = []
-        for sink in sinks:
-            sink.write(b"Subject: x\r\n\r\nbody\r\n")
-            sink.commit().addCallback(results.append)
-        runner.run_one()  # first message written and renamed: its directory fsync is queued
-        self.assertEqual(results, [])
-        runner.run_one()  # second message (its sync request waits for the running fsync)
-        runner.run_one()  # third message
-        self.assertEqual(results, [])
-        runner.run_one()  # the first directory fsync ends: releases the first only
-        self.assertEqual(len(results), 1)
-        runner.run_all()  # one more fsync serves the two others
-        self.assertEqual(len(results), 3)
-        self.assertEqual(self.log.count("fsync_dir entries"), 2)
-        self.assertEqual(spool.syncer.fsyncs, 2)
+        sink.commit().addCallback(results.append)
+        self.assertEqual((results, self.log), ([], []))
+        runner.run_one()  # the whole commit, through the committer
+        self.assertEqual(results, [sink.entry.id])
+        kinds = [line.split()[0] for line in self.log]
+        self.assertEqual(kinds, ["fsync", "fsync", "rename", "rename", "fsync_dir"])
+        self.assertEqual(self.log[-1], "fsync_dir entries")
+        self.assertEqual(spool.directory.ids(), [sink.entry.id])
 
     def test_abort_removes_temporary_file(self) -> None:
         env = envelope("b@remote.example")
@@ -364,3 +362,29 @@ class QueueCommandTests(SynchronousTestCase):
         self.assertIn("attempt 2, next in 10m", text)
         self.assertIn("[451 try later]", text)
         self.assertIn("30s ago", text)
+
+
+class GroupCommitSpoolTests(TestCase):
+    """New entries through the real committer thread share their directory fsyncs."""
+
+    timeout = 30
+
+    def test_group_commit_shares_syncs_between_messages(self) -> Deferred[Any]:
+        self.log: list[str] = []
+        self.dir = Path(self.mktemp())
+        committer = GroupCommitter(reactor, "file", RecordingFs(self.log))
+        self.addCleanup(committer.stop)
+        spool = Spool(self.dir / "q3", MemoryReactorClock(), runner=ManualRunner(),
+                      committer=committer)
+        env = envelope("b@remote.example")
+        sinks = [spool.open(env, env.recipients) for _ in range(10)]
+        commits = []
+        for sink in sinks:
+            sink.write(b"Subject: x\r\n\r\nbody\r\n")
+            commits.append(sink.commit())
+        return DeferredList(commits, fireOnOneErrback=True).addCallback(
+            lambda _: (
+                self.assertEqual(len(spool.directory.ids()), 10),
+                self.assertLess(self.log.count("fsync_dir entries"), 10),
+            )
+        )
