@@ -225,6 +225,19 @@ class GroupCommitterTests(TestCase):
         self.assertEqual(log.kinds("f"), ["stage", "publish"])
 
     @inlineCallbacks
+    def test_several_threads_share_one_queue(self):  # type: ignore[no-untyped-def]
+        log = Log()
+        committer = GroupCommitter(reactor, "fs", FakeOps(log), threads=3)  # type: ignore[arg-type]
+        jobs = [committer.commit(FakeJob(log, f"j{i}")) for i in range(60)]  # type: ignore[arg-type]
+        yield DeferredList(jobs, fireOnOneErrback=True)
+        yield committer.stop()
+        self.assertEqual(committer.committed, 60)
+        for i in range(60):
+            self.assertEqual(log.kinds(f"j{i}"), ["stage", "publish"])
+        with self.assertRaises(ValueError):
+            GroupCommitter(reactor, "fs", threads=0)
+
+    @inlineCallbacks
     def test_stop_finishes_held_jobs_then_refuses(self):  # type: ignore[no-untyped-def]
         log = Log()
         committer = GroupCommitter(reactor, "fs", FakeOps(log))  # type: ignore[arg-type]
