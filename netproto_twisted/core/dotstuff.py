@@ -268,8 +268,9 @@ class DotUnstuffer:
 
         The common case in a few C passes: one to check that every CR and LF
         is paired (and, with a limit, the line lengths), a ``find`` for a dot
-        (there is none in base64) and, only if there is one, a ``split`` at
-        line-start dots and a ``join``.  Returns ``None``, with the decoder's
+        (there is none in base64) and, only if there is one, a ``find`` per
+        dot while there are few, else a ``split`` at line-start dots; then a
+        ``join``.  Returns ``None``, with the decoder's
         state untouched, for anything unusual (a bare CR or LF anywhere in
         ``buf``, even after the terminator; a line over the limit; a dot line
         at the very start), which the line-by-line path decodes with the
