@@ -408,17 +408,23 @@ class SMTPClient:
         *,
         mail_params: Mapping[str, str | None] | None = None,
         use_bdat: bool = False,
+        body: str | None = None,
     ) -> Deferred[SendResult]:
         """Send one message to ``recipients`` in one transaction; fire with a :class:`SendResult`.
 
         ``message`` is bytes, a binary file object (read in chunks, from
-        its current position) or a body producer (``IBodyProducer``-like).
-        The envelope is pipelined when the server offers PIPELINING.
-        ``SMTPUTF8`` is added when an address is not ASCII, ``BODY=8BITMIME``
-        when in-memory data has 8-bit bytes, ``SIZE`` when the size is known;
-        DSN and AUTH parameters are left out when the server does not offer
-        them.  BDAT is used for ``BODY=BINARYMIME``, or with ``use_bdat``
-        when CHUNKING is offered.
+        its current position), a path (``os.PathLike``) or a body producer
+        (``IBodyProducer``-like).  The envelope is pipelined when the server
+        offers PIPELINING.  ``SMTPUTF8`` is added when an address is not
+        ASCII, ``SIZE`` when the size is known; DSN and AUTH parameters are
+        left out when the server does not offer them.  ``body`` declares
+        the content (``"7BIT"``, ``"8BITMIME"`` or ``"BINARYMIME"``, as
+        ``mail_params["BODY"]`` does); undeclared, bytes and files are
+        looked at (a file is scanned in the thread pool before MAIL) and a
+        producer is sent as ``8BITMIME`` when the server offers it.  8-bit
+        content to a server without 8BITMIME fails with
+        SMTPNotSupportedError (554 5.6.3) before MAIL.  BDAT is used for
+        ``BODY=BINARYMIME``, or with ``use_bdat`` when CHUNKING is offered.
 
         Concurrent calls on one client are queued and run one after the
         other.  After a refusal the transaction is reset (RSET) and the
@@ -430,7 +436,7 @@ class SMTPClient:
         if isinstance(recipients, str):
             recipients = [recipients]
         tx = Transaction(self, message, use_bdat=use_bdat)
-        tx.prepare(sender, recipients, mail_params)  # raises before anything is sent
+        tx.prepare(sender, recipients, mail_params, body=body)  # raises before anything is sent
         return self._lock.run(lambda: _run(tx.run()))
 
 
@@ -555,20 +561,22 @@ def send_mail(
     message: Any,
     *,
     mail_params: Mapping[str, str | None] | None = None,
+    body: str | None = None,
     **connect_kwargs: Any,
 ) -> Deferred[dict[str, tuple[int, str]]]:
     """Connect, send one message, QUIT; fire with the refused recipients like ``smtplib.sendmail``.
 
     The result maps each refused recipient to ``(code, text)`` (empty when
     all were accepted); the failures are those of :func:`connect_smtp` and
-    :meth:`SMTPClient.send_message`.  ``connect_kwargs`` go to :func:`connect_smtp`.
+    :meth:`SMTPClient.send_message` (``mail_params`` and ``body`` are its
+    arguments).  ``connect_kwargs`` go to :func:`connect_smtp`.
     """
 
     async def run() -> dict[str, tuple[int, str]]:
         client = await connect_smtp(reactor, host, port, **connect_kwargs)
         try:
             result = await client.send_message(
-                sender, recipients, message, mail_params=mail_params
+                sender, recipients, message, mail_params=mail_params, body=body
             )
         except BaseException:
             await client.quit()

@@ -213,6 +213,13 @@ class FileScanTests(_Base):
         self.successResultOf(d)
         self.assertIn("BODY=8BITMIME", self.mail_line(server))
 
+    def test_body_argument_declares_like_mail_params(self) -> None:
+        client, server = self.connect(threaded=True)
+        d = self.send(client, io.BytesIO(SEVEN_BIT), body="7BIT")
+        self.assertEqual(self.clock.pool.pending, [])  # type: ignore[attr-defined]
+        self.successResultOf(d)
+        self.assertIn("BODY=7BIT", self.mail_line(server))
+
     def test_unseekable_file_is_unknown_content(self) -> None:
         """A stream that cannot be rewound is not scanned: a producer's rule applies."""
         client, server = self.connect()
