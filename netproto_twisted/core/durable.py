@@ -21,9 +21,9 @@ Two ways to get there (``mode``):
     ``fsync`` of every file while staging, then one ``fsync`` per distinct
     directory after publishing, shared by every job of the round.
 
-Either way the work runs on one thread: many threads creating and renaming
-files in one directory contend for its lock (on the development machine
-eight threads needed 13x the CPU of one for the same renames).
+Either way the work runs on one thread by default (``threads``): on the
+development machine a second one cost the SMTP server more CPU per message
+and throughput.
 """
 
 from __future__ import annotations
@@ -248,8 +248,7 @@ class GroupCommitter:
     ``threads`` threads (1 by default) take jobs from one queue, each
     running its own rounds; with more than one, one thread's sync overlaps
     another's.  (On the development machine a second thread cost the SMTP
-    server 12 % more CPU per message and 10 % of its throughput: the syncs
-    are short, the GIL hand-overs are not.)  ``reactor`` must provide
+    server 13 % more CPU per message and 11 % of its throughput.)  ``reactor`` must provide
     ``callFromThread`` and system event triggers; the threads start with
     the first :meth:`commit` and end at reactor shutdown (after the jobs
     they hold) or on :meth:`stop`.
