@@ -178,7 +178,7 @@ class BackpressureTests(SynchronousTestCase):
     def test_failed_block_write_fails_the_next_write_and_the_commit(self) -> None:
         writer = self.store.deliver("alice")
         writer.write(self.block)
-        f, args, kwargs, d = self.runner.jobs.pop(0)
+        d = self.runner.jobs.pop(0)[3]
         d.errback(OSError(errno.ENOSPC, "No space left on device"))
         with self.assertRaises(OSError):
             writer.write(b"more")
