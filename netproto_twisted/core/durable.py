@@ -274,6 +274,7 @@ class GroupCommitter:
         self._queue: list[tuple[IDurableJob, Deferred[None]]] = []
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._devices: dict[str, object] = {}
         self._stopped: Deferred[None] | None = None
         self.rounds = 0
         """Rounds run so far (each with at most one sync per file system or directory)."""
@@ -393,7 +394,7 @@ class GroupCommitter:
         written = self._stage(new, False, results)
         jobs = published + written
         failed = _sync_all([job for job, _ in jobs], lambda j: j.sync_paths(), self._ops.syncfs,
-                           _device)
+                           self._device)
         still_staged = []
         for index, (job, d) in enumerate(jobs):
             failure = failed.get(index)
@@ -420,6 +421,15 @@ class GroupCommitter:
             if failure is not None:
                 _safely(job.unpublish, "unpublish")
             results.append((d, failure))
+
+    def _device(self, path: str) -> object:
+        """The file system of ``path`` (remembered: one ``stat`` per directory, not per job)."""
+        device = self._devices.get(path)
+        if device is None:
+            device = _device(path)
+            if len(self._devices) < 10_000:
+                self._devices[path] = device
+        return device
 
     # -- back on the reactor thread ----------------------------------------------
 

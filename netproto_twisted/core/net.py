@@ -39,19 +39,25 @@ def set_nodelay(transport: ITransport) -> None:
     UNIX sockets, pipes and in-memory test transports are left alone.
     """
     setter = getattr(transport, "setTcpNoDelay", None)
-    if setter is None:
-        return
-    try:
-        host = transport.getHost()
-    except Exception:  # a half-built wrapper: nothing to tune
-        return
-    if not isinstance(host, (IPv4Address, IPv6Address)):
+    if setter is None or not _is_ip(transport):
         return
     try:
         setter(True)
     except (OSError, NotImplementedError, AttributeError) as e:
         # The socket may already be closed, or the transport is a fake.
         _log.debug("could not set TCP_NODELAY: {error}", error=e)
+
+
+def _is_ip(transport: Any) -> bool:
+    """Whether ``transport`` is an IPv4/IPv6 connection (its socket's family, no system call)."""
+    sock = getattr(transport, "socket", None)
+    if isinstance(sock, socket.socket):
+        return sock.family in (socket.AF_INET, socket.AF_INET6)
+    try:
+        host = transport.getHost()
+    except Exception:  # a half-built wrapper: nothing to tune
+        return False
+    return isinstance(host, (IPv4Address, IPv6Address))
 
 
 def normalize_host(host: str) -> str:
@@ -132,7 +138,7 @@ def raw_tcp_connection(transport: Any) -> tcp.Connection | None:
         if (
             getattr(t, "TLS", True)
             or not isinstance(getattr(t, "socket", None), socket.socket)
-            or not isinstance(t.getHost(), (IPv4Address, IPv6Address))
+            or not _is_ip(t)
         ):
             return None
     except Exception:  # a half-closed socket: nothing to gain

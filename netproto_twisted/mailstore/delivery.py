@@ -309,8 +309,10 @@ class MessageWriter(_TmpWriter):
     def stage(self, sync_files: bool) -> None:
         """Finish the ``tmp/`` file (and copies for other file systems)."""
         self._close_file(sync_files)
-        device = os.stat(self.tmp_path).st_dev
         self._sources = [self.tmp_path]
+        if len(self._folders) == 1:
+            return
+        device = os.stat(self.tmp_path).st_dev
         for folder in self._folders[1:]:
             if self._create_dirs and not os.path.isdir(folder.tmp):
                 self._make_folder(folder)
