@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IReactorThreads
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,6 +21,7 @@ from netproto_twisted.smtp._client_body import CHUNK_SIZE, file_has_8bit
 from netproto_twisted.smtp._client_tx import Transaction
 from netproto_twisted.smtp.client import SMTPClient, connect_smtp
 from netproto_twisted.smtp.errors import SMTPNotSupportedError, SMTPSenderRefused
+from tests.smtp.test_client import _ListProducer
 from tests.smtp.test_client_helpers import DEFAULT_EXTENSIONS, IOEndpoint, ScriptedServer
 
 EIGHT_BIT = "Subject: caf\u00e9\r\n\r\nna\u00efve\r\n".encode()
@@ -77,27 +78,9 @@ class ThreadedClock(MemoryReactorClock):
         pass
 
 
-class _Producer:
+def _Producer(*chunks: bytes) -> _ListProducer:
     """A body producer that writes its chunks at once (content unknown to the client)."""
-
-    length = "twisted.web.iweb.UNKNOWN_LENGTH"
-
-    def __init__(self, *chunks: bytes) -> None:
-        self.chunks = chunks
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        for chunk in self.chunks:
-            consumer.write(chunk)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
+    return _ListProducer(list(chunks))
 
 
 class _Pipe(io.RawIOBase):
