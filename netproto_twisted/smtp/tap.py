@@ -43,7 +43,13 @@ from netproto_twisted.smtp._relay_notices import plausible_address
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
 from netproto_twisted.smtp.queue import Spool
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import (
+    DEFAULT_DELAY_WARNING,
+    DEFAULT_LIFETIME,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MIN_BACKOFF,
+    Relay,
+)
 from netproto_twisted.smtp.server import SMTPServerFactory
 from netproto_twisted.smtp.server_auth import password_portal
 from netproto_twisted.smtp.session import ServerSettings
@@ -111,6 +117,23 @@ class Config:
     postmaster: str = field(
         default="", help="where reports of undeliverable bounces go ('' = nowhere, only logged)"
     )
+    queue_lifetime: float = field(
+        default=DEFAULT_LIFETIME, minimum=60.0,
+        help="seconds a message is retried before it bounces (5 days)",
+    )
+    retry_min: float = field(
+        default=DEFAULT_MIN_BACKOFF, minimum=1.0, help="first retry delay, seconds (doubles)"
+    )
+    retry_max: float = field(
+        default=DEFAULT_MAX_BACKOFF, minimum=1.0, help="longest retry delay, seconds"
+    )
+    delay_warning: float = field(
+        default=DEFAULT_DELAY_WARNING, minimum=0.0,
+        help="seconds before the sender is told of a delay (0 = never)",
+    )
+    per_destination: int = field(
+        default=5, minimum=1, help="connections at most to one next-hop domain"
+    )
     max_size: int = field(default=DEFAULT_MAX_SIZE, minimum=1, help="largest message, octets")
     bare_lf: str = field(default="reject", help="reject or normalize bare CR/LF")
     allow_insecure_auth: bool = field(
@@ -137,6 +160,12 @@ class Config:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
             _host_port(self.smarthost)
+        if self.queue_lifetime < 60 or min(self.retry_min, self.retry_max) < 1:
+            raise ValueError("queue_lifetime must be at least 60 s, retry delays at least 1 s")
+        if self.retry_min > self.retry_max:
+            raise ValueError("retry_min must not exceed retry_max")
+        if self.per_destination < 1 or self.delay_warning < 0:
+            raise ValueError("per_destination must be at least 1, delay_warning at least 0")
         if self.postmaster and not plausible_address(self.postmaster):
             raise ValueError(f"postmaster must be an address, not {self.postmaster!r}")
         for net in self.relay_networks:
@@ -414,6 +443,11 @@ def _relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
         username=config.smarthost_user or None,
         password=password,
         postmaster=config.postmaster or None,
+        lifetime=config.queue_lifetime,
+        min_backoff=config.retry_min,
+        max_backoff=config.retry_max,
+        delay_warning=config.delay_warning,
+        per_destination=config.per_destination,
     )
     relay.name = "relay"
     return relay
@@ -457,6 +491,11 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["smarthost-user", None, None, "AUTH user at the smarthost"],
         ["smarthost-password-file", None, None, "file with the smarthost password"],
         ["postmaster", None, None, "address for reports of undeliverable bounces (default: none)"],
+        ["queue-lifetime", None, DEFAULT_LIFETIME, "seconds of retrying before a bounce", float],
+        ["retry-min", None, DEFAULT_MIN_BACKOFF, "first retry delay in seconds (doubles)", float],
+        ["retry-max", None, DEFAULT_MAX_BACKOFF, "longest retry delay in seconds", float],
+        ["delay-warning", None, DEFAULT_DELAY_WARNING, "seconds before a delay notice", float],
+        ["per-destination", None, 5, "connections at most to one next-hop domain", int],
         ["max-size", None, str(DEFAULT_MAX_SIZE), "largest message accepted, in octets"],
         ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
         ["tls-key", None, None, "private key PEM"],
@@ -528,6 +567,11 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
                 smarthost_user=self["smarthost-user"] or "",
                 smarthost_password_file=self["smarthost-password-file"] or "",
                 postmaster=self["postmaster"] or "",
+                queue_lifetime=self["queue-lifetime"],
+                retry_min=self["retry-min"],
+                retry_max=self["retry-max"],
+                delay_warning=self["delay-warning"],
+                per_destination=self["per-destination"],
                 max_size=max_size,
                 bare_lf=self["bare-lf"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),

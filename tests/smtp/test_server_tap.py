@@ -107,6 +107,10 @@ class OptionsTests(SynchronousTestCase):
             ["--smarthost", "x"],
             ["--sync", "sometimes"],
             ["--postmaster", "not an address"],
+            ["--queue-lifetime", "soon"],
+            ["--queue-lifetime", "10"],
+            ["--retry-min", "600", "--retry-max", "60"],
+            ["--per-destination", "0"],
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
 
@@ -117,6 +121,25 @@ class OptionsTests(SynchronousTestCase):
                                       complete_endpoint=lambda text: text)
         relay = root.getServiceNamed("relay")
         self.assertEqual(relay.notices.postmaster, "hostmaster@example.org")  # type: ignore[attr-defined]
+
+    def test_queue_settings_reach_the_relay(self) -> None:
+        config = self.parse(
+            "--queue-lifetime", "86400", "--retry-min", "60", "--retry-max", "3600",
+            "--delay-warning", "0", "--per-destination", "2",
+        ).config  # fmt: skip
+        root = smtp_tap.build_service(config, _reactor, data_dir=Path(self.mktemp()), tls=None,
+                                      complete_endpoint=lambda text: text)
+        relay: Any = root.getServiceNamed("relay")
+        self.assertEqual(
+            (relay.lifetime, relay.min_backoff, relay.max_backoff, relay.delay_warning,
+             relay.per_destination),
+            (86400.0, 60.0, 3600.0, 0.0, 2),
+        )
+        defaults: Any = smtp_tap.build_service(
+            self.parse().config, _reactor, data_dir=Path(self.mktemp()), tls=None,
+            complete_endpoint=lambda text: text,
+        ).getServiceNamed("relay")
+        self.assertEqual((defaults.lifetime, defaults.per_destination), (5 * 86400.0, 5))
 
     def test_sync_mode_reaches_the_maildir_store(self) -> None:
         self.assertEqual(self.parse().config.sync, "auto")
