@@ -62,6 +62,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "check_bounds",
     "config_from_toml_text",
     "describe_section",
     "field",
@@ -189,6 +190,21 @@ def _check_bounds(key: str, value: float, meta: Mapping[str, Any]) -> None:
         raise ConfigError(key, f"must be >= {low}, got {value!r}")
     if high is not None and value > high:
         raise ConfigError(key, f"must be <= {high}, got {value!r}")
+
+
+def check_bounds(section: object) -> None:
+    """Check a section's numeric fields against their declared bounds; raise ValueError.
+
+    For ``__post_init__``: a section built in code (from command-line
+    options, say) gets the checks :func:`parse_section` gives TOML values.
+    """
+    for f in dataclasses.fields(section):  # type: ignore[arg-type]
+        value = getattr(section, f.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                _check_bounds(f.name, value, f.metadata)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
 
 
 def _convert(tp: Any, value: object, key: str, meta: Mapping[str, Any]) -> Any:

@@ -29,7 +29,7 @@ from netproto_twisted.core.access import (
     LoginDelay,
     parse_network,
 )
-from netproto_twisted.core.config import field
+from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.durable import MODES as SYNC_MODES
 from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.core.errors import ConfigError
@@ -152,6 +152,7 @@ class Config:
     )
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.bare_lf not in ("reject", "normalize"):
             raise ValueError(f"bare_lf must be reject or normalize, not {self.bare_lf!r}")
         if self.smarthost_tls not in _RELAY_TLS:
@@ -160,12 +161,8 @@ class Config:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
             _host_port(self.smarthost)
-        if self.queue_lifetime < 60 or min(self.retry_min, self.retry_max) < 1:
-            raise ValueError("queue_lifetime must be at least 60 s, retry delays at least 1 s")
         if self.retry_min > self.retry_max:
             raise ValueError("retry_min must not exceed retry_max")
-        if self.per_destination < 1 or self.delay_warning < 0:
-            raise ValueError("per_destination must be at least 1, delay_warning at least 0")
         if self.postmaster and not plausible_address(self.postmaster):
             raise ValueError(f"postmaster must be an address, not {self.postmaster!r}")
         for net in self.relay_networks:

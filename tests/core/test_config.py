@@ -21,6 +21,7 @@ from twisted.trial import unittest
 
 from netproto_twisted.core.access import Network
 from netproto_twisted.core.config import (
+    check_bounds,
     config_from_toml_text,
     describe_section,
     field,
@@ -459,3 +460,28 @@ class DescribeDataclassDefaultTests(unittest.SynchronousTestCase):
         first = '[{name = "echo", handler = "echo", listen = ['
         self.assertTrue(rows["services"].startswith(first), rows["services"])
         self.assertNotIn("SocketService(", rows["services"])
+
+
+@dataclass(frozen=True)
+class _Bounded:
+    port: int = field(default=25, minimum=1, maximum=65535)
+    delay: float = field(default=1.0, minimum=0.0)
+    name: str = field(default="x")
+    enabled: bool = field(default=True)
+
+
+class CheckBoundsTests(unittest.SynchronousTestCase):
+    """check_bounds: the declared bounds hold for sections built in code too."""
+
+    def test_in_bounds(self) -> None:
+        check_bounds(_Bounded(port=65535, delay=0.0))
+
+    def test_out_of_bounds_names_the_field(self) -> None:
+        for kwargs, words in (
+            ({"port": 0}, "port: must be >= 1"),
+            ({"port": 70000}, "port: must be <= 65535"),
+            ({"delay": -0.5}, "delay: must be >= 0.0"),
+        ):
+            with self.assertRaises(ValueError) as caught:
+                check_bounds(_Bounded(**kwargs))
+            self.assertIn(words, str(caught.exception))

@@ -111,6 +111,8 @@ class OptionsTests(SynchronousTestCase):
             ["--queue-lifetime", "10"],
             ["--retry-min", "600", "--retry-max", "60"],
             ["--per-destination", "0"],
+            ["--delay-warning", "-1"],
+            ["--max-size", "0"],
         ):
             self.assertRaises(usage.UsageError, self.parse, *args)
 
