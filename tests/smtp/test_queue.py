@@ -159,6 +159,24 @@ class SpoolTests(SynchronousTestCase):
         self.assertEqual(self.log[-1], "fsync_dir entries")
         self.assertEqual(spool.directory.ids(), [sink.entry.id])
 
+    def test_write_asks_to_wait_while_two_blocks_are_on_their_way(self) -> None:
+        runner = ManualRunner()
+        spool = Spool(self.dir / "q4", self.reactor, runner=runner)
+        env = envelope("b@remote.example")
+        sink = spool.open(env, env.recipients)
+        block = b"x" * (64 * 1024)
+        self.assertIsNone(sink.write(block))  # one block on its way: go on
+        wait = sink.write(block)  # a second one: wait for the disk
+        self.assertIsNotNone(wait)
+        self.assertNoResult(wait)
+        runner.run_one()  # the first block is written
+        self.successResultOf(wait)
+        runner.run_all()
+        d = sink.commit()
+        runner.run_all()
+        entry_id = self.successResultOf(d)
+        self.assertEqual(spool.directory.message_path(entry_id).stat().st_size, 2 * len(block))
+
     def test_abort_removes_temporary_file(self) -> None:
         env = envelope("b@remote.example")
         sink = self.spool.open(env, env.recipients)
