@@ -191,7 +191,7 @@ class _TmpWriter:
 
         def go(_: object) -> Deferred[None]:
             if self._error is not None:
-                self._discard()
+                self._discard_later()
                 raise self._error
             return self._committer.commit(job)
 
@@ -263,9 +263,16 @@ class _TmpWriter:
         self._done = True
         self._buffer = bytearray()
         if self._flushing is None:
-            self._discard()
+            self._discard_later()
         else:  # the worker thread still writes to the file: remove it afterwards
-            self._flushing.addBoth(lambda _: self._discard())
+            self._flushing.addBoth(lambda _: self._discard_later())
+
+    def _discard_later(self) -> None:
+        """Remove the ``tmp/`` file (if one was made) in a worker thread."""
+        if self._fd is None and not self._created:
+            return
+        d: Deferred[None] = self._run(self._discard)
+        d.addErrback(lambda f: _log.failure("removing an abandoned message failed", f))
 
     def _begin_commit(self) -> None:
         if self._done:

@@ -113,6 +113,8 @@ class DurabilityOrderTests(SynchronousTestCase):
         self.runner.run_all()
         self.assertTrue(os.path.exists(writer.tmp_path))
         writer.abort()
+        self.assertTrue(os.path.exists(writer.tmp_path))  # removed in a worker, not here
+        self.runner.run_all()
         self.assertFalse(os.path.exists(writer.tmp_path))
         with self.assertRaises(ValueError):
             writer.write(b"more")
