@@ -43,6 +43,7 @@ from twisted.python.failure import Failure
 
 __all__ = [
     "MODES",
+    "Committer",
     "GroupCommitter",
     "IDurableJob",
     "RunnerCommitter",
@@ -77,6 +78,13 @@ class IDurableJob(Protocol):
 
     def sync_paths(self) -> Sequence[str]:
         """Directories whose file systems hold the job's files (staged and published)."""
+
+
+class Committer(Protocol):
+    """What users of a committer need: :class:`GroupCommitter` and :class:`RunnerCommitter`."""
+
+    def commit(self, job: IDurableJob) -> Deferred[None]:
+        """Fire once ``job`` is durable."""
 
 
 class SyncOps(Protocol):

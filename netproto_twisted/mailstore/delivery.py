@@ -24,14 +24,14 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto_twisted.core.durable import IDurableJob
+from netproto_twisted.core.durable import Committer, IDurableJob
 from netproto_twisted.mailstore.filenames import format_info
 from netproto_twisted.mailstore.folder import MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
@@ -41,7 +41,6 @@ __all__ = [
     "WRITE_BUFFER_SIZE",
     "AppendWriter",
     "Appended",
-    "Committer",
     "DirSyncer",
     "MessageWriter",
     "Runner",
@@ -53,13 +52,6 @@ WRITE_BUFFER_SIZE = 64 * 1024
 _T = TypeVar("_T")
 Runner = Callable[..., "Deferred[Any]"]
 """``run(f, *args)``: call ``f(*args)`` in a worker thread, fire with its result."""
-
-
-class Committer(Protocol):
-    """What writers need of :mod:`netproto_twisted.core.durable`'s committers."""
-
-    def commit(self, job: IDurableJob) -> Deferred[None]:
-        """Fire once ``job`` is durable."""
 
 
 _log = Logger(namespace="netproto.mailstore")

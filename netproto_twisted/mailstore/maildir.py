@@ -24,8 +24,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from netproto_twisted.core.durable import GroupCommitter, RunnerCommitter
-from netproto_twisted.mailstore.delivery import AppendWriter, Committer, MessageWriter, Runner
+from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
+from netproto_twisted.mailstore.delivery import AppendWriter, MessageWriter, Runner
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import DELETED, UniqueNames
 from netproto_twisted.mailstore.folder import (

@@ -43,8 +43,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from netproto_twisted.core.durable import GroupCommitter, RunnerCommitter
-from netproto_twisted.mailstore.delivery import Committer, DirSyncer, Runner
+from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
+from netproto_twisted.mailstore.delivery import DirSyncer, Runner
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.smtp import _queue_entry
 from netproto_twisted.smtp._params import RcptTo
