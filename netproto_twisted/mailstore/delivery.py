@@ -24,7 +24,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
@@ -49,7 +49,6 @@ __all__ = [
 WRITE_BUFFER_SIZE = 64 * 1024
 """Bytes a writer buffers before writing them to its ``tmp/`` file."""
 
-_T = TypeVar("_T")
 Runner = Callable[..., "Deferred[Any]"]
 """``run(f, *args)``: call ``f(*args)`` in a worker thread, fire with its result."""
 
