@@ -91,6 +91,10 @@ class State(enum.Enum):
     #: QUIT answered or the connection closing: nothing more is read.
     CLOSED = "closed"
 
+    # Members are singletons: hash by identity, in C (Enum's own hash is a Python call,
+    # and the table is looked up several times per command).
+    __hash__ = object.__hash__
+
 
 #: The message (DATA) ended, whatever the reply: the transaction is over.
 EVENT_END_OF_DATA = "end-of-data"

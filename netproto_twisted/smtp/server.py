@@ -14,6 +14,7 @@ STARTTLS, AUTH (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256), ENHANCEDSTATUSCODES.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -105,6 +106,7 @@ from netproto_twisted.smtp.session import (
     ServerSettings,
     Transaction,
     _reply,
+    _serialized,
 )
 
 __all__ = [
@@ -116,6 +118,12 @@ __all__ = [
 ]
 
 _log = Logger(namespace="netproto.smtp.server")
+
+# The replies every message gets, serialised once.
+_WIRE_SENDER_OK = _serialized(OK, "Ok", ES_OTHER_ADDRESS)
+_WIRE_RCPT_OK = _serialized(OK, "Ok", ES_DEST_ADDRESS_VALID)
+_WIRE_GO_AHEAD = _serialized(START_INPUT, "End data with <CR><LF>.<CR><LF>", enhanced=False)
+_WIRE_BYE = _BYE.to_bytes()
 
 
 class SMTPServerProtocol(AuthSession):
@@ -185,8 +193,9 @@ class SMTPServerProtocol(AuthSession):
         self.session.advance(EHLO)
         keywords = self._keywords()
         self._advertised = frozenset(keywords)
-        extensions = Extensions(self.settings.hostname, keywords)
-        self._send(extensions.to_reply(f"Hello {command.argument}"), enhanced=False)
+        self._send_wire(
+            _ehlo_reply(self.settings.hostname, command.argument, tuple(keywords.items()))
+        )
 
     def _helo(self, command: Command) -> None:
         self._reset_transaction()
@@ -204,7 +213,7 @@ class SMTPServerProtocol(AuthSession):
         self._send(_OK)
 
     def _quit(self, command: Command) -> None:
-        self._send(_BYE)
+        self._send_wire(_WIRE_BYE)
         self.session.advance(QUIT)
         self._reset_transaction()
         self.transport.loseConnection()
@@ -248,11 +257,14 @@ class SMTPServerProtocol(AuthSession):
             if isinstance(result, Failure):
                 self._refused(result)
                 return
-            self._txn = Transaction(mail_from)
+            self._txn = Transaction(mail_from, info)
             self.session.advance(MAIL)
-            self._send(_reply(OK, "Ok", ES_OTHER_ADDRESS))
+            self._send_wire(_WIRE_SENDER_OK)
 
-        self._after(self.factory.policy.check_sender(self._session_info(), mail_from), checked)
+        # What the policy sees cannot change within a transaction (EHLO, STARTTLS
+        # and AUTH end it or are refused in it): one SessionInfo serves MAIL and RCPTs.
+        info = self._session_info()
+        self._after(self.factory.policy.check_sender(info, mail_from), checked)
 
     def _refused(self, failure: Failure) -> None:
         if isinstance(failure.value, CommandError):
@@ -290,10 +302,9 @@ class SMTPServerProtocol(AuthSession):
             txn.recipients.append((rcpt, result))
             if self.session.state is State.MAIL:
                 self.session.advance(RCPT)
-            self._send(_reply(OK, "Ok", ES_DEST_ADDRESS_VALID))
+            self._send_wire(_WIRE_RCPT_OK)
 
-        session = self._session_info()
-        self._after(self.factory.policy.route(session, txn.mail_from, rcpt), routed)
+        self._after(self.factory.policy.route(txn.session_info, txn.mail_from, rcpt), routed)
 
     # -- the message --------------------------------------------------------------------
 
@@ -401,7 +412,8 @@ class SMTPServerProtocol(AuthSession):
                 size=txn.size,
                 ids=ids,
             )
-            self._send(_reply(OK, f"Ok: queued as {txn.id}", ES_OTHER), unique=True)
+            # The id is hex: this is what _reply(...).to_bytes() would give, without the checks.
+            self._send_wire(f"{OK} {OK // 100}.{ES_OTHER} Ok: queued as {txn.id}\r\n".encode())
 
         self._after(d, committed)
 
@@ -420,7 +432,7 @@ class SMTPServerProtocol(AuthSession):
             endings=endings, max_line_length=self.settings.max_data_line_length
         )
         self.session.advance(DATA)
-        self._send(_reply(START_INPUT, "End data with <CR><LF>.<CR><LF>"), enhanced=False)
+        self._send_wire(_WIRE_GO_AHEAD)
         self.set_raw_mode()
 
     def raw_data_received(self, data: bytes) -> None:
@@ -566,6 +578,15 @@ class SMTPServerFactory(LineFactory[SMTPServerProtocol]):
 
     def __repr__(self) -> str:
         return f"<SMTPServerFactory {self.settings.hostname}>"
+
+
+@functools.lru_cache(maxsize=256)
+def _ehlo_reply(
+    hostname: str, client: str, keywords: tuple[tuple[str, tuple[str, ...]], ...]
+) -> bytes:
+    """The EHLO reply's bytes; clients greet with the same few names, so they are remembered."""
+    extensions = Extensions(hostname, dict(keywords))
+    return extensions.to_reply(f"Hello {client}").to_bytes(enhanced=False)
 
 
 def _ignore(result: object) -> None:

@@ -171,6 +171,18 @@ def _wire_bytes(reply: Reply, enhanced: bool) -> bytes:
     return reply.to_bytes(enhanced=enhanced)
 
 
+def _serialized(code: int, text: str, status: str | None = None, *, enhanced: bool = True) -> bytes:
+    """A constant reply serialised once, at import, for :meth:`SessionBase._send_wire`."""
+    return _reply(code, text, status).to_bytes(enhanced=enhanced)
+
+
+@functools.lru_cache(maxsize=64)
+def _greeting(hostname: str, greeting: str) -> bytes:
+    """The ``220`` greeting's bytes (one per listener's settings)."""
+    text = f"{hostname} {greeting}".rstrip()
+    return Reply.make(SERVICE_READY, text).to_bytes(enhanced=False)
+
+
 def _in_networks(address: _IPAddress | None, networks: Sequence[Network]) -> bool:
     if address is None or not networks:
         return False
@@ -180,8 +192,10 @@ def _in_networks(address: _IPAddress | None, networks: Sequence[Network]) -> boo
 class Transaction:
     """One mail transaction: sender, accepted recipients with their targets, open sinks."""
 
-    def __init__(self, mail_from: MailFrom) -> None:
+    def __init__(self, mail_from: MailFrom, session_info: SessionInfo) -> None:
         self.mail_from = mail_from
+        #: What the recipient policy is told about the session (fixed for the transaction).
+        self.session_info = session_info
         self.id = uuid7().hex
         self.received_at = time.time()
         self.recipients: list[tuple[RcptTo, IDeliveryTarget]] = []
@@ -237,8 +251,7 @@ class SessionBase(LineProtocol):
             self._limiter = RateLimiter(self.clock, settings.command_rate, settings.command_burst)
         super().connectionMade()
         self.session = Session(tls=self.is_secure)
-        text = f"{settings.hostname} {settings.greeting}".rstrip()
-        self._send(Reply.make(SERVICE_READY, text), enhanced=False)
+        self._send_wire(_greeting(settings.hostname, settings.greeting))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Abort the open transaction (nothing half-delivered) and the SASL exchange."""
@@ -264,6 +277,11 @@ class SessionBase(LineProtocol):
             data = reply.to_bytes(enhanced=enhanced) if unique else _wire_bytes(reply, enhanced)
             self.send_raw(data)
 
+    def _send_wire(self, data: bytes) -> None:
+        """Write a reply already serialised (the frequent constant ones, see :func:`_serialized`)."""
+        if not self._lost:
+            self.send_raw(data)
+
     def _close(self, reply: Reply) -> None:
         self._send(reply)
         self.session.advance(EVENT_CLOSE)
@@ -284,17 +302,19 @@ class SessionBase(LineProtocol):
         Waits nest (a handler may start another wait): input resumes only
         when none is pending, so pipelined commands are handled strictly in order.
         """
+        if d.called and not d.paused and not d.callbacks:
+            result = d.result
+            if not isinstance(result, (Deferred, Failure)):
+                # Already fired with a value (a policy answering at once): no callback
+                # machinery, no pause.  Failures take the long way, which consumes them.
+                self._run_handler(handler, result)
+                return
         state = {"done": False, "waiting": False}
 
         def finish(result: object) -> None:
             state["done"] = True
             try:
-                if not self._lost:
-                    handler(result)
-            except Exception:
-                _log.failure("SMTP server handler failed")
-                if not self._lost:
-                    self._close(_ERR_LOCAL)
+                self._run_handler(handler, result)
             finally:
                 if state["waiting"]:
                     self._waits -= 1
@@ -306,6 +326,15 @@ class SessionBase(LineProtocol):
             state["waiting"] = True
             self._waits += 1
             self.pause_input()
+
+    def _run_handler(self, handler: Callable[[Any], None], result: object) -> None:
+        try:
+            if not self._lost:
+                handler(result)
+        except Exception:
+            _log.failure("SMTP server handler failed")
+            if not self._lost:
+                self._close(_ERR_LOCAL)
 
     def _rate_limited(self, line: bytes, handle: Callable[[bytes], None]) -> bool:
         """If this command comes too fast, handle it later (input paused meanwhile)."""
