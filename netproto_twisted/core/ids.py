@@ -12,9 +12,40 @@ import time
 import uuid
 from collections.abc import Callable
 
-__all__ = ["UUID7Generator", "message_id", "uuid7"]
+__all__ = ["RandomPool", "UUID7Generator", "message_id", "uuid7"]
 
 _RAND_A_MAX = 0xFFF
+_POOL_SIZE = 4096
+
+
+class RandomPool:
+    """``os.urandom`` read a block at a time: one system call per ~400 ids, not one per id.
+
+    Not thread-safe on its own (the generator calls it under its lock).  A
+    forked child drops the block it inherited, so parent and child never
+    hand out the same bytes.
+    """
+
+    def __init__(self, read: Callable[[int], bytes] = os.urandom, size: int = _POOL_SIZE) -> None:
+        self._read = read
+        self._size = size
+        self._block = b""
+        self._pos = 0
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._drop)
+
+    def _drop(self) -> None:
+        self._block, self._pos = b"", 0
+
+    def __call__(self, n: int) -> bytes:
+        """Return ``n`` random bytes."""
+        pos = self._pos
+        end = pos + n
+        if end > len(self._block):
+            self._block = self._read(max(self._size, n))
+            pos, end = 0, n
+        self._pos = end
+        return self._block[pos:end]
 
 
 class UUID7Generator:
@@ -29,10 +60,10 @@ class UUID7Generator:
     def __init__(
         self,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-        random_bytes: Callable[[int], bytes] = os.urandom,
+        random_bytes: Callable[[int], bytes] | None = None,
     ) -> None:
         self._clock_ms = clock_ms
-        self._random = random_bytes
+        self._random = random_bytes if random_bytes is not None else RandomPool()
         self._lock = threading.Lock()
         self._last_ms = -1
         self._counter = 0

@@ -45,6 +45,9 @@ __all__ = ["TMP_CLEANUP_INTERVAL", "MaildirMailbox", "MaildirStore"]
 TMP_CLEANUP_INTERVAL = 3600.0
 """A folder's ``tmp/`` is checked for crash leftovers at most this often (seconds)."""
 
+#: How many INBOX folder objects a store remembers (see ``MaildirStore._inbox``).
+_MAX_INBOXES = 10_000
+
 _T = TypeVar("_T")
 
 
@@ -84,6 +87,9 @@ class MaildirStore:
         self._tmp_max_age = tmp_max_age
         self._tmp_checked: dict[str, float] = {}
         self._tmp_lock = threading.Lock()
+        # Each user's INBOX folder object, made once (paths only, no I/O): a delivery
+        # is then a dictionary look-up, not a path computation.
+        self._inboxes: dict[str, MaildirFolder] = {}
         if runner is None:
             if reactor is None or threadpool is None:
                 raise TypeError("MaildirStore needs a reactor and a thread pool (or a runner)")
@@ -119,6 +125,16 @@ class MaildirStore:
         return MaildirFolder(
             tree.folder_path(folder), self.fs, clock=self._clock, lock_timeout=self._lock_timeout
         )
+
+    def _inbox(self, user: str) -> MaildirFolder:
+        """``user``'s INBOX folder object, remembered (at most ``_MAX_INBOXES`` of them)."""
+        folder = self._inboxes.get(user)
+        if folder is None:
+            folder = self._folder(self._tree(user), INBOX)
+            if len(self._inboxes) >= _MAX_INBOXES:
+                self._inboxes.clear()
+            self._inboxes[user] = folder
+        return folder
 
     def _sync_folder(
         self,
@@ -163,7 +179,7 @@ class MaildirStore:
         The message is written once and linked into each ``new/``; the
         commit succeeds or fails for all of them together.
         """
-        folders = [self._folder(self._tree(user), INBOX) for user in dict.fromkeys(users)]
+        folders = [self._inbox(user) for user in dict.fromkeys(users)]
         base = self._names.new_base(self._clock())
         return MessageWriter(folders, base, self.committer, self._run, create_dirs=True)
 

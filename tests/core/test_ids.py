@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from netproto_twisted.core.ids import UUID7Generator, message_id, uuid7
+from netproto_twisted.core.ids import RandomPool, UUID7Generator, message_id, uuid7
 
 
 class UUID7Tests(SynchronousTestCase):
@@ -64,3 +65,41 @@ class UUID7Tests(SynchronousTestCase):
 
     def test_message_id(self) -> None:
         self.assertRegex(message_id("example.org"), re.compile(r"^<[0-9a-f]{32}@example\.org>$"))
+
+
+class RandomPoolTests(SynchronousTestCase):
+    def test_reads_a_block_at_a_time(self) -> None:
+        reads: list[int] = []
+
+        def read(n: int) -> bytes:
+            reads.append(n)
+            return (bytes(range(256)) * (n // 256 + 1))[:n]
+
+        pool = RandomPool(read, size=512)
+        taken = [pool(8) for _ in range(64)]  # exactly one block
+        self.assertEqual(reads, [512])
+        self.assertEqual(b"".join(taken), bytes(range(256)) * 2)
+        pool(8)
+        self.assertEqual(reads, [512, 512])
+
+    def test_larger_than_a_block(self) -> None:
+        pool = RandomPool(lambda n: b"x" * n, size=16)
+        self.assertEqual(pool(40), b"x" * 40)
+
+    def test_forked_child_starts_afresh(self) -> None:
+        if not hasattr(os, "fork"):
+            raise SkipTest("no fork here")
+        pool = RandomPool()
+        pool(8)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its next bytes must not be the parent's
+            try:
+                os.write(write, pool(16))
+            finally:
+                os._exit(0)
+        os.close(write)
+        child = os.read(read, 16)
+        os.close(read)
+        os.waitpid(pid, 0)
+        self.assertNotEqual(child, pool(16))
