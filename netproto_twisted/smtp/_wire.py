@@ -370,6 +370,10 @@ _NO_ARGUMENT = frozenset({DATA, RSET, QUIT, STARTTLS})
 _ARGUMENT_REQUIRED = frozenset({EHLO, HELO, MAIL, RCPT, BDAT, VRFY, EXPN, AUTH})
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _VERB = re.compile(rb"[A-Za-z]{1,20}")
+#: A verb, then optionally spaces and an argument of printable ASCII (inner spaces
+#: allowed) that starts and ends with a non-blank; trailing spaces.  Anything else
+#: (tabs, controls, UTF-8, leading blanks) takes the general path.
+_SIMPLE_COMMAND = re.compile(rb"([A-Za-z]{1,20})(?: +([\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?))? *")
 _HOSTNAME_ARG = re.compile(r"[\x21-\x7e]+")
 _BDAT = re.compile(r"([0-9]{1,20})(?:[ \t]+(LAST))?[ \t]*\Z", re.IGNORECASE)
 _AUTH = re.compile(r"([A-Za-z0-9_-]{1,20})(?:[ \t]+([A-Za-z0-9+/]*={0,2}))?[ \t]*\Z")
@@ -396,6 +400,27 @@ def parse_command(line: bytes, *, verbs: Collection[str] = COMMANDS) -> Command:
         for control characters or invalid UTF-8, ``501 5.5.4`` for a
         missing, superfluous or malformed argument.
     """
+    simple = _SIMPLE_COMMAND.fullmatch(line)
+    if simple is not None:
+        # The usual line (printable ASCII, one blank-separated verb): one regex, no copies.
+        verb = simple.group(1).decode("ascii").upper()
+        if verb not in verbs:
+            raise _syntax("Command unrecognized", ES_INVALID_COMMAND, SYNTAX_ERROR)
+        raw = simple.group(2)
+        argument = raw.decode("ascii") if raw else ""
+    else:
+        verb, argument = _split_command(line, verbs)
+    if argument and verb in _NO_ARGUMENT:
+        raise _syntax(f"Syntax error: {verb} takes no argument")
+    if not argument and verb in _ARGUMENT_REQUIRED:
+        raise _syntax(f"Syntax error: {verb} needs an argument")
+    if verb in (EHLO, HELO) and not _HOSTNAME_ARG.fullmatch(argument):
+        raise _syntax(f"Syntax: {verb} hostname")
+    return Command(verb, argument)
+
+
+def _split_command(line: bytes, verbs: Collection[str]) -> tuple[str, str]:
+    """The general case of :func:`parse_command`: controls, tabs, UTF-8, odd blanks."""
     if _CONTROL.search(line):
         raise _syntax("Syntax error: control character in command", ES_SYNTAX_ERROR, SYNTAX_ERROR)
     line = line.strip(b" \t")
@@ -409,13 +434,7 @@ def parse_command(line: bytes, *, verbs: Collection[str] = COMMANDS) -> Command:
         argument = line[len(verb_bytes) :].decode("utf-8").strip(" \t")
     except UnicodeDecodeError:
         raise _syntax("Syntax error: invalid UTF-8", ES_SYNTAX_ERROR, SYNTAX_ERROR) from None
-    if argument and verb in _NO_ARGUMENT:
-        raise _syntax(f"Syntax error: {verb} takes no argument")
-    if not argument and verb in _ARGUMENT_REQUIRED:
-        raise _syntax(f"Syntax error: {verb} needs an argument")
-    if verb in (EHLO, HELO) and not _HOSTNAME_ARG.fullmatch(argument):
-        raise _syntax(f"Syntax: {verb} hostname")
-    return Command(verb, argument)
+    return verb, argument
 
 
 def parse_bdat(argument: str, *, max_size: int | None = None) -> tuple[int, bool]:

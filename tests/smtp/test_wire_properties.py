@@ -368,3 +368,36 @@ class FuzzTests(SynchronousTestCase):
         self.assertIsInstance(extensions.auth_mechanisms, frozenset)
         size = extensions.max_size
         self.assertTrue(size is None or size > 0)
+
+
+def _parse_outcome(line: bytes) -> object:
+    try:
+        command = parse_command(line)
+    except CommandError as e:
+        return ("refused", e.reply)
+    return (command.verb, command.argument)
+
+
+_COMMAND_PIECES = st.sampled_from(
+    [b"MAIL", b"mail", b"RCPT", b"EHLO", b"DATA", b"QUIT", b"NOOP", b"BDAT", b"XYZZY", b"A" * 21,
+     b" ", b"  ", b"\t", b"FROM:<a@b>", b"TO:<c@d>", b"x", b"SIZE=10", b"\xc3\xa9", b"\xff",
+     b"\x00", b"\x7f", b"\x1b", b":", b"1000 LAST", b"host.example", b"<>"]
+)
+
+
+class ParseCommandPaths(SynchronousTestCase):
+    """parse_command's one-regex path for plain lines agrees with its general path."""
+
+    @given(st.lists(_COMMAND_PIECES, max_size=6).map(b"".join))
+    @settings(max_examples=400)
+    def test_fast_and_general_paths_agree(self, line: bytes) -> None:
+        from netproto_twisted.smtp import _wire
+
+        fast = _parse_outcome(line)
+        simple = _wire._SIMPLE_COMMAND
+        _wire._SIMPLE_COMMAND = re.compile(rb"(?!)")  # never matches: the general path only
+        try:
+            general = _parse_outcome(line)
+        finally:
+            _wire._SIMPLE_COMMAND = simple
+        self.assertEqual(fast, general)
