@@ -373,7 +373,9 @@ _VERB = re.compile(rb"[A-Za-z]{1,20}")
 #: A verb, then optionally spaces and an argument of printable ASCII (inner spaces
 #: allowed) that starts and ends with a non-blank; trailing spaces.  Anything else
 #: (tabs, controls, UTF-8, leading blanks) takes the general path.
-_SIMPLE_COMMAND = re.compile(rb"([A-Za-z]{1,20})(?: +([\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?))? *")
+_SIMPLE_COMMAND = re.compile(
+    rb"([A-Za-z]{1,20})(?: +([\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?))? *"
+)
 _HOSTNAME_ARG = re.compile(r"[\x21-\x7e]+")
 _BDAT = re.compile(r"([0-9]{1,20})(?:[ \t]+(LAST))?[ \t]*\Z", re.IGNORECASE)
 _AUTH = re.compile(r"([A-Za-z0-9_-]{1,20})(?:[ \t]+([A-Za-z0-9+/]*={0,2}))?[ \t]*\Z")

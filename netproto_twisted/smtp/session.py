@@ -171,7 +171,9 @@ def _wire_bytes(reply: Reply, enhanced: bool) -> bytes:
     return reply.to_bytes(enhanced=enhanced)
 
 
-def _serialized(code: int, text: str, status: str | None = None, *, enhanced: bool = True) -> bytes:
+def _serialized(
+    code: int, text: str, status: str | None = None, *, enhanced: bool = True
+) -> bytes:
     """A constant reply serialised once, at import, for :meth:`SessionBase._send_wire`."""
     return _reply(code, text, status).to_bytes(enhanced=enhanced)
 
@@ -278,7 +280,7 @@ class SessionBase(LineProtocol):
             self.send_raw(data)
 
     def _send_wire(self, data: bytes) -> None:
-        """Write a reply already serialised (the frequent constant ones, see :func:`_serialized`)."""
+        """Write a reply serialised beforehand (the frequent constants: :func:`_serialized`)."""
         if not self._lost:
             self.send_raw(data)
 
