@@ -304,7 +304,7 @@ class SessionBase(LineProtocol):
         Waits nest (a handler may start another wait): input resumes only
         when none is pending, so pipelined commands are handled strictly in order.
         """
-        if d.called and not d.paused and not d.callbacks:
+        if d.called and not d.paused:  # fired, and its callbacks (if any) have all run
             result = d.result
             if not isinstance(result, (Deferred, Failure)):
                 # Already fired with a value (a policy answering at once): no callback
