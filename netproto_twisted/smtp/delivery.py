@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import alsoProvides, implementer
+from zope.interface import implementer
 
 from netproto_twisted.smtp._address import split_address
 from netproto_twisted.smtp._codes import (
@@ -119,11 +119,15 @@ def default_user_of(address: str) -> str:
 class FanOutSink:
     """A sink writing to several writers; commits them all, aborts them all on failure."""
 
+    def __new__(cls, writers: Sequence[_Writer]) -> FanOutSink:
+        """Make an :class:`IRevocableSink` when every writer can revoke (the Maildir's can)."""
+        if cls is FanOutSink and all(callable(getattr(w, "revoke", None)) for w in writers):
+            cls = _RevocableFanOutSink  # a class that says so: no per-instance alsoProvides
+        return object.__new__(cls)
+
     def __init__(self, writers: Sequence[_Writer]) -> None:
         self._writers = list(writers)
         self._finished = False
-        if all(callable(getattr(w, "revoke", None)) for w in self._writers):
-            alsoProvides(self, IRevocableSink)
 
     def revoke(self) -> Deferred[None]:
         """Take back every writer's committed message (only if all of them can)."""
@@ -169,6 +173,11 @@ class FanOutSink:
         """Abort every writer (idempotent)."""
         for writer in self._writers:
             writer.abort()
+
+
+@implementer(IRevocableSink)
+class _RevocableFanOutSink(FanOutSink):
+    """A :class:`FanOutSink` whose writers can all take a committed message back."""
 
 
 @implementer(IDeliveryTarget)
