@@ -3,7 +3,9 @@
 :class:`AccessPolicy` decides from a peer's IP address; :class:`ConnectionGuard`
 wraps a server's factory and applies the policy and the connection limits
 before the server's own protocol is built; :class:`LoginDelay` slows down
-password guessing per address.
+password guessing per address.  A protocol that inherits
+:class:`DirectlyGuarded` (every line protocol does) is counted by the guard
+without a per-connection wrapper.
 
 Addresses are compared after normalisation (:func:`host_key`): an
 IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) counts as the IPv4 address.
@@ -48,6 +50,7 @@ __all__ = [
     "AccessOptionsMixin",
     "AccessPolicy",
     "ConnectionGuard",
+    "DirectlyGuarded",
     "GuardedProtocol",
     "LoginDelay",
     "Network",
@@ -69,6 +72,9 @@ REASON_TOO_MANY_FROM_HOST = "too many connections from your address"
 REASON_SHUTTING_DOWN = "server shutting down"
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+# The value of a missing entry in ConnectionGuard.protocols (None is a key).
+_ABSENT = object()
 
 
 def _parse_address(host: str) -> _IPAddress | None:
@@ -224,6 +230,40 @@ class _RefusingProtocol(Protocol):
         self._guard._check_closed()
 
 
+class DirectlyGuarded(Protocol):
+    """A protocol that :class:`ConnectionGuard` counts without wrapping it; opt in by inheriting.
+
+    A guard without an ``idle_timeout`` returns such a protocol from
+    ``buildProtocol`` as it is, telling it its guard and address key.  Its
+    :meth:`makeConnection` registers it with the guard before
+    ``connectionMade`` runs; its :meth:`connectionLost` releases it, exactly
+    once, also when ``makeConnection`` or ``connectionMade`` raised.  A
+    subclass that overrides either method must call the base one.
+
+    Without the wrapper, Twisted itself closes the connection on the peer's
+    EOF (unless the protocol is ``IHalfCloseableProtocol``), and a TLS layer
+    calls the protocol's ``handshakeCompleted`` directly.  A protocol not
+    built by a guard, or wrapped by one, is not affected.
+    """
+
+    _guard: ConnectionGuard | None = None
+    _guard_key: str | None = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """Register with the guard that built this protocol (if any), then connect as usual."""
+        guard = self._guard
+        if guard is not None:
+            guard._register(self, self._guard_key)
+        super().makeConnection(transport)  # type: ignore[no-untyped-call]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Release this connection from its guard (only the first time), then pass *reason* on."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard._release(self)
+        super().connectionLost(reason)
+
+
 @implementer(IHalfCloseableProtocol, IHandshakeListener)
 class GuardedProtocol(ProtocolWrapper):
     """The per-connection wrapper of :class:`ConnectionGuard`: counts itself, times out idling.
@@ -316,6 +356,14 @@ class ConnectionGuard(WrappingFactory):
 
     *idle_timeout* (seconds, default off) closes a connection that receives
     nothing for that long; line protocols have their own and leave it off.
+
+    Each accepted connection's protocol is wrapped in a :class:`GuardedProtocol`,
+    except a :class:`DirectlyGuarded` one (every line protocol) when
+    *idle_timeout* is off: that one is returned unwrapped and reports its
+    connection and its loss to the guard itself, which saves a wrapper, an
+    interface declaration and a call per event on every connection.
+    ``protocols`` maps each open connection's outermost protocol (the
+    wrapper, or the unwrapped protocol) to its address key.
     """
 
     protocol: type[GuardedProtocol] = GuardedProtocol
@@ -337,7 +385,7 @@ class ConnectionGuard(WrappingFactory):
         self.limits = limits
         self.refusal = refusal
         self.idle_timeout = idle_timeout
-        self.protocols: dict[GuardedProtocol, int] = {}
+        self.protocols: dict[Protocol, str | None] = {}
         self._per_host: dict[str, int] = {}
         self._refusing: set[_RefusingProtocol] = set()
         self._closing: list[defer.Deferred[None]] = []
@@ -395,22 +443,43 @@ class ConnectionGuard(WrappingFactory):
         wrapped = self.wrappedFactory.buildProtocol(addr)
         if wrapped is None:
             return None
+        if (
+            isinstance(wrapped, DirectlyGuarded)
+            and self.idle_timeout is None
+            and self.protocol is GuardedProtocol
+        ):
+            wrapped._guard = self
+            wrapped._guard_key = key
+            return wrapped
         return self.protocol(self, wrapped, key)
 
     def registerProtocol(self, p: GuardedProtocol) -> None:
-        """Count a connection that has been made."""
-        self.protocols[p] = 1
-        if p.key is not None:
-            self._per_host[p.key] = self._per_host.get(p.key, 0) + 1
+        """Count a connection that has been made (called by its :class:`GuardedProtocol`)."""
+        self._register(p, p.key)
 
     def unregisterProtocol(self, p: GuardedProtocol) -> None:
         """Uncount a lost connection; fire :meth:`close_all` waiters when none are left."""
-        if self.protocols.pop(p, None) is not None and p.key is not None:
-            left = self._per_host.get(p.key, 0) - 1
+        self._release(p)
+
+    def _register(self, p: Protocol, key: str | None) -> None:
+        """Count connection *p* from address key *key*."""
+        self.protocols[p] = key
+        if key is not None:
+            self._per_host[key] = self._per_host.get(key, 0) + 1
+
+    def _release(self, p: Protocol) -> None:
+        """Uncount connection *p* (if counted); fire :meth:`close_all` waiters if none are left."""
+        key = self.protocols.pop(p, _ABSENT)
+        if key is _ABSENT:
+            self._check_closed()
+            return
+        if key is not None:
+            assert isinstance(key, str)
+            left = self._per_host.get(key, 0) - 1
             if left > 0:
-                self._per_host[p.key] = left
+                self._per_host[key] = left
             else:
-                self._per_host.pop(p.key, None)
+                self._per_host.pop(key, None)
         self._check_closed()
 
     def _check_closed(self) -> None:
@@ -431,7 +500,10 @@ class ConnectionGuard(WrappingFactory):
             return d
         self._closing.append(d)
         for p in list(self.protocols):
-            p.loseConnection()  # type: ignore[no-untyped-call]
+            if isinstance(p, GuardedProtocol):
+                p.loseConnection()  # type: ignore[no-untyped-call]
+            elif p.transport is not None:
+                p.transport.loseConnection()
         abort_call = self.clock.callLater(timeout, self._abort_all)
 
         def cancel_abort(result: None) -> None:
@@ -442,9 +514,10 @@ class ConnectionGuard(WrappingFactory):
         return d
 
     def _abort_all(self) -> None:
-        for p in list(self.protocols):
-            self.log.info("aborting connection from {host}", host=p.key or "local peer")
-            p.transport.abortConnection()  # type: ignore[union-attr]
+        for p, key in list(self.protocols.items()):
+            self.log.info("aborting connection from {host}", host=key or "local peer")
+            if p.transport is not None:
+                p.transport.abortConnection()  # type: ignore[attr-defined]
         for r in list(self._refusing):
             r.abort()
 

@@ -43,13 +43,14 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ISSLTransport,
 )
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto_twisted.core.access import DirectlyGuarded
 from netproto_twisted.core.errors import LineTooLong, LocalProtocolError
 from netproto_twisted.core.framing import BareLineEnding, LineBuffer, LineEndings, serialize_line
 from netproto_twisted.core.net import raw_tcp_connection, set_nodelay, write_now
@@ -82,7 +83,7 @@ def _is_tls_transport(transport: object) -> bool:
 
 
 @implementer(IHandshakeListener)
-class LineProtocol(Protocol):
+class LineProtocol(DirectlyGuarded):
     """Base of line-based protocols: ordered line delivery, raw mode, pause, STARTTLS, timeouts.
 
     Subclasses override :meth:`line_received` and, as needed, the other hooks:
@@ -91,6 +92,10 @@ class LineProtocol(Protocol):
     :meth:`tls_established`.  A subclass that defines ``__init__``,
     ``connectionMade``, ``connectionLost`` or ``handshakeCompleted`` must call
     the base method.
+
+    A :class:`~netproto_twisted.core.access.ConnectionGuard` without an idle
+    timeout counts a line protocol without wrapping it
+    (:class:`~netproto_twisted.core.access.DirectlyGuarded`).
 
     Settings (class attributes; instances may override them):
 
@@ -139,7 +144,7 @@ class LineProtocol(Protocol):
             reactor = getattr(self.factory, "reactor", None)
             if IReactorTime.providedBy(reactor):
                 self.clock = reactor
-        Protocol.makeConnection(self, transport)
+        super().makeConnection(transport)
 
     def connectionMade(self) -> None:
         """Set TCP_NODELAY, start the idle timer, and the handshake timer under implicit TLS."""
@@ -150,11 +155,14 @@ class LineProtocol(Protocol):
             self._start_handshake_timer()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Stop every timer and drop buffered input."""
+        """Stop every timer, drop buffered input, and release the connection from its guard."""
         self._lost = True
         self._eager = None
-        self._cancel_timers()
-        self._buffer.clear()
+        try:
+            self._cancel_timers()
+            self._buffer.clear()
+        finally:
+            super().connectionLost(reason)
 
     def handshakeCompleted(self) -> None:
         """Called by Twisted's TLS layer when the handshake is done: stop its timer."""

@@ -35,6 +35,7 @@ from netproto_twisted.core.access import (
     AccessOptionsMixin,
     AccessPolicy,
     ConnectionGuard,
+    DirectlyGuarded,
     GuardedProtocol,
     LoginDelay,
     access_policy_from_options,
@@ -44,6 +45,7 @@ from netproto_twisted.core.access import (
 )
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import Limits, LimitsOptionsMixin
+from netproto_twisted.core.lineproto import LineProtocol
 
 
 class ParseNetworkTests(unittest.SynchronousTestCase):
@@ -186,12 +188,17 @@ class Recorder(protocol.Protocol):
         self.lost = reason
 
 
+class DirectRecorder(DirectlyGuarded, Recorder):
+    """A Recorder that the guard counts without wrapping it."""
+
+
 class CountingFactory(protocol.Factory):
-    def __init__(self) -> None:
+    def __init__(self, kind: type[Recorder] = Recorder) -> None:
+        self.kind = kind
         self.built: list[Recorder] = []
 
     def buildProtocol(self, addr: object) -> Recorder:
-        p = Recorder()
+        p = self.kind()
         p.factory = self
         self.built.append(p)
         return p
@@ -202,9 +209,21 @@ def refusal(reason: str) -> bytes:
 
 
 class GuardTests(unittest.SynchronousTestCase):
+    """The guard around a protocol it wraps (one that is not DirectlyGuarded)."""
+
+    kind: type[Recorder] = Recorder
+
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
-        self.inner = CountingFactory()
+        self.inner = CountingFactory(self.kind)
+
+    def assert_connected(self, p: protocol.Protocol, transport: StringTransport) -> None:
+        """*p* is the wrapper around the protocol built, which sees the wrapper as transport."""
+        self.assertIsInstance(p, GuardedProtocol)
+        assert isinstance(p, GuardedProtocol)
+        self.assertIs(p.wrappedProtocol, self.inner.built[-1])
+        self.assertIs(p.transport, transport)
+        self.assertIs(self.inner.built[-1].transport, p)
 
     def guard(self, **kwargs: object) -> ConnectionGuard:
         kwargs.setdefault("refusal", refusal)
@@ -226,10 +245,11 @@ class GuardTests(unittest.SynchronousTestCase):
     def lose(self, p: protocol.Protocol) -> None:
         p.connectionLost(Failure(ConnectionDone()))
 
-    def test_permitted_connection_is_wrapped_and_counted(self) -> None:
+    def test_permitted_connection_is_counted(self) -> None:
         guard = self.guard()
         p, transport = self.connect(guard)
-        self.assertIsInstance(p, GuardedProtocol)
+        self.assert_connected(p, transport)
+        self.assertEqual(guard.protocols, {p: "192.0.2.1"})
         self.assertTrue(self.inner.built[0].made)
         p.dataReceived(b"hello")
         self.assertEqual(transport.value(), b"hello")
@@ -396,6 +416,7 @@ class GuardTests(unittest.SynchronousTestCase):
     def test_idle_timeout(self) -> None:
         guard = self.guard(idle_timeout=60)
         p, transport = self.connect(guard)
+        self.assertIsInstance(p, GuardedProtocol)
         self.clock.advance(50)
         p.dataReceived(b"x")
         self.clock.advance(50)
@@ -421,14 +442,161 @@ class GuardTests(unittest.SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class DirectGuardTests(GuardTests):
+    """Every GuardTests test again, for a DirectlyGuarded protocol (no wrapper); and its own."""
+
+    kind = DirectRecorder
+
+    def assert_connected(self, p: protocol.Protocol, transport: StringTransport) -> None:
+        """*p* is the very protocol built, on the real transport."""
+        self.assertNotIsInstance(p, GuardedProtocol)
+        self.assertIs(p, self.inner.built[-1])
+        self.assertIs(p.transport, transport)
+
+    def test_double_connection_lost_does_not_go_negative(self) -> None:
+        guard = self.guard()
+        a = self.connect(guard)[0]
+        b = self.connect(guard)[0]
+        self.lose(a)
+        self.lose(a)
+        self.assertEqual(guard.connections_from("192.0.2.1"), 1)
+        self.assertEqual(guard.connection_count, 1)
+        self.lose(b)
+        self.assertEqual(guard.per_host_counts, {})
+        self.assertEqual(guard.protocols, {})
+
+    def test_counted_from_make_connection_not_build(self) -> None:
+        """A protocol built but never connected is not counted (nor leaked)."""
+        guard = self.guard()
+        p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+        self.assertIs(p, self.inner.built[0])
+        self.assertEqual(guard.connection_count, 0)
+        assert p is not None
+        p.makeConnection(StringTransport())
+        self.assertEqual(guard.connection_count, 1)
+        self.lose(p)
+        self.assertEqual(guard.connection_count, 0)
+
+    def test_limit_counts_unwrapped_connections(self) -> None:
+        guard = self.guard(limits=Limits(max_connections=2, max_connections_per_ip=1))
+        a, _ = self.connect(guard, "192.0.2.1")
+        _b, tb = self.connect(guard, "192.0.2.1")
+        self.assertEqual(tb.value(), refusal(REASON_TOO_MANY_FROM_HOST))
+        self.connect(guard, "192.0.2.2")
+        _c, tc = self.connect(guard, "192.0.2.3")
+        self.assertEqual(tc.value(), refusal(REASON_TOO_MANY))
+        self.assertEqual(guard.per_host_counts, {"192.0.2.1": 1, "192.0.2.2": 1})
+        self.lose(a)
+        _d, td = self.connect(guard, "192.0.2.1")
+        self.assertEqual(td.value(), b"")
+
+    def test_released_when_connection_made_raises(self) -> None:
+        class Failing(DirectRecorder):
+            def connectionMade(self) -> None:
+                raise ValueError("boom")
+
+        self.inner.kind = Failing
+        guard = self.guard()
+        p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+        assert p is not None
+        self.assertRaises(ValueError, p.makeConnection, StringTransport())
+        # Still open (Twisted logs the error and keeps the socket): counted until lost.
+        self.assertEqual(guard.connection_count, 1)
+        self.lose(p)
+        self.assertEqual(guard.connection_count, 0)
+        self.assertEqual(guard.per_host_counts, {})
+        self.lose(p)
+        self.assertEqual(guard.connection_count, 0)
+
+    def test_released_when_make_connection_raises(self) -> None:
+        class Failing(DirectRecorder):
+            def makeConnection(self, transport: Any) -> None:
+                super().makeConnection(transport)
+                raise ValueError("boom")
+
+        self.inner.kind = Failing
+        guard = self.guard()
+        p, _ = self.connect_raising(guard)
+        self.assertEqual(guard.connection_count, 1)
+        self.lose(p)
+        self.assertEqual(guard.connection_count, 0)
+
+    def connect_raising(self, guard: ConnectionGuard) -> tuple[protocol.Protocol, StringTransport]:
+        p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+        assert p is not None
+        transport = StringTransport()
+        self.assertRaises(ValueError, p.makeConnection, transport)
+        return p, transport
+
+    def test_line_protocol_released_when_connection_made_raises(self) -> None:
+        """A LineProtocol with an idle timeout and no clock: connectionMade raises."""
+
+        class NoClock(LineProtocol):
+            idle_timeout = 5.0
+
+        guard = ConnectionGuard(protocol.Factory.forProtocol(NoClock), self.clock)
+        p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+        self.assertIsInstance(p, NoClock)
+        assert p is not None
+        self.assertRaises(RuntimeError, p.makeConnection, StringTransport())
+        self.assertEqual(guard.connection_count, 1)
+        self.lose(p)
+        self.assertEqual(guard.connection_count, 0)
+
+    def test_close_all_then_lost(self) -> None:
+        guard = self.guard()
+        p, transport = self.connect(guard)
+        done = guard.close_all(timeout=5)
+        self.assertTrue(transport.disconnecting)
+        self.assertNoResult(done)
+        self.lose(p)
+        self.successResultOf(done)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_idle_timeout_wraps(self) -> None:
+        """The idle timeout lives in the wrapper: a guard with one wraps every protocol."""
+        guard = self.guard(idle_timeout=60)
+        p, _transport = self.connect(guard)
+        self.assertIsInstance(p, GuardedProtocol)
+        built = self.inner.built[0]
+        self.assertIs(built.transport, p)
+        self.assertIsNone(built._guard)  # type: ignore[attr-defined]
+        self.assertEqual(guard.connection_count, 1)
+        self.lose(p)
+        self.assertEqual(guard.connection_count, 0)
+        self.assertIsNotNone(built.lost)
+
+    def test_custom_wrapper_class_wraps(self) -> None:
+        """A guard whose ``protocol`` is another wrapper class keeps wrapping."""
+
+        class MyWrapper(GuardedProtocol):
+            pass
+
+        class MyGuard(ConnectionGuard):
+            protocol = MyWrapper
+
+        guard = MyGuard(self.inner, self.clock)
+        p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+        self.assertIsInstance(p, MyWrapper)
+
+    def test_not_half_closeable(self) -> None:
+        """Unwrapped, nothing claims half-close support: Twisted closes on the peer's EOF."""
+        guard = self.guard()
+        p, _ = self.connect(guard)
+        self.assertFalse(IHalfCloseableProtocol.providedBy(p))
+        self.assertFalse(IHalfCloseableProtocol.providedBy(LineProtocol()))
+
+
 class EchoGuardLoopbackTests(unittest.TestCase):
     """The guard on real sockets: refusals reach a real client."""
+
+    kind: type[Recorder] = Recorder
 
     def listen(self, interface: str, **kwargs: object) -> tuple[ConnectionGuard, int]:
         from twisted.internet import reactor
 
         guard = ConnectionGuard(
-            CountingFactory(), reactor, refusal=refusal, **kwargs  # type: ignore[arg-type]
+            CountingFactory(self.kind), reactor, refusal=refusal, **kwargs  # type: ignore[arg-type]
         )
         port = cast(Any, reactor).listenTCP(0, guard, interface=interface)
         self.addCleanup(port.stopListening)
@@ -477,6 +645,31 @@ class EchoGuardLoopbackTests(unittest.TestCase):
         except OSError as exc:
             raise unittest.SkipTest(f"cannot bind ::1: {exc}") from None
         return self.roundtrip(socket.AF_INET6, "::1")
+
+    @defer.inlineCallbacks
+    def test_closed_on_peer_eof(self) -> Generator[Any, Any, None]:
+        """A protocol that is not half-closeable has the connection closed on the peer's EOF."""
+        from twisted.internet import threads
+
+        guard, port = self.listen("127.0.0.1")
+
+        def drive() -> tuple[bytes, bytes]:
+            sock = self.client(socket.AF_INET, "127.0.0.1", port)
+            sock.sendall(b"ping")
+            echoed = sock.recv(100)
+            sock.shutdown(socket.SHUT_WR)
+            return echoed, sock.recv(100)
+
+        echoed, after = yield threads.deferToThread(drive)
+        self.assertEqual((echoed, after), (b"ping", b""))
+        yield guard.close_all(5)
+        self.assertEqual(guard.connection_count, 0)
+
+
+class DirectEchoGuardLoopbackTests(EchoGuardLoopbackTests):
+    """The same on real sockets with a DirectlyGuarded protocol (no wrapper)."""
+
+    kind = DirectRecorder
 
 
 class LoginDelayTests(unittest.SynchronousTestCase):
@@ -641,6 +834,10 @@ class TLSServerProtocol(protocol.Protocol):
         self.done.callback(self.mode)
 
 
+class DirectTLSServerProtocol(DirectlyGuarded, TLSServerProtocol):
+    """The same, counted by the guard without a wrapper."""
+
+
 class TLSClientProtocol(protocol.Protocol):
     def __init__(self, starttls: bool) -> None:
         self.starttls = starttls
@@ -670,13 +867,22 @@ class GuardUnderTLSTests(unittest.TestCase):
     timeout = 10
 
     @defer.inlineCallbacks
-    def run_tls(self, *, implicit: bool) -> Generator[Any, Any, tuple[str, bytes]]:
+    def run_tls(
+        self, *, implicit: bool, direct: bool = False
+    ) -> Generator[Any, Any, tuple[str, bytes]]:
         from twisted.internet import reactor
 
         pem = FilePath(twisted.test.__file__).sibling("server.pem").getContent()
         context = ssl.PrivateCertificate.loadPEM(pem).options()
         done: defer.Deferred[str] = defer.Deferred()
-        inner = protocol.Factory.forProtocol(lambda: TLSServerProtocol(done, context))
+        kind = DirectTLSServerProtocol if direct else TLSServerProtocol
+        servers: list[TLSServerProtocol] = []
+
+        def build() -> TLSServerProtocol:
+            servers.append(kind(done, context))
+            return servers[-1]
+
+        inner = protocol.Factory.forProtocol(build)
         guard = ConnectionGuard(inner, reactor)
         server: Any = TLSMemoryBIOFactory(context, False, guard) if implicit else guard
         port = cast(Any, reactor).listenTCP(0, server, interface="127.0.0.1")
@@ -688,6 +894,8 @@ class GuardUnderTLSTests(unittest.TestCase):
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
         endpoint.connect(client_factory)
         mode = yield done
+        self.assertEqual(guard.connection_count, 1)
+        self.assertEqual(isinstance(servers[0].transport, GuardedProtocol), not direct)
         got = yield client.finished
         yield guard.close_all(5)
         self.assertEqual(guard.connection_count, 0)
@@ -702,6 +910,43 @@ class GuardUnderTLSTests(unittest.TestCase):
     def test_starttls(self) -> Generator[Any, Any, None]:
         mode, got = yield self.run_tls(implicit=False)
         self.assertEqual((mode, got), ("starttls", b"GODONE"))
+
+    @defer.inlineCallbacks
+    def test_implicit_tls_unwrapped(self) -> Generator[Any, Any, None]:
+        mode, got = yield self.run_tls(implicit=True, direct=True)
+        self.assertEqual((mode, got), ("implicit", b"DONE"))
+
+    @defer.inlineCallbacks
+    def test_starttls_unwrapped(self) -> Generator[Any, Any, None]:
+        mode, got = yield self.run_tls(implicit=False, direct=True)
+        self.assertEqual((mode, got), ("starttls", b"GODONE"))
+
+    @defer.inlineCallbacks
+    def test_tls_inside_the_guard(self) -> Generator[Any, Any, None]:
+        """A TLS factory inside the guard: its protocol is not DirectlyGuarded, so is wrapped."""
+        from twisted.internet import reactor
+
+        pem = FilePath(twisted.test.__file__).sibling("server.pem").getContent()
+        context = ssl.PrivateCertificate.loadPEM(pem).options()
+        done: defer.Deferred[str] = defer.Deferred()
+        inner = protocol.Factory.forProtocol(lambda: DirectTLSServerProtocol(done, context))
+        guard = ConnectionGuard(TLSMemoryBIOFactory(context, False, inner), reactor)
+        port = cast(Any, reactor).listenTCP(0, guard, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = TLSClientProtocol(starttls=False)
+        client_factory = TLSMemoryBIOFactory(
+            ssl.CertificateOptions(), True, protocol.Factory.forProtocol(lambda: client)
+        )
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        endpoint.connect(client_factory)
+        mode = yield done
+        self.assertEqual(mode, "implicit")
+        self.assertEqual(guard.connection_count, 1)
+        self.assertIsInstance(next(iter(guard.protocols)), GuardedProtocol)
+        got = yield client.finished
+        self.assertEqual(got, b"DONE")
+        yield guard.close_all(5)
+        self.assertEqual(guard.connection_count, 0)
 
 
 class HalfCloseTests(unittest.SynchronousTestCase):
@@ -777,3 +1022,20 @@ class UnknownAddressTests(unittest.SynchronousTestCase):
         open_guard = ConnectionGuard(CountingFactory(), MemoryReactorClock())
         self.assertIsInstance(open_guard.buildProtocol(addr), GuardedProtocol)
         self.assertIsInstance(open_guard.buildProtocol(None), GuardedProtocol)
+
+    def test_unknown_address_type_unwrapped(self) -> None:
+        addr = HostnameAddress(b"example.com", 25)
+        closed = ConnectionGuard(
+            CountingFactory(DirectRecorder),
+            MemoryReactorClock(),
+            policy=AccessPolicy(allow=["10.0.0.0/8"]),
+        )
+        self.assertNotIsInstance(closed.buildProtocol(addr), DirectRecorder)
+        open_guard = ConnectionGuard(CountingFactory(DirectRecorder), MemoryReactorClock())
+        for address in (addr, None):
+            p = open_guard.buildProtocol(address)
+            self.assertIsInstance(p, DirectRecorder)
+            assert p is not None
+            p.makeConnection(StringTransport())
+        self.assertEqual(open_guard.connection_count, 2)
+        self.assertEqual(open_guard.per_host_counts, {})

@@ -14,7 +14,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from netproto_twisted.core.access import ConnectionGuard
+from netproto_twisted.core.access import ConnectionGuard, GuardedProtocol
 from netproto_twisted.core.lineproto import LineFactory, LineProtocol
 from netproto_twisted.core.net import raw_tcp_connection, send_now, write_now
 from netproto_twisted.core.tls import ensure_dev_certificate, server_context
@@ -190,7 +190,9 @@ class LoopbackTests(TestCase):
         self.reactor: Any = reactor
 
     @defer.inlineCallbacks
-    def connect(self, guard: bool = False, unix: bool = False) -> Any:
+    def connect(
+        self, guard: bool = False, unix: bool = False, idle_timeout: float | None = None
+    ) -> Any:
         servers: list[_Lines] = []
         made: Deferred[None] = Deferred()
         lost: Deferred[None] = Deferred()
@@ -208,7 +210,9 @@ class LoopbackTests(TestCase):
         factory: Any = LineFactory(self.reactor)
         factory.protocol = Server
         if guard:
-            factory = ConnectionGuard(factory, self.reactor)
+            factory = self.guard = ConnectionGuard(
+                factory, self.reactor, idle_timeout=idle_timeout
+            )
         client = _Collector()
         client_factory = ClientFactory.forProtocol(lambda: client)
         if unix:
@@ -243,12 +247,29 @@ class LoopbackTests(TestCase):
 
     @defer.inlineCallbacks
     def test_guard_is_looked_through(self) -> Any:
-        server, client = yield self.connect(guard=True)
+        """A guard with an idle timeout wraps the protocol; the eager path looks through it."""
+        server, client = yield self.connect(guard=True, idle_timeout=60)
+        self.assertIsInstance(server.transport, GuardedProtocol)
         self.assertIsInstance(server._eager, tcp.Connection)
-        self.assertIsNot(server._eager, server.transport)
+        self.assertIs(server._eager, server.transport.transport)
         server.send_line(b"ok")
         data = yield client.wait_for(4)
         self.assertEqual(data, b"ok\r\n")
+
+    @defer.inlineCallbacks
+    def test_guard_without_wrapper(self) -> Any:
+        """A guard without an idle timeout leaves a line protocol on the TCP connection itself."""
+        server, client = yield self.connect(guard=True)
+        self.assertIsInstance(server.transport, tcp.Connection)
+        self.assertIs(server._eager, server.transport)
+        self.assertEqual(self.guard.connection_count, 1)
+        self.assertEqual(self.guard.connections_from("127.0.0.1"), 1)
+        server.send_line(b"ok")
+        data = yield client.wait_for(4)
+        self.assertEqual(data, b"ok\r\n")
+        yield self.guard.close_all(5)
+        self.assertEqual(self.guard.connection_count, 0)
+        self.assertEqual(self.guard.per_host_counts, {})
 
     @defer.inlineCallbacks
     def test_queued_bytes_are_not_overtaken(self) -> Any:
