@@ -67,6 +67,10 @@ TLSContext = (
 )
 
 
+#: ``LineProtocol._tls_checked`` before any transport was looked at.
+_UNCHECKED: Any = object()
+
+
 def _is_tls_transport(transport: object) -> bool:
     """Return whether ``transport`` already runs TLS (implicit TLS or after startTLS).
 
@@ -135,6 +139,9 @@ class LineProtocol(DirectlyGuarded):
         self._last_activity = 0.0
         #: The plain TCP connection eager writes may use (None: always transport.write).
         self._eager: Any = None
+        #: The transport whose TLS state ``_tls_verdict`` records (see :attr:`is_secure`).
+        self._tls_checked: Any = _UNCHECKED
+        self._tls_verdict = False
 
     # --- connection lifecycle ---------------------------------------------------------
 
@@ -151,7 +158,7 @@ class LineProtocol(DirectlyGuarded):
         set_nodelay(self.transport)
         self._eager = raw_tcp_connection(self.transport)
         self._start_idle_timer()
-        if _is_tls_transport(self.transport) and not self._handshake_done:
+        if self.is_secure and not self._handshake_done:
             self._start_handshake_timer()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -167,6 +174,8 @@ class LineProtocol(DirectlyGuarded):
     def handshakeCompleted(self) -> None:
         """Called by Twisted's TLS layer when the handshake is done: stop its timer."""
         self._handshake_done = True
+        self._tls_checked = self.transport
+        self._tls_verdict = True
         if self._handshake_timer is not None:
             self._handshake_timer.completed()
             self._handshake_timer = None
@@ -396,8 +405,23 @@ class LineProtocol(DirectlyGuarded):
 
     @property
     def is_secure(self) -> bool:
-        """Whether the connection runs TLS: implicit TLS, or after :meth:`start_tls`."""
-        return self._tls_started or _is_tls_transport(self.transport)
+        """Whether the connection runs TLS: implicit TLS, or after :meth:`start_tls`.
+
+        The transport is looked at once (when the connection is made), not at
+        every call; again if the transport object changes.  A transport that is
+        a protocol wrapper is looked through at each call while it is not TLS
+        (TLS may be started beneath it); a completed handshake counts as TLS.
+        """
+        if self._tls_started:
+            return True
+        transport = self.transport
+        if transport is self._tls_checked:
+            return self._tls_verdict
+        secure = _is_tls_transport(transport)
+        if secure or not isinstance(transport, ProtocolWrapper):
+            self._tls_checked = transport
+            self._tls_verdict = secure
+        return secure
 
     def start_tls(self, context: TLSContext, *, server: bool = True) -> None:
         """Upgrade the connection to TLS (STARTTLS, STLS, AUTH TLS), as server or client.

@@ -20,6 +20,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides
 
+from netproto_twisted.core import lineproto
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineFactory, LineProtocol
@@ -615,6 +616,57 @@ class StartTLSTests(SynchronousTestCase):
         self.assertFalse(p.is_secure)
         alsoProvides(inner, ISSLTransport)
         self.assertTrue(p.is_secure)
+
+    def test_is_secure_looks_once(self) -> None:
+        """A plain transport is looked at when the connection is made, not at each call."""
+        calls: list[object] = []
+        real = lineproto._is_tls_transport
+
+        def counting(transport: object) -> bool:
+            calls.append(transport)
+            return real(transport)
+
+        self.patch(lineproto, "_is_tls_transport", counting)
+        p = Recorder()
+        transport, _ = connect(p)
+        for _ in range(10):
+            self.assertFalse(p.is_secure)
+        self.assertEqual(calls, [transport])
+
+    def test_implicit_tls_transport(self) -> None:
+        """A transport that is TLS when the connection is made: secure from the start."""
+        transport = TLSStringTransport()
+        alsoProvides(transport, ISSLTransport)
+        p = Recorder()
+        _, clock = connect(p, transport)
+        self.assertTrue(p.is_secure)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)  # the handshake timer
+        p.handshakeCompleted()
+        self.assertTrue(p.is_secure)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertRaises(LocalProtocolError, p.start_tls, object())
+
+    def test_handshake_makes_secure(self) -> None:
+        """TLS started beneath the protocol by someone else: the handshake tells it."""
+        transport = TLSStringTransport()
+        p = Recorder()
+        connect(p, transport)
+        self.assertFalse(p.is_secure)
+        alsoProvides(transport, ISSLTransport)
+        p.handshakeCompleted()
+        self.assertTrue(p.is_secure)
+        self.assertEqual(p.established, 1)
+
+    def test_new_transport_is_looked_at(self) -> None:
+        p = Recorder()
+        connect(p)
+        self.assertFalse(p.is_secure)
+        secure = StringTransport()
+        alsoProvides(secure, ISSLTransport)
+        p.transport = secure
+        self.assertTrue(p.is_secure)
+        p.transport = StringTransport()
+        self.assertFalse(p.is_secure)
 
     def test_direction_flag(self) -> None:
         """``normal`` follows the transport's role: client TLS on a client socket is normal."""
