@@ -141,6 +141,16 @@ class LineBuffer:
         """Whether the rest of an over-long line is being dropped until its LF arrives."""
         return self._discarding
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is buffered and no over-long line is being dropped.
+
+        A caller may then handle a chunk that is exactly one complete,
+        acceptable line itself, without :meth:`feed` and :meth:`next_line`:
+        the buffer would hold nothing afterwards either way.
+        """
+        return self._pos == len(self._buf) and not self._discarding
+
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer."""
         if self._discarding:

@@ -208,18 +208,40 @@ class LineProtocol(DirectlyGuarded):
         if self._idle_call is not None:
             self._last_activity = self._need_clock().seconds()
         buf = self._buffer
-        if self._paused and not self._transport_paused:
-            # Input arrived while a command's work is pending: stop reading now
-            # (kernel backpressure); this chunk waits in the buffer.
-            self._pause_transport()
+        if self._paused or self._delivering:
+            if self._paused and not self._transport_paused:
+                # Input arrived while a command's work is pending: stop reading now
+                # (kernel backpressure); this chunk waits in the buffer.
+                self._pause_transport()
+            buf.feed(data)
+            self._deliver()
+            return
+        if not self._raw_mode:
+            # Fast path: most reads of a command protocol are exactly one line
+            # (CRLF at the end and no other CR or LF), with nothing buffered.
+            end = len(data) - 2
+            if (
+                0 <= end <= self.max_line_length
+                and type(data) is bytes
+                and data.find(b"\n") == end + 1
+                and data.find(b"\r") == end
+                and buf.idle
+                and not getattr(self.transport, "disconnecting", False)
+            ):
+                self._delivering = True
+                try:
+                    self.line_received(data[:end])
+                finally:
+                    self._delivering = False
+                if self._raw_mode or len(buf):
+                    # The handler switched to raw mode or put bytes back.
+                    self._deliver()
+                return
+            buf.feed(data)
+            self._deliver()
+            return
         remaining = self._raw_remaining
-        if (
-            self._delivering
-            or self._paused
-            or not self._raw_mode
-            or remaining == 0
-            or len(buf)
-        ):
+        if remaining == 0 or len(buf):
             buf.feed(data)
             self._deliver()
             return

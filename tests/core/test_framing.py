@@ -282,6 +282,23 @@ class LineBufferTests(SynchronousTestCase):
         buffer.feed(b"ok\r\n")
         self.assertEqual(buffer.next_line(), b"ok")
 
+    def test_idle(self) -> None:
+        """idle: nothing buffered and nothing being discarded."""
+        buffer = LineBuffer(3)
+        self.assertTrue(buffer.idle)
+        buffer.feed(b"ab\r\ncd")
+        self.assertFalse(buffer.idle)
+        self.assertEqual(buffer.next_line(), b"ab")
+        self.assertFalse(buffer.idle)
+        self.assertEqual(buffer.take_raw(2), b"cd")
+        self.assertTrue(buffer.idle)
+        buffer.feed(b"toolong")
+        self.assertRaises(LineTooLong, buffer.next_line)
+        self.assertEqual(len(buffer), 0)
+        self.assertFalse(buffer.idle)  # the rest of the line is still to be dropped
+        buffer.feed(b"more\n")
+        self.assertTrue(buffer.idle)
+
     def test_compaction(self) -> None:
         """Lines far past the compaction threshold, mixed with raw reads, stay intact."""
         buffer = LineBuffer(100)

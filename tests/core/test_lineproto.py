@@ -201,6 +201,168 @@ class LineDeliveryTests(SynchronousTestCase):
         self.assertRaises(NotImplementedError, p.dataReceived, b"X\r\n")
 
 
+class Tolerant(Recorder):
+    """Records over-long lines and bad endings and carries on; PAUSE pauses, QUIT closes."""
+
+    def line_received(self, line: bytes) -> None:
+        super().line_received(line)
+        if line.startswith(b"BDAT ") and line[5:].isdigit():
+            self.set_raw_mode(int(line[5:]))
+        elif line == b"PAUSE":
+            self.pause_input()
+        elif line == b"QUIT":
+            self.transport.loseConnection()
+
+    def line_too_long(self) -> None:
+        self.events.append(("too-long", b""))
+
+    def bad_line_ending(self, line: bytes) -> None:
+        self.events.append(("bad", line))
+
+
+def run_chunks(
+    chunks: list[bytes], endings: LineEndings, max_length: int
+) -> tuple[list[tuple[str, bytes]], int]:
+    """Feed ``chunks`` to a Tolerant protocol; return its events (raw runs merged) and feeds."""
+    p = Tolerant()
+    p.line_endings = endings
+    p.max_line_length = max_length
+    p._buffer.endings = endings
+    connect(p)
+    feeds = 0
+    real_feed = p._buffer.feed
+
+    def counting_feed(data: bytes) -> None:
+        nonlocal feeds
+        feeds += 1
+        real_feed(data)
+
+    p._buffer.feed = counting_feed  # type: ignore[method-assign]
+    for chunk in chunks:
+        p.dataReceived(chunk)
+        if p.input_paused:
+            p.resume_input()
+    merged: list[tuple[str, bytes]] = []
+    for event, got in p.events:
+        if event == "raw" and merged and merged[-1][0] == "raw":
+            merged[-1] = ("raw", merged[-1][1] + got)
+        else:
+            merged.append((event, got))
+    return merged, feeds
+
+
+#: Pieces of a command stream: good lines, BDAT sections, PAUSE, QUIT, and anything at all.
+_pieces = st.one_of(
+    st.binary(max_size=20)
+    .filter(lambda b: b"\r" not in b and b"\n" not in b)
+    .map(lambda b: b + b"\r\n"),
+    st.binary(max_size=12).map(lambda b: b"BDAT %d\r\n" % len(b) + b),
+    st.sampled_from([b"PAUSE\r\n", b"QUIT\r\n", b"\r\n", b"a\rb\r\n", b"a\n", b"\r\r\n"]),
+    st.lists(st.sampled_from([b"x", b"\r", b"\n", b"\r\n", b"yz"]), max_size=6).map(b"".join),
+)
+
+
+class FastPathTests(SynchronousTestCase):
+    """A read that is exactly one line skips the buffer; nothing else changes."""
+
+    def test_one_line_read_skips_the_buffer(self) -> None:
+        events, feeds = run_chunks([b"EHLO a\r\n", b"NOOP\r\n"], LineEndings.STRICT, 2048)
+        self.assertEqual(events, [("line", b"EHLO a"), ("line", b"NOOP")])
+        self.assertEqual(feeds, 0)
+
+    def test_other_reads_use_the_buffer(self) -> None:
+        for chunk, endings in [
+            (b"A\r\nB\r\n", LineEndings.STRICT),  # two lines
+            (b"A\n", LineEndings.ACCEPT_LF),  # bare LF
+            (b"A\rB\r\n", LineEndings.NORMALIZE),  # a CR inside
+            (b"A\r", LineEndings.STRICT),  # incomplete
+            (b"ABCDEFGH\r\n", LineEndings.STRICT),  # over max_length (4)
+        ]:
+            _, feeds = run_chunks([chunk], endings, 4)
+            self.assertEqual(feeds, 1, chunk)
+
+    def test_longest_line_takes_the_fast_path(self) -> None:
+        events, feeds = run_chunks([b"ABCD\r\n", b"ABCDE\r\n"], LineEndings.STRICT, 4)
+        self.assertEqual(events, [("line", b"ABCD"), ("too-long", b"")])
+        self.assertEqual(feeds, 1)
+
+    def test_not_while_disconnecting(self) -> None:
+        events, feeds = run_chunks([b"QUIT\r\n", b"NOOP\r\n"], LineEndings.STRICT, 2048)
+        self.assertEqual(events, [("line", b"QUIT")])
+        self.assertEqual(feeds, 1)
+
+    def test_handler_switching_to_raw_mode(self) -> None:
+        """``BDAT 0`` read alone: the counted raw mode ends at once, as on the slow path."""
+        events, feeds = run_chunks([b"BDAT 0\r\n", b"NEXT\r\n"], LineEndings.STRICT, 2048)
+        self.assertEqual(events, [("line", b"BDAT 0"), ("raw-end", b""), ("line", b"NEXT")])
+        self.assertEqual(feeds, 0)
+
+    def test_handler_putting_bytes_back(self) -> None:
+        def handler(proto: Recorder, line: bytes) -> None:
+            if line == b"PUSH":
+                proto.set_line_mode(b"PUSHED\r\n")
+
+        p = Recorder(handler)
+        connect(p)
+        p.dataReceived(b"PUSH\r\n")
+        self.assertEqual(p.lines(), [b"PUSH", b"PUSHED"])
+
+    def test_while_paused_waits(self) -> None:
+        p = Recorder()
+        connect(p)
+        p.pause_input()
+        p.dataReceived(b"LATER\r\n")
+        self.assertEqual(p.lines(), [])
+        p.resume_input()
+        self.assertEqual(p.lines(), [b"LATER"])
+
+    def test_handler_exception_leaves_delivery_usable(self) -> None:
+        def handler(proto: Recorder, line: bytes) -> None:
+            if line == b"BOOM":
+                raise ValueError(line)
+
+        p = Recorder(handler)
+        connect(p)
+        self.assertRaises(ValueError, p.dataReceived, b"BOOM\r\n")
+        p.dataReceived(b"AFTER\r\n")
+        self.assertEqual(p.lines(), [b"BOOM", b"AFTER"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(_pieces, max_size=14),
+        st.sampled_from(list(LineEndings)),
+        st.sampled_from([3, 8, 2048]),
+        st.data(),
+    )
+    def test_same_events_as_byte_by_byte(
+        self,
+        pieces: list[bytes],
+        endings: LineEndings,
+        max_length: int,
+        data: st.DataObject,
+    ) -> None:
+        """Property: reads cut at piece boundaries (mostly one line each) and elsewhere give
+        the events that reading one byte at a time gives (which never takes the fast path)."""
+        stream = b"".join(pieces)
+        bounds: list[int] = []
+        at = 0
+        for piece in pieces:
+            at += len(piece)
+            bounds.append(at)
+        keep = data.draw(st.lists(st.booleans(), min_size=len(bounds), max_size=len(bounds)))
+        extra = data.draw(st.sets(st.integers(0, len(stream)), max_size=4))
+        cuts = sorted({b for b, k in zip(bounds, keep, strict=True) if k} | extra | {len(stream)})
+        chunks = []
+        start = 0
+        for cut in cuts:
+            if cut > start:
+                chunks.append(stream[start:cut])
+                start = cut
+        slow, _ = run_chunks([bytes([b]) for b in stream], endings, max_length)
+        fast, _ = run_chunks(chunks, endings, max_length)
+        self.assertEqual(fast, slow)
+
+
 class RawModeTests(SynchronousTestCase):
     """Raw mode takes over at the byte after the current line and gives back the rest."""
 
