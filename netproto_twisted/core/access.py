@@ -17,6 +17,7 @@ whole /64 and could otherwise rotate through it.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Union, cast
@@ -72,12 +73,30 @@ REASON_TOO_MANY_FROM_HOST = "too many connections from your address"
 REASON_SHUTTING_DOWN = "server shutting down"
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+_LOOPBACK_V6 = bytes(15) + b"\x01"
+_ZERO_HOST_BITS = bytes(8)
 
 # The value of a missing entry in ConnectionGuard.protocols (None is a key).
 _ABSENT = object()
 
 
+def _packed_ipv4(host: str) -> bytes | None:
+    """Return *host*'s 4 bytes if it is an IPv4 address in canonical dotted-quad form, else None.
+
+    The form peer addresses come in: two C calls instead of ``ipaddress``'s parsing.
+    """
+    try:
+        packed = socket.inet_pton(socket.AF_INET, host)
+    except (OSError, ValueError):
+        return None
+    return packed if socket.inet_ntop(socket.AF_INET, packed) == host else None
+
+
 def _parse_address(host: str) -> _IPAddress | None:
+    packed = _packed_ipv4(host)
+    if packed is not None:
+        return ipaddress.IPv4Address(packed)
     text = host.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
@@ -101,6 +120,18 @@ def host_key(host: str) -> str:
 
     Text that is not an IP address (a unix-socket peer) is its own key.
     """
+    if _packed_ipv4(host) is not None:
+        return host  # canonical IPv4: the common case, its own key
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, host)
+    except (OSError, ValueError):
+        pass  # bracketed, scoped, padded, or not an address: the general path
+    else:
+        if packed.startswith(_MAPPED_PREFIX):
+            return socket.inet_ntop(socket.AF_INET, packed[12:])
+        if packed == _LOOPBACK_V6:
+            return "::1"
+        return socket.inet_ntop(socket.AF_INET6, packed[:8] + _ZERO_HOST_BITS) + "/64"
     address = _parse_address(host)
     if address is None:
         return host

@@ -53,7 +53,7 @@ from zope.interface import implementer
 from netproto_twisted.core.access import DirectlyGuarded
 from netproto_twisted.core.errors import LineTooLong, LocalProtocolError
 from netproto_twisted.core.framing import BareLineEnding, LineBuffer, LineEndings, serialize_line
-from netproto_twisted.core.net import raw_tcp_connection, set_nodelay, write_now
+from netproto_twisted.core.net import raw_tcp_connection, send_now, set_nodelay
 from netproto_twisted.core.tls import DEFAULT_HANDSHAKE_TIMEOUT, HandshakeTimeout
 
 __all__ = ["DEFAULT_MAX_LINE_LENGTH", "LineFactory", "LineProtocol", "TLSContext"]
@@ -206,7 +206,10 @@ class LineProtocol(DirectlyGuarded):
         if self._lost:
             return
         if self._idle_call is not None:
-            self._last_activity = self._need_clock().seconds()
+            clock = self.clock
+            if clock is None:
+                clock = self._need_clock()
+            self._last_activity = clock.seconds()
         buf = self._buffer
         if self._paused or self._delivering:
             if self._paused and not self._transport_paused:
@@ -418,10 +421,14 @@ class LineProtocol(DirectlyGuarded):
         ``transport.write`` to get the eager path (same ordering guarantees).
         """
         eager = self._eager
-        if eager is None:
-            self.transport.write(data)
-        else:
-            write_now(self.transport, data, eager)
+        if eager is not None and data:
+            # write_now(), inlined: this runs for every reply.
+            sent = send_now(eager, data)
+            if sent:
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        self.transport.write(data)
 
     # --- TLS --------------------------------------------------------------------------
 

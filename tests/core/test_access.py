@@ -107,6 +107,65 @@ class HostTests(unittest.SynchronousTestCase):
         self.assertEqual(host_key("::1"), "::1")
 
 
+def reference_host_key(host: str) -> str:
+    """host_key as ``ipaddress`` alone computes it (the model of the fast paths)."""
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if address.is_loopback:
+            return "::1"
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
+
+
+class HostKeyPropertyTests(unittest.SynchronousTestCase):
+    """The C fast paths of host_key and the policy agree with ``ipaddress``."""
+
+    @given(st.integers(0, 2**32 - 1))
+    def test_ipv4(self, value: int) -> None:
+        address = ipaddress.IPv4Address(value)
+        for text in (str(address), f"::ffff:{address}", str(ipaddress.IPv6Address(value))):
+            self.assertEqual(host_key(text), reference_host_key(text), text)
+        self.assertEqual(normalize_host(str(address)), str(address))
+
+    @given(
+        st.one_of(
+            st.integers(0, 2**128 - 1),
+            st.integers(0, 2**64 - 1).map(lambda v: v << 64),
+            st.integers(0, 2**16 - 1).map(lambda v: v << 112),
+            st.integers(0, 2**48 - 1),
+        )
+    )
+    def test_ipv6(self, value: int) -> None:
+        address = ipaddress.IPv6Address(value)
+        for text in (str(address), address.exploded, address.exploded.upper()):
+            self.assertEqual(host_key(text), reference_host_key(text), text)
+
+    def test_odd_texts(self) -> None:
+        for text in (
+            "1.2.3", "01.2.3.4", "1.2.3.4 ", "1.2.3.4\x00", "1.2.3.4%x", "é", "[::1]",
+            " ::1", "fe80::1%eth0", "::ffff:01.2.3.4", "1::2::3", "", ":", "/tmp/sock",
+        ):
+            self.assertEqual(host_key(text), reference_host_key(text), repr(text))
+
+    @given(st.text(alphabet="0123456789abcdefABCDEF:.% []", max_size=45))
+    def test_any_text(self, text: str) -> None:
+        self.assertEqual(host_key(text), reference_host_key(text))
+
+    @given(st.integers(0, 2**32 - 1), st.integers(0, 32), st.integers(0, 2**32 - 1))
+    def test_policy_ipv4_fast_path(self, base: int, prefix: int, host: int) -> None:
+        network = ipaddress.IPv4Network((base, prefix), strict=False)
+        address = ipaddress.IPv4Address(host)
+        self.assertEqual(AccessPolicy(allow=[network]).permits(str(address)), address in network)
+
+
 class AccessPolicyTests(unittest.SynchronousTestCase):
     def test_empty_permits_everyone(self) -> None:
         policy = AccessPolicy()

@@ -240,7 +240,7 @@ def run_chunks(
     p._buffer.feed = counting_feed  # type: ignore[method-assign]
     for chunk in chunks:
         p.dataReceived(chunk)
-        if p.input_paused:
+        while p.input_paused:  # each resume delivers at least the PAUSE that paused again
             p.resume_input()
     merged: list[tuple[str, bytes]] = []
     for event, got in p.events:

@@ -131,6 +131,47 @@ class RawConnectionUnitTests(SynchronousTestCase):
         self.assertIsNone(raw_tcp_connection(StringTransport()))
         self.assertIsNone(raw_tcp_connection(None))
 
+    def bare_connection(self, kind: type[tcp.Connection], family: int) -> Any:
+        """A tcp.Connection subclass instance holding a socket and nothing else."""
+        conn: Any = object.__new__(kind)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        conn.socket = sock
+        conn.TLS = False
+        return conn
+
+    def test_connection_class_lacking_attributes(self) -> None:
+        """A connection class without the private attributes send_now reads gets no eager path."""
+
+        class Bare(tcp.Connection):
+            pass
+
+        class Complete(tcp.Connection):
+            pass
+
+        self.assertIsNone(raw_tcp_connection(self.bare_connection(Bare, socket.AF_INET)))
+        complete = self.bare_connection(Complete, socket.AF_INET)
+        complete._tempDataBuffer = []
+        complete.dataBuffer = b""
+        complete._writeDisconnecting = complete._writeDisconnected = False
+        self.assertIs(raw_tcp_connection(complete), complete)
+        # Looked at once per class: the answer holds for the class's other instances.
+        self.assertIsNone(raw_tcp_connection(self.bare_connection(Bare, socket.AF_INET)))
+        v6 = self.bare_connection(Complete, socket.AF_INET6)
+        self.assertIs(raw_tcp_connection(v6), v6)
+
+    def test_unix_socket_connection(self) -> None:
+        class Unix(tcp.Connection):
+            pass
+
+        conn = self.bare_connection(Unix, socket.AF_UNIX)
+        conn._tempDataBuffer = []
+        conn.dataBuffer = b""
+        conn._writeDisconnecting = conn._writeDisconnected = False
+        self.assertIsNone(raw_tcp_connection(conn))
+        conn.socket = self.bare_connection(Unix, socket.AF_INET).socket
+        self.assertIs(raw_tcp_connection(conn), conn)
+
     def test_line_protocol_on_test_transport_writes_through_transport(self) -> None:
         proto = _Lines()
         proto.factory = LineFactory(MemoryReactorClock())
