@@ -268,8 +268,10 @@ class LineProtocol(DirectlyGuarded):
         """
         if self._delivering:
             return
-        self._delivering = True
         buf = self._buffer
+        if self._raw_remaining != 0 and buf.idle:
+            return  # nothing to deliver (a counted raw mode at 0 bytes must still end)
+        self._delivering = True
         transport = self.transport
         try:
             while not (
