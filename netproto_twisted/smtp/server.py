@@ -202,7 +202,7 @@ class SMTPServerProtocol(AuthSession):
         self.helo = command.argument
         self._advertised = frozenset()
         self.session.advance(HELO)
-        self._send(Reply.make(OK, self.settings.hostname), enhanced=False)
+        self._send_wire(_helo_reply(self.settings.hostname))
 
     def _noop(self, command: Command) -> None:
         self._send(_OK)
@@ -578,6 +578,12 @@ class SMTPServerFactory(LineFactory[SMTPServerProtocol]):
 
     def __repr__(self) -> str:
         return f"<SMTPServerFactory {self.settings.hostname}>"
+
+
+@functools.lru_cache(maxsize=64)
+def _helo_reply(hostname: str) -> bytes:
+    """The HELO reply's bytes (one per listener's host name)."""
+    return Reply.make(OK, hostname).to_bytes(enhanced=False)
 
 
 @functools.lru_cache(maxsize=256)
