@@ -75,11 +75,20 @@ from netproto_twisted.smtp.queue import (
 
 __all__ = [
     "DEFAULT_DEAD_HOST_TIME",
+    "DEFAULT_DELAY_WARNING",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_JITTER",
     "DEFAULT_LIFETIME",
+    "DEFAULT_MAX_ACTIVE_ENTRIES",
     "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_DEAD_HOST_TIME",
     "DEFAULT_MIN_BACKOFF",
+    "DEFAULT_PER_DESTINATION",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_PORT",
+    "DEFAULT_STOP_GRACE",
+    "DEFAULT_TIMEOUT",
     "TLS_MODES",
     "Relay",
     "RouteError",
@@ -101,6 +110,22 @@ DEFAULT_DEAD_HOST_TIME = 120.0
 DEFAULT_MAX_DEAD_HOST_TIME = 1800.0
 #: When a delay notice goes out (to recipients with ``NOTIFY=DELAY``).
 DEFAULT_DELAY_WARNING = 4 * 3600.0
+#: Connections at most to one destination (next-hop domain).
+DEFAULT_PER_DESTINATION = 5
+#: Connections at most to all next hops together.
+DEFAULT_MAX_CONNECTIONS = 100
+#: Queue entries read into memory and being delivered at most at one time.
+DEFAULT_MAX_ACTIVE_ENTRIES = 1000
+#: How long a connection with nothing to send is kept open for the next message.
+DEFAULT_IDLE_TIMEOUT = 5.0
+#: How long the relay waits for a next hop to accept the connection and for each reply.
+DEFAULT_TIMEOUT = 300.0
+#: How often the relay looks for ``netproto queue`` requests (``DIR/flush``, ``DIR/rescan``).
+DEFAULT_POLL_INTERVAL = 5.0
+#: How long transactions in flight get to finish when the relay stops.
+DEFAULT_STOP_GRACE = 5.0
+#: The port of MX next hops (a smarthost names its own).
+DEFAULT_PORT = 25
 #: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS (``require`` or
 #: ``starttls``), implicit TLS, none; each maps to :func:`connect_smtp`'s ``tls``.
 TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] = {
@@ -139,28 +164,28 @@ class Relay(Service):
         hostname: str,
         resolver: Any = None,
         smarthost: tuple[str, int] | None = None,
-        port: int = 25,
+        port: int = DEFAULT_PORT,
         tls: str = "opportunistic",
         verify: bool = False,
         ca_file: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        per_destination: int = 5,
-        max_connections: int = 100,
+        per_destination: int = DEFAULT_PER_DESTINATION,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         min_backoff: float = DEFAULT_MIN_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         lifetime: float = DEFAULT_LIFETIME,
         jitter: float = DEFAULT_JITTER,
         random: Callable[[], float] | None = None,
         delay_warning: float = DEFAULT_DELAY_WARNING,
-        idle_timeout: float = 5.0,
-        timeout: float = 300.0,
-        poll_interval: float = 5.0,
-        stop_grace: float = 5.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        stop_grace: float = DEFAULT_STOP_GRACE,
         postmaster: str | None = None,
         dead_host_time: float = DEFAULT_DEAD_HOST_TIME,
         max_dead_host_time: float = DEFAULT_MAX_DEAD_HOST_TIME,
-        max_active_entries: int = 1000,
+        max_active_entries: int = DEFAULT_MAX_ACTIVE_ENTRIES,
         connect: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         if tls not in TLS_MODES:

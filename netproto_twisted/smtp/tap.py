@@ -10,7 +10,10 @@ local domain ``localhost``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,10 +47,21 @@ from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
 from netproto_twisted.smtp.queue import Spool
 from netproto_twisted.smtp.relay import (
+    DEFAULT_DEAD_HOST_TIME,
     DEFAULT_DELAY_WARNING,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_JITTER,
     DEFAULT_LIFETIME,
+    DEFAULT_MAX_ACTIVE_ENTRIES,
     DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_DEAD_HOST_TIME,
     DEFAULT_MIN_BACKOFF,
+    DEFAULT_PER_DESTINATION,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_PORT,
+    DEFAULT_STOP_GRACE,
+    DEFAULT_TIMEOUT,
     Relay,
 )
 from netproto_twisted.smtp.server import SMTPServerFactory
@@ -84,6 +98,21 @@ QUEUED = "queued"
 #: The builder the worker processes run (see :mod:`netproto_twisted.core.workers`).
 WORKER_BUILDER = "netproto_twisted.smtp.tap:worker_parts"
 _RELAY_TLS = ("opportunistic", "starttls", "implicit", "none")
+#: The shortest non-zero ``queue_poll_interval`` (each look is a trip to the disk thread).
+_MIN_POLL_INTERVAL = 0.1
+#: The relay's numeric keys: each is also ``--the-key VALUE`` (see :func:`_relay_options`).
+_RELAY_KNOBS = (
+    "queue_lifetime", "retry_min", "retry_max", "retry_jitter", "delay_warning",
+    "per_destination", "relay_connections", "relay_port", "relay_timeout",
+    "relay_idle_timeout", "relay_stop_grace", "dead_host_time", "max_dead_host_time",
+    "max_active_entries", "queue_poll_interval",
+)  # fmt: skip
+#: Pairs of keys whose first may not exceed the second.
+_ORDERED_PAIRS = (
+    ("retry_min", "retry_max"),
+    ("dead_host_time", "max_dead_host_time"),
+    ("per_destination", "relay_connections"),
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +143,9 @@ class Config:
     smarthost_verify: bool = field(default=False, help="verify the next hop's certificate")
     smarthost_user: str = field(default="", help="AUTH user at the smarthost")
     smarthost_password_file: str = field(default="", help="file holding that user's password")
+    smarthost_ca_file: str = field(
+        default="", help="CA certificates (PEM) smarthost_verify trusts ('' = the system's)"
+    )
     postmaster: str = field(
         default="", help="where reports of undeliverable bounces go ('' = nowhere, only logged)"
     )
@@ -127,12 +159,45 @@ class Config:
     retry_max: float = field(
         default=DEFAULT_MAX_BACKOFF, minimum=1.0, help="longest retry delay, seconds"
     )
+    retry_jitter: float = field(
+        default=DEFAULT_JITTER, minimum=0.0, help="fraction a retry delay varies by (0 to < 1)"
+    )
     delay_warning: float = field(
         default=DEFAULT_DELAY_WARNING, minimum=0.0,
         help="seconds before the sender is told of a delay (0 = never)",
     )
     per_destination: int = field(
-        default=5, minimum=1, help="connections at most to one next-hop domain"
+        default=DEFAULT_PER_DESTINATION, minimum=1, help="connections at most to one next hop"
+    )
+    relay_connections: int = field(
+        default=DEFAULT_MAX_CONNECTIONS, minimum=1, help="connections at most to all next hops"
+    )
+    relay_port: int = field(
+        default=DEFAULT_PORT, minimum=1, maximum=65535, help="port of MX hosts (not a smarthost)"
+    )
+    relay_timeout: float = field(
+        default=DEFAULT_TIMEOUT, minimum=1.0,
+        help="seconds to wait to connect and for each reply (the one after the data: 600+)",
+    )
+    relay_idle_timeout: float = field(
+        default=DEFAULT_IDLE_TIMEOUT, minimum=0.0, help="seconds an idle connection is kept"
+    )
+    relay_stop_grace: float = field(
+        default=DEFAULT_STOP_GRACE, minimum=0.0, help="seconds deliveries get to end at stop"
+    )
+    dead_host_time: float = field(
+        default=DEFAULT_DEAD_HOST_TIME, minimum=0.0,
+        help="seconds a next hop that failed is skipped (doubles; 0 = never)",
+    )
+    max_dead_host_time: float = field(
+        default=DEFAULT_MAX_DEAD_HOST_TIME, minimum=0.0, help="longest a host is skipped, seconds"
+    )
+    max_active_entries: int = field(
+        default=DEFAULT_MAX_ACTIVE_ENTRIES, minimum=1, help="queue entries in memory at most"
+    )
+    queue_poll_interval: float = field(
+        default=DEFAULT_POLL_INTERVAL, minimum=0.0,
+        help="seconds between looks for netproto queue requests (0 = never, else >= 0.1)",
     )
     max_size: int = field(default=DEFAULT_MAX_SIZE, minimum=1, help="largest message, octets")
     bare_lf: str = field(default="reject", help="reject or normalize bare CR/LF")
@@ -161,12 +226,52 @@ class Config:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
             _host_port(self.smarthost)
-        if self.retry_min > self.retry_max:
-            raise ValueError("retry_min must not exceed retry_max")
+        self._check_relay()
         if self.postmaster and not plausible_address(self.postmaster):
             raise ValueError(f"postmaster must be an address, not {self.postmaster!r}")
         for net in self.relay_networks:
             parse_network(net)
+
+    def _check_relay(self) -> None:
+        """Check the relay settings that depend on each other (bounds are checked already)."""
+        for low, high in _ORDERED_PAIRS:
+            small, large = getattr(self, low), getattr(self, high)
+            if small > large:
+                raise ValueError(f"{low} ({small:g}) must not exceed {high} ({large:g})")
+        if not self.retry_jitter < 1.0:
+            raise ValueError(f"retry_jitter must be less than 1, got {self.retry_jitter!r}")
+        if 0.0 < self.queue_poll_interval < _MIN_POLL_INTERVAL:
+            raise ValueError(
+                f"queue_poll_interval must be 0 (never) or at least {_MIN_POLL_INTERVAL:g}, "
+                f"got {self.queue_poll_interval!r}"
+            )
+
+
+def _relay_options() -> list[list[Any]]:
+    """Return ``--queue-lifetime`` ...: an option per :data:`_RELAY_KNOBS` key, as in Config."""
+    hints = typing.get_type_hints(Config)
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    return [
+        [name.replace("_", "-"), None, fields[name].default, fields[name].metadata["help"],
+         _number(name.replace("_", "-"), hints[name])]
+        for name in _RELAY_KNOBS
+    ]  # fmt: skip
+
+
+def _number(option: str, kind: type[float]) -> Callable[[str], float]:
+    """Return a parser of ``--option``'s value as a finite ``kind``, with an error naming it."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            what = "an integer" if kind is int else "a finite number"
+            raise ValueError(f"--{option}: expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -430,6 +535,11 @@ def _relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
     """The relay service draining ``spool`` (the master's only)."""
     smarthost = _host_port(config.smarthost) if config.smarthost else None
     password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None
+    ca_file = config.smarthost_ca_file or None
+    if ca_file is not None:
+        from netproto_twisted.core.tls import client_options
+
+        client_options("localhost", ca_file=ca_file)  # a missing or bad file fails here, not later
     relay = Relay(
         spool,
         reactor,
@@ -437,14 +547,25 @@ def _relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
         smarthost=smarthost,
         tls=config.smarthost_tls,
         verify=config.smarthost_verify,
+        ca_file=ca_file,
         username=config.smarthost_user or None,
         password=password,
         postmaster=config.postmaster or None,
         lifetime=config.queue_lifetime,
         min_backoff=config.retry_min,
         max_backoff=config.retry_max,
+        jitter=config.retry_jitter,
         delay_warning=config.delay_warning,
         per_destination=config.per_destination,
+        max_connections=config.relay_connections,
+        port=config.relay_port,
+        timeout=config.relay_timeout,
+        idle_timeout=config.relay_idle_timeout,
+        stop_grace=config.relay_stop_grace,
+        dead_host_time=config.dead_host_time,
+        max_dead_host_time=config.max_dead_host_time,
+        max_active_entries=config.max_active_entries,
+        poll_interval=config.queue_poll_interval,
     )
     relay.name = "relay"
     return relay
@@ -487,12 +608,9 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["smarthost-tls", None, "opportunistic", "opportunistic, starttls, implicit or none"],
         ["smarthost-user", None, None, "AUTH user at the smarthost"],
         ["smarthost-password-file", None, None, "file with the smarthost password"],
+        ["smarthost-ca-file", None, None, "CA certificates (PEM) --smarthost-verify trusts"],
         ["postmaster", None, None, "address for reports of undeliverable bounces (default: none)"],
-        ["queue-lifetime", None, DEFAULT_LIFETIME, "seconds of retrying before a bounce", float],
-        ["retry-min", None, DEFAULT_MIN_BACKOFF, "first retry delay in seconds (doubles)", float],
-        ["retry-max", None, DEFAULT_MAX_BACKOFF, "longest retry delay in seconds", float],
-        ["delay-warning", None, DEFAULT_DELAY_WARNING, "seconds before a delay notice", float],
-        ["per-destination", None, 5, "connections at most to one next-hop domain", int],
+        *_relay_options(),
         ["max-size", None, str(DEFAULT_MAX_SIZE), "largest message accepted, in octets"],
         ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
         ["tls-key", None, None, "private key PEM"],
@@ -563,13 +681,10 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
                 smarthost_verify=bool(self["smarthost-verify"]),
                 smarthost_user=self["smarthost-user"] or "",
                 smarthost_password_file=self["smarthost-password-file"] or "",
+                smarthost_ca_file=self["smarthost-ca-file"] or "",
                 postmaster=self["postmaster"] or "",
-                queue_lifetime=self["queue-lifetime"],
-                retry_min=self["retry-min"],
-                retry_max=self["retry-max"],
-                delay_warning=self["delay-warning"],
-                per_destination=self["per-destination"],
                 max_size=max_size,
+                **{name: self[name.replace("_", "-")] for name in _RELAY_KNOBS},
                 bare_lf=self["bare-lf"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),
                 workers=workers,
