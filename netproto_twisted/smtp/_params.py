@@ -505,6 +505,10 @@ def parse_ehlo_reply(reply: Reply) -> Extensions:
     if reply.code != OK:
         raise error_from_reply(reply, SMTPHeloError)
     first = reply.lines[0].split()
+    if reply.enhanced is not None:
+        # An EHLO reply carries no enhanced status code (RFC 2034): what the
+        # reply parser took for one is the server's name ("2.0.0" is a valid one).
+        first.insert(0, reply.enhanced)
     keywords: dict[str, tuple[str, ...]] = {}
     for line in reply.lines[1:]:
         words = line.split()

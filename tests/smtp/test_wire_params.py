@@ -22,6 +22,7 @@ from netproto_twisted.smtp import (
     MailFrom,
     RcptTo,
     Reply,
+    ReplyParser,
     SMTPHeloError,
     canonical_address,
     format_mail_from,
@@ -473,6 +474,14 @@ class EhloReplyTests(SynchronousTestCase):
         self.assertEqual(ext.auth_mechanisms, frozenset({"PLAIN", "LOGIN"}))
         self.assertEqual(ext.params("x-weird"), ("a", "b"))
         self.assertEqual(ext.params("CHUNKING"), ())
+
+    def test_server_name_that_looks_like_an_enhanced_code(self) -> None:
+        # The reply parser takes "2.0.0" for an enhanced status code; in an
+        # EHLO reply (which has none) it is the server's name.
+        [reply] = ReplyParser().feed(b"250-2.0.0 Hello\r\n250 SIZE 10\r\n")
+        ext = parse_ehlo_reply(reply)
+        self.assertEqual(ext.domain, "2.0.0")
+        self.assertEqual(ext.keywords, {"SIZE": ("10",)})
 
     def test_obsolete_auth_equals(self) -> None:
         ext = parse_ehlo_reply(Reply(250, ("mx", "AUTH=LOGIN PLAIN", "AUTH CRAM-MD5 PLAIN")))
