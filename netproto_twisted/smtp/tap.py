@@ -10,10 +10,7 @@ local domain ``localhost``.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -43,6 +40,7 @@ from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
 from netproto_twisted.smtp._relay_notices import plausible_address
+from netproto_twisted.smtp._tap_relay import RELAY_KNOBS, host_port, relay_for, relay_options
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
 from netproto_twisted.smtp.queue import Spool
@@ -62,7 +60,6 @@ from netproto_twisted.smtp.relay import (
     DEFAULT_PORT,
     DEFAULT_STOP_GRACE,
     DEFAULT_TIMEOUT,
-    Relay,
 )
 from netproto_twisted.smtp.server import SMTPServerFactory
 from netproto_twisted.smtp.server_auth import password_portal
@@ -100,13 +97,6 @@ WORKER_BUILDER = "netproto_twisted.smtp.tap:worker_parts"
 _RELAY_TLS = ("opportunistic", "starttls", "implicit", "none")
 #: The shortest non-zero ``queue_poll_interval`` (each look is a trip to the disk thread).
 _MIN_POLL_INTERVAL = 0.1
-#: The relay's numeric keys: each is also ``--the-key VALUE`` (see :func:`_relay_options`).
-_RELAY_KNOBS = (
-    "queue_lifetime", "retry_min", "retry_max", "retry_jitter", "delay_warning",
-    "per_destination", "relay_connections", "relay_port", "relay_timeout",
-    "relay_idle_timeout", "relay_stop_grace", "dead_host_time", "max_dead_host_time",
-    "max_active_entries", "queue_poll_interval",
-)  # fmt: skip
 #: Pairs of keys whose first may not exceed the second.
 _ORDERED_PAIRS = (
     ("retry_min", "retry_max"),
@@ -225,7 +215,7 @@ class Config:
         if self.sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
-            _host_port(self.smarthost)
+            host_port(self.smarthost)
         self._check_relay()
         if self.postmaster and not plausible_address(self.postmaster):
             raise ValueError(f"postmaster must be an address, not {self.postmaster!r}")
@@ -245,48 +235,6 @@ class Config:
                 f"queue_poll_interval must be 0 (never) or at least {_MIN_POLL_INTERVAL:g}, "
                 f"got {self.queue_poll_interval!r}"
             )
-
-
-def _relay_options() -> list[list[Any]]:
-    """Return ``--queue-lifetime`` ...: an option per :data:`_RELAY_KNOBS` key, as in Config."""
-    hints = typing.get_type_hints(Config)
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    return [
-        [name.replace("_", "-"), None, fields[name].default, fields[name].metadata["help"],
-         _number(name.replace("_", "-"), hints[name])]
-        for name in _RELAY_KNOBS
-    ]  # fmt: skip
-
-
-def _number(option: str, kind: type[float]) -> Callable[[str], float]:
-    """Return a parser of ``--option``'s value as a finite ``kind``, with an error naming it."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            what = "an integer" if kind is int else "a finite number"
-            raise ValueError(f"--{option}: expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def _read_secret(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as e:
-        raise ConfigError(path, f"cannot read the password file: {e.strerror}") from None
 
 
 def build_service(
@@ -329,7 +277,7 @@ def build_service(
         targets=targets, committer=committer,
     )  # fmt: skip
     if spool is not None:
-        root.addService(_relay_for(config, reactor, spool))
+        root.addService(relay_for(config, reactor, spool))
     listeners = []
     for name, endpoints in (("smtp", config.listen), ("submission", config.submission)):
         if not endpoints:
@@ -531,46 +479,6 @@ class _PoolService(Service):
         self.pool.stop()
 
 
-def _relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
-    """The relay service draining ``spool`` (the master's only)."""
-    smarthost = _host_port(config.smarthost) if config.smarthost else None
-    password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None
-    ca_file = config.smarthost_ca_file or None
-    if ca_file is not None:
-        from netproto_twisted.core.tls import client_options
-
-        client_options("localhost", ca_file=ca_file)  # a missing or bad file fails here, not later
-    relay = Relay(
-        spool,
-        reactor,
-        hostname=config.hostname,
-        smarthost=smarthost,
-        tls=config.smarthost_tls,
-        verify=config.smarthost_verify,
-        ca_file=ca_file,
-        username=config.smarthost_user or None,
-        password=password,
-        postmaster=config.postmaster or None,
-        lifetime=config.queue_lifetime,
-        min_backoff=config.retry_min,
-        max_backoff=config.retry_max,
-        jitter=config.retry_jitter,
-        delay_warning=config.delay_warning,
-        per_destination=config.per_destination,
-        max_connections=config.relay_connections,
-        port=config.relay_port,
-        timeout=config.relay_timeout,
-        idle_timeout=config.relay_idle_timeout,
-        stop_grace=config.relay_stop_grace,
-        dead_host_time=config.dead_host_time,
-        max_dead_host_time=config.max_dead_host_time,
-        max_active_entries=config.max_active_entries,
-        poll_interval=config.queue_poll_interval,
-    )
-    relay.name = "relay"
-    return relay
-
-
 def combined_service(config: Config, context: DaemonContext) -> IService | None:
     """Build the ``[smtp]`` services of the combined daemon (``None`` when disabled)."""
     if not config.enabled or not (config.listen or config.submission):
@@ -610,7 +518,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["smarthost-password-file", None, None, "file with the smarthost password"],
         ["smarthost-ca-file", None, None, "CA certificates (PEM) --smarthost-verify trusts"],
         ["postmaster", None, None, "address for reports of undeliverable bounces (default: none)"],
-        *_relay_options(),
+        *relay_options(Config),
         ["max-size", None, str(DEFAULT_MAX_SIZE), "largest message accepted, in octets"],
         ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
         ["tls-key", None, None, "private key PEM"],
@@ -684,7 +592,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
                 smarthost_ca_file=self["smarthost-ca-file"] or "",
                 postmaster=self["postmaster"] or "",
                 max_size=max_size,
-                **{name: self[name.replace("_", "-")] for name in _RELAY_KNOBS},
+                **{name: self[name.replace("_", "-")] for name in RELAY_KNOBS},
                 bare_lf=self["bare-lf"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),
                 workers=workers,

@@ -18,6 +18,7 @@ from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.tls import ensure_dev_certificate
 from netproto_twisted.smtp import tap as smtp_tap
+from netproto_twisted.smtp._tap_relay import RELAY_KNOBS
 from netproto_twisted.smtp.relay import Relay
 from netproto_twisted.smtp.tap import Config, Options
 
@@ -88,7 +89,7 @@ class RelayOptionsTests(SynchronousTestCase):
 
     def test_tables_cover_every_knob(self) -> None:
         """The tables here name exactly the numeric relay keys the daemon has options for."""
-        self.assertEqual(set(KNOBS), set(smtp_tap._RELAY_KNOBS))
+        self.assertEqual(set(KNOBS), set(RELAY_KNOBS))
         self.assertEqual(set(CHANGED), set(KNOBS))
 
     def test_defaults_are_the_relays(self) -> None:
