@@ -14,14 +14,16 @@ each sync.
 One delivery may go to several Maildirs (one message for three local
 users): the file is written once and hard-linked into every ``new/``, all or
 none, so a failed commit never leaves a copy behind that a retry would
-duplicate.
+duplicate.  Where a folder cannot take the link (another file system, or one
+without hard links, remembered by :class:`FsOps` after the first try), it
+gets a durable copy while staging, renamed into its ``new/`` at publishing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +36,7 @@ from zope.interface import implementer
 from netproto_twisted.core.durable import Committer, IDurableJob
 from netproto_twisted.mailstore.filenames import format_info
 from netproto_twisted.mailstore.folder import MaildirFolder
-from netproto_twisted.mailstore.fsops import FsOps
+from netproto_twisted.mailstore.fsops import NO_LINK_ERRNOS, FsOps
 from netproto_twisted.mailstore.interfaces import IAppendWriter, IMessageWriter
 
 __all__ = [
@@ -281,8 +283,10 @@ class MessageWriter(_TmpWriter):
 
     ``commit()`` fires with the file name (the same in every folder).  The
     file is written once, in the first folder's ``tmp/``, and hard-linked
-    into each ``new/``; a folder on another file system gets a copy made
-    while staging.
+    into each ``new/``.  A folder that cannot take that link (on another
+    file system, or on one without hard links) gets its own copy in its
+    ``tmp/``, made and made durable while staging; publishing then only
+    moves names into place: a link, or a no-replace rename where links fail.
     """
 
     def __init__(
@@ -298,6 +302,8 @@ class MessageWriter(_TmpWriter):
         super().__init__(folders[0], base, committer, run, create_dirs)
         self._folders = list(folders)
         self._sources: list[str] = []
+        self._copies: list[str] = []
+        self._shared = False
         self._published: list[str] = []
         self.name = ""
         """The file name in ``new/``, set when the message is published."""
@@ -305,46 +311,116 @@ class MessageWriter(_TmpWriter):
     # -- IDurableJob (committer thread) ----------------------------------------
 
     def stage(self, sync_files: bool) -> None:
-        """Finish the ``tmp/`` file (and copies for other file systems)."""
+        """Finish the ``tmp/`` file, and the copies for folders it cannot be linked into."""
         self._close_file(sync_files)
-        self._sources = [self.tmp_path]
         if len(self._folders) == 1:
+            self._sources = [self.tmp_path]
             return
+        fs = self._fs
+        first = self._folders[0].new
         device = os.stat(self.tmp_path).st_dev
+        sources = [self.tmp_path]
         for folder in self._folders[1:]:
             if self._create_dirs and not os.path.isdir(folder.tmp):
                 self._make_folder(folder)
-            if os.stat(folder.tmp).st_dev == device:
-                self._sources.append(self.tmp_path)
+            folder_device = os.stat(folder.tmp).st_dev
+            if (
+                folder_device == device
+                and fs.links_into(device) is not False
+                and fs.links_into(first) is not False
+                and self._can_link(folder, device)
+            ):
+                sources.append(self.tmp_path)
                 continue
+            if fs.links_into(folder_device) is False:
+                fs.remember_links(folder.new, False)  # its copy is renamed in, not linked
             copy = os.path.join(folder.tmp, self.base)
-            self._sources.append(copy)
-            shutil.copyfile(self.tmp_path, copy)
-            if sync_files:
-                fd = os.open(copy, os.O_RDONLY)
-                try:
-                    self._fs.fsync(fd)
-                finally:
-                    os.close(fd)
+            fs.copy(self.tmp_path, copy, sync_files)
+            self._copies.append(copy)
+            sources.append(copy)
+        self._sources = sources
+        self._shared = sources.count(self.tmp_path) > 1
+
+    def _can_link(self, folder: MaildirFolder, device: int) -> bool:
+        """Tell whether the ``tmp/`` file can be linked into ``folder`` (asked once per folder).
+
+        The first time, a hard link into the folder's ``tmp/`` tries it.  A
+        failure for want of hard links is remembered for the folder; unless
+        it was EXDEV (another mount of the file system), for the first folder
+        and the whole file system (``device``) too.
+        """
+        fs = self._fs
+        known = fs.links_into(folder.new)
+        if known is not None:
+            return known
+        probe = os.path.join(folder.tmp, self.base)
+        try:
+            fs.link(self.tmp_path, probe)
+        except OSError as exc:
+            if exc.errno not in NO_LINK_ERRNOS:
+                raise
+            fs.remember_links(folder.new, False)
+            if exc.errno != errno.EXDEV:
+                fs.remember_links(self._folders[0].new, False)
+                fs.remember_links(device, False)
+            return False
+        self._copies.append(probe)  # removed by discard() if the unlink fails
+        fs.unlink(probe)
+        self._copies.pop()
+        fs.remember_links(folder.new, True)
+        return True
 
     def publish(self) -> list[str]:
-        """Link the message into every folder's ``new/``, all or none; remove ``tmp/`` files."""
+        """Put the message into every folder's ``new/``, all or none; no ``tmp/`` file stays.
+
+        The shared ``tmp/`` file is linked into each folder that takes it
+        and then unlinked; a file with one destination (the only folder's,
+        or a copy) is published with :meth:`FsOps.publish`: a link and an
+        unlink, or a no-replace rename where links fail.
+        """
         name = f"{self.base},S={self.size}"
         try:
             for folder, source in zip(self._folders, self._sources, strict=True):
                 target = os.path.join(folder.new, name)
-                self._fs.link(source, target)
-                self._published.append(target)
+                if source is self.tmp_path and self._shared:
+                    self._link_shared(folder, target)
+                    self._published.append(target)
+                else:
+                    self._publish_one(source, target)
+            if self._shared:
+                self._fs.unlink(self.tmp_path)
         except BaseException:
             self.unpublish()
             raise
-        for source in dict.fromkeys(self._sources):
-            self._fs.unlink(source)
         self.name = name
         return [folder.new for folder in self._folders]
 
+    def _publish_one(self, source: str, target: str) -> None:
+        """Move a file with one destination into place (:meth:`FsOps.publish`)."""
+        try:
+            self._fs.publish(source, target)
+        except FileExistsError:
+            raise  # not our file: never removed
+        except BaseException:
+            self._published.append(target)  # linked before the source's unlink failed?
+            raise
+        self._published.append(target)
+
+    def _link_shared(self, folder: MaildirFolder, target: str) -> None:
+        """Link the shared ``tmp/`` file to ``target``; a failure for want of links is remembered.
+
+        The delivery then fails (a copy made now would not be durable before
+        its name): its retry gets a copy for that folder.
+        """
+        try:
+            self._fs.link(self.tmp_path, target)
+        except OSError as exc:
+            if exc.errno in NO_LINK_ERRNOS:
+                self._fs.remember_links(folder.new, False)
+            raise
+
     def unpublish(self) -> None:
-        """Remove the links made by :meth:`publish`."""
+        """Remove the files put into ``new/`` by :meth:`publish`."""
         for path in self._published:
             with contextlib.suppress(FileNotFoundError):
                 self._fs.unlink(path)
@@ -360,10 +436,9 @@ class MessageWriter(_TmpWriter):
     def discard(self) -> None:
         """Remove the ``tmp/`` file and its copies."""
         self._discard()
-        for source in self._sources[1:]:
-            if source != self.tmp_path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(source)
+        for copy in self._copies:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(copy)
 
     def sync_paths(self) -> list[str]:
         """The ``new/`` directories (each on its folder's file system)."""
@@ -417,7 +492,14 @@ class AppendWriter(_TmpWriter):
         letters = self._folder.letters_for_new_message(self._flags)
         name = f"{self.base},S={self.size}{format_info(letters)}"
         target = os.path.join(self._folder.cur, name)
-        self._fs.publish(self.tmp_path, target)
+        try:
+            self._fs.publish(self.tmp_path, target)
+        except FileExistsError:
+            raise  # not our file: never removed
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):  # linked before the unlink failed?
+                self._fs.unlink(target)
+            raise
         self._target, self.name = target, name
         return [self._folder.cur]
 

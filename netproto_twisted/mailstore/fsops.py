@@ -2,7 +2,10 @@
 
 :class:`FsOps` is the one place that calls ``fsync``, ``link`` and
 ``rename``; tests substitute a recording subclass to check the order of
-operations.  :class:`DotLock` is Dovecot's ``<file>.lock`` protocol: created
+operations.  It also remembers the directories into which hard links do not
+work (file systems without them: vfat, some FUSE and network file systems),
+so that a file goes there by a no-replace rename without a failed ``link``
+per file.  :class:`DotLock` is Dovecot's ``<file>.lock`` protocol: created
 with ``O_EXCL``, holding ``<pid>:<host>``, overridden when stale.
 """
 
@@ -24,6 +27,7 @@ from netproto_twisted.mailstore.errors import MailboxLocked
 __all__ = [
     "LOCK_STALE_SECONDS",
     "LOCK_TIMEOUT_SECONDS",
+    "NO_LINK_ERRNOS",
     "DotLock",
     "FsOps",
     "atomic_write",
@@ -34,6 +38,14 @@ LOCK_STALE_SECONDS = 120.0
 LOCK_TIMEOUT_SECONDS = 30.0
 """How long :meth:`DotLock.acquire` waits before raising :class:`MailboxLocked`."""
 
+NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV})
+"""Errors of ``link(2)`` that mean "no hard link possible here" (no data was lost)."""
+
+_MAX_REMEMBERED = 10_000
+"""How many directories :class:`FsOps` remembers the hard-link answer of."""
+
+_COPY_BLOCK = 256 * 1024
+
 _log = Logger(namespace="netproto.mailstore")
 
 
@@ -42,6 +54,10 @@ class FsOps:
 
     def __init__(self, fsync: bool = True) -> None:
         self.fsync_enabled = fsync
+        # Directory (or file system, by device number) -> whether hard links into it
+        # work (True once seen working from another directory); one not here is
+        # assumed to take them.
+        self._links: dict[str | int, bool] = {}
 
     def fsync(self, fd: int) -> None:
         """Flush a file's data and metadata to stable storage."""
@@ -70,22 +86,91 @@ class FsOps:
         """Remove a file."""
         os.unlink(path)
 
+    def rename_new(self, src: str, dst: str) -> None:
+        """Rename ``src`` to ``dst``, refusing (:class:`FileExistsError`) if ``dst`` exists.
+
+        For file systems without hard links; file names made unique by their
+        writer make the gap between the check and the rename harmless.
+        """
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+        self.rename(src, dst)
+
+    def copy(self, src: str, dst: str, sync: bool) -> None:
+        """Copy ``src`` into a new file ``dst`` (never replacing one); ``fsync`` it if ``sync``.
+
+        A copy that fails half-way is removed.
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        source = os.open(src, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(dst, flags, 0o600)
+            try:
+                _copy_data(source, fd)
+                if sync:
+                    self.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(dst)
+                raise
+            os.close(fd)
+        finally:
+            os.close(source)
+
+    def links_into(self, place: str | int) -> bool | None:
+        """What is remembered of hard links into a directory (or a device): work, fail, None.
+
+        ``place`` is a directory path or a file system's ``st_dev``; None
+        means nothing is known (try a link).
+        """
+        return self._links.get(place)
+
+    def remember_links(self, place: str | int, work: bool) -> None:
+        """Remember whether hard links into a directory (or a device) work; a bounded memory."""
+        if self._links.get(place) is work:
+            return
+        if len(self._links) >= _MAX_REMEMBERED:
+            self._links.clear()
+        self._links[place] = work
+        if not work:
+            _log.info("no hard links into {place}: files are renamed into place", place=place)
+
     def publish(self, src: str, dst: str) -> None:
         """Move a finished file into place without ever replacing an existing one.
 
-        ``link`` + ``unlink`` (the qmail way); falls back to ``rename`` on
-        file systems without hard links.
+        ``link`` + ``unlink`` (the qmail way).  Where ``link`` fails with one
+        of :data:`NO_LINK_ERRNOS` it falls back to :meth:`rename_new`, and
+        remembers the directory, whose later files are renamed at once.
         """
+        directory = os.path.dirname(dst)
+        if self._links.get(directory) is False:
+            self.rename_new(src, dst)
+            return
         try:
             self.link(src, dst)
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            if exc.errno not in NO_LINK_ERRNOS:
                 raise
+            self.remember_links(directory, False)
             if os.path.lexists(dst):
-                raise FileExistsError(errno.EEXIST, "exists", dst) from exc
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from exc
             self.rename(src, dst)
             return
         self.unlink(src)
+
+
+def _copy_data(source: int, target: int) -> None:
+    """Copy everything from one file descriptor to another, a block at a time."""
+    block = bytearray(_COPY_BLOCK)
+    view = memoryview(block)
+    while True:
+        count = os.readv(source, [block])
+        if count == 0:
+            return
+        chunk = view[:count]
+        while chunk:
+            chunk = chunk[os.write(target, chunk):]
 
 
 def atomic_write(path: str, data: bytes, fs: FsOps, *, tmp_suffix: str = ".tmp") -> None:
