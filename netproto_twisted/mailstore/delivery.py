@@ -386,7 +386,7 @@ class MessageWriter(_TmpWriter):
                     self._link_shared(folder, target)
                     self._published.append(target)
                 else:
-                    self._publish_one(source, target)
+                    self._publish_one(source, target, folder.new)
             if self._shared:
                 self._fs.unlink(self.tmp_path)
         except BaseException:
@@ -395,10 +395,10 @@ class MessageWriter(_TmpWriter):
         self.name = name
         return [folder.new for folder in self._folders]
 
-    def _publish_one(self, source: str, target: str) -> None:
+    def _publish_one(self, source: str, target: str, directory: str) -> None:
         """Move a file with one destination into place (:meth:`FsOps.publish`)."""
         try:
-            self._fs.publish(source, target)
+            self._fs.publish(source, target, directory)
         except FileExistsError:
             raise  # not our file: never removed
         except BaseException:
@@ -493,7 +493,7 @@ class AppendWriter(_TmpWriter):
         name = f"{self.base},S={self.size}{format_info(letters)}"
         target = os.path.join(self._folder.cur, name)
         try:
-            self._fs.publish(self.tmp_path, target)
+            self._fs.publish(self.tmp_path, target, self._folder.cur)
         except FileExistsError:
             raise  # not our file: never removed
         except BaseException:

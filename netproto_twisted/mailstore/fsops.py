@@ -136,14 +136,16 @@ class FsOps:
         if not work:
             _log.info("no hard links into {place}: files are renamed into place", place=place)
 
-    def publish(self, src: str, dst: str) -> None:
+    def publish(self, src: str, dst: str, directory: str | None = None) -> None:
         """Move a finished file into place without ever replacing an existing one.
 
         ``link`` + ``unlink`` (the qmail way).  Where ``link`` fails with one
         of :data:`NO_LINK_ERRNOS` it falls back to :meth:`rename_new`, and
-        remembers the directory, whose later files are renamed at once.
+        remembers the directory (``dst``'s, which a caller that knows it may
+        pass), whose later files are renamed at once.
         """
-        directory = os.path.dirname(dst)
+        if directory is None:
+            directory = os.path.dirname(dst)
         if self._links.get(directory) is False:
             self.rename_new(src, dst)
             return
