@@ -30,6 +30,11 @@ from .helpers import ManualRunner, RecordingFs, sync_runner
 USERS = ["alice", "bob", "carol"]
 
 
+
+def _in_tmp(path: str) -> bool:
+    """Whether ``path`` is a file in a Maildir's ``tmp/`` (not merely under some /tmp)."""
+    return os.path.basename(os.path.dirname(path)) == "tmp"
+
 class NoLinkFs(RecordingFs):
     """A file system without hard links: every ``link`` fails with ``err`` (EPERM: vfat)."""
 
@@ -245,7 +250,7 @@ class DurabilityOrderTests(_Base):
             + [("unlink", writers[1].tmp_path)]
             + [("fsync_dir", new) for new in news],
         )
-        probes = [path for kind, path in fs.events if kind == "link" and "/tmp/" in path]
+        probes = [path for kind, path in fs.events if kind == "link" and _in_tmp(path)]
         self.assertEqual(len(probes), 2)  # bob and carol, once each
 
 
@@ -310,7 +315,7 @@ class AllOrNoneTests(_Base):
 
         class TmpUnlinkFails(RecordingFs):
             def unlink(self, path: str) -> None:
-                if "/tmp/" in path and path.endswith(writer.base):
+                if _in_tmp(path) and path.endswith(writer.base):
                     raise OSError(errno.EIO, "I/O error")
                 super().unlink(path)
 
@@ -330,7 +335,7 @@ class AllOrNoneTests(_Base):
     def test_append_unlinking_the_tmp_name_fails(self) -> None:
         class TmpUnlinkFails(FsOps):
             def unlink(self, path: str) -> None:
-                if "/tmp/" in path:
+                if _in_tmp(path):
                     raise OSError(errno.EIO, "I/O error")
                 super().unlink(path)
 
