@@ -8,11 +8,11 @@ relay records them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from netproto_twisted.core.errors import LocalProtocolError
+from netproto_twisted.smtp._client_body import file_has_8bit
 from netproto_twisted.smtp._client_tx import SEVENBIT
 from netproto_twisted.smtp._codes import (
     DSN,
@@ -30,7 +30,7 @@ from netproto_twisted.smtp.errors import (
 )
 from netproto_twisted.smtp.queue import Spool
 
-__all__ = ["Connection", "Job", "has_8bit_file", "needs_smtputf8", "send_job", "split_enhanced"]
+__all__ = ["Connection", "Job", "needs_smtputf8", "send_job", "split_enhanced"]
 
 #: RFC 6531 3.2: the next hop lacks SMTPUTF8 and the message needs it.
 NO_SMTPUTF8: Outcome = (
@@ -44,8 +44,6 @@ NO_8BITMIME: Outcome = (
     "5.6.3",
     "the next hop does not support 8BITMIME and the message has 8-bit content (RFC 6152)",
 )
-_CHUNK = 64 * 1024
-_HIGH = re.compile(rb"[\x80-\xff]")
 
 
 def split_enhanced(code: int, text: str) -> Outcome:
@@ -68,17 +66,6 @@ def needs_smtputf8(entry: QueueEntry, recipients: list[RecipientState]) -> bool:
         or not entry.mail_from.address.isascii()
         or any(not r.address.isascii() for r in recipients)
     )
-
-
-def has_8bit_file(f: IO[bytes]) -> bool:
-    """Tell whether a file holds a byte above 127 (blocking: run it in a thread); rewind it."""
-    try:
-        while chunk := f.read(_CHUNK):
-            if _HIGH.search(chunk):
-                return True
-        return False
-    finally:
-        f.seek(0)
 
 
 @dataclass
@@ -140,7 +127,7 @@ async def send_job(
         eight_bit = entry.eight_bit
         if eight_bit is None:  # spooled by a version that did not record it
             try:
-                eight_bit = await spool.run(has_8bit_file, message)
+                eight_bit = await spool.run(file_has_8bit, message)
             except BaseException:
                 message.close()
                 raise

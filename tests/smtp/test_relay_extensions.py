@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.smtp._relay_send import has_8bit_file
+from netproto_twisted.smtp._client_body import file_has_8bit
 from netproto_twisted.smtp.client import SendResult
 from netproto_twisted.smtp.errors import SMTPNotSupportedError
 from netproto_twisted.smtp.queue import DELIVERED, FAILED, QueueEntry
@@ -150,9 +150,9 @@ class Has8BitTests(SynchronousTestCase):
     @given(st.binary(max_size=3 * 65536 + 10, min_size=0))
     def test_matches_a_direct_check_and_rewinds(self, data: bytes) -> None:
         f = io.BytesIO(data)
-        self.assertEqual(has_8bit_file(f), not data.isascii())
+        self.assertEqual(file_has_8bit(f), not data.isascii())
         self.assertEqual(f.tell(), 0)
 
     def test_late_8bit_byte(self) -> None:
         f = io.BytesIO(b"a" * 200_000 + b"\xe9")
-        self.assertTrue(has_8bit_file(f))
+        self.assertTrue(file_has_8bit(f))
