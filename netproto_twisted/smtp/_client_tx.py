@@ -9,6 +9,7 @@ Used by :class:`~netproto_twisted.smtp.client.SMTPClient`; see its
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -293,6 +294,14 @@ class Transaction:
         except BaseException:
             return fail()
 
+    def _chunk_reader(self) -> Callable[[], Deferred[bytes]]:
+        """The message's chunks: bytes sliced here, a file read in the thread pool."""
+        message = self.message
+        read = chunks_of(message)
+        if isinstance(message, (bytes, bytearray, memoryview, io.BytesIO)):
+            return lambda: succeed(read())
+        return lambda: self._blocking(read)
+
     async def _open(self) -> None:
         """Open a message given as a path (in a thread); it is closed by :meth:`close`."""
         if is_path(self.message) and self._opened is None:
@@ -466,10 +475,10 @@ class Transaction:
                     transport.unregisterProducer()
             return
         pacer = Pacer()
-        read = chunks_of(message)
+        read = self._chunk_reader()
         transport.registerProducer(pacer, True)
         try:
-            while chunk := read():
+            while chunk := await read():
                 out = encode(chunk)
                 if out:
                     proto.write(out)
@@ -508,13 +517,13 @@ class Transaction:
             await self._pump(encode)
             await chunk(b"", True)
         else:
-            read = chunks_of(self.message)
+            read = self._chunk_reader()
             pacer = Pacer()
             proto.transport.registerProducer(pacer, True)
             try:
-                current = normalize(read())
+                current = normalize(await read())
                 while True:
-                    following = read()
+                    following = await read()
                     if not following:
                         await chunk(current, True)
                         break

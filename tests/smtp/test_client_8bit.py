@@ -240,7 +240,15 @@ class PathTests(_Base):
         self.assertEqual(server.commands, ["EHLO localhost"])
         self.assertEqual(self.clock.pool.run_all(), 2)  # type: ignore[attr-defined]
         self.endpoint.flush()
+        reads = 0  # the message's chunks are read in the pool too
+        for _ in range(20):
+            ran = self.clock.pool.run_all()  # type: ignore[attr-defined]
+            self.endpoint.flush()
+            if not ran:
+                break
+            reads += ran
         self.successResultOf(d)
+        self.assertEqual(reads, 2)  # the data, then the end of the file
         self.assertEqual(self.mail_params(server), {"BODY=8BITMIME", f"SIZE={len(EIGHT_BIT)}"})
         self.assertEqual(server.messages, [EIGHT_BIT])
         self.assertTrue(opened[0].closed)

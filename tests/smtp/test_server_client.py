@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
@@ -53,6 +54,39 @@ class OwnClientTests(LiveServerMixin, TestCase):
         [stored] = maildir_messages(self.maildir, "alice")
         self.assertTrue(stored.endswith(body))  # BDAT: no dot-stuffing either way
         await client.quit()
+
+    async def test_message_file_is_read_off_the_reactor_thread(self) -> None:
+        main = threading.current_thread()
+        readers: list[threading.Thread] = []
+
+        class File(io.RawIOBase):
+            """A file whose reads say which thread made them (it is not seekable)."""
+
+            def __init__(self, data: bytes) -> None:
+                self._data = io.BytesIO(data)
+
+            def readable(self) -> bool:
+                return True
+
+            def read(self, size: int = -1) -> bytes:
+                readers.append(threading.current_thread())
+                return self._data.read(size)
+
+        body = b"Subject: threads\r\n\r\n" + b"x" * 78 + b"\r\n" * 2000
+        for use_bdat in (False, True):
+            readers.clear()
+            client = await connect_smtp(reactor, "127.0.0.1", self.mx, tls="none")
+            self.addCleanup(client.close)
+            result = await client.send_message(
+                "s@client.example", ["alice@example.org"], File(body), use_bdat=use_bdat
+            )
+            self.assertEqual(list(result.accepted), ["alice@example.org"])
+            await client.quit()
+            self.assertTrue(readers)
+            self.assertNotIn(main, readers)
+        stored = maildir_messages(self.maildir, "alice")
+        self.assertEqual(len(stored), 2)
+        self.assertTrue(all(m.endswith(body) for m in stored))
 
     async def test_many_messages_on_one_connection(self) -> None:
         client = await connect_smtp(reactor, "127.0.0.1", self.mx, tls="none")
