@@ -196,6 +196,24 @@ class BackpressureTests(SynchronousTestCase):
         self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
 
 
+class InboxCacheTests(SynchronousTestCase):
+    def test_remembered_folders_are_bounded(self) -> None:
+        """The store's INBOX folder objects never exceed their limit; delivery goes on."""
+        from netproto_twisted.mailstore import maildir
+
+        self.patch(maildir, "_MAX_INBOXES", 3)
+        base = os.path.abspath(self.mktemp())
+        store = MaildirStore(base, fs=FsOps(), runner=sync_runner)
+        users = [f"user{n}" for n in range(8)]
+        for user in users * 2:
+            writer = store.deliver_all([user])
+            writer.write(b"Subject: x\r\n\r\nbody\r\n")
+            self.successResultOf(writer.commit())
+            self.assertLessEqual(len(store._inboxes), 3)
+        for user in users:
+            self.assertEqual(len(os.listdir(os.path.join(base, user, "new"))), 2)
+
+
 class AppendTests(SynchronousTestCase):
     def test_append_with_flags_and_date_gets_uid(self) -> None:
         base = os.path.abspath(self.mktemp())
