@@ -90,6 +90,19 @@ class SmtpSink:
         return out
 
 
+class SinkMixin:
+    """For test cases against Postfix's smtp-sink: skipped without it; ``sink()`` starts one."""
+
+    if SMTP_SINK is None:
+        skip = "Postfix's smtp-sink is not installed"
+
+    def sink(self, *options: str) -> SmtpSink:
+        """Start an smtp-sink with ``options``, stopped when the test ends."""
+        sink = SmtpSink(*options)
+        self.addCleanup(sink.stop)  # type: ignore[attr-defined]
+        return sink
+
+
 def body_lines(transaction: dict[str, object]) -> list[bytes]:
     """Return the message lines of a dumped transaction, without smtp-sink's Received header."""
     lines = transaction["lines"]

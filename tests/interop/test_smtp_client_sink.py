@@ -18,18 +18,10 @@ from netproto_twisted.smtp.errors import (
     SMTPSenderRefused,
     SMTPTLSRequired,
 )
-from tests.interop.test_smtp_client_helpers import SMTP_SINK, SmtpSink, body_lines
+from tests.interop.test_smtp_client_helpers import SinkMixin, body_lines
 
 
-class SmtpSinkTests(TestCase):
-    if SMTP_SINK is None:
-        skip = "Postfix's smtp-sink is not installed"
-
-    def sink(self, *options: str) -> SmtpSink:
-        sink = SmtpSink(*options)
-        self.addCleanup(sink.stop)
-        return sink
-
+class SmtpSinkTests(SinkMixin, TestCase):
     def test_many_messages_on_one_pipelined_connection(self) -> Deferred[None]:
         sink = self.sink()
 

@@ -13,7 +13,11 @@ from twisted.trial.unittest import TestCase
 from netproto_twisted.smtp.client import connect_smtp, send_mail
 from netproto_twisted.smtp.errors import SMTPNotSupportedError
 from netproto_twisted.testing.smtp import start_smtp_capture
-from tests.interop.test_smtp_client_helpers import SMTP_SINK, SmtpSink, body_lines, free_port
+from tests.interop.test_smtp_client_helpers import (
+    SinkMixin,
+    body_lines,
+    free_port,
+)
 
 try:
     from aiosmtpd.controller import Controller
@@ -88,16 +92,8 @@ class AiosmtpdTests(_Files):
         self.assertEqual(second.original_content, SEVEN_BIT)
 
 
-class SmtpSinkTests(_Files):
+class SmtpSinkTests(SinkMixin, _Files):
     """Postfix's smtp-sink, with 8BITMIME and without it (``-8``)."""
-
-    if SMTP_SINK is None:
-        skip = "Postfix's smtp-sink is not installed"
-
-    def sink(self, *options: str) -> SmtpSink:
-        sink = SmtpSink(*options)
-        self.addCleanup(sink.stop)
-        return sink
 
     async def test_without_8bitmime_8bit_file_refused_locally(self) -> None:
         sink = self.sink("-8")
