@@ -21,7 +21,7 @@ __all__ = ["COMMAND_MODULES", "EXIT_ERROR", "build_parser", "main"]
 #: Modules that add a subcommand: ``user`` (the password file), ``queue`` (the relay queue).
 COMMAND_MODULES: tuple[str, ...] = (
     "netproto_twisted.core.passwords",
-    "netproto_twisted.smtp.queue_cli",
+    "netproto_twisted.smtp.relay.queue_cli",
 )
 #: Exit status of a failed command (bad name, unknown user, missing file, usage).
 EXIT_ERROR = 2

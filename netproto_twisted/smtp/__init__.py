@@ -102,14 +102,15 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
-from netproto_twisted.smtp.queue import (
+from netproto_twisted.smtp.relay import (
     EntryNotFound,
     QueueEntry,
     RecipientState,
+    Relay,
+    RelaySettings,
     Spool,
     SpoolDirectory,
 )
-from netproto_twisted.smtp.relay import Relay
 from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
 from netproto_twisted.smtp.session import ServerSettings
 
@@ -196,6 +197,7 @@ __all__ = [
     "QueueEntry",
     "RecipientState",
     "Relay",
+    "RelaySettings",
     "Spool",
     "SpoolDirectory",
 ]

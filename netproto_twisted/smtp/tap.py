@@ -39,11 +39,8 @@ from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
-from netproto_twisted.smtp._relay_notices import plausible_address
-from netproto_twisted.smtp._tap_relay import RELAY_KNOBS, host_port, relay_for, relay_options
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
-from netproto_twisted.smtp.queue import Spool
 from netproto_twisted.smtp.relay import (
     DEFAULT_DEAD_HOST_TIME,
     DEFAULT_DELAY_WARNING,
@@ -60,6 +57,14 @@ from netproto_twisted.smtp.relay import (
     DEFAULT_PORT,
     DEFAULT_STOP_GRACE,
     DEFAULT_TIMEOUT,
+    Spool,
+)
+from netproto_twisted.smtp.relay._tap import (
+    RELAY_KNOBS,
+    check_relay_keys,
+    host_port,
+    relay_for,
+    relay_options,
 )
 from netproto_twisted.smtp.server import SMTPServerFactory
 from netproto_twisted.smtp.server_auth import password_portal
@@ -95,14 +100,6 @@ QUEUED = "queued"
 #: The builder the worker processes run (see :mod:`netproto_twisted.core.workers`).
 WORKER_BUILDER = "netproto_twisted.smtp.tap:worker_parts"
 _RELAY_TLS = ("opportunistic", "starttls", "implicit", "none")
-#: The shortest non-zero ``queue_poll_interval`` (each look is a trip to the disk thread).
-_MIN_POLL_INTERVAL = 0.1
-#: Pairs of keys whose first may not exceed the second.
-_ORDERED_PAIRS = (
-    ("retry_min", "retry_max"),
-    ("dead_host_time", "max_dead_host_time"),
-    ("per_destination", "relay_connections"),
-)
 
 
 @dataclass(frozen=True)
@@ -215,26 +212,10 @@ class Config:
         if self.sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
         if self.smarthost:
-            host_port(self.smarthost)
-        self._check_relay()
-        if self.postmaster and not plausible_address(self.postmaster):
-            raise ValueError(f"postmaster must be an address, not {self.postmaster!r}")
+            host_port(self.smarthost)  # (before the relay's checks: a clearer message)
+        check_relay_keys(self)  # (and the postmaster address)
         for net in self.relay_networks:
             parse_network(net)
-
-    def _check_relay(self) -> None:
-        """Check the relay settings that depend on each other (bounds are checked already)."""
-        for low, high in _ORDERED_PAIRS:
-            small, large = getattr(self, low), getattr(self, high)
-            if small > large:
-                raise ValueError(f"{low} ({small:g}) must not exceed {high} ({large:g})")
-        if not self.retry_jitter < 1.0:
-            raise ValueError(f"retry_jitter must be less than 1, got {self.retry_jitter!r}")
-        if 0.0 < self.queue_poll_interval < _MIN_POLL_INTERVAL:
-            raise ValueError(
-                f"queue_poll_interval must be 0 (never) or at least {_MIN_POLL_INTERVAL:g}, "
-                f"got {self.queue_poll_interval!r}"
-            )
 
 
 def build_service(

@@ -18,8 +18,8 @@ from twisted.trial.unittest import TestCase
 
 from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope
-from netproto_twisted.smtp.queue import Spool
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import Relay, RelaySettings
+from netproto_twisted.smtp.relay.queue import Spool
 from tests.interop.test_smtp_relay_sink import (
     FixedResolver,
     Sink,
@@ -43,17 +43,15 @@ class RelayBodyTests(TestCase):
 
     async def relay_to(self, sink: Sink, **options: str) -> Spool:
         spool = Spool(self.dir / "queue", reactor)
-        relay = Relay(
-            spool,
-            reactor,
+        settings = RelaySettings(
             hostname="relay.test",
-            resolver=FixedResolver(),
             port=sink.port,
             tls="none",
             poll_interval=0,
             timeout=30,
             **options,  # type: ignore[arg-type]
         )
+        relay = Relay(spool, reactor, settings, resolver=FixedResolver())
         relay.startService()
         self.addCleanup(relay.stopService)
         await relay.ready

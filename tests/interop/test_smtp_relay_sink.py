@@ -29,8 +29,8 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope
-from netproto_twisted.smtp.queue import Spool
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import Relay, RelaySettings
+from netproto_twisted.smtp.relay.queue import Spool
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -148,16 +148,10 @@ class RelayToSinkTests(TestCase):
         """Spool -> Relay (MX lookup, opportunistic STARTTLS) -> smtp-sink: each message once."""
         sink = self.sink()
         spool = Spool(self.dir / "queue", reactor)
-        relay = Relay(
-            spool,
-            reactor,
-            hostname="relay.test",
-            resolver=FixedResolver(),
-            port=sink.port,
-            per_destination=3,
-            poll_interval=0,
-            timeout=30,
+        settings = RelaySettings(
+            hostname="relay.test", port=sink.port, per_destination=3, poll_interval=0, timeout=30
         )
+        relay = Relay(spool, reactor, settings, resolver=FixedResolver())
         relay.startService()
         self.addCleanup(relay.stopService)
         await relay.ready
@@ -203,9 +197,7 @@ class RelayToSinkTests(TestCase):
 
         fast = self.sink()
         spool = Spool(queue, reactor)
-        relay = Relay(
-            spool,
-            reactor,
+        settings = RelaySettings(
             hostname="relay.test",
             smarthost=("127.0.0.1", fast.port),
             tls="none",
@@ -213,6 +205,7 @@ class RelayToSinkTests(TestCase):
             poll_interval=0,
             timeout=30,
         )
+        relay = Relay(spool, reactor, settings)
         relay.startService()
         self.addCleanup(relay.stopService)
         await relay.ready
@@ -286,9 +279,7 @@ def _child(queue: str, port: int, total: int, parallel: int) -> None:
     from twisted.internet import reactor as child_reactor
 
     spool = Spool(Path(queue), child_reactor)
-    relay = Relay(
-        spool,
-        child_reactor,
+    settings = RelaySettings(
         hostname="relay.test",
         smarthost=("127.0.0.1", port),
         tls="none",
@@ -296,6 +287,7 @@ def _child(queue: str, port: int, total: int, parallel: int) -> None:
         poll_interval=0,
         timeout=30,
     )
+    relay = Relay(spool, child_reactor, settings)
 
     async def run() -> None:
         relay.startService()

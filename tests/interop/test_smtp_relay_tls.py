@@ -19,8 +19,8 @@ from twisted.trial.unittest import TestCase
 
 from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope
-from netproto_twisted.smtp.queue import PENDING, Spool
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import Relay, RelaySettings
+from netproto_twisted.smtp.relay.queue import PENDING, Spool
 from tests.interop.test_smtp_relay_sink import Sink, spool_empty, wait_until
 from tests.twistd import Daemon
 
@@ -55,15 +55,14 @@ class RelayTLSTests(TestCase):
 
     async def relay(self, port: int, **options: object) -> tuple[Relay, Spool, str]:
         spool = Spool(self.dir / "out", reactor)
-        relay = Relay(
-            spool,
-            reactor,
+        settings = RelaySettings(
             hostname="relay.example.net",
             smarthost=("127.0.0.1", port),
             poll_interval=0,
             timeout=TIMEOUT,
             **options,  # type: ignore[arg-type]
         )
+        relay = Relay(spool, reactor, settings)
         relay.startService()
         self.addCleanup(relay.stopService)
         await relay.ready

@@ -1,4 +1,4 @@
-"""Tests for the durable relay spool (netproto_twisted.smtp.queue) and ``netproto queue``."""
+"""Tests for the durable relay spool (netproto_twisted.smtp.relay.queue) and ``netproto queue``."""
 
 # mypy: disable-error-code="no-untyped-call"
 
@@ -21,9 +21,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.mailstore.fsops import FsOps
-from netproto_twisted.smtp import MailFrom, RcptTo, queue_cli
+from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, IMessageSink
-from netproto_twisted.smtp.queue import (
+from netproto_twisted.smtp.relay import queue_cli
+from netproto_twisted.smtp.relay.queue import (
     DELIVERED,
     PENDING,
     EntryNotFound,

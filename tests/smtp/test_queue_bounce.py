@@ -1,4 +1,4 @@
-"""Tests for RFC 3464 notices (netproto_twisted.smtp.bounce)."""
+"""Tests for RFC 3464 notices (netproto_twisted.smtp.relay.bounce)."""
 
 # mypy: disable-error-code="no-untyped-call"
 
@@ -10,14 +10,20 @@ import email.policy
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.smtp import MailFrom
-from netproto_twisted.smtp.bounce import (
+from netproto_twisted.smtp.relay.bounce import (
     RETURN_FULL,
     RETURN_HEADERS,
     dsn_parts,
     returned_content,
     wants,
 )
-from netproto_twisted.smtp.queue import DELIVERED, FAILED, PENDING, QueueEntry, RecipientState
+from netproto_twisted.smtp.relay.queue import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    QueueEntry,
+    RecipientState,
+)
 
 ORIGINAL = b"Subject: original\r\nFrom: a@example.org\r\n\r\nbody\r\n"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.smtp.queue import QueueEntry, SpoolDirectory
+from netproto_twisted.smtp.relay.queue import QueueEntry, SpoolDirectory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -101,7 +101,7 @@ def _child(queue: str) -> None:
 
     from netproto_twisted.smtp import MailFrom, RcptTo
     from netproto_twisted.smtp.interfaces import Envelope
-    from netproto_twisted.smtp.queue import Spool
+    from netproto_twisted.smtp.relay.queue import Spool
 
     spool = Spool(Path(queue), reactor)
     done: list[QueueEntry] = []

@@ -1,4 +1,4 @@
-"""Tests for the relay (netproto_twisted.smtp.relay) with a fake resolver and fake client."""
+"""Tests for the relay (smtp.relay.service) with a fake resolver and a fake client."""
 
 # mypy: disable-error-code="no-untyped-call"
 
@@ -28,7 +28,8 @@ from netproto_twisted.smtp.errors import (
     SMTPServerDisconnected,
 )
 from netproto_twisted.smtp.interfaces import Envelope
-from netproto_twisted.smtp.queue import (
+from netproto_twisted.smtp.relay import Relay, RelaySettings
+from netproto_twisted.smtp.relay.queue import (
     DELIVERED,
     FAILED,
     PENDING,
@@ -36,7 +37,6 @@ from netproto_twisted.smtp.queue import (
     Spool,
     synchronous_runner,
 )
-from netproto_twisted.smtp.relay import Relay
 
 T0 = 1_700_000_000.0
 MESSAGE = b"From: a@example.org\r\nSubject: hello\r\n\r\nThe body.\r\n"
@@ -153,15 +153,16 @@ class RelayTestsBase(SynchronousTestCase):
         self.relay: Relay | None = None
 
     def make_relay(self, **kwargs: Any) -> Relay:
+        """Start a relay: ``kwargs`` are :class:`RelaySettings` fields or ``Relay`` arguments."""
         options: dict[str, Any] = {
-            "hostname": "relay.example.net",
             "resolver": self.resolver,
             "connect": self.net.connect,
-            "poll_interval": 0,
             "random": lambda: 0.5,  # no jitter unless a test asks for it
         }
-        options.update(kwargs)
-        relay = Relay(self.spool, self.reactor, **options)
+        values: dict[str, Any] = {"hostname": "relay.example.net", "poll_interval": 0}
+        for key, value in kwargs.items():
+            (options if key in options else values)[key] = value
+        relay = Relay(self.spool, self.reactor, RelaySettings(**values), **options)
         self.relay = relay
         relay.startService()
         self.successResultOf(relay.ready)
@@ -279,13 +280,9 @@ class DeliveryTests(RelayTestsBase):
         self.make_relay(tls="none")
         self.assertEqual(self.net.connects[0][2]["tls"], "none")
         self.assertIsNone(self.net.connects[0][2]["tls_options"])
-        self.assertRaises(ValueError, Relay, self.spool, self.reactor, hostname="x", tls="maybe")
-        self.assertEqual(
-            Relay(self.spool, self.reactor, hostname="x", tls="starttls").tls, "starttls"
-        )
-        self.assertRaises(
-            ValueError, Relay, self.spool, self.reactor, hostname="x", per_destination=0
-        )
+        self.assertRaises(ValueError, RelaySettings, hostname="x", tls="maybe")
+        self.assertEqual(RelaySettings(hostname="x", tls="starttls").tls, "starttls")
+        self.assertRaises(ValueError, RelaySettings, hostname="x", per_destination=0)
 
     def test_per_destination_limit_and_reuse(self) -> None:
         self.net.manual = True
@@ -486,7 +483,8 @@ class RetryTests(RelayTestsBase):
     def test_default_resolver_uses_the_given_reactor(self) -> None:
         from twisted.names.client import Resolver
 
-        relay = Relay(self.spool, self.reactor, hostname="relay.example.net", poll_interval=0)
+        settings = RelaySettings(hostname="relay.example.net", poll_interval=0)
+        relay = Relay(self.spool, self.reactor, settings)
         relay.startService()
         self.addCleanup(relay.stopService)
         self.assertIsInstance(relay.resolver, Resolver)

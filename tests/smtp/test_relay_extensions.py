@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from netproto_twisted.smtp._client_body import file_has_8bit
 from netproto_twisted.smtp.client import SendResult
 from netproto_twisted.smtp.errors import SMTPNotSupportedError
-from netproto_twisted.smtp.queue import DELIVERED, FAILED, QueueEntry
+from netproto_twisted.smtp.relay.queue import DELIVERED, FAILED, QueueEntry
 from tests.smtp.test_relay import MESSAGE, RelayTestsBase
 
 EIGHT_BIT = "From: a@example.org\r\nSubject: caf\u00e9\r\n\r\nna\u00efve\r\n".encode()

@@ -26,8 +26,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.smtp import MailFrom
-from netproto_twisted.smtp._relay_index import DueIndex
-from netproto_twisted.smtp.queue import (
+from netproto_twisted.smtp.relay import Relay, RelaySettings
+from netproto_twisted.smtp.relay._index import DueIndex
+from netproto_twisted.smtp.relay.queue import (
     DELIVERED,
     QueueEntry,
     RecipientState,
@@ -35,7 +36,6 @@ from netproto_twisted.smtp.queue import (
     SpoolDirectory,
     synchronous_runner,
 )
-from netproto_twisted.smtp.relay import Relay
 from tests.smtp.test_relay import RelayTestsBase, accept_all
 
 BODY = b"From: a@example.org\r\nSubject: deferred\r\n\r\n" + b"x" * 2000 + b"\r\n"
@@ -85,9 +85,8 @@ class UnusedResolver:
 
 def start_relay(directory: Path, clock: Clock) -> Relay:
     spool = Spool(directory, clock, runner=synchronous_runner, fs=FsOps(fsync=False))
-    relay = Relay(
-        spool, clock, hostname="relay.example.net", resolver=UnusedResolver(), poll_interval=0
-    )
+    settings = RelaySettings(hostname="relay.example.net", poll_interval=0)
+    relay = Relay(spool, clock, settings, resolver=UnusedResolver())
     relay.startService()
     return relay
 
@@ -126,9 +125,7 @@ class IndexTests(RelayTestsBase):
             d.callback(accept_all(record[0], record[1], [a for a, _ in record[2]]))
         self.assertEqual(len(self.net.sent), 10)
         self.assertEqual(self.entries(), [])
-        self.assertRaises(
-            ValueError, Relay, self.spool, self.reactor, hostname="x", max_active_entries=0
-        )
+        self.assertRaises(ValueError, RelaySettings, hostname="x", max_active_entries=0)
 
     def test_state_is_read_afresh_when_due(self) -> None:
         """What another process saved meanwhile (a recipient done) is what the relay uses."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 from twisted.logger import capturedLogs, formatEvent
 
 from netproto_twisted.smtp import MailFrom
-from netproto_twisted.smtp.bounce import dsn_parts
 from netproto_twisted.smtp.client import SendResult
 from netproto_twisted.smtp.errors import SMTPRecipientsRefused
-from netproto_twisted.smtp.queue import DELIVERED, FAILED, QueueEntry, RecipientState
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import RelaySettings
+from netproto_twisted.smtp.relay.bounce import dsn_parts
+from netproto_twisted.smtp.relay.queue import DELIVERED, FAILED, QueueEntry, RecipientState
 from tests.smtp.test_relay import MESSAGE, RelayTestsBase
 
 POSTMASTER = "postmaster@relay.example.net"
@@ -96,9 +96,7 @@ class PostmasterTests(RelayTestsBase):
 
     def test_bad_postmaster(self) -> None:
         for bad in ("postmaster", "a b@example.org", "pm@example.org\r\n"):
-            self.assertRaises(
-                ValueError, Relay, self.spool, self.reactor, hostname="x", postmaster=bad
-            )
+            self.assertRaises(ValueError, RelaySettings, hostname="x", postmaster=bad)
 
 
 class PostmasterNoticeTests(RelayTestsBase):

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,31 +18,31 @@ from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.tls import ensure_dev_certificate
 from netproto_twisted.smtp import tap as smtp_tap
-from netproto_twisted.smtp._tap_relay import RELAY_KNOBS
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import Relay, RelaySettings
+from netproto_twisted.smtp.relay._tap import RELAY_KNOBS
 from netproto_twisted.smtp.tap import Config, Options
 
 reactor: Any = _reactor
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-#: ``[smtp]`` key -> (Relay argument, how to read it back from a built relay).
+#: ``[smtp]`` key -> (RelaySettings field, how to read it back from a built relay).
 KNOBS: dict[str, tuple[str, Any]] = {
-    "queue_lifetime": ("lifetime", lambda r: r.lifetime),
-    "retry_min": ("min_backoff", lambda r: r.min_backoff),
-    "retry_max": ("max_backoff", lambda r: r.max_backoff),
-    "retry_jitter": ("jitter", lambda r: r.jitter),
-    "delay_warning": ("delay_warning", lambda r: r.delay_warning),
-    "per_destination": ("per_destination", lambda r: r.per_destination),
-    "relay_connections": ("max_connections", lambda r: r.max_connections),
-    "relay_port": ("port", lambda r: r.port),
-    "relay_timeout": ("timeout", lambda r: r.timeout),
-    "relay_idle_timeout": ("idle_timeout", lambda r: r.idle_timeout),
-    "relay_stop_grace": ("stop_grace", lambda r: r.stop_grace),
+    "queue_lifetime": ("lifetime", lambda r: r.settings.lifetime),
+    "retry_min": ("min_backoff", lambda r: r.settings.min_backoff),
+    "retry_max": ("max_backoff", lambda r: r.settings.max_backoff),
+    "retry_jitter": ("jitter", lambda r: r.settings.jitter),
+    "delay_warning": ("delay_warning", lambda r: r.settings.delay_warning),
+    "per_destination": ("per_destination", lambda r: r.settings.per_destination),
+    "relay_connections": ("max_connections", lambda r: r.settings.max_connections),
+    "relay_port": ("port", lambda r: r.settings.port),
+    "relay_timeout": ("timeout", lambda r: r.settings.timeout),
+    "relay_idle_timeout": ("idle_timeout", lambda r: r.settings.idle_timeout),
+    "relay_stop_grace": ("stop_grace", lambda r: r.settings.stop_grace),
     "dead_host_time": ("dead_host_time", lambda r: r.dead_hosts.base),
     "max_dead_host_time": ("max_dead_host_time", lambda r: r.dead_hosts.maximum),
-    "max_active_entries": ("max_active_entries", lambda r: r.max_active_entries),
-    "queue_poll_interval": ("poll_interval", lambda r: r.poll_interval),
+    "max_active_entries": ("max_active_entries", lambda r: r.settings.max_active_entries),
+    "queue_poll_interval": ("poll_interval", lambda r: r.settings.poll_interval),
 }
 
 #: A value other than the default for every knob, consistent with the others.
@@ -91,9 +91,10 @@ class RelayOptionsTests(SynchronousTestCase):
         """The tables here name exactly the numeric relay keys the daemon has options for."""
         self.assertEqual(set(KNOBS), set(RELAY_KNOBS))
         self.assertEqual(set(CHANGED), set(KNOBS))
+        self.assertEqual({key: field for key, (field, _) in KNOBS.items()}, RELAY_KNOBS)
 
     def test_defaults_are_the_relays(self) -> None:
-        parameters = inspect.signature(Relay).parameters
+        parameters = {f.name: f for f in dataclasses.fields(RelaySettings)}
         defaults = Config()
         built = self.relay(self.parse())
         for key, (argument, read) in KNOBS.items():
@@ -102,7 +103,7 @@ class RelayOptionsTests(SynchronousTestCase):
             self.assertEqual(read(built), expected, key)
         self.assertIsNone(parameters["ca_file"].default)
         self.assertEqual(defaults.smarthost_ca_file, "")
-        self.assertIsNone(built.ca_file)
+        self.assertIsNone(built.settings.ca_file)
 
     def test_every_option_reaches_the_relay(self) -> None:
         args = [text for key, value in CHANGED.items() for text in (option(key), str(value))]
@@ -192,9 +193,12 @@ class RelayOptionsTests(SynchronousTestCase):
         )  # fmt: skip
         built = self.relay(config)
         dead = (built.dead_hosts.base, built.dead_hosts.maximum)
-        self.assertEqual((built.jitter, *dead), (0, 0, 0))
-        self.assertEqual((built.max_connections, built.port, built.poll_interval), (5, 65535, 0.1))
-        self.assertEqual((built.max_active_entries, built.timeout), (1, 1.0))
+        settings = built.settings
+        self.assertEqual((settings.jitter, *dead), (0, 0, 0))
+        self.assertEqual(
+            (settings.max_connections, settings.port, settings.poll_interval), (5, 65535, 0.1)
+        )
+        self.assertEqual((settings.max_active_entries, settings.timeout), (1, 1.0))
 
     def test_bad_toml_values_name_the_key(self) -> None:
         for table, words in (
@@ -226,10 +230,10 @@ class RelayOptionsTests(SynchronousTestCase):
         )  # fmt: skip
         self.assertEqual(config.smarthost_ca_file, str(cert))
         built = self.relay(config)
-        self.assertEqual((built.ca_file, built.verify), (str(cert), True))
+        self.assertEqual((built.settings.ca_file, built.settings.verify), (str(cert), True))
         self.assertIsNotNone(built._tls_options("relay.example"))
         from_toml = parse_section(Config, {"smarthost_ca_file": str(cert)}, "smtp")
-        self.assertEqual(self.relay(from_toml).ca_file, str(cert))
+        self.assertEqual(self.relay(from_toml).settings.ca_file, str(cert))
 
     def test_bad_smarthost_ca_file_fails_at_build(self) -> None:
         """A missing or unreadable CA file stops the daemon at start, not at the first delivery."""

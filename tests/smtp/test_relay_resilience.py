@@ -11,7 +11,6 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.smtp._relay_route import DeadHosts
 from netproto_twisted.smtp.client import SendResult
 from netproto_twisted.smtp.errors import (
     SMTPAuthenticationError,
@@ -19,8 +18,9 @@ from netproto_twisted.smtp.errors import (
     SMTPRecipientsRefused,
     SMTPTLSRequired,
 )
-from netproto_twisted.smtp.queue import PENDING
-from netproto_twisted.smtp.relay import Relay
+from netproto_twisted.smtp.relay import RelaySettings
+from netproto_twisted.smtp.relay._route import DeadHosts
+from netproto_twisted.smtp.relay.queue import PENDING
 from tests.smtp.test_relay import RelayTestsBase
 
 
@@ -64,9 +64,7 @@ class JitterTests(RelayTestsBase):
         self.make_relay(min_backoff=300, jitter=0.0, random=lambda: 0.9)
         self.assertEqual(self.delay_after_first_try(0.9), 300.0)
         for bad in (-0.1, 1.0):
-            self.assertRaises(
-                ValueError, Relay, self.spool, self.reactor, hostname="x", jitter=bad
-            )
+            self.assertRaises(ValueError, RelaySettings, hostname="x", jitter=bad)
 
 
 class DeadHostTests(RelayTestsBase):

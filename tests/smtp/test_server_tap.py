@@ -133,15 +133,17 @@ class OptionsTests(SynchronousTestCase):
                                       complete_endpoint=lambda text: text)
         relay: Any = root.getServiceNamed("relay")
         self.assertEqual(
-            (relay.lifetime, relay.min_backoff, relay.max_backoff, relay.delay_warning,
-             relay.per_destination),
+            (relay.settings.lifetime, relay.settings.min_backoff, relay.settings.max_backoff,
+             relay.settings.delay_warning, relay.settings.per_destination),
             (86400.0, 60.0, 3600.0, 0.0, 2),
         )
         defaults: Any = smtp_tap.build_service(
             self.parse().config, _reactor, data_dir=Path(self.mktemp()), tls=None,
             complete_endpoint=lambda text: text,
         ).getServiceNamed("relay")
-        self.assertEqual((defaults.lifetime, defaults.per_destination), (5 * 86400.0, 5))
+        self.assertEqual(
+            (defaults.settings.lifetime, defaults.settings.per_destination), (5 * 86400.0, 5)
+        )
 
     def test_sync_mode_reaches_the_maildir_store(self) -> None:
         self.assertEqual(self.parse().config.sync, "auto")

@@ -23,7 +23,7 @@ from netproto_twisted.core.worker_process import load_builder
 from netproto_twisted.core.workers import WorkerPool
 from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope
-from netproto_twisted.smtp.queue import QueueEntry, Spool
+from netproto_twisted.smtp.relay.queue import QueueEntry, Spool
 from netproto_twisted.smtp.tap import (
     QUEUED,
     WORKER_BUILDER,

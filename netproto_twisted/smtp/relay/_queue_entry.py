@@ -2,7 +2,7 @@
 
 :class:`QueueEntry` is what an ``.env`` file holds (JSON, :meth:`QueueEntry.to_json`);
 :class:`RecipientState` is one recipient's part of it.  The public home of
-these names is :mod:`netproto_twisted.smtp.queue`.
+these names is :mod:`netproto_twisted.smtp.relay.queue`.
 """
 
 from __future__ import annotations

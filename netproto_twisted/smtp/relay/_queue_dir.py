@@ -3,7 +3,7 @@
 :class:`SpoolDirectory` is used from the relay's thread pool (through
 :class:`~netproto_twisted.smtp.queue.Spool`) and directly by the
 ``netproto queue`` command line.  Its public home is
-:mod:`netproto_twisted.smtp.queue`.
+:mod:`netproto_twisted.smtp.relay.queue`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from netproto_twisted.core.ids import uuid7
 from netproto_twisted.mailstore.fsops import FsOps
-from netproto_twisted.smtp._queue_entry import EntryNotFound, QueueEntry
+from netproto_twisted.smtp.relay._queue_entry import EntryNotFound, QueueEntry
 
 __all__ = ["SpoolDirectory", "valid_id", "write_all"]
 

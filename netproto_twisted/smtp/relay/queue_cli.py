@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.smtp.queue import PENDING, QueueEntry, SpoolDirectory
+from netproto_twisted.smtp.relay.queue import PENDING, QueueEntry, SpoolDirectory
 
 __all__ = ["DEFAULT_QUEUE_DIR", "add_parser", "format_entry"]
 

@@ -11,27 +11,19 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from netproto_twisted.smtp._queue_entry import (
+from netproto_twisted.smtp.relay._queue_entry import (
     DELIVERED,
     FAILED,
     PENDING,
     QueueEntry,
     RecipientState,
 )
-from netproto_twisted.smtp.bounce import spool_notice, wants
-from netproto_twisted.smtp.queue import Spool
+from netproto_twisted.smtp.relay.bounce import spool_notice, wants
+from netproto_twisted.smtp.relay.queue import Spool
 
-__all__ = ["Notices", "plausible_address"]
+__all__ = ["Notices"]
 
 _log = Logger(namespace="netproto.smtp.relay")
-
-
-def plausible_address(address: str) -> bool:
-    """Tell whether ``address`` looks like ``local@domain`` (no spaces or control characters)."""
-    local, at, domain = address.rpartition("@")
-    return bool(local and at and domain) and all(
-        c.isprintable() and not c.isspace() for c in address
-    )
 
 
 class Notices:
@@ -46,10 +38,6 @@ class Notices:
         delay_warning: float,
         postmaster: str | None,
     ) -> None:
-        if postmaster is not None and not plausible_address(postmaster):
-            raise ValueError(
-                f"postmaster must be an address like postmaster@example.org, not {postmaster!r}"
-            )
         self.spool = spool
         self.hostname = hostname
         self.lifetime = lifetime

@@ -6,7 +6,7 @@ without a usable next hop raises :class:`RouteError` carrying the reply the
 relay records for its recipients.  :func:`connect_first` connects to the
 first host that answers, skipping those :class:`DeadHosts` holds down
 after a recent failure.  The public home of :class:`RouteError` is
-:mod:`netproto_twisted.smtp.relay`.
+:mod:`netproto_twisted.smtp.relay.service`.
 """
 
 from __future__ import annotations

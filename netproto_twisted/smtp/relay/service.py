@@ -1,5 +1,9 @@
 """The relay: delivers the spool's entries to their next hop, retries, and reports by DSN.
 
+The settings named below (``dead_host_time`` ...) are the fields of
+:class:`~netproto_twisted.smtp.relay.settings.RelaySettings`, given to the
+:class:`Relay` as one object.
+
 Routing: every recipient domain is a destination, reached through its MX
 hosts in preference order (looked up with a :mod:`twisted.names` resolver,
 which is injected; no MX means the domain's own A/AAAA records; a null MX
@@ -46,7 +50,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any, Literal
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
@@ -54,17 +58,17 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from netproto_twisted.smtp._relay_index import DueIndex
-from netproto_twisted.smtp._relay_notices import Notices
-from netproto_twisted.smtp._relay_route import (
+from netproto_twisted.smtp.relay._index import DueIndex
+from netproto_twisted.smtp.relay._notices import Notices
+from netproto_twisted.smtp.relay._route import (
     DeadHosts,
     Outcome,
     RouteError,
     connect_first,
     next_hops,
 )
-from netproto_twisted.smtp._relay_send import Connection, Job, send_job
-from netproto_twisted.smtp.queue import (
+from netproto_twisted.smtp.relay._send import Connection, Job, send_job
+from netproto_twisted.smtp.relay.queue import (
     DELIVERED,
     FAILED,
     PENDING,
@@ -72,70 +76,9 @@ from netproto_twisted.smtp.queue import (
     RecipientState,
     Spool,
 )
+from netproto_twisted.smtp.relay.settings import TLS_MODES, RelaySettings
 
-__all__ = [
-    "DEFAULT_DEAD_HOST_TIME",
-    "DEFAULT_DELAY_WARNING",
-    "DEFAULT_IDLE_TIMEOUT",
-    "DEFAULT_JITTER",
-    "DEFAULT_LIFETIME",
-    "DEFAULT_MAX_ACTIVE_ENTRIES",
-    "DEFAULT_MAX_BACKOFF",
-    "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MAX_DEAD_HOST_TIME",
-    "DEFAULT_MIN_BACKOFF",
-    "DEFAULT_PER_DESTINATION",
-    "DEFAULT_POLL_INTERVAL",
-    "DEFAULT_PORT",
-    "DEFAULT_STOP_GRACE",
-    "DEFAULT_TIMEOUT",
-    "TLS_MODES",
-    "Relay",
-    "RouteError",
-]
-
-#: How long a message may stay in the queue before it bounces (RFC 5321 4.5.4.1: 4-5 days).
-DEFAULT_LIFETIME = 5 * 86400.0
-#: The first retry delay.
-DEFAULT_MIN_BACKOFF = 300.0
-#: The longest retry delay.
-DEFAULT_MAX_BACKOFF = 4 * 3600.0
-#: Retry delays vary by up to this fraction either way (+-10 %), so that the
-#: messages for a destination that comes back do not all arrive at once.
-DEFAULT_JITTER = 0.1
-#: How long a next-hop host that could not be reached is skipped (doubling on
-#: repeated failures up to DEFAULT_MAX_DEAD_HOST_TIME); 0 turns the cache off.
-DEFAULT_DEAD_HOST_TIME = 120.0
-#: The longest a next-hop host is skipped.
-DEFAULT_MAX_DEAD_HOST_TIME = 1800.0
-#: When a delay notice goes out (to recipients with ``NOTIFY=DELAY``).
-DEFAULT_DELAY_WARNING = 4 * 3600.0
-#: Connections at most to one destination (next-hop domain).
-DEFAULT_PER_DESTINATION = 5
-#: Connections at most to all next hops together.
-DEFAULT_MAX_CONNECTIONS = 100
-#: Queue entries read into memory and being delivered at most at one time.
-DEFAULT_MAX_ACTIVE_ENTRIES = 1000
-#: How long a connection with nothing to send is kept open for the next message.
-DEFAULT_IDLE_TIMEOUT = 5.0
-#: How long the relay waits for a next hop to accept the connection and for each reply.
-DEFAULT_TIMEOUT = 300.0
-#: How often the relay looks for ``netproto queue`` requests (``DIR/flush``, ``DIR/rescan``).
-DEFAULT_POLL_INTERVAL = 5.0
-#: How long transactions in flight get to finish when the relay stops.
-DEFAULT_STOP_GRACE = 5.0
-#: The port of MX next hops (a smarthost names its own).
-DEFAULT_PORT = 25
-#: Outbound TLS modes: opportunistic STARTTLS, required STARTTLS (``require`` or
-#: ``starttls``), implicit TLS, none; each maps to :func:`connect_smtp`'s ``tls``.
-TLS_MODES: dict[str, Literal["starttls", "implicit", "opportunistic", "none"]] = {
-    "opportunistic": "opportunistic",
-    "require": "starttls",
-    "starttls": "starttls",
-    "implicit": "implicit",
-    "none": "none",
-}
-
+__all__ = ["Relay", "RouteError"]
 
 _log = Logger(namespace="netproto.smtp.relay")
 
@@ -160,78 +103,40 @@ class Relay(Service):
         self,
         spool: Spool,
         reactor: IReactorTime,
+        settings: RelaySettings,
         *,
-        hostname: str,
         resolver: Any = None,
-        smarthost: tuple[str, int] | None = None,
-        port: int = DEFAULT_PORT,
-        tls: str = "opportunistic",
-        verify: bool = False,
-        ca_file: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        per_destination: int = DEFAULT_PER_DESTINATION,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        min_backoff: float = DEFAULT_MIN_BACKOFF,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        lifetime: float = DEFAULT_LIFETIME,
-        jitter: float = DEFAULT_JITTER,
         random: Callable[[], float] | None = None,
-        delay_warning: float = DEFAULT_DELAY_WARNING,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        stop_grace: float = DEFAULT_STOP_GRACE,
-        postmaster: str | None = None,
-        dead_host_time: float = DEFAULT_DEAD_HOST_TIME,
-        max_dead_host_time: float = DEFAULT_MAX_DEAD_HOST_TIME,
-        max_active_entries: int = DEFAULT_MAX_ACTIVE_ENTRIES,
         connect: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
-        if tls not in TLS_MODES:
-            raise ValueError(f"tls must be one of {sorted(TLS_MODES)}, not {tls!r}")
-        if per_destination < 1 or max_connections < 1 or max_active_entries < 1:
-            raise ValueError("connection and entry limits must be at least 1")
-        if not 0.0 <= jitter < 1.0:
-            raise ValueError(f"jitter must be at least 0 and less than 1, not {jitter!r}")
+        """Deliver ``spool``'s entries as ``settings`` say.
+
+        ``resolver`` looks up MX and address records (default: a
+        :mod:`twisted.names` resolver reading ``/etc/resolv.conf``, made at
+        start unless a smarthost is set); ``random`` is the source of retry
+        jitter; ``connect`` replaces :func:`~netproto_twisted.smtp.connect_smtp`
+        (tests).
+        """
         self.spool = spool
         self.reactor = reactor
-        self.hostname = hostname
+        self.settings = settings
+        """The relay's :class:`~netproto_twisted.smtp.relay.RelaySettings`."""
         self.resolver = resolver
-        self.smarthost = smarthost
-        self.port = port
-        self.tls = tls
-        self.verify = verify
-        self.ca_file = ca_file
-        self.username = username
-        self.password = password
-        self.per_destination = per_destination
-        self.max_connections = max_connections
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self.lifetime = lifetime
-        self.jitter = jitter
         # Jitter needs no unpredictability, only spread.
         self.random: Callable[[], float] = random or Random().random  # noqa: S311
-        self.delay_warning = delay_warning
-        self.idle_timeout = idle_timeout
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.stop_grace = stop_grace
         self._connect_fn = connect
         self.notices = Notices(
             spool,
-            hostname=hostname,
-            lifetime=lifetime,
-            delay_warning=delay_warning,
-            postmaster=postmaster,
+            hostname=settings.hostname,
+            lifetime=settings.lifetime,
+            delay_warning=settings.delay_warning,
+            postmaster=settings.postmaster,
         )
         """What is reported to whom; ``notices.postmaster`` gets double bounces (None: nobody)."""
         self.dead_hosts = DeadHosts(
-            reactor.seconds, base=dead_host_time, maximum=max_dead_host_time
+            reactor.seconds, base=settings.dead_host_time, maximum=settings.max_dead_host_time
         )
         """Next-hop hosts skipped for a while after a failed connection."""
-        self.max_active_entries = max_active_entries
         self.index = DueIndex()
         """Every entry the relay knows of, with when it is due (the entries stay on disk)."""
         self._busy: dict[str, int] = {}
@@ -259,7 +164,7 @@ class Relay(Service):
         """Recover the spool, index its entries and start delivering."""
         Service.startService(self)
         self._running = True
-        if self.resolver is None and self.smarthost is None:
+        if self.resolver is None and self.settings.smarthost is None:
             from twisted.names.client import Resolver
 
             self.resolver = Resolver(resolv="/etc/resolv.conf", reactor=self.reactor)
@@ -268,10 +173,10 @@ class Relay(Service):
         d.addCallback(self._loaded)
         d.addErrback(lambda f: _log.failure("relay: cannot read the spool", f))
         d.chainDeferred(self.ready)
-        if self.poll_interval > 0:
+        if self.settings.poll_interval > 0:
             self._poller = LoopingCall(self._poll)
             self._poller.clock = self.reactor
-            self._poller.start(self.poll_interval, now=False).addErrback(
+            self._poller.start(self.settings.poll_interval, now=False).addErrback(
                 lambda f: _log.failure("relay: poller stopped", f)
             )
 
@@ -296,7 +201,7 @@ class Relay(Service):
         done: Deferred[Any] = DeferredList([*self._workers, *quits], consumeErrors=True)
         if self._live or quits:
             # Transactions in flight get ``stop_grace`` seconds, then their connections go.
-            abort = self.reactor.callLater(self.stop_grace, self._abort_live)
+            abort = self.reactor.callLater(self.settings.stop_grace, self._abort_live)
 
             def stopped(result: object) -> object:
                 if abort.active():
@@ -323,7 +228,7 @@ class Relay(Service):
             return 0.0  # outcomes to report (or nothing left to do)
         when = min(r.next_try for r in pending)
         if self.notices.needs_delay_notice(entry, math.inf):
-            when = min(when, entry.received_at + self.delay_warning)
+            when = min(when, entry.received_at + self.settings.delay_warning)
         return when
 
     def _loaded(self, summaries: list[tuple[str, float, bool]]) -> None:
@@ -348,7 +253,7 @@ class Relay(Service):
         self._dispatch(entry)
 
     def _has_room(self) -> bool:
-        return len(self._busy) < self.max_active_entries
+        return len(self._busy) < self.settings.max_active_entries
 
     def _kick(self) -> None:
         """Read and start every due entry (as many as there is room for); set the timer."""
@@ -404,7 +309,7 @@ class Relay(Service):
 
         def failed(f: Any) -> None:
             _log.failure("relay: cannot read entries", f)
-            later = self.reactor.seconds() + self.min_backoff
+            later = self.reactor.seconds() + self.settings.min_backoff
             for entry_id in ids:
                 self._busy.pop(entry_id, None)
                 self.index.schedule(entry_id, later)
@@ -459,8 +364,9 @@ class Relay(Service):
         self._kick()
 
     def _destination_of(self, recipient: RecipientState) -> str:
-        if self.smarthost is not None:
-            return f"[{self.smarthost[0]}]:{self.smarthost[1]}"
+        smarthost = self.settings.smarthost
+        if smarthost is not None:
+            return f"[{smarthost[0]}]:{smarthost[1]}"
         return recipient.domain
 
     def flush(self) -> None:
@@ -505,7 +411,10 @@ class Relay(Service):
                 if call.active():
                     call.cancel()
                 self._spawn(dest, conn)
-            elif dest.active < self.per_destination and self._active_total < self.max_connections:
+            elif (
+                dest.active < self.settings.per_destination
+                and self._active_total < self.settings.max_connections
+            ):
                 self._spawn(dest, None)
             else:
                 break
@@ -553,17 +462,20 @@ class Relay(Service):
             if not dest.queue and not dest.active and not dest.idle:
                 self._destinations.pop(dest.name, None)
 
-        dest.idle.append((conn, self.reactor.callLater(self.idle_timeout, expire)))
+        dest.idle.append((conn, self.reactor.callLater(self.settings.idle_timeout, expire)))
 
     def _tls_options(self, host: str) -> Any:
-        if self.tls == "none":
+        if self.settings.tls == "none":
             return None
         from netproto_twisted.core.tls import client_options
 
-        return client_options(host, verify=self.verify, ca_file=self.ca_file)
+        return client_options(host, verify=self.settings.verify, ca_file=self.settings.ca_file)
 
     async def _connect(self, dest: _Destination) -> Connection:
-        hosts = await next_hops(self.resolver, dest.name, smarthost=self.smarthost, port=self.port)
+        settings = self.settings
+        hosts = await next_hops(
+            self.resolver, dest.name, smarthost=settings.smarthost, port=settings.port
+        )
         connect = self._connect_fn
         if connect is None:
             from netproto_twisted.smtp.client import connect_smtp
@@ -576,12 +488,12 @@ class Relay(Service):
                 self.reactor,
                 host,
                 port,
-                helo=self.hostname,
-                tls=TLS_MODES[self.tls],
+                helo=settings.hostname,
+                tls=TLS_MODES[settings.tls],
                 tls_options=self._tls_options(host),
-                username=self.username,
-                password=self.password,
-                timeout=self.timeout,
+                username=settings.username,
+                password=settings.password,
+                timeout=settings.timeout,
             )
 
         client, host, port = await connect_first(dest.name, hosts, self.dead_hosts, attempt)
@@ -633,8 +545,9 @@ class Relay(Service):
 
     def _backoff(self, attempts: int) -> float:
         """The delay before the next try after ``attempts`` tries: doubling, capped, jittered."""
-        delay = float(min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1)))
-        return delay * (1.0 + self.jitter * (2.0 * self.random() - 1.0))
+        s = self.settings
+        delay = float(min(s.max_backoff, s.min_backoff * 2 ** max(0, attempts - 1)))
+        return delay * (1.0 + s.jitter * (2.0 * self.random() - 1.0))
 
     async def _finish(self, job: Job, outcomes: dict[str, Outcome], remote: str) -> None:
         """Record one attempt's outcome, save it durably, then release the entry."""
@@ -649,7 +562,7 @@ class Relay(Service):
             if code < 400:
                 r.status = DELIVERED
                 r.notified = not self.notices.reports_success(entry, r, dsn_passed)
-            elif code >= 500 or now >= entry.received_at + self.lifetime:
+            elif code >= 500 or now >= entry.received_at + self.settings.lifetime:
                 r.status = FAILED
                 r.notified = not self.notices.reports_failure(entry, r)
                 _log.info(
@@ -698,7 +611,7 @@ class Relay(Service):
     async def _post(self, entry: QueueEntry) -> None:
         """Send the notices due for ``entry``, then remove it if finished, or reschedule it."""
         now = self.reactor.seconds()
-        retry: float | None = now + self.min_backoff  # when to try again if this fails
+        retry: float | None = now + self.settings.min_backoff  # when to try again if this fails
         try:
             if await self.notices.send_due(entry, now):
                 if entry.finished:

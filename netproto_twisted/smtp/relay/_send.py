@@ -21,14 +21,14 @@ from netproto_twisted.smtp._codes import (
     SMTPUTF8,
     TRANSACTION_FAILED,
 )
-from netproto_twisted.smtp._queue_entry import QueueEntry, RecipientState
-from netproto_twisted.smtp._relay_route import Outcome
 from netproto_twisted.smtp.errors import (
     SMTPRecipientsRefused,
     SMTPResponseError,
     SMTPServerDisconnected,
 )
-from netproto_twisted.smtp.queue import Spool
+from netproto_twisted.smtp.relay._queue_entry import QueueEntry, RecipientState
+from netproto_twisted.smtp.relay._route import Outcome
+from netproto_twisted.smtp.relay.queue import Spool
 
 __all__ = ["Connection", "Job", "needs_smtputf8", "send_job", "split_enhanced"]
 

@@ -46,11 +46,11 @@ from zope.interface import implementer
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
 from netproto_twisted.mailstore.delivery import DirSyncer, Runner
 from netproto_twisted.mailstore.fsops import FsOps
-from netproto_twisted.smtp import _queue_entry
 from netproto_twisted.smtp._params import RcptTo
-from netproto_twisted.smtp._queue_dir import SpoolDirectory
-from netproto_twisted.smtp._queue_entry import EntryNotFound, QueueEntry, RecipientState
 from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, IMessageSink
+from netproto_twisted.smtp.relay import _queue_entry
+from netproto_twisted.smtp.relay._queue_dir import SpoolDirectory
+from netproto_twisted.smtp.relay._queue_entry import EntryNotFound, QueueEntry, RecipientState
 
 __all__ = [
     "DELIVERED",
