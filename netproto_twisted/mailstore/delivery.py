@@ -25,7 +25,6 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -37,7 +36,7 @@ from netproto_twisted.core.durable import Committer, IDurableJob
 from netproto_twisted.mailstore.filenames import format_info
 from netproto_twisted.mailstore.folder import MaildirFolder
 from netproto_twisted.mailstore.fsops import NO_LINK_ERRNOS, FsOps
-from netproto_twisted.mailstore.interfaces import IAppendWriter, IMessageWriter
+from netproto_twisted.mailstore.interfaces import Appended, IAppendWriter, IMessageWriter
 
 __all__ = [
     "WRITE_BUFFER_SIZE",
@@ -450,15 +449,6 @@ class MessageWriter(_TmpWriter):
         """Make the message durable in every ``new/``; fire with its file name."""
         self._begin_commit()
         return self._then_commit(self).addCallback(lambda _: self.name)
-
-
-@dataclass(frozen=True)
-class Appended:
-    """The result of an IMAP APPEND: UIDVALIDITY, UID and file name of the new message."""
-
-    uid_validity: int
-    uid: int
-    filename: str
 
 
 @implementer(IAppendWriter)

@@ -10,22 +10,35 @@ disk returns a Deferred; ``write`` on a writer only buffers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from netproto_twisted.mailstore.delivery import Appended
     from netproto_twisted.mailstore.folder import FlagMode, MessageInfo
 
 __all__ = [
+    "Appended",
     "IAppendWriter",
     "IDeliveryTarget",
     "IMailStore",
     "IMailbox",
     "IMessageWriter",
 ]
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The result of an IMAP APPEND: UIDVALIDITY, UID and file name of the new message.
+
+    What :meth:`IAppendWriter.commit` fires with.
+    """
+
+    uid_validity: int
+    uid: int
+    filename: str
 
 
 class IMessageWriter(Interface):

@@ -25,21 +25,11 @@ send back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from netproto_twisted.core.errors import (
-    NetprotoError,
-    PermanentError,
-    ProtocolError,
-    RemoteProtocolError,
-    TemporaryError,
-)
+from netproto_twisted.core.errors import RemoteProtocolError
 from netproto_twisted.smtp._codes import AUTH_REQUIRED, NOT_IMPLEMENTED, SERVICE_UNAVAILABLE
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
-    from netproto_twisted.smtp._wire import Reply
+from netproto_twisted.smtp._reply import Reply, SMTPError, SMTPResponseError
 
 __all__ = [
     "CommandError",
@@ -55,81 +45,6 @@ __all__ = [
     "SMTPServerDisconnected",
     "SMTPTLSRequired",
 ]
-
-
-class SMTPError(NetprotoError):
-    """Base class of every SMTP error."""
-
-
-class SMTPResponseError(SMTPError, ProtocolError):
-    """A failure reply from an SMTP peer (or a local condition given a reply code).
-
-    :ivar code: the 3-digit reply code.
-    :ivar text: the reply text (lines joined with ``\\n``, enhanced status code kept).
-    :ivar reply: the parsed :class:`~netproto_twisted.smtp.Reply`, if there was one.
-    """
-
-    _variants: ClassVar[dict[int, type[SMTPResponseError]]] = {}
-    _variant_of: ClassVar[type[SMTPResponseError] | None] = None
-    reply: Reply | None = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "_variant_of" in cls.__dict__:
-            return
-        cls._variants = {}
-        for digit, base in ((4, TemporaryError), (5, PermanentError)):
-            variant = type(
-                f"{cls.__name__}[{digit}xx]",
-                (cls, base),
-                {"_variant_of": cls, "__module__": cls.__module__, "__doc__": cls.__doc__},
-            )
-            variant.__qualname__ = f"{cls.__qualname__}[{digit}xx]"
-            cls._variants[digit] = variant
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        """Pick the 4xx or 5xx variant of ``cls`` that fits the reply code."""
-        target: type[SMTPResponseError] = cls
-        if cls._variant_of is None:
-            target = cls._variants.get(cls._code_of(*args, **kwargs) // 100, cls)
-        return super().__new__(target)  # type: ignore[return-value]
-
-    @classmethod
-    def _code_of(cls, code: int, *args: Any, **kwargs: Any) -> int:
-        """Return the reply code that the constructor arguments give."""
-        return code
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(code, text)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Unpickle through the public class so that __new__ picks the variant again.
-        return (type(self)._variant_of or type(self), self.args, self.__dict__)
-
-    @property
-    def temporary(self) -> bool:
-        """Whether the code is 4xx: the same request may succeed later."""
-        return 400 <= self.code < 500
-
-    @property
-    def permanent(self) -> bool:
-        """Whether the code is 5xx: repeating the request will not help."""
-        return 500 <= self.code < 600
-
-
-# The base class itself gets variants too (``error_from_reply`` builds it).
-SMTPResponseError._variants = {
-    4: type(
-        "SMTPResponseError[4xx]",
-        (SMTPResponseError, TemporaryError),
-        {"_variant_of": SMTPResponseError, "__module__": __name__},
-    ),
-    5: type(
-        "SMTPResponseError[5xx]",
-        (SMTPResponseError, PermanentError),
-        {"_variant_of": SMTPResponseError, "__module__": __name__},
-    ),
-}
 
 
 class SMTPConnectError(SMTPResponseError):
