@@ -46,6 +46,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from netproto_twisted.core.errors import ConfigError, NetprotoError
+from netproto_twisted.core.threads import Runner
 
 try:  # POSIX advisory locking of concurrent writers; absent on Windows
     import fcntl
@@ -513,9 +514,6 @@ class PasswordFile:
 
 
 # -- the checker ----------------------------------------------------------------------------------
-
-#: Runs a CPU-bound callable somewhere (a thread pool) and fires with its result.
-Runner = Callable[[Callable[[], bool]], "Deferred[bool]"]
 
 
 def thread_runner(reactor: IReactorFromThreads, threadpool: ThreadPool) -> Runner:

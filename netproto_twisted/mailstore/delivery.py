@@ -24,8 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
@@ -33,6 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, IDurableJob
+from netproto_twisted.core.threads import Runner
 from netproto_twisted.mailstore.filenames import format_info
 from netproto_twisted.mailstore.folder import MaildirFolder
 from netproto_twisted.mailstore.fsops import NO_LINK_ERRNOS, FsOps
@@ -49,9 +49,6 @@ __all__ = [
 
 WRITE_BUFFER_SIZE = 64 * 1024
 """Bytes a writer buffers before writing them to its ``tmp/`` file."""
-
-Runner = Callable[..., "Deferred[Any]"]
-"""``run(f, *args)``: call ``f(*args)`` in a worker thread, fire with its result."""
 
 
 _log = Logger(namespace="netproto.mailstore")

@@ -20,12 +20,12 @@ from typing import Any, BinaryIO, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
-from netproto_twisted.mailstore.delivery import AppendWriter, MessageWriter, Runner
+from netproto_twisted.core.threads import Runner, thread_runner
+from netproto_twisted.mailstore.delivery import AppendWriter, MessageWriter
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import DELETED, UniqueNames
 from netproto_twisted.mailstore.folder import (
@@ -93,11 +93,7 @@ class MaildirStore:
         if runner is None:
             if reactor is None or threadpool is None:
                 raise TypeError("MaildirStore needs a reactor and a thread pool (or a runner)")
-            pool, threads = threadpool, reactor
-
-            def runner(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
-                return deferToThreadPool(threads, pool, f, *args, **kwargs)
-
+            runner = thread_runner(reactor, threadpool)
         self._run: Runner = runner
         if committer is None:
             if reactor is None:

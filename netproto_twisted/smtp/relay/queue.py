@@ -37,14 +37,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
-from netproto_twisted.mailstore.delivery import DirSyncer, Runner
+from netproto_twisted.core.threads import Runner, synchronous_runner, thread_runner
+from netproto_twisted.mailstore.delivery import DirSyncer
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.smtp._params import RcptTo
 from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, IMessageSink
@@ -244,23 +244,6 @@ class SpoolSink:
             self._then(discard).addErrback(lambda f: None)
 
 
-def _thread_runner(reactor: Any) -> Runner:
-    pool = reactor.getThreadPool()
-
-    def run(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
-        return deferToThreadPool(reactor, pool, f, *args)
-
-    return run
-
-
-def _sync_runner(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
-    return maybeDeferred(f, *args)
-
-
-#: A Runner that runs the work at once in the calling thread (tests and tools only).
-synchronous_runner: Runner = _sync_runner
-
-
 @implementer(IDeliveryTarget)
 class Spool:
     """The durable relay queue under ``directory``: a delivery target and the relay's store.
@@ -297,7 +280,7 @@ class Spool:
         """Makes new entries durable (:mod:`netproto_twisted.core.durable`)."""
         if runner is None:
             assert IReactorThreads.providedBy(reactor) and IReactorFromThreads.providedBy(reactor)
-            runner = _thread_runner(reactor)
+            runner = thread_runner(reactor, reactor.getThreadPool())
         self.run: Runner = runner
         self.syncer = DirSyncer(str(self.directory.entries), self.directory.fs, runner)
         self._clock = clock if clock is not None else time.time
