@@ -60,6 +60,17 @@ class TLSFiles:
         """The certificate's SHA-256 fingerprint, as printed at start-up."""
         return certificate_fingerprint(self.cert)
 
+    def complete_endpoint(self, text: str) -> str:
+        """Complete an ``ssl:`` endpoint string that names no key with this pair.
+
+        ``ssl:2465:interface=127.0.0.1`` gets ``:privateKey=...:certKey=...``
+        appended; any other endpoint, and an ``ssl:`` one with its own
+        ``privateKey=``, is returned as it is.
+        """
+        if endpoint_kind(text) == "ssl" and "privateKey=" not in text:
+            return f"{text}:{tls_server_endpoint_args(self.cert, self.key)}"
+        return text
+
 
 @dataclass
 class DaemonContext:
@@ -80,9 +91,7 @@ class DaemonContext:
 
     def endpoint(self, text: str) -> str:
         """Complete an ``ssl:`` endpoint string that names no key with this daemon's pair."""
-        if endpoint_kind(text) == "ssl" and "privateKey=" not in text:
-            return f"{text}:{tls_server_endpoint_args(self.tls.cert, self.tls.key)}"
-        return text
+        return self.tls.complete_endpoint(text)
 
 
 def listening_services(service: IService) -> Iterator[Listening]:

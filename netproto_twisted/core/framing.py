@@ -25,6 +25,16 @@ Every mode finds the end of a line at a LF byte; the modes of
 
 A bare CR never ends a line in any mode.
 
+Line lengths: a line's length is its bytes as received *without* its
+terminator (CRLF or LF).  Every line-length limit in the project counts
+this way: :attr:`LineBuffer.max_length`, ``max_line_length`` of
+:class:`~netproto_twisted.core.lineproto.LineProtocol`,
+:class:`~netproto_twisted.core.dotstuff.DotUnstuffer`,
+:class:`~netproto_twisted.core.limits.Limits` (``--max-line-length``), the
+SMTP server's ``ServerSettings`` and its ``ReplyParser``.  The RFCs count
+the CRLF (SMTP's 512-octet command line is 510 bytes here); constants that
+quote an RFC figure, such as ``smtp.MAX_COMMAND_LINE``, say so.
+
 This module imports nothing from ``twisted.internet``.
 """
 

@@ -64,8 +64,9 @@ class Limits:
         (300: RFC 5321 section 4.5.3.2.7's five-minute server timeout).
     :ivar tls_handshake_timeout: seconds a TLS handshake may take (30).
     :ivar max_line_length: longest command or reply line accepted, in bytes,
-        CRLF included, as RFC 5321 counts (2048: four times SMTP's 512, room for
-        long AUTH blobs); protocols subtract the terminator for the framing.
+        its CRLF not counted, as every line length in
+        :mod:`~netproto_twisted.core.framing` (2048: four times SMTP's 512, room
+        for long AUTH blobs).
     :ivar command_rate: sustained commands per second per connection (100).
     :ivar command_burst: commands a connection may send at once before
         ``command_rate`` applies (200: covers a pipelined SMTP transaction
@@ -81,7 +82,7 @@ class Limits:
     max_connections_per_ip: int = _limit(50, "simultaneous connections per address (IPv6: /64)")
     idle_timeout: float = _limit(300.0, "seconds without input before a connection is closed")
     tls_handshake_timeout: float = _limit(30.0, "seconds a TLS handshake may take")
-    max_line_length: int = _limit(2048, "longest line accepted, in bytes, CRLF included")
+    max_line_length: int = _limit(2048, "longest line accepted, in bytes, CRLF not counted")
     command_rate: float = _limit(100.0, "sustained commands per second per connection")
     command_burst: int = _limit(200, "commands a connection may send at once")
     login_delay_base: float = _limit(1.0, "seconds of delay after a failed login (doubles)")

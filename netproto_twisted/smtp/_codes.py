@@ -1,4 +1,4 @@
-"""SMTP constants: reply codes, enhanced status codes, extension keywords, verbs.
+"""SMTP constants: reply codes, enhanced status codes, extension keywords, verbs, defaults.
 
 Reply codes follow RFC 5321 section 4.2.3, RFC 4954 (AUTH), RFC 3207
 (STARTTLS) and RFC 1870 (SIZE).  Enhanced status codes (RFC 3463, the IANA
@@ -31,6 +31,7 @@ __all__ = [
     "CLOSING",
     "COMMANDS",
     "DATA",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "DSN",
     "EHLO",
     "EIGHTBITMIME",
@@ -300,3 +301,10 @@ HELP = "HELP"
 COMMANDS = frozenset(
     {EHLO, HELO, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS, AUTH}
 )
+
+# -- defaults ----------------------------------------------------------------------------------
+
+#: The largest message a server accepts unless told otherwise (advertised with
+#: SIZE, RFC 1870), in octets: 35 MiB, what large providers accept, so that a
+#: 25 MB attachment fits after base64.
+DEFAULT_MAX_MESSAGE_SIZE = 35 * 1024 * 1024

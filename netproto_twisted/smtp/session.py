@@ -36,6 +36,7 @@ from netproto_twisted.core.sasl import (
 from netproto_twisted.smtp._codes import (
     AUTH_REQUIRED,
     CLOSING,
+    DEFAULT_MAX_MESSAGE_SIZE,
     ES_MESSAGE_TOO_BIG,
     ES_OTHER,
     ES_OTHER_MAIL_SYSTEM,
@@ -92,7 +93,7 @@ class ServerSettings:
     :ivar bare_lf: ``"reject"`` bare CR/LF (the default) or ``"normalize"`` them.
     :ivar max_recipients: recipients per transaction (``452 4.5.3`` beyond).
     :ivar max_errors: bad commands in a session before it is closed (``421``).
-    :ivar max_line_length: longest command line, CRLF included.
+    :ivar max_line_length: longest command line, CRLF excluded.
     :ivar max_data_line_length: longest message line, CRLF excluded, or ``None``.
     :ivar idle_timeout: seconds without input before ``421`` and close.
     :ivar tls_handshake_timeout: seconds a TLS handshake may take.
@@ -103,7 +104,7 @@ class ServerSettings:
     """
 
     hostname: str = "localhost"
-    max_size: int = 35 * 1024 * 1024
+    max_size: int = DEFAULT_MAX_MESSAGE_SIZE
     require_auth: bool = False
     require_tls: bool = False
     relay_networks: tuple[Network, ...] = ()
@@ -242,7 +243,7 @@ class SessionBase(LineProtocol):
     def connectionMade(self) -> None:
         """Send the greeting."""
         settings = self.settings
-        self.max_line_length = settings.max_line_length - 2
+        self.max_line_length = settings.max_line_length
         if settings.bare_lf == "normalize":
             self.line_endings = LineEndings.NORMALIZE
         self.idle_timeout = settings.idle_timeout

@@ -39,6 +39,7 @@ from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
+from netproto_twisted.smtp._codes import DEFAULT_MAX_MESSAGE_SIZE
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
 from netproto_twisted.smtp.relay import (
@@ -92,7 +93,6 @@ _log = Logger(namespace="netproto.smtp.tap")
 #: The name in error lines (``netproto-smtp: ...``).
 SERVICE_NAME = "netproto-smtp"
 
-DEFAULT_MAX_SIZE = 35 * 1024 * 1024
 #: The most processes ``--workers`` accepts.
 MAX_WORKERS = 64
 #: What a worker tells the master about each message it committed to the relay queue.
@@ -186,7 +186,9 @@ class Config:
         default=DEFAULT_POLL_INTERVAL, minimum=0.0,
         help="seconds between looks for netproto queue requests (0 = never, else >= 0.1)",
     )
-    max_size: int = field(default=DEFAULT_MAX_SIZE, minimum=1, help="largest message, octets")
+    max_size: int = field(
+        default=DEFAULT_MAX_MESSAGE_SIZE, minimum=1, help="largest message, octets"
+    )
     bare_lf: str = field(default="reject", help="reject or normalize bare CR/LF")
     allow_insecure_auth: bool = field(
         default=False, help="offer AUTH without TLS to loopback clients"
@@ -500,7 +502,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["smarthost-ca-file", None, None, "CA certificates (PEM) --smarthost-verify trusts"],
         ["postmaster", None, None, "address for reports of undeliverable bounces (default: none)"],
         *relay_options(Config),
-        ["max-size", None, str(DEFAULT_MAX_SIZE), "largest message accepted, in octets"],
+        ["max-size", None, str(DEFAULT_MAX_MESSAGE_SIZE), "largest message accepted, in octets"],
         ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
         ["tls-key", None, None, "private key PEM"],
         ["bare-lf", None, "reject", "reject or normalize bare CR/LF in commands and data"],
@@ -588,24 +590,18 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from netproto_twisted.core.daemon import TLSFiles
-    from netproto_twisted.core.tls import server_context, tls_server_endpoint_args
+    from netproto_twisted.core.tls import server_context
 
     data_dir = Path(options["data-dir"])
     try:
         files = TLSFiles.resolve(data_dir, options["tls-cert"] or "", options["tls-key"] or "")
         tls = server_context(files.cert, files.key)
-
-        def complete(text: str) -> str:
-            if endpoint_kind(text) == "ssl" and "privateKey=" not in text:
-                return f"{text}:{tls_server_endpoint_args(files.cert, files.key)}"
-            return text
-
         service = build_service(
             options.config,
             reactor,
             data_dir=data_dir,
             tls=tls,
-            complete_endpoint=complete,
+            complete_endpoint=files.complete_endpoint,
             policy=options["access_policy"],
             limits=options["limits"],
             tls_files=(files.cert, files.key),
