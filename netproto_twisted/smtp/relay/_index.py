@@ -1,7 +1,7 @@
 """The relay's compact in-memory index of the spool: per entry only when it is due.
 
 A relay with a large backlog must not hold every
-:class:`~netproto_twisted.smtp.queue.QueueEntry` (envelope, recipients,
+:class:`~netproto_twisted.smtp.relay.queue.QueueEntry` (envelope, recipients,
 replies: a few KiB each) in memory.  :class:`DueIndex` keeps, per entry id,
 a :class:`Slot` of three fields, plus a heap ordered by due time; the relay
 reads an entry from the spool when it comes due and lets it go after the

@@ -1,7 +1,7 @@
 """The blocking file operations on a spool directory (its layout: :mod:`.queue`).
 
 :class:`SpoolDirectory` is used from the relay's thread pool (through
-:class:`~netproto_twisted.smtp.queue.Spool`) and directly by the
+:class:`~netproto_twisted.smtp.relay.queue.Spool`) and directly by the
 ``netproto queue`` command line.  Its public home is
 :mod:`netproto_twisted.smtp.relay.queue`.
 """

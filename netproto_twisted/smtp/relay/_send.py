@@ -2,7 +2,7 @@
 
 :func:`send_job` sends a :class:`Job` through a :class:`Connection` and
 turns whatever happens (replies, refusals, a lost connection) into one
-:data:`~netproto_twisted.smtp._relay_route.Outcome` per recipient; the
+:data:`~netproto_twisted.smtp.relay._route.Outcome` per recipient; the
 relay records them.
 """
 

@@ -6,7 +6,7 @@
 option, see :func:`relay_options`) to its
 :class:`~netproto_twisted.smtp.relay.settings.RelaySettings` field,
 :func:`settings_of` builds (and so checks) the settings from a config, and
-:func:`relay_for` builds the :class:`~netproto_twisted.smtp.relay.Relay`.
+:func:`relay_for` builds the :class:`~netproto_twisted.smtp.relay.service.Relay`.
 It takes the config as anything with the ``[smtp]`` attributes
 (:class:`RelayConfig`), so it imports nothing from the tap.
 """

@@ -7,7 +7,7 @@ tail (the closing boundary).  The caller streams the original message (or
 only its header, see :func:`returned_content`) between the two, so a large
 message is never held in memory.  Which recipients a notice covers and what
 it says about each (``failed``, ``delayed``, ``relayed``, ``delivered``)
-follows their :class:`~netproto_twisted.smtp.queue.RecipientState`.
+follows their :class:`~netproto_twisted.smtp.relay.queue.RecipientState`.
 :func:`spool_notice` puts a notice into the spool, addressed to the
 original sender from the null sender.
 """

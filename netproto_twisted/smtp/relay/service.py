@@ -97,7 +97,7 @@ class _Destination:
 
 
 class Relay(Service):
-    """Deliver the entries of a :class:`~netproto_twisted.smtp.queue.Spool` to their next hops."""
+    """Deliver the entries of a :class:`~netproto_twisted.smtp.relay.queue.Spool` to next hops."""
 
     def __init__(
         self,
@@ -120,7 +120,7 @@ class Relay(Service):
         self.spool = spool
         self.reactor = reactor
         self.settings = settings
-        """The relay's :class:`~netproto_twisted.smtp.relay.RelaySettings`."""
+        """The relay's :class:`~netproto_twisted.smtp.relay.settings.RelaySettings`."""
         self.resolver = resolver
         # Jitter needs no unpredictability, only spread.
         self.random: Callable[[], float] = random or Random().random  # noqa: S311

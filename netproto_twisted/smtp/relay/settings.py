@@ -1,6 +1,6 @@
 """The relay's settings: one frozen dataclass, with the defaults and the checks in one place.
 
-:class:`RelaySettings` is what a :class:`~netproto_twisted.smtp.relay.Relay`
+:class:`RelaySettings` is what a :class:`~netproto_twisted.smtp.relay.service.Relay`
 is configured with (the daemon builds it from its ``[smtp]`` keys and
 options); the collaborators a relay talks to (spool, reactor, resolver,
 connect function, random source) are passed to the relay itself.  Building
