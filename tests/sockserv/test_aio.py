@@ -270,7 +270,7 @@ class AsyncLoopbackTests(TestCase):
                     d = self.request.sendall(chunk)
                     sent += len(chunk)
                     if not d.called:
-                        tcp = self.request._transport.transport
+                        tcp = self.request._transport
                         state["buffered"] = len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
                         paused.callback(sent)
                         await d
