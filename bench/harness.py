@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -57,14 +58,17 @@ __all__ = [
     "ServerSpec",
     "Step",
     "add_arguments",
+    "case_params",
     "dialogue_load",
     "format_table",
     "free_port",
     "http_response_complete",
     "main",
+    "paired_ratios",
     "params_from_args",
     "percentile",
     "process_tree",
+    "raise_nofile_limit",
     "read_busy_seconds",
     "read_cpu_seconds",
     "read_peak_rss",
@@ -209,6 +213,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def raise_nofile_limit(needed: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to at least ``needed``; return the new soft limit.
+
+    Servers started afterwards inherit it.  Raises :class:`ValueError` when
+    the hard limit is below ``needed`` (raising that takes privileges).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return int(soft)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ValueError(f"{needed} file descriptors needed, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return needed
 
 
 def wait_for_port(
@@ -377,6 +396,20 @@ class Case:
     load: LoadFn
     #: Why this case cannot run here (a peer missing), or None.
     skip_reason: str | None = None
+    #: The table this row belongs to (one table per group, each with its own baseline).
+    group: str = ""
+    #: Concurrent clients and requests per client of this row, instead of the options'.
+    clients: int | None = None
+    requests: int | None = None
+
+
+def case_params(case: Case, params: LoadParams) -> LoadParams:
+    """Return ``params`` with the case's own client and request counts, where it has them."""
+    return replace(
+        params,
+        clients=case.clients if case.clients is not None else params.clients,
+        requests=case.requests if case.requests is not None else params.requests,
+    )
 
 
 @dataclass
@@ -396,6 +429,8 @@ class RunResult:
     gen_cpu_us_per_req: float
     gen_cpu_pct: float
     timed_out: bool
+    #: The interleaving round (0-based) this run belongs to: runs of one round ran side by side.
+    round_index: int = 0
 
 
 @dataclass
@@ -406,6 +441,7 @@ class CaseResult:
     runs: list[RunResult] = field(default_factory=list)
     skip_reason: str | None = None
     failures: list[str] = field(default_factory=list)
+    group: str = ""
 
     def median(self, attr: str) -> float:
         """Median of one RunResult attribute over the runs (0.0 without runs)."""
@@ -413,8 +449,25 @@ class CaseResult:
         return statistics.median(values) if values else 0.0
 
 
+def paired_ratios(row: CaseResult, base: CaseResult, attr: str = "rps") -> list[float]:
+    """Return ``attr`` of each run of ``row`` over that of ``base``'s run of the same round.
+
+    Rounds where either has no run, or the base's figure is 0, are left out.
+    The median of these per-round ratios is steadier than the ratio of the
+    medians when the machine's speed drifts between rounds.
+    """
+    base_by_round = {r.round_index: float(getattr(r, attr)) for r in base.runs}
+    out = []
+    for r in row.runs:
+        b = base_by_round.get(r.round_index)
+        if b:
+            out.append(float(getattr(r, attr)) / b)
+    return out
+
+
 def run_case_once(case: Case, params: LoadParams) -> RunResult:
     """Start the case's server, drive its load once, sample RSS, stop it."""
+    params = case_params(case, params)
     with ServerProcess(case.server) as server:
         port = server.wait_ready()
         with _RssSampler(server.pid) as sampler:
@@ -464,7 +517,7 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> list[CaseResult]:
     """Run every case ``params.runs`` times, interleaved; a failed run is recorded, not fatal."""
-    results = [CaseResult(c.name, skip_reason=c.skip_reason) for c in cases]
+    results = [CaseResult(c.name, skip_reason=c.skip_reason, group=c.group) for c in cases]
     for run in range(params.runs):
         for case, res in zip(cases, results, strict=True):
             if case.skip_reason is not None:
@@ -476,6 +529,7 @@ def run_bench(
                 if progress:
                     progress(f"{case.name} run {run + 1}: FAILED {type(e).__name__}: {e}")
                 continue
+            r.round_index = run
             res.runs.append(r)
             if progress:
                 progress(
@@ -541,35 +595,61 @@ def format_table(results: Sequence[CaseResult], baseline: str | None = None) -> 
     return "\n".join(out)
 
 
+Baseline = str | Mapping[str, str] | None
+
+
+def _baseline_of(baseline: Baseline, group: str) -> str | None:
+    """The baseline row's name for ``group`` (a mapping gives one per group)."""
+    if baseline is None or isinstance(baseline, str):
+        return baseline
+    return baseline.get(group)
+
+
 def write_json(
     path: str | os.PathLike[str],
     results: Sequence[CaseResult],
     params: LoadParams,
-    baseline: str | None = None,
+    baseline: Baseline = None,
     extra: Mapping[str, object] | None = None,
+    cases: Sequence[Case] = (),
 ) -> None:
-    """Write every run, the medians and the run's parameters to ``path`` as JSON."""
-    base = next((r for r in results if r.name == baseline and r.runs), None)
-    base_rps = base.median("rps") if base else 0.0
+    """Write every run, the medians and the run's parameters to ``path`` as JSON.
+
+    ``baseline`` is a row name, or a mapping from group to row name; a row's
+    ``ratio`` is to its group's baseline.  ``cases`` (optional) adds each
+    row's own client and request counts.
+    """
+    sizes = {c.name: case_params(c, params) for c in cases}
+
+    def base_rps(group: str) -> float:
+        name = _baseline_of(baseline, group)
+        base = next((r for r in results if r.name == name and r.group == group and r.runs), None)
+        return base.median("rps") if base else 0.0
+
+    def entry(r: CaseResult) -> dict[str, object]:
+        b = base_rps(r.group)
+        size = sizes.get(r.name)
+        return {
+            "name": r.name,
+            "group": r.group,
+            "clients": size.clients if size else params.clients,
+            "requests": size.requests if size else params.requests,
+            "skip_reason": r.skip_reason,
+            "failures": r.failures,
+            "median": {k: r.median(k) for k in _MEDIAN_KEYS},
+            "ratio": (r.median("rps") / b) if b and r.runs else None,
+            "runs": [asdict(x) for x in r.runs],
+        }
+
     doc = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "argv": sys.argv,
         "params": asdict(params),
-        "baseline": baseline,
+        "baseline": baseline if baseline is None or isinstance(baseline, str) else dict(baseline),
         "extra": dict(extra or {}),
-        "results": [
-            {
-                "name": r.name,
-                "skip_reason": r.skip_reason,
-                "failures": r.failures,
-                "median": {k: r.median(k) for k in _MEDIAN_KEYS},
-                "ratio": (r.median("rps") / base_rps) if base_rps and r.runs else None,
-                "runs": [asdict(x) for x in r.runs],
-            }
-            for r in results
-        ],
+        "results": [entry(r) for r in results],
     }
     Path(path).write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -628,21 +708,34 @@ def params_from_args(args: argparse.Namespace) -> LoadParams:
 def main(
     cases: Sequence[Case],
     args: argparse.Namespace,
-    baseline: str | None = None,
+    baseline: Baseline = None,
     title: str = "",
     out: Callable[[str], None] = print,
+    extra: Mapping[str, object] | None = None,
 ) -> list[CaseResult]:
-    """Run ``cases`` as the options say, print progress and the table, write --json."""
+    """Run ``cases`` as the options say, print progress and the table(s), write --json.
+
+    Rows of one :attr:`Case.group` share a table; ``baseline`` names the
+    baseline row (a mapping: one per group).  All rows of all groups are
+    interleaved, round by round.
+    """
     params = params_from_args(args)
     selected = [c for c in cases if not args.only or any(o in c.name for o in args.only)]
     out(f"{title}: {params.clients} clients x {params.requests} requests, "
         f"{params.runs} run(s) per case, cap {params.time_limit:g} s/run"
         f" ({os.cpu_count()} CPUs, Python {platform.python_version()})")
     results = run_bench(selected, params, progress=lambda s: out("  " + s))
-    out("")
-    out(f"medians of {params.runs} run(s):")
-    out(format_table(results, baseline))
+    groups = list(dict.fromkeys(c.group for c in selected))
+    for group in groups:
+        rows = [r for r in results if r.group == group]
+        out("")
+        size = next(case_params(c, params) for c in selected if c.group == group)
+        heading = f"{group}: " if group else ""
+        if group or len(groups) > 1:
+            heading += f"{size.clients} clients x {size.requests} requests, "
+        out(f"{heading}medians of {params.runs} run(s):")
+        out(format_table(rows, _baseline_of(baseline, group)))
     if args.json:
-        write_json(args.json, results, params, baseline)
+        write_json(args.json, results, params, baseline, extra, selected)
         out(f"JSON written to {args.json}")
     return results

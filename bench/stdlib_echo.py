@@ -1,6 +1,6 @@
 """The stdlib peer of bench/sockserv.py: ``socketserver.ThreadingTCPServer`` echoing bytes.
 
-Run: ``python bench/stdlib_echo.py [--port 0] [--stream]``. Prints
+Run: ``python bench/stdlib_echo.py [--port 0] [--backlog N] [--stream]``. Prints
 ``stdlib echo listening on tcp 127.0.0.1:PORT`` once it accepts; stops on SIGTERM.
 ``--stream`` uses a ``StreamRequestHandler`` line echo (the handler that
 bench/handlers.py hosts under our daemon) instead of a ``BaseRequestHandler``.
@@ -83,13 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--backlog", type=int, default=_Server.request_queue_size,
+                        help="listen backlog (request_queue_size)")
     parser.add_argument("--stream", action="store_true", help="StreamRequestHandler line echo")
     parser.add_argument("--poll-first", action="store_true", help="with --stream: poll() first")
     args = parser.parse_args(argv)
     handler: type[socketserver.BaseRequestHandler] = EchoHandler
     if args.stream:
         handler = PollFirstLineEchoHandler if args.poll_first else LineEchoHandler
-    server = _Server((args.host, args.port), handler)
+    server_class = type("Server", (_Server,), {"request_queue_size": args.backlog})
+    server = server_class((args.host, args.port), handler)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -1,6 +1,6 @@
 """Reference echo servers on bare Twisted, to tell Twisted's own cost from our layers'.
 
-Run: ``python bench/twisted_echo.py [--port 0] [--eager]``. Prints
+Run: ``python bench/twisted_echo.py [--port 0] [--backlog N] [--eager]``. Prints
 ``twisted echo listening on tcp 127.0.0.1:PORT``; stops on SIGTERM.
 
 - default: a ``Protocol`` whose ``dataReceived`` calls ``transport.write``;
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--backlog", type=int, default=128, help="listen backlog (128)")
     parser.add_argument("--eager", action="store_true", help="send at once when nothing is queued")
     args = parser.parse_args(argv)
     reactor: Any = _reactor
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"twisted echo listening on tcp {args.host}:{port.getHost().port}\n")
         sys.stdout.flush()
 
-    d = TCP4ServerEndpoint(reactor, args.port, backlog=128, interface=args.host).listen(factory)
+    endpoint = TCP4ServerEndpoint(reactor, args.port, backlog=args.backlog, interface=args.host)
+    d = endpoint.listen(factory)
     d.addCallbacks(listening, lambda f: (f.printTraceback(), reactor.stop()))
     reactor.run()
     return 0

@@ -34,14 +34,17 @@ from bench.harness import (
     ServerSpec,
     Step,
     add_arguments,
+    case_params,
     dialogue_load,
     format_table,
     free_port,
     http_response_complete,
     main,
+    paired_ratios,
     params_from_args,
     percentile,
     process_tree,
+    raise_nofile_limit,
     read_cpu_seconds,
     read_peak_rss,
     run_bench,
@@ -270,11 +273,11 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(percentile([], 50), 0.0)
 
 
-def _run(rps: float, rss: float = 10.0) -> RunResult:
-    return RunResult(rps=rps, p50_ms=1.0, p99_ms=2.0, rss_mb=rss, srv_cpu_us_per_req=20.0,
+def _run(rps: float, rss: float = 10.0, cpu: float = 20.0, round_index: int = 0) -> RunResult:
+    return RunResult(rps=rps, p50_ms=1.0, p99_ms=2.0, rss_mb=rss, srv_cpu_us_per_req=cpu,
                      others_cpu_pct=3.0,
                      requests=100, errors=0, elapsed=1.0, gen_cpu_us_per_req=5.0,
-                     gen_cpu_pct=50.0, timed_out=False)
+                     gen_cpu_pct=50.0, timed_out=False, round_index=round_index)
 
 
 class TableTests(SynchronousTestCase):
@@ -311,6 +314,57 @@ class TableTests(SynchronousTestCase):
         args = parser.parse_args(["--quick", "--settle", "0", "--max-others", "0"])
         self.assertEqual(params_from_args(args), LoadParams(50, 200, 60.0, 1))
         self.assertEqual(params_from_args(parser.parse_args(["--quick", "--runs", "2"])).runs, 2)
+
+
+class GroupTests(SynchronousTestCase):
+    def test_case_params(self) -> None:
+        """A case's own client and request counts replace the options'; the rest stays."""
+        load = dialogue_load(Dialogue([Step(b"x", 1)]))
+        params = LoadParams(50, 2000, 60.0, 5, settle=1.0, max_others=30.0)
+        self.assertEqual(case_params(Case("a", ServerSpec("a", []), load), params), params)
+        big = Case("b", ServerSpec("b", []), load, clients=2000, requests=7)
+        self.assertEqual(case_params(big, params),
+                         LoadParams(2000, 7, 60.0, 5, settle=1.0, max_others=30.0))
+        self.assertEqual(case_params(Case("c", ServerSpec("c", []), load, requests=3),
+                                     params).clients, 50)
+
+    def test_paired_ratios(self) -> None:
+        """Each run is divided by the base's run of the same round; unpaired rounds drop out."""
+        row = CaseResult("ours", [_run(300, round_index=0), _run(100, round_index=1),
+                                  _run(50, cpu=30.0, round_index=3)])
+        base = CaseResult("base", [_run(100, round_index=0), _run(200, round_index=1),
+                                   _run(0, round_index=2), _run(10, cpu=20.0, round_index=3)])
+        self.assertEqual(paired_ratios(row, base), [3.0, 0.5, 5.0])
+        self.assertEqual(paired_ratios(row, base, "srv_cpu_us_per_req"), [1.0, 1.0, 1.5])
+        self.assertEqual(paired_ratios(row, CaseResult("empty")), [])
+
+    def test_rounds_recorded(self) -> None:
+        """run_bench tells every run its round, in every case."""
+        self.patch(harness, "run_case_once", lambda case, params: _run(1.0))
+        load = dialogue_load(Dialogue([Step(b"x", 1)]))
+        cases = [Case(n, ServerSpec(n, []), load, group=n.upper()) for n in "ab"]
+        results = run_bench(cases, LoadParams(1, 1, 1.0, 3))
+        for r in results:
+            self.assertEqual([x.round_index for x in r.runs], [0, 1, 2])
+        self.assertEqual([r.group for r in results], ["A", "B"])
+
+    def test_raise_nofile_limit(self) -> None:
+        """The soft limit is raised to what is needed, never lowered, never past the hard one."""
+        code = (
+            "import resource, sys; sys.path.insert(0, sys.argv[1]); "
+            "from bench.harness import raise_nofile_limit as r; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512)); "
+            "a = r(300); b = r(100); "
+            "s = resource.getrlimit(resource.RLIMIT_NOFILE); "
+            "\ntry:\n r(1000)\nexcept ValueError as e:\n c = str(e)\n"
+            "print(a, b, s[0], s[1], c, sep='|')"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        self.assertEqual(out.split("|"),
+                         ["300", "300", "300", "512",
+                          "1000 file descriptors needed, the hard limit is 512"])
+        self.assertGreaterEqual(raise_nofile_limit(1), 1)
 
 
 class RetryTests(SynchronousTestCase):
@@ -394,3 +448,69 @@ class EndToEndTests(SynchronousTestCase):
         self.assertEqual(len(doc["results"][1]["runs"]), 2)
         self.assertEqual(doc["params"], {"clients": 3, "requests": 15, "time_limit": 60.0,
                                          "runs": 2, "settle": 0.0, "max_others": 0.0})
+
+    def test_two_groups(self) -> None:
+        """Rows in two groups: one table each, their own sizes and baselines, one JSON."""
+        spec = ServerSpec("stdlib", STDLIB_ECHO, port_regex=PORT_RX)
+        load = dialogue_load(Dialogue([Step(LINE, len(LINE))]))
+        cases = [
+            Case("small", spec, load, group="one"),
+            Case("many", spec, load, group="two", clients=6, requests=4),
+            Case("many too", spec, load, group="two", clients=6, requests=4),
+        ]
+        parser = argparse.ArgumentParser()
+        add_arguments(parser, clients=50, requests=2000)
+        out_json = self.mktemp()
+        args = parser.parse_args(["--clients", "2", "--requests", "5", "--runs", "2",
+                                  "--settle", "0", "--max-others", "0", "--json", out_json])
+        printed: list[str] = []
+        results = main(cases, args, baseline={"one": "small", "two": "many"}, title="groups",
+                       out=printed.append)
+        self.assertEqual([[(x.requests, x.errors, x.round_index) for x in r.runs]
+                          for r in results],
+                         [[(10, 0, 0), (10, 0, 1)], [(24, 0, 0), (24, 0, 1)],
+                          [(24, 0, 0), (24, 0, 1)]])
+        text = "\n".join(printed)
+        self.assertIn("one: 2 clients x 5 requests, medians of 2 run(s):", text)
+        self.assertIn("two: 6 clients x 4 requests, medians of 2 run(s):", text)
+        self.assertRegex(text, r"(?m)^small\s+[\d,]+\s.*\s1\.00$")
+        self.assertRegex(text, r"(?m)^many\s+[\d,]+\s.*\s1\.00$")
+        self.assertIn("ratio: req/s relative to 'many'", text)
+        doc = json.loads(Path(out_json).read_text())
+        self.assertEqual([(r["name"], r["group"], r["clients"], r["requests"], r["ratio"] is None)
+                          for r in doc["results"]],
+                         [("small", "one", 2, 5, False), ("many", "two", 6, 4, False),
+                          ("many too", "two", 6, 4, False)])
+        self.assertEqual(doc["results"][1]["ratio"], 1.0)
+        self.assertEqual(doc["baseline"], {"one": "small", "two": "many"})
+
+
+class SockservSummaryTests(SynchronousTestCase):
+    def test_targets(self) -> None:
+        """bench/sockserv.py's summary: per-round ratios, their medians, met or missed."""
+        from bench import sockserv
+
+        conns = sockserv.CONNS_SUFFIX
+        results = [
+            CaseResult(sockserv.ASYNC, [_run(1, cpu=c, round_index=i)
+                                        for i, c in enumerate((10.0, 12.0, 9.0))]),
+            CaseResult(sockserv.BASELINE, [_run(1, cpu=c, round_index=i)
+                                           for i, c in enumerate((10.0, 10.0, 10.0))]),
+            CaseResult(sockserv.TWISTED, [_run(1, cpu=c, round_index=i)
+                                          for i, c in enumerate((8.0, 10.0, 10.0))]),
+            CaseResult(sockserv.ASYNC + conns, [_run(r, rss=50.0, round_index=i)
+                                                for i, r in enumerate((300, 200))]),
+            CaseResult(sockserv.BASELINE + conns, [_run(100, rss=100.0, round_index=i)
+                                                   for i in range(2)]),
+        ]
+        lines, figures = sockserv.summarize(results)
+        self.assertEqual(figures["a_cpu_vs_stdlib"], {"runs": [1.0, 1.2, 0.9], "median": 1.0})
+        self.assertEqual(figures["a_cpu_vs_twisted"],
+                         {"runs": [1.25, 1.2, 0.9], "median": 1.2})
+        self.assertEqual(figures["b_rps_vs_stdlib"], {"runs": [3.0, 2.0], "median": 2.5})
+        self.assertEqual(figures["b_rss_vs_stdlib"], {"runs": [0.5, 0.5], "median": 0.5})
+        self.assertIn("median 1.00 (target <= 1.00: met)", lines[0])
+        self.assertIn("median 1.20 (target <= 1.15: MISSED)", lines[1])
+        self.assertIn("median 2.50 (target >= 1.50: met)", lines[2])
+        self.assertIn("(target < 1: met)", lines[3])
+        self.assertEqual(sockserv.summarize(results[:1]), ([], {}))

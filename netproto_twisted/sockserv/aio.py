@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.net import set_nodelay, write_now
+from netproto_twisted.core.net import send_now, set_nodelay, write_now
 from netproto_twisted.sockserv.common import (
     HIGH_WATER,
     LOW_WATER,
@@ -409,7 +409,13 @@ class AsyncSocket(StreamSocketBase):
         """Send ``data``; fire once the transport took it and its buffer is below the watermark."""
         if self._closed or self._lost is not None:
             return fail(self._write_error())
-        self._send(data if isinstance(data, bytes) else bytes(data))
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        # self._send(data), inlined: send now what the kernel takes, queue the rest.
+        raw = self._raw
+        sent = send_now(raw, data) if raw is not None and data else 0
+        if sent != len(data):
+            self._transport.write(data[sent:] if sent else data)
         if not self._write_paused:
             # succeed(None), inlined.
             d: Deferred[None] = _new(Deferred)
@@ -485,6 +491,8 @@ class AsyncSocket(StreamSocketBase):
 class AsyncReader:
     """``self.rfile`` of a reactor-run handler: awaitable reads on an :class:`AsyncSocket`."""
 
+    __slots__ = ("_sock", "closed")
+
     def __init__(self, sock: AsyncSocket) -> None:
         self._sock = sock
         self.closed = False
@@ -519,6 +527,8 @@ class AsyncReader:
 
 class AsyncWriter:
     """``self.wfile`` of a reactor-run handler: ``write`` queues, ``await drain()`` waits."""
+
+    __slots__ = ("_sock", "closed")
 
     def __init__(self, sock: AsyncSocket) -> None:
         self._sock = sock

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from netproto_twisted.core.access import ConnectionGuard, GuardedProtocol
 from netproto_twisted.sockserv.aio import (
     AsyncReader,
     AsyncSocket,
@@ -252,6 +253,21 @@ class AsyncHandlerUnitTests(SynchronousTestCase):
         self.assertEqual(calls, ["setup:AsyncReader", "handle", "finish"])
         self.assertEqual(transport.value(), b"x\n")
 
+    def test_guard_counts_without_wrapper(self) -> None:
+        """Without an idle timeout the guard hands out the connection itself, and counts it."""
+        clock = MemoryReactorClock()
+        factory = HandlerFactory(sample_handlers.AsyncLineUpper, clock, ThreadPool())
+        peer = IPv6Address("TCP", "::1", 50000)
+        guard = ConnectionGuard(factory, clock)
+        proto = guard.buildProtocol(peer)
+        assert isinstance(proto, AsyncStreamProtocol)
+        proto.makeConnection(StringTransport(IPv6Address("TCP", "::1", 7), peer))
+        self.assertEqual(list(guard.protocols), [proto])
+        proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((guard.protocols, factory.connections), ({}, set()))
+        wrapped = ConnectionGuard(factory, clock, idle_timeout=5.0).buildProtocol(peer)
+        self.assertIsInstance(wrapped, GuardedProtocol)
+
 
 class AsyncLoopbackTests(TestCase):
     """Reactor-run handlers over real loopback sockets: backpressure both ways."""
@@ -270,7 +286,7 @@ class AsyncLoopbackTests(TestCase):
                     d = self.request.sendall(chunk)
                     sent += len(chunk)
                     if not d.called:
-                        tcp = self.request._transport.transport
+                        tcp = self.request._transport
                         state["buffered"] = len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
                         paused.callback(sent)
                         await d

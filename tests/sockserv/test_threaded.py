@@ -196,8 +196,8 @@ def _rx(sock: socket.socket, n: int) -> bytes:
 
 
 def _transport_buffered(protocol: Any) -> int:
-    """Bytes waiting in the TCP transport beneath the guard wrapper."""
-    tcp = protocol.transport.transport
+    """Bytes waiting in the TCP transport (the guard counts the protocol without a wrapper)."""
+    tcp = protocol.transport
     return int(len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen)
 
 
