@@ -25,7 +25,9 @@ from twisted.logger import FileLogObserver, Logger, LogLevel, formatEvent, globa
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto_twisted.core._twisted_compat import adopt_shared_unix_port
 from netproto_twisted.core.errors import ConfigError, NetprotoError
+from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.service import endpoint_kind
 from netproto_twisted.core.workers import (
     _FAMILIES,
@@ -95,7 +97,9 @@ class _AdoptedListeners(Service):
             try:
                 os.set_blocking(sock.fd, False)  # the master's already is (a shared flag)
                 if sock.family == "AF_UNIX":
-                    port = _adopt_unix(self._reactor, sock.fd, factory)
+                    port = adopt_shared_unix_port(
+                        self._reactor, sock.fd, factory, DEFAULT_LIMITS.backlog
+                    )
                 else:
                     port = self._reactor.adoptStreamPort(sock.fd, _FAMILIES[sock.family], factory)
             except Exception as e:
@@ -120,26 +124,6 @@ class _AdoptedListeners(Service):
             await defer.gatherResults(closes, consumeErrors=True)
 
         return defer.ensureDeferred(stop())
-
-
-def _adopt_unix(reactor: Any, fd: int, factory: IProtocolFactory) -> IListeningPort:
-    """Adopt a unix socket without touching its file: the master owns (and removes) it."""
-    from twisted.internet import tcp, unix
-
-    class SharedUnixPort(unix.Port):
-        def startListening(self) -> None:
-            with contextlib.suppress(OSError):
-                self.mode = os.stat(self._bindPath).st_mode & 0o7777
-            super().startListening()  # type: ignore[no-untyped-call]
-
-        def connectionLost(self, reason: Failure) -> None:
-            tcp.Port.connectionLost(self, reason)  # no unlink: the path is the master's
-
-    port: IListeningPort = SharedUnixPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
-        reactor, fd, factory
-    )
-    port.startListening()
-    return port
 
 
 def _tls_wrapped(reactor: Any, endpoint: str, factory: IProtocolFactory) -> IProtocolFactory:

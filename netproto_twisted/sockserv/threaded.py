@@ -34,6 +34,7 @@ from typing import Any
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
+from netproto_twisted.core._twisted_compat import mark_write_disconnected
 from netproto_twisted.core.net import send_now, set_nodelay
 from netproto_twisted.sockserv.common import (
     HIGH_WATER,
@@ -204,7 +205,7 @@ class ThreadedSocket(StreamSocketBase):
         # hand-back, or the guard's close_all at stop) close at once instead of
         # waiting for the socket to turn writable, which a handler blocked in
         # sendall to a peer that does not read would put off until the abort.
-        raw._writeDisconnected = True
+        mark_write_disconnected(raw)
         self._own = own
         self._direct = True
         self._read_paused = True
