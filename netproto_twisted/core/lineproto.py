@@ -184,6 +184,7 @@ class LineProtocol(ConnectionPlumbing):
             return  # nothing to deliver (a counted raw mode at 0 bytes must still end)
         self._delivering = True
         transport = self.transport
+        incomplete = False
         try:
             while not (
                 self._paused or self._lost or getattr(transport, "disconnecting", False)
@@ -210,18 +211,20 @@ class LineProtocol(ConnectionPlumbing):
                     self.bad_line_ending(e.line)
                     continue
                 if line is None:
+                    incomplete = True
                     break
                 self._line_done()
                 self.line_received(line)
         finally:
             self._delivering = False
-        if not self._raw_mode and not self._lost:
-            if buf.idle:
-                if self._deadline_kind == DEADLINE_LINE:
-                    self.clear_deadline()
-            elif self._deadline_kind is None and self.line_timeout is not None:
-                # An incomplete line is buffered: it must be complete in time.
-                self.start_deadline(DEADLINE_LINE, self.line_timeout)
+        if (
+            incomplete
+            and self._deadline_kind is None
+            and self.line_timeout is not None
+            and not buf.idle
+        ):
+            # An incomplete line is buffered (line mode): it must be complete in time.
+            self.start_deadline(DEADLINE_LINE, self.line_timeout)
 
     def _line_done(self) -> None:
         """A line was taken from the buffer: its deadline (if running) ends."""

@@ -175,11 +175,10 @@ class ConnectionPlumbing(DirectlyGuarded):
         self._last_activity = 0.0
         #: Input held while paused (the plumbing's own; the line layer has a LineBuffer).
         self._held = bytearray()
-        #: The running deadline: its kind, due time, span, and the timer checking it.
+        #: The running deadline: its kind, due time and span (the watchdog checks it).
         self._deadline_kind: str | None = None
         self._deadline_due = 0.0
         self._deadline_span = 0.0
-        self._deadline_call: IDelayedCall | None = None
         #: The plain TCP connection eager writes may use (None: always transport.write).
         self._eager: Any = None
         #: The transport whose TLS state ``_tls_verdict`` records (see :attr:`is_secure`).
@@ -234,14 +233,14 @@ class ConnectionPlumbing(DirectlyGuarded):
         return self.clock
 
     def _cancel_timers(self) -> None:
-        """Cancel the idle and handshake timers and the deadline (idempotent)."""
+        """Cancel the watchdog (idle timeout, deadline) and handshake timers (idempotent)."""
         call, self._idle_call = self._idle_call, None
         if call is not None and call.active():
             call.cancel()
         timer, self._handshake_timer = self._handshake_timer, None
         if timer is not None:
             timer.cancel()
-        self.clear_deadline()
+        self._deadline_kind = None
 
     # --- input ------------------------------------------------------------------------
 
@@ -438,7 +437,14 @@ class ConnectionPlumbing(DirectlyGuarded):
             return
         self._handshake_timer = HandshakeTimeout(self._need_clock(), self.transport, timeout)
 
-    # --- idle timeout -----------------------------------------------------------------
+    # --- idle timeout and deadlines: one watchdog timer ------------------------------------
+    #
+    # One timer per connection (``_idle_call``) serves the idle timeout and the
+    # deadline: received data only records a time stamp, starting or ending a
+    # deadline only sets fields, and the timer, when it fires, checks both and
+    # re-arms itself for the earlier of the two.  A deadline thus costs no timer
+    # of its own while the idle timer runs (no ``callLater``/``cancel`` per
+    # command line or per message).
 
     def set_idle_timeout(self, seconds: float | None) -> None:
         """Change the idle timeout of this connection (``None`` turns it off); restarts it."""
@@ -448,6 +454,8 @@ class ConnectionPlumbing(DirectlyGuarded):
             call.cancel()
         if not self._lost and self.transport is not None:
             self._start_idle_timer()
+            if self._deadline_kind is not None and self.clock is not None:
+                self._arm_watchdog(self._deadline_due, self.clock.seconds())
 
     def reset_idle_timer(self) -> None:
         """Count the connection as active now (e.g. during a long outgoing transfer)."""
@@ -460,30 +468,57 @@ class ConnectionPlumbing(DirectlyGuarded):
         if timeout is None:
             return
         clock = self._need_clock()
-        self._last_activity = clock.seconds()
-        self._idle_call = clock.callLater(timeout, self._idle_check)
+        now = self._last_activity = clock.seconds()
+        self._arm_watchdog(now + timeout, now)
+
+    def _arm_watchdog(self, due: float, now: float) -> None:
+        """Make sure the watchdog timer fires no later than ``due``."""
+        call = self._idle_call
+        if call is not None and call.active():
+            if call.getTime() <= due:
+                return  # it fires first and re-arms itself for the rest
+            call.reset(max(0.0, due - now))
+            return
+        self._idle_call = self._need_clock().callLater(max(0.0, due - now), self._idle_check)
 
     def _idle_check(self) -> None:
-        """Fire :meth:`timeout_expired` if idle long enough, else re-arm for the rest.
+        """Fire :meth:`timeout_expired` if idle too long or a deadline passed, else re-arm.
 
         Received data only records a time stamp (no timer churn per chunk);
-        while input is paused the connection counts as busy.
+        while input is paused the connection counts as busy, and a running
+        deadline starts again (the time is ours, not the peer's).
         """
         self._idle_call = None
-        timeout = self.idle_timeout
-        if timeout is None or self._lost:
+        idle = self.idle_timeout
+        kind = self._deadline_kind
+        if self._lost or (idle is None and kind is None):
             return
         clock = self._need_clock()
         now = clock.seconds()
         if self._paused:
             self._last_activity = now
-        due = self._last_activity + timeout
-        if now < due:
-            self._idle_call = clock.callLater(due - now, self._idle_check)
-            return
-        self.timeout_expired()
-
-    # --- deadlines against trickling peers --------------------------------------------
+            if kind is not None:
+                self._deadline_due = max(self._deadline_due, now + self._deadline_span)
+        next_due: float | None = None
+        if idle is not None:
+            next_due = self._last_activity + idle
+            if now >= next_due:
+                self.timeout_expired()
+                return
+        if kind is not None:
+            due = self._deadline_due
+            if now >= due:
+                self._deadline_kind = None
+                if not getattr(self.transport, "disconnecting", False):
+                    self._log.info(
+                        "{kind} not complete within its deadline; closing", kind=kind
+                    )
+                    self.timeout_expired()
+                return
+            if next_due is None or due < next_due:
+                next_due = due
+        assert next_due is not None
+        self._idle_call = clock.callLater(next_due - now, self._idle_check)
 
     @property
     def deadline_kind(self) -> str | None:
@@ -500,25 +535,17 @@ class ConnectionPlumbing(DirectlyGuarded):
         """
         clock = self.clock
         if seconds is None or clock is None or self._lost:
-            self.clear_deadline()
+            self._deadline_kind = None
             return
-        due = clock.seconds() + seconds
+        now = clock.seconds()
         self._deadline_kind = kind
-        self._deadline_due = due
+        self._deadline_due = now + seconds
         self._deadline_span = seconds
-        call = self._deadline_call
-        if call is not None and call.active():
-            if call.getTime() <= due:
-                return  # the check re-arms itself for the rest
-            call.cancel()
-        self._deadline_call = clock.callLater(seconds, self._deadline_check)
+        self._arm_watchdog(now + seconds, now)
 
     def clear_deadline(self) -> None:
-        """Stop the running deadline, if any."""
+        """Stop the running deadline, if any (the watchdog then finds nothing due)."""
         self._deadline_kind = None
-        call, self._deadline_call = self._deadline_call, None
-        if call is not None and call.active():
-            call.cancel()
 
     def begin_transfer(self) -> None:
         """Start the transfer deadline: a raw section the peer owes (``transfer_timeout``)."""
@@ -527,7 +554,7 @@ class ConnectionPlumbing(DirectlyGuarded):
     def end_transfer(self) -> None:
         """End the transfer deadline started by :meth:`begin_transfer`."""
         if self._deadline_kind == DEADLINE_TRANSFER:
-            self.clear_deadline()
+            self._deadline_kind = None
 
     def _transfer_progress(self, count: int) -> None:
         """Extend the transfer deadline by ``count / min_transfer_rate`` s (capped at the span)."""
@@ -537,27 +564,6 @@ class ConnectionPlumbing(DirectlyGuarded):
         due = self._deadline_due + count / self.min_transfer_rate
         limit = clock.seconds() + self._deadline_span
         self._deadline_due = due if due < limit else limit
-
-    def _deadline_check(self) -> None:
-        """Call :meth:`timeout_expired` if the deadline passed, else check again when due."""
-        self._deadline_call = None
-        kind = self._deadline_kind
-        if kind is None or self._lost:
-            return
-        clock = self._need_clock()
-        now = clock.seconds()
-        if self._paused:
-            self._deadline_due = max(self._deadline_due, now + self._deadline_span)
-        if now < self._deadline_due:
-            self._deadline_call = clock.callLater(self._deadline_due - now, self._deadline_check)
-            return
-        self._deadline_kind = None
-        if getattr(self.transport, "disconnecting", False):
-            return
-        self._log.info(
-            "{kind} not complete within its deadline; closing", kind=kind
-        )
-        self.timeout_expired()
 
     # --- hooks ------------------------------------------------------------------------
 

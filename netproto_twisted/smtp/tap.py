@@ -286,7 +286,9 @@ def build_service(
         for text in listen:
             if endpoint_kind(text) == "udp":
                 raise ConfigError(text, "SMTP does not serve UDP")
-        service = EndpointsService(name, reactor, listen, guard=guards[name])
+        service = EndpointsService(
+            name, reactor, listen, guard=guards[name], backlog=limits.backlog
+        )
         root.addService(service)
         listeners.append(service)
     if config.workers > 1 and listeners:
@@ -373,6 +375,7 @@ def _build_parts(
             scram_store=password_file,
             login_delay=login_delay,
         )
+        factory.apply_limits(limits)  # the deadlines against a trickling client
         guards[name] = ConnectionGuard(
             factory, reactor, policy=policy, limits=limits, refusal=refusal
         )

@@ -280,16 +280,19 @@ def make_sockserv_service(
     factory.direct_io = idle_timeout is None
     service = SockservService(name, reactor, factory, pool)
     stream = [t for t in listen if endpoint_kind(t) != "udp"]
+    limits = limits if limits is not None else DEFAULT_LIMITS
     if stream:
         guard = ConnectionGuard(
             factory,
             reactor,
             policy=policy,
-            limits=limits if limits is not None else DEFAULT_LIMITS,
+            limits=limits,
             idle_timeout=idle_timeout,
         )
         guard.noisy = False
-        service.add_ports(EndpointsService(name, reactor, stream, factory, guard=guard))
+        service.add_ports(
+            EndpointsService(name, reactor, stream, factory, guard=guard, backlog=limits.backlog)
+        )
     for text in listen:
         if endpoint_kind(text) == "udp":
             datagram = _RefusingDatagram(factory, policy)
