@@ -35,11 +35,12 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet import defer, tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorSocket
+from twisted.internet.protocol import ServerFactory
 
 __all__ = [
     "EAGER_ATTRIBUTES",
@@ -253,7 +254,7 @@ HAS_UNIX_ADOPT = _unix_adopt_present()
 
 
 def adopt_shared_unix_port(
-    reactor: Any, fd: int, factory: IProtocolFactory, backlog: int
+    reactor: IReactorSocket, fd: int, factory: IProtocolFactory, backlog: int
 ) -> IListeningPort:
     """Listen on an inherited unix socket whose file another process owns (and removes).
 
@@ -263,7 +264,9 @@ def adopt_shared_unix_port(
     to 0666, unlinks it on close, and uses Twisted's backlog of 50).
     """
     if not HAS_UNIX_ADOPT:
-        adopted: IListeningPort = reactor.adoptStreamPort(fd, socket.AF_UNIX, factory)
+        adopted: IListeningPort = reactor.adoptStreamPort(
+            fd, socket.AF_UNIX, cast("ServerFactory[Any]", factory)
+        )
         return adopted
     from twisted.internet import unix
     from twisted.python.failure import Failure

@@ -213,7 +213,8 @@ class LineProtocol(ConnectionPlumbing):
                 if line is None:
                     incomplete = True
                     break
-                self._line_done()
+                if self._deadline_kind is not None:
+                    self._line_done()
                 self.line_received(line)
         finally:
             self._delivering = False

@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS
+from netproto_twisted.core.reactors import IListenReactor
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorCore
@@ -53,6 +54,8 @@ DEFAULT_BACKLOG = DEFAULT_LIMITS.backlog
 
 _KINDS = ("tcp", "tcp6", "ssl", "unix", "udp")
 _UDP_RX = re.compile(r"^udp:(?P<port>\d{1,5})(?::interface=(?P<iface>.+))?$")
+#: The largest datagram read (Twisted's default for ``listenUDP``).
+_MAX_DATAGRAM = 8192
 #: ``backlog=`` as an endpoint string's argument (after an unescaped colon).
 _BACKLOG_RX = re.compile(r"(?<!\\):\s*backlog\s*=")
 
@@ -122,7 +125,7 @@ class EndpointsService(Service):
     def __init__(
         self,
         name: str,
-        reactor: Any,
+        reactor: IListenReactor,
         listen: Sequence[str],
         factory: IProtocolFactory | None = None,
         *,
@@ -166,7 +169,10 @@ class EndpointsService(Service):
             try:
                 if kind == "udp":
                     port_no, iface = parse_udp_endpoint(text)
-                    port = self._reactor.listenUDP(port_no, self._datagram, interface=iface)
+                    assert self._datagram is not None  # checked in __init__
+                    port = self._reactor.listenUDP(
+                        port_no, self._datagram, interface=iface, maxPacketSize=_MAX_DATAGRAM
+                    )
                 else:
                     endpoint = serverFromString(self._reactor, with_backlog(text, self._backlog))
                     port = await endpoint.listen(self._factory)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.smtp.queue import Spool
 from netproto_twisted.smtp.relay import Relay
 
@@ -76,7 +77,7 @@ def _read_secret(path: str) -> str:
         raise ConfigError(path, f"cannot read the password file: {e.strerror}") from None
 
 
-def relay_for(config: Config, reactor: Any, spool: Spool) -> Relay:
+def relay_for(config: Config, reactor: IServerReactor, spool: Spool) -> Relay:
     """The relay service draining ``spool`` (the master's only)."""
     smarthost = host_port(config.smarthost) if config.smarthost else None
     password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None

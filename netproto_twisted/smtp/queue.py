@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
+from netproto_twisted.core.reactors import IStoreReactor
 from netproto_twisted.mailstore.delivery import DirSyncer, Runner
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.smtp import _queue_entry
@@ -244,7 +245,7 @@ class SpoolSink:
             self._then(discard).addErrback(lambda f: None)
 
 
-def _thread_runner(reactor: Any) -> Runner:
+def _thread_runner(reactor: IReactorThreads) -> Runner:
     pool = reactor.getThreadPool()
 
     def run(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
@@ -275,7 +276,7 @@ class Spool:
     def __init__(
         self,
         directory: Path | str,
-        reactor: IReactorTime,
+        reactor: IStoreReactor,
         *,
         runner: Runner | None = None,
         fs: FsOps | None = None,

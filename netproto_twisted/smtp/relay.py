@@ -50,10 +50,11 @@ from typing import Any, Literal
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.smtp._relay_index import DueIndex
 from netproto_twisted.smtp._relay_notices import Notices
 from netproto_twisted.smtp._relay_route import (
@@ -159,7 +160,7 @@ class Relay(Service):
     def __init__(
         self,
         spool: Spool,
-        reactor: IReactorTime,
+        reactor: IConnectReactor,
         *,
         hostname: str,
         resolver: Any = None,

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
@@ -35,6 +35,7 @@ from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
@@ -239,7 +240,7 @@ class Config:
 
 def build_service(
     config: Config,
-    reactor: Any,
+    reactor: IServerReactor,
     *,
     data_dir: Path,
     tls: Any,
@@ -309,7 +310,7 @@ def build_service(
 
 def _build_parts(
     config: Config,
-    reactor: Any,
+    reactor: IServerReactor,
     root: MultiService,
     *,
     data_dir: Path,
@@ -407,7 +408,7 @@ def worker_config(
     }
 
 
-def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerParts:
+def worker_parts(payload: Any, reactor: IServerReactor, channel: WorkerChannel) -> WorkerParts:
     """Build a worker's SMTP server (Maildir delivery, spooling without a relay) from JSON.
 
     Each message a worker commits to the relay queue is announced to the
@@ -437,7 +438,7 @@ def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerPa
     return WorkerParts(factories=dict(guards), service=root)
 
 
-def _committer(config: Config, reactor: Any) -> GroupCommitter:
+def _committer(config: Config, reactor: IServerReactor) -> GroupCommitter:
     """One committer thread for the Maildir and the queue: a sync serves both."""
     return GroupCommitter(reactor, config.sync, FsOps(), name="netproto-smtp-commit")
 
@@ -607,7 +608,9 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
 
 def makeService(options: Options) -> IService:
     """Build the service; a bad option, file or endpoint ends twistd with one line."""
-    from twisted.internet import reactor
+    from twisted.internet import reactor as global_reactor
+
+    reactor = cast(IServerReactor, global_reactor)  # twistd's reactor
 
     from netproto_twisted.core.daemon import TLSFiles
     from netproto_twisted.core.tls import server_context, tls_server_endpoint_args

@@ -28,7 +28,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -158,7 +158,7 @@ class IncompleteReadError(EOFError):
 class AsyncSocket(StreamSocketBase):
     """The ``request`` of a reactor-run handler: awaitable ``recv``/``sendall`` on a transport."""
 
-    def __init__(self, reactor: Any, transport: Any) -> None:
+    def __init__(self, reactor: IReactorTime, transport: Any) -> None:
         self._reactor = reactor
         self._transport = transport
         self._buf = bytearray()

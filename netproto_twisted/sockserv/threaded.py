@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
 
 from netproto_twisted.core._twisted_compat import mark_write_disconnected
@@ -61,7 +62,7 @@ class ThreadedSocket(StreamSocketBase):
     the ``_on_*`` methods are called by the reactor.
     """
 
-    def __init__(self, reactor: Any, transport: Any) -> None:
+    def __init__(self, reactor: IReactorFromThreads, transport: Any) -> None:
         self._reactor = reactor
         self._transport = transport
         self._cond = threading.Condition(threading.Lock())
