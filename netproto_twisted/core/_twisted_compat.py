@@ -23,6 +23,10 @@ The uses:
 - Deferred fast paths (:func:`has_callbacks`, :func:`fire_quietly`,
   :func:`succeeded`): ``Deferred._callbacks``, ``_canceller`` and ``result``;
   fallback: ``callback()`` and :func:`twisted.internet.defer.succeed`;
+- :class:`GenericFactory`: ``Factory`` subscripted at run time
+  (``Factory[MyProtocol]`` as a base class) needs Twisted 26.4 or later;
+  before, a subscriptable subclass stands in (no private name, but a version
+  difference all the same);
 - :func:`adopt_shared_unix_port`: ``unix.Port._fromListeningDescriptor`` and
   ``_bindPath``, so that a worker process adopts an inherited unix socket
   without changing or removing its file; fallback:
@@ -35,18 +39,20 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from twisted.internet import defer, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorSocket
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.protocol import Factory, Protocol, ServerFactory
 
 __all__ = [
     "EAGER_ATTRIBUTES",
     "HAS_DEFERRED_INTERNALS",
+    "HAS_GENERIC_FACTORY",
     "HAS_TLS_CLIENT_DEFAULT",
     "HAS_UNIX_ADOPT",
+    "GenericFactory",
     "adopt_shared_unix_port",
     "eager_writes_supported",
     "fire_quietly",
@@ -58,6 +64,28 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_P = TypeVar("_P", bound=Protocol)
+
+# --- Factory as a generic class ----------------------------------------------------------
+
+
+def _factory_is_generic() -> bool:
+    try:
+        Factory[Protocol]
+    except TypeError:
+        return False
+    return True
+
+
+#: Whether ``twisted.internet.protocol.Factory`` can be subscripted at run time (26.4+).
+HAS_GENERIC_FACTORY = _factory_is_generic()
+
+if TYPE_CHECKING or HAS_GENERIC_FACTORY:
+    GenericFactory = Factory
+else:
+
+    class GenericFactory(Factory, Generic[_P]):  # type: ignore[type-arg]
+        """``Factory``, subscriptable as a base class (``GenericFactory[MyProtocol]``)."""
 
 # --- eager writes on tcp.Connection -----------------------------------------------------
 

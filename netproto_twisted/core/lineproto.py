@@ -39,8 +39,8 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from twisted.internet.interfaces import IAddress, IReactorTime
-from twisted.internet.protocol import Factory
 
+from netproto_twisted.core._twisted_compat import GenericFactory
 from netproto_twisted.core.errors import LineTooLong
 from netproto_twisted.core.framing import BareLineEnding, LineBuffer, LineEndings, serialize_line
 from netproto_twisted.core.limits import Limits
@@ -352,7 +352,7 @@ class LineProtocol(ConnectionPlumbing):
 _LP = TypeVar("_LP", bound=LineProtocol)
 
 
-class LineFactory(Factory[_LP]):
+class LineFactory(GenericFactory[_LP]):
     """A protocol factory whose ``reactor`` is the clock of the protocols it builds.
 
     Set ``protocol`` to the :class:`LineProtocol` subclass, as with any Factory.

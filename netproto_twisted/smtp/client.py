@@ -29,11 +29,11 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from netproto_twisted.core import sasl
+from netproto_twisted.core._twisted_compat import GenericFactory
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.net import is_loopback, normalize_host
 from netproto_twisted.core.reactors import IConnectReactor
@@ -449,7 +449,7 @@ async def _value(value: _T) -> _T:
 # --- connecting -------------------------------------------------------------------------------
 
 
-class _ClientFactory(Factory[SMTPClientProtocol]):
+class _ClientFactory(GenericFactory[SMTPClientProtocol]):
     def __init__(self, reactor: IReactorTime, timeout: float | None) -> None:
         self.reactor = reactor
         self.timeout = timeout

@@ -64,6 +64,24 @@ class FlagTests(SynchronousTestCase):
         self.assertIs(fd._writeDisconnected, False)
 
 
+class GenericFactoryTests(SynchronousTestCase):
+    """GenericFactory[P] works as a base class on every supported Twisted."""
+
+    def test_flag_matches_the_release(self) -> None:
+        from twisted import version
+
+        generic = (version.major, version.minor) >= (26, 4)
+        self.assertEqual(compat.HAS_GENERIC_FACTORY, generic)
+        self.assertEqual(compat.GenericFactory is Factory, generic)
+
+    def test_subclass(self) -> None:
+        class Mine(compat.GenericFactory[Protocol]):
+            protocol = Protocol
+
+        self.assertTrue(issubclass(Mine, Factory))
+        self.assertIsInstance(Mine().buildProtocol(None), Protocol)
+
+
 class TLSDirectionTests(SynchronousTestCase):
     """tls_client_default: the same answers from the private attribute and the fallback."""
 
