@@ -21,14 +21,15 @@ The uses:
   ``startTLS`` goes by default); fallback: ``isinstance`` of the public
   ``tcp.Client``/``tcp.Server`` classes;
 - Deferred fast paths (:func:`has_callbacks`, :func:`fire_quietly`,
-  :func:`succeeded`): ``Deferred._callbacks``, ``_canceller`` and ``result``;
-  fallback: ``callback()`` and :func:`twisted.internet.defer.succeed`;
+  :func:`succeeded`): ``Deferred._callbacks`` (``callbacks`` before Twisted
+  24.10), ``_canceller`` and ``result``; fallback: ``callback()`` and
+  :func:`twisted.internet.defer.succeed`;
 - :class:`GenericFactory`: ``Factory`` subscripted at run time
   (``Factory[MyProtocol]`` as a base class) needs Twisted 26.4 or later;
   before, a subscriptable subclass stands in (no private name, but a version
   difference all the same);
 - :func:`adopt_shared_unix_port`: ``unix.Port._fromListeningDescriptor`` and
-  ``_bindPath``, so that a worker process adopts an inherited unix socket
+  ``_bindPath`` (``port`` before 24.10), so that a worker process adopts an inherited unix socket
   without changing or removing its file; fallback:
   ``IReactorSocket.adoptStreamPort``.
 """
@@ -47,11 +48,13 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReact
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
 
 __all__ = [
+    "CALLBACKS_ATTRIBUTE",
     "EAGER_ATTRIBUTES",
     "HAS_DEFERRED_INTERNALS",
     "HAS_GENERIC_FACTORY",
     "HAS_TLS_CLIENT_DEFAULT",
     "HAS_UNIX_ADOPT",
+    "UNIX_PATH_ATTRIBUTE",
     "GenericFactory",
     "adopt_shared_unix_port",
     "eager_writes_supported",
@@ -195,18 +198,27 @@ def tls_client_default(transport: object) -> bool | None:
 # --- Deferred fast paths --------------------------------------------------------------------
 
 
-def _deferred_internals_present() -> bool:
-    d: Deferred[None] = Deferred()
-    if not (isinstance(getattr(d, "_callbacks", None), list) and hasattr(d, "_canceller")):
+def _callbacks_attribute() -> str | None:
+    """The name of a Deferred's list of callbacks: ``_callbacks`` (24.10+) or ``callbacks``."""
+    names = vars(Deferred())
+    for name in ("_callbacks", "callbacks"):
+        if isinstance(names.get(name), list):
+            return name
+    return None
+
+
+def _deferred_internals_present(name: str | None) -> bool:
+    if name is None or "_canceller" not in vars(Deferred()):
         return False
+    d: Deferred[None] = Deferred()
     d.addCallback(lambda _: None)
-    if len(d._callbacks) != 1:
+    if len(getattr(d, name)) != 1:
         return False
     # An instance built without __init__ must fire like succeed(None) once the
     # attributes succeeded() sets are there (the rest are class attributes).
     probe: Deferred[None] = object.__new__(Deferred)
     try:
-        probe._callbacks = []
+        setattr(probe, name, [])
         probe._canceller = None
         probe.result = None
         probe.called = True
@@ -217,68 +229,115 @@ def _deferred_internals_present() -> bool:
     return seen == [None]
 
 
+#: The attribute holding a Deferred's callbacks (``None``: not found).
+CALLBACKS_ATTRIBUTE = _callbacks_attribute()
 #: Whether Deferred's internals are as the fast paths expect.
-HAS_DEFERRED_INTERNALS = _deferred_internals_present()
+HAS_DEFERRED_INTERNALS = _deferred_internals_present(CALLBACKS_ATTRIBUTE)
 
 _new = object.__new__
 
 
-def has_callbacks(d: Deferred[Any]) -> bool:
-    """Whether callbacks were added to ``d`` (``True`` when this cannot be told)."""
-    if HAS_DEFERRED_INTERNALS:
-        return bool(d._callbacks)
+def _public_has_callbacks(d: Deferred[Any]) -> bool:
     return True
 
 
-def fire_quietly(d: Deferred[_T], value: _T) -> None:
-    """Fire ``d`` (which has no callbacks) with ``value``, skipping the chain machinery.
-
-    What ``callback()`` does when nobody added callbacks; a later ``await``
-    or ``addCallback`` sees ``value``.  On a Twisted whose internals differ,
-    this is ``d.callback(value)``.
-    """
-    if HAS_DEFERRED_INTERNALS and not d._callbacks:
-        d.called = True
-        d.result = value
-        d._canceller = None
-        return
+def _public_fire_quietly(d: Deferred[_T], value: _T) -> None:
     d.callback(value)
-
-
-def _fast_succeeded() -> Deferred[None]:
-    d: Deferred[None] = _new(Deferred)
-    d._callbacks = []
-    d._canceller = None
-    d.result = None
-    d.called = True
-    return d
 
 
 def _public_succeeded() -> Deferred[None]:
     return defer.succeed(None)
 
 
+if HAS_DEFERRED_INTERNALS and CALLBACKS_ATTRIBUTE == "_callbacks":
+
+    def _has_callbacks(d: Deferred[Any]) -> bool:
+        return bool(d._callbacks)
+
+    def _fire_quietly(d: Deferred[_T], value: _T) -> None:
+        if d._callbacks:
+            d.callback(value)
+            return
+        d.called = True
+        d.result = value
+        d._canceller = None
+
+    def _fast_succeeded() -> Deferred[None]:
+        d: Deferred[None] = _new(Deferred)
+        d._callbacks = []
+        d._canceller = None
+        d.result = None
+        d.called = True
+        return d
+
+elif HAS_DEFERRED_INTERNALS:  # Twisted before 24.10: the list is "callbacks"
+
+    def _has_callbacks(d: Deferred[Any]) -> bool:
+        return bool(d.__dict__["callbacks"])
+
+    def _fire_quietly(d: Deferred[_T], value: _T) -> None:
+        if d.__dict__["callbacks"]:
+            d.callback(value)
+            return
+        d.called = True
+        d.result = value
+        d._canceller = None
+
+    def _fast_succeeded() -> Deferred[None]:
+        d: Deferred[None] = _new(Deferred)
+        d.__dict__["callbacks"] = []
+        d._canceller = None
+        d.result = None
+        d.called = True
+        return d
+
+else:
+    _has_callbacks = _public_has_callbacks
+    _fire_quietly = _public_fire_quietly
+    _fast_succeeded = _public_succeeded
+
+
+def has_callbacks(d: Deferred[Any]) -> bool:
+    """Whether callbacks were added to ``d`` (``True`` when this cannot be told)."""
+    return _has_callbacks(d)
+
+
+def fire_quietly(d: Deferred[_T], value: _T) -> None:
+    """Fire ``d`` with ``value``; when it has no callbacks, skip the chain machinery.
+
+    What ``callback()`` does when nobody added callbacks; a later ``await``
+    or ``addCallback`` sees ``value``.  On a Twisted whose internals differ,
+    this is ``d.callback(value)``.
+    """
+    _fire_quietly(d, value)
+
+
 #: ``succeed(None)`` without ``__init__`` (a third of the cost) where Twisted allows it.
-succeeded: Callable[[], Deferred[None]] = (
-    _fast_succeeded if HAS_DEFERRED_INTERNALS else _public_succeeded
-)
+succeeded: Callable[[], Deferred[None]] = _fast_succeeded
 
 
 # --- adopting a listening unix socket ------------------------------------------------------
 
 
-def _unix_adopt_present() -> bool:
+def _unix_path_attribute() -> str | None:
+    """Where ``unix.Port`` keeps its socket path: ``_bindPath`` (24.10+) or ``port``."""
     try:
         from twisted.internet import unix
     except ImportError:  # pragma: no cover - a platform without unix sockets
-        return False
-    return callable(getattr(unix.Port, "_fromListeningDescriptor", None)) and (
-        "_bindPath" in getattr(unix.Port.__init__, "__code__", compile("", "", "exec")).co_names
-    )
+        return None
+    if not callable(getattr(unix.Port, "_fromListeningDescriptor", None)):
+        return None
+    port = unix.Port(b"/nonexistent/probe.sock", Factory())
+    for name in ("_bindPath", "port"):
+        if getattr(port, name, None) == b"/nonexistent/probe.sock":
+            return name
+    return None
 
 
-#: Whether ``unix.Port`` has ``_fromListeningDescriptor`` and ``_bindPath``.
-HAS_UNIX_ADOPT = _unix_adopt_present()
+#: The ``unix.Port`` attribute holding its path (``None``: no private adoption path).
+UNIX_PATH_ATTRIBUTE = _unix_path_attribute()
+#: Whether ``unix.Port._fromListeningDescriptor`` and the path attribute are there.
+HAS_UNIX_ADOPT = UNIX_PATH_ATTRIBUTE is not None
 
 
 def adopt_shared_unix_port(
@@ -299,10 +358,13 @@ def adopt_shared_unix_port(
     from twisted.internet import unix
     from twisted.python.failure import Failure
 
+    assert UNIX_PATH_ATTRIBUTE is not None
+    path_attribute: str = UNIX_PATH_ATTRIBUTE
+
     class SharedUnixPort(unix.Port):
         def startListening(self) -> None:
             with contextlib.suppress(OSError):
-                self.mode = os.stat(self._bindPath).st_mode & 0o7777
+                self.mode = os.stat(getattr(self, path_attribute)).st_mode & 0o7777
             super().startListening()  # type: ignore[no-untyped-call]
 
         def connectionLost(self, reason: Failure) -> None:
