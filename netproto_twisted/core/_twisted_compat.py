@@ -21,15 +21,15 @@ The uses:
   ``startTLS`` goes by default); fallback: ``isinstance`` of the public
   ``tcp.Client``/``tcp.Server`` classes;
 - Deferred fast paths (:func:`has_callbacks`, :func:`fire_quietly`,
-  :func:`succeeded`): ``Deferred._callbacks`` (``callbacks`` before Twisted
-  24.10), ``_canceller`` and ``result``; fallback: ``callback()`` and
+  :func:`succeeded`): ``Deferred._callbacks`` (``callbacks`` in Twisted
+  24.7), ``_canceller`` and ``result``; fallback: ``callback()`` and
   :func:`twisted.internet.defer.succeed`;
 - :class:`GenericFactory`: ``Factory`` subscripted at run time
   (``Factory[MyProtocol]`` as a base class) needs Twisted 26.4 or later;
   before, a subscriptable subclass stands in (no private name, but a version
   difference all the same);
 - :func:`adopt_shared_unix_port`: ``unix.Port._fromListeningDescriptor`` and
-  ``_bindPath`` (``port`` before 24.10), so that a worker process adopts an inherited unix socket
+  ``_bindPath`` (``port`` in 24.7), so that a worker process adopts an inherited unix socket
   without changing or removing its file; fallback:
   ``IReactorSocket.adoptStreamPort``.
 """
@@ -199,7 +199,7 @@ def tls_client_default(transport: object) -> bool | None:
 
 
 def _callbacks_attribute() -> str | None:
-    """The name of a Deferred's list of callbacks: ``_callbacks`` (24.10+) or ``callbacks``."""
+    """The name of a Deferred's list of callbacks: ``_callbacks``, or ``callbacks`` (24.7)."""
     names = vars(Deferred())
     for name in ("_callbacks", "callbacks"):
         if isinstance(names.get(name), list):
@@ -270,7 +270,7 @@ if HAS_DEFERRED_INTERNALS and CALLBACKS_ATTRIBUTE == "_callbacks":
         d.called = True
         return d
 
-elif HAS_DEFERRED_INTERNALS:  # Twisted before 24.10: the list is "callbacks"
+elif HAS_DEFERRED_INTERNALS:  # older Twisted (24.7): the list is "callbacks"
 
     def _has_callbacks(d: Deferred[Any]) -> bool:
         return bool(d.__dict__["callbacks"])
@@ -320,7 +320,7 @@ succeeded: Callable[[], Deferred[None]] = _fast_succeeded
 
 
 def _unix_path_attribute() -> str | None:
-    """Where ``unix.Port`` keeps its socket path: ``_bindPath`` (24.10+) or ``port``."""
+    """Where ``unix.Port`` keeps its socket path: ``_bindPath``, or ``port`` (24.7)."""
     try:
         from twisted.internet import unix
     except ImportError:  # pragma: no cover - a platform without unix sockets
