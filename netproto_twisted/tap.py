@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from twisted.application.service import IService, MultiService
 from twisted.internet import defer
@@ -26,6 +26,7 @@ from netproto_twisted.core.config import load_config
 from netproto_twisted.core.daemon import DaemonContext, TLSFiles, listening_services
 from netproto_twisted.core.errors import ConfigError, NetprotoError
 from netproto_twisted.core.limits import Limits
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import exit_on_failure, fail
 
 __all__ = [
@@ -133,7 +134,7 @@ def startup_table(context: DaemonContext, rows: list[tuple[str, str, str]]) -> s
     return "\n".join(lines)
 
 
-def build(options: dict[str, Any], reactor: Any) -> NetprotoService:
+def build(options: dict[str, Any], reactor: IServerReactor) -> NetprotoService:
     """Build the combined service from parsed options (raises :class:`NetprotoError`)."""
     sections = _sections()
     path = options.get("config")
@@ -169,6 +170,6 @@ def makeService(options: Options) -> NetprotoService:
     from twisted.internet import reactor
 
     try:
-        return build(dict(options), reactor)
+        return build(dict(options), cast(IServerReactor, reactor))
     except NetprotoError as exc:
         fail(NAME, exc)

@@ -42,6 +42,7 @@ from zope.interface import implementer
 
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, RateLimiter
+from netproto_twisted.core.net import canonical_ip, parse_host
 
 __all__ = [
     "REASON_DENIED",
@@ -93,26 +94,9 @@ def _packed_ipv4(host: str) -> bytes | None:
     return packed if socket.inet_ntop(socket.AF_INET, packed) == host else None
 
 
-def _parse_address(host: str) -> _IPAddress | None:
-    packed = _packed_ipv4(host)
-    if packed is not None:
-        return ipaddress.IPv4Address(packed)
-    text = host.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def normalize_host(host: str) -> str | None:
-    """Return *host*'s canonical IP text (IPv4-mapped IPv6 as IPv4), or None if it isn't an IP."""
-    address = _parse_address(host)
-    return None if address is None else str(address)
+# One parser of host text for the whole package (core.net); the old name stays.
+_parse_address = parse_host
+normalize_host = canonical_ip
 
 
 def host_key(host: str) -> str:
@@ -307,6 +291,9 @@ class GuardedProtocol(ProtocolWrapper):
     Only *received* data resets the idle timer: a raw service that streams
     output to a silent peer for longer than the timeout should not set one.
     """
+
+    #: Writes pass through unchanged and uncounted (core.net.raw_tcp_connection looks through).
+    passes_writes_through: ClassVar[bool] = True
 
     def __init__(
         self, factory: ConnectionGuard, wrapped: IProtocol, key: str | None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from twisted.application.service import IService, IServiceCollection
 from twisted.internet import ssl
@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 
 from netproto_twisted.core.access import AccessPolicy
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import endpoint_kind
 from netproto_twisted.core.tls import (
     certificate_fingerprint,
@@ -76,7 +77,7 @@ class TLSFiles:
 class DaemonContext:
     """Shared settings for every service of one daemon."""
 
-    reactor: Any
+    reactor: IServerReactor
     data_dir: Path
     tls: TLSFiles
     policy: AccessPolicy = field(default_factory=AccessPolicy)

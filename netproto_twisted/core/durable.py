@@ -41,6 +41,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from netproto_twisted.core.reactors import ICoreThreadsReactor
+
 __all__ = [
     "MODES",
     "Committer",
@@ -264,7 +266,7 @@ class GroupCommitter:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: ICoreThreadsReactor,
         mode: str = "auto",
         ops: SyncOps | None = None,
         name: str = "netproto-commit",

@@ -7,6 +7,8 @@ command-line flags through :class:`LimitsOptionsMixin`::
     --tls-handshake-timeout SECONDS                   --max-line-length BYTES
     --command-rate PER_SECOND --max-failed-logins N
     --login-delay SECONDS     --login-delay-max SECONDS
+    --line-timeout SECONDS    --transfer-timeout SECONDS
+    --min-transfer-rate BYTES_PER_SECOND              --backlog N
 
 A protocol whose needs differ from the shared defaults (IMAP's 30-minute
 autologout timer, say) sets ``limits_defaults`` on its Options class to a
@@ -76,6 +78,20 @@ class Limits:
     :ivar login_delay_max: the cap on that delay (30.0).
     :ivar max_failed_logins: failed logins in one session before the server
         disconnects it (5).
+    :ivar line_timeout: seconds from the first byte of a command line to its
+        end (300, RFC 5321's five minutes): a peer trickling one byte at a
+        time, which the idle timeout never catches, is closed with the
+        protocol's timeout reply.
+    :ivar transfer_timeout: seconds a data transfer (SMTP DATA or BDAT, an
+        IMAP literal, an FTP upload) gets at first, and the most it is ever
+        granted ahead (300).
+    :ivar min_transfer_rate: bytes per second a transfer must average: each
+        byte received adds ``1 / min_transfer_rate`` seconds to its deadline
+        (500, Postfix's ``smtpd_min_data_rate``).
+    :ivar backlog: connections the kernel queues per listening socket before
+        the server accepts them (1024; Twisted's default of 50 makes bursts of
+        connections wait a second for a SYN retry; the kernel caps it at
+        ``net.core.somaxconn``).
     """
 
     max_connections: int = _limit(1000, "simultaneous connections in total")
@@ -88,6 +104,10 @@ class Limits:
     login_delay_base: float = _limit(1.0, "seconds of delay after a failed login (doubles)")
     login_delay_max: float = _limit(30.0, "longest failed-login delay, in seconds")
     max_failed_logins: int = _limit(5, "failed logins before a session is dropped")
+    line_timeout: float = _limit(300.0, "seconds from a command line's first byte to its end")
+    transfer_timeout: float = _limit(300.0, "seconds a data transfer gets first and at most ahead")
+    min_transfer_rate: float = _limit(500.0, "bytes per second a data transfer must average")
+    backlog: int = _limit(1024, "connections queued per listening socket before accept")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -132,6 +152,10 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("max-failed-logins", "max_failed_logins"),
     ("login-delay", "login_delay_base"),
     ("login-delay-max", "login_delay_max"),
+    ("line-timeout", "line_timeout"),
+    ("transfer-timeout", "transfer_timeout"),
+    ("min-transfer-rate", "min_transfer_rate"),
+    ("backlog", "backlog"),
 )
 _HELP = {f.name: str(f.metadata.get("help", "")) for f in fields(Limits)}
 

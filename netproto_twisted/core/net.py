@@ -8,6 +8,7 @@ sockets and test transports.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from typing import Any
@@ -17,11 +18,16 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import ITransport
 from twisted.logger import Logger
 
-from netproto_twisted.core.access import GuardedProtocol
+from netproto_twisted.core._twisted_compat import eager_writes_supported, send_now
 
 __all__ = [
+    "PASSES_WRITES_THROUGH",
+    "IPAddress",
+    "canonical_ip",
     "is_loopback",
     "normalize_host",
+    "parse_host",
+    "peer_facts",
     "peer_host",
     "raw_tcp_connection",
     "send_now",
@@ -64,18 +70,59 @@ def _is_ip(transport: Any) -> bool:
     return isinstance(host, (IPv4Address, IPv6Address))
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+"""An IPv4 or IPv6 address."""
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_host(host: str) -> IPAddress | None:
+    """Return ``host`` as an IP address (IPv4-mapped IPv6 as IPv4), or ``None`` if it is not one.
+
+    Accepts what peers and operators write: ``192.0.2.1``, ``2001:db8::1``,
+    ``[::1]``, ``fe80::1%eth0`` (the zone is kept), surrounding blanks.
+    Remembered per text: busy clients connect again and again from the same
+    few addresses.
+    """
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def canonical_ip(host: str) -> str | None:
+    """Return ``host``'s canonical IP text (IPv4-mapped IPv6 as IPv4), or ``None`` if not an IP."""
+    address = parse_host(host)
+    return None if address is None else str(address)
+
+
 def normalize_host(host: str) -> str:
     """Return ``host`` as a canonical IP string (IPv4-mapped IPv6 becomes IPv4).
 
-    A string that is not an IP address is returned unchanged.
+    A string that is not an IP address is returned unchanged (see
+    :func:`canonical_ip` for ``None`` instead).
     """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+    address = parse_host(host)
+    return host if address is None else str(address)
+
+
+@functools.lru_cache(maxsize=1024)
+def peer_facts(host: str) -> tuple[str, IPAddress | None, bool]:
+    """``(peer, address, is_loopback)`` for a peer's host text, as servers record it.
+
+    ``peer`` is ``host`` if it is an IP address, else ``""``; ``address`` is
+    :func:`parse_host`'s result; a peer that is not an IP (a unix socket)
+    counts as loopback (it is local).
+    """
+    address = parse_host(host)
+    if address is None:
+        return "", None, True
+    return host, address, address.is_loopback
 
 
 def peer_host(transport: ITransport) -> str | None:
@@ -109,36 +156,26 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
-#: The private ``FileDescriptor`` / ``tcp.Connection`` attributes :func:`send_now` reads.
-#: A Twisted without any of them gets no eager path (:func:`raw_tcp_connection` says None).
-_EAGER_ATTRIBUTES = (
-    "_tempDataBuffer",
-    "dataBuffer",
-    "connected",
-    "disconnecting",
-    "_writeDisconnecting",
-    "_writeDisconnected",
-    "producer",
-    "producerPaused",
-    "streamingProducer",
-    "TLS",
-)
-
-#: Whether a connection class has every :data:`_EAGER_ATTRIBUTES` (checked once per class).
-_HAS_EAGER_ATTRIBUTES: dict[type, bool] = {}
+#: The name of the class attribute that marks a protocol wrapper :func:`raw_tcp_connection`
+#: may look through: one that passes every byte written on unchanged and counts nothing
+#: (core.access's ``GuardedProtocol`` sets it).
+PASSES_WRITES_THROUGH = "passes_writes_through"
 
 
 def raw_tcp_connection(transport: Any) -> tcp.Connection | None:
-    """Return the plain TCP connection beneath ``transport`` (only access-guard wrappers), or None.
+    """Return the plain TCP connection beneath ``transport`` (only pass-through wrappers), or None.
 
     Writes through it may skip the reactor's next turn (see :func:`send_now`).
     ``None`` for TLS, unix sockets, other protocol wrappers (they may count or
     transform bytes), test transports, and a Twisted whose connection lacks the
-    private attributes :func:`send_now` relies on.
+    private attributes :func:`send_now` relies on.  A wrapper is looked
+    through when its class sets :data:`PASSES_WRITES_THROUGH` true.
     """
     t = transport
-    while isinstance(t, GuardedProtocol):
-        t = t.transport
+    for _ in range(16):  # wrappers nest a few levels at most
+        if not getattr(type(t), PASSES_WRITES_THROUGH, False):
+            break
+        t = getattr(t, "transport", None)
     if not isinstance(t, tcp.Connection):
         return None
     try:
@@ -150,43 +187,7 @@ def raw_tcp_connection(transport: Any) -> tcp.Connection | None:
             return None
     except Exception:  # a half-closed socket: nothing to gain
         return None
-    kind = type(t)
-    usable = _HAS_EAGER_ATTRIBUTES.get(kind)
-    if usable is None:
-        usable = _HAS_EAGER_ATTRIBUTES[kind] = all(hasattr(t, n) for n in _EAGER_ATTRIBUTES)
-    return t if usable else None
-
-
-def send_now(connection: Any, data: bytes) -> int:
-    """Send what the kernel takes at once when ``connection`` has nothing queued.
-
-    ``connection`` comes from :func:`raw_tcp_connection`.  Returns the number
-    of bytes sent: 0 when anything is queued in the transport, a producer is
-    paused (or a pull producer registered), the connection is closing, TLS
-    was started on it since, the socket is full or failed.  The caller then
-    queues the rest through the transport, which reports errors its own way.
-    This saves a reactor turn, one epoll event and two ``epoll_ctl`` calls.
-    """
-    # _tempDataBuffer before dataBuffer: a handler thread may look while the reactor
-    # runs doWrite, which fills dataBuffer from _tempDataBuffer and only then empties
-    # the latter; in this order, queued bytes are always seen in one or the other.
-    if (
-        connection._tempDataBuffer
-        or connection.dataBuffer
-        or not connection.connected
-        or connection.disconnecting
-        or connection._writeDisconnecting
-        or connection._writeDisconnected
-        or connection.TLS
-        or connection.producerPaused
-        or (connection.producer is not None and not connection.streamingProducer)
-    ):
-        return 0
-    try:
-        sent: int = connection.socket.send(data)
-    except OSError:
-        return 0
-    return sent
+    return t if eager_writes_supported(t) else None
 
 
 def write_now(transport: Any, data: bytes, connection: Any = None) -> None:

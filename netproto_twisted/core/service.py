@@ -6,6 +6,11 @@ endpoint strings (``tcp:2525:interface=127.0.0.1``, ``tcp6:...``, ``ssl:...``,
 port (``smtp listening on tcp 127.0.0.1:2525``), and on stop closes the live
 connections through its :class:`~netproto_twisted.core.access.ConnectionGuard`
 so that SIGTERM ends the daemon within a few seconds.
+
+Every stream endpoint listens with a large backlog (:data:`DEFAULT_BACKLOG`,
+the ``backlog`` limit, ``--backlog``) unless its string names one
+(``tcp:2525:backlog=128``): Twisted's default of 50 makes a burst of a few
+hundred connects wait a second for the SYN retry.
 """
 
 from __future__ import annotations
@@ -25,23 +30,34 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import DEFAULT_LIMITS
+from netproto_twisted.core.reactors import IListenReactor
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorCore
 
 __all__ = [
+    "DEFAULT_BACKLOG",
     "EndpointsService",
     "describe_address",
     "endpoint_kind",
     "exit_on_failure",
     "fail",
     "parse_udp_endpoint",
+    "with_backlog",
 ]
 
 _log = Logger()
 
+#: The listen backlog of every stream endpoint that does not name one (1024).
+DEFAULT_BACKLOG = DEFAULT_LIMITS.backlog
+
 _KINDS = ("tcp", "tcp6", "ssl", "unix", "udp")
 _UDP_RX = re.compile(r"^udp:(?P<port>\d{1,5})(?::interface=(?P<iface>.+))?$")
+#: The largest datagram read (Twisted's default for ``listenUDP``).
+_MAX_DATAGRAM = 8192
+#: ``backlog=`` as an endpoint string's argument (after an unescaped colon).
+_BACKLOG_RX = re.compile(r"(?<!\\):\s*backlog\s*=")
 
 
 class _Closable(Protocol):
@@ -60,6 +76,19 @@ def endpoint_kind(text: str) -> str:
         choices = ", ".join(_KINDS)
         raise ConfigError(text, f"unsupported endpoint type {kind!r} (use one of {choices})")
     return kind
+
+
+def with_backlog(text: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """Return the endpoint string ``text`` listening with ``backlog``, unless it names one.
+
+    Stream endpoints (``tcp``, ``tcp6``, ``ssl``, ``unix``) take Twisted's
+    ``backlog=`` argument; ``udp`` strings are returned unchanged.
+    """
+    if backlog < 1:
+        raise ConfigError(text, f"backlog must be a positive integer, got {backlog}")
+    if endpoint_kind(text) == "udp" or _BACKLOG_RX.search(text):
+        return text
+    return f"{text.rstrip()}:backlog={backlog}"
 
 
 def parse_udp_endpoint(text: str) -> tuple[int, str]:
@@ -87,20 +116,26 @@ def describe_address(address: IAddress | Any) -> str:
 
 
 class EndpointsService(Service):
-    """Listen on several endpoint strings with one factory; report and close them together."""
+    """Listen on several endpoint strings with one factory; report and close them together.
+
+    ``backlog`` is the listen backlog of every stream endpoint whose string
+    does not name one (see :func:`with_backlog`).
+    """
 
     def __init__(
         self,
         name: str,
-        reactor: Any,
+        reactor: IListenReactor,
         listen: Sequence[str],
         factory: IProtocolFactory | None = None,
         *,
         datagram: DatagramProtocol | None = None,
         guard: IProtocolFactory | None = None,
         close_timeout: float = 5.0,
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self.name = name
+        self._backlog = backlog
         self._reactor = reactor
         self._listen = list(listen)
         self._factory = guard if guard is not None else factory
@@ -134,9 +169,12 @@ class EndpointsService(Service):
             try:
                 if kind == "udp":
                     port_no, iface = parse_udp_endpoint(text)
-                    port = self._reactor.listenUDP(port_no, self._datagram, interface=iface)
+                    assert self._datagram is not None  # checked in __init__
+                    port = self._reactor.listenUDP(
+                        port_no, self._datagram, interface=iface, maxPacketSize=_MAX_DATAGRAM
+                    )
                 else:
-                    endpoint = serverFromString(self._reactor, text)
+                    endpoint = serverFromString(self._reactor, with_backlog(text, self._backlog))
                     port = await endpoint.listen(self._factory)
             except Exception as exc:
                 await self._stop_ports()
@@ -146,6 +184,11 @@ class EndpointsService(Service):
             self.addresses.append((kind, where))
             _log.info("{name} listening on {kind} {where}", name=name, kind=kind, where=where)
         return list(self.addresses)
+
+    @property
+    def backlog(self) -> int:
+        """The listen backlog of stream endpoints whose string names none."""
+        return self._backlog
 
     @property
     def endpoints(self) -> list[str]:

@@ -16,16 +16,20 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReadDescriptor
+from twisted.internet.protocol import ServerFactory
 from twisted.logger import FileLogObserver, Logger, LogLevel, formatEvent, globalLogBeginner
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto_twisted.core._twisted_compat import adopt_shared_unix_port
 from netproto_twisted.core.errors import ConfigError, NetprotoError
+from netproto_twisted.core.limits import DEFAULT_LIMITS
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import endpoint_kind
 from netproto_twisted.core.workers import (
     _FAMILIES,
@@ -74,7 +78,8 @@ class _MasterWatch:
 class _AdoptedListeners(Service):
     """Adopts the inherited sockets with their factories; on stop closes ports and connections."""
 
-    def __init__(self, reactor: Any, sockets: Sequence[InheritedSocket], parts: WorkerParts,
+    def __init__(self, reactor: IServerReactor, sockets: Sequence[InheritedSocket],
+                 parts: WorkerParts,
                  on_ready: Callable[[], None]) -> None:
         self.name = "adopted"
         self._reactor = reactor
@@ -95,9 +100,13 @@ class _AdoptedListeners(Service):
             try:
                 os.set_blocking(sock.fd, False)  # the master's already is (a shared flag)
                 if sock.family == "AF_UNIX":
-                    port = _adopt_unix(self._reactor, sock.fd, factory)
+                    port = adopt_shared_unix_port(
+                        self._reactor, sock.fd, factory, DEFAULT_LIMITS.backlog
+                    )
                 else:
-                    port = self._reactor.adoptStreamPort(sock.fd, _FAMILIES[sock.family], factory)
+                    port = self._reactor.adoptStreamPort(
+                        sock.fd, _FAMILIES[sock.family], cast("ServerFactory[Any]", factory)
+                    )
             except Exception as e:
                 raise ConfigError(sock.endpoint, f"cannot adopt the socket: {e}") from None
             os.close(sock.fd)  # adoptStreamPort listens on a duplicate
@@ -122,27 +131,9 @@ class _AdoptedListeners(Service):
         return defer.ensureDeferred(stop())
 
 
-def _adopt_unix(reactor: Any, fd: int, factory: IProtocolFactory) -> IListeningPort:
-    """Adopt a unix socket without touching its file: the master owns (and removes) it."""
-    from twisted.internet import tcp, unix
-
-    class SharedUnixPort(unix.Port):
-        def startListening(self) -> None:
-            with contextlib.suppress(OSError):
-                self.mode = os.stat(self._bindPath).st_mode & 0o7777
-            super().startListening()  # type: ignore[no-untyped-call]
-
-        def connectionLost(self, reason: Failure) -> None:
-            tcp.Port.connectionLost(self, reason)  # no unlink: the path is the master's
-
-    port: IListeningPort = SharedUnixPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
-        reactor, fd, factory
-    )
-    port.startListening()
-    return port
-
-
-def _tls_wrapped(reactor: Any, endpoint: str, factory: IProtocolFactory) -> IProtocolFactory:
+def _tls_wrapped(
+    reactor: IServerReactor, endpoint: str, factory: IProtocolFactory
+) -> IProtocolFactory:
     from twisted.internet.endpoints import serverFromString
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -225,7 +216,7 @@ def main() -> int:
     # The loop starts here: a worker is a process entry point like twistd's makeService.
     from twisted.internet import reactor as _reactor
 
-    reactor: Any = _reactor
+    reactor = cast(IServerReactor, _reactor)
     globalLogBeginner.beginLoggingTo(
         [_log_line_observer(lambda b: _write_all(1, b))], redirectStandardIO=False
     )

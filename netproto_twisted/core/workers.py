@@ -63,6 +63,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind
 
 __all__ = [
@@ -256,7 +257,7 @@ class WorkerPool(Service):
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServerReactor,
         *,
         count: int,
         builder: str,

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO, TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
+from twisted.internet.interfaces import IReactorCore
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
+from netproto_twisted.core.reactors import ICoreThreadsReactor
 from netproto_twisted.core.threads import Runner, thread_runner
 from netproto_twisted.mailstore.delivery import AppendWriter, MessageWriter
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
@@ -67,7 +68,7 @@ class MaildirStore:
     def __init__(
         self,
         base: str,
-        reactor: IReactorFromThreads | None = None,
+        reactor: ICoreThreadsReactor | None = None,
         threadpool: ThreadPool | None = None,
         *,
         fs: FsOps | None = None,

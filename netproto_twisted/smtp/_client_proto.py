@@ -65,6 +65,8 @@ class SMTPClientProtocol(LineProtocol):
     """
 
     _log = Logger()
+    #: Raw mode here reads replies, which the server owes only after a command.
+    transfer_timeout = None
 
     def __init__(self, reply_timeout: float | None = 30.0) -> None:
         super().__init__()

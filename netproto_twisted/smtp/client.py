@@ -26,15 +26,17 @@ from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IReactorThreads,
+    IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from netproto_twisted.core import sasl
+from netproto_twisted.core._twisted_compat import GenericFactory
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.net import is_loopback, normalize_host
+from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.smtp._client_proto import TLS_FAILED, SMTPClientProtocol
 from netproto_twisted.smtp._client_tx import Transaction, check_text
@@ -144,7 +146,7 @@ class SMTPClient:
         self,
         protocol: SMTPClientProtocol,
         *,
-        reactor: Any = None,
+        reactor: object = None,
         peer_host: str = "",
         runner: Callable[[Callable[[], bytes]], Deferred[bytes]] | None = None,
     ) -> None:
@@ -447,8 +449,8 @@ async def _value(value: _T) -> _T:
 # --- connecting -------------------------------------------------------------------------------
 
 
-class _ClientFactory(Factory[SMTPClientProtocol]):
-    def __init__(self, reactor: Any, timeout: float | None) -> None:
+class _ClientFactory(GenericFactory[SMTPClientProtocol]):
+    def __init__(self, reactor: IReactorTime, timeout: float | None) -> None:
         self.reactor = reactor
         self.timeout = timeout
 
@@ -460,7 +462,7 @@ class _ClientFactory(Factory[SMTPClientProtocol]):
 
 
 def connect_smtp(
-    reactor: Any,
+    reactor: IConnectReactor,
     host: str,
     port: int = 25,
     *,
@@ -553,7 +555,7 @@ async def _open_session(
 
 
 def send_mail(
-    reactor: Any,
+    reactor: IConnectReactor,
     host: str,
     port: int,
     sender: str,

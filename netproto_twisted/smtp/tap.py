@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
@@ -35,6 +35,7 @@ from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
@@ -222,7 +223,7 @@ class Config:
 
 def build_service(
     config: Config,
-    reactor: Any,
+    reactor: IServerReactor,
     *,
     data_dir: Path,
     tls: Any,
@@ -269,7 +270,9 @@ def build_service(
         for text in listen:
             if endpoint_kind(text) == "udp":
                 raise ConfigError(text, "SMTP does not serve UDP")
-        service = EndpointsService(name, reactor, listen, guard=guards[name])
+        service = EndpointsService(
+            name, reactor, listen, guard=guards[name], backlog=limits.backlog
+        )
         root.addService(service)
         listeners.append(service)
     if config.workers > 1 and listeners:
@@ -290,7 +293,7 @@ def build_service(
 
 def _build_parts(
     config: Config,
-    reactor: Any,
+    reactor: IServerReactor,
     root: MultiService,
     *,
     data_dir: Path,
@@ -356,6 +359,7 @@ def _build_parts(
             scram_store=password_file,
             login_delay=login_delay,
         )
+        factory.apply_limits(limits)  # the deadlines against a trickling client
         guards[name] = ConnectionGuard(
             factory, reactor, policy=policy, limits=limits, refusal=refusal
         )
@@ -387,7 +391,7 @@ def worker_config(
     }
 
 
-def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerParts:
+def worker_parts(payload: Any, reactor: IServerReactor, channel: WorkerChannel) -> WorkerParts:
     """Build a worker's SMTP server (Maildir delivery, spooling without a relay) from JSON.
 
     Each message a worker commits to the relay queue is announced to the
@@ -417,7 +421,7 @@ def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerPa
     return WorkerParts(factories=dict(guards), service=root)
 
 
-def _committer(config: Config, reactor: Any) -> GroupCommitter:
+def _committer(config: Config, reactor: IServerReactor) -> GroupCommitter:
     """One committer thread for the Maildir and the queue: a sync serves both."""
     return GroupCommitter(reactor, config.sync, FsOps(), name="netproto-smtp-commit")
 
@@ -587,7 +591,9 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
 
 def makeService(options: Options) -> IService:
     """Build the service; a bad option, file or endpoint ends twistd with one line."""
-    from twisted.internet import reactor
+    from twisted.internet import reactor as global_reactor
+
+    reactor = cast(IServerReactor, global_reactor)  # twistd's reactor
 
     from netproto_twisted.core.daemon import TLSFiles
     from netproto_twisted.core.tls import server_context

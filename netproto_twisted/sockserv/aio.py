@@ -28,11 +28,12 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.net import send_now, set_nodelay, write_now
+from netproto_twisted.core._twisted_compat import fire_quietly, has_callbacks, send_now, succeeded
+from netproto_twisted.core.net import set_nodelay, write_now
 from netproto_twisted.sockserv.common import (
     HIGH_WATER,
     LOW_WATER,
@@ -55,7 +56,6 @@ _RECV, _LINE, _EXACT, _ALL = range(4)
 #: Default ``limit`` of :meth:`AsyncReader.readline`.
 LINE_LIMIT = 64 * 1024
 _log = Logger()
-_new = object.__new__
 
 
 class _Op(Deferred[Any]):
@@ -71,13 +71,11 @@ def _fire(op: _Op, value: Any) -> None:
         op.callback(value)
         return
     op._driver = None
-    if op._callbacks or isinstance(value, Failure):
+    if isinstance(value, Failure):
         op.callback(value)
     else:
         # What callback() does when nobody added callbacks, minus the chain machinery.
-        op.called = True
-        op.result = value
-        op._canceller = None
+        fire_quietly(op, value)
     # Deferred.__await__ picks the result (or raises the failure) from op itself.
     driver._step(None, None)
 
@@ -132,7 +130,7 @@ class _Driver:
                 self._finished()
                 _log.failure("handler coroutine failed")
                 return
-            if type(awaited) is _Op and not awaited.called and not awaited._callbacks:
+            if type(awaited) is _Op and not awaited.called and not has_callbacks(awaited):
                 awaited._driver = self
                 self._waiting = awaited
                 return
@@ -160,7 +158,7 @@ class IncompleteReadError(EOFError):
 class AsyncSocket(StreamSocketBase):
     """The ``request`` of a reactor-run handler: awaitable ``recv``/``sendall`` on a transport."""
 
-    def __init__(self, reactor: Any, transport: Any) -> None:
+    def __init__(self, reactor: IReactorTime, transport: Any) -> None:
         self._reactor = reactor
         self._transport = transport
         self._buf = bytearray()
@@ -196,12 +194,10 @@ class AsyncSocket(StreamSocketBase):
             if self._timer is not None:
                 self._cancel_timer()
             driver = waiter._driver
-            if driver is not None and not waiter._callbacks:
+            if driver is not None:
                 # _fire(waiter, data), inlined for the usual case.
                 waiter._driver = None
-                waiter.called = True
-                waiter.result = data
-                waiter._canceller = None
+                fire_quietly(waiter, data)
                 driver._step(None, None)
             else:
                 _fire(waiter, data)
@@ -417,13 +413,7 @@ class AsyncSocket(StreamSocketBase):
         if sent != len(data):
             self._transport.write(data[sent:] if sent else data)
         if not self._write_paused:
-            # succeed(None), inlined.
-            d: Deferred[None] = _new(Deferred)
-            d._callbacks = []
-            d._canceller = None
-            d.result = None
-            d.called = True
-            return d
+            return succeeded()
         return self._drain_op()
 
     def send(self, data: Any, flags: int = 0) -> Deferred[int]:

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorFromThreads
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -87,7 +87,7 @@ class HandlerServer:
         server_address: Any,
         socket_type: socket.SocketKind,
         address_family: socket.AddressFamily,
-        reactor: Any,
+        reactor: IReactorFromThreads,
         name: str = "socket",
         on_shutdown: Any = None,
     ) -> None:

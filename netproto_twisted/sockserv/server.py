@@ -20,6 +20,7 @@ from twisted.python.threadpool import ThreadPool
 from netproto_twisted.core.access import AccessPolicy, ConnectionGuard
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
+from netproto_twisted.core.reactors import IListenReactor, IServerReactor, ITimeThreadsReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, parse_udp_endpoint
 from netproto_twisted.sockserv.aio import AsyncStreamProtocol
 from netproto_twisted.sockserv.common import HandlerServer, address_family, socket_address
@@ -60,7 +61,12 @@ class HandlerFactory(Factory):
     noisy = False
 
     def __init__(
-        self, handler_class: type, reactor: Any, pool: ThreadPool, *, name: str = "socket"
+        self,
+        handler_class: type,
+        reactor: ITimeThreadsReactor,
+        pool: ThreadPool,
+        *,
+        name: str = "socket",
     ) -> None:
         self.handler_class = handler_class
         self.reactor = reactor
@@ -139,7 +145,7 @@ class SockservService(MultiService):
     def __init__(
         self,
         name: str,
-        reactor: Any,
+        reactor: IServerReactor,
         factory: HandlerFactory,
         pool: ThreadPool,
         *,
@@ -235,7 +241,7 @@ class SockservService(MultiService):
         fire()
 
 
-def _check_listen(reactor: Any, listen: Sequence[str]) -> None:
+def _check_listen(reactor: IListenReactor, listen: Sequence[str]) -> None:
     if not listen:
         raise ConfigError("--listen", "give at least one endpoint to listen on")
     for text in listen:
@@ -251,7 +257,7 @@ def _check_listen(reactor: Any, listen: Sequence[str]) -> None:
 
 
 def make_sockserv_service(
-    reactor: Any,
+    reactor: IServerReactor,
     *,
     handler: str | type,
     listen: Sequence[str],
@@ -280,16 +286,19 @@ def make_sockserv_service(
     factory.direct_io = idle_timeout is None
     service = SockservService(name, reactor, factory, pool)
     stream = [t for t in listen if endpoint_kind(t) != "udp"]
+    limits = limits if limits is not None else DEFAULT_LIMITS
     if stream:
         guard = ConnectionGuard(
             factory,
             reactor,
             policy=policy,
-            limits=limits if limits is not None else DEFAULT_LIMITS,
+            limits=limits,
             idle_timeout=idle_timeout,
         )
         guard.noisy = False
-        service.add_ports(EndpointsService(name, reactor, stream, factory, guard=guard))
+        service.add_ports(
+            EndpointsService(name, reactor, stream, factory, guard=guard, backlog=limits.backlog)
+        )
     for text in listen:
         if endpoint_kind(text) == "udp":
             datagram = _RefusingDatagram(factory, policy)

@@ -8,7 +8,7 @@ discard on 2009 and daytime on 2013, TCP and UDP, on 127.0.0.1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from twisted.application.service import IService, MultiService
 
@@ -16,6 +16,7 @@ from netproto_twisted.core.access import AccessOptionsMixin
 from netproto_twisted.core.config import field
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import LimitsOptionsMixin, limits_options
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import exit_on_failure, fail
 from netproto_twisted.sockserv.builtins import BUILTIN_HANDLERS
 from netproto_twisted.sockserv.server import DEFAULT_THREADS, make_sockserv_service
@@ -63,7 +64,9 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
 
 def makeService(options: Options) -> IService:
     """Build the service; a bad handler or endpoint ends twistd with one line."""
-    from twisted.internet import reactor
+    from twisted.internet import reactor as global_reactor
+
+    reactor = cast(IServerReactor, global_reactor)  # twistd's reactor
 
     handler = options["handler"]
     if not handler:

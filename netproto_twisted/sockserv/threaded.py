@@ -32,8 +32,10 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
 
+from netproto_twisted.core._twisted_compat import mark_write_disconnected
 from netproto_twisted.core.net import send_now, set_nodelay
 from netproto_twisted.sockserv.common import (
     HIGH_WATER,
@@ -60,7 +62,7 @@ class ThreadedSocket(StreamSocketBase):
     the ``_on_*`` methods are called by the reactor.
     """
 
-    def __init__(self, reactor: Any, transport: Any) -> None:
+    def __init__(self, reactor: IReactorFromThreads, transport: Any) -> None:
         self._reactor = reactor
         self._transport = transport
         self._cond = threading.Condition(threading.Lock())
@@ -204,7 +206,7 @@ class ThreadedSocket(StreamSocketBase):
         # hand-back, or the guard's close_all at stop) close at once instead of
         # waiting for the socket to turn writable, which a handler blocked in
         # sendall to a peer that does not read would put off until the abort.
-        raw._writeDisconnected = True
+        mark_write_disconnected(raw)
         self._own = own
         self._direct = True
         self._read_paused = True

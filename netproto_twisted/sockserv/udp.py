@@ -14,6 +14,7 @@ import socket
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -32,7 +33,7 @@ class DatagramSocket:
     type = socket.SOCK_DGRAM
     proto = 0
 
-    def __init__(self, reactor: Any, transport: Any, *, threaded: bool) -> None:
+    def __init__(self, reactor: IReactorFromThreads, transport: Any, *, threaded: bool) -> None:
         self._reactor = reactor
         self._transport = transport
         self._threaded = threaded

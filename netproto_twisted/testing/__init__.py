@@ -27,6 +27,7 @@ from twisted.application.service import IService
 from twisted.internet import defer
 
 from netproto_twisted.core.daemon import Listening
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
 from netproto_twisted.testing.smtp import (
     CapturedMail,
@@ -101,7 +102,7 @@ def start_service(service: IService) -> defer.Deferred[RunningServer]:
 
 
 def serve_handler(
-    reactor: Any,
+    reactor: IServerReactor,
     handler: str | type,
     *,
     listen: Sequence[str] = (LOOPBACK,),

@@ -60,6 +60,7 @@ from netproto_twisted.core.passwords import (
     ScramRecord,
     mock_scram_record,
 )
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.core.tls import PathArg, ensure_dev_certificate, server_context
 from netproto_twisted.smtp._codes import BINARYMIME
@@ -282,7 +283,7 @@ class SMTPCapture:
     #: ``target.fail_commits = True`` makes the server answer ``451`` to the
     #: end of every message; ``target.aborted`` counts discarded messages.
     target: CaptureTarget
-    _reactor: Any = field(repr=False)
+    _reactor: IServerReactor = field(repr=False)
     _service: EndpointsService | None = field(default=None, repr=False)
     _temp_dir: str | None = field(default=None, repr=False)
     _waiters: list[_Waiter] = field(default_factory=list, repr=False)
@@ -443,7 +444,7 @@ def _tls_files(tls: bool | tuple[PathArg, PathArg]) -> tuple[Path, Path, str | N
 
 
 async def _start(
-    reactor: Any,
+    reactor: IServerReactor,
     *,
     domains: Collection[str] | None,
     tls: bool | tuple[PathArg, PathArg],
@@ -518,7 +519,7 @@ async def _start(
 
 
 def start_smtp_capture(
-    reactor: Any,
+    reactor: IServerReactor,
     *,
     domains: Collection[str] | None = None,
     tls: bool | tuple[PathArg, PathArg] = False,

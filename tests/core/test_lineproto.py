@@ -20,7 +20,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides
 
-from netproto_twisted.core import lineproto
+from netproto_twisted.core import plumbing
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineFactory, LineProtocol
@@ -782,13 +782,13 @@ class StartTLSTests(SynchronousTestCase):
     def test_is_secure_looks_once(self) -> None:
         """A plain transport is looked at when the connection is made, not at each call."""
         calls: list[object] = []
-        real = lineproto._is_tls_transport
+        real = plumbing._is_tls_transport
 
         def counting(transport: object) -> bool:
             calls.append(transport)
             return real(transport)
 
-        self.patch(lineproto, "_is_tls_transport", counting)
+        self.patch(plumbing, "_is_tls_transport", counting)
         p = Recorder()
         transport, _ = connect(p)
         for _ in range(10):

@@ -5,19 +5,24 @@ from __future__ import annotations
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.service import (
+    DEFAULT_BACKLOG,
     EndpointsService,
     describe_address,
     endpoint_kind,
     fail,
     parse_udp_endpoint,
+    with_backlog,
 )
+from netproto_twisted.core.tls import ensure_dev_certificate
 
 
 class _Closer(Factory):
@@ -117,4 +122,52 @@ class ListeningTests(TestCase):
         self.assertIn("demo cannot listen", str(cm.exception))
         # The first port was released again.
         self.assertEqual(svc._ports, [])
+        yield svc.stopService()
+
+
+class BacklogTests(TestCase):
+    """Every stream endpoint listens with the configured backlog (Twisted's own is 50)."""
+
+    def test_with_backlog(self) -> None:
+        self.assertEqual(with_backlog("tcp:25"), f"tcp:25:backlog={DEFAULT_BACKLOG}")
+        self.assertEqual(with_backlog("unix:/s", 7), "unix:/s:backlog=7")
+        # A string that names its own backlog keeps it; UDP has none.
+        self.assertEqual(with_backlog("tcp:25:backlog=9", 7), "tcp:25:backlog=9")
+        self.assertEqual(with_backlog("tcp:25: backlog = 9", 7), "tcp:25: backlog = 9")
+        self.assertEqual(with_backlog("udp:53", 7), "udp:53")
+        self.assertEqual(DEFAULT_BACKLOG, 1024)
+        self.assertRaises(ConfigError, with_backlog, "tcp:25", 0)
+
+    @defer.inlineCallbacks
+    def test_every_stream_port_gets_the_backlog(self) -> Any:
+        tmp = Path(tempfile.mkdtemp())
+        cert, key = ensure_dev_certificate(tmp)
+        fake = MemoryReactor()
+        svc = EndpointsService(
+            "demo",
+            fake,
+            [
+                "tcp:2525:interface=127.0.0.1",
+                "tcp6:2526:interface=\\:\\:1",
+                f"ssl:2465:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                f"unix:{tmp / 's.sock'}",
+                "tcp:2527:backlog=64",
+            ],
+            Factory(),
+            backlog=4096,
+        )
+        svc.startService()
+        yield svc.when_listening()
+        self.assertEqual([row[2] for row in fake.tcpServers], [4096, 4096, 64])
+        self.assertEqual([row[3] for row in fake.sslServers], [4096])
+        self.assertEqual([row[2] for row in fake.unixServers], [4096])
+        yield svc.stopService()
+
+    @defer.inlineCallbacks
+    def test_real_port_listens_with_default_backlog(self) -> Any:
+        svc = EndpointsService("demo", reactor, ["tcp:0:interface=127.0.0.1"], Factory())
+        svc.startService()
+        yield svc.when_listening()
+        [(_, port)] = svc.ports
+        self.assertEqual(getattr(port, "backlog", None), DEFAULT_BACKLOG)
         yield svc.stopService()

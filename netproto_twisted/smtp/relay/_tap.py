@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IReactorTime
-
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.smtp.relay.queue import Spool
 from netproto_twisted.smtp.relay.service import Relay
 from netproto_twisted.smtp.relay.settings import RelaySettings, SettingError
@@ -162,7 +161,7 @@ def _read_secret(path: str) -> str:
         raise ConfigError(path, f"cannot read the password file: {e.strerror}") from None
 
 
-def relay_for(config: RelayConfig, reactor: IReactorTime, spool: Spool) -> Relay:
+def relay_for(config: RelayConfig, reactor: IServerReactor, spool: Spool) -> Relay:
     """The relay service draining ``spool`` (the master's only)."""
     password = _read_secret(config.smarthost_password_file) if config.smarthost_user else None
     settings = settings_of(config, password)

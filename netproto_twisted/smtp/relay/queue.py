@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
+from netproto_twisted.core.reactors import IStoreReactor
 from netproto_twisted.core.threads import Runner, synchronous_runner, thread_runner
 from netproto_twisted.mailstore.delivery import DirSyncer
 from netproto_twisted.mailstore.fsops import FsOps
@@ -258,7 +259,7 @@ class Spool:
     def __init__(
         self,
         directory: Path | str,
-        reactor: IReactorTime,
+        reactor: IStoreReactor,
         *,
         runner: Runner | None = None,
         fs: FsOps | None = None,

@@ -54,10 +54,11 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.smtp.relay._index import DueIndex
 from netproto_twisted.smtp.relay._notices import Notices
 from netproto_twisted.smtp.relay._route import (
@@ -102,7 +103,7 @@ class Relay(Service):
     def __init__(
         self,
         spool: Spool,
-        reactor: IReactorTime,
+        reactor: IConnectReactor,
         settings: RelaySettings,
         *,
         resolver: Any = None,

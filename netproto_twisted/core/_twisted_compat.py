@@ -1,0 +1,378 @@
+"""Every use of a private attribute of Twisted, each with a fallback to public API.
+
+Nothing else in the package reads or sets a Twisted name that starts with
+``_`` (nor ``Deferred.result`` or ``Deferred.paused``).  Each use here is a
+speed-up or a nicety that has a public (slower or coarser) fallback, chosen
+once at import by looking at the installed Twisted; the ``HAS_*`` flags say
+which path is taken, and ``tests/core/test_twisted_compat.py`` fails when a
+Twisted release removes or renames an attribute, so that a silent fallback
+never goes unnoticed.
+
+The uses:
+
+- eager writes (:func:`send_now`): ``FileDescriptor._tempDataBuffer``,
+  ``_writeDisconnecting`` and ``_writeDisconnected`` tell whether bytes are
+  queued or the connection is closing; without them, no eager path
+  (every write goes through ``transport.write``);
+- :func:`mark_write_disconnected`: sets ``_writeDisconnected`` so that
+  ``loseConnection`` closes at once on a connection the reactor no longer
+  writes to; fallback: nothing (``loseConnection`` waits for writability);
+- :func:`tls_client_default`: ``tcp.Connection._tlsClientDefault`` (which way
+  ``startTLS`` goes by default); fallback: ``isinstance`` of the public
+  ``tcp.Client``/``tcp.Server`` classes;
+- Deferred fast paths (:func:`has_callbacks`, :func:`fire_quietly`,
+  :func:`succeeded`): ``Deferred._callbacks`` (``callbacks`` in Twisted
+  24.7), ``_canceller`` and ``result``; fallback: ``callback()`` and
+  :func:`twisted.internet.defer.succeed`;
+- :class:`GenericFactory`: ``Factory`` subscripted at run time
+  (``Factory[MyProtocol]`` as a base class) needs Twisted 26.4 or later;
+  before, a subscriptable subclass stands in (no private name, but a version
+  difference all the same);
+- :func:`adopt_shared_unix_port`: ``unix.Port._fromListeningDescriptor`` and
+  ``_bindPath`` (``port`` in 24.7), so that a worker process adopts an inherited unix socket
+  without changing or removing its file; fallback:
+  ``IReactorSocket.adoptStreamPort``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from twisted.internet import defer, tcp
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorSocket
+from twisted.internet.protocol import Factory, Protocol, ServerFactory
+
+__all__ = [
+    "CALLBACKS_ATTRIBUTE",
+    "EAGER_ATTRIBUTES",
+    "HAS_DEFERRED_INTERNALS",
+    "HAS_GENERIC_FACTORY",
+    "HAS_TLS_CLIENT_DEFAULT",
+    "HAS_UNIX_ADOPT",
+    "UNIX_PATH_ATTRIBUTE",
+    "GenericFactory",
+    "adopt_shared_unix_port",
+    "eager_writes_supported",
+    "fire_quietly",
+    "has_callbacks",
+    "mark_write_disconnected",
+    "send_now",
+    "succeeded",
+    "tls_client_default",
+]
+
+_T = TypeVar("_T")
+_P = TypeVar("_P", bound=Protocol)
+
+# --- Factory as a generic class ----------------------------------------------------------
+
+
+def _factory_is_generic() -> bool:
+    try:
+        Factory[Protocol]
+    except TypeError:
+        return False
+    return True
+
+
+#: Whether ``twisted.internet.protocol.Factory`` can be subscripted at run time (26.4+).
+HAS_GENERIC_FACTORY = _factory_is_generic()
+
+if TYPE_CHECKING or HAS_GENERIC_FACTORY:
+    GenericFactory = Factory
+else:
+
+    class GenericFactory(Factory, Generic[_P]):  # type: ignore[type-arg]
+        """``Factory``, subscriptable as a base class (``GenericFactory[MyProtocol]``)."""
+
+# --- eager writes on tcp.Connection -----------------------------------------------------
+
+#: The ``FileDescriptor`` / ``tcp.Connection`` attributes :func:`send_now` reads.
+EAGER_ATTRIBUTES = (
+    "_tempDataBuffer",
+    "dataBuffer",
+    "connected",
+    "disconnecting",
+    "_writeDisconnecting",
+    "_writeDisconnected",
+    "producer",
+    "producerPaused",
+    "streamingProducer",
+    "TLS",
+)
+
+#: Whether a connection class has every :data:`EAGER_ATTRIBUTES` (checked once per class).
+_EAGER_BY_CLASS: dict[type, bool] = {}
+
+
+def eager_writes_supported(connection: object) -> bool:
+    """Whether :func:`send_now` may be used on ``connection`` (it has every attribute read).
+
+    The answer is remembered per class: a Twisted whose connections lack one
+    of :data:`EAGER_ATTRIBUTES` gets no eager path, only ``transport.write``.
+    """
+    kind = type(connection)
+    usable = _EAGER_BY_CLASS.get(kind)
+    if usable is None:
+        usable = _EAGER_BY_CLASS[kind] = all(hasattr(connection, n) for n in EAGER_ATTRIBUTES)
+    return usable
+
+
+def send_now(connection: Any, data: bytes) -> int:
+    """Send what the kernel takes at once when ``connection`` has nothing queued.
+
+    ``connection`` comes from :func:`~netproto_twisted.core.net.raw_tcp_connection`
+    (so :func:`eager_writes_supported` holds).  Returns the number of bytes
+    sent: 0 when anything is queued in the transport, a producer is paused
+    (or a pull producer registered), the connection is closing, TLS was
+    started on it since, the socket is full or failed.  The caller then
+    queues the rest through the transport, which reports errors its own way.
+    This saves a reactor turn, one epoll event and two ``epoll_ctl`` calls.
+    """
+    # _tempDataBuffer before dataBuffer: a handler thread may look while the reactor
+    # runs doWrite, which fills dataBuffer from _tempDataBuffer and only then empties
+    # the latter; in this order, queued bytes are always seen in one or the other.
+    if (
+        connection._tempDataBuffer
+        or connection.dataBuffer
+        or not connection.connected
+        or connection.disconnecting
+        or connection._writeDisconnecting
+        or connection._writeDisconnected
+        or connection.TLS
+        or connection.producerPaused
+        or (connection.producer is not None and not connection.streamingProducer)
+    ):
+        return 0
+    try:
+        sent: int = connection.socket.send(data)
+    except OSError:
+        return 0
+    return sent
+
+
+def mark_write_disconnected(connection: Any) -> bool:
+    """Tell ``connection`` it will write nothing more, so ``loseConnection`` closes at once.
+
+    For a connection whose socket a thread now drives directly.  Returns
+    whether the mark was set (``False``: this Twisted lacks the attribute, and
+    ``loseConnection`` waits until the socket turns writable or is aborted).
+    """
+    if not eager_writes_supported(connection):
+        return False
+    connection._writeDisconnected = True
+    return True
+
+
+# --- which way startTLS goes --------------------------------------------------------------
+
+#: Whether ``tcp.Client``/``tcp.Server`` carry ``_tlsClientDefault``.
+HAS_TLS_CLIENT_DEFAULT = (
+    getattr(tcp.Client, "_tlsClientDefault", None) is True
+    and getattr(tcp.Server, "_tlsClientDefault", None) is False
+)
+
+
+def tls_client_default(transport: object) -> bool | None:
+    """Whether ``startTLS`` on ``transport`` defaults to the client side; ``None`` if unknown.
+
+    ``True`` for connections we opened (``tcp.Client``), ``False`` for accepted
+    ones (``tcp.Server``), ``None`` for other transports (test transports).
+    Implicit-TLS wrappers forward attribute reads to the TCP connection.
+    """
+    if HAS_TLS_CLIENT_DEFAULT:
+        value = getattr(transport, "_tlsClientDefault", None)
+        return None if value is None else bool(value)
+    if isinstance(transport, tcp.Client):
+        return True
+    if isinstance(transport, tcp.Server):
+        return False
+    return None
+
+
+# --- Deferred fast paths --------------------------------------------------------------------
+
+
+def _callbacks_attribute() -> str | None:
+    """The name of a Deferred's list of callbacks: ``_callbacks``, or ``callbacks`` (24.7)."""
+    names = vars(Deferred())
+    for name in ("_callbacks", "callbacks"):
+        if isinstance(names.get(name), list):
+            return name
+    return None
+
+
+def _deferred_internals_present(name: str | None) -> bool:
+    if name is None or "_canceller" not in vars(Deferred()):
+        return False
+    d: Deferred[None] = Deferred()
+    d.addCallback(lambda _: None)
+    if len(getattr(d, name)) != 1:
+        return False
+    # An instance built without __init__ must fire like succeed(None) once the
+    # attributes succeeded() sets are there (the rest are class attributes).
+    probe: Deferred[None] = object.__new__(Deferred)
+    try:
+        setattr(probe, name, [])
+        probe._canceller = None
+        probe.result = None
+        probe.called = True
+        seen: list[object] = []
+        probe.addCallback(seen.append)
+    except Exception:
+        return False
+    return seen == [None]
+
+
+#: The attribute holding a Deferred's callbacks (``None``: not found).
+CALLBACKS_ATTRIBUTE = _callbacks_attribute()
+#: Whether Deferred's internals are as the fast paths expect.
+HAS_DEFERRED_INTERNALS = _deferred_internals_present(CALLBACKS_ATTRIBUTE)
+
+_new = object.__new__
+
+
+def _public_has_callbacks(d: Deferred[Any]) -> bool:
+    return True
+
+
+def _public_fire_quietly(d: Deferred[_T], value: _T) -> None:
+    d.callback(value)
+
+
+def _public_succeeded() -> Deferred[None]:
+    return defer.succeed(None)
+
+
+if HAS_DEFERRED_INTERNALS and CALLBACKS_ATTRIBUTE == "_callbacks":
+
+    def _has_callbacks(d: Deferred[Any]) -> bool:
+        return bool(d._callbacks)
+
+    def _fire_quietly(d: Deferred[_T], value: _T) -> None:
+        if d._callbacks:
+            d.callback(value)
+            return
+        d.called = True
+        d.result = value
+        d._canceller = None
+
+    def _fast_succeeded() -> Deferred[None]:
+        d: Deferred[None] = _new(Deferred)
+        d._callbacks = []
+        d._canceller = None
+        d.result = None
+        d.called = True
+        return d
+
+elif HAS_DEFERRED_INTERNALS:  # older Twisted (24.7): the list is "callbacks"
+
+    def _has_callbacks(d: Deferred[Any]) -> bool:
+        return bool(d.__dict__["callbacks"])
+
+    def _fire_quietly(d: Deferred[_T], value: _T) -> None:
+        if d.__dict__["callbacks"]:
+            d.callback(value)
+            return
+        d.called = True
+        d.result = value
+        d._canceller = None
+
+    def _fast_succeeded() -> Deferred[None]:
+        d: Deferred[None] = _new(Deferred)
+        d.__dict__["callbacks"] = []
+        d._canceller = None
+        d.result = None
+        d.called = True
+        return d
+
+else:
+    _has_callbacks = _public_has_callbacks
+    _fire_quietly = _public_fire_quietly
+    _fast_succeeded = _public_succeeded
+
+
+def has_callbacks(d: Deferred[Any]) -> bool:
+    """Whether callbacks were added to ``d`` (``True`` when this cannot be told)."""
+    return _has_callbacks(d)
+
+
+def fire_quietly(d: Deferred[_T], value: _T) -> None:
+    """Fire ``d`` with ``value``; when it has no callbacks, skip the chain machinery.
+
+    What ``callback()`` does when nobody added callbacks; a later ``await``
+    or ``addCallback`` sees ``value``.  On a Twisted whose internals differ,
+    this is ``d.callback(value)``.
+    """
+    _fire_quietly(d, value)
+
+
+#: ``succeed(None)`` without ``__init__`` (a third of the cost) where Twisted allows it.
+succeeded: Callable[[], Deferred[None]] = _fast_succeeded
+
+
+# --- adopting a listening unix socket ------------------------------------------------------
+
+
+def _unix_path_attribute() -> str | None:
+    """Where ``unix.Port`` keeps its socket path: ``_bindPath``, or ``port`` (24.7)."""
+    try:
+        from twisted.internet import unix
+    except ImportError:  # pragma: no cover - a platform without unix sockets
+        return None
+    if not callable(getattr(unix.Port, "_fromListeningDescriptor", None)):
+        return None
+    port = unix.Port(b"/nonexistent/probe.sock", Factory())
+    for name in ("_bindPath", "port"):
+        if getattr(port, name, None) == b"/nonexistent/probe.sock":
+            return name
+    return None
+
+
+#: The ``unix.Port`` attribute holding its path (``None``: no private adoption path).
+UNIX_PATH_ATTRIBUTE = _unix_path_attribute()
+#: Whether ``unix.Port._fromListeningDescriptor`` and the path attribute are there.
+HAS_UNIX_ADOPT = UNIX_PATH_ATTRIBUTE is not None
+
+
+def adopt_shared_unix_port(
+    reactor: IReactorSocket, fd: int, factory: IProtocolFactory, backlog: int
+) -> IListeningPort:
+    """Listen on an inherited unix socket whose file another process owns (and removes).
+
+    The file keeps its mode and is not unlinked when the port closes; the
+    socket listens with ``backlog``.  Fallback, where Twisted lacks the private
+    names: the reactor's public ``adoptStreamPort`` (which sets the file's mode
+    to 0666, unlinks it on close, and uses Twisted's backlog of 50).
+    """
+    if not HAS_UNIX_ADOPT:
+        adopted: IListeningPort = reactor.adoptStreamPort(
+            fd, socket.AF_UNIX, cast("ServerFactory[Any]", factory)
+        )
+        return adopted
+    from twisted.internet import unix
+    from twisted.python.failure import Failure
+
+    assert UNIX_PATH_ATTRIBUTE is not None
+    path_attribute: str = UNIX_PATH_ATTRIBUTE
+
+    class SharedUnixPort(unix.Port):
+        def startListening(self) -> None:
+            with contextlib.suppress(OSError):
+                self.mode = os.stat(getattr(self, path_attribute)).st_mode & 0o7777
+            super().startListening()  # type: ignore[no-untyped-call]
+
+        def connectionLost(self, reason: Failure) -> None:
+            tcp.Port.connectionLost(self, reason)  # no unlink: the path is the owner's
+
+    port: SharedUnixPort = SharedUnixPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
+        reactor, fd, factory
+    )
+    port.backlog = backlog
+    port.startListening()
+    return port
