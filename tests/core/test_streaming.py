@@ -15,12 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from netproto_twisted.core.dotstuff import EolNormalizer, dot_stuff
+from netproto_twisted.core.dotstuff import DotUnstuffer, EolNormalizer, dot_stuff
 from netproto_twisted.core.streaming import (
     CHUNK_SIZE,
     StreamProducer,
@@ -29,6 +30,7 @@ from netproto_twisted.core.streaming import (
     reads_inline,
     thread_block_runner,
 )
+from netproto_twisted.testing import connected_pair
 from tests.smtp.test_client_8bit import ThreadedClock
 
 _EOL = re.compile(rb"\r\n|\r|\n")
@@ -501,3 +503,36 @@ class ThreadPoolTests(SynchronousTestCase):
         run = thread_block_runner(None)
         self.assertEqual(self.successResultOf(run(lambda: 5)), 5)
         self.failureResultOf(run(lambda: 1 // 0), ZeroDivisionError)
+
+
+class OverAConnectionTests(SynchronousTestCase):
+    """A server streams a file as POP3 RETR would; the client decodes what arrives."""
+
+    def test_retr_like_transfer_in_memory(self) -> None:
+        # A message stored with LF line ends, lines starting with dots, 3 blocks and a bit.
+        stored = b"".join(b".line %d\n" % n for n in range(30_000))
+        done: list[int] = []
+
+        class Retr(Protocol):
+            def connectionMade(self) -> None:
+                self.transport.write(b"+OK\r\n")
+                producer = StreamProducer(File(stored), dot_stuff=True)
+                producer.start(self.transport).addCallback(done.append)
+
+        class Client(Protocol):
+            def __init__(self) -> None:
+                self.decoder = DotUnstuffer()
+                self.status = b""
+                self.body = b""
+
+            def dataReceived(self, data: bytes) -> None:
+                if not self.status:
+                    self.status, _, data = data.partition(b"\r\n")
+                self.body += self.decoder.feed(data)
+
+        pair = connected_pair(Factory.forProtocol(Retr), Client())
+        self.assertEqual(done, [len(stored)])
+        self.assertEqual(pair.client.status, b"+OK")
+        self.assertTrue(pair.client.decoder.done)
+        self.assertEqual(pair.client.body, stored.replace(b"\n", b"\r\n"))
+        self.assertIsNone(pair.server_transport.producer)  # unregistered at the end
