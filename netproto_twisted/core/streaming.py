@@ -300,10 +300,7 @@ class StreamProducer:
                 path = self._path
                 source = opened = await self._run(lambda: _open(path))
             read = block_reader(source, self.chunk_size)
-            if reads_inline(source):
-                next_block: Callable[[], Deferred[bytes]] = lambda: succeed(read())  # noqa: E731
-            else:
-                next_block = lambda: self._run(read)  # noqa: E731
+            inline = reads_inline(source)
             if self.register:
                 consumer.registerProducer(self, True)
                 registered = True
@@ -311,8 +308,9 @@ class StreamProducer:
             # IConsumer.write returns None; an asynchronous consumer's returns a Deferred.
             write = cast(Callable[[bytes], object], consumer.write)
             while True:
-                await self._ready()
-                chunk = await next_block()
+                if self._paused or self._stopped:
+                    await self._ready()
+                chunk = read() if inline else await self._run(read)
                 if self._stopped:
                     raise self._stop_error()
                 if not chunk:
