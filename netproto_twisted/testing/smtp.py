@@ -47,7 +47,7 @@ from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -283,7 +283,7 @@ class SMTPCapture:
     #: ``target.fail_commits = True`` makes the server answer ``451`` to the
     #: end of every message; ``target.aborted`` counts discarded messages.
     target: CaptureTarget
-    _reactor: IServerReactor = field(repr=False)
+    _reactor: IReactorTime = field(repr=False)
     _service: EndpointsService | None = field(default=None, repr=False)
     _temp_dir: str | None = field(default=None, repr=False)
     _waiters: list[_Waiter] = field(default_factory=list, repr=False)
@@ -443,8 +443,21 @@ def _tls_files(tls: bool | tuple[PathArg, PathArg]) -> tuple[Path, Path, str | N
     return cert_path, key_path, temp_dir
 
 
-async def _start(
-    reactor: IServerReactor,
+def _new_capture(reactor: IReactorTime, hostname: str) -> SMTPCapture:
+    return SMTPCapture(
+        host="",
+        port=0,
+        messages=[],
+        hostname=hostname,
+        tls_certificate=None,
+        target=CaptureTarget(),
+        _reactor=reactor,
+    )
+
+
+def _capture_factory(
+    capture: SMTPCapture,
+    reactor: IReactorTime,
     *,
     domains: Collection[str] | None,
     tls: bool | tuple[PathArg, PathArg],
@@ -452,24 +465,13 @@ async def _start(
     require_auth: bool | None,
     require_tls: bool,
     max_size: int,
-    hostname: str,
-    listen: str,
-) -> SMTPCapture:
+) -> SMTPServerFactory:
+    """Build the capture's server factory (and its TLS files, removed by ``stop()``)."""
     if require_tls and not tls:
         raise ValueError("require_tls needs tls")
     if require_auth and not auth_users:
         raise ValueError("require_auth needs auth_users")
-    inner = CaptureTarget()
-    capture = SMTPCapture(
-        host="",
-        port=0,
-        messages=[],
-        hostname=hostname,
-        tls_certificate=None,
-        target=inner,
-        _reactor=reactor,
-    )
-    target = _Target(capture, inner)
+    target = _Target(capture, capture.target)
     policy: IRecipientPolicy = (
         _AcceptAll(target) if domains is None else DefaultPolicy(domains, target, None)
     )
@@ -483,13 +485,13 @@ async def _start(
         users = _MemoryUsers(auth_users)
         portal, scram_store = Portal(SMTPRealm(), [users]), users
     settings = ServerSettings(
-        hostname=hostname,
+        hostname=capture.hostname,
         max_size=max_size,
         require_auth=bool(auth_users) if require_auth is None else require_auth,
         require_tls=require_tls,
         allow_insecure_auth=not require_tls,
     )
-    factory = SMTPServerFactory(
+    return SMTPServerFactory(
         reactor,
         policy,
         settings,
@@ -497,6 +499,31 @@ async def _start(
         portal=portal,
         scram_store=scram_store,
         login_delay=LoginDelay(reactor, base=0.0, maximum=0.0),
+    )
+
+
+async def _start(
+    reactor: IServerReactor,
+    *,
+    domains: Collection[str] | None,
+    tls: bool | tuple[PathArg, PathArg],
+    auth_users: Mapping[str, str] | None,
+    require_auth: bool | None,
+    require_tls: bool,
+    max_size: int,
+    hostname: str,
+    listen: str,
+) -> SMTPCapture:
+    capture = _new_capture(reactor, hostname)
+    factory = _capture_factory(
+        capture,
+        reactor,
+        domains=domains,
+        tls=tls,
+        auth_users=auth_users,
+        require_auth=require_auth,
+        require_tls=require_tls,
+        max_size=max_size,
     )
     guard = ConnectionGuard(factory, reactor)
     service = EndpointsService(
