@@ -111,7 +111,7 @@ from netproto_twisted.smtp.queue import (
 )
 from netproto_twisted.smtp.relay import Relay
 from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings
 
 __all__ = [
     *_codes.__all__,

@@ -62,8 +62,8 @@ from netproto_twisted.smtp.relay import (
     DEFAULT_TIMEOUT,
 )
 from netproto_twisted.smtp.server import SMTPServerFactory
-from netproto_twisted.smtp.server_auth import password_portal
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import password_portal
+from netproto_twisted.smtp.server import ServerSettings
 
 if TYPE_CHECKING:
     from netproto_twisted.core.daemon import DaemonContext

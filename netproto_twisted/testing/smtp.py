@@ -73,8 +73,8 @@ from netproto_twisted.smtp.interfaces import (
     SessionInfo,
 )
 from netproto_twisted.smtp.server import SMTPServerFactory
-from netproto_twisted.smtp.server_auth import SMTPRealm
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import SMTPRealm
+from netproto_twisted.smtp.server import ServerSettings
 
 __all__ = [
     "DEFAULT_CAPTURE_MAX_SIZE",

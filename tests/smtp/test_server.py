@@ -23,7 +23,8 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
-from netproto_twisted.smtp.session import ServerSettings, _parse_peer, _peer_facts
+from netproto_twisted.smtp.server import ServerSettings
+from netproto_twisted.smtp.server.session import _parse_peer, _peer_facts
 
 from .test_server_support import Harness
 

@@ -17,8 +17,8 @@ from netproto_twisted.core.passwords import PasswordFile, synchronous_runner
 from netproto_twisted.smtp.delivery import CaptureTarget, DefaultPolicy
 from netproto_twisted.smtp.interfaces import IRecipientPolicy
 from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
-from netproto_twisted.smtp.server_auth import password_portal
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import password_portal
+from netproto_twisted.smtp.server import ServerSettings
 
 __all__ = ["Harness", "TLSStringTransport", "make_portal", "plain_auth"]
 

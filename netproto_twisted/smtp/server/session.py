@@ -65,7 +65,7 @@ from netproto_twisted.smtp.interfaces import (
 )
 
 if TYPE_CHECKING:
-    from netproto_twisted.smtp.server import SMTPServerFactory
+    from netproto_twisted.smtp.server.protocol import SMTPServerFactory
 
 __all__ = ["BareLF", "IAuthenticated", "ServerSettings", "SessionBase", "Transaction"]
 

@@ -58,7 +58,7 @@ from netproto_twisted.smtp._state import (
 )
 from netproto_twisted.smtp._wire import Command, Reply, parse_auth
 from netproto_twisted.smtp.errors import CommandError
-from netproto_twisted.smtp.session import (
+from netproto_twisted.smtp.server.session import (
     _ERR_BARE_LF,
     _ERR_LOCAL,
     _ERR_TOO_LONG,

@@ -92,8 +92,8 @@ from netproto_twisted.smtp.interfaces import (
     IDeliveryTarget,
     IRecipientPolicy,
 )
-from netproto_twisted.smtp.server_auth import AuthSession
-from netproto_twisted.smtp.session import (
+from netproto_twisted.smtp.server.auth import AuthSession
+from netproto_twisted.smtp.server.session import (
     _BYE,
     _ERR_AUTH_NEEDED,
     _ERR_BARE_LF,
