@@ -61,9 +61,7 @@ from netproto_twisted.smtp.relay import (
     DEFAULT_STOP_GRACE,
     DEFAULT_TIMEOUT,
 )
-from netproto_twisted.smtp.server import SMTPServerFactory
-from netproto_twisted.smtp.server import password_portal
-from netproto_twisted.smtp.server import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, password_portal
 
 if TYPE_CHECKING:
     from netproto_twisted.core.daemon import DaemonContext

@@ -72,9 +72,7 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
-from netproto_twisted.smtp.server import SMTPServerFactory
-from netproto_twisted.smtp.server import SMTPRealm
-from netproto_twisted.smtp.server import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings, SMTPRealm, SMTPServerFactory
 
 __all__ = [
     "DEFAULT_CAPTURE_MAX_SIZE",

@@ -24,7 +24,8 @@ from netproto_twisted.smtp.interfaces import (
     SessionInfo,
 )
 from netproto_twisted.smtp.server import ServerSettings
-from netproto_twisted.smtp.server.session import _parse_peer, _peer_facts
+from netproto_twisted.smtp.server.replies import parse_peer as _parse_peer
+from netproto_twisted.smtp.server.replies import peer_facts as _peer_facts
 
 from .test_server_support import Harness
 

@@ -1,17 +1,33 @@
-"""The SMTP server: settings, the session, STARTTLS/AUTH, the Protocol and its factory."""
+"""The SMTP server: a command table, a sans-I/O session object, a thin Protocol.
+
+- :class:`SMTPConnection` (``connection``): one session, sans-I/O: the state,
+  the framing and every command's handler, dispatched through the command
+  table :data:`~netproto_twisted.smtp.SMTP_COMMANDS`;
+- :class:`SMTPServerProtocol` and :class:`SMTPServerFactory` (``protocol``):
+  the Twisted side, on :class:`~netproto_twisted.core.connection.ConnectionProtocol`;
+- ``auth``: AUTH through one seam to the SASL machinery (:class:`AuthBackend`),
+  the realm and the password-file Portal;
+- ``message``: one mail transaction (:class:`Transaction`); ``replies``: the
+  replies and their caches; ``settings``: :class:`ServerSettings`.
+"""
 
 from __future__ import annotations
 
-from netproto_twisted.smtp.server.auth import SMTPRealm, password_portal
+from netproto_twisted.smtp.server.auth import AuthBackend, SMTPRealm, password_portal
+from netproto_twisted.smtp.server.connection import SMTPConnection
+from netproto_twisted.smtp.server.message import Transaction
 from netproto_twisted.smtp.server.protocol import SMTPServerFactory, SMTPServerProtocol
-from netproto_twisted.smtp.server.session import BareLF, IAuthenticated, ServerSettings
+from netproto_twisted.smtp.server.settings import BareLF, IAuthenticated, ServerSettings
 
 __all__ = [
+    "AuthBackend",
     "BareLF",
     "IAuthenticated",
+    "SMTPConnection",
     "SMTPRealm",
     "SMTPServerFactory",
     "SMTPServerProtocol",
     "ServerSettings",
+    "Transaction",
     "password_portal",
 ]
