@@ -136,6 +136,9 @@ class Command(Generic[S, H]):
     guard: Callable[[Any], str | None] | None = None
     help: str = ""
     capability: str | None = None
+    #: Whether only the state decides (no login, TLS, guard or ``refused_when_*`` check):
+    #: such an entry found in :meth:`CommandTable.row` needs no :meth:`CommandTable.resolve`.
+    unconditional: bool = field(init=False, default=True)
 
     def __init__(
         self,
@@ -168,6 +171,17 @@ class Command(Generic[S, H]):
         set_(self, "guard", guard)
         set_(self, "help", help)
         set_(self, "capability", capability)
+        set_(
+            self,
+            "unconditional",
+            not (
+                needs_auth
+                or needs_tls
+                or refused_when_secure
+                or refused_when_authenticated
+                or guard is not None
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -264,6 +278,15 @@ class CommandTable(Generic[S, H]):
     def get(self, verb: str) -> Command[S, H] | None:
         """The entry for ``verb`` (upper case), or ``None``."""
         return self._commands.get(verb)
+
+    def row(self, state: S) -> Mapping[str, Command[S, H]]:
+        """verb -> entry for the verbs valid in ``state`` (the dispatch index; do not modify).
+
+        A fast path for a hot loop: an entry found here whose
+        :attr:`~Command.unconditional` is true may be run at once (the
+        argument rule aside); anything else goes through :meth:`resolve`.
+        """
+        return self._by_state.get(state, _EMPTY)
 
     def valid_in(self, state: S) -> frozenset[str]:
         """The verbs valid in ``state`` (before guards, login and TLS checks)."""

@@ -461,9 +461,12 @@ class ConnectionProtocol(LineProtocol):
     def _sync(self) -> None:
         """Write the object's output, perform its actions, follow its framing."""
         connection = self.connection
-        data = connection.data_to_send()
-        if data and not self._gone:
-            self.send_raw(data)
+        out = connection._out  # data_to_send(), inlined: this runs for every event
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            if not self._gone:
+                self.send_raw(data)
         if connection.actions:
             for action in connection.take_actions():
                 self._perform(action)

@@ -359,11 +359,9 @@ class Command:
     argument: str
 
 
-#: verb -> its argument rule, from the command table (NONE and REQUIRED only: the two
-#: that can be broken).
-_ARGUMENT_RULES = {
-    c.verb: c.argument for c in SMTP_COMMANDS if c.argument is not Argument.OPTIONAL
-}
+#: The argument rules, from the command table.
+_NO_ARGUMENT = SMTP_COMMANDS.verbs_with(Argument.NONE)
+_ARGUMENT_REQUIRED = SMTP_COMMANDS.verbs_with(Argument.REQUIRED)
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _VERB = re.compile(rb"[A-Za-z]{1,20}")
 #: A verb, then optionally spaces and an argument of printable ASCII (inner spaces
@@ -409,14 +407,20 @@ def parse_command(line: bytes, *, verbs: Collection[str] = COMMANDS) -> Command:
         argument = raw.decode("ascii") if raw else ""
     else:
         verb, argument = _split_command(line, verbs)
-    rule = _ARGUMENT_RULES.get(verb)
-    if rule is not None and (rule is Argument.REQUIRED) != bool(argument):
-        refusal = SMTP_COMMANDS.argument_refusal(verb, argument)
-        if refusal is not None:
-            raise _syntax(refusal.text)
+    if argument:
+        if verb in _NO_ARGUMENT:
+            raise _argument_refused(verb, argument)
+    elif verb in _ARGUMENT_REQUIRED:
+        raise _argument_refused(verb, argument)
     if verb in (EHLO, HELO) and not _HOSTNAME_ARG.fullmatch(argument):
         raise _syntax(f"Syntax: {verb} hostname")
     return Command(verb, argument)
+
+
+def _argument_refused(verb: str, argument: str) -> CommandError:
+    refusal = SMTP_COMMANDS.argument_refusal(verb, argument)
+    assert refusal is not None
+    return _syntax(refusal.text)
 
 
 def _split_command(line: bytes, verbs: Collection[str]) -> tuple[str, str]:

@@ -239,6 +239,10 @@ class SMTPConnection(ConnectionBase):
         except CommandError as e:
             self.error(e.reply)
             return
+        entry = self.commands.row(state).get(command.verb)
+        if entry is not None and entry.unconditional:
+            entry.handler(self, command)  # type: ignore[misc]
+            return
         found = self.commands.resolve(
             command.verb,
             None,  # parse_command applied the table's argument rule
