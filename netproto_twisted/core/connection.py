@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -409,11 +410,11 @@ class ConnectionProtocol(LineProtocol):
         self.connection = self.make_connection()
         self._sync()
 
-    def connectionLost(self, reason: Failure | None = None) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Tell the object; stop the plumbing."""
         self._gone = True
         try:
-            super().connectionLost(reason)  # type: ignore[arg-type]
+            super().connectionLost(reason)
         finally:
             connection = getattr(self, "connection", None)
             if connection is not None:
@@ -427,7 +428,7 @@ class ConnectionProtocol(LineProtocol):
         if limiter is not None and not limiter.allow():
             assert self.clock is not None
             d = deferLater(self.clock, limiter.wait_time(), lambda: None)
-            d.addCallback(lambda _: self.line_received(line))
+            d.addCallback(lambda _: None if self._gone else self.line_received(line))
             self._wait(d)
             return
         self.connection.line_received(line)

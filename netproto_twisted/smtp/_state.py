@@ -13,9 +13,9 @@ Refused commands are not events: a ``550`` to RCPT changes nothing.
 :class:`Session` follows one connection through the table, adding what a
 table cannot say (EHLO versus HELO, TLS active, authenticated):
 
-- server: ``reply = session.refusal(cmd.verb)``; if not ``None`` send it
-  (``503 5.5.1``), else handle the command and, on a positive reply, call
-  ``session.advance(cmd.verb)``;
+- server (:class:`~netproto_twisted.smtp.server.SMTPConnection`): the
+  command table refuses what may not come now (``503 5.5.1``); a handler's
+  positive reply advances the session by the command's verb;
 - client: the same :meth:`Session.refusal` tells what may not be sent yet
   (raise :class:`~netproto_twisted.core.errors.LocalProtocolError`); with
   PIPELINING advance optimistically and resynchronise from the replies.

@@ -227,7 +227,7 @@ class SMTPConnection(ConnectionBase):
 
     def line_received(self, line: bytes) -> None:
         """Handle one command line (or one SASL response)."""
-        if self.closing:
+        if self.closing or self.lost:
             return
         state = self.session.state
         if state is State.AUTH:
