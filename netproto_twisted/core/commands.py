@@ -251,6 +251,10 @@ class CommandTable(Generic[S, H]):
             for state in states
         }
 
+        #: ``state -> verb -> entry`` for the valid verbs (read-only): :meth:`row` without
+        #: the call, for a connection's hot path.
+        self.rows: Mapping[S, Mapping[str, Command[S, H]]] = self._by_state
+
     # -- the table ---------------------------------------------------------------------
 
     @property
@@ -314,6 +318,7 @@ class CommandTable(Generic[S, H]):
         table._by_state = {
             state: {v: table._commands[v] for v in row} for state, row in self._by_state.items()
         }
+        table.rows = table._by_state
         return table
 
     # -- checking and dispatch ---------------------------------------------------------

@@ -431,12 +431,23 @@ class ConnectionProtocol(LineProtocol):
             d.addCallback(lambda _: None if self._gone else self.line_received(line))
             self._wait(d)
             return
-        self.connection.line_received(line)
+        connection = self.connection
+        connection.line_received(line)
+        # _sync(), with its usual case inlined (one reply, no action): this runs per command.
+        out = connection._out
+        if len(out) == 1 and not connection.actions and connection.framing is self._framing:
+            data = out.pop()
+            if not self._gone:
+                self.send_raw(data)
+            return
         self._sync()
 
     def raw_data_received(self, data: bytes) -> None:
         """Feed raw bytes to the object."""
-        self.connection.receive_raw(data)
+        connection = self.connection
+        connection.receive_raw(data)
+        if not connection._out and not connection.actions and connection.framing is self._framing:
+            return  # the usual case in a message's data: nothing to say yet
         self._sync()
 
     def raw_data_complete(self) -> None:

@@ -239,9 +239,9 @@ class SMTPConnection(ConnectionBase):
         except CommandError as e:
             self.error(e.reply)
             return
-        entry = self.commands.row(state).get(command.verb)
+        entry = _ROWS.get(state, _NO_ROW).get(command.verb)
         if entry is not None and entry.unconditional:
-            entry.handler(self, command)  # type: ignore[misc]
+            entry.handler(self, command)
             return
         found = self.commands.resolve(
             command.verb,
@@ -671,3 +671,6 @@ SMTPConnection.commands = SMTP_COMMANDS.bind(
         AUTH: SMTPConnection._auth,
     }
 )
+#: The bound table's dispatch index, looked up once per command without a call.
+_ROWS = SMTPConnection.commands.rows
+_NO_ROW: dict[str, Any] = {}
