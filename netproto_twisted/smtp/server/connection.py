@@ -200,7 +200,7 @@ class SMTPConnection(ConnectionBase):
     def close_with(self, value: Reply) -> None:
         """Send ``value`` and close (the transaction is dropped)."""
         self.send_reply(value)
-        self.session.advance(EVENT_CLOSE)
+        self._end(EVENT_CLOSE)
         self._reset_transaction()
         self.close()
 
@@ -220,7 +220,7 @@ class SMTPConnection(ConnectionBase):
             self.expect_raw()
 
     def _end(self, event: str) -> None:
-        """An event that is not a command (end of data, of AUTH, a failed chunk)."""
+        """An event with no reply of its own (end of data, of AUTH, a failed chunk, close)."""
         self.session.advance(event)
 
     # -- input ------------------------------------------------------------------------------
@@ -385,7 +385,9 @@ class SMTPConnection(ConnectionBase):
     def _ehlo(self, command: Command) -> None:
         self._reset_transaction()
         self.helo = command.argument
-        self.session.advance(EHLO)
+        # The reply lists what may come next, so the state moves first (the reply is
+        # positive whatever it lists).
+        self._end(EHLO)
         keywords = self._keywords()
         self._advertised = frozenset(keywords)
         self.send(ehlo_reply(self.settings.hostname, command.argument, tuple(keywords.items())))

@@ -30,7 +30,8 @@ class ServerSettings:
     :ivar relay_networks: peers that may relay without AUTH.
     :ivar allow_insecure_auth: offer AUTH without TLS to loopback peers.
     :ivar bare_lf: ``"reject"`` bare CR/LF (the default) or ``"normalize"`` them.
-    :ivar max_recipients: recipients per transaction (``452 4.5.3`` beyond).
+    :ivar max_recipients: recipients per transaction (``452 4.5.3`` beyond; these
+        refusals do not count against ``max_errors``).
     :ivar max_errors: bad commands in a session before it is closed (``421``).
     :ivar max_line_length: longest command line, CRLF included.
     :ivar max_data_line_length: longest message line, CRLF excluded, or ``None``.
