@@ -30,9 +30,10 @@ once when the Deferred has already fired (no pause, no action), else emits a
 :class:`Wait` so the Protocol holds input until it has; pipelined commands
 are so handled strictly in order.
 
-This module imports nothing from ``twisted.internet`` but the
-:class:`~twisted.internet.defer.Deferred` type, and the protocol adapter in
-its second half, which uses the reactor only through ``LineProtocol``'s clock.
+The first half of this module (the base, :class:`Framing`, the actions and
+:class:`ConnectionDriver`) uses nothing of Twisted but Deferreds; the
+adapter in the second half uses the reactor only through ``LineProtocol``'s
+clock (the command-rate timer).
 """
 
 from __future__ import annotations
