@@ -360,3 +360,42 @@ class ChunkingProperties(SynchronousTestCase):
         self.assertEqual(len(s.local.messages), 2)
         self.assertTrue(s.local.messages[0].data.endswith(b"\r\nSubject: x\r\n\r\n.a\r\n"))
         self.assertTrue(s.local.messages[1].data.endswith(b"\r\nxyz"))
+
+
+_LINES = [
+    "EHLO c.example",
+    "HELO c.example",
+    "MAIL FROM:<a@b.example>",
+    "RCPT TO:<bob@example.org>",
+    "RCPT TO:<nobody@example.org>",
+    "DATA",
+    "RSET",
+    "NOOP",
+    "VRFY bob",
+    "HELP",
+    "STARTTLS",
+    "AUTH PLAIN",
+    "QUIT",
+]
+
+
+class StateTableProperties(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.sampled_from(_LINES), max_size=25))
+    def test_the_table_decides_every_refusal(self, lines: list[str]) -> None:
+        s = Session(ServerSettings(hostname="mx.example.org", max_errors=1000), tls=TLS_CONTEXT)
+        s.output()
+        for line in lines:
+            if s.driver.closed:
+                break
+            verb = line.split()[0]
+            expected = s.conn.session.refusal(verb)
+            replies = s.send(line + "\r\n")
+            if expected is not None:
+                self.assertEqual(replies, [str(expected)], (line, s.conn.session.state))
+            else:
+                self.assertFalse([r for r in replies if r.startswith("503")], (line, replies))
+            if s.conn.session.state is State.DATA:
+                self.assertIs(s.conn.framing, Framing.RAW)
+                s.send(".\r\n")
+            self.assertIs(s.conn.framing, Framing.LINE)
