@@ -510,6 +510,8 @@ class ConnectionProtocol(LineProtocol):
         d.addBoth(self._waited)
 
     def _waited(self, result: object) -> None:
+        if isinstance(result, Failure):  # the object's own callbacks catch theirs: a bug here
+            _log.failure("feeding the connection object failed", result)
         self._waits -= 1
         if self._gone:
             return
