@@ -234,3 +234,37 @@ class SmtpTableTests(SynchronousTestCase):
             ),
             [],
         )
+
+
+class ToyImapTests(SynchronousTestCase):
+    """IMAP's four states and tagged replies fit the same declaration."""
+
+    NOT_AUTH, AUTH, SELECTED, LOGOUT = "not-authenticated", "authenticated", "selected", "logout"
+    ANY = (NOT_AUTH, AUTH, SELECTED)
+    TABLE = CommandTable(
+        [
+            Command("CAPABILITY", ANY),
+            Command("LOGIN", (NOT_AUTH,), None, Argument.REQUIRED, capability="LOGIN"),
+            Command("STARTTLS", (NOT_AUTH,), refused_when_secure=True, capability="STARTTLS"),
+            Command("SELECT", (AUTH, SELECTED), None, Argument.REQUIRED),
+            Command("FETCH", (SELECTED,), None, Argument.REQUIRED),
+            Command("LOGOUT", ANY),
+        ],
+        sequence_text="{verb} not allowed now",
+    )
+
+    @staticmethod
+    def tagged(tag: str, refusal: Refusal) -> str:
+        status = "NO" if refusal.kind is RefusalKind.AUTH_REQUIRED else "BAD"
+        return f"{tag} {status} {refusal.text}"
+
+    def test_tagged_refusals(self) -> None:
+        refusal = self.TABLE.resolve("FETCH", "1 FLAGS", self.AUTH)
+        assert isinstance(refusal, Refusal)
+        self.assertEqual(self.tagged("a1", refusal), "a1 BAD FETCH not allowed now")
+        self.assertIsInstance(self.TABLE.resolve("FETCH", "1 FLAGS", self.SELECTED), Command)
+        refusal = self.TABLE.resolve("SELECT", "INBOX", self.LOGOUT)
+        assert isinstance(refusal, Refusal)
+        self.assertEqual(self.tagged("a2", refusal), "a2 BAD no command expected now")
+        self.assertEqual(self.TABLE.capabilities(self.NOT_AUTH), ["LOGIN", "STARTTLS"])
+        self.assertEqual(self.TABLE.capabilities(self.NOT_AUTH, secure=True), ["LOGIN"])
