@@ -116,7 +116,10 @@ class ConnectionBase:
     :meth:`receive_raw`, :meth:`line_too_long`, :meth:`bad_line_ending`,
     :meth:`timeout`, :meth:`connection_lost`.  Output: :meth:`data_to_send`,
     :meth:`take_actions`, :attr:`framing` (with :attr:`raw_remaining`) and
-    :meth:`take_pushback`.  Subclasses override the input hooks and use
+    :meth:`take_pushback`.  Output is buffered for :meth:`data_to_send`
+    unless a writer is set (:meth:`set_writer`): then it is written at once
+    while no action is pending, and buffered behind the pending actions.
+    Subclasses override the input hooks and use
     :meth:`send`, :meth:`expect_line`, :meth:`expect_counted`,
     :meth:`expect_raw`, :meth:`end_raw`, :meth:`wait`, :meth:`start_tls` and
     :meth:`close`.
@@ -129,6 +132,7 @@ class ConnectionBase:
 
     def __init__(self) -> None:
         self._out: list[bytes] = []
+        self._writer: Callable[[bytes], object] | None = None
         self.actions: list[Action] = []
         self.framing = Framing.LINE
         self.raw_remaining: int | None = None
@@ -152,6 +156,18 @@ class ConnectionBase:
         actions, self.actions = self.actions, []
         return actions
 
+    def set_writer(self, writer: Callable[[bytes], object] | None) -> None:
+        """Write output with ``writer`` as it is produced (``None``: buffer it again).
+
+        Output produced while actions are pending stays buffered: it comes
+        after them, so whoever performs the actions writes it afterwards
+        (bytes after a :class:`StartTLS` go out encrypted).  What is buffered
+        when the writer is set is written at once if no action is pending.
+        """
+        self._writer = writer
+        if writer is not None and self._out and not self.actions:
+            writer(self.data_to_send())
+
     def take_pushback(self) -> bytes:
         """Bytes received in raw mode past the block's end: lines, to be parsed again."""
         data, self._pushback = self._pushback, b""
@@ -160,8 +176,11 @@ class ConnectionBase:
     # -- for subclasses -----------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        """Queue ``data`` (serialised replies) for the peer."""
-        if not self.lost:
+        """Send ``data`` (serialised replies): written now, or buffered (see the class)."""
+        writer = self._writer
+        if writer is not None and not self.actions:
+            writer(data)
+        elif not self.lost:
             self._out.append(data)
 
     def close(self) -> None:
@@ -272,6 +291,7 @@ class ConnectionBase:
     def connection_lost(self) -> None:
         """The connection is gone: no more output; subclasses release what they hold."""
         self.lost = True
+        self._writer = None
         self._out.clear()
         self.actions.clear()
 
@@ -408,7 +428,9 @@ class ConnectionProtocol(LineProtocol):
         if self.command_rate is not None and self.clock is not None:
             self._limiter = RateLimiter(self.clock, self.command_rate, self.command_burst)
         super().connectionMade()
-        self.connection = self.make_connection()
+        connection = self.make_connection()
+        self.connection = connection
+        connection.set_writer(self.send_raw)  # dropped by the object once it is lost
         self._sync()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -434,22 +456,16 @@ class ConnectionProtocol(LineProtocol):
             return
         connection = self.connection
         connection.line_received(line)
-        # _sync(), with its usual case inlined (one reply, no action): this runs per command.
-        out = connection._out
-        if len(out) == 1 and not connection.actions and connection.framing is self._framing:
-            data = out.pop()
-            if not self._gone:
-                self.send_raw(data)
-            return
-        self._sync()
+        # The usual command wrote its reply already and asks nothing more.
+        if connection.actions or connection._out or connection.framing is not self._framing:
+            self._sync()
 
     def raw_data_received(self, data: bytes) -> None:
         """Feed raw bytes to the object."""
         connection = self.connection
         connection.receive_raw(data)
-        if not connection._out and not connection.actions and connection.framing is self._framing:
-            return  # the usual case in a message's data: nothing to say yet
-        self._sync()
+        if connection.actions or connection._out or connection.framing is not self._framing:
+            self._sync()
 
     def raw_data_complete(self) -> None:
         """A counted run ended: the object counted it too and already knows."""
@@ -471,18 +487,23 @@ class ConnectionProtocol(LineProtocol):
 
     # -- output and actions ---------------------------------------------------------------
 
+    def _write(self, data: bytes) -> None:
+        """The object's writer."""
+        if not self._gone:
+            self.send_raw(data)
+
     def _sync(self) -> None:
-        """Write the object's output, perform its actions, follow its framing."""
+        """Perform the object's actions, write what it said after them, follow its framing.
+
+        Output produced while no action was pending has been written already
+        (the object's writer).
+        """
         connection = self.connection
-        out = connection._out  # data_to_send(), inlined: this runs for every event
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            if not self._gone:
-                self.send_raw(data)
         if connection.actions:
             for action in connection.take_actions():
                 self._perform(action)
+        if connection._out:
+            self._write(connection.data_to_send())
         framing = connection.framing
         if framing is not self._framing:
             self._framing = framing

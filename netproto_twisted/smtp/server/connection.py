@@ -24,6 +24,7 @@ STARTTLS, AUTH (:mod:`~netproto_twisted.smtp.server.auth`), ENHANCEDSTATUSCODES.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -364,12 +365,7 @@ class SMTPConnection(ConnectionBase):
         }
         session = self.session
         # STARTTLS and AUTH: the table says whether they could come now; we, whether we can.
-        for keyword in self.commands.capabilities(
-            session.state,
-            authenticated=session.authenticated,
-            secure=session.tls,
-            context=session,
-        ):
+        for keyword in _verb_keywords(session.state, session.tls, session.authenticated):
             if keyword == STARTTLS and self.tls is not None:
                 keywords[STARTTLS] = ()
             elif keyword == AUTH and self.auth is not None:
@@ -638,6 +634,26 @@ class SMTPConnection(ConnectionBase):
     def framing_state(self) -> tuple[State, Framing]:
         """The session state and the framing it implies (for tests and logs)."""
         return self.session.state, self.framing
+
+
+class _AfterEhlo:
+    """What the table's guards see of a session that has just said EHLO."""
+
+    esmtp = True
+
+
+@functools.lru_cache(maxsize=64)
+def _verb_keywords(state: State, secure: bool, authenticated: bool) -> tuple[str, ...]:
+    """The EHLO keywords of the verbs valid after EHLO (STARTTLS, AUTH), from the table.
+
+    EHLO always leads to the same state with ``esmtp`` set, so the answer
+    depends only on TLS and login: computed once for each.
+    """
+    return tuple(
+        SMTP_COMMANDS.capabilities(
+            state, secure=secure, authenticated=authenticated, context=_AfterEhlo()
+        )
+    )
 
 
 def _data_error(error: Exception) -> Reply:
