@@ -20,11 +20,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
-from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
@@ -56,6 +55,7 @@ __all__ = [
     "CramMD5Credentials",
     "IScramCredentials",
     "IScramStore",
+    "LoginPortal",
     "MalformedChallenge",
     "MalformedResponse",
     "MechanismUnavailable",
@@ -217,6 +217,13 @@ def server_mechanisms(
     ]
 
 
+class LoginPortal(Protocol):
+    """What :class:`SASLServer` logs in through: a Portal, or a wrapper around one."""
+
+    def login(self, credentials: ICredentials, mind: object, *interfaces: Any) -> Deferred[Any]:
+        """Fire with ``(interface, avatar, logout)`` or fail with UnauthorizedLogin."""
+
+
 def _default_nonce() -> str:
     return secrets.token_urlsafe(18)
 
@@ -263,7 +270,7 @@ class SASLServer:
     def __init__(
         self,
         mechanism: str,
-        portal: Portal,
+        portal: LoginPortal,
         interfaces: Sequence[Any],
         *,
         scram_store: IScramStore | None = None,
