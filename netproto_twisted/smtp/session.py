@@ -22,17 +22,15 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
 
 from netproto_twisted.core.access import Network
+from netproto_twisted.core.auth import IAuthenticated
 from netproto_twisted.core.dotstuff import DotUnstuffer
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.ids import uuid7
 from netproto_twisted.core.limits import RateLimiter
 from netproto_twisted.core.lineproto import LineProtocol
-from netproto_twisted.core.sasl import (
-    SASLServer,
-)
+from netproto_twisted.core.sasl_exchange import SASLExchange
 from netproto_twisted.smtp._codes import (
     AUTH_REQUIRED,
     CLOSING,
@@ -75,10 +73,6 @@ _log = Logger(namespace="netproto.smtp.server")
 BareLF = Literal["reject", "normalize"]
 
 
-class IAuthenticated(Interface):
-    """The avatar interface the server asks the Portal for (the avatar is the user name)."""
-
-
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything that shapes one listening SMTP server's behaviour.
@@ -89,6 +83,8 @@ class ServerSettings:
     :ivar require_tls: refuse MAIL before STARTTLS (``530 5.7.0``).
     :ivar relay_networks: peers that may relay without AUTH.
     :ivar allow_insecure_auth: offer AUTH without TLS to loopback peers.
+    :ivar auth_mechanisms: the SASL mechanisms to offer, in order (empty: all
+        the credential store can serve).
     :ivar bare_lf: ``"reject"`` bare CR/LF (the default) or ``"normalize"`` them.
     :ivar max_recipients: recipients per transaction (``452 4.5.3`` beyond).
     :ivar max_errors: bad commands in a session before it is closed (``421``).
@@ -108,6 +104,7 @@ class ServerSettings:
     require_tls: bool = False
     relay_networks: tuple[Network, ...] = ()
     allow_insecure_auth: bool = False
+    auth_mechanisms: tuple[str, ...] = ()
     bare_lf: BareLF = "reject"
     max_recipients: int = 1000
     max_errors: int = 20
@@ -227,7 +224,7 @@ class SessionBase(LineProtocol):
         self.authenticated_as: str | None = None
         self._txn: Transaction | None = None
         self._unstuffer: DotUnstuffer | None = None
-        self._sasl: SASLServer | None = None
+        self._sasl: SASLExchange | None = None
         self._errors = 0
         self._waits = 0
         self._limiter: RateLimiter | None = None
