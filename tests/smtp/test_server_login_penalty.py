@@ -9,6 +9,7 @@ from pathlib import Path
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -169,3 +170,31 @@ class OfferedMechanismTests(PenaltyTestBase):
     def test_still_nothing_before_tls(self) -> None:
         h = Harness(factory=self.factory())
         self.assertFalse([line for line in h.ehlo() if "AUTH" in line])
+
+
+class TapOptionTests(SynchronousTestCase):
+    def test_auth_mechanisms_reach_every_listener(self) -> None:
+        from twisted.internet import reactor
+
+        from netproto_twisted.smtp import tap as smtp_tap
+
+        options = smtp_tap.Options()
+        options.parseOptions(["--auth-mechanisms", "scram-sha-256,plain"])
+        self.assertEqual(options["limits"].auth_mechanisms, ("SCRAM-SHA-256", "PLAIN"))
+        built: list[SMTPServerFactory] = []
+
+        class Recording(SMTPServerFactory):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+                built.append(self)
+
+        self.patch(smtp_tap, "SMTPServerFactory", Recording)
+        smtp_tap.build_service(
+            options.config, reactor, data_dir=Path(self.mktemp()), tls=None,
+            complete_endpoint=lambda text: text, limits=options["limits"],
+        )  # fmt: skip
+        self.assertEqual(len(built), 2)  # MX and submission
+        for factory in built:
+            self.assertEqual(factory.settings.auth_mechanisms, ("SCRAM-SHA-256", "PLAIN"))
+        with self.assertRaises(usage.UsageError):
+            smtp_tap.Options().parseOptions(["--auth-mechanisms", "PLAIN,GSSAPI"])
