@@ -221,6 +221,11 @@ class LoginPenalty:
 
     # -- attempts in turn -----------------------------------------------------------------------
 
+    @property
+    def busy_addresses(self) -> int:
+        """The number of keys with an attempt being checked or waiting (0 when idle)."""
+        return len(self._queues)
+
     def waiting(self, host: str) -> int:
         """Return the attempts from *host* waiting their turn (not counting one being checked)."""
         queue = self._queues.get(self.key(host))
