@@ -1,7 +1,9 @@
 """SASL mechanisms shared by SMTP, POP3, IMAP and NNTP: PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256.
 
-Transport-neutral: each protocol wraps the exchange in its own line syntax and
-uses :func:`decode_response` / :func:`encode_challenge` for the base64 layer.
+Transport-neutral: servers run these through the exchange driver of
+:mod:`netproto_twisted.core.sasl_exchange`, which adds each protocol's line
+syntax, the base64 layer (:func:`decode_response` / :func:`encode_challenge`),
+the offer rules and the failed-login penalty.
 The server side (:class:`SASLServer`) authenticates through a
 :class:`twisted.cred.portal.Portal`; the client side (:func:`client_mechanism`)
 computes the responses.  SCRAM follows RFC 5802 and RFC 7677 without channel

@@ -11,6 +11,8 @@ dropped after ``max_failed_logins``.  STARTTLS discards buffered plaintext
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from netproto_twisted.core.auth import UserNameRealm as SMTPRealm
 from netproto_twisted.core.auth import password_portal, store_mechanisms
 from netproto_twisted.core.passwords import PasswordFile
@@ -59,6 +61,11 @@ from netproto_twisted.smtp.session import (
 
 __all__ = ["AuthSession", "SMTPRealm", "password_portal"]
 
+#: Each factory's Authenticator, with what it was made from (rebuilt if that changes).
+_AUTHENTICATORS: WeakKeyDictionary[object, tuple[tuple[object, ...], Authenticator]] = (
+    WeakKeyDictionary()
+)
+
 _AUTH_FAILED = _reply(
     AUTH_FAILED, "Authentication credentials invalid", ES_AUTH_CREDENTIALS_INVALID
 )
@@ -98,33 +105,47 @@ class AuthSession(SessionBase):
             return
         self._error(_ERR_BARE_LF)
 
+    def _authenticator(self) -> Authenticator | None:
+        """The listener's SASL policy (one per factory and settings), or None without a Portal."""
+        factory = self.factory
+        if factory.portal is None:
+            return None
+        settings = self.settings
+        key = (factory.portal, factory.scram_store, factory.login_delay, settings)
+        cached = _AUTHENTICATORS.get(factory)
+        if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
+            return cached[1]
+        store = factory.scram_store
+        authenticator = Authenticator(
+            factory.portal,
+            factory.login_delay,
+            scram_store=store,
+            store_mechanisms=(
+                (lambda: store_mechanisms(store)) if isinstance(store, PasswordFile) else None
+            ),
+            mechanisms=settings.auth_mechanisms,
+            allow_insecure=settings.allow_insecure_auth,
+            hostname=settings.hostname,
+        )
+        _AUTHENTICATORS[factory] = (key, authenticator)
+        return authenticator
+
     def _exchange(self) -> SASLExchange | None:
-        """This connection's SASL driver (made on first use), or None without a Portal."""
+        """This connection's SASL driver (made on first AUTH), or None without a Portal."""
         if self._sasl is None:
-            factory = self.factory
-            if factory.portal is None:
+            authenticator = self._authenticator()
+            if authenticator is None:
                 return None
-            store = factory.scram_store
-            settings = self.settings
-            authenticator = Authenticator(
-                factory.portal,
-                factory.login_delay,
-                scram_store=store,
-                store_mechanisms=(
-                    (lambda: store_mechanisms(store)) if isinstance(store, PasswordFile) else None
-                ),
-                mechanisms=settings.auth_mechanisms,
-                allow_insecure=settings.allow_insecure_auth,
-                hostname=settings.hostname,
-            )
             self._sasl = authenticator.exchange(
                 SMTP_FRAMING, peer=self.peer, peer_is_loopback=self.peer_is_loopback
             )
         return self._sasl
 
     def _mechanisms(self) -> list[str]:
-        exchange = self._exchange()
-        return [] if exchange is None else exchange.mechanisms(secure=self.is_secure)
+        authenticator = self._authenticator()
+        if authenticator is None:
+            return []
+        return authenticator.offered(secure=self.is_secure, peer_is_loopback=self.peer_is_loopback)
 
     def _starttls(self, command: Command) -> None:
         context = self.factory.tls
