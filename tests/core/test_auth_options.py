@@ -44,3 +44,14 @@ class AuthMechanismsTests(SynchronousTestCase):
             bad = '[limits]\nauth_mechanisms = ["DIGEST-MD5"]\n'
             config_from_toml_text(bad, {"limits": Limits})
         self.assertIn("DIGEST-MD5", str(caught.exception))
+
+    def test_survives_the_worker_json(self) -> None:
+        """Worker processes rebuild Limits from JSON (smtp.tap.worker_config)."""
+        import json
+        from dataclasses import asdict
+
+        from netproto_twisted.core.config import parse_section
+
+        sent = json.loads(json.dumps(asdict(Limits(auth_mechanisms=("PLAIN", "LOGIN")))))
+        limits = parse_section(Limits, sent, "limits")
+        self.assertEqual(limits.auth_mechanisms, ("PLAIN", "LOGIN"))
