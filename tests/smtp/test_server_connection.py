@@ -16,10 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from netproto_twisted.core.access import LoginDelay
 from netproto_twisted.core.connection import Close, ConnectionDriver, Framing, StartTLS
 from netproto_twisted.core.framing import LineEndings
+from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.smtp import SMTP_COMMANDS, MailFrom, State
 from netproto_twisted.smtp.delivery import CaptureTarget, DefaultPolicy
 from netproto_twisted.smtp.interfaces import SessionInfo
-from netproto_twisted.smtp.server import AuthBackend, ServerSettings, SMTPConnection
+from netproto_twisted.smtp.server import ServerSettings, SMTPConnection, authenticator
 
 from .test_server_support import USERS, make_portal, plain_auth
 
@@ -34,7 +35,7 @@ class Session:
         settings: ServerSettings | None = None,
         *,
         tls: object | None = None,
-        auth: AuthBackend | None = None,
+        auth: Authenticator | None = None,
         secure: bool = False,
         policy: object | None = None,
     ) -> None:
@@ -264,11 +265,8 @@ class StartTLSAndAuthTests(SynchronousTestCase):
         directory = Path(self.mktemp())
         directory.mkdir(parents=True)
         portal, _ = make_portal(directory)
-        backend = AuthBackend(
-            portal,
-            scram_store=None,
-            login_delay=LoginDelay(MemoryReactorClock()),
-            hostname="mx.example.org",
+        backend = authenticator(
+            portal, LoginDelay(MemoryReactorClock()), ServerSettings(hostname="mx.example.org")
         )
         return Session(auth=backend, secure=True)
 

@@ -37,6 +37,7 @@ from netproto_twisted.core.connection import ConnectionBase, Framing
 from netproto_twisted.core.dotstuff import DotUnstuffer
 from netproto_twisted.core.errors import LineTooLong
 from netproto_twisted.core.framing import BareLineEnding, LineEndings
+from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.smtp._codes import (
     AUTH,
     BDAT,
@@ -88,7 +89,7 @@ from netproto_twisted.smtp._wire import Command, Reply, parse_bdat, parse_comman
 from netproto_twisted.smtp.delivery import commit_all
 from netproto_twisted.smtp.errors import CommandError
 from netproto_twisted.smtp.interfaces import IDeliveryTarget, IRecipientPolicy, SessionInfo
-from netproto_twisted.smtp.server.auth import AuthBackend, SMTPAuth
+from netproto_twisted.smtp.server.auth import SMTPAuth
 from netproto_twisted.smtp.server.message import Transaction
 from netproto_twisted.smtp.server.replies import (
     ERR_AUTH_NEEDED,
@@ -147,7 +148,9 @@ class SMTPConnection(ConnectionBase):
     :param secure: whether the connection is already TLS (implicit TLS).
     :param tls: the context :class:`~netproto_twisted.core.connection.StartTLS`
         carries, or ``None`` (STARTTLS not offered).
-    :param auth: the SASL seam, or ``None`` (AUTH not offered).
+    :param auth: the listener's SASL policy
+        (:class:`~netproto_twisted.core.sasl_exchange.Authenticator`), or ``None``
+        (AUTH not offered).
     """
 
     #: The command table with this class's handlers (bound below the class).
@@ -163,7 +166,7 @@ class SMTPConnection(ConnectionBase):
         in_relay_network: bool = False,
         secure: bool = False,
         tls: object | None = None,
-        auth: AuthBackend | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings

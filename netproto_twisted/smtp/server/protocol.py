@@ -24,7 +24,7 @@ from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineFactory
 from netproto_twisted.core.passwords import IScramStore
 from netproto_twisted.smtp.interfaces import IRecipientPolicy
-from netproto_twisted.smtp.server.auth import AuthBackend
+from netproto_twisted.smtp.server.auth import authenticator
 from netproto_twisted.smtp.server.connection import SMTPConnection
 from netproto_twisted.smtp.server.replies import in_networks, peer_facts
 from netproto_twisted.smtp.server.settings import ServerSettings
@@ -66,7 +66,7 @@ class SMTPServerProtocol(ConnectionProtocol):
             in_relay_network=in_networks(address, factory.settings.relay_networks),
             secure=self.is_secure,
             tls=factory.tls,
-            auth=factory.auth_backend,
+            auth=factory.authenticator,
         )
 
     @property
@@ -117,14 +117,9 @@ class SMTPServerFactory(LineFactory[SMTPServerProtocol]):
         self.portal = portal
         self.scram_store = scram_store
         self.login_delay = login_delay if login_delay is not None else LoginDelay(reactor)
-        #: The SASL seam every session's AUTH uses, or ``None`` without a portal.
-        self.auth_backend = (
-            AuthBackend(
-                portal,
-                scram_store=scram_store,
-                login_delay=self.login_delay,
-                hostname=self.settings.hostname,
-            )
+        #: The listener's SASL policy every session's AUTH uses, or ``None`` without a portal.
+        self.authenticator = (
+            authenticator(portal, self.login_delay, self.settings, scram_store=scram_store)
             if portal is not None
             else None
         )

@@ -1,22 +1,17 @@
-"""The SMTP server's settings (one :class:`ServerSettings` per listener), its avatar interface."""
+"""The SMTP server's settings (one :class:`ServerSettings` per listener); the avatar interface."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from zope.interface import Interface
-
 from netproto_twisted.core.access import Network
+from netproto_twisted.core.auth import IAuthenticated
 
 __all__ = ["BareLF", "IAuthenticated", "ServerSettings"]
 
 #: What to do with bare CR/LF in commands and data: refuse (the default) or normalise.
 BareLF = Literal["reject", "normalize"]
-
-
-class IAuthenticated(Interface):
-    """The avatar interface the server asks the Portal for (the avatar is the user name)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +24,8 @@ class ServerSettings:
     :ivar require_tls: refuse MAIL before STARTTLS (``530 5.7.0``).
     :ivar relay_networks: peers that may relay without AUTH.
     :ivar allow_insecure_auth: offer AUTH without TLS to loopback peers.
+    :ivar auth_mechanisms: the SASL mechanisms to offer, in order (empty: all
+        the credential store can serve).
     :ivar bare_lf: ``"reject"`` bare CR/LF (the default) or ``"normalize"`` them.
     :ivar max_recipients: recipients per transaction (``452 4.5.3`` beyond; these
         refusals do not count against ``max_errors``).
@@ -49,6 +46,7 @@ class ServerSettings:
     require_tls: bool = False
     relay_networks: tuple[Network, ...] = ()
     allow_insecure_auth: bool = False
+    auth_mechanisms: tuple[str, ...] = ()
     bare_lf: BareLF = "reject"
     max_recipients: int = 1000
     max_errors: int = 20
