@@ -24,7 +24,6 @@ STARTTLS, AUTH (:mod:`~netproto_twisted.smtp.server.auth`), ENHANCEDSTATUSCODES.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +56,6 @@ from netproto_twisted.smtp._codes import (
     EXPN,
     HELO,
     HELP,
-    HELP_MESSAGE,
     LOCAL_ERROR,
     MAIL,
     NOOP,
@@ -110,8 +108,10 @@ from netproto_twisted.smtp.server.replies import (
     ehlo_reply,
     greeting,
     helo_reply,
+    help_reply,
     refusal_reply,
     reply,
+    verb_keywords,
     wire_bytes,
 )
 from netproto_twisted.smtp.server.settings import ServerSettings
@@ -368,7 +368,7 @@ class SMTPConnection(ConnectionBase):
         }
         session = self.session
         # STARTTLS and AUTH: the table says whether they could come now; we, whether we can.
-        for keyword in _verb_keywords(session.state, session.tls, session.authenticated):
+        for keyword in verb_keywords(session.state, session.tls, session.authenticated):
             if keyword == STARTTLS and self.tls is not None:
                 keywords[STARTTLS] = ()
             elif keyword == AUTH and self.auth is not None:
@@ -416,7 +416,7 @@ class SMTPConnection(ConnectionBase):
         self.error(_ERR_EXPN)
 
     def _help(self, command: Command) -> None:
-        self.send_reply(_help_reply(command.argument))
+        self.send_reply(help_reply(command.argument))
 
     # -- STARTTLS and AUTH ----------------------------------------------------------------
 
@@ -639,39 +639,8 @@ class SMTPConnection(ConnectionBase):
         return self.session.state, self.framing
 
 
-class _AfterEhlo:
-    """What the table's guards see of a session that has just said EHLO."""
-
-    esmtp = True
-
-
-@functools.lru_cache(maxsize=64)
-def _verb_keywords(state: State, secure: bool, authenticated: bool) -> tuple[str, ...]:
-    """The EHLO keywords of the verbs valid after EHLO (STARTTLS, AUTH), from the table.
-
-    EHLO always leads to the same state with ``esmtp`` set, so the answer
-    depends only on TLS and login: computed once for each.
-    """
-    return tuple(
-        SMTP_COMMANDS.capabilities(
-            state, secure=secure, authenticated=authenticated, context=_AfterEhlo()
-        )
-    )
-
-
 def _data_error(error: Exception) -> Reply:
     return ERR_BARE_LF if isinstance(error, BareLineEnding) else ERR_MESSAGE_LINE_TOO_LONG
-
-
-def _help_reply(argument: str) -> Reply:
-    """HELP from the table: the verb list, or one verb's help line."""
-    table = SMTP_COMMANDS
-    if argument:
-        text = table.help_for(argument)
-        if text:
-            return reply(HELP_MESSAGE, text, ES_OTHER)
-    verbs = " ".join(c.verb for c in table if c.help)
-    return reply(HELP_MESSAGE, f"Commands: {verbs}", ES_OTHER)
 
 
 SMTPConnection.commands = SMTP_COMMANDS.bind(

@@ -3,7 +3,9 @@
 The replies every session sends are built (and the frequent ones serialised)
 at import; the greeting, HELO and EHLO replies are remembered per host name;
 :func:`refusal_reply` maps a command-table
-:class:`~netproto_twisted.core.commands.Refusal` to its SMTP reply.
+:class:`~netproto_twisted.core.commands.Refusal` to its SMTP reply, and
+:func:`help_reply` and :func:`verb_keywords` build HELP and the STARTTLS/AUTH
+EHLO keywords from the table.
 
 This module imports nothing from ``twisted``.
 """
@@ -32,6 +34,7 @@ from netproto_twisted.smtp._codes import (
     ES_SYNTAX_ERROR,
     ES_TOO_MANY_RECIPIENTS,
     EXCEEDED_STORAGE,
+    HELP_MESSAGE,
     INSUFFICIENT_STORAGE,
     LOCAL_ERROR,
     NOT_IMPLEMENTED,
@@ -42,6 +45,7 @@ from netproto_twisted.smtp._codes import (
     START_INPUT,
     SYNTAX_ERROR,
 )
+from netproto_twisted.smtp._commands import SMTP_COMMANDS, State
 from netproto_twisted.smtp._params import Extensions
 from netproto_twisted.smtp._wire import Reply
 
@@ -66,11 +70,13 @@ __all__ = [
     "ehlo_reply",
     "greeting",
     "helo_reply",
+    "help_reply",
     "in_networks",
     "parse_peer",
     "peer_facts",
     "refusal_reply",
     "reply",
+    "verb_keywords",
     "wire_bytes",
 ]
 
@@ -188,3 +194,34 @@ def in_networks(address: IPAddress | None, networks: Sequence[Network]) -> bool:
     if address is None or not networks:
         return False
     return any(address.version == net.version and address in net for net in networks)
+
+
+def help_reply(argument: str) -> Reply:
+    """HELP from the table: the verb list, or one verb's help line."""
+    table = SMTP_COMMANDS
+    if argument:
+        text = table.help_for(argument)
+        if text:
+            return reply(HELP_MESSAGE, text, ES_OTHER)
+    verbs = " ".join(c.verb for c in table if c.help)
+    return reply(HELP_MESSAGE, f"Commands: {verbs}", ES_OTHER)
+
+
+class _AfterEhlo:
+    """What the table's guards see of a session that has just said EHLO."""
+
+    esmtp = True
+
+
+@functools.lru_cache(maxsize=64)
+def verb_keywords(state: State, secure: bool, authenticated: bool) -> tuple[str, ...]:
+    """The EHLO keywords of the verbs valid after EHLO (STARTTLS, AUTH), from the table.
+
+    EHLO always leads to the same state with ``esmtp`` set, so the answer
+    depends only on TLS and login: computed once for each.
+    """
+    return tuple(
+        SMTP_COMMANDS.capabilities(
+            state, secure=secure, authenticated=authenticated, context=_AfterEhlo()
+        )
+    )
