@@ -9,6 +9,7 @@ command-line flags through :class:`LimitsOptionsMixin`::
     --login-delay SECONDS     --login-delay-max SECONDS
     --line-timeout SECONDS    --transfer-timeout SECONDS
     --min-transfer-rate BYTES_PER_SECOND              --backlog N
+    --auth-mechanisms NAME,NAME,...
 
 A protocol whose needs differ from the shared defaults (IMAP's 30-minute
 autologout timer, say) sets ``limits_defaults`` on its Options class to a
@@ -30,6 +31,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.sasl import MECHANISM_PREFERENCE
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -92,6 +94,11 @@ class Limits:
         the server accepts them (1024; Twisted's default of 50 makes bursts of
         connections wait a second for a SYN retry; the kernel caps it at
         ``net.core.somaxconn``).
+    :ivar auth_mechanisms: the SASL mechanisms a server may offer, in the
+        order to advertise them (empty, the default: every mechanism the
+        credential store can serve, strongest first).  What is offered is
+        still limited by TLS and by the store: CRAM-MD5 only when some user
+        has a CRAM-MD5 secret.
     """
 
     max_connections: int = _limit(1000, "simultaneous connections in total")
@@ -108,10 +115,17 @@ class Limits:
     transfer_timeout: float = _limit(300.0, "seconds a data transfer gets first and at most ahead")
     min_transfer_rate: float = _limit(500.0, "bytes per second a data transfer must average")
     backlog: int = _limit(1024, "connections queued per listening socket before accept")
+    auth_mechanisms: tuple[str, ...] = dataclasses.field(
+        default=(),
+        metadata={"help": "SASL mechanisms to offer, in order (empty: all the store can serve)"},
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "auth_mechanisms", _mechanisms(self.auth_mechanisms))
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _NOT_NUMBERS:
+                continue
             if f.type in ("int", int):
                 _check_int(f.name, value)
             else:
@@ -122,6 +136,26 @@ class Limits:
                 f"must be >= login_delay_base ({self.login_delay_base}),"
                 f" got {self.login_delay_max}",
             )
+
+
+#: Limits fields that are not numbers (checked on their own).
+_NOT_NUMBERS = frozenset({"auth_mechanisms"})
+
+
+def _mechanisms(value: object) -> tuple[str, ...]:
+    """Check and normalise an ``auth_mechanisms`` value: known names, upper case, no repeats."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("auth_mechanisms", f"expected a list of names, got {value!r}")
+    names = tuple(dict.fromkeys(v.strip().upper() for v in value))
+    unknown = [n for n in names if n not in MECHANISM_PREFERENCE]
+    if unknown:
+        known = ", ".join(MECHANISM_PREFERENCE)
+        raise ConfigError(
+            "auth_mechanisms", f"unknown mechanism {unknown[0]!r} (known: {known})"
+        )
+    return names
 
 
 def _check_int(key: str, value: object) -> None:
@@ -156,6 +190,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("transfer-timeout", "transfer_timeout"),
     ("min-transfer-rate", "min_transfer_rate"),
     ("backlog", "backlog"),
+    ("auth-mechanisms", "auth_mechanisms"),
 )
 _HELP = {f.name: str(f.metadata.get("help", "")) for f in fields(Limits)}
 
@@ -167,9 +202,15 @@ def limits_options(defaults: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
     can tell a flag that was given from one that was not.
     """
     return [
-        [flag, None, None, f"{_HELP[name]} [default: {getattr(defaults, name)}]"]
+        [flag, None, None, f"{_HELP[name]} [default: {_shown(getattr(defaults, name))}]"]
         for flag, name in _FLAGS
     ]
+
+
+def _shown(value: object) -> object:
+    if isinstance(value, tuple):
+        return ",".join(value) or "all"
+    return value
 
 
 def limits_from_options(
@@ -186,6 +227,9 @@ def limits_from_options(
     for flag, name in _FLAGS:
         raw = opts.get(flag)
         if raw is None:
+            continue
+        if name in _NOT_NUMBERS:
+            values[name] = raw
             continue
         want_int = types[name] in ("int", int)
         try:

@@ -4,7 +4,8 @@ Public names are re-exported here; the modules behind them are private:
 ``_codes`` (reply codes, enhanced status codes, EHLO keywords, verbs),
 ``_wire`` (:class:`Reply`, :class:`ReplyParser`, command parsing and
 formatting), ``_address`` (paths, mailboxes, xtext), ``_params`` (MAIL/RCPT
-parameters, the EHLO reply), ``_state`` (the session state table) and
+parameters, the EHLO reply), ``_commands`` (the command table: verbs,
+states, argument rules, help), ``_state`` (the session state table) and
 ``_trace`` (the ``Received:`` header).  Exceptions live in
 :mod:`netproto_twisted.smtp.errors`.
 """
@@ -24,6 +25,7 @@ from netproto_twisted.smtp._address import (
     xtext_encode,
 )
 from netproto_twisted.smtp._codes import *  # noqa: F403 (the constants, listed in _codes.__all__)
+from netproto_twisted.smtp._commands import COMMANDS, SMTP_COMMANDS
 from netproto_twisted.smtp._params import (
     MAX_ENVID,
     MAX_ORCPT,
@@ -111,11 +113,11 @@ from netproto_twisted.smtp.relay import (
     Spool,
     SpoolDirectory,
 )
-from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, SMTPServerProtocol
 
 __all__ = [
     *_codes.__all__,
+    "COMMANDS",
     "COMMAND_STATES",
     "DEFAULT_MAX_REPLY_LINE",
     "DEFAULT_MAX_REPLY_LINES",
@@ -143,6 +145,7 @@ __all__ = [
     "Reply",
     "ReplyParser",
     "SMTPAuthenticationError",
+    "SMTP_COMMANDS",
     "SMTPClient",
     "SMTPConnectError",
     "SMTPDataError",

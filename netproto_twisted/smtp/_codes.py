@@ -29,7 +29,6 @@ __all__ = [
     "CANNOT_VRFY",
     "CHUNKING",
     "CLOSING",
-    "COMMANDS",
     "DATA",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DSN",
@@ -297,10 +296,7 @@ EXPN = "EXPN"
 HELP = "HELP"
 # STARTTLS and AUTH are both verbs and EHLO keywords (same strings, defined above).
 
-#: Every command verb :func:`~netproto_twisted.smtp.parse_command` recognises.
-COMMANDS = frozenset(
-    {EHLO, HELO, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS, AUTH}
-)
+# The verbs' states, argument rules and help: the command table in ``_commands``.
 
 # -- defaults ----------------------------------------------------------------------------------
 

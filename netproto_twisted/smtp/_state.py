@@ -1,8 +1,10 @@
 """The SMTP session state machine as data (after h11's ``_state.py``); sans-I/O.
 
 One table, :data:`TRANSITIONS`, says for each :class:`State` which events
-are allowed and where each leads; :data:`VALID_COMMANDS` is the part of it
-that concerns command verbs.  An *event* is a command verb whose positive
+are allowed and where each leads; :data:`VALID_COMMANDS`, the part of it
+that concerns command verbs, comes from the command table
+(:data:`~netproto_twisted.smtp._commands.SMTP_COMMANDS`), as do the texts
+of the ``503`` refusals.  An *event* is a command verb whose positive
 reply was sent (``"MAIL"`` after ``250``, ``"DATA"`` after ``354``,
 ``"AUTH"`` after ``334`` ...), or one of the ``EVENT_*`` names for what is
 not a command (the end of the message, the end of a SASL exchange ...).
@@ -11,9 +13,9 @@ Refused commands are not events: a ``550`` to RCPT changes nothing.
 :class:`Session` follows one connection through the table, adding what a
 table cannot say (EHLO versus HELO, TLS active, authenticated):
 
-- server: ``reply = session.refusal(cmd.verb)``; if not ``None`` send it
-  (``503 5.5.1``), else handle the command and, on a positive reply, call
-  ``session.advance(cmd.verb)``;
+- server (:class:`~netproto_twisted.smtp.server.SMTPConnection`): the
+  command table refuses what may not come now (``503 5.5.1``); a handler's
+  positive reply advances the session by the command's verb;
 - client: the same :meth:`Session.refusal` tells what may not be sent yet
   (raise :class:`~netproto_twisted.core.errors.LocalProtocolError`); with
   PIPELINING advance optimistically and resynchronise from the replies.
@@ -32,9 +34,9 @@ This module imports nothing from ``twisted``.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 
+from netproto_twisted.core.commands import Refusal
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.smtp._codes import (
     AUTH,
@@ -43,17 +45,14 @@ from netproto_twisted.smtp._codes import (
     DATA,
     EHLO,
     ES_INVALID_COMMAND,
-    EXPN,
     HELO,
-    HELP,
     MAIL,
-    NOOP,
     QUIT,
     RCPT,
     RSET,
     STARTTLS,
-    VRFY,
 )
+from netproto_twisted.smtp._commands import COMMAND_STATES, SMTP_COMMANDS, State
 from netproto_twisted.smtp._wire import Reply
 
 __all__ = [
@@ -71,31 +70,6 @@ __all__ = [
 ]
 
 
-class State(enum.Enum):
-    """Where an SMTP session stands."""
-
-    #: Greeting sent; no EHLO/HELO yet (also right after a STARTTLS handshake).
-    CONNECTED = "connected"
-    #: EHLO/HELO done, no mail transaction open.
-    GREETED = "greeted"
-    #: MAIL accepted, no recipient accepted yet.
-    MAIL = "mail"
-    #: At least one recipient accepted.
-    RCPT = "rcpt"
-    #: ``354`` sent: the peer sends message lines, not commands.
-    DATA = "data"
-    #: Inside a BDAT transaction: a chunk without LAST was accepted.
-    BDAT = "bdat"
-    #: ``334`` sent: the peer sends SASL responses, not commands.
-    AUTH = "auth"
-    #: QUIT answered or the connection closing: nothing more is read.
-    CLOSED = "closed"
-
-    # Members are singletons: hash by identity, in C (Enum's own hash is a Python call,
-    # and the table is looked up several times per command).
-    __hash__ = object.__hash__
-
-
 #: The message (DATA) ended, whatever the reply: the transaction is over.
 EVENT_END_OF_DATA = "end-of-data"
 #: A BDAT chunk with LAST was accepted (or answered): the transaction is over.
@@ -109,18 +83,9 @@ EVENT_ABORT = "abort"
 #: The session is closing (``421``, timeout, connection lost).
 EVENT_CLOSE = "close"
 
-#: The states in which lines from the peer are commands.
-COMMAND_STATES = frozenset({State.CONNECTED, State.GREETED, State.MAIL, State.RCPT, State.BDAT})
-
-_ANYTIME = frozenset({NOOP, RSET, QUIT, HELP, VRFY, EXPN, EHLO, HELO})
-
-#: The command verbs allowed in each state (states not listed allow none).
+#: The command verbs allowed in each state (states not listed allow none), from the table.
 VALID_COMMANDS: Mapping[State, frozenset[str]] = {
-    State.CONNECTED: _ANYTIME,
-    State.GREETED: _ANYTIME | {MAIL, STARTTLS, AUTH},
-    State.MAIL: _ANYTIME | {RCPT},
-    State.RCPT: _ANYTIME | {RCPT, DATA, BDAT},
-    State.BDAT: frozenset({BDAT, RSET, QUIT, NOOP}),
+    state: SMTP_COMMANDS.valid_in(state) for state in COMMAND_STATES
 }
 
 _GREETED_AFTER = {EHLO: State.GREETED, HELO: State.GREETED, QUIT: State.CLOSED}
@@ -173,27 +138,6 @@ def _transitions() -> dict[State, dict[str, State]]:
 #: ``advance("AUTH")`` then ``advance(EVENT_AUTH_SUCCEEDED)``.
 TRANSITIONS: Mapping[State, Mapping[str, State]] = _transitions()
 
-_SEND_HELO = "Error: send HELO/EHLO first"
-_IN_TRANSACTION = "Error: {verb} not permitted during a mail transaction"
-#: (state, verb) -> the 503 text; the fallback is "Error: bad sequence of commands".
-_REFUSALS: Mapping[tuple[State, str], str] = {
-    **{(State.CONNECTED, v): _SEND_HELO for v in (MAIL, RCPT, DATA, BDAT, STARTTLS, AUTH)},
-    (State.GREETED, RCPT): "Error: need MAIL command",
-    (State.GREETED, DATA): "Error: need MAIL command",
-    (State.GREETED, BDAT): "Error: need MAIL command",
-    **{(s, MAIL): "Error: nested MAIL command" for s in (State.MAIL, State.RCPT, State.BDAT)},
-    (State.MAIL, DATA): "Error: need RCPT command",
-    (State.MAIL, BDAT): "Error: need RCPT command",
-    **{
-        (s, v): _IN_TRANSACTION.format(verb=v)
-        for s in (State.MAIL, State.RCPT, State.BDAT)
-        for v in (AUTH, STARTTLS)
-    },
-    (State.BDAT, DATA): "Error: DATA not permitted after BDAT",
-    (State.BDAT, RCPT): "Error: RCPT not permitted after BDAT",
-}
-
-
 class Session:
     """One session's place in :data:`TRANSITIONS`, plus what the table cannot hold.
 
@@ -220,22 +164,12 @@ class Session:
         A refused BDAT is still followed by its chunk: the server reads and
         discards those bytes before reading the next command.
         """
-        state = self.state
-        if verb in VALID_COMMANDS.get(state, ()):
-            if verb == AUTH:
-                if not self.esmtp:
-                    return _bad_sequence("Error: send EHLO first")
-                if self.authenticated:
-                    return _bad_sequence("Error: already authenticated")
-            elif verb == STARTTLS:
-                if not self.esmtp:
-                    return _bad_sequence("Error: send EHLO first")
-                if self.tls:
-                    return _bad_sequence("Error: TLS already active")
-            return None
-        if state not in COMMAND_STATES:
-            return _bad_sequence("Error: no command expected now")
-        return _bad_sequence(_REFUSALS.get((state, verb), "Error: bad sequence of commands"))
+        found = SMTP_COMMANDS.resolve(
+            verb, None, self.state, authenticated=self.authenticated, secure=self.tls, context=self
+        )
+        if isinstance(found, Refusal):
+            return Reply.make(BAD_SEQUENCE, found.text, ES_INVALID_COMMAND)
+        return None
 
     def advance(self, event: str) -> State:
         """Take ``event`` (a verb after its positive reply, or an ``EVENT_*``); return the state.
@@ -257,7 +191,3 @@ class Session:
             self.authenticated = True
         self.state = target
         return target
-
-
-def _bad_sequence(text: str) -> Reply:
-    return Reply.make(BAD_SEQUENCE, text, ES_INVALID_COMMAND)

@@ -30,30 +30,23 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from netproto_twisted.core.commands import Argument
 from netproto_twisted.core.errors import LocalProtocolError, RemoteProtocolError
 from netproto_twisted.core.framing import LineBuffer, LineEndings, serialize_line
 from netproto_twisted.smtp._codes import (
     AUTH,
     BDAT,
-    COMMANDS,
-    DATA,
     EHLO,
     ES_INVALID_ARGUMENTS,
     ES_INVALID_COMMAND,
     ES_MESSAGE_TOO_BIG,
     ES_SYNTAX_ERROR,
     EXCEEDED_STORAGE,
-    EXPN,
     HELO,
-    MAIL,
     PARAM_SYNTAX,
-    QUIT,
-    RCPT,
-    RSET,
-    STARTTLS,
     SYNTAX_ERROR,
-    VRFY,
 )
+from netproto_twisted.smtp._commands import COMMANDS, SMTP_COMMANDS
 from netproto_twisted.smtp._reply import (
     FORBIDDEN_IN_TEXT,
     MAX_REPLY_LINE,
@@ -216,8 +209,9 @@ class Command:
     argument: str
 
 
-_NO_ARGUMENT = frozenset({DATA, RSET, QUIT, STARTTLS})
-_ARGUMENT_REQUIRED = frozenset({EHLO, HELO, MAIL, RCPT, BDAT, VRFY, EXPN, AUTH})
+#: The argument rules, from the command table.
+_NO_ARGUMENT = SMTP_COMMANDS.verbs_with(Argument.NONE)
+_ARGUMENT_REQUIRED = SMTP_COMMANDS.verbs_with(Argument.REQUIRED)
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _VERB = re.compile(rb"[A-Za-z]{1,20}")
 #: A verb, then optionally spaces and an argument of printable ASCII (inner spaces
@@ -243,9 +237,10 @@ def parse_command(line: bytes, *, verbs: Collection[str] = COMMANDS) -> Command:
     The verb is case-insensitive and must be in ``verbs`` (default: every
     command of :data:`~netproto_twisted.smtp.COMMANDS`); the argument is what
     follows the first space or tab, decoded as UTF-8, with surrounding blanks
-    removed.  Checked here: DATA, RSET, QUIT and STARTTLS take no argument;
-    EHLO, HELO, MAIL, RCPT, BDAT, VRFY, EXPN and AUTH need one; the argument
-    of EHLO/HELO is one printable ASCII word.  Line length is the line
+    removed.  Checked here: the argument rule of the verb's entry in the
+    command table (DATA, RSET, QUIT and STARTTLS take no argument; EHLO,
+    HELO, MAIL, RCPT, BDAT, VRFY, EXPN and AUTH need one); the argument of
+    EHLO/HELO is one printable ASCII word.  Line length is the line
     buffer's business.
 
     :raises CommandError: ``500 5.5.1`` for an unknown verb, ``500 5.5.2``
@@ -262,13 +257,20 @@ def parse_command(line: bytes, *, verbs: Collection[str] = COMMANDS) -> Command:
         argument = raw.decode("ascii") if raw else ""
     else:
         verb, argument = _split_command(line, verbs)
-    if argument and verb in _NO_ARGUMENT:
-        raise _syntax(f"Syntax error: {verb} takes no argument")
-    if not argument and verb in _ARGUMENT_REQUIRED:
-        raise _syntax(f"Syntax error: {verb} needs an argument")
+    if argument:
+        if verb in _NO_ARGUMENT:
+            raise _argument_refused(verb, argument)
+    elif verb in _ARGUMENT_REQUIRED:
+        raise _argument_refused(verb, argument)
     if verb in (EHLO, HELO) and not _HOSTNAME_ARG.fullmatch(argument):
         raise _syntax(f"Syntax: {verb} hostname")
     return Command(verb, argument)
+
+
+def _argument_refused(verb: str, argument: str) -> CommandError:
+    refusal = SMTP_COMMANDS.argument_refusal(verb, argument)
+    assert refusal is not None
+    return _syntax(refusal.text)
 
 
 def _split_command(line: bytes, verbs: Collection[str]) -> tuple[str, str]:

@@ -68,9 +68,7 @@ from netproto_twisted.smtp.relay._tap import (
     relay_for,
     relay_options,
 )
-from netproto_twisted.smtp.server import SMTPServerFactory
-from netproto_twisted.smtp.server_auth import password_portal
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, password_portal
 
 if TYPE_CHECKING:
     from netproto_twisted.core.daemon import DaemonContext
@@ -334,6 +332,7 @@ def _build_parts(
         max_size=config.max_size,
         relay_networks=tuple(parse_network(n) for n in config.relay_networks),
         allow_insecure_auth=config.allow_insecure_auth,
+        auth_mechanisms=limits.auth_mechanisms,
         bare_lf="normalize" if config.bare_lf == "normalize" else "reject",
         max_line_length=limits.max_line_length,
         idle_timeout=limits.idle_timeout,

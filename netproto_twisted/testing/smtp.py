@@ -73,9 +73,7 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
-from netproto_twisted.smtp.server import SMTPServerFactory
-from netproto_twisted.smtp.server_auth import SMTPRealm
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings, SMTPRealm, SMTPServerFactory
 
 __all__ = [
     "DEFAULT_CAPTURE_MAX_SIZE",

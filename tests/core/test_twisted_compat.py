@@ -238,9 +238,7 @@ _DEFERRED_INTERNALS = re.compile(r"\b(?:d|deferred|waiter|op|result_d)\.(?:resul
 
 #: Known uses outside the compat module, being removed elsewhere: {path: names}.
 #: Each entry must still be true (so a stale one is noticed and deleted).
-_KNOWN: dict[str, set[str]] = {
-    "smtp/session.py": {".result", ".paused"},
-}
+_KNOWN: dict[str, set[str]] = {}
 
 
 class NoPrivateNamesOutsideCompatTests(SynchronousTestCase):

@@ -23,7 +23,9 @@ from netproto_twisted.smtp.interfaces import (
     IRecipientPolicy,
     SessionInfo,
 )
-from netproto_twisted.smtp.session import ServerSettings, _parse_peer, _peer_facts
+from netproto_twisted.smtp.server import ServerSettings
+from netproto_twisted.smtp.server.replies import parse_peer as _parse_peer
+from netproto_twisted.smtp.server.replies import peer_facts as _peer_facts
 
 from .test_server_support import Harness
 
@@ -220,6 +222,22 @@ class TransactionTests(SynchronousTestCase):
             + "".join("RCPT TO:<bob@example.org>\r\n" for _ in range(3))
         )
         self.assertEqual(replies[-1], "452 4.5.3 Too many recipients")
+
+    def test_recipient_limit_is_not_counted_as_errors(self) -> None:
+        # 1,025 recipients: the 25 beyond the limit get 452 and nothing else
+        # happens; the first 1,000 get their message (no 421 at the 20th 452).
+        h = Harness()
+        h.ehlo()
+        replies = h.send(
+            "MAIL FROM:<a@b.example>\r\n"
+            + "RCPT TO:<bob@example.org>\r\n" * 1025
+            + "DATA\r\nSubject: many\r\n\r\nhi\r\n.\r\n"
+        )
+        self.assertEqual(replies.count("452 4.5.3 Too many recipients"), 25)
+        self.assertEqual(replies[-2], "354 End data with <CR><LF>.<CR><LF>")
+        self.assertTrue(replies[-1].startswith("250 2.0.0 Ok: queued as"), replies[-1])
+        self.assertEqual(len(h.local.messages[0].recipients), 1000)
+        self.assertFalse(h.closed)
 
     def test_recipients_grouped_by_target(self) -> None:
         h = Harness(relay_networks=(ip_network("192.0.2.0/24"),))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.sasl import client_mechanism, encode_response
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings
 
 from .test_server_support import Harness, make_portal, plain_auth
 

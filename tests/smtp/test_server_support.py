@@ -16,9 +16,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from netproto_twisted.core.passwords import PasswordFile, synchronous_runner
 from netproto_twisted.smtp.delivery import CaptureTarget, DefaultPolicy
 from netproto_twisted.smtp.interfaces import IRecipientPolicy
-from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
-from netproto_twisted.smtp.server_auth import password_portal
-from netproto_twisted.smtp.session import ServerSettings
+from netproto_twisted.smtp.server import (
+    ServerSettings,
+    SMTPServerFactory,
+    SMTPServerProtocol,
+    password_portal,
+)
 
 __all__ = ["Harness", "TLSStringTransport", "make_portal", "plain_auth"]
 
