@@ -65,7 +65,7 @@ autodoc_default_options = {
     "members": True,
     "show-inheritance": True,
     # Each module documents what it defines, in source order.  A package
-    # whose modules are private (``smtp/_wire.py``) says
+    # whose modules are private (``smtp/wire/_syntax.py``) says
     # ``:no-ignore-module-all:`` to document its ``__all__`` instead; then
     # _skip_reexports keeps out what other public modules document.
     "ignore-module-all": True,
@@ -169,7 +169,7 @@ def _skip_reexports(
     app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
 ) -> bool | None:
     """Document each object once: where it is defined, or, if that module is private
-    (``smtp/_wire.py``), in the package that re-exports it (``netproto_twisted.smtp``).
+    (``smtp/wire/_syntax.py``), in the package that re-exports it (``netproto_twisted.smtp``).
 
     Modules list their public names in ``__all__``, re-exports included; a
     re-export from a public module is skipped here (it has its own page).

@@ -1,76 +1,17 @@
 """SMTP (RFC 5321 and its extensions): the sans-I/O core shared by server, client and relay.
 
-Public names are re-exported here; the modules behind them are private:
-``_codes`` (reply codes, enhanced status codes, EHLO keywords, verbs),
-``_wire`` (:class:`Reply`, :class:`ReplyParser`, command parsing and
-formatting), ``_address`` (paths, mailboxes, xtext), ``_params`` (MAIL/RCPT
-parameters, the EHLO reply), ``_commands`` (the command table: verbs,
-states, argument rules, help), ``_state`` (the session state table) and
-``_trace`` (the ``Received:`` header).  Exceptions live in
-:mod:`netproto_twisted.smtp.errors`.
+Public names are re-exported here from the subpackages, each with its own
+face: :mod:`~netproto_twisted.smtp.wire` (the sans-I/O wire format),
+:mod:`~netproto_twisted.smtp.server`, :mod:`~netproto_twisted.smtp.client` and
+:mod:`~netproto_twisted.smtp.relay` (the durable queue and its relay).
+Exceptions live in :mod:`netproto_twisted.smtp.errors`, the backends'
+contracts in :mod:`netproto_twisted.smtp.interfaces` and their implementations
+in :mod:`netproto_twisted.smtp.delivery`.
 """
 
 from __future__ import annotations
 
-from netproto_twisted.smtp import _codes
-from netproto_twisted.smtp._address import (
-    NULL_SENDER,
-    POSTMASTER,
-    AddressError,
-    canonical_address,
-    parse_path,
-    quote_local_part,
-    split_address,
-    xtext_decode,
-    xtext_encode,
-)
-from netproto_twisted.smtp._codes import *  # noqa: F403 (the constants, listed in _codes.__all__)
-from netproto_twisted.smtp._commands import COMMANDS, SMTP_COMMANDS
-from netproto_twisted.smtp._params import (
-    MAX_ENVID,
-    MAX_ORCPT,
-    Extensions,
-    MailFrom,
-    RcptTo,
-    format_mail_from,
-    format_rcpt_to,
-    parse_ehlo_reply,
-    parse_mail_from,
-    parse_rcpt_to,
-)
-from netproto_twisted.smtp._state import (
-    COMMAND_STATES,
-    EVENT_ABORT,
-    EVENT_AUTH_FAILED,
-    EVENT_AUTH_SUCCEEDED,
-    EVENT_BDAT_LAST,
-    EVENT_CLOSE,
-    EVENT_END_OF_DATA,
-    TRANSITIONS,
-    VALID_COMMANDS,
-    Session,
-    State,
-)
-from netproto_twisted.smtp._trace import protocol_name, received_header
-from netproto_twisted.smtp._wire import (
-    DEFAULT_MAX_REPLY_LINE,
-    DEFAULT_MAX_REPLY_LINES,
-    MAX_COMMAND_LINE,
-    MAX_REPLY_LINE,
-    MAX_TEXT_LINE,
-    Command,
-    Reply,
-    ReplyParser,
-    error_from_reply,
-    format_auth,
-    format_bdat,
-    format_command,
-    format_ehlo,
-    format_helo,
-    parse_auth,
-    parse_bdat,
-    parse_command,
-)
+from netproto_twisted.smtp import wire
 from netproto_twisted.smtp.client import (
     SendResult,
     SMTPClient,
@@ -114,38 +55,12 @@ from netproto_twisted.smtp.relay import (
     SpoolDirectory,
 )
 from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, SMTPServerProtocol
+from netproto_twisted.smtp.wire import *  # noqa: F403 (the wire format's names, listed in wire.__all__)
 
 __all__ = [
-    *_codes.__all__,
-    "COMMANDS",
-    "COMMAND_STATES",
-    "DEFAULT_MAX_REPLY_LINE",
-    "DEFAULT_MAX_REPLY_LINES",
-    "EVENT_ABORT",
-    "EVENT_AUTH_FAILED",
-    "EVENT_AUTH_SUCCEEDED",
-    "EVENT_BDAT_LAST",
-    "EVENT_CLOSE",
-    "EVENT_END_OF_DATA",
-    "MAX_ENVID",
-    "MAX_ORCPT",
-    "MAX_COMMAND_LINE",
-    "MAX_REPLY_LINE",
-    "MAX_TEXT_LINE",
-    "NULL_SENDER",
-    "POSTMASTER",
-    "TRANSITIONS",
-    "VALID_COMMANDS",
-    "AddressError",
-    "Command",
+    *wire.__all__,
     "CommandError",
-    "Extensions",
-    "MailFrom",
-    "RcptTo",
-    "Reply",
-    "ReplyParser",
     "SMTPAuthenticationError",
-    "SMTP_COMMANDS",
     "SMTPClient",
     "SMTPConnectError",
     "SMTPDataError",
@@ -158,32 +73,8 @@ __all__ = [
     "SMTPServerDisconnected",
     "SMTPTLSRequired",
     "SendResult",
-    "Session",
-    "State",
-    "canonical_address",
     "connect_smtp",
-    "error_from_reply",
-    "format_auth",
-    "format_bdat",
-    "format_command",
-    "format_ehlo",
-    "format_helo",
-    "format_mail_from",
-    "format_rcpt_to",
-    "parse_auth",
-    "parse_bdat",
-    "parse_command",
-    "parse_ehlo_reply",
-    "parse_mail_from",
-    "parse_path",
-    "parse_rcpt_to",
-    "protocol_name",
-    "quote_local_part",
-    "received_header",
     "send_mail",
-    "split_address",
-    "xtext_decode",
-    "xtext_encode",
     "CapturedMessage",
     "CaptureTarget",
     "DefaultPolicy",

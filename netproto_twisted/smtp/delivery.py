@@ -21,15 +21,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto_twisted.smtp._address import split_address
-from netproto_twisted.smtp._codes import (
-    ES_BAD_DEST_MAILBOX,
-    ES_DELIVERY_NOT_AUTHORIZED,
-    MAILBOX_UNAVAILABLE,
-    TRANSACTION_FAILED,
-)
-from netproto_twisted.smtp._params import MailFrom, RcptTo
-from netproto_twisted.smtp._wire import Reply
 from netproto_twisted.smtp.errors import CommandError
 from netproto_twisted.smtp.interfaces import (
     Envelope,
@@ -39,6 +30,15 @@ from netproto_twisted.smtp.interfaces import (
     IRevocableSink,
     SessionInfo,
 )
+from netproto_twisted.smtp.wire._address import split_address
+from netproto_twisted.smtp.wire._codes import (
+    ES_BAD_DEST_MAILBOX,
+    ES_DELIVERY_NOT_AUTHORIZED,
+    MAILBOX_UNAVAILABLE,
+    TRANSACTION_FAILED,
+)
+from netproto_twisted.smtp.wire._params import MailFrom, RcptTo
+from netproto_twisted.smtp.wire._syntax import Reply
 
 _log = Logger(namespace="netproto.smtp")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from netproto_twisted.smtp._params import MailFrom, RcptTo
+from netproto_twisted.smtp.wire._params import MailFrom, RcptTo
 
 __all__ = [
     "Envelope",

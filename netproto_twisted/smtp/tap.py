@@ -40,7 +40,6 @@ from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
-from netproto_twisted.smtp._codes import DEFAULT_MAX_MESSAGE_SIZE
 from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget, default_user_of
 from netproto_twisted.smtp.interfaces import IDeliveryTarget
 from netproto_twisted.smtp.relay import (
@@ -69,6 +68,7 @@ from netproto_twisted.smtp.relay._tap import (
     relay_options,
 )
 from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, password_portal
+from netproto_twisted.smtp.wire._codes import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
     from netproto_twisted.core.daemon import DaemonContext

@@ -63,8 +63,6 @@ from netproto_twisted.core.passwords import (
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.core.tls import PathArg, ensure_dev_certificate, server_context
-from netproto_twisted.smtp._codes import BINARYMIME
-from netproto_twisted.smtp._params import MailFrom, RcptTo
 from netproto_twisted.smtp.delivery import CapturedMessage, CaptureTarget, DefaultPolicy
 from netproto_twisted.smtp.interfaces import (
     Envelope,
@@ -74,6 +72,8 @@ from netproto_twisted.smtp.interfaces import (
     SessionInfo,
 )
 from netproto_twisted.smtp.server import ServerSettings, SMTPRealm, SMTPServerFactory
+from netproto_twisted.smtp.wire._codes import BINARYMIME
+from netproto_twisted.smtp.wire._params import MailFrom, RcptTo
 
 __all__ = [
     "DEFAULT_CAPTURE_MAX_SIZE",

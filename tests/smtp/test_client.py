@@ -22,8 +22,8 @@ from netproto_twisted.core.errors import (
     RemoteProtocolError,
     TemporaryError,
 )
-from netproto_twisted.smtp._client_proto import SMTPClientProtocol
 from netproto_twisted.smtp.client import SMTPClient, connect_smtp
+from netproto_twisted.smtp.client.protocol import SMTPClientProtocol
 from netproto_twisted.smtp.errors import (
     SMTPAuthenticationError,
     SMTPConnectError,

@@ -17,9 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from netproto_twisted.core.errors import LocalProtocolError
-from netproto_twisted.smtp._client_body import CHUNK_SIZE, file_has_8bit
-from netproto_twisted.smtp._client_tx import Transaction
 from netproto_twisted.smtp.client import SMTPClient, connect_smtp
+from netproto_twisted.smtp.client.body import CHUNK_SIZE, file_has_8bit
+from netproto_twisted.smtp.client.transaction import Transaction
 from netproto_twisted.smtp.errors import SMTPNotSupportedError, SMTPSenderRefused
 from tests.smtp.test_client import _ListProducer
 from tests.smtp.test_client_helpers import DEFAULT_EXTENSIONS, IOEndpoint, ScriptedServer

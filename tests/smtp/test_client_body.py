@@ -1,4 +1,4 @@
-"""Tests for netproto_twisted.smtp._client_body: BDAT line-ending normalisation over chunks."""
+"""Tests for netproto_twisted.smtp.client.body: BDAT line-ending normalisation over chunks."""
 
 # mypy: disable-error-code="no-untyped-call"
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.smtp._client_body import EolNormalizer
+from netproto_twisted.smtp.client.body import EolNormalizer
 from tests.core.test_dotstuff import split
 
 

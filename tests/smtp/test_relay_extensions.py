@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.smtp._client_body import file_has_8bit
 from netproto_twisted.smtp.client import SendResult
+from netproto_twisted.smtp.client.body import file_has_8bit
 from netproto_twisted.smtp.errors import SMTPNotSupportedError
 from netproto_twisted.smtp.relay.queue import DELIVERED, FAILED, QueueEntry
 from tests.smtp.test_relay import MESSAGE, RelayTestsBase

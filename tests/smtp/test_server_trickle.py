@@ -22,8 +22,7 @@ from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.smtp import tap as smtp_tap
 from netproto_twisted.smtp.delivery import CaptureTarget, DefaultPolicy
-from netproto_twisted.smtp.server import SMTPServerFactory, SMTPServerProtocol
-from netproto_twisted.smtp.server import ServerSettings
+from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, SMTPServerProtocol
 from netproto_twisted.smtp.tap import Config
 
 reactor: Any = _reactor

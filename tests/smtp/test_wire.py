@@ -1,4 +1,4 @@
-"""Tests for netproto_twisted.smtp._wire: Reply, ReplyParser, command parsing and formatting."""
+"""Tests for netproto_twisted.smtp.wire._syntax: replies, command parsing and formatting."""
 
 # mypy: disable-error-code="no-untyped-call"
 

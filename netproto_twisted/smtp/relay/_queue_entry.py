@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netproto_twisted.core.errors import NetprotoError
-from netproto_twisted.smtp._params import MailFrom, RcptTo
+from netproto_twisted.smtp.wire._params import MailFrom, RcptTo
 
 __all__ = [
     "DELIVERED",

@@ -12,15 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from netproto_twisted.core.errors import LocalProtocolError
-from netproto_twisted.smtp._client_body import file_has_8bit
-from netproto_twisted.smtp._client_tx import SEVENBIT
-from netproto_twisted.smtp._codes import (
-    DSN,
-    EIGHTBITMIME,
-    MAILBOX_NAME_INVALID,
-    SMTPUTF8,
-    TRANSACTION_FAILED,
-)
+from netproto_twisted.smtp.client.body import file_has_8bit
+from netproto_twisted.smtp.client.transaction import SEVENBIT
 from netproto_twisted.smtp.errors import (
     SMTPRecipientsRefused,
     SMTPResponseError,
@@ -29,6 +22,13 @@ from netproto_twisted.smtp.errors import (
 from netproto_twisted.smtp.relay._queue_entry import QueueEntry, RecipientState
 from netproto_twisted.smtp.relay._route import Outcome
 from netproto_twisted.smtp.relay.queue import Spool
+from netproto_twisted.smtp.wire._codes import (
+    DSN,
+    EIGHTBITMIME,
+    MAILBOX_NAME_INVALID,
+    SMTPUTF8,
+    TRANSACTION_FAILED,
+)
 
 __all__ = ["Connection", "Job", "needs_smtputf8", "send_job", "split_enhanced"]
 

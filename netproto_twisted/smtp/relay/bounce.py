@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from netproto_twisted.core.ids import message_id, uuid7
-from netproto_twisted.smtp._address import xtext_encode
-from netproto_twisted.smtp._params import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope, IMessageSink
 from netproto_twisted.smtp.relay.queue import DELIVERED, FAILED, QueueEntry, RecipientState, Spool
+from netproto_twisted.smtp.wire._address import xtext_encode
+from netproto_twisted.smtp.wire._params import MailFrom, RcptTo
 
 __all__ = [
     "ACTION_DELAYED",

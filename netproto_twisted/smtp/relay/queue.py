@@ -47,11 +47,11 @@ from netproto_twisted.core.reactors import IStoreReactor
 from netproto_twisted.core.threads import Runner, synchronous_runner, thread_runner
 from netproto_twisted.mailstore.delivery import DirSyncer
 from netproto_twisted.mailstore.fsops import FsOps
-from netproto_twisted.smtp._params import RcptTo
 from netproto_twisted.smtp.interfaces import Envelope, IDeliveryTarget, IMessageSink
 from netproto_twisted.smtp.relay import _queue_entry
 from netproto_twisted.smtp.relay._queue_dir import SpoolDirectory
 from netproto_twisted.smtp.relay._queue_entry import EntryNotFound, QueueEntry, RecipientState
+from netproto_twisted.smtp.wire._params import RcptTo
 
 __all__ = [
     "DELIVERED",

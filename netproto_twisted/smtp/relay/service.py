@@ -479,7 +479,7 @@ class Relay(Service):
         )
         connect = self._connect_fn
         if connect is None:
-            from netproto_twisted.smtp.client import connect_smtp
+            from netproto_twisted.smtp.client.session import connect_smtp
 
             connect = connect_smtp
 

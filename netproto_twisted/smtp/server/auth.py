@@ -33,7 +33,9 @@ from netproto_twisted.core.sasl_exchange import (
     SASLExchange,
     SendChallenge,
 )
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.errors import CommandError
+from netproto_twisted.smtp.server.replies import ERR_BARE_LF, reply
+from netproto_twisted.smtp.wire._codes import (
     AUTH_ENCRYPTION_REQUIRED,
     AUTH_FAILED,
     AUTH_OK,
@@ -49,9 +51,7 @@ from netproto_twisted.smtp._codes import (
     PARAM_SYNTAX,
     SERVICE_UNAVAILABLE,
 )
-from netproto_twisted.smtp._wire import Reply, parse_auth
-from netproto_twisted.smtp.errors import CommandError
-from netproto_twisted.smtp.server.replies import ERR_BARE_LF, reply
+from netproto_twisted.smtp.wire._syntax import Reply, parse_auth
 
 if TYPE_CHECKING:
     from netproto_twisted.smtp.server.connection import SMTPConnection

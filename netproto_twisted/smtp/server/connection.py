@@ -6,7 +6,7 @@ a test through :class:`~netproto_twisted.core.connection.ConnectionDriver`)
 and produces replies and actions.  It owns:
 
 - the session state (:class:`~netproto_twisted.smtp.Session`, the table of
-  :mod:`~netproto_twisted.smtp._state`), moved only by :meth:`_accept` (a
+  :mod:`~netproto_twisted.smtp.wire._state`), moved only by :meth:`_accept` (a
   positive reply *is* the event) and :meth:`_end` (an event that is not a
   command: the end of the data, of an AUTH exchange, of a failed chunk);
 - the framing, decided from that state: lines in the command states; raw
@@ -37,7 +37,38 @@ from netproto_twisted.core.dotstuff import DotUnstuffer
 from netproto_twisted.core.errors import LineTooLong
 from netproto_twisted.core.framing import BareLineEnding, LineEndings
 from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.delivery import commit_all
+from netproto_twisted.smtp.errors import CommandError
+from netproto_twisted.smtp.interfaces import IDeliveryTarget, IRecipientPolicy, SessionInfo
+from netproto_twisted.smtp.server.auth import SMTPAuth
+from netproto_twisted.smtp.server.message import Transaction
+from netproto_twisted.smtp.server.replies import (
+    ERR_AUTH_NEEDED,
+    ERR_BARE_LF,
+    ERR_LINE_TOO_LONG,
+    ERR_LOCAL,
+    ERR_MESSAGE_LINE_TOO_LONG,
+    ERR_TIMEOUT,
+    ERR_TLS_NEEDED,
+    ERR_TOO_BIG,
+    ERR_TOO_MANY_ERRORS,
+    ERR_TOO_MANY_RECIPIENTS,
+    OK_REPLY,
+    WIRE_BYE,
+    WIRE_GO_AHEAD,
+    WIRE_RCPT_OK,
+    WIRE_SENDER_OK,
+    ehlo_reply,
+    greeting,
+    helo_reply,
+    help_reply,
+    refusal_reply,
+    reply,
+    verb_keywords,
+    wire_bytes,
+)
+from netproto_twisted.smtp.server.settings import ServerSettings
+from netproto_twisted.smtp.wire._codes import (
     AUTH,
     BDAT,
     BINARYMIME,
@@ -72,9 +103,9 @@ from netproto_twisted.smtp._codes import (
     STARTTLS,
     VRFY,
 )
-from netproto_twisted.smtp._commands import SMTP_COMMANDS, State
-from netproto_twisted.smtp._params import parse_mail_from, parse_rcpt_to
-from netproto_twisted.smtp._state import (
+from netproto_twisted.smtp.wire._commands import SMTP_COMMANDS, State
+from netproto_twisted.smtp.wire._params import parse_mail_from, parse_rcpt_to
+from netproto_twisted.smtp.wire._state import (
     EVENT_ABORT,
     EVENT_AUTH_FAILED,
     EVENT_AUTH_SUCCEEDED,
@@ -83,38 +114,7 @@ from netproto_twisted.smtp._state import (
     EVENT_END_OF_DATA,
     Session,
 )
-from netproto_twisted.smtp._wire import Command, Reply, parse_bdat, parse_command
-from netproto_twisted.smtp.delivery import commit_all
-from netproto_twisted.smtp.errors import CommandError
-from netproto_twisted.smtp.interfaces import IDeliveryTarget, IRecipientPolicy, SessionInfo
-from netproto_twisted.smtp.server.auth import SMTPAuth
-from netproto_twisted.smtp.server.message import Transaction
-from netproto_twisted.smtp.server.replies import (
-    ERR_AUTH_NEEDED,
-    ERR_BARE_LF,
-    ERR_LINE_TOO_LONG,
-    ERR_LOCAL,
-    ERR_MESSAGE_LINE_TOO_LONG,
-    ERR_TIMEOUT,
-    ERR_TLS_NEEDED,
-    ERR_TOO_BIG,
-    ERR_TOO_MANY_ERRORS,
-    ERR_TOO_MANY_RECIPIENTS,
-    OK_REPLY,
-    WIRE_BYE,
-    WIRE_GO_AHEAD,
-    WIRE_RCPT_OK,
-    WIRE_SENDER_OK,
-    ehlo_reply,
-    greeting,
-    helo_reply,
-    help_reply,
-    refusal_reply,
-    reply,
-    verb_keywords,
-    wire_bytes,
-)
-from netproto_twisted.smtp.server.settings import ServerSettings
+from netproto_twisted.smtp.wire._syntax import Command, Reply, parse_bdat, parse_command
 
 __all__ = ["SMTPConnection"]
 

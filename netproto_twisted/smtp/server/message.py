@@ -17,9 +17,6 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from netproto_twisted.core.ids import uuid7
-from netproto_twisted.smtp._params import MailFrom, RcptTo
-from netproto_twisted.smtp._trace import protocol_name, received_header
-from netproto_twisted.smtp._wire import Reply
 from netproto_twisted.smtp.interfaces import (
     Envelope,
     IDeliveryTarget,
@@ -27,6 +24,9 @@ from netproto_twisted.smtp.interfaces import (
     SessionInfo,
 )
 from netproto_twisted.smtp.server.replies import ERR_LOCAL, ERR_TOO_BIG
+from netproto_twisted.smtp.wire._params import MailFrom, RcptTo
+from netproto_twisted.smtp.wire._syntax import Reply
+from netproto_twisted.smtp.wire._trace import protocol_name, received_header
 
 __all__ = ["Transaction"]
 

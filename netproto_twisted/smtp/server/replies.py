@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from netproto_twisted.core.access import Network
 from netproto_twisted.core.commands import Refusal, RefusalKind
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.wire._codes import (
     AUTH_REQUIRED,
     BAD_SEQUENCE,
     CLOSING,
@@ -45,9 +45,9 @@ from netproto_twisted.smtp._codes import (
     START_INPUT,
     SYNTAX_ERROR,
 )
-from netproto_twisted.smtp._commands import SMTP_COMMANDS, State
-from netproto_twisted.smtp._params import Extensions
-from netproto_twisted.smtp._wire import Reply
+from netproto_twisted.smtp.wire._commands import SMTP_COMMANDS, State
+from netproto_twisted.smtp.wire._params import Extensions
+from netproto_twisted.smtp.wire._syntax import Reply
 
 __all__ = [
     "BYE",

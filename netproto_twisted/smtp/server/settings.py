@@ -7,7 +7,7 @@ from typing import Literal
 
 from netproto_twisted.core.access import Network
 from netproto_twisted.core.auth import IAuthenticated
-from netproto_twisted.smtp._codes import DEFAULT_MAX_MESSAGE_SIZE
+from netproto_twisted.smtp.wire._codes import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["BareLF", "IAuthenticated", "ServerSettings"]
 

@@ -2,9 +2,9 @@
 
 :class:`Reply` is the value both sides exchange (parsed by the client,
 sent by the server); :class:`SMTPResponseError` (public in
-:mod:`netproto_twisted.smtp.errors`) is a failure reply raised, and
+:mod:`netproto_twisted.smtp.wire._errors`) is a failure reply raised, and
 :func:`error_from_reply` / :meth:`Reply.raise_for_status` turn one into the
-other.  They live together, below both :mod:`~netproto_twisted.smtp.errors`
+other.  They live together, below both :mod:`~netproto_twisted.smtp.wire._errors`
 and ``_wire``, so that neither of those needs the other to say what a reply
 is.
 """
@@ -44,7 +44,7 @@ FORBIDDEN_IN_TEXT = re.compile(r"[\r\n\x00]")
 
 _ENHANCED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})\Z")
 _DETAIL = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\Z")
-_ERRORS_MODULE = "netproto_twisted.smtp.errors"
+_ERRORS_MODULE = "netproto_twisted.smtp.wire._errors"
 
 
 class SMTPError(NetprotoError):

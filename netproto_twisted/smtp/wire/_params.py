@@ -2,7 +2,7 @@
 
 Server side: :func:`parse_mail_from` and :func:`parse_rcpt_to` turn the
 argument of MAIL/RCPT into :class:`MailFrom` / :class:`RcptTo`, or raise
-:class:`~netproto_twisted.smtp.errors.CommandError` with the reply to send.
+:class:`~netproto_twisted.smtp.wire._errors.CommandError` with the reply to send.
 Client side: :func:`format_mail_from` / :func:`format_rcpt_to` build the
 command lines; :func:`parse_ehlo_reply` reads the server's extensions.
 
@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 
 from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.framing import serialize_line
-from netproto_twisted.smtp._address import (
+from netproto_twisted.smtp.wire._address import (
     AddressError,
     canonical_address,
     parse_path,
     xtext_decode,
     xtext_encode,
 )
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.wire._codes import (
     AUTH,
     BINARYMIME,
     DSN,
@@ -61,8 +61,8 @@ from netproto_twisted.smtp._codes import (
     SIZE,
     SMTPUTF8,
 )
-from netproto_twisted.smtp._wire import Reply, error_from_reply
-from netproto_twisted.smtp.errors import CommandError, SMTPHeloError
+from netproto_twisted.smtp.wire._errors import CommandError, SMTPHeloError
+from netproto_twisted.smtp.wire._syntax import Reply, error_from_reply
 
 __all__ = [
     "Extensions",

@@ -4,14 +4,14 @@ Replies: :class:`Reply` (a code, its text lines, an optional enhanced status
 code) serialises itself with :meth:`Reply.to_bytes`; :class:`ReplyParser`
 turns the bytes a server sends into :class:`Reply` objects (client side);
 :meth:`Reply.raise_for_status` / :func:`error_from_reply` turn a failure reply
-into an :mod:`~netproto_twisted.smtp.errors` exception.
+into an :mod:`~netproto_twisted.smtp.wire._errors` exception.
 
 Commands: :func:`parse_command` splits a command line (server side) into a
 :class:`Command`; :func:`parse_bdat` and :func:`parse_auth` parse the
 arguments of BDAT and AUTH.  MAIL and RCPT arguments are parsed by
 :func:`~netproto_twisted.smtp.parse_mail_from` and
 :func:`~netproto_twisted.smtp.parse_rcpt_to` (in ``_params``).  Every parse
-error is a :class:`~netproto_twisted.smtp.errors.CommandError` that carries
+error is a :class:`~netproto_twisted.smtp.wire._errors.CommandError` that carries
 the reply to send.  The client side formats commands with
 :func:`format_command`, :func:`format_ehlo` ..., which refuse CR, LF and NUL
 in any argument.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from netproto_twisted.core.commands import Argument
 from netproto_twisted.core.errors import LocalProtocolError, RemoteProtocolError
 from netproto_twisted.core.framing import LineBuffer, LineEndings, serialize_line
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.wire._codes import (
     AUTH,
     BDAT,
     EHLO,
@@ -46,14 +46,14 @@ from netproto_twisted.smtp._codes import (
     PARAM_SYNTAX,
     SYNTAX_ERROR,
 )
-from netproto_twisted.smtp._commands import COMMANDS, SMTP_COMMANDS
-from netproto_twisted.smtp._reply import (
+from netproto_twisted.smtp.wire._commands import COMMANDS, SMTP_COMMANDS
+from netproto_twisted.smtp.wire._errors import CommandError
+from netproto_twisted.smtp.wire._reply import (
     FORBIDDEN_IN_TEXT,
     MAX_REPLY_LINE,
     Reply,
     error_from_reply,
 )
-from netproto_twisted.smtp.errors import CommandError
 
 __all__ = [
     "DEFAULT_MAX_REPLY_LINE",

@@ -15,7 +15,6 @@ is sent.  Failures carry the reply's code and text (:mod:`.errors`).
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -38,34 +37,8 @@ from netproto_twisted.core.errors import LocalProtocolError
 from netproto_twisted.core.net import is_loopback, normalize_host
 from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.core.tls import client_options
-from netproto_twisted.smtp._client_proto import TLS_FAILED, SMTPClientProtocol
-from netproto_twisted.smtp._client_tx import Transaction, check_text
-from netproto_twisted.smtp._codes import (
-    AUTH,
-    AUTH_CONTINUE,
-    AUTH_OK,
-    CLOSING,
-    NOOP,
-    QUIT,
-    RSET,
-    SERVICE_READY,
-    SERVICE_UNAVAILABLE,
-    STARTTLS,
-)
-from netproto_twisted.smtp._params import (
-    Extensions,
-    format_mail_from,
-    format_rcpt_to,
-    parse_ehlo_reply,
-)
-from netproto_twisted.smtp._wire import (
-    Reply,
-    error_from_reply,
-    format_auth,
-    format_command,
-    format_ehlo,
-    format_helo,
-)
+from netproto_twisted.smtp.client.protocol import TLS_FAILED, SMTPClientProtocol
+from netproto_twisted.smtp.client.transaction import SendResult, Transaction, check_text
 from netproto_twisted.smtp.errors import (
     SMTPAuthenticationError,
     SMTPConnectError,
@@ -77,11 +50,36 @@ from netproto_twisted.smtp.errors import (
     SMTPServerDisconnected,
     SMTPTLSRequired,
 )
+from netproto_twisted.smtp.wire._codes import (
+    AUTH,
+    AUTH_CONTINUE,
+    AUTH_OK,
+    CLOSING,
+    NOOP,
+    QUIT,
+    RSET,
+    SERVICE_READY,
+    SERVICE_UNAVAILABLE,
+    STARTTLS,
+)
+from netproto_twisted.smtp.wire._params import (
+    Extensions,
+    format_mail_from,
+    format_rcpt_to,
+    parse_ehlo_reply,
+)
+from netproto_twisted.smtp.wire._syntax import (
+    Reply,
+    error_from_reply,
+    format_auth,
+    format_command,
+    format_ehlo,
+    format_helo,
+)
 
 __all__ = [
     "Recipient",
     "SMTPClient",
-    "SendResult",
     "TLSMode",
     "connect_smtp",
     "send_mail",
@@ -95,19 +93,6 @@ TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
 Recipient = str | tuple[str, Mapping[str, str | None]]
 
 _TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The outcome of one transaction: per-recipient replies and the reply to the data."""
-
-    accepted: dict[str, Reply] = field(default_factory=dict)
-    refused: dict[str, Reply] = field(default_factory=dict)
-    data_reply: Reply | None = None
-
-    def refused_dict(self) -> dict[str, tuple[int, str]]:
-        """Return the refused recipients like ``smtplib`` sendmail: ``{addr: (code, text)}``."""
-        return {addr: (r.code, r.status_text) for addr, r in self.refused.items()}
 
 
 def _run(coroutine: Coroutine[Any, Any, _T]) -> Deferred[_T]:

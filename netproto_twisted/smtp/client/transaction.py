@@ -1,6 +1,6 @@
 """One SMTP client transaction: envelope (pipelined when offered), message data, outcome.
 
-Used by :class:`~netproto_twisted.smtp.client.SMTPClient`; see its
+Used by :class:`~netproto_twisted.smtp.client.session.SMTPClient`; see its
 ``send_message`` for the behaviour.  Everything that can be refused locally
 (CR/LF/NUL, bad addresses or parameters, a missing extension) is checked by
 :meth:`Transaction.prepare`, before anything is written.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -26,7 +27,7 @@ from netproto_twisted.core.streaming import (
     StreamStopped,
     thread_block_runner,
 )
-from netproto_twisted.smtp._client_body import (
+from netproto_twisted.smtp.client.body import (
     EncodingConsumer,
     ProtocolConsumer,
     file_has_8bit,
@@ -37,7 +38,15 @@ from netproto_twisted.smtp._client_body import (
     message_size,
     open_message_file,
 )
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.errors import (
+    SMTPDataError,
+    SMTPNotSupportedError,
+    SMTPRecipientsRefused,
+    SMTPResponseError,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
+from netproto_twisted.smtp.wire._codes import (
     AUTH,
     BINARYMIME,
     CHUNKING,
@@ -52,22 +61,14 @@ from netproto_twisted.smtp._codes import (
     START_INPUT,
     TRANSACTION_FAILED,
 )
-from netproto_twisted.smtp._params import format_mail_from, format_rcpt_to
-from netproto_twisted.smtp._wire import Reply, error_from_reply, format_bdat, format_command
-from netproto_twisted.smtp.errors import (
-    SMTPDataError,
-    SMTPNotSupportedError,
-    SMTPRecipientsRefused,
-    SMTPResponseError,
-    SMTPSenderRefused,
-    SMTPServerDisconnected,
-)
+from netproto_twisted.smtp.wire._params import format_mail_from, format_rcpt_to
+from netproto_twisted.smtp.wire._syntax import Reply, error_from_reply, format_bdat, format_command
 
 if TYPE_CHECKING:
-    from netproto_twisted.smtp._client_proto import SMTPClientProtocol
-    from netproto_twisted.smtp.client import SendResult, SMTPClient
+    from netproto_twisted.smtp.client.protocol import SMTPClientProtocol
+    from netproto_twisted.smtp.client.session import SMTPClient
 
-__all__ = ["BODY_TYPES", "SEVENBIT", "Transaction", "check_text"]
+__all__ = ["BODY_TYPES", "SEVENBIT", "SendResult", "Transaction", "check_text"]
 
 _T = TypeVar("_T")
 
@@ -120,6 +121,19 @@ def _upper(params: Mapping[str, str | None] | None) -> dict[str, str | None]:
             check_text(f"parameter {key}", str(value))
         out[key.upper()] = None if value is None else str(value)
     return out
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one transaction: per-recipient replies and the reply to the data."""
+
+    accepted: dict[str, Reply] = field(default_factory=dict)
+    refused: dict[str, Reply] = field(default_factory=dict)
+    data_reply: Reply | None = None
+
+    def refused_dict(self) -> dict[str, tuple[int, str]]:
+        """Return the refused recipients like ``smtplib`` sendmail: ``{addr: (code, text)}``."""
+        return {addr: (r.code, r.status_text) for addr, r in self.refused.items()}
 
 
 class Transaction:
@@ -353,8 +367,6 @@ class Transaction:
             self.close()
 
     async def _exchange(self) -> SendResult:
-        from netproto_twisted.smtp.client import SendResult
-
         proto = self.client.protocol
         if not proto.usable:
             raise SMTPServerDisconnected("not connected")

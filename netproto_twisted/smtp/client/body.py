@@ -8,7 +8,7 @@ BDAT bodies get their line endings normalised to CRLF by
 :class:`~netproto_twisted.core.dotstuff.EolNormalizer` (unless the body is
 BINARYMIME, sent as is).  This module adds what is SMTP's own: the sizes and
 8-bit scans that choose MAIL's parameters, and the consumers that put the
-encoded blocks on an :class:`~netproto_twisted.smtp._client_proto.SMTPClientProtocol`.
+encoded blocks on an :class:`~netproto_twisted.smtp.client.protocol.SMTPClientProtocol`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from netproto_twisted.core.dotstuff import EolNormalizer
 from netproto_twisted.core.streaming import CHUNK_SIZE
 
 if TYPE_CHECKING:
-    from netproto_twisted.smtp._client_proto import SMTPClientProtocol
+    from netproto_twisted.smtp.client.protocol import SMTPClientProtocol
 
 __all__ = [
     "CHUNK_SIZE",

@@ -2,7 +2,7 @@
 
 :data:`SMTP_COMMANDS` is a :class:`~netproto_twisted.core.commands.CommandTable`
 declared without handlers: :func:`~netproto_twisted.smtp.parse_command`
-takes its argument rules from it, :mod:`~netproto_twisted.smtp._state` its
+takes its argument rules from it, :mod:`~netproto_twisted.smtp.wire._state` its
 valid verbs per state and its ``503`` texts, and the server binds its
 handlers to it (:mod:`netproto_twisted.smtp.server.connection`), which also
 builds the HELP reply and the STARTTLS/AUTH EHLO keywords from it.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 
 from netproto_twisted.core.commands import Argument, Command, CommandTable
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.wire._codes import (
     AUTH,
     BDAT,
     DATA,

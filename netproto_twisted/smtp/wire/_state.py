@@ -3,7 +3,7 @@
 One table, :data:`TRANSITIONS`, says for each :class:`State` which events
 are allowed and where each leads; :data:`VALID_COMMANDS`, the part of it
 that concerns command verbs, comes from the command table
-(:data:`~netproto_twisted.smtp._commands.SMTP_COMMANDS`), as do the texts
+(:data:`~netproto_twisted.smtp.wire._commands.SMTP_COMMANDS`), as do the texts
 of the ``503`` refusals.  An *event* is a command verb whose positive
 reply was sent (``"MAIL"`` after ``250``, ``"DATA"`` after ``354``,
 ``"AUTH"`` after ``334`` ...), or one of the ``EVENT_*`` names for what is
@@ -38,7 +38,7 @@ from collections.abc import Mapping
 
 from netproto_twisted.core.commands import Refusal
 from netproto_twisted.core.errors import LocalProtocolError
-from netproto_twisted.smtp._codes import (
+from netproto_twisted.smtp.wire._codes import (
     AUTH,
     BAD_SEQUENCE,
     BDAT,
@@ -52,8 +52,8 @@ from netproto_twisted.smtp._codes import (
     RSET,
     STARTTLS,
 )
-from netproto_twisted.smtp._commands import COMMAND_STATES, SMTP_COMMANDS, State
-from netproto_twisted.smtp._wire import Reply
+from netproto_twisted.smtp.wire._commands import COMMAND_STATES, SMTP_COMMANDS, State
+from netproto_twisted.smtp.wire._syntax import Reply
 
 __all__ = [
     "COMMAND_STATES",

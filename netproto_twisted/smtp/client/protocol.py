@@ -7,7 +7,7 @@ oldest waiting Deferred (several when commands were pipelined).  A waiting
 Deferred fires with the :class:`~netproto_twisted.smtp.Reply` whatever its
 code; it fails only when the connection is lost, times out or the server
 breaks the protocol.  Interpreting replies is the business of
-:class:`~netproto_twisted.smtp.client.SMTPClient`.
+:class:`~netproto_twisted.smtp.client.session.SMTPClient`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.errors import RemoteProtocolError
 from netproto_twisted.core.lineproto import LineProtocol, TLSContext
-from netproto_twisted.smtp._codes import SERVICE_UNAVAILABLE
-from netproto_twisted.smtp._wire import Reply, ReplyParser
 from netproto_twisted.smtp.errors import SMTPServerDisconnected, SMTPTLSRequired
+from netproto_twisted.smtp.wire._codes import SERVICE_UNAVAILABLE
+from netproto_twisted.smtp.wire._syntax import Reply, ReplyParser
 
 __all__ = ["SMTPClientProtocol"]
 
