@@ -391,7 +391,7 @@ class ParseCommandPaths(SynchronousTestCase):
     @given(st.lists(_COMMAND_PIECES, max_size=6).map(b"".join))
     @settings(max_examples=400)
     def test_fast_and_general_paths_agree(self, line: bytes) -> None:
-        from netproto_twisted.smtp import _wire
+        from netproto_twisted.smtp.wire import _syntax as _wire
 
         fast = _parse_outcome(line)
         simple = _wire._SIMPLE_COMMAND
