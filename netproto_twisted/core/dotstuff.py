@@ -6,6 +6,11 @@ is a single ``"."`` (RFC 5321 4.5.2, RFC 1939 3, RFC 3977 3.1.1).
 
 :class:`DotStuffer` encodes a stream, :class:`DotUnstuffer` decodes one; both
 accept chunks split anywhere (a terminator may arrive one byte per chunk).
+:class:`EolNormalizer` only rewrites line endings as CRLF (SMTP BDAT, FTP's
+ASCII mode, a message stored with LF line ends sent over POP3 or NNTP).
+Each encoder has ``encode(chunk)`` and ``finish()``: the
+:class:`StreamEncoder` shape that :mod:`netproto_twisted.core.streaming`
+streams a file through.
 
 This module imports nothing from ``twisted.internet``.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import re
 from itertools import islice, repeat
+from typing import Protocol
 
 from netproto_twisted.core.errors import (
     LineTooLong,
@@ -26,6 +32,8 @@ __all__ = [
     "TERMINATOR",
     "DotStuffer",
     "DotUnstuffer",
+    "EolNormalizer",
+    "StreamEncoder",
     "dot_stuff",
     "dot_unstuff",
 ]
@@ -82,6 +90,46 @@ def _line_breaks_paired(chunk: bytes) -> bool:
         pairs = chunk.count(CRLF, 0, end)
         return chunk.count(CR, 0, end) == pairs and chunk.count(LF, 0, end) == pairs
     return _lines_paired(chunk, chunk.splitlines())
+
+
+class StreamEncoder(Protocol):
+    """What encodes a stream chunk by chunk: :class:`DotStuffer`, :class:`EolNormalizer`."""
+
+    def encode(self, chunk: bytes) -> bytes:
+        """Return the encoded form of the next chunk (chunks may be split anywhere)."""
+
+    def finish(self) -> bytes:
+        """Return what ends the encoded stream (``b""`` if nothing does)."""
+
+
+class EolNormalizer:
+    """Rewrite CRLF, bare CR and bare LF as CRLF in a stream split anywhere.
+
+    A CR at the end of one chunk followed by a LF at the start of the next
+    is one CRLF; a CR at the end of a chunk is written at once (as CRLF),
+    so nothing is held back between chunks.  All other bytes pass unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._skip_lf = False
+
+    def encode(self, chunk: bytes) -> bytes:
+        """Return ``chunk`` with normalised line endings."""
+        if self._skip_lf and chunk:
+            # The LF of a CRLF whose CR ended the last non-empty chunk.
+            self._skip_lf = False
+            if chunk[0] == _LF:
+                chunk = chunk[1:]
+        if not chunk:
+            return chunk
+        self._skip_lf = chunk[-1] == _CR
+        if _line_breaks_paired(chunk):
+            return chunk + LF if self._skip_lf else chunk
+        return _EOL.sub(CRLF, chunk)
+
+    def finish(self) -> bytes:
+        """Nothing ends a normalised stream: return ``b""``."""
+        return b""
 
 
 class DotStuffer:

@@ -1,11 +1,14 @@
 """Message sources for the SMTP client: bytes, file objects and body producers, streamed.
 
-The client sends a message in chunks of :data:`CHUNK_SIZE` bytes, never
-reading a file object whole, and waits whenever the transport's write buffer
-is full (:class:`Pacer`, a push producer registered with the transport).
+The client sends a message with :class:`~netproto_twisted.core.streaming.StreamProducer`:
+:data:`CHUNK_SIZE` bytes at a time, a file object read in the thread pool,
+never whole, and no more read while the transport's write buffer is full.
 DATA bodies are dot-stuffed by :class:`~netproto_twisted.core.dotstuff.DotStuffer`;
 BDAT bodies get their line endings normalised to CRLF by
-:class:`EolNormalizer` (unless the body is BINARYMIME, sent as is).
+:class:`~netproto_twisted.core.dotstuff.EolNormalizer` (unless the body is
+BINARYMIME, sent as is).  This module adds what is SMTP's own: the sizes and
+8-bit scans that choose MAIL's parameters, and the consumers that put the
+encoded blocks on an :class:`~netproto_twisted.smtp._client_proto.SMTPClientProtocol`.
 """
 
 from __future__ import annotations
@@ -13,22 +16,24 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any, BinaryIO, Protocol, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, Union
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
-from netproto_twisted.core.framing import CR, CRLF, LF
-from netproto_twisted.smtp.errors import SMTPServerDisconnected
+from netproto_twisted.core.dotstuff import EolNormalizer
+from netproto_twisted.core.streaming import CHUNK_SIZE
+
+if TYPE_CHECKING:
+    from netproto_twisted.smtp._client_proto import SMTPClientProtocol
 
 __all__ = [
     "CHUNK_SIZE",
     "BodyProducer",
     "EolNormalizer",
     "MessageSource",
-    "Pacer",
-    "chunks_of",
+    "ProtocolConsumer",
     "file_has_8bit",
     "has_8bit",
     "is_path",
@@ -37,10 +42,6 @@ __all__ = [
     "open_message_file",
 ]
 
-#: How many bytes of a message are read and written at a time.
-CHUNK_SIZE = 64 * 1024
-
-_EOL = re.compile(rb"\r\n|\r|\n")
 _HIGH = re.compile(rb"[\x80-\xff]")
 
 
@@ -138,101 +139,31 @@ def open_message_file(path: os.PathLike[str]) -> BinaryIO:
     return open(path, "rb")
 
 
-def chunks_of(message: object) -> Callable[[], bytes]:
-    """Return a function that returns the message's next chunk, ``b""`` at the end.
+@implementer(IConsumer)
+class ProtocolConsumer:
+    """The consumer a :class:`~netproto_twisted.core.streaming.StreamProducer` writes a message to.
 
-    Bytes are sliced without copying the whole; a file object is read
-    :data:`CHUNK_SIZE` bytes at a time.
-    """
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        view = memoryview(message).cast("B")
-        position = 0
-
-        def next_slice() -> bytes:
-            nonlocal position
-            chunk = bytes(view[position : position + CHUNK_SIZE])
-            position += len(chunk)
-            return chunk
-
-        return next_slice
-    read = getattr(message, "read", None)
-    if read is None:
-        raise TypeError(f"a message must be bytes, a binary file or a producer, not {message!r}")
-
-    def next_read() -> bytes:
-        chunk = read(CHUNK_SIZE)
-        if isinstance(chunk, str):
-            raise TypeError("the message file must be opened in binary mode")
-        return bytes(chunk or b"")
-
-    return next_read
-
-
-class EolNormalizer:
-    """Rewrite CRLF, bare CR and bare LF as CRLF in a stream split anywhere (for BDAT)."""
-
-    def __init__(self) -> None:
-        self._skip_lf = False
-
-    def encode(self, chunk: bytes) -> bytes:
-        """Return ``chunk`` with normalised line endings."""
-        if self._skip_lf and chunk:
-            # The LF of a CRLF whose CR ended the last non-empty chunk.
-            self._skip_lf = False
-            if chunk[:1] == LF:
-                chunk = chunk[1:]
-        if not chunk:
-            return chunk
-        self._skip_lf = chunk[-1:] == CR
-        if chunk.count(CR) == chunk.count(LF) == chunk.count(CRLF):
-            return chunk
-        return _EOL.sub(CRLF, chunk)
-
-
-@implementer(IPushProducer)
-class Pacer:
-    """A push producer registered with the transport while a message is written.
-
-    The transport pauses it when its write buffer fills; :meth:`ready`
-    returns a Deferred that fires once writing may go on, or fails with
-    :class:`~netproto_twisted.smtp.SMTPServerDisconnected` if the
-    connection is gone.
+    Writes go through the protocol (nothing is written once the connection
+    is unusable) and count as activity for its idle timer; the producer is
+    registered with the transport, which pauses it when its buffer fills.
     """
 
-    def __init__(self) -> None:
-        self.paused = False
-        self.stopped = False
-        self._waiting: Deferred[None] | None = None
+    def __init__(self, protocol: SMTPClientProtocol) -> None:
+        self._protocol = protocol
 
-    def ready(self) -> Deferred[None]:
-        """Return a Deferred that fires when the transport wants more data."""
-        if self.stopped:
-            d: Deferred[None] = Deferred()
-            d.errback(SMTPServerDisconnected("connection lost while sending the message"))
-            return d
-        if not self.paused:
-            return succeed(None)
-        if self._waiting is None:
-            self._waiting = Deferred()
-        return self._waiting
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Register ``producer`` with the transport."""
+        self._protocol.transport.registerProducer(producer, streaming)
 
-    def pauseProducing(self) -> None:
-        """The transport's buffer is full."""
-        self.paused = True
+    def unregisterProducer(self) -> None:
+        """Unregister it, if the connection is still usable."""
+        if self._protocol.usable:
+            self._protocol.transport.unregisterProducer()
 
-    def resumeProducing(self) -> None:
-        """The transport's buffer has drained."""
-        self.paused = False
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.callback(None)
-
-    def stopProducing(self) -> None:
-        """The connection is gone."""
-        self.stopped = True
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.errback(SMTPServerDisconnected("connection lost while sending the message"))
+    def write(self, data: bytes) -> None:
+        """Write message data (it gets no reply of its own)."""
+        self._protocol.write(data)
+        self._protocol.reset_idle_timer()
 
 
 @implementer(IConsumer)

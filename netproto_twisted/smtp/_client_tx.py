@@ -9,24 +9,26 @@ Used by :class:`~netproto_twisted.smtp.client.SMTPClient`; see its
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorThreads
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer
+from zope.interface import implementer
 
-from netproto_twisted.core.dotstuff import DotStuffer
+from netproto_twisted.core.dotstuff import DotStuffer, EolNormalizer, StreamEncoder
 from netproto_twisted.core.errors import LocalProtocolError
-from netproto_twisted.smtp._client_body import (
+from netproto_twisted.core.streaming import (
     CHUNK_SIZE,
+    StreamProducer,
+    StreamStopped,
+    thread_block_runner,
+)
+from netproto_twisted.smtp._client_body import (
     EncodingConsumer,
-    EolNormalizer,
-    Pacer,
-    chunks_of,
+    ProtocolConsumer,
     file_has_8bit,
     has_8bit,
     is_path,
@@ -62,6 +64,7 @@ from netproto_twisted.smtp.errors import (
 )
 
 if TYPE_CHECKING:
+    from netproto_twisted.smtp._client_proto import SMTPClientProtocol
     from netproto_twisted.smtp.client import SendResult, SMTPClient
 
 __all__ = ["BODY_TYPES", "SEVENBIT", "Transaction", "check_text"]
@@ -286,21 +289,21 @@ class Transaction:
 
     def _blocking(self, f: Callable[[], _T]) -> Deferred[_T]:
         """Run blocking file work in the reactor's thread pool (inline without one)."""
-        reactor = self.client._reactor
-        if IReactorThreads.providedBy(reactor):
-            return deferToThreadPool(reactor, reactor.getThreadPool(), f)
-        try:
-            return succeed(f())
-        except BaseException:
-            return fail()
+        result: Deferred[_T] = thread_block_runner(self.client._reactor)(f)
+        return result
 
-    def _chunk_reader(self) -> Callable[[], Deferred[bytes]]:
-        """The message's chunks: bytes sliced here, a file read in the thread pool."""
-        message = self.message
-        read = chunks_of(message)
-        if isinstance(message, (bytes, bytearray, memoryview, io.BytesIO)):
-            return lambda: succeed(read())
-        return lambda: self._blocking(read)
+    async def _stream(self, consumer: IConsumer, encoder: StreamEncoder | None) -> None:
+        """Send the message (bytes or a file) through ``encoder`` to ``consumer``.
+
+        Blocks of a file are read in the thread pool; no trailer is written.
+        """
+        producer = StreamProducer(
+            self.message, encoder=encoder, runner=self._blocking, write_trailer=False
+        )
+        try:
+            await producer.start(consumer)
+        except StreamStopped:
+            raise SMTPServerDisconnected("connection lost while sending the message") from None
 
     async def _open(self) -> None:
         """Open a message given as a path (in a thread); it is closed by :meth:`close`."""
@@ -457,16 +460,16 @@ class Transaction:
         stuffer = DotStuffer()
         if small is not None:
             return proto.command(stuffer.encode(small) + stuffer.finish(), slow=True)
-        await self._pump(stuffer.encode)
+        await self._pump(stuffer)
         return proto.command(stuffer.finish(), slow=True)
 
-    async def _pump(self, encode: Callable[[bytes], bytes]) -> None:
-        """Stream the message through ``encode`` to the transport, with backpressure."""
+    async def _pump(self, encoder: StreamEncoder) -> None:
+        """Stream the message through ``encoder`` to the transport, with backpressure."""
         proto = self.client.protocol
         transport = proto.transport
         message = self.message
         if is_producer(message):
-            consumer = EncodingConsumer(transport, encode)
+            consumer = EncodingConsumer(transport, encoder.encode)
             transport.registerProducer(message, True)
             try:
                 await message.startProducing(consumer)
@@ -474,72 +477,87 @@ class Transaction:
                 if proto.usable:
                     transport.unregisterProducer()
             return
-        pacer = Pacer()
-        read = self._chunk_reader()
-        transport.registerProducer(pacer, True)
-        try:
-            while chunk := await read():
-                out = encode(chunk)
-                if out:
-                    proto.write(out)
-                proto.reset_idle_timer()
-                await pacer.ready()
-        finally:
-            if proto.usable:
-                transport.unregisterProducer()
+        await self._stream(ProtocolConsumer(proto), encoder)
 
     async def _bdat(self, pipelining: bool) -> Reply:
         """Send the message as BDAT chunks; return the last reply (or the first failure)."""
         proto = self.client.protocol
-        normalize = (lambda b: b) if self.binary else EolNormalizer().encode
-        ds: list[Deferred[Reply]] = []
-        done: list[Reply] = []
-
-        async def chunk(data: bytes, last: bool) -> None:
-            d = proto.command(format_bdat(len(data), last=last) + data, slow=last)
-            if pipelining:
-                ds.append(d)
-                return
-            reply = await d
-            done.append(reply)
-            if reply.code >= 400 and not last:
-                raise error_from_reply(reply, SMTPDataError)
-
+        normalizer = None if self.binary else EolNormalizer()
         if is_producer(self.message):
+            ds: list[Deferred[Reply]] = []
 
-            def encode(data: bytes) -> bytes:
-                body = normalize(data)
-                if not body:
+            class Framer:
+                """Each encoded block as one BDAT chunk, its reply awaited with the others."""
+
+                def encode(self, data: bytes) -> bytes:
+                    body = normalizer.encode(data) if normalizer is not None else data
+                    if not body:
+                        return b""
+                    ds.append(proto.expect())
+                    return format_bdat(len(body)) + body
+
+                def finish(self) -> bytes:
                     return b""
-                ds.append(proto.expect())
-                return format_bdat(len(body)) + body
 
-            await self._pump(encode)
-            await chunk(b"", True)
+            await self._pump(Framer())
+            ds.append(proto.command(format_bdat(0, last=True), slow=True))
+            replies = await _collect(ds)
         else:
-            read = self._chunk_reader()
-            pacer = Pacer()
-            proto.transport.registerProducer(pacer, True)
+            chunks = _BdatChunks(proto, pipelining)
             try:
-                current = normalize(await read())
-                while True:
-                    following = await read()
-                    if not following:
-                        await chunk(current, True)
-                        break
-                    if current:
-                        await chunk(current, False)
-                    current = normalize(following)
-                    await pacer.ready()
+                await self._stream(chunks, normalizer)
+                final = chunks.last()
+                if final is not None:
+                    await final
             except SMTPDataError:
-                await _collect(ds)
+                await _collect(chunks.pending)
                 await self._rset()
                 raise
-            finally:
-                if proto.usable:
-                    proto.transport.unregisterProducer()
-        replies = done + await _collect(ds)
+            replies = chunks.done + await _collect(chunks.pending)
         for reply in replies:
             if reply.code >= 400:
                 return reply
         return replies[-1]
+
+
+@implementer(IConsumer)
+class _BdatChunks(ProtocolConsumer):
+    """Sends each encoded block as a BDAT chunk, one block behind, so the last says LAST.
+
+    Pipelined, the replies are collected in :attr:`pending`; otherwise each
+    write returns a Deferred that fires with the chunk's reply (so the
+    producer reads no more until then) or fails with SMTPDataError.
+    """
+
+    def __init__(self, protocol: SMTPClientProtocol, pipelining: bool) -> None:
+        super().__init__(protocol)
+        self._proto = protocol
+        self._pipelining = pipelining
+        self._held = b""
+        self.pending: list[Deferred[Reply]] = []
+        self.done: list[Reply] = []
+
+    def write(self, data: bytes) -> Deferred[None] | None:  # type: ignore[override]
+        """Send the block held back (not the last), hold ``data``."""
+        held, self._held = self._held, data
+        if held:
+            return self._chunk(held, last=False)
+        return None
+
+    def last(self) -> Deferred[None] | None:
+        """Send the block held back as the LAST chunk (``BDAT 0 LAST`` if none)."""
+        held, self._held = self._held, b""
+        return self._chunk(held, last=True)
+
+    def _chunk(self, data: bytes, *, last: bool) -> Deferred[None] | None:
+        d = self._proto.command(format_bdat(len(data), last=last) + data, slow=last)
+        if self._pipelining:
+            self.pending.append(d)
+            return None
+
+        def check(reply: Reply) -> None:
+            self.done.append(reply)
+            if reply.code >= 400 and not last:
+                raise error_from_reply(reply, SMTPDataError)
+
+        return d.addCallback(check)

@@ -1,7 +1,12 @@
-"""Helpers for users' trial suites: netproto servers in-process, on ephemeral loopback ports.
+"""Helpers for users' trial suites: servers in memory, or in-process on ephemeral loopback ports.
 
-Every helper takes the reactor explicitly (in trial: ``from twisted.internet
-import reactor`` in the test module), starts the server on ``127.0.0.1`` with
+In memory (no socket, no real time; :mod:`netproto_twisted.testing.memory`):
+:func:`connected_pair` and :class:`MemoryEndpoint` join a client and a
+server through :mod:`twisted.test.iosim` on a ``MemoryReactorClock``;
+:func:`memory_smtp_capture` is the SMTP capture server reached that way.
+
+On loopback, every helper takes the reactor explicitly (in trial: ``from
+twisted.internet import reactor`` in the test module), starts the server on ``127.0.0.1`` with
 port 0, and returns a :class:`RunningServer` whose :meth:`~RunningServer.stop`
 closes the ports, the connections and the thread pools, so that trial finds
 a clean reactor after the test::
@@ -28,6 +33,7 @@ from twisted.internet import defer
 
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.smtp import (
     CapturedMail,
     SMTPCapture,
@@ -35,14 +41,21 @@ from netproto_twisted.testing.smtp import (
     SMTPCaptureTimeout,
     start_smtp_capture,
 )
+from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
 
 __all__ = [
     "LOOPBACK",
     "CapturedMail",
+    "MemoryEndpoint",
+    "MemorySMTPCapture",
+    "NotSettled",
+    "Pair",
     "RunningServer",
     "SMTPCapture",
     "SMTPCaptureStopped",
     "SMTPCaptureTimeout",
+    "connected_pair",
+    "memory_smtp_capture",
     "serve_handler",
     "start_service",
     "start_smtp_capture",

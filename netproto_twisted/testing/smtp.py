@@ -440,7 +440,20 @@ def _tls_files(tls: bool | tuple[PathArg, PathArg]) -> tuple[Path, Path, str | N
     return cert_path, key_path, temp_dir
 
 
-async def _start(
+def _new_capture(reactor: Any, hostname: str) -> SMTPCapture:
+    return SMTPCapture(
+        host="",
+        port=0,
+        messages=[],
+        hostname=hostname,
+        tls_certificate=None,
+        target=CaptureTarget(),
+        _reactor=reactor,
+    )
+
+
+def _capture_factory(
+    capture: SMTPCapture,
     reactor: Any,
     *,
     domains: Collection[str] | None,
@@ -449,24 +462,13 @@ async def _start(
     require_auth: bool | None,
     require_tls: bool,
     max_size: int,
-    hostname: str,
-    listen: str,
-) -> SMTPCapture:
+) -> SMTPServerFactory:
+    """Build the capture's server factory (and its TLS files, removed by ``stop()``)."""
     if require_tls and not tls:
         raise ValueError("require_tls needs tls")
     if require_auth and not auth_users:
         raise ValueError("require_auth needs auth_users")
-    inner = CaptureTarget()
-    capture = SMTPCapture(
-        host="",
-        port=0,
-        messages=[],
-        hostname=hostname,
-        tls_certificate=None,
-        target=inner,
-        _reactor=reactor,
-    )
-    target = _Target(capture, inner)
+    target = _Target(capture, capture.target)
     policy: IRecipientPolicy = (
         _AcceptAll(target) if domains is None else DefaultPolicy(domains, target, None)
     )
@@ -480,13 +482,13 @@ async def _start(
         users = _MemoryUsers(auth_users)
         portal, scram_store = Portal(SMTPRealm(), [users]), users
     settings = ServerSettings(
-        hostname=hostname,
+        hostname=capture.hostname,
         max_size=max_size,
         require_auth=bool(auth_users) if require_auth is None else require_auth,
         require_tls=require_tls,
         allow_insecure_auth=not require_tls,
     )
-    factory = SMTPServerFactory(
+    return SMTPServerFactory(
         reactor,
         policy,
         settings,
@@ -494,6 +496,31 @@ async def _start(
         portal=portal,
         scram_store=scram_store,
         login_delay=LoginDelay(reactor, base=0.0, maximum=0.0),
+    )
+
+
+async def _start(
+    reactor: Any,
+    *,
+    domains: Collection[str] | None,
+    tls: bool | tuple[PathArg, PathArg],
+    auth_users: Mapping[str, str] | None,
+    require_auth: bool | None,
+    require_tls: bool,
+    max_size: int,
+    hostname: str,
+    listen: str,
+) -> SMTPCapture:
+    capture = _new_capture(reactor, hostname)
+    factory = _capture_factory(
+        capture,
+        reactor,
+        domains=domains,
+        tls=tls,
+        auth_users=auth_users,
+        require_auth=require_auth,
+        require_tls=require_tls,
+        max_size=max_size,
     )
     guard = ConnectionGuard(factory, reactor)
     service = EndpointsService(

@@ -44,6 +44,7 @@ from netproto_twisted.core.workers import (
     _WorkerProtocol,
     inherited_sockets,
 )
+from tests.waiting import wait_for_exit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BUILDER = "tests.core.test_workers:pid_echo_parts"
@@ -473,10 +474,8 @@ class MasterProcessTests(SynchronousTestCase):
 
     def wait_gone(self, pids: list[int]) -> None:
         deadline = time.monotonic() + TIMEOUT
-        while not all(gone(p) for p in pids):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still running: {[p for p in pids if not gone(p)]}")
-            time.sleep(0.02)
+        for pid in pids:  # woken by each one's pidfd when it exits
+            wait_for_exit(pid, max(0.0, deadline - time.monotonic()))
 
     def test_sigterm_stops_master_and_workers(self) -> None:
         proc, workers = self.start_master(3)

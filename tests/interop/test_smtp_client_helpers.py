@@ -9,8 +9,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.waiting import wait_for_listener
 
 SMTP_SINK = shutil.which("smtp-sink") or (
     "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
@@ -25,20 +26,6 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], limit: float = 10.0) -> None:
-    """Return once 127.0.0.1:port accepts connections; raise if the peer dies or time runs out."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"peer exited with status {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {limit}s")
-
-
 class SmtpSink:
     """Postfix's smtp-sink on 127.0.0.1, capturing every transaction to a dump file."""
 
@@ -48,11 +35,14 @@ class SmtpSink:
         os.chmod(self.dir, 0o777)
         self.dump = self.dir / "dump"
         self.port = free_port()
+        self.log = self.dir / "log"
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        args = [SMTP_SINK, *user, "-D", str(self.dump), *options, f"127.0.0.1:{self.port}", "100"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [SMTP_SINK, "-v", *user, "-D", str(self.dump), *options]
+        args += [f"127.0.0.1:{self.port}", "100"]
+        with open(self.log, "wb") as log:  # -v: "trying..." says when it is about to listen
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            wait_for_port(self.port, self.process)
+            wait_for_listener(self.port, self.process, self.log, name="smtp-sink")
         except Exception:
             self.stop()
             raise

@@ -14,27 +14,17 @@ import shutil
 import signal
 import smtplib
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.interop.test_smtp_relay_sink import Sink, message, spool_empty
 from tests.twistd import Daemon
+from tests.waiting import wait_for_files
 
 TIMEOUT = 30.0
 #: The relay's default per-destination connection limit.
 PARALLEL = 5
-
-
-def wait(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll ``condition()`` every 20 ms (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 class RelayDaemonTests(SynchronousTestCase):
@@ -77,7 +67,7 @@ class RelayDaemonTests(SynchronousTestCase):
                 refused = client.sendmail("a@client.example", ["x@far.example"], message(seq))
                 self.assertEqual(refused, {})
                 accepted.append(seq)  # the daemon said 250: the message is ours now
-        wait(lambda: len(slow.complete()) >= 2)
+        wait_for_files([slow.directory], lambda: len(slow.complete()) >= 2, TIMEOUT)
         daemon.stop(signal.SIGKILL)
         before = slow.complete()
         self.assertLess(len(before), total, "the kill came too late to test anything")
@@ -85,7 +75,8 @@ class RelayDaemonTests(SynchronousTestCase):
 
         fast = self.sink()
         restarted, _ = self.daemon(fast)
-        wait(lambda: spool_empty(self.cwd / "queue"))
+        entries = self.cwd / "queue" / "entries"
+        wait_for_files([entries], lambda: spool_empty(self.cwd / "queue"), TIMEOUT)
         counts = fast.complete()
         for seq, n in before.items():
             counts[seq] = counts.get(seq, 0) + n

@@ -31,6 +31,7 @@ from netproto_twisted.smtp import MailFrom, RcptTo
 from netproto_twisted.smtp.interfaces import Envelope
 from netproto_twisted.smtp.queue import Spool
 from netproto_twisted.smtp.relay import Relay
+from tests.waiting import wait_for_listener
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -64,27 +65,24 @@ class Sink:
         directory.chmod(0o777)
         directory.parent.chmod(0o711)  # smtp-sink runs as nobody when we are root
         self.port = free_port()
-        args = [SMTP_SINK, "-d", f"{directory}/%M.", *extra]
+        args = [SMTP_SINK, "-v", "-d", f"{directory}/%M.", *extra]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]
         args += [f"127.0.0.1:{self.port}", "64"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"smtp-sink did not start: {self.process.stderr}") from None
-                time.sleep(0.02)
+        # Its diagnostics go beside the dumps (-v: "trying..." right before it listens).
+        self.log = directory.parent / f"{directory.name}.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_for_listener(self.port, self.process, self.log, name="smtp-sink")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
 
     def complete(self) -> dict[int, int]:
         """How many complete copies of each message the sink holds."""

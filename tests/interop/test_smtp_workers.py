@@ -16,7 +16,6 @@ import shutil
 import signal
 import smtplib
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,31 +23,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.interop.test_smtp_relay_sink import Sink, message
 from tests.twistd import Daemon, run_twistd
+from tests.waiting import wait_for_exit, wait_for_files
 
 TIMEOUT = 30.0
 _ACCEPTED = re.compile(r"^.*\[netproto\.smtp\.server\S*\] (\w+): accepted from=", re.MULTILINE)
 _WORKER_ACCEPTED = re.compile(
     r"^.*\[worker (\d+)\] \[netproto\.smtp\.server\] (\w+): accepted from=", re.MULTILINE
 )
-
-
-def wait(condition: object, timeout: float = TIMEOUT) -> None:
-    """Poll ``condition()`` every 20 ms (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 :].split()[0] != b"Z"
 
 
 def children(pid: int) -> list[int]:
@@ -125,7 +106,7 @@ class SMTPWorkersDaemonTests(SynchronousTestCase):
             relayed = self._relayed_ids(sink)
             if by_worker & relayed and len(by_worker) < len(_ACCEPTED.findall(daemon.output())):
                 break
-        wait(lambda: len(sink.complete()) == sent_relay)
+        wait_for_files([sink.directory], lambda: len(sink.complete()) == sent_relay, TIMEOUT)
         self.assertEqual(
             sorted(sink.complete()), list(range(1000, 1000 + sent_relay))
         )  # every relayed message once
@@ -138,7 +119,7 @@ class SMTPWorkersDaemonTests(SynchronousTestCase):
         self.assertTrue(accepted - by_worker, "the master accepted nothing")
         self.assertTrue(by_worker & self._relayed_ids(sink), "no relayed mail came via the worker")
         self.assertIn(daemon.stop(), (0, -signal.SIGTERM))
-        wait(lambda: not alive(worker))
+        wait_for_exit(worker, TIMEOUT)
         self.assertNotIn("Traceback", daemon.output())
 
     def _relayed_ids(self, sink: Sink) -> set[str]:

@@ -13,12 +13,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.mailstore import SEEN, FlagMode, MaildirStore
 from netproto_twisted.mailstore.fsops import FsOps
+from tests.waiting import wait_for_files
 
 from .helpers import sync_runner
 
@@ -81,21 +81,22 @@ class DovecotInteropTests(SynchronousTestCase):
 
     def start_dovecot(self) -> None:
         assert DOVECOT is not None
+        os.makedirs(self.run_dir, 0o755, exist_ok=True)  # watched for its socket below
         self.dovecot = subprocess.Popen(
             [DOVECOT, "-F", "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         socket_path = os.path.join(self.run_dir, "auth-userdb")
-        deadline = time.monotonic() + 15
-        while not os.path.exists(socket_path):  # readiness poll, bounded
-            if self.dovecot.poll() is not None or time.monotonic() > deadline:
-                self.dovecot.kill()
-                _, err = self.dovecot.communicate()
-                log = ""
-                if os.path.exists(os.path.join(self.dir, "dovecot.log")):
-                    with open(os.path.join(self.dir, "dovecot.log")) as f:
-                        log = f.read()
-                raise AssertionError(f"dovecot did not start: {err!r} {log}")
-            time.sleep(0.02)
+        try:  # woken by each change in the run directory or dovecot's exit, bounded
+            wait_for_files([self.run_dir], lambda: os.path.exists(socket_path), 15,
+                           process=self.dovecot)
+        except (AssertionError, RuntimeError):
+            self.dovecot.kill()
+            _, err = self.dovecot.communicate()
+            log = ""
+            if os.path.exists(os.path.join(self.dir, "dovecot.log")):
+                with open(os.path.join(self.dir, "dovecot.log")) as f:
+                    log = f.read()
+            raise AssertionError(f"dovecot did not start: {err!r} {log}") from None
 
     def doveadm(self, *args: str, stdin: bytes | None = None) -> str:
         assert DOVEADM is not None

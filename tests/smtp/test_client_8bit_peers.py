@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.smtp.client import connect_smtp, send_mail
 from netproto_twisted.smtp.errors import SMTPNotSupportedError
-from netproto_twisted.testing.smtp import start_smtp_capture
+from netproto_twisted.testing import memory_smtp_capture
 from tests.interop.test_smtp_client_helpers import (
     SinkMixin,
     body_lines,
@@ -31,31 +31,40 @@ EIGHT_BIT = b"Subject: late\r\n\r\n" + b"ascii line\r\n" * 12000 + "na\u00efve\r
 SEVEN_BIT = b"Subject: plain\r\n\r\n" + b"ascii line\r\n" * 12000
 
 
+def _files(case: SynchronousTestCase) -> tuple[Path, Path]:
+    """The two messages as files, in a directory of the test case's."""
+    directory = Path(case.mktemp())
+    directory.mkdir()
+    eight, seven = directory / "eight.eml", directory / "seven.eml"
+    eight.write_bytes(EIGHT_BIT)
+    seven.write_bytes(SEVEN_BIT)
+    return eight, seven
+
+
 class _Files(TestCase):
     def files(self) -> tuple[Path, Path]:
         """The two messages as files."""
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        eight, seven = directory / "eight.eml", directory / "seven.eml"
-        eight.write_bytes(EIGHT_BIT)
-        seven.write_bytes(SEVEN_BIT)
-        return eight, seven
+        return _files(self)
 
 
-class CaptureTests(_Files):
-    """Our own server (netproto_twisted.testing.smtp)."""
+class CaptureTests(SynchronousTestCase):
+    """Our own server (the capture server of netproto_twisted.testing, in memory)."""
 
-    async def test_file_and_path_declared_8bit_only_when_8bit(self) -> None:
-        capture = await start_smtp_capture(reactor)
-        self.addCleanup(capture.stop)
-        eight, seven = self.files()
-        client = await connect_smtp(reactor, capture.host, capture.port, tls="none")
+    def test_file_and_path_declared_8bit_only_when_8bit(self) -> None:
+        capture = memory_smtp_capture()
+        run = capture.endpoint.result_of
+        eight, seven = _files(self)
+        client = run(
+            connect_smtp(
+                capture.clock, capture.host, capture.port, tls="none", endpoint=capture.endpoint
+            )
+        )
         with eight.open("rb") as f:
-            await client.send_message("a@example.org", ["b@example.org"], f)
-        await client.send_message("a@example.org", ["b@example.org"], seven)
-        await client.send_message("a@example.org", ["b@example.org"], eight)
-        await client.quit()
-        await capture.wait_for_messages(3)
+            run(client.send_message("a@example.org", ["b@example.org"], f))
+        run(client.send_message("a@example.org", ["b@example.org"], seven))
+        run(client.send_message("a@example.org", ["b@example.org"], eight))
+        run(client.quit())
+        self.assertEqual(len(self.successResultOf(capture.wait_for_messages(3))), 3)
         bodies = [m.envelope.mail_from.body for m in capture.messages]
         self.assertEqual(bodies, ["8BITMIME", None, "8BITMIME"])
         self.assertEqual([m.raw for m in capture.messages], [EIGHT_BIT, SEVEN_BIT, EIGHT_BIT])

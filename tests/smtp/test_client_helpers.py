@@ -1,4 +1,4 @@
-"""A scripted SMTP server for the client's unit tests, paired with the client through iosim."""
+"""A scripted SMTP server for the client's unit tests, paired with the client in memory."""
 
 # mypy: disable-error-code="no-untyped-call"
 
@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
-from twisted.test import iosim
-from zope.interface import implementer
+from twisted.test.iosim import FakeAddress
 
 from netproto_twisted.core.dotstuff import dot_unstuff
+from netproto_twisted.testing import MemoryEndpoint
 
 Handler = Callable[[str], bytes]
 
@@ -143,30 +141,27 @@ class ScriptedServer(Protocol):
         return True
 
 
-@implementer(IStreamClientEndpoint)
-class IOEndpoint:
-    """A client endpoint whose connections go to a :class:`ScriptedServer` through iosim."""
+class _OneServer(Factory):
+    """A server factory that hands out one given protocol."""
+
+    def __init__(self, server: ScriptedServer) -> None:
+        self.server = server
+
+    def buildProtocol(self, addr: Any) -> ScriptedServer:
+        return self.server
+
+
+class IOEndpoint(MemoryEndpoint):
+    """A client endpoint whose connections go to one :class:`ScriptedServer` in memory."""
 
     def __init__(self, server: ScriptedServer, clock: MemoryReactorClock) -> None:
-        self.server = server
-        self.clock = clock
-        self.pump: iosim.IOPump | None = None
-        self.client: Any = None
-
-    def connect(self, factory: Any) -> Deferred[Any]:
-        proto = factory.buildProtocol(None)
-        self.client = proto
-        self.pump = iosim.connect(
-            self.server,
-            iosim.makeFakeServer(self.server),
-            proto,
-            iosim.makeFakeClient(proto),
-            greet=False,
-            clock=self.clock,
+        # iosim's own addresses: the client then says "EHLO localhost".
+        super().__init__(
+            _OneServer(server), clock, client_address=FakeAddress(), server_address=FakeAddress()
         )
-        return succeed(proto)
+        self.server = server
 
-    def flush(self) -> None:
-        """Move bytes both ways until both sides are quiet."""
-        assert self.pump is not None
-        self.pump.flush()
+    @property
+    def client(self) -> Any:
+        """The latest client protocol."""
+        return self.pair.client

@@ -18,7 +18,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.smtp import SMTPAuthenticationError, connect_smtp, send_mail
@@ -588,7 +588,11 @@ def _load_doc_tests() -> dict[str, type]:
         namespace: dict[str, Any] = {"__name__": __name__}
         exec(compile(source, f"{DOCS}:{name}", "exec"), namespace)
         for key, value in namespace.items():
-            if isinstance(value, type) and issubclass(value, TestCase) and value is not TestCase:
+            if (
+                isinstance(value, type)
+                and issubclass(value, SynchronousTestCase)
+                and value not in (TestCase, SynchronousTestCase)
+            ):
                 if key in found or key in globals():
                     raise RuntimeError(f"{name}: {key} is defined twice")
                 found[key] = value
@@ -607,7 +611,16 @@ class DocExamplesTests(TestCase):
             self.skipTest(f"{DOCS} is not in this tree")
         names = set(_doc_examples(DOCS))
         self.assertGreaterEqual(
-            names, {"example-smtp-capture", "example-smtplib-app", "example-serve-handler"}
+            names,
+            {
+                "example-smtp-capture",
+                "example-smtplib-app",
+                "example-serve-handler",
+                "example-memory-smtp",
+                "example-memory-pair",
+            },
         )
+        self.assertIn("ShippingMailTests", _DOC_TESTS)
+        self.assertIn("ShoutTests", _DOC_TESTS)
         self.assertTrue(any("SMTP" in n or "Mail" in n for n in _DOC_TESTS), _DOC_TESTS)
 
