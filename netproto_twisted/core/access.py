@@ -1,9 +1,9 @@
-"""Access control, connection limits and the failed-login delay, shared by every server.
+"""Access control and connection limits, shared by every server.
 
 :class:`AccessPolicy` decides from a peer's IP address; :class:`ConnectionGuard`
 wraps a server's factory and applies the policy and the connection limits
-before the server's own protocol is built; :class:`LoginDelay` slows down
-password guessing per address.  A protocol that inherits
+before the server's own protocol is built (the failed-login penalty per
+address is :class:`~netproto_twisted.core.login_delay.LoginDelay`).  A protocol that inherits
 :class:`DirectlyGuarded` (every line protocol does) is counted by the guard
 without a per-connection wrapper.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Union, cast
 
@@ -42,6 +41,7 @@ from zope.interface import implementer
 
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, RateLimiter
+from netproto_twisted.core.login_delay import LoginPenalty
 
 __all__ = [
     "REASON_DENIED",
@@ -553,49 +553,20 @@ class ConnectionGuard(WrappingFactory):
             r.abort()
 
 
-class _HostRecord:
-    __slots__ = ("failures", "stamp")
+class LoginDelay(LoginPenalty):
+    """The failed-login penalty per address (IPv6: per /64); see :mod:`.login_delay`.
 
-    def __init__(self, failures: int, stamp: float) -> None:
-        self.failures = failures
-        self.stamp = stamp
+    After *n* failures from an address the next credential check from it
+    waits until ``min(base * 2 ** (n - 1), maximum)`` seconds after the last
+    failure; checks from one address run one at a time.  A success clears
+    the address; an address with no failure for *forget_after* seconds is
+    forgotten; at most *max_hosts* addresses are remembered (the least
+    recently failing go first) and *max_waiting* attempts queued per address.
 
-
-class LoginDelay:
-    """A failed-login delay per address that doubles with each failure.
-
-    After *n* failures from an address (IPv6: its /64) the delay is
-    ``min(base * 2 ** (n - 1), maximum)``.  A success clears the address; an
-    address with no failure for *forget_after* seconds is forgotten; at most
-    *max_hosts* addresses are remembered (the least recently failing go
-    first), so memory stays bounded under a distributed attack.
-
-    A server calls :meth:`failed` on a bad password and waits on
-    :meth:`delay` before replying; it disconnects a session once
-    :meth:`should_disconnect` says so.
+    A server runs each check through :meth:`attempt` (the SASL driver of
+    :mod:`netproto_twisted.core.sasl_exchange` does) and disconnects a
+    session once :meth:`should_disconnect` says so.
     """
-
-    def __init__(
-        self,
-        clock: IReactorTime,
-        *,
-        base: float = 1.0,
-        maximum: float = 30.0,
-        disconnect_after: int = 5,
-        forget_after: float = 3600.0,
-        max_hosts: int = 100_000,
-    ) -> None:
-        if base < 0 or maximum < 0 or forget_after <= 0:
-            raise ConfigError("login_delay", "delays must not be negative")
-        if disconnect_after < 1 or max_hosts < 1:
-            raise ConfigError("login_delay", "disconnect_after and max_hosts must be >= 1")
-        self.clock = clock
-        self.base = base
-        self.maximum = maximum
-        self.disconnect_after = disconnect_after
-        self.forget_after = forget_after
-        self.max_hosts = max_hosts
-        self._hosts: OrderedDict[str, _HostRecord] = OrderedDict()
 
     @classmethod
     def from_limits(cls, clock: IReactorTime, limits: Limits) -> LoginDelay:
@@ -607,74 +578,9 @@ class LoginDelay:
             disconnect_after=limits.max_failed_logins,
         )
 
-    def __len__(self) -> int:
-        """The number of addresses remembered."""
-        self._expire()
-        return len(self._hosts)
-
-    def _expire(self) -> None:
-        cutoff = self.clock.seconds() - self.forget_after
-        hosts = self._hosts
-        while hosts:
-            key, record = next(iter(hosts.items()))
-            if record.stamp > cutoff:
-                break
-            del hosts[key]
-
-    def failures(self, host: str) -> int:
-        """Return the failures remembered for *host*."""
-        self._expire()
-        record = self._hosts.get(host_key(host))
-        return 0 if record is None else record.failures
-
-    def _delay_for(self, failures: int) -> float:
-        if failures <= 0:
-            return 0.0
-        if failures > 64:
-            return float(self.maximum)
-        return float(min(self.base * 2 ** (failures - 1), self.maximum))
-
-    def failed(self, host: str) -> float:
-        """Record a failed login from *host*; return the delay now due, in seconds."""
-        self._expire()
-        key = host_key(host)
-        now = self.clock.seconds()
-        record = self._hosts.pop(key, None)
-        if record is None:
-            record = _HostRecord(0, now)
-        record.failures += 1
-        record.stamp = now
-        self._hosts[key] = record
-        while len(self._hosts) > self.max_hosts:
-            self._hosts.popitem(last=False)
-        return self._delay_for(record.failures)
-
-    def succeeded(self, host: str) -> None:
-        """Forget *host*'s failures after a successful login."""
-        self._hosts.pop(host_key(host), None)
-
-    def current_delay(self, host: str) -> float:
-        """Return the delay *host* is due now, in seconds (0.0 if none)."""
-        return self._delay_for(self.failures(host))
-
-    def delay(self, host: str) -> defer.Deferred[None]:
-        """Return a Deferred firing after *host*'s current delay (at once if none); cancellable."""
-        seconds = self.current_delay(host)
-        if seconds <= 0:
-            return defer.succeed(None)
-        call: IDelayedCall | None = None
-
-        def cancel(d: defer.Deferred[None]) -> None:
-            if call is not None and call.active():
-                call.cancel()
-
-        d: defer.Deferred[None] = defer.Deferred(cancel)
-        call = self.clock.callLater(seconds, d.callback, None)
-        return d
-
-    def should_disconnect(self, session_failures: int) -> bool:
-        """Return whether a session with *session_failures* failed logins should be dropped."""
-        return session_failures >= self.disconnect_after
+    def key(self, host: str) -> str:
+        """Return *host*'s address key: :func:`host_key` (IPv4, IPv4-mapped, IPv6 /64)."""
+        return host_key(host)
 
 
 def access_policy_from_options(opts: Any) -> AccessPolicy:

@@ -7,6 +7,7 @@ command-line flags through :class:`LimitsOptionsMixin`::
     --tls-handshake-timeout SECONDS                   --max-line-length BYTES
     --command-rate PER_SECOND --max-failed-logins N
     --login-delay SECONDS     --login-delay-max SECONDS
+    --auth-mechanisms NAME,NAME,...
 
 A protocol whose needs differ from the shared defaults (IMAP's 30-minute
 autologout timer, say) sets ``limits_defaults`` on its Options class to a
@@ -28,6 +29,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.sasl import MECHANISM_PREFERENCE
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -75,6 +77,11 @@ class Limits:
     :ivar login_delay_max: the cap on that delay (30.0).
     :ivar max_failed_logins: failed logins in one session before the server
         disconnects it (5).
+    :ivar auth_mechanisms: the SASL mechanisms a server may offer, in the
+        order to advertise them (empty, the default: every mechanism the
+        credential store can serve, strongest first).  What is offered is
+        still limited by TLS and by the store: CRAM-MD5 only when some user
+        has a CRAM-MD5 secret.
     """
 
     max_connections: int = _limit(1000, "simultaneous connections in total")
@@ -87,10 +94,17 @@ class Limits:
     login_delay_base: float = _limit(1.0, "seconds of delay after a failed login (doubles)")
     login_delay_max: float = _limit(30.0, "longest failed-login delay, in seconds")
     max_failed_logins: int = _limit(5, "failed logins before a session is dropped")
+    auth_mechanisms: tuple[str, ...] = dataclasses.field(
+        default=(),
+        metadata={"help": "SASL mechanisms to offer, in order (empty: all the store can serve)"},
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "auth_mechanisms", _mechanisms(self.auth_mechanisms))
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _NOT_NUMBERS:
+                continue
             if f.type in ("int", int):
                 _check_int(f.name, value)
             else:
@@ -101,6 +115,26 @@ class Limits:
                 f"must be >= login_delay_base ({self.login_delay_base}),"
                 f" got {self.login_delay_max}",
             )
+
+
+#: Limits fields that are not numbers (checked on their own).
+_NOT_NUMBERS = frozenset({"auth_mechanisms"})
+
+
+def _mechanisms(value: object) -> tuple[str, ...]:
+    """Check and normalise an ``auth_mechanisms`` value: known names, upper case, no repeats."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("auth_mechanisms", f"expected a list of names, got {value!r}")
+    names = tuple(dict.fromkeys(v.strip().upper() for v in value))
+    unknown = [n for n in names if n not in MECHANISM_PREFERENCE]
+    if unknown:
+        known = ", ".join(MECHANISM_PREFERENCE)
+        raise ConfigError(
+            "auth_mechanisms", f"unknown mechanism {unknown[0]!r} (known: {known})"
+        )
+    return names
 
 
 def _check_int(key: str, value: object) -> None:
@@ -131,6 +165,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("max-failed-logins", "max_failed_logins"),
     ("login-delay", "login_delay_base"),
     ("login-delay-max", "login_delay_max"),
+    ("auth-mechanisms", "auth_mechanisms"),
 )
 _HELP = {f.name: str(f.metadata.get("help", "")) for f in fields(Limits)}
 
@@ -142,9 +177,15 @@ def limits_options(defaults: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
     can tell a flag that was given from one that was not.
     """
     return [
-        [flag, None, None, f"{_HELP[name]} [default: {getattr(defaults, name)}]"]
+        [flag, None, None, f"{_HELP[name]} [default: {_shown(getattr(defaults, name))}]"]
         for flag, name in _FLAGS
     ]
+
+
+def _shown(value: object) -> object:
+    if isinstance(value, tuple):
+        return ",".join(value) or "all"
+    return value
 
 
 def limits_from_options(
@@ -161,6 +202,9 @@ def limits_from_options(
     for flag, name in _FLAGS:
         raw = opts.get(flag)
         if raw is None:
+            continue
+        if name in _NOT_NUMBERS:
+            values[name] = raw
             continue
         want_int = types[name] in ("int", int)
         try:

@@ -389,6 +389,7 @@ class PasswordFile:
         self._generated_key = os.urandom(_KEY_LEN)
         self._mock_iterations = iterations
         self._signature: tuple[int, int, int] | None = None
+        self._has_cram = False
         self._refresh(strict=True)
 
     # reading
@@ -418,6 +419,7 @@ class PasswordFile:
     def _load(self, users: dict[str, UserRecord], mock_key: bytes | None) -> None:
         self._users = users
         self._mock_key = mock_key
+        self._has_cram = any(u.cram_md5_secret is not None for u in users.values())
         counts = collections.Counter(u.scram.iterations for u in self._users.values())
         self._mock_iterations = counts.most_common(1)[0][0] if counts else self.iterations
 
@@ -446,6 +448,11 @@ class PasswordFile:
         """Return the CRAM-MD5 secret of *name* if it was added with cram_md5, else None."""
         record = self.get(name)
         return record.cram_md5_secret if record else None
+
+    def has_cram_md5_secrets(self) -> bool:
+        """Tell whether any user has a CRAM-MD5 secret (else CRAM-MD5 cannot succeed)."""
+        self._refresh()
+        return self._has_cram
 
     # writing (synchronous: an administrator's tool, PBKDF2 included)
 

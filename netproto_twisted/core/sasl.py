@@ -1,7 +1,9 @@
 """SASL mechanisms shared by SMTP, POP3, IMAP and NNTP: PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256.
 
-Transport-neutral: each protocol wraps the exchange in its own line syntax and
-uses :func:`decode_response` / :func:`encode_challenge` for the base64 layer.
+Transport-neutral: servers run these through the exchange driver of
+:mod:`netproto_twisted.core.sasl_exchange`, which adds each protocol's line
+syntax, the base64 layer (:func:`decode_response` / :func:`encode_challenge`),
+the offer rules and the failed-login penalty.
 The server side (:class:`SASLServer`) authenticates through a
 :class:`twisted.cred.portal.Portal`; the client side (:func:`client_mechanism`)
 computes the responses.  SCRAM follows RFC 5802 and RFC 7677 without channel
@@ -20,11 +22,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
-from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
@@ -56,6 +57,7 @@ __all__ = [
     "CramMD5Credentials",
     "IScramCredentials",
     "IScramStore",
+    "LoginPortal",
     "MalformedChallenge",
     "MalformedResponse",
     "MechanismUnavailable",
@@ -217,6 +219,13 @@ def server_mechanisms(
     ]
 
 
+class LoginPortal(Protocol):
+    """What :class:`SASLServer` logs in through: a Portal, or a wrapper around one."""
+
+    def login(self, credentials: ICredentials, mind: object, *interfaces: Any) -> Deferred[Any]:
+        """Fire with ``(interface, avatar, logout)`` or fail with UnauthorizedLogin."""
+
+
 def _default_nonce() -> str:
     return secrets.token_urlsafe(18)
 
@@ -263,7 +272,7 @@ class SASLServer:
     def __init__(
         self,
         mechanism: str,
-        portal: Portal,
+        portal: LoginPortal,
         interfaces: Sequence[Any],
         *,
         scram_store: IScramStore | None = None,

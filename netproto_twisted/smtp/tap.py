@@ -346,6 +346,7 @@ def _build_parts(
         max_size=config.max_size,
         relay_networks=tuple(parse_network(n) for n in config.relay_networks),
         allow_insecure_auth=config.allow_insecure_auth,
+        auth_mechanisms=limits.auth_mechanisms,
         bare_lf="normalize" if config.bare_lf == "normalize" else "reject",
         max_line_length=limits.max_line_length,
         idle_timeout=limits.idle_timeout,
