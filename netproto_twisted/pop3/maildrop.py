@@ -1,0 +1,175 @@
+"""POP3 maildrops over the Maildir++ store SMTP delivers into (Dovecot-compatible).
+
+:class:`MaildirMaildrops` opens ``<base>/<user>/`` (creating an empty Maildir
+for a user who never received mail), takes the session lock
+(:class:`~netproto_twisted.mailstore.maildrop_lock.MaildropLock`, Dovecot's
+``dovecot-pop3-session.lock``), and snapshots INBOX through
+:class:`~netproto_twisted.mailstore.folder.MaildirFolder` (UIDs from
+``dovecot-uidlist``; files in ``new/`` stay there, as IMAP's ``\\Recent``
+needs).  Each message's UIDL is Dovecot's default ``%08Xu%08Xv`` (UID and
+UIDVALIDITY in hex), so a client sees the same UIDLs from Dovecot and from
+us on one Maildir.  Sizes are the octets ``RETR`` sends: taken from a
+``,W=`` field in the file name when there is one, otherwise counted from
+the file with its line endings as CRLF (files may be stored with LF).
+
+All disk work runs through ``runner`` (the reactor's thread pool in
+production), never on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from netproto_twisted.core.dotstuff import EolNormalizer
+from netproto_twisted.core.streaming import BlockRunner
+from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
+from netproto_twisted.mailstore.fsops import FsOps
+from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_REFRESH_SECONDS, MaildropLock
+from netproto_twisted.mailstore.tree import UserTree
+from netproto_twisted.pop3.errors import MaildropInUse
+from netproto_twisted.pop3.interfaces import DropMessage, IMaildrop, IMaildropStore
+
+__all__ = ["MaildirMaildrop", "MaildirMaildrops", "wire_size"]
+
+_log = Logger(namespace="netproto.pop3.maildrop")
+_VIRTUAL_SIZE = re.compile(r",W=(\d+)")
+_READ_SIZE = 256 * 1024
+
+
+def wire_size(f: BinaryIO) -> int:
+    """Return the octets of the file's content with every line ending as CRLF (blocking)."""
+    encoder = EolNormalizer()
+    total = 0
+    while True:
+        chunk = f.read(_READ_SIZE)
+        if not chunk:
+            break
+        total += len(encoder.encode(chunk))
+    return total + len(encoder.finish())
+
+
+def _size_of(folder: MaildirFolder, info: MessageInfo) -> int:
+    match = _VIRTUAL_SIZE.search(info.filename.partition(":")[0])
+    if match is not None:
+        return int(match.group(1))
+    with folder.open_message(info) as f:
+        return wire_size(f)
+
+
+@implementer(IMaildrop)
+class MaildirMaildrop:
+    """A locked Maildir INBOX and its snapshot (see the module docstring)."""
+
+    def __init__(
+        self,
+        folder: MaildirFolder,
+        lock: MaildropLock,
+        messages: Sequence[DropMessage],
+        runner: BlockRunner,
+        clock: IReactorTime | None,
+    ) -> None:
+        self.folder = folder
+        self.messages: tuple[DropMessage, ...] = tuple(messages)
+        self._lock = lock
+        self._run = runner
+        self._clock = clock
+        self._refresh: IDelayedCall | None = None
+        self._released = False
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._clock is not None and not self._released:
+            self._refresh = self._clock.callLater(SESSION_LOCK_REFRESH_SECONDS, self._touch)
+
+    def _touch(self) -> None:
+        self._refresh = None
+        if self._released:
+            return
+        d = self._run(self._lock.touch)
+        d.addErrback(lambda f: _log.failure("cannot refresh the POP3 session lock", f))
+        self._schedule()
+
+    def open_message(self, message: DropMessage) -> Deferred[BinaryIO]:
+        """Fire with the message's file opened for binary reading."""
+        info: Any = message.key
+        d: Deferred[BinaryIO] = self._run(lambda: self.folder.open_message(info))
+        return d
+
+    def delete(self, messages: Sequence[DropMessage]) -> Deferred[int]:
+        """Unlink the messages' files; fire with how many."""
+        infos: list[Any] = [m.key for m in messages]
+        if not infos:
+            return succeed(0)
+        d: Deferred[list[int]] = self._run(lambda: self.folder.expunge(infos))
+        return d.addCallback(len)
+
+    def release(self) -> Deferred[None]:
+        """Stop refreshing the lock and remove it; idempotent."""
+        if self._released:
+            return succeed(None)
+        self._released = True
+        if self._refresh is not None and self._refresh.active():
+            self._refresh.cancel()
+        self._refresh = None
+        d: Deferred[None] = self._run(self._lock.release)
+        return d
+
+
+@implementer(IMaildropStore)
+class MaildirMaildrops:
+    """Opens users' Maildir INBOXes under ``base`` as POP3 maildrops.
+
+    :param base: the Maildir++ base (user ``u`` is ``<base>/u``), as SMTP delivers.
+    :param runner: runs blocking work (``thread_block_runner(reactor)``).
+    :param clock: schedules the lock refresh (``None``: no refresh, for tests).
+    :param fs: the filesystem operations (tests may record them).
+    """
+
+    def __init__(
+        self,
+        base: str,
+        runner: BlockRunner,
+        *,
+        clock: IReactorTime | None = None,
+        fs: FsOps | None = None,
+    ) -> None:
+        self.base = os.path.abspath(base)
+        self._run = runner
+        self._clock = clock
+        self._fs = fs if fs is not None else FsOps()
+
+    def open(self, user: str) -> Deferred[IMaildrop]:
+        """Lock ``user``'s INBOX and snapshot it (MaildropInUse if another session holds it)."""
+        d: Deferred[IMaildrop] = self._run(lambda: self._open(user))
+        return d
+
+    def _open(self, user: str) -> IMaildrop:
+        tree = UserTree(self.base, user, self._fs)
+        tree.ensure_root()
+        folder = MaildirFolder(tree.root, self._fs)
+        lock = MaildropLock(tree.root)
+        if not lock.try_acquire():
+            raise MaildropInUse(f"the maildrop of {user} is in use")
+        try:
+            snapshot = folder.sync(move_new=False)
+            messages: list[DropMessage] = []
+            for info in snapshot.messages:
+                try:
+                    size = _size_of(folder, info)
+                except OSError:
+                    continue  # removed meanwhile (another client, Dovecot): not shown
+                uidl = f"{info.uid:08X}{snapshot.uid_validity:08X}"
+                messages.append(DropMessage(size=size, uidl=uidl, key=info))
+        except BaseException:
+            lock.release()
+            raise
+        return MaildirMaildrop(folder, lock, messages, self._run, self._clock)
+
