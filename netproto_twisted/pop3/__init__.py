@@ -9,6 +9,13 @@ poplib's, as Deferreds.  See docs/pop3.rst.
 
 from __future__ import annotations
 
+from netproto_twisted.pop3.client import (
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+    POP3Client,
+    POP3ClientProtocol,
+    connect_pop3,
+)
 from netproto_twisted.pop3.errors import (
     MaildropInUse,
     POP3ConnectionLost,
@@ -28,6 +35,8 @@ from netproto_twisted.pop3.server import (
 )
 
 __all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_TLS_PORT",
     "POP3_COMMANDS",
     "DropMessage",
     "IMaildrop",
@@ -35,6 +44,8 @@ __all__ = [
     "MaildirMaildrop",
     "MaildirMaildrops",
     "MaildropInUse",
+    "POP3Client",
+    "POP3ClientProtocol",
     "POP3Connection",
     "POP3ConnectionLost",
     "POP3Error",
@@ -44,4 +55,5 @@ __all__ = [
     "POP3ServerProtocol",
     "POP3Settings",
     "State",
+    "connect_pop3",
 ]
