@@ -249,6 +249,10 @@ class POP3Connection(ConnectionBase):
         keywords = self.commands.capabilities(
             self.state, authenticated=self.user is not None, secure=self.secure, context=self
         )
+        if self.state is State.AUTHORIZATION:  # what a login leads to (RFC 2449 lists both)
+            keywords += self.commands.capabilities(
+                State.TRANSACTION, authenticated=True, secure=self.secure, context=self
+            )
         lines = [k for k in keywords if k not in ("STLS", "USER")]
         lines += ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER", "LOGIN-DELAY 0"]
         if "USER" in keywords:
