@@ -68,7 +68,7 @@ def parse_command(line: bytes) -> tuple[str, str]:
     if any(ord(c) < 0x20 or c == "\x7f" for c in text):
         raise CommandSyntaxError("control characters in command")
     verb, _, argument = text.partition(" ")
-    if not (1 <= len(verb) <= 8 and verb.isascii() and verb.isalpha()):
+    if not (1 <= len(verb) <= 8 and verb.isascii() and verb.isalnum() and verb[0].isalpha()):
         raise CommandSyntaxError("no command verb")
     argument = argument.rstrip(" ")
     if len(argument) > MAX_ARGUMENT_LENGTH:

@@ -34,6 +34,7 @@ class ParseCommandTests(SynchronousTestCase):
         self.assertEqual(parse_command(b"retr 12"), ("RETR", "12"))
         self.assertEqual(parse_command(b"PASS two words "), ("PASS", "two words"))
         self.assertEqual(parse_command(b"STAT"), ("STAT", ""))
+        self.assertEqual(parse_command(b"utf8"), ("UTF8", ""))
 
     def test_junk_refused(self) -> None:
         for line in (b"", b"\x00\xff", b"12 34", b"RE\x00TR 1", b" STAT", b"\xc3("):
@@ -45,7 +46,7 @@ class ParseCommandTests(SynchronousTestCase):
             verb, argument = parse_command(line)
         except CommandSyntaxError:
             return
-        self.assertTrue(verb.isalpha() and verb.isupper())
+        self.assertTrue(verb.isalnum() and verb[0].isalpha() and verb == verb.upper())
         self.assertIsInstance(argument, str)
 
     @given(st.sampled_from(["USER", "RETR", "top", "Capa"]), _text)
