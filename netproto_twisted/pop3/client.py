@@ -335,19 +335,27 @@ class POP3Client:
         return self._simple("APOP", name, digest)
 
     def auth(
-        self, username: str, password: str, mechanism: str | None = None, *, authzid: str = ""
+        self,
+        username: str,
+        password: str,
+        mechanism: str | None = None,
+        *,
+        authzid: str = "",
+        allow_insecure: bool = False,
     ) -> Deferred[str]:
         """SASL login (RFC 5034): PLAIN, LOGIN, CRAM-MD5 or SCRAM-SHA-256.
 
         Without ``mechanism`` the strongest the server lists in ``CAPA``'s
-        ``SASL`` line is used (PLAIN/LOGIN only over TLS).
+        ``SASL`` line is used (PLAIN/LOGIN only over TLS, unless ``allow_insecure``).
         """
 
         async def run() -> str:
             name = mechanism
             if name is None:
                 offered = (await self.capa()).get("SASL", [])
-                name = choose_mechanism(offered, self.is_secure)
+                name = choose_mechanism(
+                    offered, self.is_secure, allow_plaintext_insecure=allow_insecure
+                )
             mech = client_mechanism(name, username, password, authzid=authzid)
             initial = mech.initial_response()
             arguments = [mech.name]
@@ -483,7 +491,8 @@ def connect_pop3(
     first byte, port 995 by default), ``"opportunistic"`` (STLS if offered),
     ``"none"``.  ``tls_options`` default to verifying ``host``.  With
     ``username``/``password``: ``AUTH`` with ``mechanism`` (or the strongest
-    offered) when the server offers SASL, else ``USER``/``PASS``.
+    offered; PLAIN and LOGIN only over TLS or with ``tls="none"``) when the
+    server offers SASL, else ``USER``/``PASS``.
     ``endpoint`` replaces the TCP connection (TLS is still added for
     ``"implicit"``).  ``timeout`` bounds the connection and every reply.
     """
@@ -544,6 +553,7 @@ async def _open_session(
     if capabilities is None:
         capabilities = await client.capa()
     if mechanism is not None or capabilities.get("SASL"):
-        await client.auth(username, password, mechanism)
+        # tls="none" is the caller's explicit choice of a connection in clear.
+        await client.auth(username, password, mechanism, allow_insecure=tls == "none")
     else:
         await client.login(username, password)

@@ -7,8 +7,8 @@ for a user who never received mail), takes the session lock
 :class:`~netproto_twisted.mailstore.folder.MaildirFolder` (UIDs from
 ``dovecot-uidlist``; files in ``new/`` stay there, as IMAP's ``\\Recent``
 needs).  Each message's UIDL is Dovecot's default ``%08Xu%08Xv`` (UID and
-UIDVALIDITY in hex), so a client sees the same UIDLs from Dovecot and from
-us on one Maildir.  Sizes are the octets ``RETR`` sends: taken from a
+UIDVALIDITY in hex, lower case as Dovecot writes them), so a client sees the
+same UIDLs from Dovecot and from us on one Maildir.  Sizes are the octets ``RETR`` sends: taken from a
 ``,W=`` field in the file name when there is one, otherwise counted from
 the file with its line endings as CRLF (files may be stored with LF).
 
@@ -166,7 +166,7 @@ class MaildirMaildrops:
                     size = _size_of(folder, info)
                 except OSError:
                     continue  # removed meanwhile (another client, Dovecot): not shown
-                uidl = f"{info.uid:08X}{snapshot.uid_validity:08X}"
+                uidl = f"{info.uid:08x}{snapshot.uid_validity:08x}"
                 messages.append(DropMessage(size=size, uidl=uidl, key=info))
         except BaseException:
             lock.release()

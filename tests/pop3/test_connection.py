@@ -89,7 +89,7 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(driver.feed(b"LIST x\r\n"), b"-ERR invalid message number\r\n")
         uidl = driver.feed(b"UIDL\r\n").split(b"\r\n")
         self.assertEqual(len(uidl), 6)
-        self.assertRegex(uidl[1].decode(), r"^1 00000001[0-9A-F]{8}$")
+        self.assertRegex(uidl[1].decode(), r"^1 00000001[0-9a-f]{8}$")
         self.assertEqual(driver.feed(b"NOOP\r\n"), b"+OK\r\n")
 
     def test_retr_is_dot_stuffed_crlf_and_sized_as_sent(self) -> None:
