@@ -18,7 +18,7 @@ from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from netproto_twisted.core.access import AccessOptionsMixin, AccessPolicy, ConnectionGuard, LoginDelay
-from netproto_twisted.core.config import field
+from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
@@ -65,6 +65,9 @@ class Config:
         default=False, help="allow USER/PASS and AUTH without TLS to loopback clients"
     )
     max_errors: int = field(default=20, minimum=1, help="bad commands before a session is closed")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 def build_service(
