@@ -88,7 +88,9 @@ class BuildTests(SynchronousTestCase):
             self.assertNotIn("\n", str(cm.exception))
 
     def test_disabled_section_runs_nothing(self) -> None:
-        path = self._config("[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n")
+        path = self._config(
+            "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
+        )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
 

@@ -1,4 +1,4 @@
-"""POP3 (RFC 1939 with CAPA, STLS, SASL, UIDL, TOP, UTF8): a server over the Maildir store, a client.
+"""POP3 (RFC 1939, CAPA, STLS, SASL, UIDL, TOP, UTF8): a server over the Maildir store, a client.
 
 Server: :class:`POP3ServerFactory` over a :class:`MaildirMaildrops` (the
 Maildir++ tree SMTP delivers into, locked per session as Dovecot locks it),

@@ -24,6 +24,7 @@ in order).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 from collections import deque
@@ -152,8 +153,13 @@ class POP3ClientProtocol(LineProtocol):
         d: Deferred[None] = Deferred()
         if self._lost:
             d.callback(None)
-        else:
-            self._closed.addBoth(lambda r: (d.callback(None), r)[1])
+            return d
+
+        def fire(result: object) -> object:
+            d.callback(None)
+            return result
+
+        self._closed.addBoth(fire)
         return d
 
     def lose(self) -> None:
@@ -368,7 +374,7 @@ class POP3Client:
 
         return ensureDeferred(run())
 
-    def capa(self) -> Deferred[dict[str, list[str]]]:
+    def capa(self) -> Deferred[dict[str, builtins.list[str]]]:
         """``CAPA``: ``{"TOP": [], "SASL": ["PLAIN", ...], ...}``."""
         d = self._multi("CAPA")
         return d.addCallback(lambda r: parse_capabilities(r[1].splitlines()))
@@ -408,7 +414,7 @@ class POP3Client:
 
     def uidl(
         self, which: int | None = None
-    ) -> Deferred[list[tuple[int, str]]] | Deferred[tuple[int, str]]:
+    ) -> Deferred[builtins.list[tuple[int, str]]] | Deferred[tuple[int, str]]:
         """``UIDL``: ``[(number, uid), ...]``; ``UIDL n``: ``(n, uid)``."""
         if which is not None:
             return self._simple("UIDL", str(which)).addCallback(

@@ -1,4 +1,4 @@
-"""What the POP3 server needs from a mail store: maildrops opened per login, locked for the session.
+"""What the POP3 server needs from a store: maildrops opened per login, locked for the session.
 
 A :class:`IMaildropStore` opens a user's maildrop (:class:`IMaildrop`): it
 takes the session lock, and lists the messages as they are at that moment
@@ -40,10 +40,10 @@ class IMaildrop(Interface):
 
     messages = Attribute("Sequence[DropMessage]: the snapshot taken at login, in order")
 
-    def open_message(message: DropMessage) -> Deferred[BinaryIO]:
+    def open_message(message: DropMessage) -> Deferred[BinaryIO]:  # noqa: N805
         """Fire with the message opened for binary reading (the caller closes it)."""
 
-    def delete(messages: Sequence[DropMessage]) -> Deferred[int]:
+    def delete(messages: Sequence[DropMessage]) -> Deferred[int]:  # noqa: N805
         """Remove the messages (the UPDATE state); fire with how many were removed."""
 
     def release() -> Deferred[None]:
@@ -53,10 +53,9 @@ class IMaildrop(Interface):
 class IMaildropStore(Interface):
     """Opens maildrops for logged-in users."""
 
-    def open(user: str) -> Deferred[IMaildrop]:
+    def open(user: str) -> Deferred[IMaildrop]:  # noqa: N805
         """Lock ``user``'s maildrop and take its snapshot.
 
         Fails with :class:`~netproto_twisted.pop3.errors.MaildropInUse` when
         another session holds it, with another exception when the store fails.
         """
-

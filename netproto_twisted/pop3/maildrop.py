@@ -8,9 +8,10 @@ for a user who never received mail), takes the session lock
 ``dovecot-uidlist``; files in ``new/`` stay there, as IMAP's ``\\Recent``
 needs).  Each message's UIDL is Dovecot's default ``%08Xu%08Xv`` (UID and
 UIDVALIDITY in hex, lower case as Dovecot writes them), so a client sees the
-same UIDLs from Dovecot and from us on one Maildir.  Sizes are the octets ``RETR`` sends: taken from a
-``,W=`` field in the file name when there is one, otherwise counted from
-the file with its line endings as CRLF (files may be stored with LF).
+same UIDLs from Dovecot and from us on one Maildir.  Sizes are the octets
+``RETR`` sends: taken from a ``,W=`` field in the file name when there is
+one, otherwise counted from the file with its line endings as CRLF (files
+may be stored with LF).
 
 All disk work runs through ``runner`` (the reactor's thread pool in
 production), never on the reactor thread.
@@ -172,4 +173,3 @@ class MaildirMaildrops:
             lock.release()
             raise
         return MaildirMaildrop(folder, lock, messages, self._run, self._clock)
-

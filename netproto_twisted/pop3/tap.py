@@ -9,15 +9,19 @@ so mail SMTP delivers is read over POP3.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
-from netproto_twisted.core.access import AccessOptionsMixin, AccessPolicy, ConnectionGuard, LoginDelay
+from netproto_twisted.core.access import (
+    AccessOptionsMixin,
+    AccessPolicy,
+    ConnectionGuard,
+    LoginDelay,
+)
 from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options

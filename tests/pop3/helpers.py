@@ -89,7 +89,7 @@ def driven(
     allow_insecure: bool = True,
     settings: POP3Settings | None = None,
 ) -> tuple[POP3Connection, ConnectionDriver]:
-    """A POP3Connection over ``base`` driven by bytes; streamed data lands in the driver's output."""
+    """A POP3Connection over ``base`` driven by bytes; streamed data joins the driver's output."""
     collector = Collector()
     conn = POP3Connection(
         settings or POP3Settings(hostname="pop.test", allow_insecure_auth=allow_insecure),
@@ -110,6 +110,4 @@ def driven(
 def maildir_files(base: str, user: str = USER) -> list[str]:
     """The message files of ``user``'s INBOX (cur and new)."""
     root = os.path.join(base, user)
-    return sorted(
-        name for sub in ("cur", "new") for name in os.listdir(os.path.join(root, sub))
-    )
+    return sorted(name for sub in ("cur", "new") for name in os.listdir(os.path.join(root, sub)))

@@ -21,8 +21,16 @@ from netproto_twisted.pop3 import (
 )
 from netproto_twisted.testing import MemoryEndpoint
 
-from .helpers import MESSAGES, PASSWORD, USER, authenticator, inline, make_maildir, maildir_files
-from .helpers import password_file
+from .helpers import (
+    MESSAGES,
+    PASSWORD,
+    USER,
+    authenticator,
+    inline,
+    maildir_files,
+    make_maildir,
+    password_file,
+)
 
 
 @implementer(IConsumer)
@@ -58,8 +66,7 @@ class ClientTests(SynchronousTestCase):
         self.endpoint = MemoryEndpoint(factory, self.clock)
 
     def connect(self, **kwargs: object):  # type: ignore[no-untyped-def]
-        d = connect_pop3(self.clock, "localhost", tls="none", endpoint=self.endpoint,
-                         **kwargs)  # type: ignore[arg-type]
+        d = connect_pop3(self.clock, "localhost", tls="none", endpoint=self.endpoint, **kwargs)  # type: ignore[arg-type]
         return self.endpoint.result_of(d)
 
     def test_poplib_parity(self) -> None:
@@ -79,8 +86,7 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(run(client.uidl(3)), uids[2])
         self.assertEqual(run(client.retr(2)), MESSAGES[1])
         self.assertEqual(run(client.retr(3)), MESSAGES[2].replace(b"\n", b"\r\n"))
-        self.assertEqual(run(client.top(2, 0)),
-                         b"From: carol@example.org\r\nSubject: two\r\n\r\n")
+        self.assertEqual(run(client.top(2, 0)), b"From: carol@example.org\r\nSubject: two\r\n\r\n")
         self.assertEqual(run(client.noop()), "")
         self.assertEqual(run(client.dele(1)), "message 1 deleted")
         with self.assertRaises(POP3ReplyError) as caught:

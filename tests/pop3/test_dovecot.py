@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 from netproto_twisted.pop3 import POP3ReplyError, connect_pop3
 from tests.waiting import wait_for_files
 
-from .helpers import MESSAGES, PASSWORD, USER, make_maildir, maildir_files, password_file
+from .helpers import MESSAGES, PASSWORD, USER, maildir_files, make_maildir, password_file
 from .loopback import LoopbackServer, reactor
 
 DOVECOT = shutil.which("dovecot") or (
@@ -87,8 +87,12 @@ class DovecotPOP3Tests(TestCase):
         login = os.path.join(self.run_dir, "login")
         try:
             wait_for_files([self.run_dir], lambda: os.path.isdir(login), 15, process=self.dovecot)
-            wait_for_files([login], lambda: os.path.exists(os.path.join(login, "pop3")), 15,
-                           process=self.dovecot)
+            wait_for_files(
+                [login],
+                lambda: os.path.exists(os.path.join(login, "pop3")),
+                15,
+                process=self.dovecot,
+            )
         except (AssertionError, RuntimeError):
             raise AssertionError(f"dovecot did not start: {self.log()}") from None
 
@@ -115,8 +119,14 @@ class DovecotPOP3Tests(TestCase):
 
     async def connect(self, port: int, **kwargs: object):  # type: ignore[no-untyped-def]
         return await connect_pop3(
-            reactor, "127.0.0.1", port, tls="none", username=USER, password=PASSWORD,
-            timeout=20, **kwargs,  # type: ignore[arg-type]
+            reactor,
+            "127.0.0.1",
+            port,
+            tls="none",
+            username=USER,
+            password=PASSWORD,
+            timeout=20,
+            **kwargs,  # type: ignore[arg-type]
         )
 
     async def test_our_client_reads_dovecot_and_both_servers_agree(self) -> None:
@@ -130,8 +140,9 @@ class DovecotPOP3Tests(TestCase):
         top = await theirs.top(2, 1)
         await theirs.quit()
         self.assertEqual(stat, (3, 168))
-        self.assertEqual(bodies, [m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-                                  for m in MESSAGES])
+        self.assertEqual(
+            bodies, [m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for m in MESSAGES]
+        )
         self.assertEqual(top, b"From: carol@example.org\r\nSubject: two\r\n\r\n.leading dot\r\n")
 
         users = password_file(self.dir)

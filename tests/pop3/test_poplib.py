@@ -1,4 +1,4 @@
-"""Real peers against our server over loopback: the stdlib's poplib (in a thread), curl, raw sockets."""
+"""Real peers against our server over loopback: poplib (in a thread), curl, raw sockets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_NAME
 
-from .helpers import MESSAGES, PASSWORD, USER, make_maildir, maildir_files, password_file
+from .helpers import MESSAGES, PASSWORD, USER, maildir_files, make_maildir, password_file
 from .loopback import LoopbackServer, reactor
 
 CURL = shutil.which("curl")
@@ -67,8 +67,9 @@ class PoplibTests(TestCase):
         assert isinstance(retrieved, list)
         self.assertEqual(retrieved[1], MESSAGES[1].split(b"\r\n")[:-1])
         self.assertEqual(retrieved[2], MESSAGES[2].split(b"\n")[:-1])  # LF file, CRLF wire
-        self.assertEqual(seen["top"], [b"From: carol@example.org", b"Subject: two", b"",
-                                       b".leading dot"])
+        self.assertEqual(
+            seen["top"], [b"From: carol@example.org", b"Subject: two", b"", b".leading dot"]
+        )
         self.assertEqual(seen["files_before_quit"], 3)
         self.assertTrue(str(seen["quit"]).startswith("b'+OK signing off (2 messages deleted"))
         self.assertEqual(len(maildir_files(self.base)), 1)
@@ -135,7 +136,8 @@ class PoplibTests(TestCase):
                 lines = [f.readline() for _ in range(5)]
                 assert lines[-1].startswith(b"+OK"), lines
                 got = len(f.read(65536))
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # close with a reset
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
             return got
 
         got = await deferToThread(session)
@@ -149,8 +151,10 @@ class PoplibTests(TestCase):
 
         def session() -> bytes:
             with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-                s.sendall(b"\x00\xff\xfe junk\r\n" + b"A" * 5000 + b"\r\nUSER alice\r\n"
-                          b"PASS correct horse\r\nSTAT\r\nNOOP\r\nQUIT\r\n")
+                s.sendall(
+                    b"\x00\xff\xfe junk\r\n" + b"A" * 5000 + b"\r\nUSER alice\r\n"
+                    b"PASS correct horse\r\nSTAT\r\nNOOP\r\nQUIT\r\n"
+                )
                 data = b""
                 while True:
                     chunk = s.recv(65536)
@@ -161,9 +165,17 @@ class PoplibTests(TestCase):
         data = await deferToThread(session)
         self.assertEqual(
             data.split(b"\r\n"),
-            [b"+OK pop.test POP3 server ready", b"-ERR command is not UTF-8",
-             b"-ERR line too long", b"+OK send PASS", b"+OK maildrop has 3 messages (168 octets)",
-             b"+OK 3 168", b"+OK", b"+OK signing off (0 messages deleted, 3 left)", b""],
+            [
+                b"+OK pop.test POP3 server ready",
+                b"-ERR command is not UTF-8",
+                b"-ERR line too long",
+                b"+OK send PASS",
+                b"+OK maildrop has 3 messages (168 octets)",
+                b"+OK 3 168",
+                b"+OK",
+                b"+OK signing off (0 messages deleted, 3 left)",
+                b"",
+            ],
         )
 
     async def test_curl_pop3_url(self) -> None:
@@ -174,7 +186,9 @@ class PoplibTests(TestCase):
         def run(*args: str) -> subprocess.CompletedProcess[bytes]:
             return subprocess.run(
                 [CURL, "-s", "-S", "--user", f"{USER}:{PASSWORD}", *args],
-                capture_output=True, timeout=60, check=False,
+                capture_output=True,
+                timeout=60,
+                check=False,
             )
 
         listing = await deferToThread(run, url)
@@ -186,9 +200,16 @@ class PoplibTests(TestCase):
         sasl = await deferToThread(run, "--login-options", "AUTH=PLAIN", url + "3")
         self.assertEqual(sasl.returncode, 0, sasl.stderr)
         self.assertEqual(sasl.stdout, MESSAGES[2].replace(b"\n", b"\r\n"))
-        tls = await deferToThread(run, "--ssl-reqd", "--cacert", str(self.server.cert),
-                                  "--resolve", f"localhost:{self.server.number}:127.0.0.1",
-                                  "-k", url + "1")
+        tls = await deferToThread(
+            run,
+            "--ssl-reqd",
+            "--cacert",
+            str(self.server.cert),
+            "--resolve",
+            f"localhost:{self.server.number}:127.0.0.1",
+            "-k",
+            url + "1",
+        )
         self.assertEqual(tls.returncode, 0, tls.stderr)
         self.assertEqual(tls.stdout, MESSAGES[0])
 

@@ -31,18 +31,35 @@ class OptionsTests(SynchronousTestCase):
         options = tap.Options()
         options.parseOptions([])
         self.assertEqual(options.config.listen, tap.DEFAULT_LISTEN)
-        self.assertEqual(options.config.listen,
-                         ("tcp:2110:interface=127.0.0.1", "ssl:2995:interface=127.0.0.1"))
+        self.assertEqual(
+            options.config.listen, ("tcp:2110:interface=127.0.0.1", "ssl:2995:interface=127.0.0.1")
+        )
         self.assertEqual(options["limits"].idle_timeout, 600.0)  # RFC 1939's ten minutes
         self.assertFalse(options.config.allow_insecure_auth)
 
     def test_options(self) -> None:
         options = tap.Options()
-        options.parseOptions([
-            "--listen", "tcp:110", "--listen", "ssl:995", "--maildir", "/m", "--passwords", "/p",
-            "--allow-insecure-auth", "--idle-timeout", "60", "--max-failed-logins", "3",
-            "--auth-mechanisms", "SCRAM-SHA-256,PLAIN", "--max-line-length", "512",
-        ])
+        options.parseOptions(
+            [
+                "--listen",
+                "tcp:110",
+                "--listen",
+                "ssl:995",
+                "--maildir",
+                "/m",
+                "--passwords",
+                "/p",
+                "--allow-insecure-auth",
+                "--idle-timeout",
+                "60",
+                "--max-failed-logins",
+                "3",
+                "--auth-mechanisms",
+                "SCRAM-SHA-256,PLAIN",
+                "--max-line-length",
+                "512",
+            ]
+        )
         config = options.config
         self.assertEqual(config.listen, ("tcp:110", "ssl:995"))
         self.assertEqual((config.maildir, config.users), ("/m", "/p"))
@@ -87,8 +104,9 @@ class CombinedTests(TestCase):
         [pop3] = [s for s in svc if s.name == "pop3"]
         [listener] = list(pop3)  # type: ignore[call-overload]
         assert isinstance(listener, EndpointsService)
-        self.assertEqual([e.split(":")[:2] for e in listener._listen],  # noqa: SLF001
-                         [["tcp", "2110"], ["ssl", "2995"]])
+        self.assertEqual(
+            [e.split(":")[:2] for e in listener._listen], [["tcp", "2110"], ["ssl", "2995"]]
+        )
 
     async def test_listens_with_the_daemon_certificate(self) -> None:
         data = Path(self.mktemp()).absolute()
@@ -96,9 +114,7 @@ class CombinedTests(TestCase):
         make_maildir(str(data / "mail"))
         password_file(str(data))
         context = DaemonContext(reactor, data, TLSFiles.resolve(data))
-        service = tap.combined_service(
-            tap.Config(listen=("ssl:0:interface=127.0.0.1",)), context
-        )
+        service = tap.combined_service(tap.Config(listen=("ssl:0:interface=127.0.0.1",)), context)
         assert isinstance(service, MultiService)
         service.startService()
         self.addCleanup(service.stopService)
@@ -131,9 +147,20 @@ class DaemonTests(SynchronousTestCase):
         make_maildir(str(cwd / "maildir"), MESSAGES[:2])
         password_file(str(cwd))
         daemon = Daemon(
-            ["netproto-pop3", "--data-dir", "data", "--maildir", "maildir",
-             "--passwords", "users", "--allow-insecure-auth",
-             "--listen", "tcp:0:interface=127.0.0.1", "--listen", "ssl:0:interface=127.0.0.1"],
+            [
+                "netproto-pop3",
+                "--data-dir",
+                "data",
+                "--maildir",
+                "maildir",
+                "--passwords",
+                "users",
+                "--allow-insecure-auth",
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--listen",
+                "ssl:0:interface=127.0.0.1",
+            ],
             cwd,
         )
         self.addCleanup(daemon.stop, signal.SIGKILL)

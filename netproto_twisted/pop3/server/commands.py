@@ -84,4 +84,3 @@ POP3_COMMANDS: CommandTable[State, Any] = CommandTable(
     argument_missing_text="{verb} needs an argument",
     secure_text="TLS already active",
 )  # fmt: skip
-

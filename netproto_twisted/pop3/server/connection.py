@@ -24,6 +24,7 @@ produces replies and actions; it dispatches through
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -132,10 +133,10 @@ class POP3Connection(ConnectionBase):
             else None
         )
         self.state = State.AUTHORIZATION
-        self.user: str | None = None
-        self.utf8 = False
+        self.username: str | None = None
+        self.utf8_enabled = False
         self.maildrop: IMaildrop | None = None
-        self.messages: list[DropMessage] = []
+        self.messages: builtins.list[DropMessage] = []
         self.deleted: set[int] = set()
         self._pending_user: str | None = None
         self._logout: Callable[[], None] | None = None
@@ -151,7 +152,7 @@ class POP3Connection(ConnectionBase):
         """Whether USER/PASS (and any AUTH) may be used now: TLS, or allowed loopback."""
         return self.secure or (self.settings.allow_insecure_auth and self.peer_is_loopback)
 
-    def mechanisms(self) -> list[str]:
+    def mechanisms(self) -> builtins.list[str]:
         """The SASL mechanisms offered now (empty: none)."""
         if self.sasl is None:
             return []
@@ -194,7 +195,7 @@ class POP3Connection(ConnectionBase):
             self.error(err(str(e)))
             return
         refusal = self.commands.dispatch(
-            self, verb, argument, self.state, authenticated=self.user is not None,
+            self, verb, argument, self.state, authenticated=self.username is not None,
             secure=self.secure,
         )  # fmt: skip
         if refusal is not None:
@@ -247,7 +248,7 @@ class POP3Connection(ConnectionBase):
     def capa(self, _: str) -> None:
         """``CAPA`` (RFC 2449): what this session may use now, honestly."""
         keywords = self.commands.capabilities(
-            self.state, authenticated=self.user is not None, secure=self.secure, context=self
+            self.state, authenticated=self.username is not None, secure=self.secure, context=self
         )
         if self.state is State.AUTHORIZATION:  # what a login leads to (RFC 2449 lists both)
             keywords += self.commands.capabilities(
@@ -276,7 +277,7 @@ class POP3Connection(ConnectionBase):
 
     def utf8(self, _: str) -> None:
         """``UTF8`` (RFC 6856): names, passwords and replies are UTF-8 (they always are here)."""
-        self.utf8 = True
+        self.utf8_enabled = True
         self.send(ok("UTF8 enabled"))
 
     def apop(self, _: str) -> None:
@@ -374,7 +375,7 @@ class POP3Connection(ConnectionBase):
             return
         self.maildrop = result
         self.messages = list(result.messages)
-        self.user = user
+        self.username = user
         self.state = State.TRANSACTION
         _log.info("{user} logged in from {peer}", user=user, peer=self.peer or "unix")
         self.send(ok(self._summary()))
@@ -385,7 +386,7 @@ class POP3Connection(ConnectionBase):
 
     # -- TRANSACTION ------------------------------------------------------------------
 
-    def _live(self) -> list[DropMessage]:
+    def _live(self) -> builtins.list[DropMessage]:
         return [m for i, m in enumerate(self.messages, 1) if i not in self.deleted]
 
     def _message(self, number: int) -> DropMessage | None:
@@ -410,9 +411,7 @@ class POP3Connection(ConnectionBase):
             if message is not None:
                 self.send(ok(f"{number} {message.size}"))
             return
-        lines = [
-            f"{i} {m.size}" for i, m in enumerate(self.messages, 1) if i not in self.deleted
-        ]
+        lines = [f"{i} {m.size}" for i, m in enumerate(self.messages, 1) if i not in self.deleted]
         self.send(multiline(ok(self._summary()), lines))
 
     def uidl(self, number: int | str) -> None:
@@ -422,9 +421,7 @@ class POP3Connection(ConnectionBase):
             if message is not None:
                 self.send(ok(f"{number} {message.uidl}"))
             return
-        lines = [
-            f"{i} {m.uidl}" for i, m in enumerate(self.messages, 1) if i not in self.deleted
-        ]
+        lines = [f"{i} {m.uidl}" for i, m in enumerate(self.messages, 1) if i not in self.deleted]
         self.send(multiline(ok(""), lines))
 
     def dele(self, number: int) -> None:

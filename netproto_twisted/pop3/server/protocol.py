@@ -1,10 +1,10 @@
-"""The POP3 server's Twisted side: a thin Protocol over :class:`POP3Connection`, and its factory."""
+"""The POP3 server's Twisted side: a thin Protocol over :class:`POP3Connection`, its factory."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
 from zope.interface import implementer
 
 from netproto_twisted.core.connection import ConnectionProtocol
@@ -27,7 +27,7 @@ class _ReplyConsumer:
     def __init__(self, protocol: POP3ServerProtocol) -> None:
         self._protocol = protocol
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         self._protocol.transport.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
@@ -74,7 +74,8 @@ class POP3ServerFactory(LineFactory[POP3ServerProtocol]):
     """Builds :class:`POP3ServerProtocol` sessions sharing the store, TLS context and logins.
 
     :param reactor: the clock for timers, and the thread pool for file reads.
-    :param maildrops: opens users' maildrops (:class:`~netproto_twisted.pop3.maildrop.MaildirMaildrops`).
+    :param maildrops: opens users' maildrops
+        (:class:`~netproto_twisted.pop3.maildrop.MaildirMaildrops`).
     :param authenticator: checks USER/PASS and AUTH (``None``: nobody can log in).
     :param settings: :class:`POP3Settings`.
     :param tls: server TLS context for STLS, or ``None`` (STLS not offered).
