@@ -139,7 +139,7 @@ class POP3ClientProtocol(LineProtocol):
         Single-line: the ``+OK`` text.  Multi-line: ``(text, body)`` where
         ``body`` is the unstuffed data as bytes, or the octets given to
         ``sink`` when one is given.  ``challenge(data) -> response`` answers
-        ``+ `` continuation lines (SASL).
+        the ``+`` continuation lines of SASL.
         """
         if self._lost:
             raise POP3ConnectionLost("the connection is closed")
