@@ -87,10 +87,12 @@ class PoplibTests(TestCase):
             pop.pass_(PASSWORD)
             cipher = pop.sock.cipher()  # type: ignore[attr-defined]
             stat = pop.stat()
+            body = pop.retr(2)[1]
             pop.quit()
-            return capa, stat, cipher
+            return capa, stat, cipher, body
 
-        capa, stat, cipher = await deferToThread(session)
+        capa, stat, cipher, body = await deferToThread(session)
+        self.assertEqual(body, MESSAGES[1].split(b"\r\n")[:-1])  # streamed through TLS
         assert isinstance(capa, dict)
         self.assertNotIn("STLS", capa)
         self.assertEqual(stat, (3, 168))
