@@ -88,19 +88,21 @@ def driven(
     tls: object | None = None,
     allow_insecure: bool = True,
     settings: POP3Settings | None = None,
+    maildrop_runner: Any = inline,
+    shared: Authenticator | None = None,
 ) -> tuple[POP3Connection, ConnectionDriver]:
     """A POP3Connection over ``base`` driven by bytes; streamed data joins the driver's output."""
     collector = Collector()
     conn = POP3Connection(
         settings or POP3Settings(hostname="pop.test", allow_insecure_auth=allow_insecure),
-        MaildirMaildrops(base, inline),
+        MaildirMaildrops(base, maildrop_runner),
         collector,
         inline,
         peer="127.0.0.1" if loopback else "192.0.2.7",
         peer_is_loopback=loopback,
         secure=secure,
         tls=tls,
-        authenticator=authenticator(users, clock, allow_insecure=allow_insecure),
+        authenticator=shared or authenticator(users, clock, allow_insecure=allow_insecure),
     )
     driver = ConnectionDriver(conn)
     collector.target = driver.output

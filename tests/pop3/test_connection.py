@@ -11,8 +11,18 @@ from twisted.trial.unittest import SynchronousTestCase
 from netproto_twisted.core.connection import ConnectionDriver, StartTLS
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_NAME
 from netproto_twisted.pop3 import POP3Settings, State
+from tests.mailstore.helpers import ManualRunner
 
-from .helpers import MESSAGES, PASSWORD, USER, driven, maildir_files, make_maildir, password_file
+from .helpers import (
+    MESSAGES,
+    PASSWORD,
+    USER,
+    authenticator,
+    driven,
+    maildir_files,
+    make_maildir,
+    password_file,
+)
 
 LOGIN = b"USER alice\r\nPASS correct horse\r\n"
 
@@ -265,3 +275,38 @@ class SessionTests(SynchronousTestCase):
             b"+OK send PASS\r\n+OK maildrop has 0 messages (0 octets)\r\n"
             b"+OK 0 0\r\n+OK maildrop has 0 messages (0 octets)\r\n.\r\n",
         )
+
+    def test_connection_lost_while_the_maildrop_opens_releases_its_lock(self) -> None:
+        runner = ManualRunner()
+        conn, driver = self.session(maildrop_runner=runner)
+        self.assertEqual(driver.feed(LOGIN), b"+OK send PASS\r\n")  # the open is queued
+        conn.connection_lost()  # type: ignore[attr-defined]
+        runner.run_all()  # the open locks, then sees nobody is left and unlocks
+        self.assertFalse(os.path.exists(os.path.join(self.base, USER, SESSION_LOCK_NAME)))
+        _, again = self.session()
+        self.assertIn(b"+OK maildrop has 3", again.feed(LOGIN))
+
+    def test_connection_lost_while_retr_opens_the_file(self) -> None:
+        runner = ManualRunner()
+        conn, driver = self.session(maildrop_runner=runner)
+        driver.feed(LOGIN)
+        runner.run_next()  # the open and snapshot
+        self.assertIn(b"+OK maildrop has 3", driver.take_output())
+        driver.feed(b"RETR 1\r\n")
+        conn.connection_lost()  # type: ignore[attr-defined]
+        runner.run_all()  # the file opened late is closed; the lock released
+        self.assertFalse(os.path.exists(os.path.join(self.base, USER, SESSION_LOCK_NAME)))
+        self.assertEqual(len(maildir_files(self.base)), 3)
+
+    def test_a_check_waiting_its_turn_leaves_the_queue_when_the_connection_goes(self) -> None:
+        shared = authenticator(self.users, self.clock)  # one per listener, as in production
+        _, first = self.session(shared=shared)
+        first.feed(b"USER alice\r\nPASS nope\r\n")  # refused, held for its 1 s penalty
+        second, driver = self.session(shared=shared)
+        driver.feed(b"USER alice\r\nPASS correct horse\r\n")  # waits its turn
+        delay = second.authenticator.login_delay  # type: ignore[attr-defined]
+        self.assertEqual(delay.busy_addresses, 1)  # its check is due when the penalty ends
+        second.connection_lost()  # type: ignore[attr-defined]
+        self.assertEqual(delay.busy_addresses, 0)
+        self.clock.advance(1.0)
+        self.assertEqual(first.take_output(), b"-ERR [AUTH] authentication failed\r\n")

@@ -142,7 +142,7 @@ class POP3Connection(ConnectionBase):
         self._logout: Callable[[], None] | None = None
         self._errors = 0
         self._password_failures = 0
-        self._busy = False  # a login or the UPDATE state is running
+        self._check: Deferred[Any] | None = None  # a password check waiting its turn
         self.send(ok(f"{settings.hostname} POP3 server ready"))
 
     # -- facts the command table's guards read ----------------------------------------
@@ -187,8 +187,6 @@ class POP3Connection(ConnectionBase):
         if sasl is not None and sasl.active:
             self.wait(sasl.feed(line), self._sasl_step)
             return
-        if self._busy:  # pragma: no cover - input is held while busy
-            return
         try:
             verb, argument = parse_command(line)
         except CommandSyntaxError as e:
@@ -229,6 +227,9 @@ class POP3Connection(ConnectionBase):
         super().connection_lost()
         if self.sasl is not None:
             self.sasl.abort()
+        check, self._check = self._check, None
+        if check is not None:
+            check.cancel()  # leaves the address's queue at once
         if self.state is not State.UPDATE:
             self._end_session()
 
@@ -304,11 +305,11 @@ class POP3Connection(ConnectionBase):
         d: Deferred[Any] = authenticator.login_delay.attempt(
             self.peer or "unix", lambda: portal.login(credentials, None, IAuthenticated)
         )
-        self._busy = True
+        self._check = d
         self.wait(d, self._password_checked)
 
     def _password_checked(self, result: Any) -> None:
-        self._busy = False
+        self._check = None
         if isinstance(result, Failure):
             if result.check(UnauthorizedLogin):
                 assert self.authenticator is not None
@@ -334,14 +335,12 @@ class POP3Connection(ConnectionBase):
             return
         mechanism, _, initial = argument.partition(" ")
         d = sasl.start(mechanism, initial.encode("ascii", "replace") or None, secure=self.secure)
-        self._busy = True
         self.wait(d, self._sasl_step)
 
     def _sasl_step(self, outcome: Outcome | Failure) -> None:
         if isinstance(outcome, SendChallenge):
             self.send(outcome.line)
             return
-        self._busy = False
         if isinstance(outcome, Authenticated):
             self._logged_in(outcome.username, outcome.logout)
             return
@@ -357,12 +356,20 @@ class POP3Connection(ConnectionBase):
 
     def _logged_in(self, user: str, logout: Callable[[], None]) -> None:
         """The credentials are good: lock the maildrop and take its snapshot."""
-        self._busy = True
         self._logout = logout
-        self.wait(self.maildrops.open(user), lambda r: self._opened(user, r))
+
+        def orphaned(result: IMaildrop | Failure) -> IMaildrop | Failure:
+            # Opened (and locked) after the connection went: nobody will release it.
+            if self.lost and not isinstance(result, Failure):
+                result.release().addErrback(
+                    lambda f: _log.failure("cannot release the maildrop lock", f)
+                )
+            return result
+
+        d = self.maildrops.open(user).addBoth(orphaned)
+        self.wait(d, lambda r: self._opened(user, r))
 
     def _opened(self, user: str, result: IMaildrop | Failure) -> None:
-        self._busy = False
         if isinstance(result, Failure):
             logout, self._logout = self._logout, None
             if logout is not None:
@@ -454,14 +461,17 @@ class POP3Connection(ConnectionBase):
 
     def _stream(self, message: DropMessage, status: bytes, encoder: TopEncoder | None) -> None:
         assert self.maildrop is not None
-        self._busy = True
-        self.wait(
-            self.maildrop.open_message(message), lambda r: self._opened_message(r, status, encoder)
-        )
+
+        def orphaned(result: Any) -> Any:
+            if self.lost and not isinstance(result, Failure):
+                result.close()  # opened after the connection went
+            return result
+
+        d = self.maildrop.open_message(message).addBoth(orphaned)
+        self.wait(d, lambda r: self._opened_message(r, status, encoder))
 
     def _opened_message(self, result: Any, status: bytes, encoder: TopEncoder | None) -> None:
         if isinstance(result, Failure):
-            self._busy = False
             _log.failure("cannot open a message", result)
             self.send(err("cannot read the message, try later", SYS_TEMP))
             return
@@ -476,7 +486,6 @@ class POP3Connection(ConnectionBase):
         self.wait(producer.start(self.consumer), self._streamed)
 
     def _streamed(self, result: object) -> None:
-        self._busy = False
         if isinstance(result, Failure):
             # Part of the message is out: the reply cannot be completed, so end the session
             # (no UPDATE: nothing is deleted).
@@ -494,7 +503,6 @@ class POP3Connection(ConnectionBase):
         self.state = State.UPDATE
         assert self.maildrop is not None
         doomed = [self.messages[i - 1] for i in sorted(self.deleted)]
-        self._busy = True
 
         def release(result: int | Failure) -> Deferred[int | Failure]:
             # The lock goes once the deletions are done, whether or not the peer still waits.
