@@ -11,7 +11,8 @@ UIDVALIDITY in hex, lower case as Dovecot writes them), so a client sees the
 same UIDLs from Dovecot and from us on one Maildir.  Sizes are the octets
 ``RETR`` sends: taken from a ``,W=`` field in the file name when there is
 one, otherwise counted from the file with its line endings as CRLF (files
-may be stored with LF).
+may be stored with LF) and remembered, so that the next login reads only
+the new messages.
 
 All disk work runs through ``runner`` (the reactor's thread pool in
 production), never on the reactor thread.
@@ -43,6 +44,10 @@ __all__ = ["MaildirMaildrop", "MaildirMaildrops", "wire_size"]
 _log = Logger(namespace="netproto.pop3.maildrop")
 _VIRTUAL_SIZE = re.compile(r",W=(\d+)")
 _READ_SIZE = 256 * 1024
+#: Sizes counted from files, remembered per message (a Maildir file never changes
+#: content, only its name's flags): a user who checks mail every few minutes has
+#: only the new messages read at login.
+_MAX_KNOWN_SIZES = 200_000
 
 
 def wire_size(f: BinaryIO) -> int:
@@ -57,12 +62,19 @@ def wire_size(f: BinaryIO) -> int:
     return total + len(encoder.finish())
 
 
-def _size_of(folder: MaildirFolder, info: MessageInfo) -> int:
+def _size_of(folder: MaildirFolder, info: MessageInfo, known: dict[str, int]) -> int:
     match = _VIRTUAL_SIZE.search(info.filename.partition(":")[0])
     if match is not None:
         return int(match.group(1))
-    with folder.open_message(info) as f:
-        return wire_size(f)
+    key = os.path.join(folder.path, info.base)
+    size = known.get(key)
+    if size is None:
+        with folder.open_message(info) as f:
+            size = wire_size(f)
+        if len(known) >= _MAX_KNOWN_SIZES:
+            known.clear()
+        known[key] = size
+    return size
 
 
 @implementer(IMaildrop)
@@ -146,6 +158,7 @@ class MaildirMaildrops:
         self._run = runner
         self._clock = clock
         self._fs = fs if fs is not None else FsOps()
+        self._known_sizes: dict[str, int] = {}
 
     def open(self, user: str) -> Deferred[IMaildrop]:
         """Lock ``user``'s INBOX and snapshot it (MaildropInUse if another session holds it)."""
@@ -164,7 +177,7 @@ class MaildirMaildrops:
             messages: list[DropMessage] = []
             for info in snapshot.messages:
                 try:
-                    size = _size_of(folder, info)
+                    size = _size_of(folder, info, self._known_sizes)
                 except OSError:
                     continue  # removed meanwhile (another client, Dovecot): not shown
                 uidl = f"{info.uid:08x}{snapshot.uid_validity:08x}"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import BinaryIO
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.connection import ConnectionDriver, StartTLS
+from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_NAME
-from netproto_twisted.pop3 import POP3Settings, State
+from netproto_twisted.pop3 import MaildirMaildrops, POP3Settings, State
 from tests.mailstore.helpers import ManualRunner
 
 from .helpers import (
@@ -19,6 +21,7 @@ from .helpers import (
     USER,
     authenticator,
     driven,
+    inline,
     maildir_files,
     make_maildir,
     password_file,
@@ -310,3 +313,28 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(delay.busy_addresses, 0)
         self.clock.advance(1.0)
         self.assertEqual(first.take_output(), b"-ERR [AUTH] authentication failed\r\n")
+
+
+class MaildropTests(SynchronousTestCase):
+    def test_sizes_counted_once_and_from_the_virtual_size_field(self) -> None:
+        base = self.mktemp()
+        make_maildir(base)
+        opened: list[str] = []
+        maildrops = MaildirMaildrops(base, inline)
+        original = MaildirFolder.open_message
+
+        def counting(folder: MaildirFolder, info: MessageInfo) -> BinaryIO:
+            opened.append(info.base)
+            return original(folder, info)
+
+        self.patch(MaildirFolder, "open_message", counting)
+        drop = self.successResultOf(maildrops.open(USER))
+        self.assertEqual([m.size for m in drop.messages], [51, 71, 46])
+        self.assertEqual(len(opened), 3)
+        self.successResultOf(drop.release())
+        new = os.path.join(base, USER, "new")
+        os.rename(os.path.join(new, os.listdir(new)[0]), os.path.join(new, "1.M1P1.host,W=99"))
+        again = self.successResultOf(maildrops.open(USER))
+        self.assertEqual(len(opened), 3)  # nothing read again
+        self.assertIn(99, [m.size for m in again.messages])
+        self.successResultOf(again.release())
