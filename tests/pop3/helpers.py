@@ -113,3 +113,26 @@ def maildir_files(base: str, user: str = USER) -> list[str]:
     """The message files of ``user``'s INBOX (cur and new)."""
     root = os.path.join(base, user)
     return sorted(name for sub in ("cur", "new") for name in os.listdir(os.path.join(root, sub)))
+
+
+def deliver_by_smtp(base: str, bodies: list[bytes], user: str = USER) -> None:
+    """Send ``bodies`` to ``user@example.org`` through our SMTP server, in memory.
+
+    They land in the Maildir++ tree ``base``, written as the SMTP daemon writes it.
+    """
+    from twisted.internet.testing import MemoryReactorClock
+
+    from netproto_twisted.smtp import send_mail
+    from netproto_twisted.smtp.delivery import DefaultPolicy, MaildirTarget
+    from netproto_twisted.smtp.server import SMTPServerFactory
+    from netproto_twisted.testing import MemoryEndpoint
+
+    clock = MemoryReactorClock()
+    store = MaildirStore(base, fs=FsOps(), runner=sync_runner, sync="file")
+    policy = DefaultPolicy(["example.org"], MaildirTarget(store))
+    endpoint = MemoryEndpoint(SMTPServerFactory(clock, policy), clock)
+    for body in bodies:
+        d = send_mail(clock, "localhost", 25, "bob@example.net", f"{user}@example.org", body,
+                      tls="none", endpoint=endpoint)  # fmt: skip
+        if endpoint.result_of(d):
+            raise AssertionError(f"SMTP refused the message to {user}")

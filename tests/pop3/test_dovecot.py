@@ -1,4 +1,4 @@
-"""Our POP3 client against Dovecot's POP3 server, over the Maildir our delivery code wrote.
+"""Our POP3 client against Dovecot's POP3 server, over the Maildir our SMTP server delivered into.
 
 Needs Debian's ``dovecot-pop3d`` (``apt-get install dovecot-pop3d``); skipped
 without it.  Dovecot runs in the foreground from a private configuration in a
@@ -20,13 +20,15 @@ from twisted.trial.unittest import TestCase
 from netproto_twisted.pop3 import POP3ReplyError, connect_pop3
 from tests.waiting import wait_for_files
 
-from .helpers import MESSAGES, PASSWORD, USER, maildir_files, make_maildir, password_file
+from .helpers import MESSAGES, PASSWORD, USER, deliver_by_smtp, maildir_files, password_file
 from .loopback import LoopbackServer, reactor
 
 DOVECOT = shutil.which("dovecot") or (
     "/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None
 )
 POP3_BINARY = "/usr/lib/dovecot/pop3"
+#: What is sent through SMTP (which refuses bare LF, so all CRLF here).
+SENT = [*MESSAGES[:2], MESSAGES[2].replace(b"\n", b"\r\n")]
 
 
 def _free_port() -> int:
@@ -46,7 +48,7 @@ class DovecotPOP3Tests(TestCase):
         os.chmod(self.dir, 0o755)
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.base = os.path.join(self.dir, "mail")
-        make_maildir(self.base)
+        deliver_by_smtp(self.base, SENT)
         if os.getuid() == 0:  # Dovecot refuses mail access as root
             self.uid = self.gid = 65534
         else:
@@ -139,11 +141,13 @@ class DovecotPOP3Tests(TestCase):
         bodies = [await theirs.retr(n) for n, _ in listing]
         top = await theirs.top(2, 1)
         await theirs.quit()
-        self.assertEqual(stat, (3, 168))
-        self.assertEqual(
-            bodies, [m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for m in MESSAGES]
-        )
-        self.assertEqual(top, b"From: carol@example.org\r\nSubject: two\r\n\r\n.leading dot\r\n")
+        self.assertEqual(stat[0], 3)
+        self.assertEqual(stat[1], sum(size for _, size in listing))
+        for body, sent, (_, size) in zip(bodies, SENT, listing, strict=True):
+            self.assertTrue(body.startswith(b"Received: "))  # our SMTP server's trace
+            self.assertTrue(body.endswith(sent))
+            self.assertEqual(len(body), size)
+        self.assertTrue(top.endswith(b"Subject: two\r\n\r\n.leading dot\r\n"))
 
         users = password_file(self.dir)
         server = LoopbackServer(self.dir, self.base, users)
