@@ -96,6 +96,13 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(driver.feed(b"STLS\r\n"), b"-ERR TLS already active\r\n")
         self.assertIn(b"+OK maildrop has 3", driver.feed(LOGIN))
 
+    def test_plaintext_pipelined_after_stls_is_discarded(self) -> None:
+        _, driver = self.session(loopback=False, tls=object())
+        out = driver.feed(b"STLS\r\nUSER alice\r\nPASS correct horse\r\n")
+        self.assertEqual(out, b"+OK Begin TLS negotiation\r\n")  # nothing answered in clear
+        self.assertIsInstance(driver.actions[-1], StartTLS)
+        self.assertIn(b"+OK maildrop has 3", driver.feed(LOGIN))  # what comes under TLS
+
     def test_loopback_without_allow_insecure_is_refused_too(self) -> None:
         _, driver = self.session(allow_insecure=False, settings=POP3Settings(hostname="pop.test"))
         self.assertIn(b"-ERR plaintext login needs TLS", driver.feed(b"USER alice\r\n"))

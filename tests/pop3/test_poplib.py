@@ -9,14 +9,14 @@ import socket
 import ssl
 import subprocess
 
-from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_NAME
+from tests.waiting import wait_for_files
 
 from .helpers import MESSAGES, PASSWORD, USER, maildir_files, make_maildir, password_file
-from .loopback import LoopbackServer, reactor
+from .loopback import LoopbackServer
 
 CURL = shutil.which("curl")
 
@@ -144,8 +144,10 @@ class PoplibTests(TestCase):
 
         got = await deferToThread(session)
         self.assertGreater(got, 0)
-        while os.path.exists(lock):  # released once the server saw the reset
-            await _tick()
+        # Released once the server saw the reset: woken by inotify, bounded.
+        await deferToThread(
+            wait_for_files, [os.path.dirname(lock)], lambda: not os.path.exists(lock), 30
+        )
         self.assertEqual(len(maildir_files(self.base)), 4)
 
     async def test_pipelined_commands_and_junk_over_a_socket(self) -> None:
@@ -215,8 +217,28 @@ class PoplibTests(TestCase):
         self.assertEqual(tls.returncode, 0, tls.stderr)
         self.assertEqual(tls.stdout, MESSAGES[0])
 
+    async def test_plaintext_pipelined_after_stls_is_not_answered(self) -> None:
+        port, cert = self.server.number, str(self.server.cert)
 
-def _tick() -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(0.01, d.callback, None)
-    return d
+        def session() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+                f = raw.makefile("rb")
+                f.readline()
+                raw.sendall(b"STLS\r\nCAPA\r\n")  # CAPA injected in clear, before the handshake
+                assert f.readline().startswith(b"+OK")
+                context = ssl.create_default_context(cafile=cert)
+                context.check_hostname = False
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(b"NOOP\r\nQUIT\r\n")
+                    data = b""
+                    while True:
+                        chunk = tls.recv(4096)
+                        if not chunk:
+                            return data
+                        data += chunk
+
+        data = await deferToThread(session)
+        self.assertEqual(
+            data,
+            b"-ERR command not valid in this state\r\n+OK pop.test POP3 server signing off\r\n",
+        )
