@@ -20,6 +20,7 @@ production), never on the reactor thread.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from netproto_twisted.core.dotstuff import EolNormalizer
-from netproto_twisted.core.streaming import BlockRunner
+from netproto_twisted.core.streaming import CHUNK_SIZE, BlockRunner
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_REFRESH_SECONDS, MaildropLock
@@ -39,7 +40,7 @@ from netproto_twisted.mailstore.tree import UserTree
 from netproto_twisted.pop3.errors import MaildropInUse
 from netproto_twisted.pop3.interfaces import DropMessage, IMaildrop, IMaildropStore
 
-__all__ = ["MaildirMaildrop", "MaildirMaildrops", "wire_size"]
+__all__ = ["MaildirMaildrop", "MaildirMaildrops", "read_cached", "wire_size"]
 
 _log = Logger(namespace="netproto.pop3.maildrop")
 _VIRTUAL_SIZE = re.compile(r",W=(\d+)")
@@ -48,6 +49,7 @@ _READ_SIZE = 256 * 1024
 #: content, only its name's flags): a user who checks mail every few minutes has
 #: only the new messages read at login.
 _MAX_KNOWN_SIZES = 200_000
+_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 def wire_size(f: BinaryIO) -> int:
@@ -60,6 +62,36 @@ def wire_size(f: BinaryIO) -> int:
             break
         total += len(encoder.encode(chunk))
     return total + len(encoder.finish())
+
+
+def read_cached(path: str, limit: int = CHUNK_SIZE) -> bytes | None:
+    """Return the file's content if it is smaller than ``limit`` and all in the page cache.
+
+    Never waits for the disk: the read is ``preadv`` with ``RWF_NOWAIT``
+    (Linux), which fails rather than block; ``None`` means "read it in a
+    thread" (not cached, too large, gone, or no ``RWF_NOWAIT`` here).  The
+    caller has just listed the directory, so opening the file finds its
+    inode in memory.
+    """
+    if _RWF_NOWAIT is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size >= limit:
+            return None
+        buffer = bytearray(size + 1)  # one more: a file that grew is not taken as complete
+        got = os.preadv(fd, [buffer], 0, _RWF_NOWAIT)
+    except OSError:  # BlockingIOError (not cached), EOPNOTSUPP (a filesystem without it)
+        return None
+    finally:
+        os.close(fd)
+    if got != size:
+        return None
+    return bytes(buffer[:got])
 
 
 def _size_of(folder: MaildirFolder, info: MessageInfo, known: dict[str, int]) -> int:
@@ -111,9 +143,34 @@ class MaildirMaildrop:
         self._schedule()
 
     def open_message(self, message: DropMessage) -> Deferred[BinaryIO]:
-        """Fire with the message's file opened for binary reading."""
+        """Fire with the message opened for binary reading.
+
+        A message smaller than :data:`~netproto_twisted.core.streaming.CHUNK_SIZE`
+        (most mail) is read whole and given as :class:`io.BytesIO`: at once
+        when the page cache holds it (:func:`read_cached`, which never waits
+        for the disk), else in one trip to the thread pool.  A larger one is
+        given as its open file, read block by block in the thread pool.
+        """
         info: Any = message.key
-        d: Deferred[BinaryIO] = self._run(lambda: self.folder.open_message(info))
+        folder = self.folder
+        cached = read_cached(os.path.join(folder.path, info.subdir, info.filename))
+        if cached is not None:
+            return succeed(io.BytesIO(cached))
+
+        def open_and_peek() -> BinaryIO:
+            f = folder.open_message(info)
+            try:
+                head = f.read(CHUNK_SIZE)
+                if len(head) < CHUNK_SIZE:
+                    f.close()
+                    return io.BytesIO(head)
+                f.seek(0)
+            except BaseException:
+                f.close()
+                raise
+            return f
+
+        d: Deferred[BinaryIO] = self._run(open_and_peek)
         return d
 
     def delete(self, messages: Sequence[DropMessage]) -> Deferred[int]:

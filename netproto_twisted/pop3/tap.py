@@ -50,8 +50,12 @@ __all__ = [
 SERVICE_NAME = "netproto-pop3"
 #: Where the server listens by default: STLS on 2110, implicit TLS on 2995, loopback only.
 DEFAULT_LISTEN = ("tcp:2110:interface=127.0.0.1", "ssl:2995:interface=127.0.0.1")
-#: POP3's limits: RFC 1939's ten-minute autologout instead of the shared five minutes.
-POP3_LIMITS = replace(DEFAULT_LIMITS, idle_timeout=DEFAULT_IDLE_TIMEOUT)
+#: POP3's limits: RFC 1939's ten-minute autologout instead of the shared five minutes, and
+#: a command rate that lets a client fetch a mailbox at full speed (one RETR per message,
+#: pipelined): the shared 100 commands/s would make 1,000 messages take ten seconds.
+POP3_LIMITS = replace(
+    DEFAULT_LIMITS, idle_timeout=DEFAULT_IDLE_TIMEOUT, command_rate=5000.0, command_burst=1000
+)
 
 
 @dataclass(frozen=True)

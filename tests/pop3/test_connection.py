@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 from typing import BinaryIO
 
@@ -13,6 +14,7 @@ from netproto_twisted.core.connection import ConnectionDriver, StartTLS
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_NAME
 from netproto_twisted.pop3 import MaildirMaildrops, POP3Settings, State
+from netproto_twisted.pop3.maildrop import read_cached
 from tests.mailstore.helpers import ManualRunner
 
 from .helpers import (
@@ -345,3 +347,64 @@ class MaildropTests(SynchronousTestCase):
         self.assertEqual(len(opened), 3)  # nothing read again
         self.assertIn(99, [m.size for m in again.messages])
         self.successResultOf(again.release())
+
+    def test_small_messages_read_from_the_page_cache_large_ones_streamed(self) -> None:
+        base = self.mktemp()
+        big = b"Subject: big\r\n\r\n" + b".x" * 100_000 + b"\r\n"
+        make_maildir(base, [MESSAGES[0], big])
+        maildrops = MaildirMaildrops(base, inline)
+        drop = self.successResultOf(maildrops.open(USER))
+        small, large = drop.messages
+        with self.successResultOf(drop.open_message(small)) as f:
+            self.assertIsInstance(f, io.BytesIO)
+            self.assertEqual(f.read(), MESSAGES[0])
+        with self.successResultOf(drop.open_message(large)) as f:
+            self.assertNotIsInstance(f, io.BytesIO)  # a real file, read block by block
+            self.assertEqual(f.read(), big)
+        self.successResultOf(drop.release())
+
+    def test_read_cached_never_waits_for_the_disk(self) -> None:
+        path = os.path.join(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(b"cached")
+        if getattr(os, "RWF_NOWAIT", None) is None:
+            raise self.skipTest("no RWF_NOWAIT on this platform")
+        self.assertEqual(read_cached(path), b"cached")
+        self.assertIsNone(read_cached(path, limit=6))  # not smaller than the limit
+        self.assertIsNone(read_cached(path + ".gone"))
+
+        def not_cached(*args: object) -> int:
+            raise BlockingIOError("would block")
+
+        self.patch(os, "preadv", not_cached)
+        self.assertIsNone(read_cached(path))
+        # The maildrop then reads in the thread pool (inline here), with the same result.
+        base = self.mktemp()
+        make_maildir(base, [MESSAGES[1]])
+        drop = self.successResultOf(MaildirMaildrops(base, inline).open(USER))
+        with self.successResultOf(drop.open_message(drop.messages[0])) as f:
+            self.assertEqual(f.read(), MESSAGES[1])
+        self.successResultOf(drop.release())
+
+
+class LargeMessageTests(SynchronousTestCase):
+    def test_retr_and_top_of_a_message_larger_than_a_block(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        base = os.path.join(directory, "mail")
+        lines = [b"line %d" % i for i in range(20_000)] + [b".dot", b"..two"]
+        big = b"Subject: big\n\n" + b"\n".join(lines) + b"\n"  # stored with LF
+        make_maildir(base, [big])
+        _, driver = driven(base, password_file(directory), MemoryReactorClock())
+        driver.feed(LOGIN)
+        driver.take_output()
+        out = driver.feed(b"LIST 1\r\nRETR 1\r\nTOP 1 2\r\nNOOP\r\n")
+        expected = big.replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..")
+        size = len(big.replace(b"\n", b"\r\n"))
+        self.assertEqual(
+            out,
+            b"+OK 1 %d\r\n+OK %d octets\r\n" % (size, size)
+            + expected
+            + b".\r\n+OK top of message follows\r\nSubject: big\r\n\r\nline 0\r\nline 1\r\n.\r\n"
+            b"+OK\r\n",
+        )

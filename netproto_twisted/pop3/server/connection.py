@@ -17,7 +17,9 @@ produces replies and actions; it dispatches through
 - **TRANSACTION**: ``RETR`` and ``TOP`` are streamed from the file by
   :class:`~netproto_twisted.core.streaming.StreamProducer` (read in the
   thread pool, CRLF line endings, dot-stuffed, with backpressure) to the
-  ``consumer`` given to the object; ``DELE`` only marks.
+  ``consumer`` given to the object; a message the store read whole in its
+  one trip to the thread pool (smaller than one 64 KiB block) is encoded
+  and sent as one reply instead.  ``DELE`` only marks.
 - **UPDATE**: only after ``QUIT``: the marked messages are removed, then the
   lock released.  A connection that drops (or times out) removes nothing.
 """
@@ -25,6 +27,7 @@ produces replies and actions; it dispatches through
 from __future__ import annotations
 
 import builtins
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +41,7 @@ from twisted.python.failure import Failure
 from netproto_twisted.core.auth import IAuthenticated
 from netproto_twisted.core.commands import CommandTable, Refusal, RefusalKind
 from netproto_twisted.core.connection import ConnectionBase
+from netproto_twisted.core.dotstuff import DotStuffer
 from netproto_twisted.core.login_delay import TooManyWaiting
 from netproto_twisted.core.sasl_exchange import (
     POP3_FRAMING,
@@ -474,6 +478,13 @@ class POP3Connection(ConnectionBase):
         if isinstance(result, Failure):
             _log.failure("cannot open a message", result)
             self.send(err("cannot read the message, try later", SYS_TEMP))
+            return
+        if isinstance(result, io.BytesIO):
+            # A small message the store read whole (one block): encode it and send it
+            # with its status line as one reply, without a producer.
+            stuffer: TopEncoder | DotStuffer = encoder if encoder is not None else DotStuffer()
+            data = result.getvalue()
+            self.send(status + stuffer.encode(data) + stuffer.finish())
             return
         self._write_now(status)
         producer = StreamProducer(
