@@ -47,6 +47,7 @@ NAME = "netproto"
 COMPONENTS: dict[str, str] = {
     "socket": "netproto_twisted.sockserv.tap",
     "smtp": "netproto_twisted.smtp.tap",
+    "pop3": "netproto_twisted.pop3.tap",
 }
 
 

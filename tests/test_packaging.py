@@ -34,6 +34,7 @@ class WheelContentTests(SynchronousTestCase):
         [wheel] = list(out.glob("netproto_twisted-*.whl"))
         names = set(zipfile.ZipFile(wheel).namelist())
         self.assertIn("twisted/plugins/netproto.py", names)
+        self.assertIn("twisted/plugins/netproto_pop3.py", names)
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
         self.assertIn("netproto_twisted/py.typed", names)

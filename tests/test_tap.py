@@ -29,6 +29,9 @@ max_connections = 20
 [smtp]
 enabled = false
 
+[pop3]
+enabled = false
+
 [[socket.services]]
 name = "echo"
 handler = "echo"
@@ -54,7 +57,7 @@ class BuildTests(SynchronousTestCase):
         cwd.mkdir()
         svc = tap.build({"data": str(cwd / "data")}, reactor)  # built, never started
         names = sorted(s.name for s in svc)
-        self.assertEqual(names, ["smtp", "socket"])
+        self.assertEqual(names, ["pop3", "smtp", "socket"])
         self.assertTrue((cwd / "data" / "tls" / "dev-cert.pem").exists())
         self.assertTrue(svc.context.tls.development)
         self.assertTrue(svc.context.tls.fingerprint().startswith("SHA256:"))
@@ -85,7 +88,9 @@ class BuildTests(SynchronousTestCase):
             self.assertNotIn("\n", str(cm.exception))
 
     def test_disabled_section_runs_nothing(self) -> None:
-        path = self._config("[socket]\nenabled = false\n[smtp]\nenabled = false\n")
+        path = self._config(
+            "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
+        )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
 
@@ -140,7 +145,7 @@ class DaemonTests(SynchronousTestCase):
         cwd = Path(self.mktemp())
         cwd.mkdir(parents=True)
         (cwd / "netproto.toml").write_text(
-            "[smtp]\nenabled = false\n"
+            "[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
             f'[[socket.services]]\nname = "echo"\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
         daemon = Daemon(["netproto", "--config", "netproto.toml"], cwd)
         self.addCleanup(daemon.stop, signal.SIGKILL)
