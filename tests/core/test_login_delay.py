@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
+from twisted.internet.defer import CancelledError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -168,6 +169,7 @@ class AttemptTests(SynchronousTestCase):
         self.assertEqual(delay.waiting(HOST), 3)
         self.failureResultOf(delay.attempt(HOST, self.checks.check), TooManyWaiting)
         attempts[2].cancel()  # a cancelled one frees its place
+        self.failureResultOf(attempts[2], CancelledError)
         more = delay.attempt(HOST, self.checks.check)
         self.assertNoResult(more)
         self.assertNoResult(attempts[3])
