@@ -141,6 +141,22 @@ class Daemon:
         return self.proc.returncode
 
 
+def _twistd_flags_usage_errors() -> bool:
+    from twisted import version
+
+    return (version.major, version.minor) >= (26, 10)
+
+
+#: Whether ``twistd`` exits non-zero after a usage error: it does from Twisted
+#: 26.10 on; older releases print the error and exit with status 0.
+USAGE_ERROR_EXITS_NONZERO = _twistd_flags_usage_errors()
+
+
+def usage_error_exit(returncode: int) -> bool:
+    """Whether ``returncode`` is what ``twistd`` ends with after a usage error."""
+    return returncode != 0 if USAGE_ERROR_EXITS_NONZERO else returncode == 0
+
+
 def run_twistd(
     args: Sequence[str], cwd: str | os.PathLike[str], timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.passwords import PasswordFile
-from tests.twistd import Daemon, run_twistd
+from tests.twistd import Daemon, run_twistd, usage_error_exit
 
 TIMEOUT = 20.0
 
@@ -69,7 +69,7 @@ class DaemonTests(SynchronousTestCase):
 
     def test_bad_option_is_one_line(self) -> None:
         result = run_twistd(["netproto-smtp", "--relay-network", "300.1.1.1/8"], self.cwd)
-        self.assertNotEqual(result.returncode, 0)
+        self.assertTrue(usage_error_exit(result.returncode))
         self.assertIn("300.1.1.1/8", result.stderr + result.stdout)
 
     def test_port_in_use_exits(self) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.interop.test_smtp_relay_sink import Sink, message
-from tests.twistd import Daemon, run_twistd
+from tests.twistd import Daemon, run_twistd, usage_error_exit
 from tests.waiting import wait_for_exit, wait_for_files
 
 TIMEOUT = 30.0
@@ -140,5 +140,5 @@ class SMTPWorkersDaemonTests(SynchronousTestCase):
 
     def test_bad_worker_count_is_one_line(self) -> None:
         result = run_twistd(["netproto-smtp", "--workers", "0"], self.cwd)
-        self.assertNotEqual(result.returncode, 0)
+        self.assertTrue(usage_error_exit(result.returncode))
         self.assertIn("--workers: must be 1 to 64, got 0", result.stdout + result.stderr)
