@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
@@ -49,6 +49,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from netproto_twisted.core._twisted_compat import fired_value
 from netproto_twisted.core.errors import LineTooLong
 from netproto_twisted.core.framing import BareLineEnding, LineBuffer, LineEndings
 from netproto_twisted.core.limits import RateLimiter
@@ -227,6 +228,14 @@ class ConnectionBase:
         Handlers run only while the connection is up; an exception in one
         goes to :meth:`handler_failed`.
         """
+        done, value = fired_value(d)
+        if done:
+            if not self.lost:
+                try:
+                    handler(cast(T, value))
+                except Exception:
+                    self.handler_failed(Failure())
+            return
         fired = False
 
         def finish(result: T | Failure) -> None:

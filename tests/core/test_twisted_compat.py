@@ -149,6 +149,32 @@ class DeferredTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(result), "y")
 
 
+class FiredValueTests(SynchronousTestCase):
+    """fired_value reads a fired Deferred's value, on this Twisted, and declines otherwise."""
+
+    def test_fast_path_taken(self) -> None:
+        self.assertTrue(compat.HAS_DEFERRED_INTERNALS)
+        self.assertIs(compat._fired_value, compat._fast_fired_value)
+        self.assertEqual(compat.fired_value(defer.succeed(3)), (True, 3))
+
+    def test_declines(self) -> None:
+        self.assertEqual(compat.fired_value(Deferred()), (False, None))
+        failed: Deferred[int] = defer.fail(ValueError("no"))
+        self.assertEqual(compat.fired_value(failed), (False, None))
+        self.failureResultOf(failed, ValueError)
+        chained: Deferred[int] = defer.succeed(1)
+        chained.addCallback(lambda _: Deferred())  # now waits on another Deferred
+        self.assertEqual(compat.fired_value(chained), (False, None))
+        paused: Deferred[int] = defer.succeed(2)
+        paused.pause()
+        self.assertEqual(compat.fired_value(paused), (False, None))
+        paused.unpause()
+        self.assertEqual(compat.fired_value(paused), (True, 2))
+
+    def test_fallback(self) -> None:
+        self.assertEqual(compat._public_fired_value(defer.succeed(3)), (False, None))
+
+
 class _Keep(Protocol):
     def connectionMade(self) -> None:
         self.factory.made.callback(self)  # type: ignore[attr-defined]
