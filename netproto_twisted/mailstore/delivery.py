@@ -206,9 +206,13 @@ class _TmpWriter:
         return self._fd
 
     def _make_folder(self, folder: MaildirFolder) -> None:
-        """Create a folder's directories durably (first delivery to a new user)."""
+        """Create a folder's directories durably (first delivery to a new user).
+
+        ``tmp/`` comes last: a writer in another thread or process that can
+        create its file in ``tmp/`` then finds ``new/`` and ``cur/`` there too.
+        """
         root = folder.path
-        for directory in (folder.tmp, folder.new, folder.cur):
+        for directory in (folder.new, folder.cur, folder.tmp):
             os.makedirs(directory, mode=0o700, exist_ok=True)
         self._fs.fsync_dir(root)
         self._fs.fsync_dir(os.path.dirname(root))

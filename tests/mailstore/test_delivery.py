@@ -252,3 +252,29 @@ class StreamingMemoryTests(SynchronousTestCase):
         path = os.path.join(base, "big", "new", name)
         self.assertEqual(os.path.getsize(path), total)
         self.assertTrue(name.endswith(f",S={total}"))
+
+
+class FolderCreationOrderTests(SynchronousTestCase):
+    """A new folder's tmp/ appears last, so whoever writes into it finds new/ and cur/."""
+
+    def test_tmp_is_created_after_new_and_cur(self) -> None:
+        from netproto_twisted.mailstore import delivery
+        from netproto_twisted.mailstore.folder import MaildirFolder
+        from netproto_twisted.mailstore.fsops import FsOps
+
+        root = os.path.join(self.mktemp(), "bob")
+        folder = MaildirFolder(root, FsOps())
+        seen: list[tuple[str, bool]] = []
+        real_makedirs = os.makedirs
+
+        def makedirs(path: str, mode: int = 0o777, exist_ok: bool = False) -> None:
+            if path == folder.tmp:
+                seen.append((path, os.path.isdir(folder.new) and os.path.isdir(folder.cur)))
+            real_makedirs(path, mode=mode, exist_ok=exist_ok)
+
+        self.patch(delivery.os, "makedirs", makedirs)
+        writer = object.__new__(delivery.MessageWriter)
+        writer._fs = FsOps()
+        writer._make_folder(folder)
+        self.assertEqual(seen, [(folder.tmp, True)])
+        self.assertTrue(all(os.path.isdir(d) for d in (folder.tmp, folder.new, folder.cur)))
