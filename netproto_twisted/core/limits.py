@@ -195,6 +195,14 @@ _FLAGS: tuple[tuple[str, str], ...] = (
 _HELP = {f.name: str(f.metadata.get("help", "")) for f in fields(Limits)}
 
 
+def int_option(options: Mapping[str, Any], name: str) -> int:
+    """Return the ``--name`` option as an int, or raise a one-line :class:`usage.UsageError`."""
+    try:
+        return int(options[name])
+    except ValueError:
+        raise usage.UsageError(f"--{name}: not a number: {options[name]!r}") from None
+
+
 def limits_options(defaults: Limits = DEFAULT_LIMITS) -> list[list[Any]]:
     """Return ``optParameters`` rows for every limit flag, with *defaults* in the help text.
 

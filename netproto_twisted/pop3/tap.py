@@ -24,7 +24,13 @@ from netproto_twisted.core.access import (
 )
 from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
+from netproto_twisted.core.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    LimitsOptionsMixin,
+    int_option,
+    limits_options,
+)
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
@@ -185,10 +191,7 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
     def postOptions(self) -> None:
         """Build :attr:`config` from the options."""
         super().postOptions()
-        try:
-            max_errors = int(self["max-errors"])
-        except ValueError:
-            raise usage.UsageError(f"--max-errors: not a number: {self['max-errors']!r}") from None
+        max_errors = int_option(self, "max-errors")
         try:
             self.config = Config(
                 listen=tuple(self["listen"]) or DEFAULT_LISTEN,

@@ -33,7 +33,13 @@ from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.durable import MODES as SYNC_MODES
 from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin, limits_options
+from netproto_twisted.core.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    LimitsOptionsMixin,
+    int_option,
+    limits_options,
+)
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
@@ -546,14 +552,8 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
     def postOptions(self) -> None:
         """Build :attr:`config` from the options."""
         super().postOptions()
-        try:
-            max_size = int(self["max-size"])
-        except ValueError:
-            raise usage.UsageError(f"--max-size: not a number: {self['max-size']!r}") from None
-        try:
-            workers = int(self["workers"])
-        except ValueError:
-            raise usage.UsageError(f"--workers: not a number: {self['workers']!r}") from None
+        max_size = int_option(self, "max-size")
+        workers = int_option(self, "workers")
         if not 1 <= workers <= MAX_WORKERS:
             raise usage.UsageError(f"--workers: must be 1 to {MAX_WORKERS}, got {workers}")
         listen, submission = tuple(self["listen"]), tuple(self["submission"])

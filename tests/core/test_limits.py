@@ -251,3 +251,17 @@ class LimitsAsConfigSectionTests(unittest.SynchronousTestCase):
         )
         self.assertEqual(len(rows), len(dataclasses.fields(Limits)))
         self.assertTrue(all(help_text for _t, _d, help_text in rows.values()))
+
+
+class IntOptionTests(unittest.SynchronousTestCase):
+    """int_option: a twistd option as an int, or one line naming the option."""
+
+    def test_number_and_refusal(self) -> None:
+        from twisted.python import usage
+
+        from netproto_twisted.core.limits import int_option
+
+        self.assertEqual(int_option({"max-errors": "7"}, "max-errors"), 7)
+        with self.assertRaises(usage.UsageError) as caught:
+            int_option({"workers": "two"}, "workers")
+        self.assertEqual(str(caught.exception), "--workers: not a number: 'two'")
