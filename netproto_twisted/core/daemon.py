@@ -8,19 +8,20 @@ reactor, the data directory, TLS material, access policy and limits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 from twisted.application.service import IService, IServiceCollection
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred
 
-from netproto_twisted.core.access import AccessPolicy
-from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
+from netproto_twisted.core.access import AccessOptionsMixin, AccessPolicy
+from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin
 from netproto_twisted.core.reactors import IServerReactor
-from netproto_twisted.core.service import endpoint_kind
+from netproto_twisted.core.service import endpoint_kind, exit_on_failure, fail
 from netproto_twisted.core.tls import (
     certificate_fingerprint,
     ensure_dev_certificate,
@@ -28,7 +29,14 @@ from netproto_twisted.core.tls import (
     tls_server_endpoint_args,
 )
 
-__all__ = ["DaemonContext", "Listening", "TLSFiles", "listening_services"]
+__all__ = [
+    "DaemonContext",
+    "Listening",
+    "ServerOptions",
+    "TLSFiles",
+    "listening_services",
+    "standalone_service",
+]
 
 
 @runtime_checkable
@@ -94,6 +102,21 @@ class DaemonContext:
         """Complete an ``ssl:`` endpoint string that names no key with this daemon's pair."""
         return self.tls.complete_endpoint(text)
 
+    def limits_for(self, defaults: Limits) -> Limits:
+        """Return a protocol's ``defaults`` overridden by each limit changed from the shared one.
+
+        The combined daemon has one ``[limits]`` table, but protocols need
+        different defaults (POP3's ten-minute autologout, an FTP transfer's
+        rate): a limit the configuration left at :data:`DEFAULT_LIMITS` takes
+        the protocol's default, one it changed wins everywhere.
+        """
+        changed = {
+            f.name: getattr(self.limits, f.name)
+            for f in fields(Limits)
+            if getattr(self.limits, f.name) != getattr(DEFAULT_LIMITS, f.name)
+        }
+        return replace(defaults, **changed)
+
 
 def listening_services(service: IService) -> Iterator[Listening]:
     """Yield the services of a tree that report their ports (``when_listening``), depth first.
@@ -105,3 +128,75 @@ def listening_services(service: IService) -> Iterator[Listening]:
     elif IServiceCollection.providedBy(service):
         for child in service:
             yield from listening_services(child)
+
+
+class ServerOptions(AccessOptionsMixin, LimitsOptionsMixin):
+    """The options every protocol daemon (``twistd netproto-<protocol>``) shares.
+
+    ``--listen ENDPOINT`` (repeatable; :meth:`listen` falls back to
+    :attr:`default_listen`), ``--data-dir``, ``--tls-cert`` and ``--tls-key``,
+    plus the access (``--allow``/``--deny``) and limit flags.  A protocol's
+    ``Options`` subclasses it, sets :attr:`default_listen` (and
+    ``limits_defaults``), adds its own ``optParameters``, and builds its
+    ``config`` in ``postOptions`` after calling ``super().postOptions()``.
+    """
+
+    #: Endpoints used when no ``--listen`` is given.
+    default_listen: ClassVar[tuple[str, ...]] = ()
+    optParameters: ClassVar[list[list[Any]]] = [
+        ["data-dir", None, "netproto-data", "where defaults live (data, users, dev certificate)"],
+        ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
+        ["tls-key", None, None, "private key PEM"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """Endpoint (repeatable): tcp:PORT, tcp6:..., ssl:PORT (implicit TLS), unix:/path."""
+        self["listen"].append(endpoint)
+
+    def listen(self) -> tuple[str, ...]:
+        """The ``--listen`` endpoints given, or :attr:`default_listen`."""
+        return tuple(self["listen"]) or self.default_listen
+
+
+def standalone_service(
+    options: ServerOptions,
+    service_name: str,
+    build: Callable[[DaemonContext], IService],
+) -> IService:
+    """Build a protocol's own daemon (``twistd netproto-<protocol>``) as the combined one does.
+
+    Makes a :class:`DaemonContext` from the options (twistd's reactor,
+    ``--data-dir``, the TLS pair or a development certificate, the access
+    policy and limits) and hands it to ``build`` -- the same function the
+    protocol's ``combined_service`` calls.  A bad file, option or endpoint
+    ends twistd with one line naming ``service_name``; so does a port that
+    cannot be bound once the reactor runs.
+    """
+    from twisted.internet import reactor as global_reactor
+
+    reactor = cast(IServerReactor, global_reactor)
+    data_dir = Path(options["data-dir"])
+    try:
+        files = TLSFiles.resolve(data_dir, options["tls-cert"] or "", options["tls-key"] or "")
+        context = DaemonContext(
+            reactor=reactor,
+            data_dir=data_dir,
+            tls=files,
+            policy=options["access_policy"],
+            limits=options["limits"],
+        )
+        context.server_tls()  # a bad certificate fails now, in one line
+        service = build(context)
+    except (ConfigError, OSError) as e:
+        fail(service_name, e)
+
+    def watch() -> None:
+        for listener in listening_services(service):
+            exit_on_failure(reactor, listener.when_listening(), service_name)
+
+    reactor.callWhenRunning(watch)
+    return service

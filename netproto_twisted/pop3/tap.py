@@ -10,37 +10,29 @@ so mail SMTP delivers is read over POP3.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from functools import partial
+from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
-from netproto_twisted.core.access import (
-    AccessOptionsMixin,
-    AccessPolicy,
-    ConnectionGuard,
-    LoginDelay,
-)
+from netproto_twisted.core.access import ConnectionGuard, LoginDelay
 from netproto_twisted.core.config import check_bounds, field
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import (
     DEFAULT_LIMITS,
     Limits,
-    LimitsOptionsMixin,
     int_option,
     limits_options,
 )
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
+from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.core.streaming import thread_block_runner
 from netproto_twisted.pop3._wire import err
 from netproto_twisted.pop3.maildrop import MaildirMaildrops
 from netproto_twisted.pop3.server import DEFAULT_IDLE_TIMEOUT, POP3ServerFactory, POP3Settings
-
-if TYPE_CHECKING:
-    from netproto_twisted.core.daemon import DaemonContext
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -84,21 +76,14 @@ class Config:
         check_bounds(self)
 
 
-def build_service(
-    config: Config,
-    reactor: Any,
-    *,
-    data_dir: Path,
-    tls: Any,
-    complete_endpoint: Any,
-    policy: AccessPolicy | None = None,
-    limits: Limits = POP3_LIMITS,
-) -> MultiService:
-    """Build the POP3 listeners from ``config`` (``tls``: the STLS context)."""
+def build_service(config: Config, context: DaemonContext) -> MultiService:
+    """Build the POP3 listeners from ``config`` with the daemon's shared ``context``."""
+    reactor = context.reactor
+    limits = context.limits_for(POP3_LIMITS)
     root = MultiService()
     root.setName("pop3")
-    maildir = config.maildir or str(data_dir / "mail")
-    password_file = PasswordFile(config.users or str(data_dir / "users"))
+    maildir = config.maildir or str(context.data_dir / "mail")
+    password_file = PasswordFile(config.users or str(context.data_dir / "users"))
     pool = reactor.getThreadPool()
     authenticator = Authenticator.for_password_file(
         password_file,
@@ -124,15 +109,17 @@ def build_service(
         MaildirMaildrops(maildir, runner, clock=reactor),
         authenticator,
         settings,
-        tls=tls,
+        tls=context.server_tls(),
         runner=runner,
     )
 
     def refusal(reason: str) -> bytes:
         return err(reason, "SYS/TEMP")
 
-    guard = ConnectionGuard(factory, reactor, policy=policy, limits=limits, refusal=refusal)
-    listen = [complete_endpoint(text) for text in config.listen]
+    guard = ConnectionGuard(
+        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
+    )
+    listen = [context.endpoint(text) for text in config.listen]
     for text in listen:
         if endpoint_kind(text) == "udp":
             raise ConfigError(text, "POP3 does not serve UDP")
@@ -145,18 +132,10 @@ def combined_service(config: Config, context: DaemonContext) -> IService | None:
     """Build the ``[pop3]`` services of the combined daemon (``None`` when disabled)."""
     if not config.enabled or not config.listen:
         return None
-    return build_service(
-        config,
-        context.reactor,
-        data_dir=context.data_dir,
-        tls=context.server_tls(),
-        complete_endpoint=context.endpoint,
-        policy=context.policy,
-        limits=context.limits,
-    )
+    return build_service(config, context)
 
 
-class Options(AccessOptionsMixin, LimitsOptionsMixin):
+class Options(ServerOptions):
     """Command-line options of ``twistd netproto-pop3``."""
 
     synopsis = "[options] [--listen ENDPOINT ...]"
@@ -165,14 +144,12 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         "tree the SMTP server delivers into (--maildir DIR: user u reads DIR/u). Without "
         "--listen: tcp:2110 (STLS) and ssl:2995 (implicit TLS), both on 127.0.0.1."
     )
+    default_listen = DEFAULT_LISTEN
     limits_defaults: ClassVar[Limits] = POP3_LIMITS
     optParameters: ClassVar[list[list[Any]]] = [
         ["hostname", None, "localhost", "server name in the greeting"],
-        ["data-dir", None, "netproto-data", "where defaults live (mail, users, dev cert)"],
         ["maildir", None, None, "Maildir base: user u reads DIR/u (default DATA/mail)"],
         ["passwords", None, None, "password file (default DATA/users)"],
-        ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
-        ["tls-key", None, None, "private key PEM"],
         ["max-errors", None, "20", "bad commands before a session is closed"],
         *limits_options(POP3_LIMITS),
     ]
@@ -180,21 +157,13 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["allow-insecure-auth", None, "allow USER/PASS and AUTH without TLS to loopback clients"],
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self["listen"] = []
-
-    def opt_listen(self, endpoint: str) -> None:
-        """Endpoint (repeatable): tcp:110, tcp6:..., ssl:995 (implicit TLS), unix:/path."""
-        self["listen"].append(endpoint)
-
     def postOptions(self) -> None:
         """Build :attr:`config` from the options."""
         super().postOptions()
         max_errors = int_option(self, "max-errors")
         try:
             self.config = Config(
-                listen=tuple(self["listen"]) or DEFAULT_LISTEN,
+                listen=self.listen(),
                 hostname=self["hostname"],
                 maildir=self["maildir"] or "",
                 users=self["passwords"] or "",
@@ -207,37 +176,4 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
 
 def makeService(options: Options) -> IService:
     """Build the service; a bad option, file or endpoint ends twistd with one line."""
-    from twisted.internet import reactor
-
-    from netproto_twisted.core.daemon import TLSFiles
-    from netproto_twisted.core.tls import server_context, tls_server_endpoint_args
-
-    data_dir = Path(options["data-dir"])
-    try:
-        files = TLSFiles.resolve(data_dir, options["tls-cert"] or "", options["tls-key"] or "")
-        tls = server_context(files.cert, files.key)
-
-        def complete(text: str) -> str:
-            if endpoint_kind(text) == "ssl" and "privateKey=" not in text:
-                return f"{text}:{tls_server_endpoint_args(files.cert, files.key)}"
-            return text
-
-        service = build_service(
-            options.config,
-            reactor,
-            data_dir=data_dir,
-            tls=tls,
-            complete_endpoint=complete,
-            policy=options["access_policy"],
-            limits=options["limits"],
-        )
-    except (ConfigError, OSError) as e:
-        fail(SERVICE_NAME, e)
-    listeners = [s for s in service if isinstance(s, EndpointsService)]
-
-    def watch() -> None:
-        for listener in listeners:
-            exit_on_failure(reactor, listener.when_listening(), SERVICE_NAME)
-
-    reactor.callWhenRunning(watch)
-    return service
+    return standalone_service(options, SERVICE_NAME, partial(build_service, options.config))

@@ -1,13 +1,15 @@
-"""core.daemon: completing ``ssl:`` endpoint strings with the daemon's certificate and key."""
+"""core.daemon: the context every protocol service gets, and the options every daemon shares."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.core.daemon import DaemonContext, TLSFiles
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, TLSFiles
+from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
 from netproto_twisted.core.tls import tls_server_endpoint_args
 
 
@@ -37,3 +39,47 @@ class CompleteEndpointTests(SynchronousTestCase):
         text = "ssl:2993"
         self.assertEqual(context.endpoint(text), self.files.complete_endpoint(text))
         self.assertNotEqual(context.endpoint(text), text)
+
+
+class LimitsForTests(SynchronousTestCase):
+    """A protocol's own limit defaults, overridden only by what ``[limits]`` changed."""
+
+    def context(self, limits: Limits) -> DaemonContext:
+        files = TLSFiles.resolve(Path(self.mktemp()))
+        return DaemonContext(MemoryReactorClock(), Path(self.mktemp()), files, limits=limits)
+
+    def test_unchanged_shared_limits_keep_the_protocol_defaults(self) -> None:
+        own = replace(DEFAULT_LIMITS, idle_timeout=600.0, command_rate=5000.0)
+        self.assertEqual(self.context(DEFAULT_LIMITS).limits_for(own), own)
+
+    def test_a_changed_shared_limit_wins(self) -> None:
+        own = replace(DEFAULT_LIMITS, idle_timeout=600.0, command_rate=5000.0)
+        shared = replace(DEFAULT_LIMITS, command_rate=50.0, max_connections=7)
+        got = self.context(shared).limits_for(own)
+        self.assertEqual(got.command_rate, 50.0)
+        self.assertEqual(got.max_connections, 7)
+        self.assertEqual(got.idle_timeout, 600.0)
+
+
+class ServerOptionsTests(SynchronousTestCase):
+    """The options every protocol daemon shares."""
+
+    class Options(ServerOptions):
+        default_listen = ("tcp:2999:interface=127.0.0.1",)
+        limits_defaults = replace(DEFAULT_LIMITS, idle_timeout=42.0)
+
+    def test_listen_defaults_and_repeats(self) -> None:
+        options = self.Options()
+        options.parseOptions([])
+        self.assertEqual(options.listen(), ("tcp:2999:interface=127.0.0.1",))
+        options = self.Options()
+        options.parseOptions(["--listen", "tcp:1", "--listen", "ssl:2"])
+        self.assertEqual(options.listen(), ("tcp:1", "ssl:2"))
+
+    def test_limits_and_access_are_parsed(self) -> None:
+        options = self.Options()
+        options.parseOptions(["--max-connections", "9", "--deny", "10.0.0.0/8"])
+        self.assertEqual(options["limits"].max_connections, 9)
+        self.assertEqual(options["limits"].idle_timeout, 42.0)
+        self.assertFalse(options["access_policy"].permits("10.1.2.3"))
+        self.assertEqual(options["data-dir"], "netproto-data")
