@@ -90,6 +90,10 @@ class DaemonContext:
     tls: TLSFiles
     policy: AccessPolicy = field(default_factory=AccessPolicy)
     limits: Limits = DEFAULT_LIMITS
+    #: Web resources other sections hang on the combined daemon's HTTP server, by
+    #: path (``"/RPC2"`` for XML-RPC).  Filled while the sections are built; the
+    #: ``[http]`` section mounts every entry, whichever section was built first.
+    web_mounts: dict[str, Any] = field(default_factory=dict)
     _context: ssl.CertificateOptions | None = field(default=None, repr=False)
 
     def server_tls(self) -> ssl.CertificateOptions:
