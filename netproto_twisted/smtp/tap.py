@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
@@ -23,26 +24,24 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from netproto_twisted.core.access import (
-    AccessOptionsMixin,
     AccessPolicy,
     ConnectionGuard,
     LoginDelay,
     parse_network,
 )
 from netproto_twisted.core.config import check_bounds, field
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.durable import MODES as SYNC_MODES
 from netproto_twisted.core.durable import GroupCommitter
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import (
     DEFAULT_LIMITS,
     Limits,
-    LimitsOptionsMixin,
     int_option,
-    limits_options,
 )
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.reactors import IServerReactor
-from netproto_twisted.core.service import EndpointsService, endpoint_kind, exit_on_failure, fail
+from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
@@ -75,9 +74,6 @@ from netproto_twisted.smtp.relay._tap import (
 )
 from netproto_twisted.smtp.server import ServerSettings, SMTPServerFactory, password_portal
 from netproto_twisted.smtp.wire._codes import DEFAULT_MAX_MESSAGE_SIZE
-
-if TYPE_CHECKING:
-    from netproto_twisted.core.daemon import DaemonContext
 
 __all__ = [
     "MAX_WORKERS",
@@ -471,10 +467,8 @@ class _PoolService(Service):
         self.pool.stop()
 
 
-def combined_service(config: Config, context: DaemonContext) -> IService | None:
-    """Build the ``[smtp]`` services of the combined daemon (``None`` when disabled)."""
-    if not config.enabled or not (config.listen or config.submission):
-        return None
+def service_from_context(config: Config, context: DaemonContext) -> MultiService:
+    """Build the SMTP service tree from ``config`` with a daemon's shared ``context``."""
     return build_service(
         config,
         context.reactor,
@@ -487,7 +481,14 @@ def combined_service(config: Config, context: DaemonContext) -> IService | None:
     )
 
 
-class Options(AccessOptionsMixin, LimitsOptionsMixin):
+def combined_service(config: Config, context: DaemonContext) -> IService | None:
+    """Build the ``[smtp]`` services of the combined daemon (``None`` when disabled)."""
+    if not config.enabled or not (config.listen or config.submission):
+        return None
+    return service_from_context(config, context)
+
+
+class Options(ServerOptions):
     """Command-line options of ``twistd netproto-smtp``."""
 
     synopsis = "[options] [--listen ENDPOINT ...] [--submission ENDPOINT ...]"
@@ -500,7 +501,6 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
     )
     optParameters: ClassVar[list[list[Any]]] = [
         ["hostname", None, "localhost", "server name in the greeting, EHLO and Received"],
-        ["data-dir", None, "netproto-data", "where defaults live (mail, queue, users, dev cert)"],
         ["maildir", None, None, "Maildir base: user u gets DIR/u (default DATA/mail)"],
         ["users", None, None, "password file (default DATA/users)"],
         ["queue", None, None, "relay queue directory (default DATA/queue)"],
@@ -512,12 +512,9 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["postmaster", None, None, "address for reports of undeliverable bounces (default: none)"],
         *relay_options(Config),
         ["max-size", None, str(DEFAULT_MAX_MESSAGE_SIZE), "largest message accepted, in octets"],
-        ["tls-cert", None, None, "certificate (chain) PEM; default: a development certificate"],
-        ["tls-key", None, None, "private key PEM"],
         ["bare-lf", None, "reject", "reject or normalize bare CR/LF in commands and data"],
         ["workers", None, "1", "processes accepting connections: the master and N-1 workers"],
         ["sync", None, "auto", "Maildir commits: fs (syncfs per group), file (fsync each), auto"],
-        *limits_options(),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
         ["allow-insecure-auth", None, "offer AUTH without TLS to loopback clients"],
@@ -526,12 +523,8 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
 
     def __init__(self) -> None:
         super().__init__()
-        for key in ("listen", "submission", "domain", "relay-network"):
+        for key in ("submission", "domain", "relay-network"):
             self[key] = []
-
-    def opt_listen(self, endpoint: str) -> None:
-        """MX endpoint (repeatable): tcp:25, tcp6:..., ssl:..., unix:/path."""
-        self["listen"].append(endpoint)
 
     def opt_submission(self, endpoint: str) -> None:
         """Submission endpoint, AUTH required (repeatable); ssl: is implicit TLS."""
@@ -590,34 +583,4 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
 
 def makeService(options: Options) -> IService:
     """Build the service; a bad option, file or endpoint ends twistd with one line."""
-    from twisted.internet import reactor as global_reactor
-
-    reactor = cast(IServerReactor, global_reactor)  # twistd's reactor
-
-    from netproto_twisted.core.daemon import TLSFiles
-    from netproto_twisted.core.tls import server_context
-
-    data_dir = Path(options["data-dir"])
-    try:
-        files = TLSFiles.resolve(data_dir, options["tls-cert"] or "", options["tls-key"] or "")
-        tls = server_context(files.cert, files.key)
-        service = build_service(
-            options.config,
-            reactor,
-            data_dir=data_dir,
-            tls=tls,
-            complete_endpoint=files.complete_endpoint,
-            policy=options["access_policy"],
-            limits=options["limits"],
-            tls_files=(files.cert, files.key),
-        )
-    except (ConfigError, OSError) as e:
-        fail(SERVICE_NAME, e)
-    listeners = [s for s in service if isinstance(s, (EndpointsService, WorkerPool))]
-
-    def watch() -> None:
-        for listener in listeners:
-            exit_on_failure(reactor, listener.when_listening(), SERVICE_NAME)
-
-    reactor.callWhenRunning(watch)
-    return service
+    return standalone_service(options, SERVICE_NAME, partial(service_from_context, options.config))

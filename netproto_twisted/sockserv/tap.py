@@ -8,21 +8,16 @@ discard on 2009 and daytime on 2013, TCP and UDP, on 127.0.0.1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService
 
-from netproto_twisted.core.access import AccessOptionsMixin
 from netproto_twisted.core.config import field
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.core.limits import LimitsOptionsMixin, limits_options
-from netproto_twisted.core.reactors import IServerReactor
-from netproto_twisted.core.service import exit_on_failure, fail
+from netproto_twisted.core.service import fail
 from netproto_twisted.sockserv.builtins import BUILTIN_HANDLERS
 from netproto_twisted.sockserv.server import DEFAULT_THREADS, make_sockserv_service
-
-if TYPE_CHECKING:
-    from netproto_twisted.core.daemon import DaemonContext
 
 __all__ = ["SERVICE_NAME", "Config", "Options", "SocketService", "combined_service", "makeService"]
 
@@ -32,7 +27,7 @@ SERVICE_NAME = "netproto-socket"
 LOG_NAME = "socket"
 
 
-class Options(AccessOptionsMixin, LimitsOptionsMixin):
+class Options(ServerOptions):
     """Command-line options of ``twistd netproto-socket``."""
 
     synopsis = "[options] --handler HANDLER --listen ENDPOINT [--listen ENDPOINT ...]"
@@ -48,26 +43,21 @@ class Options(AccessOptionsMixin, LimitsOptionsMixin):
         ["handler", None, None, f"handler: {', '.join(BUILTIN_HANDLERS)} or package.module:Class"],
         ["threads", None, str(DEFAULT_THREADS), "size of the handler thread pool"],
         ["app-dir", None, ".", "directory put first on sys.path to import the handler from"],
-        *limits_options(),
     ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["listen"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on ENDPOINT (repeatable): tcp, tcp6, ssl, unix or udp:PORT[:interface=ADDR]."""
-        self["listen"].append(endpoint)
+        super().opt_listen(endpoint)
 
     opt_l = opt_listen
 
 
 def makeService(options: Options) -> IService:
-    """Build the service; a bad handler or endpoint ends twistd with one line."""
-    from twisted.internet import reactor as global_reactor
+    """Build the service; a bad handler or endpoint ends twistd with one line.
 
-    reactor = cast(IServerReactor, global_reactor)  # twistd's reactor
-
+    An ``ssl:`` endpoint that names no key gets ``--tls-cert``/``--tls-key``
+    (or the development certificate in ``--data-dir``).
+    """
     handler = options["handler"]
     if not handler:
         names = ", ".join(BUILTIN_HANDLERS)
@@ -77,24 +67,21 @@ def makeService(options: Options) -> IService:
     except ValueError:
         fail(SERVICE_NAME, f"--threads: expected a positive integer, got {options['threads']!r}")
     idle = options.get("idle-timeout")
-    try:
-        service = make_sockserv_service(
-            reactor,
+
+    def build(context: DaemonContext) -> IService:
+        return make_sockserv_service(
+            context.reactor,
             handler=handler,
-            listen=options["listen"],
+            listen=[context.endpoint(text) for text in options["listen"]],
             threads=threads,
-            policy=options["access_policy"],
-            limits=options["limits"],
+            policy=context.policy,
+            limits=context.limits,
             name=LOG_NAME,
             idle_timeout=float(idle) if idle is not None else None,
             app_dir=options["app-dir"],
         )
-    except ConfigError as e:
-        fail(SERVICE_NAME, e)
-    reactor.callWhenRunning(
-        lambda: exit_on_failure(reactor, service.when_listening(), SERVICE_NAME)
-    )
-    return service
+
+    return standalone_service(options, SERVICE_NAME, build)
 
 
 @dataclass(frozen=True)
