@@ -108,6 +108,21 @@ class CombinedTests(TestCase):
             [e.split(":")[:2] for e in listener._listen], [["tcp", "2110"], ["ssl", "2995"]]
         )
 
+    def test_keeps_its_own_limits_unless_the_table_changes_them(self) -> None:
+        path = Path(self.mktemp())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("[smtp]\nenabled = false\n[socket]\nenabled = false\n")
+        svc = combined.build({"config": str(path), "data": self.mktemp()}, reactor)
+        [pop3] = [s for s in svc if s.name == "pop3"]
+        [listener] = list(pop3)  # type: ignore[call-overload]
+        self.assertEqual(listener._factory.limits, tap.POP3_LIMITS)
+        path.write_text(path.read_text() + "[limits]\ncommand_rate = 50.0\n")
+        svc = combined.build({"config": str(path), "data": self.mktemp()}, reactor)
+        [pop3] = [s for s in svc if s.name == "pop3"]
+        [listener] = list(pop3)  # type: ignore[call-overload]
+        self.assertEqual(listener._factory.limits.command_rate, 50.0)
+        self.assertEqual(listener._factory.limits.idle_timeout, 600.0)
+
     async def test_listens_with_the_daemon_certificate(self) -> None:
         data = Path(self.mktemp()).absolute()
         data.mkdir(parents=True)
