@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import xmlrpc.client
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ from xml.parsers import expat
 from netproto_twisted.xmlrpc.errors import (
     INVALID_XMLRPC,
     PARSE_ERROR,
+    BodyTooLarge,
     Fault,
     ResponseError,
     UnsafeXML,
@@ -48,6 +50,7 @@ __all__ = [
     "dump_response",
     "dumps",
     "escape",
+    "gunzip",
     "loads",
     "parse_request",
     "parse_response",
@@ -334,6 +337,24 @@ _INT_TAGS = frozenset(
 )
 _FLOAT_TAGS = frozenset({"double", "float", "ex:float"})
 _TRUE_FALSE = {"1": True, "0": False}
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress a gzip (or zlib) body; :class:`BodyTooLarge` once it grows beyond ``limit``.
+
+    Never inflates more than ``limit + 1`` bytes, so a gzip bomb costs
+    nothing; a truncated or corrupt body is a :exc:`ValueError`.
+    """
+    decompressor = zlib.decompressobj(wbits=47)  # a gzip or zlib header
+    try:
+        data = decompressor.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise ValueError(f"bad compressed body: {e}") from None
+    if len(data) > limit or decompressor.unconsumed_tail:
+        raise BodyTooLarge(limit)
+    if not decompressor.eof:
+        raise ValueError("truncated compressed body")
+    return data
 
 
 def _refuse_dtd(*_args: object) -> None:

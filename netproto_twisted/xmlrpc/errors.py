@@ -26,11 +26,13 @@ __all__ = [
     "SYSTEM_ERROR",
     "TRANSPORT_ERROR",
     "UNSUPPORTED_ENCODING",
+    "BodyTooLarge",
     "Fault",
     "ProtocolError",
     "ResponseError",
     "UnsafeXML",
     "XMLRPCError",
+    "XMLRPCTimeout",
 ]
 
 #: Parse error: the document is not well formed.
@@ -85,6 +87,18 @@ class ResponseError(xmlrpc.client.ResponseError, XMLRPCError):
 
     #: The fault code a server answers this error with.
     fault_code: int = PARSE_ERROR
+
+
+class BodyTooLarge(XMLRPCError):
+    """A body (or its decompressed form) exceeds the size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than {limit} bytes")
+        self.limit = limit
+
+
+class XMLRPCTimeout(XMLRPCError, TimeoutError):
+    """A call got no complete response in time."""
 
 
 class UnsafeXML(ResponseError):

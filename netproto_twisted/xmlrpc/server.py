@@ -22,7 +22,6 @@ import inspect
 import io
 import os
 import xmlrpc.client
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -43,6 +42,7 @@ from netproto_twisted.xmlrpc._wire import (
     DEFAULT_MAX_DEPTH,
     dump_fault,
     dump_response,
+    gunzip,
     parse_request,
 )
 from netproto_twisted.xmlrpc.errors import (
@@ -52,6 +52,7 @@ from netproto_twisted.xmlrpc.errors import (
     INVALID_XMLRPC,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    BodyTooLarge,
     Fault,
     ResponseError,
     UnsafeXML,
@@ -190,12 +191,12 @@ class XMLRPCResource(Resource):
                     request, http.UNSUPPORTED_MEDIA_TYPE, b"unsupported content encoding"
                 )
             try:
-                body = _gunzip(body, settings.max_body)
-            except _TooLarge:
+                body = gunzip(body, settings.max_body)
+            except BodyTooLarge:
                 return self._refuse(
                     request, http.REQUEST_ENTITY_TOO_LARGE, b"decompressed body too large"
                 )
-            except (OSError, EOFError, zlib.error):
+            except ValueError:
                 return self._refuse(request, http.BAD_REQUEST, b"bad gzip body")
         if self._portal is not None and not self._cached_login(request):
             return self._login_then(request, lambda: self._answer_later(request, body))
@@ -409,21 +410,6 @@ def _succeed(value: Any) -> Deferred[Any]:
     d: Deferred[Any] = Deferred()
     d.callback(value)
     return d
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress a gzip body, refusing (:class:`_TooLarge`) one that grows beyond ``limit``."""
-    decompressor = zlib.decompressobj(wbits=47)  # gzip or zlib header
-    data = decompressor.decompress(body, limit + 1)
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise _TooLarge()
-    if not decompressor.eof:
-        raise EOFError("truncated gzip body")
-    return data
 
 
 def _basic_credentials(header: bytes | None) -> tuple[bytes, bytes] | None:
