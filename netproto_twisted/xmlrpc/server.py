@@ -30,13 +30,13 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
 from netproto_twisted.core.auth import IAuthenticated
+from netproto_twisted.core.reactors import IStoreReactor
 from netproto_twisted.core.threads import Runner, thread_runner
 from netproto_twisted.xmlrpc._wire import (
     DEFAULT_MAX_DEPTH,
@@ -112,10 +112,6 @@ class ServerSettings:
     auth_realm: str = "netproto xmlrpc"
 
 
-class _ServerReactor(IReactorTime, IReactorThreads, IReactorFromThreads):
-    """The reactor interfaces the resource uses (time for the auth cache, threads for blocking)."""
-
-
 def _header(request: server.Request, name: bytes) -> bytes | None:
     return cast("bytes | None", request.getHeader(name))
 
@@ -128,7 +124,7 @@ class XMLRPCResource(Resource):
     def __init__(
         self,
         registry: MethodRegistry,
-        reactor: _ServerReactor,
+        reactor: IStoreReactor,
         settings: ServerSettings | None = None,
         *,
         portal: Portal | None = None,
