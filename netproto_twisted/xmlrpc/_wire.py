@@ -202,7 +202,17 @@ class Marshaller:
         depth += 1
         dump = self._dump
         for item in value:
-            dump(item, write, depth)
+            # The common scalars inline, one append each: most of a large result.
+            kind = type(item)
+            if kind is str:
+                text: str = item  # type: ignore[assignment]
+                if "&" in text or "<" in text or ">" in text or "\r" in text:
+                    text = escape(text)
+                write(f"<value><string>{text}</string></value>")
+            elif kind is int and MININT <= item <= MAXINT:  # type: ignore[operator]
+                write(f"<value><int>{item}</int></value>")
+            else:
+                dump(item, write, depth)
         write("</data></array></value>")
 
     def _struct(self, value: dict[Any, Any], write: _Append, depth: int) -> None:
@@ -211,17 +221,42 @@ class Marshaller:
         write("<value><struct>")
         depth += 1
         dump = self._dump
+        names = _NAMES
         for key, item in value.items():
-            if type(key) is not str:
-                if not isinstance(key, str):
-                    raise TypeError("dictionary key must be string")
-                key = str(key)
-            write("<member><name>")
-            write(escape(key))
-            write("</name>")
-            dump(item, write, depth)
-            write("</member>")
+            name = names.get(key) if type(key) is str else None
+            if name is None:
+                name = _member_name(key)
+            kind = type(item)
+            if kind is str:
+                text: str = item
+                if "&" in text or "<" in text or ">" in text or "\r" in text:
+                    text = escape(text)
+                write(f"{name}<value><string>{text}</string></value></member>")
+            elif kind is int and MININT <= item <= MAXINT:
+                write(f"{name}<value><int>{item}</int></value></member>")
+            elif kind is float:
+                write(f"{name}<value><double>{item!r}</double></value></member>")
+            elif kind is bool:
+                write(f"{name}<value><boolean>{1 if item else 0}</boolean></value></member>")
+            else:
+                write(name)
+                dump(item, write, depth)
+                write("</member>")
         write("</struct></value>")
+
+
+#: ``<member><name>...</name>`` of the struct keys seen most, escaped once.
+_NAMES: dict[str, str] = {}
+_MAX_NAMES = 4096
+
+
+def _member_name(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError("dictionary key must be string")
+    name = f"<member><name>{escape(str(key))}</name>"
+    if type(key) is str and len(_NAMES) < _MAX_NAMES and len(key) <= 64:
+        _NAMES[key] = name
+    return name
 
 
 _DEFAULT_MARSHALLER = Marshaller()

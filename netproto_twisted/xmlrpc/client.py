@@ -23,20 +23,29 @@ from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from twisted.internet import ssl
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IReactorTime
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
 from twisted.web.client import (
+    URI,
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
     ResponseDone,
     ResponseFailed,
 )
+from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import (
+    UNKNOWN_LENGTH,
+    IAgentEndpointFactory,
+    IBodyProducer,
+    IPolicyForHTTPS,
+    IResponse,
+)
 from zope.interface import implementer
 
 from netproto_twisted.xmlrpc._wire import (
@@ -191,18 +200,40 @@ class AgentTransport:
                 if tls_trust is not None
                 else BrowserLikePolicyForHTTPS()
             )
-        self._agent = Agent(reactor, tls_policy, connectTimeout=connect_timeout, pool=pool)
+        endpoints = _CachingEndpointFactory(reactor, tls_policy, connect_timeout)
+        self._agent = Agent.usingEndpointFactory(reactor, endpoints, pool)
+        # Servers that answer HTTP/1.0 without keep-alive (the stdlib's SimpleXMLRPCServer)
+        # close after each response: their connections are never reused.
+        self._oneshot_agent = Agent.usingEndpointFactory(
+            reactor, endpoints, HTTPConnectionPool(reactor, persistent=False)
+        )
+        self._no_reuse: set[bytes] = set()
         self._max_response = max_response
+        self._headers: tuple[Mapping[bytes, bytes], bytes, Headers] | None = None
 
     def post(
         self, url: bytes, headers: Mapping[bytes, bytes], body: bytes
     ) -> Deferred[PostResponse]:
         """POST ``body`` to ``url`` and read the whole response (up to the size limit)."""
-        request_headers = Headers({name: [value] for name, value in headers.items()})
-        d = self._agent.request(b"POST", url, request_headers, _BytesProducer(body))
-        return d.addCallback(self._read)
+        origin = _origin(url)
+        cached = self._headers
+        if cached is not None and cached[0] is headers and cached[1] == origin:
+            request_headers = cached[2]
+        else:
+            # The Host header is set here, so that Agent does not copy the headers per request.
+            request_headers = Headers({name: [value] for name, value in headers.items()})
+            if not request_headers.hasHeader(b"host"):
+                request_headers.setRawHeaders(b"host", [origin.split(b"/")[-1]])
+            self._headers = (headers, origin, request_headers)
+        agent = self._oneshot_agent if origin in self._no_reuse else self._agent
+        d = agent.request(b"POST", url, request_headers, _BytesProducer(body))
+        return cast("Deferred[PostResponse]", d.addCallback(self._read, origin))
 
-    def _read(self, response: IResponse) -> Deferred[PostResponse]:
+    def _read(self, response: IResponse, origin: bytes) -> Deferred[PostResponse]:
+        if tuple(response.version[1:]) < (1, 1):
+            connection = response.headers.getRawHeaders(b"connection") or []
+            if not any(b"keep-alive" in value.lower() for value in connection):
+                self._no_reuse.add(origin)
         length = response.length
         if length is not UNKNOWN_LENGTH and cast(int, length) > self._max_response:
             response.deliverBody(_Discard())
@@ -222,6 +253,39 @@ class AgentTransport:
     def close(self) -> Deferred[None]:
         """Close the pool's idle connections."""
         return cast("Deferred[None]", self.pool.closeCachedConnections())
+
+
+@implementer(IAgentEndpointFactory)
+class _CachingEndpointFactory:
+    """Agent's endpoints, made once per scheme, host and port instead of once per request."""
+
+    def __init__(
+        self, reactor: Any, tls_policy: IPolicyForHTTPS, connect_timeout: float | None
+    ) -> None:
+        self._reactor = reactor
+        self._tls_policy = tls_policy
+        self._timeout = connect_timeout
+        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            if uri.scheme not in (b"http", b"https"):
+                raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
+            host = uri.host.decode("ascii")
+            timeout = self._timeout if self._timeout is not None else 30
+            endpoint = HostnameEndpoint(self._reactor, host, uri.port, timeout=timeout)
+            if uri.scheme == b"https":
+                creator = self._tls_policy.creatorForNetloc(uri.host, uri.port)
+                endpoint = wrapClientTLS(creator, endpoint)
+            if len(self._endpoints) < 256:
+                self._endpoints[key] = endpoint
+        return endpoint
+
+
+def _origin(url: bytes) -> bytes:
+    return b"/".join(url.split(b"/", 3)[:3])
 
 
 class _Discard(TwistedProtocol):
@@ -310,7 +374,8 @@ class Proxy:
         return d.addCallback(self._result)
 
     def _timed_out(self, result: object, timeout: float) -> object:
-        if isinstance(result, Failure) and result.check(CancelledError):
+        # Called only when the timeout cancelled the call.
+        if isinstance(result, Failure):
             raise XMLRPCTimeout(f"no response from {self.url} within {timeout} s")
         return result
 

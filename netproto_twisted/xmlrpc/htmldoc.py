@@ -16,7 +16,9 @@ def _signature(registry: MethodRegistry, name: str) -> str:
     method = registry.lookup(name)
     if method is None or method.signature is None:
         return "(...)"
-    return str(method.signature)
+    sig = method.signature
+    bare = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=bare, return_annotation=sig.empty))
 
 
 def render_documentation(

@@ -317,12 +317,21 @@ class XMLRPCResource(Resource):
         method = self.registry.lookup(name)
         if method is None:
             raise Fault(METHOD_NOT_FOUND, f"method {name!r} is not supported")
-        problem = method.check_params(params)
-        if problem is not None:
-            raise Fault(INVALID_METHOD_PARAMS, f"bad parameters for {name}: {problem}")
         if method.blocking:
+            problem = method.check_params(params)
+            if problem is not None:
+                raise Fault(INVALID_METHOD_PARAMS, f"bad parameters for {name}: {problem}")
             return self._run(method.func, *params)
-        result = method.func(*params)
+        try:
+            result = method.func(*params)
+        except TypeError:
+            # The parameters are checked only now, so that a good call does not pay for it.
+            problem = method.check_params(params)
+            if problem is not None:
+                raise Fault(
+                    INVALID_METHOD_PARAMS, f"bad parameters for {name}: {problem}"
+                ) from None
+            raise
         if inspect.iscoroutine(result):
             return Deferred.fromCoroutine(result)
         return result
@@ -427,6 +436,10 @@ def _basic_credentials(header: bytes | None) -> tuple[bytes, bytes] | None:
 # -- the stand-alone site ------------------------------------------------------------
 
 
+#: Whether twisted.web's Request takes ``parsePOSTFormSubmission`` (26.10 does).
+_HAS_FORM_SWITCH = "parsePOSTFormSubmission" in inspect.signature(http.Request.__init__).parameters
+
+
 class LimitedRequest(server.Request):
     """A twisted.web request that refuses a body over :attr:`max_body` before buffering it.
 
@@ -439,6 +452,11 @@ class LimitedRequest(server.Request):
     max_body: ClassVar[int] = DEFAULT_MAX_BODY
     _refused = False
     _received = 0
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        if _HAS_FORM_SWITCH:
+            kwargs.setdefault("parsePOSTFormSubmission", False)
+        super().__init__(channel, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     def gotLength(self, length: int | None) -> None:
         """Refuse at once a declared length over the limit; else buffer as usual."""
