@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import statistics
 import subprocess
 import sys
@@ -305,7 +304,6 @@ def main_cli() -> None:
             runs = args.runs or (1 if args.quick else 3)
             calls = 1000 if args.quick and args.calls == 5000 else args.calls
             run_client_table(calls, runs, args.settle, data_dir)
-    os.environ.pop("_", None)
 
 
 if __name__ == "__main__":

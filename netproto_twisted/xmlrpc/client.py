@@ -34,7 +34,6 @@ from twisted.web.client import (
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
     ResponseDone,
-    ResponseFailed,
 )
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
@@ -498,7 +497,3 @@ class _MultiCallMethod:
 
     def __call__(self, *params: Any) -> None:
         self._multicall.add_call(self._name, *params)
-
-
-# Failures the transport can raise, for callers that want to tell them apart.
-TRANSPORT_ERRORS = (ResponseFailed, BodyTooLarge)

@@ -386,3 +386,44 @@ class AuthTests(TestCase):
         proxy = xmlrpc.client.ServerProxy(server.url.replace("//", "//alice:wonderland-42@"))
         self.addCleanup(proxy("close"))
         self.assertEqual(await deferToThread(proxy.add, 2, 2), 4)
+
+
+class MountedTests(TestCase):
+    """The resource hung on another twisted.web Site (the combined daemon's web server)."""
+
+    def _site(self, **settings: Any) -> Any:
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        root = Resource()
+        root.putChild(
+            b"RPC2", XMLRPCResource(sample_registry(), reactor, ServerSettings(**settings))
+        )
+        return Site(root)
+
+    def _exchange(self, site: Any, data: bytes) -> bytes:
+        protocol = site.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.addCleanup(protocol.connectionLost, None)
+        protocol.dataReceived(data)
+        return bytes(transport.value())
+
+    def test_call(self) -> None:
+        body = dump_request("add", [2, 3])
+        reply = self._exchange(
+            self._site(),
+            b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+        )
+        self.assertIn(b"200 OK", reply)
+        self.assertEqual(xmlrpc.client.loads(reply.split(b"\r\n\r\n", 1)[1])[0], (5,))
+
+    def test_oversized_body_is_413(self) -> None:
+        body = dump_request("echo", ["x" * 2000])
+        reply = self._exchange(
+            self._site(max_body=1000),
+            b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+        )
+        self.assertTrue(reply.startswith(b"HTTP/1.1 413 "), reply)
