@@ -21,6 +21,7 @@ import hashlib
 import inspect
 import io
 import os
+import time
 import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -485,6 +486,26 @@ class LimitedRequest(server.Request):
             return
         super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
 
+    def process(self) -> None:
+        """Render the XML-RPC resource at once when the path is its own; else as twisted.web does.
+
+        The direct path skips the resource traversal and the ``Server``
+        header (which would name the Twisted release).
+        """
+        site: Any = getattr(self.channel, "site", None)
+        resource = getattr(site, "rpc_resource", None)
+        if resource is None or self.path != site.rpc_path:
+            super().process()  # type: ignore[no-untyped-call]
+            return
+        self.site = site
+        self.prepath = site.rpc_segments[:]
+        self.postpath = []
+        self.setHeader(b"date", _http_date())  # type: ignore[no-untyped-call]
+        try:
+            self.render(resource)  # type: ignore[no-untyped-call]
+        except BaseException:
+            self.processingFailed(Failure())  # type: ignore[no-untyped-call]
+
     def _refuse_too_large(self) -> None:
         self._refused = True
         self.content = io.BytesIO()
@@ -498,6 +519,29 @@ class LimitedRequest(server.Request):
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         transport.loseConnection()
+
+
+class _Channel(http.HTTPChannel):
+    """HTTP/1.1 (no HTTP/2) with the local address read once per connection, not per request."""
+
+    local_address: Any = None
+
+    def getHost(self) -> Any:
+        if self.local_address is None:
+            self.local_address = super().getHost()  # type: ignore[no-untyped-call]
+        return self.local_address
+
+
+_date_cache: list[Any] = [0, b""]
+
+
+def _http_date() -> bytes:
+    """The ``Date`` header value, formatted once per second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = http.datetimeToString(now)
+    return cast(bytes, _date_cache[1])
 
 
 class XMLRPCSite(server.Site):
@@ -518,6 +562,11 @@ class XMLRPCSite(server.Site):
         self.requestFactory = type(  # type: ignore[assignment]
             "LimitedRequest", (LimitedRequest,), {"max_body": resource.settings.max_body}
         )
+        self.protocol = _Channel  # type: ignore[method-assign,assignment]
+        #: The resource :meth:`LimitedRequest.process` renders directly, and its path.
+        self.rpc_resource = resource
+        self.rpc_path = ("/" + "/".join(segments)).encode()
+        self.rpc_segments = [segment.encode() for segment in segments]
 
     def log(self, request: http.Request) -> None:
         """Keep no access log (one line per call would cost more than the call)."""
