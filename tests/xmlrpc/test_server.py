@@ -427,3 +427,37 @@ class MountedTests(TestCase):
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
         )
         self.assertTrue(reply.startswith(b"HTTP/1.1 413 "), reply)
+
+
+class AbruptDisconnectTests(TestCase):
+    """A client that goes away before a Deferred result fires costs nothing and logs nothing."""
+
+    def test_result_after_disconnect(self) -> None:
+        from twisted.internet.defer import Deferred
+        from twisted.python.failure import Failure
+
+        from netproto_twisted.xmlrpc.errors import XMLRPCError
+
+        pending: list[Deferred[int]] = []
+        registry = MethodRegistry()
+
+        def later() -> Deferred[int]:
+            d: Deferred[int] = Deferred()
+            pending.append(d)
+            return d
+
+        registry.register_function(later)
+        site = XMLRPCSite(XMLRPCResource(registry, reactor), "/RPC2")
+        protocol = site.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        body = dump_request("later", [])
+        protocol.dataReceived(
+            b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        self.assertEqual(len(pending), 1)
+        protocol.connectionLost(Failure(XMLRPCError("gone")))
+        pending[0].callback(1)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
