@@ -41,6 +41,8 @@ class XMLRPCTestServer:
 
     resource: XMLRPCResource
     service: EndpointsService
+    #: The connection guard in front of the site (``guard.protocols``: open connections).
+    guard: ConnectionGuard
     host: str
     port: int
     path: str
@@ -70,7 +72,7 @@ async def _serve(
     cast(Any, service).startService()
     addresses = await service.when_listening()
     host, _, port = addresses[0][1].rpartition(":")
-    return XMLRPCTestServer(resource, service, host.strip("[]"), int(port), path)
+    return XMLRPCTestServer(resource, service, guard, host.strip("[]"), int(port), path)
 
 
 def serve_xmlrpc(
