@@ -122,10 +122,14 @@ def build_resource(config: Config, context: DaemonContext) -> XMLRPCResource:
 
 def build_service(config: Config, context: DaemonContext) -> MultiService:
     """Build the resource, mount it in ``context.web_mounts`` and listen on ``config.listen``."""
-    root = MultiService()
-    root.setName("xmlrpc")
     resource = build_resource(config, context)
     context.web_mounts[config.path] = resource
+    return _listeners(config, context, resource)
+
+
+def _listeners(config: Config, context: DaemonContext, resource: XMLRPCResource) -> MultiService:
+    root = MultiService()
+    root.setName("xmlrpc")
     listen = [context.endpoint(text) for text in config.listen]
     for text in listen:
         if endpoint_kind(text) == "udp":
@@ -148,10 +152,18 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
 
 
 def combined_service(config: Config, context: DaemonContext) -> IService | None:
-    """Build the ``[xmlrpc]`` service of the combined daemon (``None`` when disabled)."""
+    """Mount ``[xmlrpc]`` on the combined web server; a service only when it has ``listen``.
+
+    ``None`` when disabled, or when the resource is only mounted (the
+    ``[http]`` section serves it).
+    """
     if not config.enabled:
         return None
-    return build_service(config, context)
+    resource = build_resource(config, context)
+    context.web_mounts[config.path] = resource
+    if not config.listen:
+        return None
+    return _listeners(config, context, resource)
 
 
 class Options(ServerOptions):
