@@ -43,6 +43,7 @@ from netproto_twisted.testing.smtp import (
     start_smtp_capture,
 )
 from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
+from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
 
 __all__ = [
     "LOOPBACK",
@@ -55,9 +56,11 @@ __all__ = [
     "SMTPCapture",
     "SMTPCaptureStopped",
     "SMTPCaptureTimeout",
+    "XMLRPCTestServer",
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
+    "serve_xmlrpc",
     "start_service",
     "start_smtp_capture",
 ]

@@ -1,0 +1,65 @@
+"""XML-RPC: a Deferred client and a twisted.web server with introspection, multicall, HTML docs.
+
+See docs/xmlrpc.rst.
+"""
+
+from __future__ import annotations
+
+from netproto_twisted.xmlrpc._wire import (
+    MAXINT,
+    MININT,
+    dump_fault,
+    dump_request,
+    dump_response,
+    dumps,
+    loads,
+    parse_request,
+    parse_response,
+)
+from netproto_twisted.xmlrpc.client import (
+    AgentTransport,
+    IPostTransport,
+    MultiCall,
+    MultiCallResult,
+    PostResponse,
+    Proxy,
+)
+from netproto_twisted.xmlrpc.errors import (
+    Fault,
+    ProtocolError,
+    ResponseError,
+    UnsafeXML,
+    XMLRPCError,
+    XMLRPCTimeout,
+)
+from netproto_twisted.xmlrpc.methods import MethodRegistry, blocking
+from netproto_twisted.xmlrpc.server import ServerSettings, XMLRPCResource, XMLRPCSite
+
+__all__ = [
+    "MAXINT",
+    "MININT",
+    "AgentTransport",
+    "Fault",
+    "IPostTransport",
+    "MethodRegistry",
+    "MultiCall",
+    "MultiCallResult",
+    "PostResponse",
+    "ProtocolError",
+    "Proxy",
+    "ResponseError",
+    "ServerSettings",
+    "UnsafeXML",
+    "XMLRPCError",
+    "XMLRPCResource",
+    "XMLRPCSite",
+    "XMLRPCTimeout",
+    "blocking",
+    "dump_fault",
+    "dump_request",
+    "dump_response",
+    "dumps",
+    "loads",
+    "parse_request",
+    "parse_response",
+]

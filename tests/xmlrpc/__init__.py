@@ -1,0 +1,1 @@
+"""Tests of netproto_twisted.xmlrpc."""
