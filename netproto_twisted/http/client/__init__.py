@@ -20,6 +20,7 @@ from netproto_twisted.http.client.auth import (
     ProxyDigestAuthHandler,
 )
 from netproto_twisted.http.client.build import build_opener, urlopen
+from netproto_twisted.http.client.connection import HTTPConnection, HTTPSConnection
 from netproto_twisted.http.client.errors import (
     BodyTooLarge,
     ContentTooShortError,
@@ -59,6 +60,7 @@ __all__ = [
     "DowngradeRefused",
     "FileHandler",
     "HTTPBasicAuthHandler",
+    "HTTPConnection",
     "HTTPCookieProcessor",
     "HTTPDefaultErrorHandler",
     "HTTPDigestAuthHandler",
@@ -69,6 +71,7 @@ __all__ = [
     "HTTPPasswordMgrWithDefaultRealm",
     "HTTPPasswordMgrWithPriorAuth",
     "HTTPRedirectHandler",
+    "HTTPSConnection",
     "HTTPSHandler",
     "HTTPTransport",
     "Opener",

@@ -37,6 +37,10 @@ class ProxyInfo:
     url: str
     user: str | None = None
     password: str | None = None
+    #: Extra headers sent with CONNECT (``set_tunnel``'s ``headers``).
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Tunnel plain http too (``set_tunnel``); https is always tunnelled.
+    tunnel: bool = False
 
     @property
     def scheme(self) -> str:

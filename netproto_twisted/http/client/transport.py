@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredSemaphore,
+    gatherResults,
+    succeed,
+)
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
 from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
@@ -110,7 +116,7 @@ class _Endpoints:
                 HostnameEndpoint(t.reactor, host, uri.port, timeout=t.connect_timeout)
             )
         else:
-            headers = {}
+            headers = dict(self.proxy.headers)
             if self.proxy.user is not None:
                 headers["Proxy-Authorization"] = basic_credentials(
                     self.proxy.user, self.proxy.password or ""
@@ -154,12 +160,12 @@ class HTTPTransport:
         self.max_per_host = max_per_host
         self.max_headers = max_headers
         self.max_body = max_body
-        self.pool = HTTPConnectionPool(reactor, persistent=persistent)
-        self.pool.maxPersistentPerHost = max_per_host
-        self.pool.retryAutomatically = True
+        self.persistent = persistent
+        self._pools: list[HTTPConnectionPool] = []
+        self.pool = self._new_pool()
         self._fixed_agent = agent
         self._tls_creator = tls_creator
-        self._agents: dict[ProxyInfo | None, IAgent] = {}
+        self._agents: dict[tuple[ProxyInfo | None, bool], IAgent] = {}
         self._proxy_endpoints: dict[ProxyInfo, IStreamClientEndpoint] = {}
         self._slots: dict[tuple[str, str, int | None], DeferredSemaphore] = {}
         self._tls_cache: dict[str, Any] = {}
@@ -175,6 +181,13 @@ class HTTPTransport:
             creator = client_options(host, verify=self.verify, ca_file=self.ca_file)
             self._tls_cache[host] = creator
         return creator
+
+    def _new_pool(self) -> HTTPConnectionPool:
+        pool = HTTPConnectionPool(self.reactor, persistent=self.persistent)
+        pool.maxPersistentPerHost = self.max_per_host
+        pool.retryAutomatically = True
+        self._pools.append(pool)
+        return pool
 
     def proxy_endpoint(self, proxy: ProxyInfo) -> IStreamClientEndpoint:
         """The endpoint of a proxy (TLS to the proxy itself when its URL is https)."""
@@ -193,18 +206,18 @@ class HTTPTransport:
         if self._fixed_agent is not None:
             return self._fixed_agent
         proxy = request.proxy
-        key = proxy if proxy is None or request.type == "https" else ProxyInfo(
-            "forward+" + proxy.url, proxy.user, proxy.password
-        )
+        forward = proxy is not None and request.type == "http" and not proxy.tunnel
+        key = (proxy, forward)
         agent = self._agents.get(key)
         if agent is None:
-            if proxy is not None and request.type == "http":
-                agent = ProxyAgent(self.proxy_endpoint(proxy), self.reactor, self.pool)
+            # Twisted keys a pool's connections by (scheme, host, port): a tunnel
+            # through a proxy gets a pool of its own, never mixed with direct ones.
+            pool = self.pool if proxy is None else self._new_pool()
+            if forward:
+                assert proxy is not None
+                agent = ProxyAgent(self.proxy_endpoint(proxy), self.reactor, pool)
             else:
-                agent = Agent.usingEndpointFactory(
-                    self.reactor, _Endpoints(self, proxy if request.type == "https" else None),
-                    self.pool,
-                )
+                agent = Agent.usingEndpointFactory(self.reactor, _Endpoints(self, proxy), pool)
             self._agents[key] = agent
         return agent
 
@@ -217,7 +230,8 @@ class HTTPTransport:
 
     def close(self) -> Deferred[None]:
         """Close every kept-alive connection; fires when they are closed."""
-        return self.pool.closeCachedConnections()  # type: ignore[no-any-return]
+        closing = [pool.closeCachedConnections() for pool in self._pools]
+        return gatherResults(closing).addCallback(lambda _: None)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -237,10 +251,11 @@ class HTTPTransport:
             headers.addRawHeader(name.encode("latin-1"), str(value).encode("latin-1"))
         if not request.has_header("User-agent"):
             headers.addRawHeader(b"User-Agent", USER_AGENT.encode())
-        if request.proxy is not None and request.type == "http" and request.proxy.user is not None:
+        proxy = request.proxy
+        if proxy is not None and request.type == "http" and not proxy.tunnel and proxy.user:
             headers.setRawHeaders(
                 b"Proxy-Authorization",
-                [basic_credentials(request.proxy.user, request.proxy.password or "").encode()],
+                [basic_credentials(proxy.user, proxy.password or "").encode()],
             )
         body = request.data
         producer: IBodyProducer | None
