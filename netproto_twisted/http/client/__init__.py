@@ -46,8 +46,10 @@ from netproto_twisted.http.client.handlers import (
     UnknownHandler,
 )
 from netproto_twisted.http.client.opener import BaseHandler, Opener, install_opener
+from netproto_twisted.http.client.polite import DownloadResult, FetchStats, PoliteFetcher, Progress
 from netproto_twisted.http.client.request import ProxyInfo, Request
 from netproto_twisted.http.client.response import Response
+from netproto_twisted.http.client.robots import RobotsCache, RobotsHandler, RobotsPolicy
 from netproto_twisted.http.client.transport import HTTPTransport
 
 __all__ = [
@@ -58,6 +60,8 @@ __all__ = [
     "DataHandler",
     "DecompressionBomb",
     "DowngradeRefused",
+    "DownloadResult",
+    "FetchStats",
     "FileHandler",
     "HTTPBasicAuthHandler",
     "HTTPConnection",
@@ -75,6 +79,8 @@ __all__ = [
     "HTTPSHandler",
     "HTTPTransport",
     "Opener",
+    "PoliteFetcher",
+    "Progress",
     "ProxyBasicAuthHandler",
     "ProxyDigestAuthHandler",
     "ProxyHandler",
@@ -83,7 +89,10 @@ __all__ = [
     "Request",
     "RequestTimeout",
     "Response",
+    "RobotsCache",
     "RobotsDisallowed",
+    "RobotsHandler",
+    "RobotsPolicy",
     "URLError",
     "UnknownHandler",
     "build_opener",
