@@ -1,4 +1,4 @@
-"""``python -m netproto_twisted.http.fetch URL...``: download politely, with progress and resumption.
+"""``python -m netproto_twisted.http.fetch URL...``: download politely, with progress, resuming.
 
 Each URL is saved under ``--output-dir`` (the last path segment names the
 file, ``index.html`` when there is none).  A partial ``<file>.part`` from an

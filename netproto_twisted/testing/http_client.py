@@ -37,7 +37,7 @@ from twisted.web.resource import IResource
 
 from netproto_twisted.http.client import BaseHandler, Opener, ProxyHandler, Response, build_opener
 
-__all__ = ["StubOpener", "StubNotSettled"]
+__all__ = ["StubNotSettled", "StubOpener"]
 
 _MAX_FLUSHES = 1000
 
@@ -61,7 +61,7 @@ class StubOpener:
     ) -> None:
         self.resource = resource
         self.clock = clock if clock is not None else MemoryReactorClock()
-        self.agent = RequestTraversalAgent(resource)
+        self.agent = RequestTraversalAgent(resource)  # type: ignore[no-untyped-call]
         if not any(isinstance(h, ProxyHandler) or h is ProxyHandler for h in handlers):
             handlers = (ProxyHandler({}), *handlers)  # never the environment's proxies
         self.opener: Opener = build_opener(
@@ -75,7 +75,7 @@ class StubOpener:
     def flush(self) -> None:
         """Deliver every byte waiting between the client and the resource."""
         for _ in range(3):
-            self.agent.flush()
+            self.agent.flush()  # type: ignore[no-untyped-call]
             self.clock.advance(0)
 
     def settle(self, d: Deferred[Any]) -> Any:

@@ -18,7 +18,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import HTTPPasswordMgr, HTTPPasswordMgrWithDefaultRealm, HTTPPasswordMgrWithPriorAuth
+from urllib.request import (
+    HTTPPasswordMgr,
+    HTTPPasswordMgrWithDefaultRealm,
+    HTTPPasswordMgrWithPriorAuth,
+)
 
 from netproto_twisted.http.client.opener import BaseHandler
 from netproto_twisted.http.client.request import Request
@@ -38,7 +42,7 @@ __all__ = [
     "parse_challenges",
 ]
 
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 - an RFC 9110 token
 _ITEM = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^,"])+')
 _PARAM = re.compile(rf"^({_TOKEN})\s*=\s*(.*)$", re.S)
 _SCHEME = re.compile(rf"^({_TOKEN})(?:\s+(.*))?$", re.S)
@@ -75,9 +79,9 @@ def parse_challenges(values: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
             rest = (scheme.group(2) or "").strip()
             if rest:
                 p = _PARAM.match(rest)
-                if p is not None and not rest.rstrip("=").isalnum():
-                    params[p.group(1).lower()] = _unquote(p.group(2))
-                elif p is not None and not rest.endswith("="):
+                if (p is not None and not rest.rstrip("=").isalnum()) or (
+                    p is not None and not rest.endswith("=")
+                ):
                     params[p.group(1).lower()] = _unquote(p.group(2))
                 else:
                     params["token68"] = rest
@@ -200,7 +204,7 @@ class _AuthBase(BaseHandler):
         return req.full_url
 
     def _credentials(self, req: Request, realm: str | None) -> tuple[str, str] | None:
-        user, password = self.passwd.find_user_password(realm, self._where(req))
+        user, password = self.passwd.find_user_password(realm, self._where(req))  # type: ignore[arg-type]
         if user is None:
             return None
         return user, password or ""

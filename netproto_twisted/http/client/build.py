@@ -87,7 +87,7 @@ _default_openers: dict[int, Opener] = {}
 def urlopen(
     url: str | urllib.request.Request,
     data: object = None,
-    timeout: float | None | object = DEFAULT,
+    timeout: float | object | None = DEFAULT,
     *,
     reactor: Any = None,
     opener: Opener | None = None,

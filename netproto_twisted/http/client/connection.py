@@ -60,7 +60,7 @@ class _Pipe:
             self.consumer.write(data)
         else:
             self.pending.append(data)
-        if self.length is not UNKNOWN_LENGTH and self.sent >= self.length:
+        if isinstance(self.length, int) and self.sent >= self.length:
             self.close()
 
     def close(self) -> None:
@@ -163,7 +163,9 @@ class HTTPConnection:
         parts = [v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in values]
         self._headers.append((name, ", ".join(parts)))
 
-    def endheaders(self, message_body: bytes | None = None, *, encode_chunked: bool = False) -> None:
+    def endheaders(
+        self, message_body: bytes | None = None, *, encode_chunked: bool = False
+    ) -> None:
         """Send the request head (and ``message_body``); more body may follow with :meth:`send`."""
         if self._method is None or self._pipe is not None:
             raise http.client.CannotSendHeader()
@@ -176,8 +178,10 @@ class HTTPConnection:
         host, port, proxy = self._target()
         shown = f"[{host}]" if ":" in host else host
         default = port == self.default_port
-        url = self._url if "://" in self._url else (
-            f"{self.scheme}://{shown}{'' if default else f':{port}'}{self._url}"
+        url = (
+            self._url
+            if "://" in self._url
+            else (f"{self.scheme}://{shown}{'' if default else f':{port}'}{self._url}")
         )
         has_body = length is not None or encode_chunked or message_body is not None
         pipe = _Pipe(length) if has_body else None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from netproto_twisted.http.client.errors import DecompressionBomb
 
 try:
-    import brotli
+    import brotli  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - brotli is optional
     brotli = None
 

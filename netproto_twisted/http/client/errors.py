@@ -25,7 +25,7 @@ __all__ = [
     "RedirectLoop",
     "RequestTimeout",
     "RobotsDisallowed",
-        "URLError",
+    "URLError",
 ]
 
 
@@ -74,7 +74,7 @@ class HTTPError(URLError):
         return self.code
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         """The reason phrase (urllib's ``HTTPError.reason``)."""
         return self.msg
 

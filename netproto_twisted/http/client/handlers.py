@@ -8,6 +8,7 @@ They are urllib's handlers, with the same names and roles, built on
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import http.cookiejar
 import io
@@ -128,10 +129,8 @@ class HTTPDefaultErrorHandler(BaseHandler):
 
 
 async def _keep_error_body(response: Response) -> None:
-    try:
+    with contextlib.suppress(URLError):
         await response.read(MAX_ERROR_BODY)
-    except URLError:
-        pass
 
 
 class HTTPRedirectHandler(BaseHandler):
@@ -214,7 +213,10 @@ class HTTPRedirectHandler(BaseHandler):
         if new is None:
             return None
         visited = new.redirect_dict
-        if visited.get(newurl, 0) >= self.max_repeats or new.redirect_count > self.max_redirections:
+        if (
+            visited.get(newurl, 0) >= self.max_repeats
+            or new.redirect_count > self.max_redirections
+        ):
             await _keep_error_body(response)
             raise RedirectLoop(response, "redirect loop or too many redirections")
         visited[newurl] = visited.get(newurl, 0) + 1
@@ -285,7 +287,7 @@ class ContentDecodingProcessor(BaseHandler):
 
 
 class ProxyHandler(BaseHandler):
-    """Choose a proxy per scheme: ``{"http": url, "https": url, "no": "host,..."}`` or the environment.
+    """Choose a proxy per scheme: ``{"http": url, "https": url, "no": "h1,h2"}`` or the environment.
 
     With ``proxies=None`` the ``http_proxy``, ``https_proxy`` and
     ``no_proxy`` variables decide (upper case too, as urllib reads them).
@@ -303,7 +305,8 @@ class ProxyHandler(BaseHandler):
     def _bypass(self, host: str) -> bool:
         if "no" not in self.proxies:
             return False
-        return bool(urllib.request.proxy_bypass_environment(host, self.proxies))
+        bypass: Any = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - untyped
+        return bool(bypass(host, self.proxies))
 
     def http_request(self, req: Request) -> Request:
         """Set ``req.proxy`` unless the host is bypassed or a proxy is already set."""
@@ -373,8 +376,10 @@ def parse_data_url(url: str) -> tuple[str, bytes]:
         body = base64.b64decode(body + b"=" * (-len(body) % 4), validate=False)
         mediatype = mediatype[: -len(";base64")]
     if not mediatype or mediatype.startswith(";"):
-        mediatype = "text/plain;charset=US-ASCII" + mediatype if not mediatype else (
-            "text/plain" + mediatype
+        mediatype = (
+            "text/plain;charset=US-ASCII" + mediatype
+            if not mediatype
+            else ("text/plain" + mediatype)
         )
     return mediatype, body
 

@@ -17,9 +17,10 @@ coroutine function); the opener waits for it.  Handlers run in
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -52,13 +53,13 @@ class BaseHandler:
     def __lt__(self, other: object) -> bool:
         if not hasattr(other, "handler_order"):
             return True
-        return self.handler_order < cast(Any, other).handler_order
+        return bool(self.handler_order < cast(Any, other).handler_order)
 
 
 async def _settle(value: Any) -> Any:
     """Wait for a Deferred or a coroutine; pass anything else through."""
     if isinstance(value, Deferred) or inspect.isawaitable(value):
-        return await cast(Awaitable[Any], value)
+        return await value
     return value
 
 
@@ -92,10 +93,8 @@ class Opener:
             if condition.startswith("error"):
                 j = condition.find("_") + i + 1
                 kind: int | str = meth[j + 1 :]
-                try:
+                with contextlib.suppress(ValueError):
                     kind = int(kind)
-                except ValueError:
-                    pass
                 lookup = self.handle_error.setdefault(protocol, {})
                 handlers = lookup.setdefault(kind, [])
             elif condition == "open":
@@ -126,7 +125,7 @@ class Opener:
         self,
         url_or_request: str | urllib.request.Request,
         data: object = None,
-        timeout: float | None | object = _DEFAULT,
+        timeout: float | object | None = _DEFAULT,
     ) -> Deferred[Response]:
         """Open a URL or a :class:`Request`; fire with the :class:`Response`.
 

@@ -73,7 +73,7 @@ class PoliteFetcher:
         reactor: IReactorTime,
         per_host: int = 1,
         delay: float = 1.0,
-        robots: RobotsCache | None | bool = True,
+        robots: RobotsCache | bool | None = True,
         user_agent: str = "netproto_twisted",
     ) -> None:
         self.opener = opener
@@ -126,7 +126,7 @@ class PoliteFetcher:
         self.stats.active += 1
         host = req.host
         self.stats.per_host[host] = self.stats.per_host.get(host, 0) + 1
-        finished = []
+        finished: list[bool] = []
 
         def done(ok: bool = True) -> None:
             if finished:
@@ -156,7 +156,7 @@ class PoliteFetcher:
         progress: Callable[[Progress], Any] | None = None,
         resume: bool = True,
     ) -> Deferred[DownloadResult]:
-        """Save ``url`` to ``path`` (through ``<path>.part``), resuming with Range when possible."""
+        """Save ``url`` to ``path`` (through ``<path>.part``), resuming with Range if possible."""
         return ensureDeferred(self._download(url, os.fspath(path), progress, resume))
 
     async def _download(

@@ -1,4 +1,4 @@
-"""The response, like :mod:`urllib.response`: status, reason, headers, url, and a body read on demand.
+"""The response, like :mod:`urllib.response`: status, reason, headers, url, a body read on demand.
 
 Nothing of the body is read when the opener hands a :class:`Response` over:
 the connection stays paused until the caller picks one of
@@ -30,16 +30,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IProtocol, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import PotentialDataLoss, ResponseDone
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
 
+from netproto_twisted.core.errors import NetprotoError
 from netproto_twisted.http.client.decoding import Decoder
-from netproto_twisted.http.client.errors import (
-    BodyTooLarge,
-    ContentTooShortError,
-    NetprotoError,
-    RequestTimeout,
-)
+from netproto_twisted.http.client.errors import BodyTooLarge, ContentTooShortError, RequestTimeout
 
 __all__ = ["DEFAULT_MAX_BODY", "BodySource", "Response", "headers_message"]
 
@@ -325,7 +322,9 @@ class Response:
             return
         self._source.deliverBody(_Pump(self, protocol))
 
-    def collect(self, sink: Callable[[bytes], object], max_size: int | None = None) -> Deferred[int]:
+    def collect(
+        self, sink: Callable[[bytes], object], max_size: int | None = None
+    ) -> Deferred[int]:
         """Pass each body chunk to ``sink``; fire with the byte count at the end."""
         collector = _Collector(sink, max_size)
         self.deliver_body(collector)
@@ -362,7 +361,7 @@ class Response:
 
     def json(self, max_size: int | None = -1) -> Deferred[Any]:
         """Fire with the body parsed as JSON."""
-        return self.read(max_size).addCallback(json.loads)
+        return self.read(max_size).addCallback(_json)
 
     def text(self, encoding: str | None = None, max_size: int | None = -1) -> Deferred[str]:
         """Fire with the body decoded with ``encoding`` (default: the charset, else UTF-8)."""
@@ -377,3 +376,7 @@ class Response:
             return self.read(None).addCallbacks(lambda _: None, lambda _: None)
         d = self.collect(lambda _: None, 0).addCallbacks(lambda _: None, lambda _: None)
         return d
+
+
+def _json(body: bytes) -> Any:
+    return json.loads(body)

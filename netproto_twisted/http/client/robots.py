@@ -89,7 +89,7 @@ class RobotsPolicy:
 
 
 class RobotsCache:
-    """Fetch and keep robots.txt policies; ``fetch(url)`` fires with a Response (an opener's ``open``)."""
+    """Fetch and keep robots.txt policies; ``fetch(url)`` (an opener's ``open``) gets them."""
 
     def __init__(
         self,

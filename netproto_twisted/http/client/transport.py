@@ -36,14 +36,15 @@ from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ProxyAgent, URI
+from twisted.web.client import URI, Agent, HTTPConnectionPool, ProxyAgent
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
+from netproto_twisted.core.errors import NetprotoError
 from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.core.tls import client_options
-from netproto_twisted.http.client.errors import NetprotoError, RequestTimeout, URLError
+from netproto_twisted.http.client.errors import RequestTimeout, URLError
 from netproto_twisted.http.client.request import ProxyInfo, Request
 from netproto_twisted.http.client.response import DEFAULT_MAX_BODY, Response, headers_message
 from netproto_twisted.http.client.tunnel import NoDelayEndpoint, TunnelEndpoint
@@ -194,7 +195,9 @@ class HTTPTransport:
         endpoint = self._proxy_endpoints.get(proxy)
         if endpoint is None:
             endpoint = NoDelayEndpoint(
-                HostnameEndpoint(self.reactor, proxy.host, proxy.port, timeout=self.connect_timeout)
+                HostnameEndpoint(
+                    self.reactor, proxy.host, proxy.port, timeout=self.connect_timeout
+                )
             )
             if proxy.scheme == "https":
                 endpoint = wrapClientTLS(self.tls_creator(proxy.host), endpoint)
@@ -282,7 +285,7 @@ class HTTPTransport:
 
                 calls.append(reactor.callLater(seconds, expire))
 
-        released = []
+        released: list[bool] = []
 
         def release() -> None:
             if not released:
@@ -343,7 +346,6 @@ class HTTPTransport:
                 if isinstance(inner, NetprotoError):
                     return Failure(inner)
                 return Failure(URLError(inner))
-            return Failure(URLError(failure.value))
+            return Failure(URLError(failure.value or "request failed"))
 
         return d.addCallbacks(got, failed)
-

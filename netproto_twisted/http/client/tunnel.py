@@ -16,7 +16,12 @@ import io
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -113,7 +118,7 @@ class _TunnelProtocol(Protocol):
             self._fail(URLError("no protocol for the tunnel"))
             return
         self.inner = inner
-        inner.makeConnection(self.transport)  # type: ignore[arg-type]
+        inner.makeConnection(self.transport)
         self.ready.callback(inner)
         if rest:
             inner.dataReceived(rest)
