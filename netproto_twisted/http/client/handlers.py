@@ -287,7 +287,7 @@ class ContentDecodingProcessor(BaseHandler):
 
 
 class ProxyHandler(BaseHandler):
-    """Choose a proxy per scheme: ``{"http": url, "https": url, "no": "h1,h2"}`` or the environment.
+    """Choose a proxy per scheme (``{"http": url, "https": url, "no": "h1,h2"}``) or from the env.
 
     With ``proxies=None`` the ``http_proxy``, ``https_proxy`` and
     ``no_proxy`` variables decide (upper case too, as urllib reads them).
