@@ -184,6 +184,7 @@ def _retry_request(req: Request, header: str, value: str) -> Request:
         new.add_unredirected_header(name, v)
     new.add_unredirected_header(header, value)
     new.proxy = req.proxy
+    new.total_timeout = req.total_timeout
     new.redirect_dict = req.redirect_dict
     new.redirect_count = req.redirect_count
     return new

@@ -188,6 +188,7 @@ class HTTPRedirectHandler(BaseHandler):
             method=method,
             timeout=req.timeout,
         )
+        new.total_timeout = req.total_timeout
         new.redirect_dict = req.redirect_dict
         new.redirect_count = req.redirect_count + 1
         return new

@@ -167,7 +167,7 @@ class Opener:
 
     async def error(self, proto: str, req: Request, response: Response) -> Response:
         """Let the ``http_error_<code>`` handlers answer an error status, else the default."""
-        chain = self.handle_error.get("https" if proto == "https" else "http", {})
+        chain = self.handle_error.get("http" if proto in ("http", "https") else proto, {})
         code = response.status
         args = (req, response, code, response.reason, response.headers)
         result = await self._call_chain(chain, code, f"http_error_{code}", *args)

@@ -90,6 +90,8 @@ class Request(urllib.request.Request):
             method=method,
         )
         self.timeout = timeout
+        #: Seconds for the whole request, body included (``None``: the opener's default).
+        self.total_timeout: float | None = None
         self.proxy: ProxyInfo | None = None
         self.redirect_dict: dict[str, int] = {}
         self.redirect_count = 0
@@ -109,6 +111,7 @@ class Request(urllib.request.Request):
                 url_or_request.get_method(),
                 timeout=getattr(url_or_request, "timeout", None),
             )
+            req.total_timeout = getattr(url_or_request, "total_timeout", None)
             for key, value in url_or_request.unredirected_hdrs.items():
                 req.add_unredirected_header(key, value)
         else:

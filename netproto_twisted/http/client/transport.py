@@ -32,8 +32,9 @@ from twisted.internet.defer import (
 )
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
-from twisted.internet.interfaces import IConsumer, IStreamClientEndpoint
+from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import URI, Agent, HTTPConnectionPool, ProxyAgent
@@ -151,8 +152,11 @@ class HTTPTransport:
         persistent: bool = True,
         agent: IAgent | None = None,
         tls_creator: Callable[[str], Any] | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.reactor = reactor
+        #: Where the timeouts run (the reactor unless a test passes a Clock).
+        self.clock: IReactorTime = clock if clock is not None else reactor
         self.verify = verify
         self.ca_file = ca_file
         self.connect_timeout = connect_timeout
@@ -232,9 +236,18 @@ class HTTPTransport:
         return slot
 
     def close(self) -> Deferred[None]:
-        """Close every kept-alive connection; fires when they are closed."""
-        closing = [pool.closeCachedConnections() for pool in self._pools]
-        return gatherResults(closing).addCallback(lambda _: None)
+        """Close every kept-alive connection; fires when they are closed.
+
+        The pools are closed one reactor turn later, so that a connection
+        whose response failed or finished in the current call stack is back
+        in its pool (Twisted returns it after the body's last callback).
+        """
+
+        def close_pools(_: object) -> Deferred[None]:
+            closing = [pool.closeCachedConnections() for pool in self._pools]
+            return gatherResults(closing).addCallback(lambda _: None)
+
+        return deferLater(self.reactor, 0).addCallback(close_pools)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -244,9 +257,9 @@ class HTTPTransport:
         return slot.acquire().addCallback(lambda _: self._send(request, slot))
 
     def _send(self, request: Request, slot: DeferredSemaphore) -> Deferred[Response]:
-        reactor = self.reactor
+        reactor = self.clock
         idle = request.timeout if request.timeout is not None else self.idle_timeout
-        total = getattr(request, "total_timeout", None) or self.total_timeout
+        total = request.total_timeout if request.total_timeout is not None else self.total_timeout
         started = reactor.seconds()
         deadline = started + total if total is not None else None
         headers = Headers()
@@ -306,6 +319,9 @@ class HTTPTransport:
                 release()
                 raise URLError(f"response has more than {self.max_headers} header fields")
             length = raw.length if raw.length is not UNKNOWN_LENGTH else None
+            if length is not None and method != b"HEAD":
+                # Twisted keeps Content-Length out of the headers; urllib shows it.
+                pairs.append(("Content-Length", str(length)))
             response = Response(
                 url=request.full_url,
                 status=raw.code,
