@@ -82,8 +82,8 @@ class Decoder:
 
     def feed(self, data: bytes, emit: Callable[[bytes], None]) -> None:
         """Decode ``data``, passing each decoded piece to ``emit`` (in bounded steps)."""
-        self.bytes_in += len(data)
         if self._brotli is not None:
+            self.bytes_in += len(data)
             out = self._brotli.process(data)  # type: ignore[attr-defined]
             self._check(len(out))
             if out:
@@ -97,6 +97,7 @@ class Decoder:
         pending = data
         while pending:
             out = decomp.decompress(pending, _STEP)
+            self.bytes_in += len(pending) - len(decomp.unconsumed_tail)
             pending = decomp.unconsumed_tail
             self._check(len(out))
             if out:
