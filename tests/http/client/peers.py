@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -42,6 +43,7 @@ class Peer:
 
 
 NGINX_CONF = """
+{user}
 worker_processes 1;
 error_log {root}/logs/error.log warn;
 pid {root}/logs/nginx.pid;
@@ -83,7 +85,9 @@ def start_nginx(root: Path, files: dict[str, bytes]) -> Peer:
     (root / "htpasswd").write_text("alice:{PLAIN}wonderland\n")
     port = free_port()
     conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(root=root, port=port))
+    # Workers run as the invoking user, so that they read the test's files.
+    user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(root=root, port=port, user=user))
     log = root / "logs" / "nginx.pid"
     process = subprocess.Popen(
         [NGINX, "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
