@@ -108,8 +108,19 @@ class _Endpoints:
     def __init__(self, transport: HTTPTransport, proxy: ProxyInfo | None) -> None:
         self.transport = transport
         self.proxy = proxy
+        # Twisted asks for an endpoint per request; building one (IDNA and all) is dear.
+        self._cache: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
 
     def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._cache.get(key)
+        if endpoint is None:
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            endpoint = self._cache[key] = self._make(uri)
+        return endpoint
+
+    def _make(self, uri: URI) -> IStreamClientEndpoint:
         t = self.transport
         host = uri.host.decode("idna")
         endpoint: IStreamClientEndpoint
