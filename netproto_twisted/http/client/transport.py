@@ -240,7 +240,7 @@ class HTTPTransport:
         return agent
 
     def _slot(self, request: Request) -> DeferredSemaphore:
-        key = request.origin
+        key = (request.type, request.host.lower(), None)  # already parsed by urllib
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = DeferredSemaphore(self.max_per_host)
