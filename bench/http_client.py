@@ -132,8 +132,9 @@ def run_twisted(client: str, url: str, n: int, conc: int, stream: bool) -> dict[
         pool = HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = conc
         agent = RedirectAgent(
-            ContentDecoderAgent(CookieAgent(Agent(reactor, pool=pool), CookieJar()),
-                                [(b"gzip", GzipDecoder)])  # fmt: skip
+            ContentDecoderAgent(
+                CookieAgent(Agent(reactor, pool=pool), CookieJar()), [(b"gzip", GzipDecoder)]
+            )
         )
 
         async def one() -> int:

@@ -1,4 +1,4 @@
-"""Bad input from the server: header floods, truncated bodies, closes mid-body, stale keep-alive."""
+"""Bad input from servers: header floods, truncated bodies, closes mid-body, stale keep-alive."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""In memory, through StubOpener: authentication (twisted.web.guard), robots.txt, the polite fetcher."""
+"""In memory, through StubOpener: auth (twisted.web.guard), robots.txt, the polite fetcher."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class AuthTests(SynchronousTestCase):
         mgr = HTTPPasswordMgrWithDefaultRealm()
         mgr.add_password(None, "http://example.test/", "alice", "wonderland")
         stub = StubOpener(_guarded(guard.BasicCredentialFactory("zoo")), HTTPBasicAuthHandler(mgr))
-        response, body = stub.get("http://example.test/")
+        _, body = stub.get("http://example.test/")
         self.assertEqual(body, b"secret for alice")
 
     def test_basic_wrong_password_is_401_after_one_retry(self) -> None:
@@ -94,7 +94,9 @@ class AuthTests(SynchronousTestCase):
 
     def test_prior_auth_sends_credentials_first(self) -> None:
         mgr = HTTPPasswordMgrWithPriorAuth()
-        mgr.add_password(None, "http://example.test/", "alice", "wonderland", is_authenticated=True)
+        mgr.add_password(
+            None, "http://example.test/", "alice", "wonderland", is_authenticated=True
+        )
         app = App()
         stub = StubOpener(app, HTTPBasicAuthHandler(mgr))
         stub.get("http://example.test/echo")
@@ -105,7 +107,7 @@ class AuthTests(SynchronousTestCase):
         mgr.add_password(None, "http://example.test/", "alice", "wonderland")
         factory = guard.DigestCredentialFactory(b"md5", b"zoo")
         stub = StubOpener(_guarded(factory), HTTPDigestAuthHandler(mgr))
-        response, body = stub.get("http://example.test/page?x=1")
+        _, body = stub.get("http://example.test/page?x=1")
         self.assertEqual(body, b"secret for alice")
 
     def test_no_credentials_is_http_error(self) -> None:
@@ -155,8 +157,9 @@ class RobotsTests(SynchronousTestCase):
         stub = StubOpener(resource.Resource(), RobotsHandler("bot"))
         handler = stub.opener.handler(RobotsHandler)
         assert isinstance(handler, RobotsHandler)
-        from netproto_twisted.http import URLError
         from twisted.internet.defer import fail
+
+        from netproto_twisted.http import URLError
 
         handler.cache.fetch = lambda url: fail(URLError("connection refused"))
         with self.assertRaises(RobotsDisallowed):

@@ -105,7 +105,7 @@ class NginxTests(TestCase):
         repo = str(Path(__file__).absolute().parents[3])
         Path(out).mkdir()
         (out / "big.bin.part").write_bytes(BIG[:5000])
-        stdout, stderr, code = await getProcessOutputAndValue(
+        _, stderr, code = await getProcessOutputAndValue(
             sys.executable,
             ["-m", "netproto_twisted.http.fetch", "-o", str(out), "--delay", "0",
              self.base + "/big.bin", self.base + "/1k.bin", self.base + "/missing"],
@@ -213,7 +213,7 @@ class ProxyTests(TestCase):
 
     async def test_connection_set_tunnel(self) -> None:
         tls_dir = Path(self.mktemp())
-        port, tls_base = listen(App(), tls_dir)
+        port, _ = listen(App(), tls_dir)
         self.addCleanup(port.stopListening)
         conn = HTTPSConnection("127.0.0.1", self.proxy.port, reactor=reactor,
                                ca_file=dev_ca(tls_dir))  # fmt: skip

@@ -54,6 +54,7 @@ class App(resource.Resource):
             "proxy-authorization": (request.getHeader(b"proxy-authorization") or b"").decode(),
             "body": body.decode("latin-1"),
             "content-type": (request.getHeader(b"content-type") or b"").decode(),
+            "client-port": getattr(request.getClientAddress(), "port", None),
         }
         self.seen.append(info)
         if path == "/robots.txt":
