@@ -351,6 +351,8 @@ def main() -> None:
         args.requests, args.runs, args.stream_mb = 1000, 1, 64
     clients = [c for c in CLIENTS if not args.only or c in args.only]
     loads = args.loads.split(",")
+    # SIGTERM ends the run like ^C: nginx is stopped and its files removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="bench-httpc-"))
     proc, port = start_nginx(root, args.stream_mb)
     base = f"http://127.0.0.1:{port}"
