@@ -129,8 +129,11 @@ class HTTPDefaultErrorHandler(BaseHandler):
 
 
 async def _keep_error_body(response: Response) -> None:
+    """Read the error body's first :data:`MAX_ERROR_BODY` bytes, for :meth:`HTTPError.read`."""
+    parts: list[bytes] = []
     with contextlib.suppress(URLError):
-        await response.read(MAX_ERROR_BODY)
+        await response.collect(parts.append, MAX_ERROR_BODY)
+    response.keep_body(b"".join(parts))
 
 
 class HTTPRedirectHandler(BaseHandler):

@@ -368,14 +368,18 @@ class Response:
         charset = encoding or self.headers.get_content_charset() or "utf-8"
         return self.read(max_size).addCallback(lambda b: b.decode(charset, "replace"))
 
+    def keep_body(self, body: bytes) -> None:
+        """Make ``body`` what :meth:`read` returns from now on (an error's first bytes)."""
+        self._buffered = body
+        self._delivered = False
+
     def close(self) -> Deferred[None]:
         """Discard the body: drain a small one (the connection is kept), abandon a big one."""
         if self._delivered:
             return succeed(None)
-        if self.length is not None and self.length <= _DRAIN_LIMIT:
-            return self.read(None).addCallbacks(lambda _: None, lambda _: None)
-        d = self.collect(lambda _: None, 0).addCallbacks(lambda _: None, lambda _: None)
-        return d
+        big = self.length is not None and self.length > _DRAIN_LIMIT
+        limit = 0 if big else _DRAIN_LIMIT
+        return self.collect(lambda _: None, limit).addCallbacks(lambda _: None, lambda _: None)
 
 
 def _json(body: bytes) -> Any:

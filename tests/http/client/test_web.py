@@ -67,6 +67,15 @@ class BasicsTests(WebTestBase):
         self.assertEqual(await e.read(), b"status body")
         self.assertEqual(e.headers["Content-Length"], "11")
 
+    async def test_big_error_body_is_kept_in_part(self) -> None:
+        with self.assertRaises(HTTPError) as cm:
+            await self.opener.open(self.base + "/bigerror")
+        body = await cm.exception.read()
+        self.assertTrue(0 < len(body) <= 1 << 20)
+        self.assertEqual(set(body), {ord("e")})
+        r = await self.opener.open(self.base + "/hello")  # the opener goes on
+        self.assertEqual(await r.read(), b"hello")
+
     async def test_connection_refused_is_urlerror(self) -> None:
         from netproto_twisted.http import URLError
 

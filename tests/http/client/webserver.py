@@ -97,6 +97,9 @@ class App(resource.Resource):
         if path == "/held":
             self.held.append(request)
             return server.NOT_DONE_YET
+        if path == "/bigerror":
+            request.setResponseCode(500)
+            return b"e" * (3 << 20)
         if path == "/status":
             request.setResponseCode(int(args.get("code", "500")))
             return b"status body"
