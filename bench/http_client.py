@@ -80,9 +80,21 @@ http {{
 # ---------------------------------------------------------------------------- clients
 
 
+_cpu_at_start = [0.0]
+
+
+def _start() -> float:
+    """Note the process's CPU time; return the wall clock (the timed part begins)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _cpu_at_start[0] = usage.ru_utime + usage.ru_stime
+    return time.perf_counter()
+
+
 def _result(count: int, seconds: float, nbytes: int = 0) -> dict[str, float]:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"count": count, "seconds": seconds, "bytes": nbytes, "rss_mb": rss}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - _cpu_at_start[0]  # the timed part only
+    return {"count": count, "seconds": seconds, "bytes": nbytes,
+            "rss_mb": usage.ru_maxrss / 1024, "cpu_s": cpu}  # fmt: skip
 
 
 def run_twisted(client: str, url: str, n: int, conc: int, stream: bool) -> dict[str, float]:
@@ -162,7 +174,7 @@ def run_twisted(client: str, url: str, n: int, conc: int, stream: bool) -> dict[
 
     async def main(_: Any) -> None:
         nbytes = 0
-        start = time.perf_counter()
+        start = _start()
         if stream:
             nbytes = await one()
             count = 1
@@ -219,7 +231,7 @@ def run_asyncio(client: str, url: str, n: int, conc: int, stream: bool) -> dict[
             return await drive(one, per)
 
     async def drive(one: Any, per: int) -> dict[str, float]:
-        start = time.perf_counter()
+        start = _start()
         if stream:
             nbytes = await one()
             return _result(1, time.perf_counter() - start, nbytes)
@@ -263,7 +275,7 @@ def run_threads(client: str, url: str, n: int, conc: int) -> dict[str, float]:
                     sizes[i] += len(r.read())
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(conc)]
-    start = time.perf_counter()
+    start = _start()
     for t in threads:
         t.start()
     for t in threads:
@@ -343,9 +355,16 @@ def main() -> None:
     p.add_argument("--only", action="append", default=[])
     p.add_argument("--loads", default="plain,redirect,stream")
     p.add_argument("--json")
+    p.add_argument("--from-json", help="print the table of an earlier run's --json file")
     args = p.parse_args()
     if args.client:
         client_main(args)
+        return
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        loaded = {tuple(k.split("/", 1)): v for k, v in saved.items()}
+        print(table(loaded, [x for x in args.loads.split(",") if any(k[0] == x for k in loaded)],
+                    [c for c in CLIENTS if any(k[1] == c for k in loaded)]))  # fmt: skip
         return
     if args.quick:
         args.requests, args.runs, args.stream_mb = 1000, 1, 64
@@ -388,9 +407,12 @@ def table(results: dict[tuple[str, str], list[dict[str, float]]], loads: list[st
         unit = "MB/s" if load == "stream" else ("fetches/s" if load == "redirect" else "req/s")
         base_name = "agent" if load == "stream" else "treq"
         lines.append(f"\n{load}: median {unit} over {len(next(iter(results.values())))} runs")
-        lines.append(f"| client | {unit} | peak RSS MB | vs {base_name} | vs urllib |")
-        lines.append("|---|---:|---:|---:|---:|")
-        med: dict[str, tuple[float, float]] = {}
+        lines.append(
+            f"| client | {unit} | CPU us/{'MB' if load == 'stream' else 'fetch'} "
+            f"| peak RSS MB | vs {base_name} | vs urllib |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        med: dict[str, tuple[float, float, float | None]] = {}
         for client in clients:
             runs = results.get((load, client))
             if not runs:
@@ -399,11 +421,18 @@ def table(results: dict[tuple[str, str], list[dict[str, float]]], loads: list[st
                 rate = statistics.median(r["bytes"] / r["seconds"] / 1e6 for r in runs)
             else:
                 rate = statistics.median(r["count"] / r["seconds"] for r in runs)
-            med[client] = (rate, statistics.median(r["rss_mb"] for r in runs))
-        for client, (rate, rss) in med.items():
+            per = [
+                r["cpu_s"] * 1e6 / (r["bytes"] / 1e6 if load == "stream" else r["count"])
+                for r in runs
+                if "cpu_s" in r
+            ]
+            cpu = statistics.median(per) if per else None
+            med[client] = (rate, statistics.median(r["rss_mb"] for r in runs), cpu)
+        for client, (rate, rss, cpu) in med.items():
             vs = f"{rate / med[base_name][0]:.2f}x" if base_name in med else "-"
             vu = f"{rate / med['urllib'][0]:.2f}x" if "urllib" in med else "-"
-            lines.append(f"| {client} | {rate:,.0f} | {rss:,.0f} | {vs} | {vu} |")
+            shown = f"{cpu:,.0f}" if cpu is not None else "-"
+            lines.append(f"| {client} | {rate:,.0f} | {shown} | {rss:,.0f} | {vs} | {vu} |")
     return "\n".join(lines)
 
 
