@@ -6,9 +6,16 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from netproto_twisted.http import ContentTooShortError, ProxyHandler, URLError, build_opener
+from netproto_twisted.http import (
+    ContentTooShortError,
+    ProxyHandler,
+    RequestTimeout,
+    URLError,
+    build_opener,
+)
 from tests.http.client.webserver import listen_raw
 
 
@@ -32,6 +39,28 @@ class BadPeerTests(TestCase):
         with self.assertRaises(URLError) as cm:
             await self.opener().open(base + "/")
         self.assertIn("header fields", str(cm.exception))
+
+    async def test_endless_headers_end_at_the_timeout(self) -> None:
+        """Twisted's parser keeps the header lines; the wait for the headers is bounded."""
+        sent = [0]
+
+        def respond(p: Protocol, head: bytes) -> None:
+            p.transport.write(b"HTTP/1.1 200 OK\r\n")
+
+            def more() -> None:
+                if p.transport.connected and sent[0] < 2000:
+                    p.transport.write(b"X-Endless: %d\r\n" % sent[0])
+                    sent[0] += 1
+                    reactor.callLater(0, more)
+
+            more()
+
+        _, base = self.serve(respond)
+        clock = Clock()
+        d = self.opener(clock=clock, idle_timeout=10.0).open(base + "/")
+        await _until(lambda: sent[0] >= 200)
+        clock.advance(10)
+        await self.assertFailure(d, RequestTimeout)
 
     async def test_truncated_chunked_body(self) -> None:
         def respond(p: Protocol, head: bytes) -> None:
@@ -101,3 +130,13 @@ class BadPeerTests(TestCase):
         _, base = self.serve(respond)
         with self.assertRaises(URLError):
             await self.opener().open(base + "/")
+
+
+async def _until(condition: Any, turns: int = 2000) -> None:
+    from twisted.internet.task import deferLater
+
+    for _ in range(turns):
+        if condition():
+            return
+        await deferLater(reactor, 0.001)
+    raise AssertionError("condition never held")
