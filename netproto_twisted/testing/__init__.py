@@ -3,7 +3,9 @@
 In memory (no socket, no real time; :mod:`netproto_twisted.testing.memory`):
 :func:`connected_pair` and :class:`MemoryEndpoint` join a client and a
 server through :mod:`twisted.test.iosim` on a ``MemoryReactorClock``;
-:func:`memory_smtp_capture` is the SMTP capture server reached that way.
+:func:`memory_smtp_capture` is the SMTP capture server reached that way;
+:class:`StubOpener` answers an HTTP opener's requests from a twisted.web
+resource (:mod:`netproto_twisted.testing.http_client`).
 
 On loopback, every helper takes the reactor explicitly (in trial: ``from
 twisted.internet import reactor`` in the test module), starts the server on ``127.0.0.1`` with
@@ -34,6 +36,7 @@ from twisted.internet import defer
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.smtp import (
     CapturedMail,
@@ -57,6 +60,8 @@ __all__ = [
     "SMTPCaptureStopped",
     "SMTPCaptureTimeout",
     "XMLRPCTestServer",
+    "StubNotSettled",
+    "StubOpener",
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
