@@ -186,7 +186,7 @@ ERR_TEMPORARY_CODES = frozenset({"IN-USE", "LOGIN-DELAY", "SYS/TEMP"})
 #: RFC 3206 response codes of a ``-ERR`` that a retry as it is will not overcome.
 ERR_PERMANENT_CODES = frozenset({"AUTH", "SYS/PERM"})
 
-_RESPONSE_CODE = re.compile(r"\[([^\]\r\n]*)\]")
+_RESPONSE_CODE = re.compile(r"\[([^\]\r\n]+)\]")
 
 
 class ErrReplyError(ReplyError):
