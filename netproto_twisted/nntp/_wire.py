@@ -25,8 +25,9 @@ __all__ = [
     "OVERVIEW_FIELDS",
     "OVERVIEW_FMT",
     "ArticleFormatError",
-    "CommandSyntaxError",
     "Code",
+    "CommandSyntaxError",
+    "Header",
     "WildmatError",
     "block",
     "format_datetime",
@@ -42,6 +43,7 @@ __all__ = [
     "sanitize_field",
     "split_article",
     "status",
+    "stuffed",
     "wildmat",
 ]
 

@@ -106,10 +106,10 @@ class History(enum.Enum):
 class IOverviewCursor(Interface):
     """Overview lines of one range, read in blocks (blocking: run ``read`` in a thread)."""
 
-    def read(size: int) -> bytes:  # type: ignore[misc]
-        """The next OVER lines (``number TAB fields CRLF``), about ``size`` bytes; ``b""`` at the end."""
+    def read(size: int) -> bytes:  # noqa: N805
+        """The next OVER lines (``number TAB fields CRLF``), about ``size`` bytes; b"" at end."""
 
-    def close() -> None:  # type: ignore[misc]
+    def close() -> None:
         """Release the cursor."""
 
 
@@ -118,40 +118,40 @@ class INewsStore(Interface):
 
     path_host = Attribute("the name this server adds to Path headers")
 
-    def groups() -> Deferred[list[GroupInfo]]:  # type: ignore[misc]
+    def groups() -> Deferred[list[GroupInfo]]:
         """Every group, sorted by name."""
 
-    def group(name: str) -> Deferred[GroupInfo | None]:  # type: ignore[misc]
+    def group(name: str) -> Deferred[GroupInfo | None]:  # noqa: N805
         """One group, or ``None``."""
 
-    def numbers(group: str, low: int, high: int | None) -> Deferred[list[int]]:  # type: ignore[misc]
+    def numbers(group: str, low: int, high: int | None) -> Deferred[list[int]]:  # noqa: N805
         """The article numbers present in ``group`` within ``low..high``."""
 
-    def neighbour(group: str, number: int, forward: bool) -> Deferred[int | None]:  # type: ignore[misc]
+    def neighbour(group: str, number: int, forward: bool) -> Deferred[int | None]:  # noqa: N805
         """The next (or previous) article number present after ``number``, or ``None``."""
 
-    def article(group: str, number: int) -> Deferred[Article | None]:  # type: ignore[misc]
+    def article(group: str, number: int) -> Deferred[Article | None]:  # noqa: N805
         """The article ``number`` of ``group``, or ``None``."""
 
-    def article_by_id(message_id: str) -> Deferred[Article | None]:  # type: ignore[misc]
+    def article_by_id(message_id: str) -> Deferred[Article | None]:  # noqa: N805
         """The article with this Message-ID (``number`` 0), or ``None``."""
 
-    def open_overview(group: str, low: int, high: int | None) -> IOverviewCursor:  # type: ignore[misc]
+    def open_overview(group: str, low: int, high: int | None) -> IOverviewCursor:  # noqa: N805
         """A cursor over the overview lines of a range (nothing read yet)."""
 
-    def header_values(  # type: ignore[misc]
-        group: str, low: int, high: int | None, header: str, limit: int
+    def header_values(
+        group: str, low: int, high: int | None, header: str, limit: int  # noqa: N805
     ) -> Deferred[list[tuple[int, str]]]:
         """``(number, value)`` of one header for up to ``limit`` articles of a range."""
 
-    def history(message_id: str) -> Deferred[History]:  # type: ignore[misc]
+    def history(message_id: str) -> Deferred[History]:  # noqa: N805
         """What the history knows of a Message-ID."""
 
-    def store(article: Incoming) -> Deferred[StoreResult]:  # type: ignore[misc]
+    def store(article: Incoming) -> Deferred[StoreResult]:  # noqa: N805
         """File an article; fires once it is durably on disk."""
 
-    def new_groups(since: float) -> Deferred[list[GroupInfo]]:  # type: ignore[misc]
+    def new_groups(since: float) -> Deferred[list[GroupInfo]]:  # noqa: N805
         """The groups created at or after ``since``."""
 
-    def new_news(since: float) -> Deferred[list[tuple[str, Sequence[str]]]]:  # type: ignore[misc]
+    def new_news(since: float) -> Deferred[list[tuple[str, Sequence[str]]]]:  # noqa: N805
         """``(Message-ID, groups)`` of the articles arrived at or after ``since``."""

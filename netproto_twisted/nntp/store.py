@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sqlite3
@@ -47,8 +48,8 @@ from netproto_twisted.nntp.interfaces import (
     Article,
     GroupInfo,
     History,
-    INewsStore,
     Incoming,
+    INewsStore,
     IOverviewCursor,
     StoreOutcome,
     StoreResult,
@@ -186,20 +187,22 @@ class NewsDatabase:
 
     def groups(self) -> list[GroupInfo]:
         """Every group, by name."""
-        rows = self.db.execute(f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY name")
+        rows = self.db.execute(f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY name")  # noqa: S608
         return [_group_info(r) for r in rows]
 
     def group(self, name: str) -> GroupInfo | None:
         """One group, or ``None``."""
         row = self.db.execute(
-            f"SELECT {_GROUP_COLUMNS} FROM groups WHERE name=?", (name,)
+            f"SELECT {_GROUP_COLUMNS} FROM groups WHERE name=?",  # noqa: S608
+            (name,),
         ).fetchone()
         return None if row is None else _group_info(row)
 
     def new_groups(self, since: float) -> list[GroupInfo]:
         """Groups created at or after ``since``."""
         rows = self.db.execute(
-            f"SELECT {_GROUP_COLUMNS} FROM groups WHERE created >= ? ORDER BY name", (since,)
+            f"SELECT {_GROUP_COLUMNS} FROM groups WHERE created >= ? ORDER BY name",  # noqa: S608
+            (since,),
         )
         return [_group_info(r) for r in rows]
 
@@ -571,10 +574,8 @@ class SQLiteNewsStore:
                     job.result = e
             db.db.execute("COMMIT")
         except sqlite3.Error as e:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 db.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             for job in jobs:
                 job.result = e
 

@@ -1,4 +1,4 @@
-"""The SQLite article store: filing, numbering, overview, history, expiry, group commit, admin CLI."""
+"""The SQLite article store: filing, overview, history, expiry, group commit, admin CLI."""
 
 from __future__ import annotations
 
