@@ -140,7 +140,11 @@ class INewsStore(Interface):
         """A cursor over the overview lines of a range (nothing read yet)."""
 
     def header_values(
-        group: str, low: int, high: int | None, header: str, limit: int  # noqa: N805
+        group: str,  # noqa: N805
+        low: int,
+        high: int | None,
+        header: str,
+        limit: int,
     ) -> Deferred[list[tuple[int, str]]]:
         """``(number, value)`` of one header for up to ``limit`` articles of a range."""
 
