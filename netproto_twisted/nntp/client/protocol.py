@@ -43,15 +43,17 @@ Reply = tuple[int, str, bytes]
 
 
 class _Pending:
-    __slots__ = ("article", "challenge", "code", "collect", "deferred", "sink", "text")
+    __slots__ = ("article", "block", "challenge", "code", "collect", "deferred", "sink", "text")
 
     def __init__(
         self,
         sink: Callable[[bytes], object] | None,
         article: bytes | None,
         challenge: Callable[[bytes], bytes] | None,
+        block: bool = False,
     ) -> None:
         self.deferred: Deferred[Reply] = Deferred()
+        self.block = block
         self.sink = sink
         self.article = article
         self.challenge = challenge
@@ -90,6 +92,7 @@ class NNTPClientProtocol(LineProtocol):
         sink: Callable[[bytes], object] | None = None,
         article: bytes | None = None,
         challenge: Callable[[bytes], bytes] | None = None,
+        group_block: bool = False,
     ) -> Deferred[Reply]:
         """Send a command and fire with its :data:`Reply` (an error reply fails it).
 
@@ -97,11 +100,12 @@ class NNTPClientProtocol(LineProtocol):
         lines per call); without one the block is collected.  ``article`` is
         sent dot-stuffed after a ``335``/``340`` go-ahead (POST, IHAVE), and the
         Deferred fires with the reply after it.  ``challenge(data) -> response``
-        answers ``383`` SASL challenges.
+        answers ``383`` SASL challenges.  ``group_block``: a ``211`` reply has a
+        block (LISTGROUP; GROUP's 211 has none).
         """
         if self._lost:
             raise NNTPConnectionLost("the connection is closed")
-        pending = _Pending(sink, article, challenge)
+        pending = _Pending(sink, article, challenge, group_block)
         self._pending.append(pending)
         data = line.encode("utf-8") if isinstance(line, str) else line
         self.send_raw(data + b"\r\n")
@@ -166,7 +170,7 @@ class NNTPClientProtocol(LineProtocol):
             article, pending.article = pending.article, None
             self.send_raw(article)
             return
-        if code not in Code.MULTILINE:
+        if code not in Code.MULTILINE or (code == Code.GROUP and not pending.block):
             self._pending.popleft()
             if code >= 400:
                 pending.deferred.errback(reply_error(code, text))

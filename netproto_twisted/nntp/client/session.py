@@ -311,7 +311,8 @@ class NNTPClient:
             line += f" {name}"
             if numbers is not None:
                 line += f" {_range(numbers)}"
-        return self._block(line).addCallback(lambda r: [int(x) for x in _lines(r[2])])
+        d = self.protocol.command(line, group_block=True)
+        return d.addCallback(lambda r: [int(x) for x in _lines(r[2])])
 
     def list(
         self, pattern: str | None = None, keyword: str = "ACTIVE"
