@@ -36,8 +36,8 @@ from netproto_twisted.nntp.errors import (
 from netproto_twisted.nntp.interfaces import (
     Article,
     History,
-    INewsStore,
     Incoming,
+    INewsStore,
     IOverviewCursor,
     StoreOutcome,
     StoreResult,

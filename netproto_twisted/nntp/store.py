@@ -455,8 +455,7 @@ class SQLiteNewsStore:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._in_flight: set[str] = set()
         self._stopped: Deferred[None] | None = None
-        self._thread = threading.Thread(target=self._writer, name="nntp-store", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first store()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -522,6 +521,9 @@ class SQLiteNewsStore:
             return fail(StoreError("the store is closed"))
         if article.message_id in self._in_flight:
             return succeed(StoreResult(StoreOutcome.DUPLICATE))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._writer, name="nntp-store", daemon=True)
+            self._thread.start()
         d: Deferred[StoreResult] = Deferred()
         self._in_flight.add(article.message_id)
         self._queue.put(_Job(article, d))
@@ -531,7 +533,10 @@ class SQLiteNewsStore:
         """Commit what is queued, stop the writer thread and close the database."""
         if self._stopped is None:
             self._stopped = Deferred()
-            self._queue.put(_STOP)
+            if self._thread is None:
+                self._ended()
+            else:
+                self._queue.put(_STOP)
         return self._stopped
 
     def _writer(self) -> None:

@@ -1,4 +1,4 @@
-"""Our NNTP client against our server on loopback: reading, streaming, posting, login, TLS, feeding."""
+"""Our NNTP client against our server on loopback: reading, streaming, posting, TLS, feeding."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class ClientTests(TestCase):
         self.assertEqual(await client.quit(), "bye")
 
     async def test_post_and_login(self) -> None:
-        news, client = await self.start(users={"alice": "pw"}, posting_requires_auth=True)
+        _, client = await self.start(users={"alice": "pw"}, posting_requires_auth=True)
         article = b"From: a@b.test\nNewsgroups: comp.test\nSubject: hi\n\ntext\n"
         with self.assertRaises(NNTPTemporaryError) as caught:
             await client.post(article)
@@ -68,13 +68,13 @@ class ClientTests(TestCase):
         self.assertIn("article received", await client.post(article))
 
     async def test_sasl_and_starttls(self) -> None:
-        news, client = await self.start(users={"alice": "pw"}, tls=True)
+        _, client = await self.start(users={"alice": "pw"}, tls=True)
         await client.starttls(client_options("localhost", verify=False))
         self.assertTrue(client.is_secure)
         self.assertIn("accepted", await client.authenticate("alice", "pw"))
 
     async def test_feeder(self) -> None:
-        news, client = await self.start()
+        _, client = await self.start()
         await client.mode_stream()
 
         def article(i: int) -> tuple[str, bytes]:
