@@ -35,6 +35,7 @@ from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
+from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from netproto_twisted.testing.smtp import (
     CapturedMail,
     SMTPCapture,
@@ -49,6 +50,7 @@ __all__ = [
     "CapturedMail",
     "MemoryEndpoint",
     "MemorySMTPCapture",
+    "NewsServer",
     "NotSettled",
     "Pair",
     "RunningServer",
@@ -58,6 +60,7 @@ __all__ = [
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
+    "start_news_server",
     "start_service",
     "start_smtp_capture",
 ]
