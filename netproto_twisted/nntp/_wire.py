@@ -37,6 +37,7 @@ __all__ = [
     "parse_command",
     "parse_datetime",
     "parse_headers",
+    "parse_overview_block",
     "parse_overview_line",
     "parse_range",
     "parse_status",
@@ -397,6 +398,34 @@ def sanitize_field(value: str) -> str:
 def overview_line(number: int, fields: Sequence[str]) -> bytes:
     """One OVER line: the number, then the fields TAB-separated (already sanitised)."""
     return (str(number) + "\t" + "\t".join(fields)).encode("utf-8", "surrogateescape")
+
+
+_OVERVIEW_KEYS = tuple(name.lower() for name in OVERVIEW_FIELDS)
+
+
+def parse_overview_block(block: bytes) -> list[tuple[int, dict[str, str]]]:
+    """Parse CRLF-ended OVER lines at once, as :func:`parse_overview_line` parses one.
+
+    :raises ValueError: if a line lacks its number or a mandatory field.
+    """
+    keys = _OVERVIEW_KEYS
+    width = len(keys) + 1
+    out: list[tuple[int, dict[str, str]]] = []
+    append = out.append
+    text = block.decode("utf-8", "surrogateescape")
+    for line in text.split("\r\n"):
+        if not line:
+            continue
+        parts = line.split("\t")
+        if len(parts) < width:
+            raise ValueError(f"overview line has {len(parts)} fields")
+        fields = dict(zip(keys, parts[1:width], strict=True))
+        for extra in parts[width:]:
+            name, colon, value = extra.partition(":")
+            if colon:
+                fields[name.lower()] = value.lstrip(" ")
+        append((_number(parts[0]), fields))
+    return out
 
 
 def parse_overview_line(line: bytes | str) -> tuple[int, dict[str, str]]:

@@ -23,6 +23,7 @@ from netproto_twisted.nntp._wire import (
     parse_command,
     parse_datetime,
     parse_headers,
+    parse_overview_block,
     parse_overview_line,
     parse_range,
     parse_status,
@@ -205,9 +206,18 @@ class OverviewTests(SynchronousTestCase):
             self.assertEqual(parsed[name.lower()], value)
         self.assertEqual(parsed["xref"], sanitize_field(xref).lstrip())
 
+    @given(st.lists(st.tuples(st.integers(0, 2**40), st.lists(_text, min_size=7, max_size=9)),
+                    max_size=10))  # fmt: skip
+    def test_block_parses_as_lines_do(self, rows: list[tuple[int, list[str]]]) -> None:
+        lines = [overview_line(n, [sanitize_field(v) for v in values]) for n, values in rows]
+        block = b"".join(line + b"\r\n" for line in lines)
+        self.assertEqual(parse_overview_block(block), [parse_overview_line(x) for x in lines])
+
     def test_sanitize(self) -> None:
         self.assertEqual(sanitize_field("a\tb\r\nc\0"), "a b  c ")
 
     def test_short_line(self) -> None:
         self.assertRaises(ValueError, parse_overview_line, b"1\ta\tb")
         self.assertRaises(ValueError, parse_overview_line, b"x\t\t\t\t\t\t\t")
+        self.assertRaises(ValueError, parse_overview_block, b"1\ta\r\n")
+        self.assertRaises(ValueError, parse_overview_block, b"x\t\t\t\t\t\t\t\r\n")

@@ -41,7 +41,7 @@ from netproto_twisted.core.tls import client_options
 from netproto_twisted.nntp._wire import (
     Code,
     format_datetime,
-    parse_overview_line,
+    parse_overview_block,
     stuffed,
 )
 from netproto_twisted.nntp.client.protocol import NNTPClientProtocol, Reply
@@ -135,21 +135,9 @@ def _when(since: datetime.date | datetime.datetime | float) -> str:
     return f"{date} {time} GMT"
 
 
-class _LineSplitter:
-    """Turns chunks of CRLF lines into lists of parsed values for a callback."""
-
-    def __init__(self, parse: Callable[[bytes], Any], deliver: Callable[[list[Any]], object]):
-        self._parse = parse
-        self._deliver = deliver
-
-    def __call__(self, chunk: bytes) -> None:
-        parse = self._parse
-        self._deliver([parse(line) for line in chunk[:-2].split(b"\r\n")])
-
-
-def _overview(line: bytes) -> tuple[int, dict[str, str]]:
+def _overview(block: bytes) -> builtins.list[tuple[int, dict[str, str]]]:
     try:
-        return parse_overview_line(line)
+        return parse_overview_block(block)
     except ValueError as e:
         raise NNTPProtocolError(str(e)) from None
 
@@ -438,14 +426,14 @@ class NNTPClient:
         """
         line = verb if which is None else f"{verb} {_range(which)}"
         if on_lines is None:
-            return self._block(line).addCallback(lambda r: [_overview(x) for x in _lines(r[2])])
+            return self._block(line).addCallback(lambda r: _overview(r[2]))
         count = [0]
 
-        def deliver(items: builtins.list[tuple[int, dict[str, str]]]) -> None:
+        def sink(chunk: bytes) -> None:
+            items = _overview(chunk)
             count[0] += len(items)
             on_lines(items)
 
-        sink = _LineSplitter(_overview, deliver)
         return self.protocol.command(line, sink=sink).addCallback(lambda _: count[0])
 
     def xover(self, start: int, end: int, *, on_lines: Any = None) -> Deferred[Any]:
