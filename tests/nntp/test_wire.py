@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import time
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -34,18 +34,22 @@ from netproto_twisted.nntp._wire import (
     wildmat,
 )
 
+#: Machines shared with other work generate slowly: no health check on speed, no deadline.
+_SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=60)
 _line = st.binary(max_size=80).filter(lambda b: b"\r" not in b and b"\n" not in b)
 _name = st.text(alphabet="abcdefghijklmnopqrstuvwxyz.+-0123456789", min_size=1, max_size=20)
 
 
 class StatusTests(SynchronousTestCase):
+    @_SETTINGS
     @given(st.integers(100, 599), _text)
     def test_round_trip(self, code: int, text: str) -> None:
         line = status(code, text)
         self.assertTrue(line.endswith(b"\r\n"))
         self.assertEqual(parse_status(line), (code, text))
 
+    @_SETTINGS
     @given(st.binary(max_size=40))
     def test_junk_is_value_error_or_parses(self, data: bytes) -> None:
         try:
@@ -63,6 +67,7 @@ class StatusTests(SynchronousTestCase):
 
 
 class BlockTests(SynchronousTestCase):
+    @_SETTINGS
     @given(st.lists(_line, max_size=20))
     def test_block_unstuffs_to_the_lines(self, lines: list[bytes]) -> None:
         data = block(b"215 list\r\n", lines)
@@ -75,6 +80,7 @@ class BlockTests(SynchronousTestCase):
     def test_lone_dot_is_stuffed(self) -> None:
         self.assertEqual(block(b"1\r\n", [b".", b"a"]), b"1\r\n..\r\na\r\n.\r\n")
 
+    @_SETTINGS
     @given(st.lists(_line, max_size=20))
     def test_stuffed_article_round_trips(self, lines: list[bytes]) -> None:
         article = b"".join(line + b"\r\n" for line in lines)
@@ -91,6 +97,7 @@ class CommandTests(SynchronousTestCase):
         for line in (b"", b"   ", b"\xff\xfe", b"1234", b"X-Y"):
             self.assertRaises(CommandSyntaxError, parse_command, line)
 
+    @_SETTINGS
     @given(st.binary(max_size=60))
     def test_never_crashes(self, data: bytes) -> None:
         try:
@@ -101,6 +108,7 @@ class CommandTests(SynchronousTestCase):
 
 
 class RangeTests(SynchronousTestCase):
+    @_SETTINGS
     @given(st.integers(0, 2**40), st.integers(0, 2**40))
     def test_forms(self, a: int, b: int) -> None:
         self.assertEqual(parse_range(str(a)), (a, a))
@@ -123,7 +131,7 @@ class MessageIdTests(SynchronousTestCase):
 
 
 class WildmatTests(SynchronousTestCase):
-    @settings(max_examples=200)
+    @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
     @given(st.text(alphabet="ab*?.", min_size=1, max_size=8), _name)
     def test_simple_patterns_agree_with_fnmatch(self, pattern: str, name: str) -> None:
         self.assertEqual(wildmat(pattern)(name), fnmatch.fnmatchcase(name, pattern))
@@ -152,6 +160,7 @@ class DateTests(SynchronousTestCase):
         self.assertEqual(parse_datetime("240102", "030405", now=now), 1704164645.0)
         self.assertEqual(parse_datetime("990102", "000000", now=now), 915235200.0)
 
+    @_SETTINGS
     @given(st.floats(0, 4e9))
     def test_round_trip(self, when: float) -> None:
         self.assertEqual(parse_datetime(*format_datetime(when), "GMT"), float(int(when)))
@@ -179,6 +188,7 @@ class ArticleTests(SynchronousTestCase):
         for head in (b" lead\r\n", b"No colon here\r\n", b"Bad Name: x\r\n"):
             self.assertRaises(ArticleFormatError, parse_headers, head)
 
+    @_SETTINGS
     @given(
         st.lists(
             st.tuples(
@@ -197,6 +207,7 @@ class ArticleTests(SynchronousTestCase):
 
 
 class OverviewTests(SynchronousTestCase):
+    @_SETTINGS
     @given(st.integers(1, 2**40), st.lists(_text, min_size=7, max_size=7), _text)
     def test_round_trip(self, number: int, values: list[str], xref: str) -> None:
         fields = [sanitize_field(v) for v in values] + ["Xref: " + sanitize_field(xref).lstrip()]
@@ -206,8 +217,9 @@ class OverviewTests(SynchronousTestCase):
             self.assertEqual(parsed[name.lower()], value)
         self.assertEqual(parsed["xref"], sanitize_field(xref).lstrip())
 
+    @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=50)
     @given(st.lists(st.tuples(st.integers(0, 2**40), st.lists(_text, min_size=7, max_size=9)),
-                    max_size=10))  # fmt: skip
+                    max_size=5))  # fmt: skip
     def test_block_parses_as_lines_do(self, rows: list[tuple[int, list[str]]]) -> None:
         lines = [overview_line(n, [sanitize_field(v) for v in values]) for n, values in rows]
         block = b"".join(line + b"\r\n" for line in lines)
