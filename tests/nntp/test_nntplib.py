@@ -185,3 +185,25 @@ class NNTPLibTests(TestCase):
             return out
 
         self.assertEqual(await self.in_thread(errors), ["411", "412", "430", "500", "423"])
+
+    async def test_oversize_article_is_read_and_refused(self) -> None:
+        # 8 MB against a 1 MB limit: read to its end without being kept, refused, and
+        # the session goes on.
+        news = await self.start()
+        big = ARTICLE + (b"y" * 78 + b"\r\n") * 100_000
+
+        def post() -> tuple[str, int]:
+            s = self.connect(news)
+            try:
+                s.post(io.BytesIO(big))
+            except nntplib.NNTPTemporaryError as e:
+                refused = str(e)
+            else:  # pragma: no cover - the failure
+                refused = ""
+            count = s.group("comp.test")[1]
+            s.quit()
+            return refused, count
+
+        refused, count = await self.in_thread(post)
+        self.assertTrue(refused.startswith("441 article larger than"), refused)
+        self.assertEqual(count, 0)
