@@ -18,10 +18,12 @@ from netproto_twisted.core.errors import NetprotoError
 
 __all__ = ["COMMAND_MODULES", "EXIT_ERROR", "build_parser", "main"]
 
-#: Modules that add a subcommand: ``user`` (the password file), ``queue`` (the relay queue).
+#: Modules that add a subcommand: ``user`` (the password file), ``queue`` (the relay queue),
+#: ``news`` (the news store's groups).
 COMMAND_MODULES: tuple[str, ...] = (
     "netproto_twisted.core.passwords",
     "netproto_twisted.smtp.relay.queue_cli",
+    "netproto_twisted.nntp.admin",
 )
 #: Exit status of a failed command (bad name, unknown user, missing file, usage).
 EXIT_ERROR = 2

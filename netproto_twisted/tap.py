@@ -49,6 +49,7 @@ COMPONENTS: dict[str, str] = {
     "smtp": "netproto_twisted.smtp.tap",
     "pop3": "netproto_twisted.pop3.tap",
     "xmlrpc": "netproto_twisted.xmlrpc.tap",
+    "nntp": "netproto_twisted.nntp.tap",
 }
 
 

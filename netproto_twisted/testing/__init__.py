@@ -38,6 +38,7 @@ from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
 from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
+from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from netproto_twisted.testing.smtp import (
     CapturedMail,
     SMTPCapture,
@@ -53,6 +54,7 @@ __all__ = [
     "CapturedMail",
     "MemoryEndpoint",
     "MemorySMTPCapture",
+    "NewsServer",
     "NotSettled",
     "Pair",
     "RunningServer",
@@ -66,6 +68,7 @@ __all__ = [
     "memory_smtp_capture",
     "serve_handler",
     "serve_xmlrpc",
+    "start_news_server",
     "start_service",
     "start_smtp_capture",
 ]

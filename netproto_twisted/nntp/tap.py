@@ -1,0 +1,257 @@
+"""``twistd netproto-nntp``: the news server (reader and transit) over the embedded article store.
+
+Also the ``[nntp]`` section of the combined ``twistd netproto`` daemon
+(:class:`Config`, :func:`combined_service`): by default ``tcp:2119``
+(STARTTLS) and ``ssl:2563`` (implicit TLS), both on 127.0.0.1, the store in
+``<data>/news/news.db`` (groups: ``netproto news group add NAME``), users in
+``<data>/users``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, ClassVar
+
+from twisted.application.internet import TimerService
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python import usage
+
+from netproto_twisted.core.access import ConnectionGuard, LoginDelay
+from netproto_twisted.core.config import check_bounds, field
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
+from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
+from netproto_twisted.core.passwords import PasswordFile, thread_runner
+from netproto_twisted.core.sasl_exchange import Authenticator
+from netproto_twisted.core.service import EndpointsService, endpoint_kind
+from netproto_twisted.core.streaming import thread_block_runner
+from netproto_twisted.nntp._wire import Code, status
+from netproto_twisted.nntp.server import NNTPServerFactory, NNTPSettings
+from netproto_twisted.nntp.server.settings import DEFAULT_MAX_ARTICLE_SIZE
+from netproto_twisted.nntp.store import SQLiteNewsStore
+
+__all__ = [
+    "DEFAULT_FEED_PEERS",
+    "DEFAULT_LISTEN",
+    "NNTP_LIMITS",
+    "SERVICE_NAME",
+    "Config",
+    "Options",
+    "StoreService",
+    "build_service",
+    "combined_service",
+    "makeService",
+]
+
+_log = Logger(namespace="netproto.nntp")
+
+#: The name in error lines (``netproto-nntp: ...``).
+SERVICE_NAME = "netproto-nntp"
+#: Where the server listens by default: STARTTLS on 2119, implicit TLS on 2563, loopback only.
+DEFAULT_LISTEN = ("tcp:2119:interface=127.0.0.1", "ssl:2563:interface=127.0.0.1")
+#: Who may feed without logging in, by default: this host.
+DEFAULT_FEED_PEERS = ("127.0.0.0/8", "::1/128")
+#: NNTP's limits: a feed sends two commands per article (CHECK, TAKETHIS) thousands of
+#: times a second, so the shared 100 commands/s would throttle it; ten minutes idle.
+NNTP_LIMITS = replace(
+    DEFAULT_LIMITS, idle_timeout=600.0, command_rate=50000.0, command_burst=10000
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """``[nntp]``: the news server of the combined daemon (also what the options build)."""
+
+    enabled: bool = field(default=True, help="run the news server at all")
+    listen: tuple[str, ...] = field(
+        default=DEFAULT_LISTEN, help="endpoints (tcp: offers STARTTLS; ssl: is implicit TLS)"
+    )
+    hostname: str = field(default="localhost", help="name in the greeting")
+    path_host: str = field(default="", help="name added to Path headers; '' = hostname")
+    domain: str = field(default="", help="domain of the Message-IDs made; '' = hostname")
+    database: str = field(default="", help="article store; '' = <data>/news/news.db")
+    users: str = field(default="", help="password file (netproto user add); '' = <data>/users")
+    allow_insecure_auth: bool = field(
+        default=False, help="allow AUTHINFO without TLS to loopback clients"
+    )
+    posting_requires_auth: bool = field(default=True, help="POST needs AUTHINFO first")
+    allow_posting: bool = field(default=True, help="accept POST at all")
+    feed_peers: tuple[str, ...] = field(
+        default=DEFAULT_FEED_PEERS,
+        help="networks that may feed (IHAVE, CHECK, TAKETHIS) without logging in",
+    )
+    max_article_size: int = field(
+        default=DEFAULT_MAX_ARTICLE_SIZE, minimum=1, help="largest article accepted (bytes)"
+    )
+    max_article_line: int = field(default=998, minimum=1, help="longest article line (bytes)")
+    max_in_flight: int = field(default=256, minimum=1, help="TAKETHIS replies pending per feed")
+    max_errors: int = field(default=20, minimum=1, help="bad commands before a session is closed")
+    expire_days: float = field(default=0.0, help="expire articles older than this (0: never)")
+    durable: bool = field(default=True, help="fsync each group commit (off: tests only)")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+class StoreService(Service):
+    """Owns the article store: expires it hourly (when set) and closes it at shutdown."""
+
+    def __init__(self, store: SQLiteNewsStore) -> None:
+        self.store = store
+
+    def stopService(self) -> Deferred[None]:
+        """Commit what is queued and close the store."""
+        Service.stopService(self)
+        return self.store.close()
+
+
+def build_service(config: Config, context: DaemonContext) -> MultiService:
+    """Build the NNTP listeners and the store from ``config`` with the daemon's ``context``."""
+    reactor = context.reactor
+    limits = context.limits_for(NNTP_LIMITS)
+    root = MultiService()
+    root.setName("nntp")
+    host = config.path_host or config.hostname
+    database = config.database or str(context.data_dir / "news" / "news.db")
+    store = SQLiteNewsStore(reactor, database, path_host=host, durable=config.durable)
+    root.addService(StoreService(store))
+    pool = reactor.getThreadPool()
+    if config.expire_days:
+
+        def expire() -> Deferred[int]:
+            d = deferToThreadPool(
+                reactor, pool, lambda: store.expire(default_days=config.expire_days)
+            )
+            d.addErrback(lambda f: _log.failure("expiry failed", f))
+            return d
+
+        root.addService(TimerService(3600.0, expire))
+    password_file = PasswordFile(config.users or str(context.data_dir / "users"))
+    authenticator = Authenticator.for_password_file(
+        password_file,
+        thread_runner(reactor, pool),
+        LoginDelay.from_limits(reactor, limits),
+        mechanisms=limits.auth_mechanisms,
+        allow_insecure=config.allow_insecure_auth,
+        hostname=config.hostname,
+    )
+    settings = NNTPSettings(
+        hostname=config.hostname,
+        path_host=host,
+        domain=config.domain or config.hostname,
+        posting_requires_auth=config.posting_requires_auth,
+        allow_posting=config.allow_posting,
+        feed_peers=config.feed_peers,
+        allow_insecure_auth=config.allow_insecure_auth,
+        max_article_size=config.max_article_size,
+        max_article_line=config.max_article_line,
+        max_line_length=limits.max_line_length,
+        max_in_flight=config.max_in_flight,
+        max_errors=config.max_errors,
+        idle_timeout=limits.idle_timeout,
+        tls_handshake_timeout=limits.tls_handshake_timeout,
+        command_rate=limits.command_rate,
+        command_burst=limits.command_burst,
+    )
+    factory = NNTPServerFactory(
+        reactor,
+        store,
+        authenticator,
+        settings,
+        tls=context.server_tls(),
+        runner=thread_block_runner(reactor),
+    )
+
+    def refusal(reason: str) -> bytes:
+        return status(Code.UNAVAILABLE, reason)
+
+    guard = ConnectionGuard(
+        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
+    )
+    listen = [context.endpoint(text) for text in config.listen]
+    for text in listen:
+        if endpoint_kind(text) == "udp":
+            raise ConfigError(text, "NNTP does not serve UDP")
+    if listen:
+        root.addService(EndpointsService("nntp", reactor, listen, guard=guard))
+    return root
+
+
+def combined_service(config: Config, context: DaemonContext) -> IService | None:
+    """Build the ``[nntp]`` services of the combined daemon (``None`` when disabled)."""
+    if not config.enabled or not config.listen:
+        return None
+    return build_service(config, context)
+
+
+class Options(ServerOptions):
+    """Command-line options of ``twistd netproto-nntp``."""
+
+    synopsis = "[options] [--listen ENDPOINT ...]"
+    longdesc = (
+        "A news server (RFC 3977 reader and transit, STARTTLS, AUTHINFO USER/PASS and SASL, "
+        "streaming feeds) over an embedded SQLite article store (--database FILE; groups: "
+        "netproto news group add NAME). Without --listen: tcp:2119 (STARTTLS) and ssl:2563 "
+        "(implicit TLS), both on 127.0.0.1."
+    )
+    default_listen = DEFAULT_LISTEN
+    limits_defaults: ClassVar[Limits] = NNTP_LIMITS
+    optParameters: ClassVar[list[list[Any]]] = [
+        ["hostname", None, "localhost", "server name in the greeting"],
+        ["path-host", None, None, "name added to Path headers (default: the hostname)"],
+        ["domain", None, None, "domain of the Message-IDs made (default: the hostname)"],
+        ["database", None, None, "article store (default DATA/news/news.db)"],
+        ["passwords", None, None, "password file (default DATA/users)"],
+        ["feed-peer", None, None, "network that may feed without login (repeatable)"],
+        ["max-article-size", None, str(DEFAULT_MAX_ARTICLE_SIZE), "largest article (bytes)"],
+        ["max-errors", None, "20", "bad commands before a session is closed"],
+        ["expire-days", None, "0", "expire articles older than this (0: never)"],
+        *limits_options(NNTP_LIMITS),
+    ]
+    optFlags: ClassVar[list[list[Any]]] = [
+        ["allow-insecure-auth", None, "allow AUTHINFO without TLS to loopback clients"],
+        ["open-posting", None, "allow POST without AUTHINFO"],
+        ["no-posting", None, "refuse POST"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feed_peers: list[str] = []
+
+    def opt_feed_peer(self, network: str) -> None:
+        """Network (CIDR) that may feed articles without logging in; may repeat."""
+        self.feed_peers.append(network)
+
+    def postOptions(self) -> None:
+        """Build :attr:`config` from the options."""
+        super().postOptions()
+        max_errors = int_option(self, "max-errors")
+        max_size = int_option(self, "max-article-size")
+        try:
+            expire_days = float(self["expire-days"])
+            self.config = Config(
+                listen=self.listen(),
+                hostname=self["hostname"],
+                path_host=self["path-host"] or "",
+                domain=self["domain"] or "",
+                database=self["database"] or "",
+                users=self["passwords"] or "",
+                allow_insecure_auth=bool(self["allow-insecure-auth"]),
+                posting_requires_auth=not self["open-posting"],
+                allow_posting=not self["no-posting"],
+                feed_peers=tuple(self.feed_peers) or DEFAULT_FEED_PEERS,
+                max_article_size=max_size,
+                max_errors=max_errors,
+                expire_days=expire_days,
+            )
+        except (ValueError, ConfigError) as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def makeService(options: Options) -> IService:
+    """Build the service; a bad option, file or endpoint ends twistd with one line."""
+    return standalone_service(options, SERVICE_NAME, partial(build_service, options.config))
