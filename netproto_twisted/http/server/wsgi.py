@@ -1,0 +1,104 @@
+"""WSGI (PEP 3333) applications on twisted.web.wsgi, in a bounded thread pool.
+
+:func:`load_app` imports ``package.module:attribute``;
+:class:`WSGIHost` runs the application through
+:class:`twisted.web.wsgi.WSGIResource` on its own thread pool of at most
+``threads`` threads and refuses with 503 once ``max_pending`` requests are
+waiting or running, so a stalled application cannot queue the whole world
+in memory.  :class:`ThreadPoolService` starts and stops the pool with the
+daemon.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.python.threadpool import ThreadPool
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from twisted.web.wsgi import WSGIResource
+
+from netproto_twisted.core.errors import ConfigError
+
+__all__ = ["DEFAULT_THREADS", "ThreadPoolService", "WSGIApp", "WSGIHost", "load_app"]
+
+#: Threads of a WSGI pool by default.
+DEFAULT_THREADS = 10
+#: A WSGI application.
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def load_app(spec: str) -> WSGIApp:
+    """Import ``package.module:name`` (``name`` may be dotted); raises :class:`ConfigError`."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(spec, "expected package.module:application")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(spec, f"cannot import {module_name}: {e}") from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(spec, f"{module_name} has no {attribute}") from None
+    if not callable(target):
+        raise ConfigError(spec, f"{attribute} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+class ThreadPoolService(Service):
+    """Start a thread pool with the daemon; stop it (joining its threads) on shutdown."""
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        """Start the pool's threads."""
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> None:
+        """Stop the pool (waits for running calls)."""
+        super().stopService()
+        self.pool.stop()
+
+
+class WSGIHost(Resource):
+    """A leaf resource running a WSGI application with a bound on the requests in flight."""
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        reactor: Any,
+        pool: ThreadPool,
+        app: WSGIApp,
+        *,
+        max_pending: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.inner = WSGIResource(reactor, pool, app)
+        self.pool = pool
+        self.max_pending = max_pending if max_pending is not None else 8 * pool.max
+        self.pending = 0
+
+    def render(self, request: Request) -> Any:  # type: ignore[override]
+        """Run the application for ``request`` (503 when too many are in flight)."""
+        if self.pending >= self.max_pending:
+            body = b"server busy\n"
+            request.setResponseCode(http.SERVICE_UNAVAILABLE)
+            request.setHeader(b"retry-after", b"1")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return body
+        self.pending += 1
+        request.notifyFinish().addBoth(self._done)
+        return self.inner.render(request)
+
+    def _done(self, _: Any) -> None:
+        self.pending -= 1
