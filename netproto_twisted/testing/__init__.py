@@ -34,6 +34,7 @@ from twisted.internet import defer
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.http_server import ServedSite, serve_http
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.smtp import (
     CapturedMail,
@@ -55,9 +56,11 @@ __all__ = [
     "SMTPCapture",
     "SMTPCaptureStopped",
     "SMTPCaptureTimeout",
+    "ServedSite",
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
+    "serve_http",
     "start_service",
     "start_smtp_capture",
 ]

@@ -11,7 +11,22 @@ from __future__ import annotations
 
 from netproto_twisted.http.server.build import SiteParts, SiteSettings, build_site
 from netproto_twisted.http.server.cgi import CGIDirectory, cgi_environ
+from netproto_twisted.http.server.cookies import (
+    delete_cookie_header,
+    read_cookies,
+    set_cookie,
+    set_cookie_header,
+)
 from netproto_twisted.http.server.debug import DebugMiddleware, exception_page, traceback_page
+from netproto_twisted.http.server.forms import (
+    FormData,
+    FormError,
+    FormField,
+    FormLimits,
+    form_from_environ,
+    form_from_request,
+    parse_form,
+)
 from netproto_twisted.http.server.listen import ALPN_PROTOCOLS, https_factory, split_tls_endpoint
 from netproto_twisted.http.server.site import (
     DEFAULT_HTTP_LIMITS,
@@ -28,6 +43,10 @@ __all__ = [
     "DEFAULT_HTTP_LIMITS",
     "CGIDirectory",
     "DebugMiddleware",
+    "FormData",
+    "FormError",
+    "FormField",
+    "FormLimits",
     "HTTPLimits",
     "HTTPRequest",
     "HTTPSite",
@@ -40,10 +59,17 @@ __all__ = [
     "build_site",
     "cgi_environ",
     "content_type_for",
+    "delete_cookie_header",
     "exception_page",
+    "form_from_environ",
+    "form_from_request",
     "https_factory",
     "listing_html",
     "load_app",
+    "parse_form",
+    "read_cookies",
+    "set_cookie",
+    "set_cookie_header",
     "split_tls_endpoint",
     "traceback_page",
 ]

@@ -70,7 +70,7 @@ def parse_range(value: bytes, size: int) -> list[ByteRange] | None:
         if not dash:
             return None
         first, last = first.strip(), last.strip()
-        if first and not first.isdigit() or last and not last.isdigit():
+        if (first and not first.isdigit()) or (last and not last.isdigit()):
             return None
         if not first:
             if not last:

@@ -14,9 +14,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from zope.interface import implementer
 from twisted.internet.interfaces import IPullProducer
 from twisted.web.server import Request
+from zope.interface import implementer
 
 __all__ = ["BLOCK_SIZE", "BodyPart", "FileBodyProducer"]
 

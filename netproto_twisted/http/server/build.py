@@ -40,6 +40,7 @@ class SiteSettings:
     wsgi_threads: int = DEFAULT_THREADS
     listings: bool = True
     follow_symlinks: bool = False
+    revalidate: float = 1.0
     cgi_timeout: float = DEFAULT_CGI_TIMEOUT
     cgi_max_output: int = DEFAULT_CGI_OUTPUT
     access_log: str | None = None
@@ -67,7 +68,7 @@ def build_site(reactor: Any, settings: SiteSettings) -> SiteParts:
     services: list[IService] = []
     static = StaticFiles(
         settings.path, reactor, listings=settings.listings,
-        follow_symlinks_out=settings.follow_symlinks,
+        follow_symlinks_out=settings.follow_symlinks, revalidate=settings.revalidate,
     ) if settings.path else None  # fmt: skip
     cgi = (
         CGIDirectory(

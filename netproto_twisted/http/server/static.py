@@ -54,6 +54,7 @@ PRECOMPRESSED = ((b"br", ".br"), (b"gzip", ".gz"))
 _FILE, _DIR, _MISSING = 0, 1, 2
 _TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml")
 _types = mimetypes.MimeTypes()
+_types.add_type("text/javascript", ".js")  # RFC 9239
 _types.add_type("text/javascript", ".mjs")
 _types.add_type("application/wasm", ".wasm")
 _types.add_type("text/markdown", ".md")
