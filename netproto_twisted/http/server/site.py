@@ -178,8 +178,26 @@ class HTTPRequest(Request):
         elif channel is not None:  # an HTTP/2 stream: reset it
             channel.loseConnection()
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Take the request, without twisted.web's parse of a multipart body into ``args``.
+
+        That parse runs on the reactor thread over the whole body (seconds for
+        100,000 parts); :func:`~netproto_twisted.http.server.forms.form_from_request`
+        parses with limits instead.  The header is hidden from it, then put back.
+        """
+        kind = self.requestHeaders.getRawHeaders(b"content-type")
+        if kind and b"multipart/" in kind[0].lower():
+            self.hidden_content_type = kind
+            self.requestHeaders.removeHeader(b"content-type")
+        super().requestReceived(command, path, version)
+
+    hidden_content_type: list[bytes] | None = None
+
     def process(self) -> None:
         """Process the request unless its body was refused."""
+        if self.hidden_content_type is not None:
+            self.requestHeaders.setRawHeaders(b"content-type", self.hidden_content_type)
+            self.hidden_content_type = None
         if self.body_refused:
             return
         super().process()

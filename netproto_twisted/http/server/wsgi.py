@@ -68,6 +68,21 @@ class ThreadPoolService(Service):
         self.pool.stop()
 
 
+def _pep3333_environ(app: WSGIApp) -> WSGIApp:
+    """Drop ``HTTP_CONTENT_TYPE``/``HTTP_CONTENT_LENGTH``, which twisted.web.wsgi adds.
+
+    PEP 3333 has those two only as ``CONTENT_TYPE``/``CONTENT_LENGTH``, and
+    :mod:`wsgiref.validate` rejects an environment that has both.
+    """
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ.pop("HTTP_CONTENT_TYPE", None)
+        environ.pop("HTTP_CONTENT_LENGTH", None)
+        return app(environ, start_response)
+
+    return application
+
+
 class WSGIHost(Resource):
     """A leaf resource running a WSGI application with a bound on the requests in flight."""
 
@@ -82,7 +97,7 @@ class WSGIHost(Resource):
         max_pending: int | None = None,
     ) -> None:
         super().__init__()
-        self.inner = WSGIResource(reactor, pool, app)
+        self.inner = WSGIResource(reactor, pool, _pep3333_environ(app))
         self.pool = pool
         self.max_pending = max_pending if max_pending is not None else 8 * pool.max
         self.pending = 0
