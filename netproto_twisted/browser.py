@@ -67,7 +67,9 @@ async def _run(reactor: Any, commands: Sequence[list[str]], url: str) -> bool:
         _log.warn("browser {argv} exited with status {status}", argv=argv, status=status)
     if commands:
         return False
-    return bool(await threads.deferToThreadPool(reactor, reactor.getThreadPool(), webbrowser.open, url))
+    return bool(
+        await threads.deferToThreadPool(reactor, reactor.getThreadPool(), webbrowser.open, url)
+    )
 
 
 def open_url(

@@ -141,7 +141,7 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
             raise ConfigError(text, "HTTP does not serve UDP")
         if kind == "ssl":
             tls = split_tls_endpoint(context.endpoint(text))
-            EndpointsService(
+            EndpointsService(  # type: ignore[no-untyped-call]
                 # The guard goes inside TLS: it wraps the HTTP channel, not the TLS layer.
                 "https", reactor, [tls.tcp], guard=https_factory(guarded(parts.site), tls),
                 backlog=limits.backlog,
@@ -149,7 +149,7 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         else:
             plain.append(text)
     if plain:
-        EndpointsService(
+        EndpointsService(  # type: ignore[no-untyped-call]
             "http", reactor, plain, guard=guarded(parts.site), backlog=limits.backlog
         ).setServiceParent(root)
     return root

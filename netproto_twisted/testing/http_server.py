@@ -60,11 +60,11 @@ async def _serve(reactor: Any, settings: SiteSettings, listen: str) -> ServedSit
     parts = build_site(reactor, settings)
     root = MultiService()
     for service in parts.services:
-        root.addService(service)  # type: ignore[no-untyped-call]
+        root.addService(service)
     guard = ConnectionGuard(parts.site, reactor, limits=DEFAULT_LIMITS)
     endpoints = EndpointsService("http-test", reactor, [listen], guard=guard)
-    root.addService(endpoints)  # type: ignore[no-untyped-call]
-    root.startService()  # type: ignore[no-untyped-call]
+    root.addService(endpoints)
+    root.startService()
     try:
         addresses = await endpoints.when_listening()
     except BaseException:

@@ -43,7 +43,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def fetch(
     url: str, *, method: str | None = None, data: bytes | None = None, **headers: str
 ) -> Deferred[Reply]:
-    """Fetch ``url`` with the stdlib's urllib.request in a thread (header names: ``_`` for ``-``)."""
+    """Fetch ``url`` with urllib.request in a thread (in header names, ``_`` stands for ``-``)."""
     named = {k.replace("_", "-"): v for k, v in headers.items()}
     return deferToThread(_fetch, url, method, data, named)
 

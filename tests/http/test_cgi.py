@@ -27,15 +27,19 @@ env["BODY_LENGTH"] = len(body)
 env["BODY_HEAD"] = body[:20].decode("latin-1")
 print(json.dumps(env))
 """,
-    "status.sh": "#!/bin/sh\nprintf 'Status: 418 I am a teapot\\r\\nContent-Type: text/plain\\r\\n\\r\\nshort and stout'\n",
+    "status.sh": "#!/bin/sh\nprintf 'Status: 418 I am a teapot\\r\\n"
+    "Content-Type: text/plain\\r\\n\\r\\nshort and stout'\n",
     "redirect.sh": "#!/bin/sh\nprintf 'Location: http://example.invalid/x\\n\\n'\n",
-    "nph-raw.sh": "#!/bin/sh\nprintf 'HTTP/1.1 203 Raw\\r\\nContent-Type: text/plain\\r\\n\\r\\nnph body'\n",
+    "nph-raw.sh": "#!/bin/sh\nprintf 'HTTP/1.1 203 Raw\\r\\n"
+    "Content-Type: text/plain\\r\\n\\r\\nnph body'\n",
     "noheaders.sh": "#!/bin/sh\necho 'no header block'\nexit 3\n",
     "crash.sh": "#!/bin/sh\necho oops >&2\nexit 1\n",
     "hang.sh": "#!/bin/sh\nexec sleep 60\n",
-    "flood.py": f"#!{PY}\nimport sys\nsys.stdout.write('Content-Type: text/plain\\n\\n')\nsys.stdout.flush()\n"
+    "flood.py": f"#!{PY}\nimport sys\n"
+    "sys.stdout.write('Content-Type: text/plain\\n\\n')\nsys.stdout.flush()\n"
     "while True:\n    sys.stdout.write('x' * 65536)\n",
-    "flood-head.py": f"#!{PY}\nimport sys\nwhile True:\n    sys.stdout.write('X-A: ' + 'a' * 1000 + '\\n')\n",
+    "flood-head.py": f"#!{PY}\nimport sys\n"
+    "while True:\n    sys.stdout.write('X-A: ' + 'a' * 1000 + '\\n')\n",
     "stream.py": f"#!{PY}\nimport sys\nsys.stdout.write('Content-Type: text/plain\\n\\n')\n"
     "for i in range(100):\n    sys.stdout.write(str(i) * 1000)\n",
     "notexec.txt": "not a script",
@@ -100,7 +104,9 @@ class CGITests(TestCase):
         teapot = await fetch(server.url("/cgi-bin/status.sh"))
         self.assertEqual((teapot.status, teapot.body), (418, b"short and stout"))
         moved = await fetch(server.url("/cgi-bin/redirect.sh"))
-        self.assertEqual((moved.status, moved.headers["Location"]), (302, "http://example.invalid/x"))
+        self.assertEqual(
+            (moved.status, moved.headers["Location"]), (302, "http://example.invalid/x")
+        )
         streamed = await fetch(server.url("/cgi-bin/stream.py"))
         self.assertEqual(streamed.body, b"".join(str(i).encode() * 1000 for i in range(100)))
 

@@ -65,7 +65,9 @@ class ChromiumTests(TestCase):
         cgi.mkdir()
         (www / "<b>bold&.txt").write_text("x")
         (www / "cgi.html").write_text(
-            FORM_PAGE.format(action="/cgi-bin/echo.py", enctype="application/x-www-form-urlencoded")
+            FORM_PAGE.format(
+                action="/cgi-bin/echo.py", enctype="application/x-www-form-urlencoded"
+            )
         )
         (www / "wsgi.html").write_text(
             FORM_PAGE.format(action="/app/submit", enctype="multipart/form-data")
@@ -84,7 +86,11 @@ class ChromiumTests(TestCase):
         self.assertIn('href="sub%20dir/"', listing)
 
         posted = await deferToThread(dump_dom, server.url("/cgi.html"), profile)
-        self.assertIn(html.escape("cgi saw chromium & co / 'line 1\\r\\nline 2'", quote=False), posted)
+        self.assertIn(
+            html.escape("cgi saw chromium & co / 'line 1\\r\\nline 2'", quote=False), posted
+        )
 
         posted = await deferToThread(dump_dom, server.url("/wsgi.html"), profile)
-        self.assertIn(html.escape("wsgi saw chromium & co / 'line 1\\r\\nline 2'", quote=False), posted)
+        self.assertIn(
+            html.escape("wsgi saw chromium & co / 'line 1\\r\\nline 2'", quote=False), posted
+        )

@@ -40,7 +40,9 @@ class RangeTests(SynchronousTestCase):
 
     def test_unsatisfiable(self) -> None:
         for value in (b"bytes=10-20", b"bytes=-0", b"bytes=0-0"):
-            self.assertRaises(RangeNotSatisfiable, parse_range, value, 10 if value != b"bytes=0-0" else 0)
+            self.assertRaises(
+                RangeNotSatisfiable, parse_range, value, 10 if value != b"bytes=0-0" else 0
+            )
 
     @given(st.binary(max_size=60), st.integers(min_value=0, max_value=10**12))
     def test_any_header_is_safe(self, value: bytes, size: int) -> None:

@@ -19,8 +19,14 @@ from netproto_twisted.http import (
 def multipart(*parts: tuple[str, bytes, str | None], boundary: str = "BB") -> bytes:
     out = b""
     for name, value, filename in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename else ""
+        )
+        out += (
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+            + value
+            + b"\r\n"
+        )
     return out + f"--{boundary}--\r\n".encode()
 
 
@@ -72,7 +78,9 @@ class FormTests(SynchronousTestCase):
             parse_form(io.BytesIO(b"a=1"), "application/x-www-form-urlencoded", 20_000, limits)
         self.assertEqual(caught.exception.status, 413)
         with self.assertRaises(FormError) as caught:  # no Content-Length: counted while read
-            parse_form(io.BytesIO(b"a" * 20_000), "application/x-www-form-urlencoded", None, limits)
+            parse_form(
+                io.BytesIO(b"a" * 20_000), "application/x-www-form-urlencoded", None, limits
+            )
         self.assertEqual(caught.exception.status, 413)
         body = b"&".join([b"a=1"] * 4)
         self.assertRaises(
@@ -108,6 +116,8 @@ class CookieTests(SynchronousTestCase):
         self.assertRaises(ValueError, set_cookie_header, "s", "v", samesite="None", secure=False)
 
     def test_read_cookies(self) -> None:
-        self.assertEqual(read_cookies(b'a=1; b="x y"; junk; =v; c=3; a=2'), {"a": "1", "b": "x y", "c": "3"})
+        self.assertEqual(
+            read_cookies(b'a=1; b="x y"; junk; =v; c=3; a=2'), {"a": "1", "b": "x y", "c": "3"}
+        )
         self.assertEqual(read_cookies(None), {})
         self.assertEqual(read_cookies("a=b=c; d=2")["d"], "2")

@@ -24,7 +24,7 @@ class Boom(Resource):
     isLeaf = True
 
     def render(self, request: Any) -> bytes:
-        token = "s3cr3t-token"  # noqa: S105 - a local only the debug page shows
+        token = "s3cr3t-token"
         raise KeyError(token)
 
 
@@ -106,7 +106,9 @@ class SiteTests(SynchronousTestCase):
     def test_chunked_body_over_the_limit(self) -> None:
         site, _ = self.make()
         protocol, transport = connect(site)
-        protocol.dataReceived(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        protocol.dataReceived(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         for _ in range(3):
             protocol.dataReceived(b"200\r\n" + b"a" * 512 + b"\r\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 413"))
@@ -151,7 +153,8 @@ class SiteTests(SynchronousTestCase):
         with open(path) as f:
             line = f.read()
         self.assertRegex(
-            line, r'^127\.0\.0\.1 - - \[.+\] "GET /echo\?q=1 HTTP/1\.1" 200 5 "http://r/" "ua/1"\n$'
+            line,
+            r'^127\.0\.0\.1 - - \[.+\] "GET /echo\?q=1 HTTP/1\.1" 200 5 "http://r/" "ua/1"\n$',
         )
 
 

@@ -70,7 +70,9 @@ class StaticTests(TestCase):
         self.assertEqual(reply.headers["Content-Type"], "text/plain; charset=utf-8")
         self.assertEqual(reply.headers["Accept-Ranges"], "bytes")
         head = await fetch(server.url("/hello.txt"), method="HEAD")
-        self.assertEqual((head.status, head.body, head.headers["Content-Length"]), (200, b"", "20"))
+        self.assertEqual(
+            (head.status, head.body, head.headers["Content-Length"]), (200, b"", "20")
+        )
         post = await fetch(server.url("/hello.txt"), data=b"x")
         self.assertEqual(post.status, 405)
         self.assertEqual(post.headers["Allow"], "GET, HEAD")
@@ -150,7 +152,8 @@ class StaticTests(TestCase):
         ]  # fmt: skip
         for path in attacks:
             answer = await raw_exchange(
-                server.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                server.port,
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
             )
             status = answer.split(b" ", 2)[1]
             self.assertIn(status, (b"400", b"404"), path)

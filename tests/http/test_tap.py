@@ -37,7 +37,9 @@ class Hello(Resource):
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     assert CURL is not None
-    return subprocess.run([CURL, "-sS", "--max-time", "20", *args], capture_output=True, check=False)
+    return subprocess.run(
+        [CURL, "-sS", "--max-time", "20", *args], capture_output=True, check=False
+    )
 
 
 class OptionsTests(SynchronousTestCase):
@@ -147,7 +149,9 @@ class DaemonTests(SynchronousTestCase):
         (cwd / "site" / "f.txt").write_text("file")
         opened = cwd / "opened"
         browser = cwd / "browser.py"
-        browser.write_text(f"#!{sys.executable}\nimport sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n")
+        browser.write_text(
+            f"#!{sys.executable}\nimport sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n"
+        )
         browser.chmod(0o755)
         env = dict(os.environ, BROWSER=f"{browser} %s")
         daemon = Daemon(

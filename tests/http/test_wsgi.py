@@ -39,7 +39,7 @@ def form_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 def raise_before(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    password = "hunter2"  # noqa: S105 - a local the debug page must show
+    password = "hunter2"
     raise RuntimeError(f"bad state {len(password)}")
 
 
@@ -76,10 +76,14 @@ class WSGITests(TestCase):
         server = await self.serve(validator(form_app))
         boundary = "b0undary"
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nAda\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"upload\"; "
-            f"filename=\"f.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        ).encode() + b"\x00" * 2_000_000 + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nAda\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="upload"; '
+                f'filename="f.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+            + b"\x00" * 2_000_000
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         reply = await fetch(
             server.url("/"),
             data=body,
@@ -93,7 +97,7 @@ class WSGITests(TestCase):
 
     async def test_hundred_thousand_parts(self) -> None:
         server = await self.serve(form_app)
-        part = b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n"
+        part = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n'
         body = part * 100_000 + b"--x--\r\n"
         reply = await fetch(
             server.url("/"), data=body, Content_Type="multipart/form-data; boundary=x"

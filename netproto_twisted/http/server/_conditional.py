@@ -139,7 +139,7 @@ def evaluate_preconditions(
     if_range: bytes | None = None,
     safe_method: bool = True,
 ) -> Preconditions:
-    """Evaluate RFC 9110 section 13.2.2's order for a representation with ``etag`` and ``mtime``."""
+    """Evaluate the conditional headers in RFC 9110 section 13.2.2's order."""
     if if_match is not None:
         tags = _etags(if_match)
         if tags != [b"*"] and not any(t == etag and not t.startswith(b"W/") for t in tags):

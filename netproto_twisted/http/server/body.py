@@ -29,7 +29,7 @@ BodyPart = bytes | tuple[int, int]
 
 @implementer(IPullProducer)
 class FileBodyProducer:
-    """Write ``parts`` of the file at ``path`` to ``request``, one block per ``resumeProducing``."""
+    """Write ``parts`` of the open file ``fd`` to ``request``, one block per pull."""
 
     def __init__(self, request: Request, fd: int, parts: Sequence[BodyPart]) -> None:
         self.request = request

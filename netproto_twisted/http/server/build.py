@@ -10,7 +10,12 @@ from twisted.application.service import IService
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
 
-from netproto_twisted.http.server.cgi import DEFAULT_CGI_OUTPUT, DEFAULT_CGI_TIMEOUT, CGIDirectory
+from netproto_twisted.http.server.cgi import (
+    DEFAULT_CGI_OUTPUT,
+    DEFAULT_CGI_TIMEOUT,
+    CGIDirectory,
+    CGIService,
+)
 from netproto_twisted.http.server.debug import DebugMiddleware
 from netproto_twisted.http.server.site import DEFAULT_HTTP_LIMITS, HTTPLimits, HTTPSite, SiteRoot
 from netproto_twisted.http.server.static import StaticFiles
@@ -66,18 +71,24 @@ def build_site(reactor: Any, settings: SiteSettings) -> SiteParts:
     entries added after the build (by sections built later) are served.
     """
     services: list[IService] = []
-    static = StaticFiles(
-        settings.path, reactor, listings=settings.listings,
-        follow_symlinks_out=settings.follow_symlinks, revalidate=settings.revalidate,
-    ) if settings.path else None  # fmt: skip
-    cgi = (
-        CGIDirectory(
-            settings.cgi_dir, reactor,
-            timeout=settings.cgi_timeout, max_output=settings.cgi_max_output,
-        )  # fmt: skip
-        if settings.cgi_dir
-        else None
-    )
+    static = None
+    if settings.path:
+        static = StaticFiles(
+            settings.path,
+            reactor,
+            listings=settings.listings,
+            follow_symlinks_out=settings.follow_symlinks,
+            revalidate=settings.revalidate,
+        )
+    cgi = None
+    if settings.cgi_dir:
+        cgi = CGIDirectory(
+            settings.cgi_dir,
+            reactor,
+            timeout=settings.cgi_timeout,
+            max_output=settings.cgi_max_output,
+        )
+        services.append(CGIService(cgi))
     app_resource: IResource | None = settings.resource
     if settings.wsgi:
         app = load_app(settings.wsgi) if isinstance(settings.wsgi, str) else settings.wsgi

@@ -21,13 +21,15 @@ the directory (``spawnProcess``, no shell) with the meta-variables of RFC
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
-from twisted.internet import error
+from twisted.application.service import Service
+from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -39,7 +41,14 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from netproto_twisted.http.server.paths import safe_segments
 
-__all__ = ["DEFAULT_CGI_OUTPUT", "DEFAULT_CGI_TIMEOUT", "CGIDirectory", "CGIRun", "cgi_environ"]
+__all__ = [
+    "DEFAULT_CGI_OUTPUT",
+    "DEFAULT_CGI_TIMEOUT",
+    "CGIDirectory",
+    "CGIRun",
+    "CGIService",
+    "cgi_environ",
+]
 
 _log = Logger(namespace="netproto.http.cgi")
 
@@ -70,15 +79,24 @@ class CGIDirectory(Resource):
         max_output: int = DEFAULT_CGI_OUTPUT,
         mount: str = "/cgi-bin",
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.directory = os.path.realpath(os.fspath(directory))
         self.reactor: IReactorProcess = reactor
         self.clock: IReactorTime = reactor
         self.timeout = timeout
         self.max_output = max_output
         self.mount = mount.rstrip("/")
+        #: The runs not ended yet.
+        self.runs: set[CGIRun] = set()
 
-    def render(self, request: Request) -> bytes | int:  # type: ignore[override]
+    def stop_all(self) -> defer.Deferred[None]:
+        """Kill every running script; fires once all have ended."""
+        waits = [run.ended for run in self.runs]
+        for run in list(self.runs):
+            run.stopProducing()
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    def render(self, request: Request) -> bytes | int:
         """Find the script named by the path's first segment and run it."""
         segments = safe_segments(request.postpath or [])
         if not segments or not segments[0]:
@@ -99,6 +117,8 @@ class CGIDirectory(Resource):
         path_info = "/" + "/".join(segments[1:]) if len(segments) > 1 else ""
         env = cgi_environ(request, f"{self.mount}/{name}", path_info, self.directory)
         run = CGIRun(request, name, self.clock, self.timeout, self.max_output)
+        self.runs.add(run)
+        run.ended.addBoth(lambda _: self.runs.discard(run))
         self.reactor.spawnProcess(run, real, [real], env, self.directory)
         return NOT_DONE_YET
 
@@ -173,6 +193,8 @@ class CGIRun(ProcessProtocol):
         self.finished = False
         self.clock = clock
         self.deadline: IDelayedCall | None = clock.callLater(timeout, self._expired, timeout)
+        #: Fires once the process has ended.
+        self.ended: defer.Deferred[None] = defer.Deferred()
         request.notifyFinish().addErrback(self._client_gone)
 
     # -- stdin -----------------------------------------------------------------------------
@@ -191,10 +213,8 @@ class CGIRun(ProcessProtocol):
 
     def _stdin_done(self, _: Any) -> None:
         if self.transport is not None:
-            try:
-                self.transport.closeStdin()  # type: ignore[attr-defined]
-            except (OSError, error.ProcessExitedAlready):
-                pass
+            with contextlib.suppress(OSError, error.ProcessExitedAlready):
+                self.transport.closeStdin()
 
     # -- backpressure (the request pauses us) -------------------------------------------------
 
@@ -276,7 +296,11 @@ class CGIRun(ProcessProtocol):
             elif lower in ("server", "date"):
                 continue
             else:
-                if lower == "location" and not status_set and raw.startswith((b"http:", b"https:")):
+                if (
+                    lower == "location"
+                    and not status_set
+                    and raw.startswith((b"http:", b"https:"))
+                ):
                     self.request.setResponseCode(http.FOUND)
                 self.request.responseHeaders.addRawHeader(key.encode("latin-1"), raw)
         return True
@@ -291,6 +315,7 @@ class CGIRun(ProcessProtocol):
     def processEnded(self, reason: Failure) -> None:
         """Finish the response, or answer 502 when the script never produced one."""
         self._cancel_deadline()
+        self.ended.callback(None)
         code = getattr(reason.value, "exitCode", None)
         if self.stderr:
             _log.warn(
@@ -315,7 +340,9 @@ class CGIRun(ProcessProtocol):
         if self.failed_reason is not None:
             return
         self.failed_reason = reason
-        _log.error("CGI {name} {uri}: {reason}", name=self.name, uri=self.request.uri, reason=reason)
+        _log.error(
+            "CGI {name} {uri}: {reason}", name=self.name, uri=self.request.uri, reason=reason
+        )
         self._kill()
         if self.finished:
             return
@@ -359,10 +386,20 @@ class CGIRun(ProcessProtocol):
     def _kill(self) -> None:
         self._cancel_deadline()
         if self.transport is not None:
-            try:
-                self.transport.signalProcess("KILL")  # type: ignore[attr-defined]
-            except (OSError, error.ProcessExitedAlready):
-                pass
+            with contextlib.suppress(OSError, error.ProcessExitedAlready):
+                self.transport.signalProcess("KILL")
+
+
+class CGIService(Service):
+    """Kills the scripts still running when the daemon stops, and waits for them."""
+
+    def __init__(self, directory: CGIDirectory) -> None:
+        self.directory = directory
+
+    def stopService(self) -> defer.Deferred[None]:
+        """Kill and reap every running script."""
+        super().stopService()  # type: ignore[no-untyped-call]
+        return self.directory.stop_all()
 
 
 def _head_end(data: bytes) -> tuple[int, bytes]:

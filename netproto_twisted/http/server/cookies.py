@@ -29,8 +29,10 @@ def set_cookie_header(
     httponly: bool = True,
     samesite: SameSite | None = "Lax",
 ) -> str:
-    """One ``Set-Cookie`` header value (raises ValueError on a bad name or ``SameSite=None``
-    without Secure)."""
+    """One ``Set-Cookie`` header value.
+
+    Raises ValueError on a bad name, or on ``SameSite=None`` without Secure.
+    """
     if samesite == "None" and not secure:
         raise ValueError("SameSite=None requires Secure")
     cookie: SimpleCookie = SimpleCookie()
@@ -67,7 +69,7 @@ def set_cookie(request: Any, name: str, value: str, **attributes: Any) -> None:
 
 
 def read_cookies(header: str | bytes | None) -> dict[str, str]:
-    """The cookies of a ``Cookie`` header; malformed pairs are skipped, the first of a name wins."""
+    """The cookies of a ``Cookie`` header (malformed pairs skipped; the first of a name wins)."""
     if not header:
         return {}
     text = header.decode("latin-1") if isinstance(header, bytes) else header

@@ -42,7 +42,7 @@ def exception_page(exc: BaseException) -> bytes:
     """Render an exception (with its traceback) as a page with frames and locals."""
     title = html.escape(f"{type(exc).__name__}: {exc}")
     parts = [
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>500: "
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>500: '
         f"{title}</title></head>\n<body><h1>{title}</h1>\n"
         "<p>Most recent call last. Debug mode is on: do not run it in production.</p>\n"
     ]
@@ -90,7 +90,9 @@ class DebugMiddleware:
         """Call the application; render its exception if nothing was sent yet."""
         started = False
 
-        def tracking_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def tracking_start(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             nonlocal started
             started = True
             return start_response(status, headers, exc_info)

@@ -12,6 +12,7 @@ raises :class:`FormError` carrying the HTTP status to answer (413 or 400).
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -190,7 +191,9 @@ def _add_pairs(form: FormData, text: str, limits: FormLimits, encoding: str) -> 
         raise FormError(CONTENT_TOO_LARGE, f"more than {limits.max_parts} form fields") from None
     for name, value in pairs:
         if len(value) > limits.max_field_size:
-            raise FormError(CONTENT_TOO_LARGE, f"field {name!r} over {limits.max_field_size} bytes")
+            raise FormError(
+                CONTENT_TOO_LARGE, f"field {name!r} over {limits.max_field_size} bytes"
+            )
         form.fields.append(FormField(name, value))
 
 
@@ -260,7 +263,8 @@ class _MultipartCollector:
         else:
             if part.size > self.limits.max_field_size:
                 raise FormError(
-                    CONTENT_TOO_LARGE, f"field {part.name!r} over {self.limits.max_field_size} bytes"
+                    CONTENT_TOO_LARGE,
+                    f"field {part.name!r} over {self.limits.max_field_size} bytes",
                 )
             self.buffer += chunk
 
@@ -300,12 +304,14 @@ def form_from_request(request: Any, limits: FormLimits = DEFAULT_FORM_LIMITS) ->
     query = request.uri.partition(b"?")[2].decode("latin-1")
     content = request.content
     if content is None:
-        return parse_form(_Empty(), None, 0, limits, query=query)
+        return parse_form(io.BytesIO(), None, 0, limits, query=query)
     content.seek(0)
     return parse_form(content, request.getHeader(b"content-type"), None, limits, query=query)
 
 
-def form_from_environ(environ: Mapping[str, Any], limits: FormLimits = DEFAULT_FORM_LIMITS) -> FormData:
+def form_from_environ(
+    environ: Mapping[str, Any], limits: FormLimits = DEFAULT_FORM_LIMITS
+) -> FormData:
     """Parse the form of a WSGI request (``QUERY_STRING`` and ``wsgi.input``)."""
     raw_length = environ.get("CONTENT_LENGTH") or ""
     try:
@@ -319,8 +325,3 @@ def form_from_environ(environ: Mapping[str, Any], limits: FormLimits = DEFAULT_F
         limits,
         query=environ.get("QUERY_STRING", ""),
     )
-
-
-class _Empty:
-    def read(self, size: int = -1) -> bytes:
-        return b""

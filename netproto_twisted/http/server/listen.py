@@ -41,7 +41,7 @@ class TLSEndpoint:
 
 
 def split_tls_endpoint(text: str) -> TLSEndpoint:
-    """Split ``ssl:PORT:interface=...:privateKey=...:certKey=...`` (raises :class:`ConfigError`)."""
+    """Split ``ssl:PORT:...:privateKey=...:certKey=...`` (raises :class:`ConfigError`)."""
     parts = _SPLIT.split(text)
     if parts[0].strip().lower() != "ssl" or len(parts) < 2:
         raise ConfigError(text, "not an ssl: endpoint")

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -84,7 +85,7 @@ class LimitedHTTPChannel(http.HTTPChannel):
     """twisted.web's HTTP/1.1 channel with our header limits, a head deadline and TCP_NODELAY."""
 
     def __init__(self, limits: HTTPLimits, clock: IReactorTime) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.maxHeaders = limits.max_headers
         self.totalHeadersSize = limits.max_header_bytes
         self.head_timeout = limits.header_timeout
@@ -93,24 +94,22 @@ class LimitedHTTPChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         """Set TCP_NODELAY: a response is written whole, never worth delaying."""
-        super().connectionMade()
+        super().connectionMade()  # type: ignore[no-untyped-call]
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
-            try:
+            with contextlib.suppress(OSError):  # a socket that is not TCP
                 no_delay(True)
-            except OSError:  # pragma: no cover - a socket that is not TCP
-                pass
 
     def lineReceived(self, line: bytes) -> None:
         """Start the head deadline at a request's first line."""
         if self.head_deadline is None and line:
             self.head_deadline = self.clock.callLater(self.head_timeout, self._head_expired)
-        super().lineReceived(line)
+        super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def allHeadersReceived(self) -> None:
         """The head is complete: the deadline is off."""
         self._cancel_head_deadline()
-        super().allHeadersReceived()
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
 
     def _cancel_head_deadline(self) -> None:
         if self.head_deadline is not None:
@@ -128,7 +127,7 @@ class LimitedHTTPChannel(http.HTTPChannel):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Cancel the head deadline."""
         self._cancel_head_deadline()
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
 
 class HTTPRequest(Request):
@@ -150,7 +149,7 @@ class HTTPRequest(Request):
         if length is not None and length > self.max_body:
             self._refuse_body()
             return
-        super().gotLength(length)
+        super().gotLength(length)  # type: ignore[no-untyped-call]
 
     def handleContentChunk(self, data: bytes) -> None:
         """Count body bytes; refuse once over the limit (chunked bodies)."""
@@ -160,7 +159,7 @@ class HTTPRequest(Request):
         if self.body_received > self.max_body:
             self._refuse_body()
             return
-        super().handleContentChunk(data)
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
 
     def _refuse_body(self) -> None:
         self.body_refused = True
@@ -187,9 +186,9 @@ class HTTPRequest(Request):
         """
         kind = self.requestHeaders.getRawHeaders(b"content-type")
         if kind and b"multipart/" in kind[0].lower():
-            self.hidden_content_type = kind
+            self.hidden_content_type = list(kind)
             self.requestHeaders.removeHeader(b"content-type")
-        super().requestReceived(command, path, version)
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
 
     hidden_content_type: list[bytes] | None = None
 
@@ -200,20 +199,20 @@ class HTTPRequest(Request):
             self.hidden_content_type = None
         if self.body_refused:
             return
-        super().process()
+        super().process()  # type: ignore[no-untyped-call]
 
-    def processingFailed(self, reason: Failure) -> None:  # type: ignore[override]
+    def processingFailed(self, reason: Failure) -> None:
         """Log the failure; answer 500 with a traceback page in debug mode, a bland page if not."""
         _log.failure("request {uri} failed", failure=reason, uri=self.uri)
         body = traceback_page(reason) if self.site.debug else GENERIC_ERROR_PAGE
         if self.startedWriting:
-            self.finish()
+            self.finish()  # type: ignore[no-untyped-call]
             return
         self.setResponseCode(http.INTERNAL_SERVER_ERROR)
-        self.setHeader(b"content-type", b"text/html; charset=utf-8")
-        self.setHeader(b"content-length", b"%d" % len(body))
-        self.write(body)
-        self.finish()
+        self.setHeader(b"content-type", b"text/html; charset=utf-8")  # type: ignore[no-untyped-call]
+        self.setHeader(b"content-length", b"%d" % len(body))  # type: ignore[no-untyped-call]
+        self.write(body)  # type: ignore[no-untyped-call]
+        self.finish()  # type: ignore[no-untyped-call]
 
 
 class SiteRoot(Resource):
@@ -227,13 +226,13 @@ class SiteRoot(Resource):
         static: StaticFiles | None = None,
         app: IResource | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.mounts: Mapping[str, IResource] = mounts if mounts is not None else {}
         self.cgi = cgi
         self.static = static
         self.app = app
 
-    def getChildWithDefault(self, name: bytes, request: Any) -> IResource:  # type: ignore[override]
+    def getChildWithDefault(self, name: bytes, request: Any) -> IResource:
         """Pick the resource for the path's first segment (and any further mount segments)."""
         for path, resource in list(self.mounts.items()):
             segments = [s.encode("utf-8") for s in path.strip("/").split("/")]
@@ -250,7 +249,7 @@ class SiteRoot(Resource):
             return self.app
         return NoResource()
 
-    def render(self, request: Any) -> bytes:  # type: ignore[override]
+    def render(self, request: Any) -> bytes:
         """The root without a trailing slash: as ``/``."""
         return cast(bytes, self.getChildWithDefault(b"", request).render(request))
 
@@ -267,7 +266,7 @@ def combined_log_line(timestamp: str, request: Any) -> str:
     """One access-log line in the combined log format (Apache's and nginx's)."""
     peer = request.getClientAddress()
     host = getattr(peer, "host", "-")
-    line = "{} - - {} \"{} {} {}\" {} {} \"{}\" \"{}\"".format(
+    line = '{} - - {} "{} {} {}" {} {} "{}" "{}"'.format(
         host,
         timestamp,
         _log_field(request.method),
@@ -295,7 +294,7 @@ class HTTPSite(Site):
         access_log: str | None = None,
         debug: bool = False,
     ) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[no-untyped-call]
             resource,
             logPath=access_log,
             timeout=limits.idle_timeout,
@@ -311,7 +310,7 @@ class HTTPSite(Site):
         def channel() -> Any:
             return http_channel_protocol(LimitedHTTPChannel(self.limits, self.clock))
 
-        self.protocol = cast(Any, channel)
+        self.protocol = cast(Any, channel)  # type: ignore[method-assign]
 
     def log(self, request: Any) -> None:
         """Write the combined-format line only when an access log file was given."""

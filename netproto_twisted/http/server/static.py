@@ -1,4 +1,4 @@
-"""Static files from one directory: listings, index files, ranges, validators, precompressed siblings.
+"""Static files from a directory: listings, index files, ranges, validators, compressed siblings.
 
 :class:`StaticFiles` is a leaf :class:`~twisted.web.resource.Resource`.  Per
 request it maps the path onto the directory (:mod:`.paths` refuses every
@@ -19,7 +19,6 @@ import os
 import stat
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import ClassVar
 from urllib.parse import quote, unquote
 
 from twisted.internet.interfaces import IReactorTime
@@ -98,7 +97,7 @@ def _escape(text: str) -> str:
 
 
 def listing_html(url_path: str, directory: str) -> bytes:
-    """An HTML listing of ``directory``: names escaped, sorted case-insensitively, dirs with ``/``."""
+    """An HTML listing of ``directory``: names escaped, sorted ignoring case, ``/`` after dirs."""
     rows = []
     try:
         with os.scandir(directory) as it:
@@ -116,7 +115,7 @@ def listing_html(url_path: str, directory: str) -> bytes:
         rows.append(f'<li><a href="{_escape(href)}">{shown}</a></li>')
     title = _escape(f"Index of {url_path}")
     page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n<ul>\n"
         + ("\n".join(rows) + "\n" if rows else "")
         + "</ul>\n</body></html>\n"
@@ -137,7 +136,7 @@ class StaticFiles(Resource):
     """
 
     isLeaf = True
-    allowedMethods: ClassVar[tuple[bytes, ...]] = (b"GET", b"HEAD")
+    allowedMethods = (b"GET", b"HEAD")
 
     def __init__(
         self,
@@ -150,7 +149,7 @@ class StaticFiles(Resource):
         revalidate: float = 1.0,
         precompressed: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.root = os.path.realpath(os.fspath(root))
         if not os.path.isdir(self.root):
             raise NotADirectoryError(self.root)
@@ -231,7 +230,7 @@ class StaticFiles(Resource):
 
     # -- answering ---------------------------------------------------------------------
 
-    def render(self, request: Request) -> bytes | int:  # type: ignore[override]
+    def render(self, request: Request) -> bytes | int:
         """Answer GET/HEAD from the directory; anything else gets 405."""
         method = request.method
         if method not in self.allowedMethods:
@@ -346,10 +345,15 @@ class StaticFiles(Resource):
             request.setHeader(b"content-type", b"multipart/byteranges; boundary=" + boundary)
             parts = []
             for index, one in enumerate(ranges):
-                head = (b"\r\n" if index else b"") + b"--%s\r\nContent-Type: %s\r\n" % (
-                    boundary,
-                    entry.content_type,
-                ) + b"Content-Range: %s\r\n\r\n" % one.content_range(size)
+                head = (
+                    (b"\r\n" if index else b"")
+                    + b"--%s\r\nContent-Type: %s\r\n"
+                    % (
+                        boundary,
+                        entry.content_type,
+                    )
+                    + b"Content-Range: %s\r\n\r\n" % one.content_range(size)
+                )
                 parts += [head, (one.start, one.length)]
             parts.append(b"\r\n--%s--\r\n" % boundary)
             length = sum(p[1] if isinstance(p, tuple) else len(p) for p in parts)
@@ -408,4 +412,3 @@ def _plain(request: Request, text: bytes) -> bytes:
 def _not_found(request: Request) -> bytes:
     request.setResponseCode(http.NOT_FOUND)
     return _plain(request, b"not found\n")
-

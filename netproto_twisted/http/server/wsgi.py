@@ -59,12 +59,12 @@ class ThreadPoolService(Service):
 
     def startService(self) -> None:
         """Start the pool's threads."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self.pool.start()
 
     def stopService(self) -> None:
         """Stop the pool (waits for running calls)."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         self.pool.stop()
 
 
@@ -75,7 +75,9 @@ def _pep3333_environ(app: WSGIApp) -> WSGIApp:
     :mod:`wsgiref.validate` rejects an environment that has both.
     """
 
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def application(
+        environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         environ.pop("HTTP_CONTENT_TYPE", None)
         environ.pop("HTTP_CONTENT_LENGTH", None)
         return app(environ, start_response)
@@ -96,13 +98,13 @@ class WSGIHost(Resource):
         *,
         max_pending: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.inner = WSGIResource(reactor, pool, _pep3333_environ(app))
         self.pool = pool
         self.max_pending = max_pending if max_pending is not None else 8 * pool.max
         self.pending = 0
 
-    def render(self, request: Request) -> Any:  # type: ignore[override]
+    def render(self, request: Request) -> Any:
         """Run the application for ``request`` (503 when too many are in flight)."""
         if self.pending >= self.max_pending:
             body = b"server busy\n"
