@@ -11,8 +11,10 @@ section was built first.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService
@@ -21,12 +23,13 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from netproto_twisted.browser import open_url
-from netproto_twisted.core.access import ConnectionGuard
+from netproto_twisted.core.access import AccessPolicy, ConnectionGuard
 from netproto_twisted.core.config import check_bounds, field
-from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, TLSFiles, standalone_service
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
 from netproto_twisted.core.service import EndpointsService, endpoint_kind
+from netproto_twisted.core.workers import WorkerChannel, WorkerParts, WorkerPool
 from netproto_twisted.http.server.build import SiteSettings, build_site
 from netproto_twisted.http.server.cgi import DEFAULT_CGI_OUTPUT, DEFAULT_CGI_TIMEOUT
 from netproto_twisted.http.server.listen import https_factory, split_tls_endpoint
@@ -36,12 +39,14 @@ from netproto_twisted.http.server.wsgi import DEFAULT_THREADS
 __all__ = [
     "DEFAULT_LISTEN",
     "HTTP_LIMITS",
+    "MAX_WORKERS",
     "SERVICE_NAME",
     "Config",
     "Options",
     "build_service",
     "combined_service",
     "makeService",
+    "worker_parts",
 ]
 
 _log = Logger(namespace="netproto.http")
@@ -50,6 +55,10 @@ _log = Logger(namespace="netproto.http")
 SERVICE_NAME = "netproto-http"
 #: Where the server listens by default: HTTP on 8080, HTTPS (HTTP/2) on 8443, loopback only.
 DEFAULT_LISTEN = ("tcp:8080:interface=127.0.0.1", "ssl:8443:interface=127.0.0.1")
+#: The most processes ``--workers`` accepts.
+MAX_WORKERS = 64
+#: The builder the worker processes run (see :mod:`netproto_twisted.core.workers`).
+WORKER_BUILDER = "netproto_twisted.http.tap:worker_parts"
 #: HTTP's connection limits: browsers open six connections per host and load
 #: tools many more; 256 per address keeps one client from taking all 1,000.
 HTTP_LIMITS = replace(DEFAULT_LIMITS, max_connections_per_ip=256)
@@ -84,6 +93,9 @@ class Config:
         default=DEFAULT_HTTP_LIMITS.idle_timeout, minimum=0.1, help="keep-alive idle seconds"
     )
     max_body: int = field(default=DEFAULT_HTTP_LIMITS.max_body, minimum=0, help="body bytes")
+    workers: int = field(
+        default=1, minimum=1, maximum=MAX_WORKERS, help="processes (netproto-http only)"
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -100,17 +112,15 @@ class Config:
         )
 
 
-def build_service(config: Config, context: DaemonContext) -> MultiService:
-    """Build the HTTP listeners from ``config`` with the daemon's shared ``context``."""
-    reactor = context.reactor
+def _site_settings(config: Config, data_dir: Path, mounts: Mapping[str, Any]) -> SiteSettings:
     path = config.path
     if not path and not config.wsgi:
-        path = str(context.data_dir / "www")
+        path = str(data_dir / "www")
         os.makedirs(path, exist_ok=True)
     for name, directory in (("path", path), ("cgi_dir", config.cgi_dir)):
         if directory and not os.path.isdir(directory):
             raise ConfigError(f"http.{name}", f"not a directory: {directory}")
-    settings = SiteSettings(
+    return SiteSettings(
         path=path,
         cgi_dir=config.cgi_dir,
         wsgi=config.wsgi,
@@ -122,43 +132,112 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         access_log=config.access_log or None,
         debug=config.debug,
         limits=config.limits,
-        mounts=context.web_mounts,
+        mounts=mounts,
     )
-    parts = build_site(reactor, settings)
+
+
+def _listeners(
+    config: Config,
+    site: IProtocolFactory,
+    complete: Callable[[str], str],
+    guarded: Callable[[IProtocolFactory], IProtocolFactory],
+) -> list[tuple[str, list[str], IProtocolFactory]]:
+    """``(name, endpoints, factory)`` per listener: plain ones together, one per ``ssl:``."""
+    plain: list[str] = []
+    listeners: list[tuple[str, list[str], IProtocolFactory]] = []
+    for text in config.listen:
+        kind = endpoint_kind(text)
+        if kind == "udp":
+            raise ConfigError(text, "HTTP does not serve UDP")
+        if kind == "ssl":
+            tls = split_tls_endpoint(complete(text))
+            name = (
+                "https"
+                if not any(n.startswith("https") for n, _, _ in listeners)
+                else (f"https{len(listeners) + 1}")
+            )
+            # The guard goes inside TLS: it wraps the HTTP channel, not the TLS layer.
+            listeners.append((name, [tls.tcp], https_factory(guarded(site), tls)))
+        else:
+            plain.append(text)
+    if plain:
+        listeners.insert(0, ("http", plain, guarded(site)))
+    return listeners
+
+
+def build_service(config: Config, context: DaemonContext) -> MultiService:
+    """Build the HTTP listeners from ``config`` with the daemon's shared ``context``."""
+    reactor = context.reactor
+    parts = build_site(reactor, _site_settings(config, context.data_dir, context.web_mounts))
     root = MultiService()
     root.setName("http")
     for service in parts.services:
         service.setServiceParent(root)
     limits = context.limits_for(HTTP_LIMITS)
 
-    def guarded(factory: IProtocolFactory) -> ConnectionGuard:
+    def guarded(factory: IProtocolFactory) -> IProtocolFactory:
         return ConnectionGuard(factory, reactor, policy=context.policy, limits=limits)
 
-    plain: list[str] = []
-    for text in config.listen:
-        kind = endpoint_kind(text)
-        if kind == "udp":
-            raise ConfigError(text, "HTTP does not serve UDP")
-        if kind == "ssl":
-            tls = split_tls_endpoint(context.endpoint(text))
-            EndpointsService(  # type: ignore[no-untyped-call]
-                # The guard goes inside TLS: it wraps the HTTP channel, not the TLS layer.
-                "https", reactor, [tls.tcp], guard=https_factory(guarded(parts.site), tls),
-                backlog=limits.backlog,
-            ).setServiceParent(root)  # fmt: skip
-        else:
-            plain.append(text)
-    if plain:
-        EndpointsService(  # type: ignore[no-untyped-call]
-            "http", reactor, plain, guard=guarded(parts.site), backlog=limits.backlog
-        ).setServiceParent(root)
+    services = []
+    for name, endpoints, factory in _listeners(config, parts.site, context.endpoint, guarded):
+        service = EndpointsService(name, reactor, endpoints, guard=factory, backlog=limits.backlog)
+        service.setServiceParent(root)  # type: ignore[no-untyped-call]
+        services.append(service)
+    if config.workers > 1 and services:
+        payload = {
+            "http": asdict(config),
+            "data_dir": str(context.data_dir.resolve()),
+            "tls_cert": str(context.tls.cert.resolve()),
+            "tls_key": str(context.tls.key.resolve()),
+            "allow": [str(n) for n in context.policy.allow],
+            "deny": [str(n) for n in context.policy.deny],
+            "limits": asdict(limits),
+        }
+        pool = WorkerPool(
+            reactor,
+            count=config.workers - 1,
+            builder=WORKER_BUILDER,
+            config=payload,
+            listeners=services,
+            name="http-workers",
+        )
+        root.addService(pool)
     return root
+
+
+def worker_parts(payload: Any, reactor: Any, channel: WorkerChannel) -> WorkerParts:
+    """Build a worker process's site and listener factories from the master's JSON."""
+    from netproto_twisted.core.config import parse_section
+
+    if not isinstance(payload, dict):
+        raise ConfigError("http", "the worker configuration is not a table")
+    try:
+        config = parse_section(Config, payload["http"], "http")
+        limits = parse_section(Limits, payload["limits"], "limits")
+        files = TLSFiles(Path(payload["tls_cert"]), Path(payload["tls_key"]), development=False)
+        policy = AccessPolicy(payload["allow"], payload["deny"])
+        data_dir = Path(payload["data_dir"])
+    except KeyError as e:
+        raise ConfigError("http", f"the worker configuration lacks {e}") from None
+    parts = build_site(reactor, _site_settings(config, data_dir, {}))
+    root = MultiService()
+    for service in parts.services:
+        root.addService(service)
+
+    def guarded(factory: IProtocolFactory) -> IProtocolFactory:
+        return ConnectionGuard(factory, reactor, policy=policy, limits=limits)
+
+    listeners = _listeners(config, parts.site, files.complete_endpoint, guarded)
+    return WorkerParts(factories={name: f for name, _, f in listeners}, service=root)
 
 
 def combined_service(config: Config, context: DaemonContext) -> IService | None:
     """Build the ``[http]`` services of the combined daemon (``None`` when disabled)."""
     if not config.enabled or not config.listen:
         return None
+    if config.workers > 1:
+        # Other sections' resources (XML-RPC) live in this process only.
+        raise ConfigError("http.workers", "worker processes run with netproto-http only")
     return build_service(config, context)
 
 
@@ -192,6 +271,7 @@ class Options(ServerOptions):
         ["header-timeout", None, str(DEFAULT_HTTP_LIMITS.header_timeout), "seconds for a head"],
         ["http-idle-timeout", None, str(DEFAULT_HTTP_LIMITS.idle_timeout), "keep-alive seconds"],
         ["max-body", None, str(DEFAULT_HTTP_LIMITS.max_body), "largest request body (413)"],
+        ["workers", None, "1", "processes accepting connections: the master and N-1 workers"],
         *limits_options(HTTP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -222,6 +302,7 @@ class Options(ServerOptions):
                 header_timeout=float(self["header-timeout"]),
                 idle_timeout=float(self["http-idle-timeout"]),
                 max_body=int_option(self, "max-body"),
+                workers=int_option(self, "workers"),
             )
         except (ValueError, ConfigError) as e:
             raise usage.UsageError(str(e)) from None
