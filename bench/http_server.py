@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +111,7 @@ _SIZES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 def run_wrk(url: str, connections: int, duration: float) -> WrkResult:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", url],
         capture_output=True,
         text=True,
         check=True,
@@ -144,7 +144,7 @@ def started(row: Row, port: int) -> Iterator[None]:
         time.sleep(0.3)  # let worker processes join the socket too
         yield
     finally:
-        with _suppress():
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(10)
@@ -152,14 +152,6 @@ def started(row: Row, port: int) -> Iterator[None]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
-
-
-@contextmanager
-def _suppress() -> Iterator[None]:
-    try:
-        yield
-    except ProcessLookupError:
-        pass
 
 
 def twistd(*args: str) -> list[str]:
@@ -213,6 +205,7 @@ def main() -> None:
         "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
     )
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        os.chmod(tmp, 0o755)  # nginx's worker runs as nobody
         root = Path(tmp) / "www"
         root.mkdir()
         (root / "1k.txt").write_bytes(b"x" * 1024)
@@ -222,21 +215,23 @@ def main() -> None:
                 f.write(block)
         (Path(tmp) / "bench_hello.py").write_text(HELLO_APP)
         data = Path(tmp) / "data"
-        ours = Row("netproto-http", twistd("netproto-http", "--data-dir", str(data), "--path", str(root),
-                                          "--listen", "tcp:{port}:interface=127.0.0.1"))  # fmt: skip
-        ours2 = Row("netproto-http --workers 2", [*ours.argv, "--workers", "2"])
-        web = Row("twistd web --path", twistd("web", "--path", str(root), "--listen", "tcp:{port}:interface=127.0.0.1"),
-                  cwd=tmp)  # fmt: skip
-        stdlib = Row("python -m http.server", [PY, "-m", "http.server", "{port}", "--bind", "127.0.0.1",
-                                               "--directory", str(root)])  # fmt: skip
+        listen = "tcp:{port}:interface=127.0.0.1"
+        ours_argv = twistd(
+            "netproto-http", "--data-dir", str(data), "--path", str(root), "--listen", listen
+        )
+        ours = Row("netproto-http", ours_argv)
+        ours2 = Row("netproto-http --workers 2", [*ours_argv, "--workers", "2"])
+        web_argv = twistd("web", "--path", str(root), "--listen", listen)
+        web = Row("twistd web --path", web_argv, cwd=tmp)
+        stdlib_argv = [PY, "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+        stdlib = Row("python -m http.server", [*stdlib_argv, "--directory", str(root)])
         ngx_rows = []
         if nginx:
-            for n in range(3):
-                (Path(tmp) / f"ngx{n}").mkdir()
-            ngx_rows = [Row("nginx (1 worker)", ["sh", "-c", f"sed s/PORT/{{port}}/ {tmp}/nginx.conf.in > {tmp}/nginx-{{port}}.conf && exec {nginx} -c {tmp}/nginx-{{port}}.conf"])]  # fmt: skip
-            (Path(tmp) / "nginx.conf.in").write_text(
-                NGINX_CONF.format(tmp=tmp, port="PORT", root=root)
-            )
+            conf_in = Path(tmp) / "nginx.conf.in"
+            conf_in.write_text(NGINX_CONF.format(tmp=tmp, port="PORT", root=root))
+            conf = f"{tmp}/nginx-{{port}}.conf"
+            script = f"sed s/PORT/{{port}}/ {conf_in} > {conf} && exec {nginx} -c {conf}"
+            ngx_rows = [Row("nginx (1 worker)", ["sh", "-c", script])]
         report = []
         if "static" in parts:
             rows = [ours, ours2, web, stdlib, *ngx_rows]
@@ -253,39 +248,16 @@ def main() -> None:
             report.append(table("(b) 100 MB file, 4 connections", res, base, "MB/s"))
         if "wsgi" in parts:
             env = {"PYTHONPATH": tmp}
+            ours_wsgi = twistd(
+                "netproto-http", "--data-dir", str(data), "--wsgi", "bench_hello:hello",
+                "--listen", listen,
+            )  # fmt: skip
+            web_wsgi = twistd("web", "--wsgi", "bench_hello.hello", "--listen", listen)
+            waitress = [PY, "-m", "waitress", "--listen=127.0.0.1:{port}", "bench_hello:hello"]
             rows = [
-                Row(
-                    "netproto-http --wsgi",
-                    twistd(
-                        "netproto-http",
-                        "--data-dir",
-                        str(data),
-                        "--wsgi",
-                        "bench_hello:hello",
-                        "--listen",
-                        "tcp:{port}:interface=127.0.0.1",
-                    ),
-                    env=env,
-                    cwd=tmp,
-                ),  # fmt: skip
-                Row(
-                    "twistd web --wsgi",
-                    twistd(
-                        "web",
-                        "--wsgi",
-                        "bench_hello.hello",
-                        "--listen",
-                        "tcp:{port}:interface=127.0.0.1",
-                    ),
-                    env=env,
-                    cwd=tmp,
-                ),  # fmt: skip
-                Row(
-                    "waitress (4 threads)",
-                    [PY, "-m", "waitress", "--listen=127.0.0.1:{port}", "bench_hello:hello"],
-                    env=env,
-                    cwd=tmp,
-                ),  # fmt: skip
+                Row("netproto-http --wsgi", ours_wsgi, env=env, cwd=tmp),
+                Row("twistd web --wsgi", web_wsgi, env=env, cwd=tmp),
+                Row("waitress (4 threads)", waitress, env=env, cwd=tmp),
             ]
             print("(c) WSGI hello, wrk -c50", flush=True)
             res = measure(rows, "/", 50, args.runs, args.duration)

@@ -121,6 +121,7 @@ class WSGITests(TestCase):
         self.assertIn(b"RuntimeError: bad state 7", reply.body)
         self.assertIn(b"password", reply.body)
         self.assertIn(b"&#x27;hunter2&#x27;", reply.body)
+        self.flushLoggedErrors(RuntimeError)
 
     async def test_exception_mid_stream_cuts_the_response(self) -> None:
         server = await self.serve(raise_mid_stream)

@@ -16,7 +16,6 @@ from netproto_twisted.http.server.cgi import (
     CGIDirectory,
     CGIService,
 )
-from netproto_twisted.http.server.debug import DebugMiddleware
 from netproto_twisted.http.server.site import DEFAULT_HTTP_LIMITS, HTTPLimits, HTTPSite, SiteRoot
 from netproto_twisted.http.server.static import StaticFiles
 from netproto_twisted.http.server.wsgi import (
@@ -92,8 +91,6 @@ def build_site(reactor: Any, settings: SiteSettings) -> SiteParts:
     app_resource: IResource | None = settings.resource
     if settings.wsgi:
         app = load_app(settings.wsgi) if isinstance(settings.wsgi, str) else settings.wsgi
-        if settings.debug:
-            app = DebugMiddleware(app)
         pool = ThreadPool(minthreads=1, maxthreads=settings.wsgi_threads, name="netproto-wsgi")
         services.append(ThreadPoolService(pool))
         app_resource = WSGIHost(reactor, pool, app)

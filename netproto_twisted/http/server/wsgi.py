@@ -1,8 +1,9 @@
-"""WSGI (PEP 3333) applications on twisted.web.wsgi, in a bounded thread pool.
+"""WSGI (PEP 3333) applications on twisted.web, in a bounded thread pool.
 
 :func:`load_app` imports ``package.module:attribute``;
-:class:`WSGIHost` runs the application through
-:class:`twisted.web.wsgi.WSGIResource` on its own thread pool of at most
+:class:`WSGIHost` runs the application (:class:`~.wsgi_run.WSGIRun`: no
+blocking round trip to the reactor per response, unlike
+:mod:`twisted.web.wsgi`) on its own thread pool of at most
 ``threads`` threads and refuses with 503 once ``max_pending`` requests are
 waiting or running, so a stalled application cannot queue the whole world
 in memory.  :class:`ThreadPoolService` starts and stops the pool with the
@@ -19,15 +20,16 @@ from twisted.application.service import Service
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request
-from twisted.web.wsgi import WSGIResource
+from twisted.web.server import NOT_DONE_YET, Request
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.http.server.wsgi_run import WSGIRun, wsgi_environ
 
 __all__ = ["DEFAULT_THREADS", "ThreadPoolService", "WSGIApp", "WSGIHost", "load_app"]
 
-#: Threads of a WSGI pool by default.
-DEFAULT_THREADS = 10
+#: Threads of a WSGI pool by default (waitress's default too: with the GIL, more threads
+#: only help applications that wait on I/O).
+DEFAULT_THREADS = 4
 #: A WSGI application.
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -68,23 +70,6 @@ class ThreadPoolService(Service):
         self.pool.stop()
 
 
-def _pep3333_environ(app: WSGIApp) -> WSGIApp:
-    """Drop ``HTTP_CONTENT_TYPE``/``HTTP_CONTENT_LENGTH``, which twisted.web.wsgi adds.
-
-    PEP 3333 has those two only as ``CONTENT_TYPE``/``CONTENT_LENGTH``, and
-    :mod:`wsgiref.validate` rejects an environment that has both.
-    """
-
-    def application(
-        environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        environ.pop("HTTP_CONTENT_TYPE", None)
-        environ.pop("HTTP_CONTENT_LENGTH", None)
-        return app(environ, start_response)
-
-    return application
-
-
 class WSGIHost(Resource):
     """A leaf resource running a WSGI application with a bound on the requests in flight."""
 
@@ -97,9 +82,12 @@ class WSGIHost(Resource):
         app: WSGIApp,
         *,
         max_pending: int | None = None,
+        multiprocess: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.inner = WSGIResource(reactor, pool, _pep3333_environ(app))
+        self.reactor = reactor
+        self.app = app
+        self.multiprocess = multiprocess
         self.pool = pool
         self.max_pending = max_pending if max_pending is not None else 8 * pool.max
         self.pending = 0
@@ -115,7 +103,11 @@ class WSGIHost(Resource):
             return body
         self.pending += 1
         request.notifyFinish().addBoth(self._done)
-        return self.inner.render(request)
+        run = WSGIRun(
+            self.reactor, request, self.app, wsgi_environ(request, multiprocess=self.multiprocess)
+        )
+        self.pool.callInThread(run.run)
+        return NOT_DONE_YET
 
     def _done(self, _: Any) -> None:
         self.pending -= 1
