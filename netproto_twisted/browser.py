@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import webbrowser
 from collections.abc import Sequence
 from typing import Any
@@ -50,14 +51,16 @@ class _Exit(ProcessProtocol):
         self.done: defer.Deferred[int] = defer.Deferred()
 
     def processEnded(self, reason: Failure) -> None:
-        self.done.callback(getattr(reason.value, "exitCode", 1) or 0)
+        code = getattr(reason.value, "exitCode", None)
+        self.done.callback(1 if code is None else int(code))  # a signal counts as failure
 
 
 async def _run(reactor: Any, commands: Sequence[list[str]], url: str) -> bool:
     for argv in commands:
         protocol = _Exit()
         try:
-            reactor.spawnProcess(protocol, argv[0], argv, dict(os.environ))
+            executable = shutil.which(argv[0]) or argv[0]  # spawnProcess searches no PATH
+            reactor.spawnProcess(protocol, executable, argv, dict(os.environ))
         except OSError as e:
             _log.warn("cannot run browser {argv}: {error}", argv=argv, error=e)
             continue

@@ -319,7 +319,10 @@ def _build_and_open(options: Options, context: DaemonContext) -> IService:
                     addresses = await child.when_listening()
                     url = _url(child, addresses)
                     _log.info("opening {url} in the browser", url=url)
-                    await open_url(reactor, url)
+                    if await open_url(reactor, url):
+                        _log.info("the browser opened {url}", url=url)
+                    else:
+                        _log.warn("no browser could open {url}", url=url)
                     return
 
         from twisted.internet import defer

@@ -18,6 +18,7 @@ from twisted.web.resource import Resource
 
 from netproto_twisted import tap as combined
 from netproto_twisted.core.daemon import DaemonContext, TLSFiles
+from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.http import tap
 from tests.twistd import REPO, Daemon
@@ -163,9 +164,38 @@ class DaemonTests(SynchronousTestCase):
         self.addCleanup(daemon.stop, signal.SIGKILL)
         port = int(daemon.wait_for(r"http listening on tcp \S+:(\d+)").group(1))
         daemon.wait_for(r"opening http://127\.0\.0\.1:\d+/ in the browser")
+        daemon.wait_for(r"the browser opened http://127\.0\.0\.1:\d+/")
         reply = curl("-i", f"http://127.0.0.1:{port}/f.txt")
         self.assertTrue(reply.stdout.endswith(b"\r\n\r\nfile"))
         self.assertIn(daemon.stop(signal.SIGTERM), (0, -signal.SIGTERM))
         self.assertEqual(opened.read_text(), f"http://127.0.0.1:{port}/")
         self.assertIn('"GET /f.txt HTTP/1.1" 200 4', (cwd / "access.log").read_text())
         self.assertNotIn("Traceback", daemon.output())
+
+    def test_workers_share_the_sockets(self) -> None:
+        if CURL is None:
+            raise SkipTest("curl is not installed")
+        cwd = Path(self.mktemp()).absolute()
+        (cwd / "site").mkdir(parents=True)
+        (cwd / "site" / "f.txt").write_text("file")
+        daemon = Daemon(
+            ["netproto-http", "--data-dir", "data", "--path", "site", "--workers", "2",
+             "--listen", "tcp:0:interface=127.0.0.1", "--listen", "ssl:0:interface=127.0.0.1"],
+            cwd,
+        )  # fmt: skip
+        self.addCleanup(daemon.stop, signal.SIGKILL)
+        port = int(daemon.wait_for(r"http listening on tcp \S+:(\d+)").group(1))
+        tls_port = int(daemon.wait_for(r"https listening on tcp \S+:(\d+)").group(1))
+        daemon.wait_for(r"http-workers: 1 worker\(s\) ready")
+        urls = [f"http://127.0.0.1:{port}/f.txt"] * 20 + [
+            f"https://127.0.0.1:{tls_port}/f.txt"
+        ] * 4
+        reply = curl("-k", "--http2", *urls)
+        self.assertEqual(reply.stdout, b"file" * 24)
+        self.assertIn(daemon.stop(signal.SIGTERM), (0, -signal.SIGTERM))
+        self.assertNotIn("Traceback", daemon.output())
+
+    def test_workers_refused_in_the_combined_daemon(self) -> None:
+        context = DaemonContext(reactor, Path(self.mktemp()), TLSFiles(Path(), Path(), True))
+        with self.assertRaises(ConfigError):
+            tap.combined_service(tap.Config(workers=2), context)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 from wsgiref.simple_server import demo_app
 from wsgiref.validate import validator
 
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from netproto_twisted.http import FormError, form_from_environ, read_cookies, set_cookie_header
@@ -130,3 +133,33 @@ class WSGITests(TestCase):
         self.assertIn(b"first part", answer)
         self.assertFalse(answer.endswith(b"0\r\n\r\n"))  # no final chunk: the client sees a cut
         self.flushLoggedErrors(RuntimeError)
+
+
+class StreamingTests(TestCase):
+    async def test_an_iterators_blocks_are_not_held_back(self) -> None:
+        release = threading.Event()
+
+        def slow(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+            start_response("200 OK", [("Content-Type", "text/event-stream")])
+            yield b"data: first\n\n"
+            release.wait(20)  # the client must have the first block by now
+            yield b"data: second\n\n"
+
+        server = await serve_http(reactor, app=slow)
+        self.addCleanup(server.stop)
+
+        def client() -> bytes:
+            with socket.create_connection((server.host, server.port), timeout=20) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                seen = b""
+                while b"data: first" not in seen:
+                    seen += sock.recv(4096)
+                self.assertNotIn(b"second", seen)
+                release.set()
+                while chunk := sock.recv(4096):
+                    seen += chunk
+                return seen
+
+        answer = await deferToThread(client)
+        self.assertIn(b"data: second", answer)
+        self.assertTrue(release.is_set())
