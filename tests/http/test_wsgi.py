@@ -163,3 +163,28 @@ class StreamingTests(TestCase):
         answer = await deferToThread(client)
         self.assertIn(b"data: second", answer)
         self.assertTrue(release.is_set())
+
+
+class BusyTests(TestCase):
+    async def test_503_past_max_pending(self) -> None:
+        release = threading.Event()
+
+        def stuck(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            release.wait(20)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"done"]
+
+        server = await serve_http(reactor, app=stuck, threads=1)
+        self.addCleanup(server.stop)
+        host = server.site.resource.app  # type: ignore[attr-defined]
+        host.max_pending = 1
+        first = fetch(server.url("/"))
+        for _ in range(2000):  # the first request reaches the pool within a few reactor turns
+            if host.pending:
+                break
+            await deferToThread(release.wait, 0.01)
+        self.assertEqual(host.pending, 1)
+        busy = await fetch(server.url("/"))
+        self.assertEqual((busy.status, busy.headers["Retry-After"]), (503, "1"))
+        release.set()
+        self.assertEqual((await first).body, b"done")

@@ -30,6 +30,10 @@ __all__ = ["DEFAULT_THREADS", "ThreadPoolService", "WSGIApp", "WSGIHost", "load_
 #: Threads of a WSGI pool by default (waitress's default too: with the GIL, more threads
 #: only help applications that wait on I/O).
 DEFAULT_THREADS = 4
+#: Requests waiting for or running in the pool before new ones get 503: as many as
+#: the default connection limit can bring, one each (a client holding a few
+#: hundred keep-alive connections is served, a flood is not queued without end).
+DEFAULT_MAX_PENDING = 1000
 #: A WSGI application.
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -89,7 +93,7 @@ class WSGIHost(Resource):
         self.app = app
         self.multiprocess = multiprocess
         self.pool = pool
-        self.max_pending = max_pending if max_pending is not None else 8 * pool.max
+        self.max_pending = max_pending if max_pending is not None else DEFAULT_MAX_PENDING
         self.pending = 0
 
     def render(self, request: Request) -> Any:
