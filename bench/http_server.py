@@ -110,8 +110,9 @@ _SIZES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 
 def run_wrk(url: str, connections: int, duration: float) -> WrkResult:
+    seconds = max(1, round(duration))
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", url],
         capture_output=True,
         text=True,
         check=True,

@@ -91,8 +91,8 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsNone(tap.combined_service(tap.Config(enabled=False), context))
 
 
-class ServiceTests(TestCase):
-    """The [http] section's services on loopback, with curl and a mounted resource."""
+class _ServiceBase(TestCase):
+    """The [http] section's services on loopback, with curl."""
 
     def setUp(self) -> None:
         if CURL is None:
@@ -113,6 +113,10 @@ class ServiceTests(TestCase):
                 addresses = await child.when_listening()
                 ports[child.name] = int(addresses[0][1].rpartition(":")[2])
         return ports
+
+
+class ServiceTests(_ServiceBase):
+    """Plain HTTP and HTTPS (HTTP/2 by ALPN), a mounted resource, the default directory."""
 
     async def test_http1_and_http2_with_curl_and_late_mounts(self) -> None:
         config = tap.Config(
@@ -199,3 +203,35 @@ class DaemonTests(SynchronousTestCase):
         context = DaemonContext(reactor, Path(self.mktemp()), TLSFiles(Path(), Path(), True))
         with self.assertRaises(ConfigError):
             tap.combined_service(tap.Config(workers=2), context)
+
+
+class BodyLimitTests(_ServiceBase):
+    """The body limit over HTTP/1.1 and HTTP/2: 413, the body never buffered."""
+
+    async def test_http1_and_http2(self) -> None:
+        config = tap.Config(
+            listen=("tcp:0:interface=127.0.0.1", "ssl:0:interface=127.0.0.1"),
+            path=str(self.www),
+            max_body=1000,
+        )
+        ports = await self.start(config)
+        big = "x" * 5000
+        plain = await deferToThread(
+            curl, "-i", "--data-binary", big, f"http://127.0.0.1:{ports['http']}/"
+        )
+        self.assertTrue(plain.stdout.startswith(b"HTTP/1.1 413"), plain)
+        h2 = await deferToThread(
+            curl, "-ik", "--http2", "--data-binary", big, f"https://127.0.0.1:{ports['https']}/"
+        )
+        self.assertTrue(h2.stdout.startswith(b"HTTP/2 413"), h2)
+        again = await deferToThread(curl, "-k", "--http2", f"https://127.0.0.1:{ports['https']}/")
+        self.assertEqual(again.stdout, b"<h1>home</h1>")
+        small = await deferToThread(
+            curl,
+            "-ik",
+            "--http2",
+            "--data-binary",
+            "x" * 10,
+            f"https://127.0.0.1:{ports['https']}/",
+        )
+        self.assertTrue(small.stdout.startswith(b"HTTP/2 405"), small)

@@ -12,7 +12,13 @@ from wsgiref.validate import validator
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from netproto_twisted.http import FormError, form_from_environ, read_cookies, set_cookie_header
+from netproto_twisted.http import (
+    DebugMiddleware,
+    FormError,
+    form_from_environ,
+    read_cookies,
+    set_cookie_header,
+)
 from netproto_twisted.testing import ServedSite, serve_http
 
 from .helpers import fetch, raw_exchange, reactor
@@ -125,6 +131,13 @@ class WSGITests(TestCase):
         self.assertIn(b"password", reply.body)
         self.assertIn(b"&#x27;hunter2&#x27;", reply.body)
         self.flushLoggedErrors(RuntimeError)
+
+    async def test_debug_middleware_for_apps_hosted_elsewhere(self) -> None:
+        server = await self.serve(validator(DebugMiddleware(raise_before)))
+        reply = await fetch(server.url("/"))
+        self.assertEqual(reply.status, 500)
+        self.assertIn(b"<td>password</td>", reply.body)
+        self.assertEqual(self.flushLoggedErrors(RuntimeError), [])  # handled in the app
 
     async def test_exception_mid_stream_cuts_the_response(self) -> None:
         server = await self.serve(raise_mid_stream)

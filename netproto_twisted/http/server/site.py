@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -163,6 +164,8 @@ class HTTPRequest(Request):
 
     def _refuse_body(self) -> None:
         self.body_refused = True
+        if self.content is None:
+            self.content = io.BytesIO()  # stays empty: the body is dropped as it comes
         self.requestHeaders.removeHeader(b"expect")  # no 100 Continue after the 413
         _log.info("request body over {limit} bytes: 413", limit=self.max_body)
         channel: Any = self.channel
@@ -174,8 +177,8 @@ class HTTPRequest(Request):
                 b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE)
             )
             transport.loseConnection()
-        elif channel is not None:  # an HTTP/2 stream: reset it
-            channel.loseConnection()
+        # An HTTP/2 stream: its data is dropped as it comes (handleContentChunk)
+        # and process() answers 413 once the stream's request is complete.
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """Take the request, without twisted.web's parse of a multipart body into ``args``.
@@ -198,6 +201,12 @@ class HTTPRequest(Request):
             self.requestHeaders.setRawHeaders(b"content-type", self.hidden_content_type)
             self.hidden_content_type = None
         if self.body_refused:
+            if not isinstance(self.channel, http.HTTPChannel):
+                self.setResponseCode(http.REQUEST_ENTITY_TOO_LARGE)
+                self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                self.setHeader(b"content-length", b"%d" % len(_TOO_LARGE))
+                self.write(_TOO_LARGE)
+                self.finish()
             return
         super().process()  # type: ignore[no-untyped-call]
 

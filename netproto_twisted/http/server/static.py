@@ -90,6 +90,7 @@ class _Entry:
     content_type: bytes = b""
     identity: _Variant | None = None
     encoded: list[tuple[bytes, _Variant]] = field(default_factory=list)
+    index: _Entry | None = None
 
 
 def _escape(text: str) -> str:
@@ -200,12 +201,25 @@ class StaticFiles(Resource):
         except (OSError, ValueError):
             return _Entry(_MISSING, now)
         if stat.S_ISDIR(st.st_mode):
-            return _Entry(_DIR, now, path=path)
+            return _Entry(_DIR, now, path=path, index=self._index_entry(path, now))
         if not stat.S_ISREG(st.st_mode):
             return _Entry(_MISSING, now)
         if segments and segments[-1] == "":
             return _Entry(_MISSING, now)  # /file.txt/ names no directory
         return self._file_entry(path, st, now)
+
+    def _index_entry(self, directory: str, now: float) -> _Entry | None:
+        for name in self.index:
+            candidate = os.path.join(directory, name)
+            if not self.follow_symlinks_out and not contained(self.root, candidate):
+                continue
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                return self._file_entry(candidate, st, now)
+        return None
 
     def _file_entry(self, path: str, st: os.stat_result, now: float) -> _Entry:
         entry = _Entry(_FILE, now, path=path, content_type=content_type_for(path))
@@ -255,16 +269,8 @@ class StaticFiles(Resource):
             request.setResponseCode(http.MOVED_PERMANENTLY)
             request.setHeader(b"location", target)
             return _plain(request, b"moved\n")
-        for name in self.index:
-            candidate = os.path.join(entry.path, name)
-            if not self.follow_symlinks_out and not contained(self.root, candidate):
-                continue
-            try:
-                st = os.stat(candidate)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                return self._file(request, self._file_entry(candidate, st, self.clock.seconds()))
+        if entry.index is not None:
+            return self._file(request, entry.index)
         if not self.listings:
             return _not_found(request)
         url_path = path.decode("utf-8", "replace")
@@ -390,7 +396,7 @@ def _variant(path: str, st: os.stat_result, tag_suffix: bytes) -> _Variant:
 
 
 def _entry_bytes(entry: _Entry) -> int:
-    total = 0
+    total = _entry_bytes(entry.index) if entry.index is not None else 0
     if entry.identity is not None and entry.identity.body is not None:
         total += len(entry.identity.body)
     for _, variant in entry.encoded:
