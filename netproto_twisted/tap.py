@@ -50,6 +50,7 @@ COMPONENTS: dict[str, str] = {
     "pop3": "netproto_twisted.pop3.tap",
     "xmlrpc": "netproto_twisted.xmlrpc.tap",
     "nntp": "netproto_twisted.nntp.tap",
+    "http": "netproto_twisted.http.tap",
 }
 
 

@@ -35,6 +35,7 @@ class WheelContentTests(SynchronousTestCase):
         names = set(zipfile.ZipFile(wheel).namelist())
         self.assertIn("twisted/plugins/netproto.py", names)
         self.assertIn("twisted/plugins/netproto_pop3.py", names)
+        self.assertIn("twisted/plugins/netproto_http.py", names)
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
         self.assertIn("netproto_twisted/py.typed", names)

@@ -31,7 +31,11 @@ The uses:
 - :func:`adopt_shared_unix_port`: ``unix.Port._fromListeningDescriptor`` and
   ``_bindPath`` (``port`` in 24.7), so that a worker process adopts an inherited unix socket
   without changing or removing its file; fallback:
-  ``IReactorSocket.adoptStreamPort``.
+  ``IReactorSocket.adoptStreamPort``;
+- :func:`http_channel_protocol`: ``twisted.web.http._GenericHTTPChannelProtocol``,
+  the wrapper that turns an HTTP/1.1 channel into an HTTP/2 one when TLS
+  negotiates ``h2`` (ALPN), around a channel *we* built (so that its header
+  limits can be set); fallback: the HTTP/1.1 channel alone (no HTTP/2).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ __all__ = [
     "EAGER_ATTRIBUTES",
     "HAS_DEFERRED_INTERNALS",
     "HAS_GENERIC_FACTORY",
+    "HAS_GENERIC_HTTP_CHANNEL",
     "HAS_TLS_CLIENT_DEFAULT",
     "HAS_UNIX_ADOPT",
     "UNIX_PATH_ATTRIBUTE",
@@ -61,6 +66,7 @@ __all__ = [
     "eager_writes_supported",
     "fire_quietly",
     "has_callbacks",
+    "http_channel_protocol",
     "mark_write_disconnected",
     "send_now",
     "succeeded",
@@ -405,3 +411,22 @@ def adopt_shared_unix_port(
     port.backlog = backlog
     port.startListening()
     return port
+
+
+try:
+    from twisted.web.http import _GenericHTTPChannelProtocol as _GenericHTTPChannel
+
+    #: Whether an HTTP/1.1 channel of our own can switch to HTTP/2 after ALPN.
+    HAS_GENERIC_HTTP_CHANNEL = True
+except ImportError:  # pragma: no cover - a Twisted that renamed it
+    HAS_GENERIC_HTTP_CHANNEL = False
+
+
+def http_channel_protocol(channel: Protocol) -> Protocol:
+    """Wrap an ``HTTPChannel`` so that it becomes HTTP/2 when TLS negotiates ``h2``.
+
+    Fallback (a Twisted without the wrapper): the channel itself, HTTP/1.1 only.
+    """
+    if HAS_GENERIC_HTTP_CHANNEL:
+        return cast(Protocol, _GenericHTTPChannel(channel))
+    return channel  # pragma: no cover

@@ -20,7 +20,7 @@ import ipaddress
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Union
@@ -343,20 +343,28 @@ def certificate_fingerprint(cert_path: PathArg) -> str:
 
 
 def server_context(
-    cert_path: PathArg, key_path: PathArg, *, chain_path: PathArg | None = None
+    cert_path: PathArg,
+    key_path: PathArg,
+    *,
+    chain_path: PathArg | None = None,
+    alpn: Sequence[bytes] = (),
 ) -> ssl.CertificateOptions:
     """Return server TLS options (TLS >= 1.2, no compression) for a certificate chain and key.
 
     ``cert_path`` holds the leaf certificate followed by any intermediates;
     ``chain_path``, if given, holds more intermediates.  A missing, unreadable,
     malformed or mismatched file raises a one-line :class:`ConfigError` naming it.
+    ``alpn`` lists the application protocols offered by ALPN, preferred first
+    (``[b"h2", b"http/1.1"]`` for HTTPS with HTTP/2).
     """
     cert_file = _as_path(cert_path)
     leaf, key, chain = _load_pair(cert_file, _as_path(key_path))
     if chain_path is not None:
         chain += _load_certificates(_as_path(chain_path))
     options = ssl.CertificateOptions(
-        raiseMinimumTo=_MIN_TLS, **_identity_options(leaf, key, chain)
+        raiseMinimumTo=_MIN_TLS,
+        acceptableProtocols=list(alpn) or None,
+        **_identity_options(leaf, key, chain),
     )
     try:
         # Build the context now, so that OpenSSL's own complaints surface at

@@ -37,6 +37,7 @@ from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
 from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
+from netproto_twisted.testing.http_server import ServedSite, serve_http
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from netproto_twisted.testing.smtp import (
@@ -61,12 +62,14 @@ __all__ = [
     "SMTPCapture",
     "SMTPCaptureStopped",
     "SMTPCaptureTimeout",
-    "XMLRPCTestServer",
+    "ServedSite",
     "StubNotSettled",
     "StubOpener",
+    "XMLRPCTestServer",
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
+    "serve_http",
     "serve_xmlrpc",
     "start_news_server",
     "start_service",

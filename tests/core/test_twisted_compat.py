@@ -62,6 +62,15 @@ class FlagTests(SynchronousTestCase):
         port = unix.Port(b"/tmp/x.sock", Factory())
         self.assertEqual(getattr(port, compat.UNIX_PATH_ATTRIBUTE), b"/tmp/x.sock")
 
+    def test_generic_http_channel(self) -> None:
+        from twisted.web import http
+
+        self.assertTrue(compat.HAS_GENERIC_HTTP_CHANNEL)
+        channel = http.HTTPChannel()
+        wrapped = compat.http_channel_protocol(channel)
+        self.assertIsInstance(wrapped, http._GenericHTTPChannelProtocol)
+        self.assertIs(wrapped._channel, channel)
+
     def test_eager_attributes_are_on_a_file_descriptor(self) -> None:
         fd = abstract.FileDescriptor(reactor=reactor)
         self.assertEqual(fd._tempDataBuffer, [])

@@ -1,0 +1,327 @@
+"""The web site: twisted.web's Site and HTTP channels with limits, error pages and mounts.
+
+* :class:`HTTPLimits`: header size and count, the time a request's head may
+  take (slowloris), keep-alive idle time, and the largest request body.
+* :class:`HTTPSite`: a :class:`~twisted.web.server.Site` whose connections
+  are HTTP/1.1 channels with those limits (and TCP_NODELAY), switching to
+  HTTP/2 when TLS negotiates ``h2``; it writes a combined-format access log
+  only when given a file, and its 500 page says nothing about the server
+  unless debug mode is on.
+* :class:`HTTPRequest`: refuses an over-long body with 413 as soon as its
+  length is known (or, chunked, as soon as it passes the limit) -- before
+  the body is buffered.
+* :class:`SiteRoot`: the resource tree's root: mounted resources (XML-RPC at
+  ``/RPC2`` ...) looked up at request time, then ``/cgi-bin/``, then the
+  static files, then the WSGI application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.resource import IResource, NoResource, Resource
+from twisted.web.server import Request, Site
+
+from netproto_twisted.core._twisted_compat import http_channel_protocol
+from netproto_twisted.http.server.debug import traceback_page
+from netproto_twisted.http.server.static import StaticFiles
+
+__all__ = [
+    "DEFAULT_HTTP_LIMITS",
+    "GENERIC_ERROR_PAGE",
+    "HTTPLimits",
+    "HTTPRequest",
+    "HTTPSite",
+    "LimitedHTTPChannel",
+    "SiteRoot",
+]
+
+_log = Logger(namespace="netproto.http")
+
+#: What a client sees of a failure when debug mode is off.
+GENERIC_ERROR_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>"
+    b"<body><h1>Internal Server Error</h1><p>The server could not complete the request."
+    b"</p></body></html>\n"
+)
+_TOO_LARGE = b"request body too large\n"
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+@dataclass(frozen=True)
+class HTTPLimits:
+    """What one HTTP client may send, and how slowly.
+
+    :ivar max_header_bytes: the request line plus all header lines, in bytes (16 KiB).
+    :ivar max_headers: header lines per request (100).
+    :ivar header_timeout: seconds from a request's first line to the end of its headers
+        (20): a client trickling its head (slowloris) gets 408 and is closed.
+    :ivar idle_timeout: seconds a connection may stay silent (60).
+    :ivar max_body: the largest request body accepted, in bytes (10 MiB); 413 beyond.
+    """
+
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout: float = 20.0
+    idle_timeout: float = 60.0
+    max_body: int = 10 * 1024 * 1024
+
+
+#: The defaults.
+DEFAULT_HTTP_LIMITS = HTTPLimits()
+
+
+class LimitedHTTPChannel(http.HTTPChannel):
+    """twisted.web's HTTP/1.1 channel with our header limits, a head deadline and TCP_NODELAY."""
+
+    def __init__(self, limits: HTTPLimits, clock: IReactorTime) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.maxHeaders = limits.max_headers
+        self.totalHeadersSize = limits.max_header_bytes
+        self.head_timeout = limits.header_timeout
+        self.clock = clock
+        self.head_deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        """Set TCP_NODELAY: a response is written whole, never worth delaying."""
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            with contextlib.suppress(OSError):  # a socket that is not TCP
+                no_delay(True)
+
+    def lineReceived(self, line: bytes) -> None:
+        """Start the head deadline at a request's first line."""
+        if self.head_deadline is None and line:
+            self.head_deadline = self.clock.callLater(self.head_timeout, self._head_expired)
+        super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def allHeadersReceived(self) -> None:
+        """The head is complete: the deadline is off."""
+        self._cancel_head_deadline()
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def _cancel_head_deadline(self) -> None:
+        if self.head_deadline is not None:
+            if self.head_deadline.active():
+                self.head_deadline.cancel()
+            self.head_deadline = None
+
+    def _head_expired(self) -> None:
+        self.head_deadline = None
+        _log.info("request head not complete in {seconds} s: closing", seconds=self.head_timeout)
+        if self.transport is not None:
+            self.transport.write(_TIMEOUT_RESPONSE)
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Cancel the head deadline."""
+        self._cancel_head_deadline()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+
+class HTTPRequest(Request):
+    """A request that refuses an oversized body early and renders failures safely."""
+
+    site: HTTPSite
+    body_refused = False
+    body_received = 0
+
+    @property
+    def max_body(self) -> int:
+        """The site's body limit (the site is known from the channel before ``process``)."""
+        site = getattr(self.channel, "site", None)
+        limits = getattr(site, "limits", DEFAULT_HTTP_LIMITS)
+        return int(limits.max_body)
+
+    def gotLength(self, length: int | None) -> None:
+        """Refuse with 413 now if the declared length is over the site's limit."""
+        if length is not None and length > self.max_body:
+            self._refuse_body()
+            return
+        super().gotLength(length)  # type: ignore[no-untyped-call]
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """Count body bytes; refuse once over the limit (chunked bodies)."""
+        if self.body_refused:
+            return
+        self.body_received += len(data)
+        if self.body_received > self.max_body:
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def _refuse_body(self) -> None:
+        self.body_refused = True
+        if self.content is None:
+            self.content = io.BytesIO()  # stays empty: the body is dropped as it comes
+        self.requestHeaders.removeHeader(b"expect")  # no 100 Continue after the 413
+        _log.info("request body over {limit} bytes: 413", limit=self.max_body)
+        channel: Any = self.channel
+        transport = getattr(channel, "transport", None)
+        if isinstance(channel, http.HTTPChannel) and transport is not None:
+            transport.write(
+                b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE)
+            )
+            transport.loseConnection()
+        # An HTTP/2 stream: its data is dropped as it comes (handleContentChunk)
+        # and process() answers 413 once the stream's request is complete.
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Take the request, without twisted.web's parse of a multipart body into ``args``.
+
+        That parse runs on the reactor thread over the whole body (seconds for
+        100,000 parts); :func:`~netproto_twisted.http.server.forms.form_from_request`
+        parses with limits instead.  The header is hidden from it, then put back.
+        """
+        kind = self.requestHeaders.getRawHeaders(b"content-type")
+        if kind and b"multipart/" in kind[0].lower():
+            self.hidden_content_type = list(kind)
+            self.requestHeaders.removeHeader(b"content-type")
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
+
+    hidden_content_type: list[bytes] | None = None
+
+    def process(self) -> None:
+        """Process the request unless its body was refused."""
+        if self.hidden_content_type is not None:
+            self.requestHeaders.setRawHeaders(b"content-type", self.hidden_content_type)
+            self.hidden_content_type = None
+        if self.body_refused:
+            if not isinstance(self.channel, http.HTTPChannel):
+                self.setResponseCode(http.REQUEST_ENTITY_TOO_LARGE)
+                self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                self.setHeader(b"content-length", b"%d" % len(_TOO_LARGE))
+                self.write(_TOO_LARGE)
+                self.finish()
+            return
+        super().process()  # type: ignore[no-untyped-call]
+
+    def processingFailed(self, reason: Failure) -> None:
+        """Log the failure; answer 500 with a traceback page in debug mode, a bland page if not."""
+        _log.failure("request {uri} failed", failure=reason, uri=self.uri)
+        body = traceback_page(reason) if self.site.debug else GENERIC_ERROR_PAGE
+        if self.startedWriting:
+            self.finish()  # type: ignore[no-untyped-call]
+            return
+        self.setResponseCode(http.INTERNAL_SERVER_ERROR)
+        self.setHeader(b"content-type", b"text/html; charset=utf-8")  # type: ignore[no-untyped-call]
+        self.setHeader(b"content-length", b"%d" % len(body))  # type: ignore[no-untyped-call]
+        self.write(body)  # type: ignore[no-untyped-call]
+        self.finish()  # type: ignore[no-untyped-call]
+
+
+class SiteRoot(Resource):
+    """The root: mounts (read at request time), ``/cgi-bin/``, static files, then the WSGI app."""
+
+    def __init__(
+        self,
+        mounts: Mapping[str, IResource] | None = None,
+        *,
+        cgi: IResource | None = None,
+        static: StaticFiles | None = None,
+        app: IResource | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.mounts: Mapping[str, IResource] = mounts if mounts is not None else {}
+        self.cgi = cgi
+        self.static = static
+        self.app = app
+
+    def getChildWithDefault(self, name: bytes, request: Any) -> IResource:
+        """Pick the resource for the path's first segment (and any further mount segments)."""
+        for path, resource in list(self.mounts.items()):
+            segments = [s.encode("utf-8") for s in path.strip("/").split("/")]
+            if segments[0] == name and request.postpath[: len(segments) - 1] == segments[1:]:
+                for _ in segments[1:]:
+                    request.prepath.append(request.postpath.pop(0))
+                return resource
+        if name == b"cgi-bin" and self.cgi is not None:
+            return self.cgi
+        request.postpath.insert(0, request.prepath.pop())
+        if self.static is not None and (self.app is None or self.static.has(request)):
+            return self.static
+        if self.app is not None:
+            return self.app
+        return NoResource()
+
+    def render(self, request: Any) -> bytes:
+        """The root without a trailing slash: as ``/``."""
+        return cast(bytes, self.getChildWithDefault(b"", request).render(request))
+
+
+def _log_field(value: bytes | str | None) -> str:
+    if value is None:
+        return "-"
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(c if " " <= c < "\x7f" else f"\\x{ord(c):02x}" for c in text)
+
+
+def combined_log_line(timestamp: str, request: Any) -> str:
+    """One access-log line in the combined log format (Apache's and nginx's)."""
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", "-")
+    line = '{} - - {} "{} {} {}" {} {} "{}" "{}"'.format(
+        host,
+        timestamp,
+        _log_field(request.method),
+        _log_field(request.uri),
+        _log_field(request.clientproto),
+        request.code,
+        request.sentLength or "-",
+        _log_field(request.getHeader(b"referer")),
+        _log_field(request.getHeader(b"user-agent")),
+    )
+    return line
+
+
+class HTTPSite(Site):
+    """A Site with :class:`HTTPLimits`, optional access log and debug pages."""
+
+    requestFactory = HTTPRequest
+
+    def __init__(
+        self,
+        resource: IResource,
+        reactor: IReactorTime,
+        *,
+        limits: HTTPLimits = DEFAULT_HTTP_LIMITS,
+        access_log: str | None = None,
+        debug: bool = False,
+    ) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            resource,
+            logPath=access_log,
+            timeout=limits.idle_timeout,
+            reactor=reactor,
+            logFormatter=combined_log_line,
+        )
+        self.limits = limits
+        self.debug = debug
+        self.displayTracebacks = False
+        self.access_log = access_log
+        self.clock = reactor
+
+        def channel() -> Any:
+            return http_channel_protocol(LimitedHTTPChannel(self.limits, self.clock))
+
+        self.protocol = cast(Any, channel)  # type: ignore[method-assign]
+
+    def log(self, request: Any) -> None:
+        """Write the combined-format line only when an access log file was given."""
+        if self.access_log is not None:
+            super().log(request)
