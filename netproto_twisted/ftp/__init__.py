@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from netproto_twisted.ftp._wire import FTPReply, ReplyParser
+from netproto_twisted.ftp.client import FTPClient, connect_ftp
 from netproto_twisted.ftp.errors import (
     FTPConnectionLost,
     FTPError,
@@ -26,6 +27,7 @@ from netproto_twisted.ftp.server import FTPServerFactory, FTPSettings
 from netproto_twisted.ftp.users import FTPUser, UserTable
 
 __all__ = [
+    "FTPClient",
     "FTPConnectionLost",
     "FTPError",
     "FTPPermanentError",
@@ -42,6 +44,7 @@ __all__ = [
     "ListEntry",
     "ReplyParser",
     "UserTable",
+    "connect_ftp",
     "format_list_line",
     "parse_list_line",
 ]

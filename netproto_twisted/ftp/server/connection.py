@@ -521,13 +521,14 @@ class FTPConnection(ConnectionBase):
             if self.lost or self._transfer_aborted:
                 channel.abort()
                 raise TransferFailed(w.TRANSFER_ABORTED, "transfer aborted")
-            self.reply(w.OPENING, "opening data connection")
-            if self.prot_private:
+            if self.prot_private:  # before 150: a client may start its handshake at once
                 ready = channel.start_tls_server(
                     self.tls, require_reuse=self.settings.require_session_reuse
                 )
+                self.reply(w.OPENING, "opening TLS data connection")
                 ready.addCallback(lambda _: run(channel))
                 return ready
+            self.reply(w.OPENING, "opening data connection")
             return run(channel)
 
         def transferred(count: int) -> Deferred[Any]:
