@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort
 
 from netproto_twisted.core.access import LoginDelay
@@ -64,13 +64,46 @@ class FTPTestServer:
         return self.root.joinpath(user, *parts)
 
     def stop(self) -> Deferred[None]:
-        """Stop listening (open sessions are left to close with the test's clients)."""
-        d: Deferred[None] = Deferred()
+        """Stop listening and drop the sessions still open; fires when all are gone."""
+        waits: list[Deferred[Any]] = []
         stopped = self.listening.stopListening()
-        if stopped is None:
-            d.callback(None)
-            return d
-        return stopped  # type: ignore[no-any-return]
+        if isinstance(stopped, Deferred):
+            waits.append(stopped)
+        factory = self.factory
+        if isinstance(factory, _TrackingFactory):
+            for protocol in list(factory.live):
+                d: Deferred[None] = Deferred()
+                factory.waiters.setdefault(protocol, []).append(d)
+                waits.append(d)
+                protocol.transport.abortConnection()
+        return gatherResults(waits).addCallback(lambda _: None)
+
+
+class _TrackingFactory(FTPServerFactory):
+    """Remembers its live sessions, so that :meth:`FTPTestServer.stop` can drop them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.live: set[Any] = set()
+        self.waiters: dict[Any, list[Deferred[None]]] = {}
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        if protocol is None:
+            return None
+        self.live.add(protocol)
+        lost = protocol.connectionLost
+
+        def connection_lost(reason: Any = None) -> None:
+            try:
+                lost(reason) if reason is not None else lost()
+            finally:
+                self.live.discard(protocol)
+                for d in self.waiters.pop(protocol, []):
+                    d.callback(None)
+
+        protocol.connectionLost = connection_lost
+        return protocol
 
 
 def start_ftp_server(
@@ -119,7 +152,7 @@ def start_ftp_server(
         cert_path, key_path = ensure_dev_certificate(control)
         options = resumable_server_options(server_context(cert_path, key_path))
     base = settings or FTPSettings()
-    factory = FTPServerFactory(
+    factory = _TrackingFactory(
         reactor,
         table,
         authenticator,
