@@ -424,7 +424,7 @@ class FTPConnection(ConnectionBase):
     def _listen(self) -> PassiveListener | None:
         self._drop_data()
         try:
-            listener = self.data.passive(self.peer, self.local_host)
+            listener = self.data.passive(self.peer, self.local_host, **self._data_tls())
         except OSError as e:
             _log.warn("cannot open a passive port: {error}", error=str(e))
             self.reply(w.CANT_OPEN_DATA, "cannot open a passive port")
@@ -463,6 +463,11 @@ class FTPConnection(ConnectionBase):
 
     # -- transfers ----------------------------------------------------------------------
 
+    def _data_tls(self) -> dict[str, Any]:
+        if not self.prot_private:
+            return {}
+        return {"tls": self.tls, "require_reuse": self.settings.require_session_reuse}
+
     def take_rest(self) -> int:
         """The REST offset for this transfer (then cleared)."""
         rest, self.rest = self.rest, 0
@@ -489,7 +494,7 @@ class FTPConnection(ConnectionBase):
             d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
             return d
         if active is not None:
-            return self.data.active(active[0], active[1], timeout=timeout)
+            return self.data.active(active[0], active[1], timeout=timeout, **self._data_tls())
         self.reply(w.CANT_OPEN_DATA, "use PORT, EPRT, PASV or EPSV first")
         return None
 
@@ -521,13 +526,13 @@ class FTPConnection(ConnectionBase):
             if self.lost or self._transfer_aborted:
                 channel.abort()
                 raise TransferFailed(w.TRANSFER_ABORTED, "transfer aborted")
-            if self.prot_private:  # before 150: a client may start its handshake at once
-                ready = channel.start_tls_server(
-                    self.tls, require_reuse=self.settings.require_session_reuse
-                )
+            ready = channel.tls_ready  # TLS started when the connection was made
+            if ready is not None:
                 self.reply(w.OPENING, "opening TLS data connection")
-                ready.addCallback(lambda _: run(channel))
-                return ready
+                d: Deferred[Any] = Deferred()
+                ready.addBoth(lambda r: (d.callback(r), None)[1])  # leave ready quiet
+                d.addCallback(lambda _: run(channel))
+                return d
             self.reply(w.OPENING, "opening data connection")
             return run(channel)
 

@@ -78,9 +78,15 @@ class DataChannel(ConnectionPlumbing):
     idle_timeout = None
     transfer_timeout = None
 
-    def __init__(self, reactor: Any, runner: BlockRunner) -> None:
+    def __init__(
+        self, reactor: Any, runner: BlockRunner, tls: Any = None, require_reuse: bool = True
+    ) -> None:
         super().__init__()
         self.reactor = reactor
+        self._tls = tls
+        self._require_reuse = require_reuse
+        #: Fires when the TLS handshake is done (and checked); ``None`` without TLS.
+        self.tls_ready: Deferred[None] | None = None
         self.clock = reactor
         self.runner = runner
         self.on_connect: Deferred[DataChannel] = Deferred()
@@ -99,7 +105,15 @@ class DataChannel(ConnectionPlumbing):
         """Connected: tell whoever waits."""
         super().connectionMade()
         set_nodelay(self.transport)
+        if self._tls is not None:  # at once: a client may send its hello before the command
+            self.tls_ready = self.start_tls_server(self._tls, require_reuse=self._require_reuse)
+            self.tls_ready.addErrback(self._tls_failed)
         self.on_connect.callback(self)
+
+    def _tls_failed(self, failure: Failure) -> Failure:
+        if not self._lost:
+            self.transport.abortConnection()
+        return failure
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Gone: finish a receive, fail a handshake, tell whoever waits."""
@@ -266,9 +280,13 @@ class _Receiver:
 class _PassiveFactory(Factory):
     """Accepts one data connection, from the control connection's peer only."""
 
-    def __init__(self, reactor: Any, runner: BlockRunner, peer: str) -> None:
+    def __init__(
+        self, reactor: Any, runner: BlockRunner, peer: str, tls: Any, require_reuse: bool
+    ) -> None:
         self.reactor = reactor
         self.runner = runner
+        self.tls = tls
+        self.require_reuse = require_reuse
         self.peer = canonical_ip(peer) or peer
         self.accepted: Deferred[DataChannel] = Deferred()
         self.taken = False
@@ -281,7 +299,7 @@ class _PassiveFactory(Factory):
             _log.warn("passive data connection from {host} refused", host=host)
             return None
         self.taken = True
-        channel = DataChannel(self.reactor, self.runner)
+        channel = DataChannel(self.reactor, self.runner, self.tls, self.require_reuse)
         channel.factory = self
         channel.on_connect.chainDeferred(self.accepted)
         return channel
@@ -311,13 +329,15 @@ class PassiveListener:
 
 
 class _ActiveFactory(ClientFactory):
-    def __init__(self, reactor: Any, runner: BlockRunner) -> None:
+    def __init__(self, reactor: Any, runner: BlockRunner, tls: Any, require_reuse: bool) -> None:
         self.reactor = reactor
         self.runner = runner
+        self.tls = tls
+        self.require_reuse = require_reuse
         self.result: Deferred[DataChannel] = Deferred()
 
     def buildProtocol(self, addr: IAddress) -> DataChannel:  # type: ignore[override]
-        channel = DataChannel(self.reactor, self.runner)
+        channel = DataChannel(self.reactor, self.runner, self.tls, self.require_reuse)
         channel.factory = self
         channel.on_connect.chainDeferred(self.result)
         return channel
@@ -347,12 +367,14 @@ class DataPorts:
         self.passive_ports = passive_ports
         self._choose = choose
 
-    def passive(self, peer: str, local_host: str) -> PassiveListener:
-        """Listen on ``local_host`` for ``peer``'s data connection.
+    def passive(
+        self, peer: str, local_host: str, *, tls: Any = None, require_reuse: bool = True
+    ) -> PassiveListener:
+        """Listen on ``local_host`` for ``peer``'s data connection (TLS server if ``tls``).
 
         :raises OSError: when no port of the range is free.
         """
-        factory = _PassiveFactory(self.reactor, self.runner, peer)
+        factory = _PassiveFactory(self.reactor, self.runner, peer, tls, require_reuse)
         interface = local_host
         if self.passive_ports is None:
             return PassiveListener(self.reactor.listenTCP(0, factory, 1, interface), factory)
@@ -368,8 +390,10 @@ class DataPorts:
             return PassiveListener(listening, factory)
         raise OSError(f"no free passive port in {low}-{high}: {last}")
 
-    def active(self, host: str, port: int, *, timeout: float) -> Deferred[DataChannel]:
+    def active(
+        self, host: str, port: int, *, timeout: float, tls: Any = None, require_reuse: bool = True
+    ) -> Deferred[DataChannel]:
         """Connect to the peer's ``host``:``port`` (the caller checked both)."""
-        factory = _ActiveFactory(self.reactor, self.runner)
+        factory = _ActiveFactory(self.reactor, self.runner, tls, require_reuse)
         self.reactor.connectTCP(host, port, factory, timeout=timeout)
         return factory.result
