@@ -32,7 +32,12 @@ from collections.abc import Callable
 from typing import IO, Any, Literal, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ConnectError, ConnectionDone, DNSLookupError
 from twisted.internet.interfaces import IConsumer, IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Factory, connectionDone
@@ -40,7 +45,7 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineProtocol
-from netproto_twisted.core.net import peer_host
+from netproto_twisted.core.net import canonical_ip, peer_host
 from netproto_twisted.core.plumbing import ConnectionPlumbing
 from netproto_twisted.core.streaming import StreamProducer, thread_block_runner
 from netproto_twisted.core.tls import client_options
@@ -200,7 +205,7 @@ class _DataFactory(Factory):
 def _check(reply: FTPReply, *, preliminary: bool = False) -> FTPReply:
     """Raise the error a reply stands for (4yz, 5yz; 1yz unless ``preliminary``)."""
     if reply.code >= 400 or (reply.code < 200 and not preliminary):
-        raise error_for_reply(reply.code, reply.raw())
+        raise error_for_reply(reply.code, reply.text)
     return reply
 
 
@@ -384,10 +389,8 @@ class FTPClient:
 
     async def _open_data(self, sink: Callable[[bytes], object] | None) -> _DataProtocol:
         port = await self._passive_port()
-        endpoint = TCP4ClientEndpoint(self.reactor, self.peer, port, timeout=self.timeout)
+        endpoint: Any = TCP4ClientEndpoint(self.reactor, self.peer, port, timeout=self.timeout)
         if ":" in self.peer:
-            from twisted.internet.endpoints import TCP6ClientEndpoint
-
             endpoint = TCP6ClientEndpoint(self.reactor, self.peer, port, timeout=self.timeout)
         try:
             data = cast(_DataProtocol, await endpoint.connect(_DataFactory(self.reactor, sink)))
@@ -646,7 +649,14 @@ def connect_ftp(
     options = tls_options
     if options is None and tls != "none":
         options = client_options(host)
-    endpoint: Any = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    endpoint: Any
+    address = canonical_ip(host)
+    if address is None:
+        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    elif ":" in address:
+        endpoint = TCP6ClientEndpoint(reactor, address, port, timeout=timeout)
+    else:  # an address: no resolver round trip through the thread pool
+        endpoint = TCP4ClientEndpoint(reactor, address, port, timeout=timeout)
     if tls == "implicit":
         assert options is not None
         endpoint = wrapClientTLS(options, endpoint)

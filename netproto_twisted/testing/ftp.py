@@ -140,7 +140,14 @@ def start_ftp_server(
     if anonymous:
         (root_path / "pub").mkdir(exist_ok=True)
     limits = replace(DEFAULT_LIMITS, login_delay_base=max(login_delay, 0.001))
-    delay = LoginDelay.from_limits(reactor, limits)
+    # Many simultaneous logins from 127.0.0.1 are the point of some tests: queue them all.
+    delay = LoginDelay(
+        reactor,
+        base=limits.login_delay_base,
+        maximum=limits.login_delay_max,
+        disconnect_after=limits.max_failed_logins,
+        max_waiting=4096,
+    )
     authenticator = Authenticator.for_password_file(
         passwords, thread_runner(reactor, reactor.getThreadPool()), delay, allow_insecure=True
     )
@@ -161,9 +168,9 @@ def start_ftp_server(
         runner=thread_block_runner(reactor),
     )
     if implicit_tls:
-        listening = reactor.listenSSL(0, factory, options, interface="127.0.0.1")
+        listening = reactor.listenSSL(0, factory, options, 1024, interface="127.0.0.1")
     else:
-        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        listening = reactor.listenTCP(0, factory, 1024, interface="127.0.0.1")
     result = FTPTestServer(
         "127.0.0.1", listening.getHost().port, root_path, factory, listening, cert_path
     )

@@ -161,6 +161,8 @@ class FTPConnection(ConnectionBase):
         """One command line."""
         if self.closing:
             return
+        if line[:1] in _TELNET_SYNCH:  # "IAC IP IAC DM" that clients put before ABOR
+            line = line.lstrip(b"\xff\xf4\xf2")
         try:
             verb, argument = parse_command(line)
         except CommandSyntaxError as e:
@@ -566,7 +568,9 @@ class FTPConnection(ConnectionBase):
                 self.reply(w.TRANSFER_ABORTED, "connection closed; transfer aborted")
 
         def after(result: Any) -> None:
-            ok = not isinstance(result, Failure) and not self._transfer_aborted
+            # A client that vanished mid-upload closes both connections: whichever the
+            # reactor saw first, an upload is committed only while the session lives.
+            ok = not isinstance(result, Failure) and not self._transfer_aborted and not self.lost
             if not ok and channel_holder:
                 channel_holder[0].abort()
             d = cleanup(ok) if cleanup is not None else None
@@ -597,6 +601,8 @@ class FTPConnection(ConnectionBase):
         self.reply(w.NO_TRANSFER, "no transfer to abort")
 
 
+#: Telnet bytes of the "interrupt process" and "synch" sequence (RFC 959 section 4.1.3).
+_TELNET_SYNCH = (b"\xff", b"\xf4", b"\xf2")
 #: Verbs of RFC 959 that this server does not offer (502, not 500).
 _KNOWN_UNIMPLEMENTED = frozenset({"SMNT"})
 

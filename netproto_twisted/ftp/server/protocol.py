@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,17 @@ class FTPServerProtocol(ConnectionProtocol):
         self.tls_handshake_timeout = settings.tls_handshake_timeout
         self.command_rate = settings.command_rate
         self.command_burst = settings.command_burst
+
+    def connectionMade(self) -> None:
+        """Take urgent data inline: ftplib sends ABOR's last byte as TCP urgent data."""
+        handle = getattr(self.transport, "getHandle", None)
+        sock = handle() if handle is not None else None
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            except OSError:
+                pass
+        super().connectionMade()
 
     def make_connection(self) -> FTPConnection:
         """The session object, told the peer's and our own address."""
