@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -13,6 +13,7 @@ from netproto_twisted.ftp import _wire as w
 from netproto_twisted.ftp.listing import format_list_line, parse_list_line
 from netproto_twisted.ftp.paths import resolve_virtual
 
+FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 
 
@@ -42,6 +43,7 @@ class ReplyTests(SynchronousTestCase):
         with self.assertRaises(w.CommandSyntaxError):
             w.ReplyParser().feed(b"HTTP/1.1 200 OK")
 
+    @FAST
     @given(st.integers(100, 599), st.lists(_texts, min_size=1, max_size=5))
     def test_round_trip(self, code: int, lines: list[str]) -> None:
         replies = self._parse(w.format_reply(code, lines))
@@ -49,6 +51,7 @@ class ReplyTests(SynchronousTestCase):
         self.assertEqual(replies[0].code, code)
         self.assertEqual(len(replies[0].lines), len(lines))
 
+    @FAST
     @given(st.binary(max_size=200))
     def test_parser_never_crashes(self, data: bytes) -> None:
         parser = w.ReplyParser()
@@ -73,6 +76,7 @@ class CommandTests(SynchronousTestCase):
             with self.assertRaises(w.CommandSyntaxError):
                 w.parse_command(line)
 
+    @FAST
     @given(st.binary(max_size=100))
     def test_fuzz(self, line: bytes) -> None:
         try:
@@ -83,15 +87,18 @@ class CommandTests(SynchronousTestCase):
 
 
 class AddressTests(SynchronousTestCase):
+    @FAST
     @given(st.ip_addresses(v=4), st.integers(0, 65535))
     def test_port_round_trip(self, address: ipaddress.IPv4Address, port: int) -> None:
         self.assertEqual(w.parse_port(w.format_port(str(address), port)), (str(address), port))
         self.assertEqual(w.parse_pasv(w.format_pasv(str(address), port)), (str(address), port))
 
+    @FAST
     @given(st.ip_addresses(), st.integers(1, 65535))
     def test_eprt_round_trip(self, address: object, port: int) -> None:
         self.assertEqual(w.parse_eprt(w.format_eprt(str(address), port)), (str(address), port))
 
+    @FAST
     @given(st.integers(1, 65535))
     def test_epsv_round_trip(self, port: int) -> None:
         self.assertEqual(w.parse_epsv(w.format_epsv(port)), port)
@@ -104,6 +111,7 @@ class AddressTests(SynchronousTestCase):
             with self.assertRaises(w.CommandSyntaxError):
                 w.parse_eprt(arg)
 
+    @FAST
     @given(st.text(max_size=60))
     def test_fuzz(self, text: str) -> None:
         for parse in (w.parse_port, w.parse_eprt, w.parse_pasv, w.parse_epsv):
@@ -119,11 +127,13 @@ class FactsTests(SynchronousTestCase):
         self.assertEqual(line, "type=file;size=3; a b;c.txt")
         self.assertEqual(w.parse_mlsx_line(line), ("a b;c.txt", {"type": "file", "size": "3"}))
 
+    @FAST
     @given(st.dictionaries(st.sampled_from(["type", "size", "perm", "x.y"]),
                            st.text("abcdef0123", max_size=8)), _texts.filter(bool))
     def test_mlsx_round_trip(self, facts: dict[str, str], name: str) -> None:
         self.assertEqual(w.parse_mlsx_line(w.format_mlsx_facts(facts, name)), (name, facts))
 
+    @FAST
     @given(st.integers(0, 4_000_000_000))
     def test_time_val(self, stamp: int) -> None:
         self.assertEqual(w.parse_time_val(w.format_time_val(stamp)), stamp)
@@ -137,6 +147,7 @@ class FactsTests(SynchronousTestCase):
 class ListingTests(SynchronousTestCase):
     now = 1_700_000_000.0
 
+    @FAST
     @given(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1,
                    max_size=30).filter(lambda s: s.strip() == s and " -> " not in s),
            st.integers(0, 2**40), st.integers(0, 1_700_000_000), st.booleans())
@@ -167,6 +178,7 @@ class ListingTests(SynchronousTestCase):
         assert entry is not None and entry.modify is not None
         self.assertEqual(time.gmtime(entry.modify).tm_hour, 14)
 
+    @FAST
     @given(st.text(max_size=80))
     def test_fuzz(self, line: str) -> None:
         try:
@@ -194,6 +206,7 @@ class PathTests(SynchronousTestCase):
     def test_nfc(self) -> None:
         self.assertEqual(resolve_virtual("/", "cafe\u0301"), "/caf\u00e9")
 
+    @FAST
     @given(st.text(max_size=50).filter(lambda s: "\x00" not in s))
     def test_never_climbs(self, arg: str) -> None:
         path = resolve_virtual("/x", arg)
