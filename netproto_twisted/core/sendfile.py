@@ -34,7 +34,7 @@ _HAS_SENDFILE = hasattr(os, "sendfile")
 
 def can_sendfile(transport: object) -> bool:
     """Whether ``transport`` is a plain TCP connection :func:`sendfile_transport` can use."""
-    return _HAS_SENDFILE and raw_tcp_connection(transport) is not None
+    return bool(_HAS_SENDFILE and raw_tcp_connection(transport) is not None)
 
 
 @implementer(IWriteDescriptor)
@@ -44,7 +44,7 @@ class _SendfileWriter:
     ) -> None:
         self._reactor = reactor
         self._connection = connection
-        self._socket_fd = connection.fileno()
+        self._socket_fd: int = connection.fileno()
         self._fd = fd
         self.offset = offset
         self.sent = 0

@@ -27,6 +27,7 @@ block by block in the thread pool, paced by the transport.
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import IO, Any, Literal, cast
@@ -157,7 +158,12 @@ class FTPClientProtocol(LineProtocol):
     def when_closed(self) -> Deferred[None]:
         """Fires when the connection is gone."""
         d: Deferred[None] = Deferred()
-        self._closed.addBoth(lambda r: (d.callback(None), r)[1])
+
+        def fire(result: object) -> object:
+            d.callback(None)
+            return result
+
+        self._closed.addBoth(fire)
         return d
 
 
@@ -298,10 +304,7 @@ class FTPClient:
         """``USER``/``PASS`` (and ``ACCT`` if asked); fires with the final reply's text."""
 
         async def run() -> str:
-            if user == "anonymous" and not passwd:
-                password = "anonymous@"
-            else:
-                password = passwd
+            password = "anonymous@" if user == "anonymous" and not passwd else passwd
             text = await self.sendcmd("USER " + user)
             if text.startswith("3"):
                 text = await self.sendcmd("PASS " + password)
@@ -505,10 +508,8 @@ class FTPClient:
         entries: builtins.list[tuple[str, dict[str, str]]] = []
 
         def add(line: str) -> None:
-            try:
+            with contextlib.suppress(CommandSyntaxError):
                 entries.append(w.parse_mlsx_line(line))
-            except CommandSyntaxError:
-                pass
 
         async def run() -> builtins.list[tuple[str, dict[str, str]]]:
             if facts:
@@ -663,7 +664,8 @@ def connect_ftp(
 
     async def run() -> FTPClient:
         try:
-            protocol = cast(FTPClientProtocol, await endpoint.connect(_ClientFactory(reactor, timeout)))
+            factory = _ClientFactory(reactor, timeout)
+            protocol = cast(FTPClientProtocol, await endpoint.connect(factory))
         except (ConnectError, DNSLookupError) as e:
             raise FTPConnectionLost(f"cannot connect to {host}:{port}: {e}") from e
         try:

@@ -14,6 +14,7 @@ file itself: what arrived is kept, which is what a resuming client needs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -109,10 +110,8 @@ class LocalWriteHandle:
                 os.close(fd)
             finally:
                 if temporary is not None:
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         os.unlink(temporary)
-                    except FileNotFoundError:
-                        pass
 
         return self._run(_guard(discard))
 
@@ -218,7 +217,7 @@ class LocalFilesystem:
         return self._call(open_read)
 
     def open_write(
-        self, path: str, *, offset: int = 0, append: bool = False, unique: bool = False
+        self, path: str, offset: int = 0, append: bool = False, unique: bool = False
     ) -> Deferred[Any]:
         """An upload handle: a temporary file, or the file itself for APPE and REST."""
 

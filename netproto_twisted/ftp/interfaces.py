@@ -44,10 +44,10 @@ class IWriteHandle(Interface):
     def write(data: bytes) -> Deferred[None]:  # noqa: N805 (zope interface)
         """Append ``data``."""
 
-    def commit() -> Deferred[None]:  # noqa: N805 (zope interface)
+    def commit() -> Deferred[None]:
         """The upload ended well: make the file visible under its name."""
 
-    def discard() -> Deferred[None]:  # noqa: N805 (zope interface)
+    def discard() -> Deferred[None]:
         """The upload failed: remove what was written (or keep it, for a REST upload)."""
 
 
@@ -63,8 +63,11 @@ class IFTPFilesystem(Interface):
     def open_read(path: str, offset: int) -> Deferred[BinaryIO]:  # noqa: N805 (zope interface)
         """A binary file positioned at ``offset``; the caller closes it."""
 
-    def open_write(  # noqa: N805 (zope interface)
-        path: str, *, offset: int = 0, append: bool = False, unique: bool = False
+    def open_write(
+        path: str,  # noqa: N805 (zope interface)
+        offset: int = 0,
+        append: bool = False,
+        unique: bool = False,
     ) -> Deferred[Any]:
         """An :class:`IWriteHandle` for ``path`` (``unique``: a new name next to it)."""
 

@@ -141,7 +141,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return format_reply(421, reason)
 
-    guard = ConnectionGuard(factory, reactor, policy=context.policy, limits=limits, refusal=refusal)
+    guard = ConnectionGuard(
+        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
+    )
     listen = [context.endpoint(text) for text in config.listen]
     for text in listen:
         if endpoint_kind(text) == "udp":

@@ -102,7 +102,7 @@ class _TrackingFactory(FTPServerFactory):
                 for d in self.waiters.pop(protocol, []):
                     d.callback(None)
 
-        protocol.connectionLost = connection_lost
+        protocol.connectionLost = connection_lost  # type: ignore[method-assign]
         return protocol
 
 
@@ -139,20 +139,17 @@ def start_ftp_server(
     table = UserTable(root_path, entries, anonymous_root=root_path / "pub" if anonymous else None)
     if anonymous:
         (root_path / "pub").mkdir(exist_ok=True)
-    limits = replace(DEFAULT_LIMITS, login_delay_base=max(login_delay, 0.001))
     # Many simultaneous logins from 127.0.0.1 are the point of some tests: queue them all.
     delay = LoginDelay(
         reactor,
-        base=limits.login_delay_base,
-        maximum=limits.login_delay_max,
-        disconnect_after=limits.max_failed_logins,
+        base=max(login_delay, 0.0),
+        maximum=DEFAULT_LIMITS.login_delay_max,
+        disconnect_after=DEFAULT_LIMITS.max_failed_logins,
         max_waiting=4096,
     )
     authenticator = Authenticator.for_password_file(
         passwords, thread_runner(reactor, reactor.getThreadPool()), delay, allow_insecure=True
     )
-    if login_delay <= 0:
-        delay.failed = lambda host: 0.0  # type: ignore[method-assign]
     options = None
     cert_path = None
     if tls or implicit_tls:

@@ -16,7 +16,7 @@ from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 ALL = "elradfmwMT"
 
 
-class ReusingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 (ftplib's spelling)
+class ReusingFTP_TLS(ftplib.FTP_TLS):
     """ftplib's FTP_TLS whose data connections resume the control session (as curl does)."""
 
     def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[Any, Any]:

@@ -17,7 +17,9 @@ from twisted.trial.unittest import SkipTest
 
 from netproto_twisted.core.tls import ensure_dev_certificate
 
-VSFTPD = shutil.which("vsftpd") or ("/usr/sbin/vsftpd" if os.path.exists("/usr/sbin/vsftpd") else None)
+VSFTPD = shutil.which("vsftpd") or (
+    "/usr/sbin/vsftpd" if os.path.exists("/usr/sbin/vsftpd") else None
+)
 
 
 def free_port() -> int:

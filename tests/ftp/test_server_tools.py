@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
@@ -47,7 +48,7 @@ class CurlTests(ServerTestCase):
 
     async def test_bad_password(self) -> None:
         server = await self.start()
-        out, err, code = await run(
+        _out, err, code = await run(
             "curl", "-sS", f"ftp://alice:wrong@{server.host}:{server.port}/"
         )
         self.assertEqual(code, 67, err)  # CURLE_LOGIN_DENIED
@@ -66,14 +67,14 @@ class LftpTests(ServerTestCase):
         script = (
             "set ssl:verify-certificate no; set ftp:ssl-force true; "
             "set ftp:ssl-protect-data true; set net:max-retries 1; set net:timeout 10; "
-            f"mirror -R tree up; mirror up down; bye"
+            "mirror -R tree up; mirror up down; bye"
         )
-        out, err, code = await run(
+        _out, err, code = await run(
             "lftp", "-u", "alice,secret", "-p", str(server.port), "-e", script, server.host,
             cwd=local,
         )
         self.assertEqual(code, 0, err)
         for name in ("a.bin", "sub/b.txt", "sub/c"):
-            original = open(os.path.join(local, "tree", name), "rb").read()
+            original = Path(local, "tree", name).read_bytes()
             self.assertEqual(server.path("alice", "up", name).read_bytes(), original)
-            self.assertEqual(open(os.path.join(local, "down", name), "rb").read(), original)
+            self.assertEqual(Path(local, "down", name).read_bytes(), original)

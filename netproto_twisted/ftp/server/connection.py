@@ -43,10 +43,14 @@ from netproto_twisted.ftp import _wire as w
 from netproto_twisted.ftp._wire import CommandSyntaxError, format_reply, parse_command
 from netproto_twisted.ftp.errors import FileSystemError
 from netproto_twisted.ftp.interfaces import IFTPFilesystem
-from netproto_twisted.ftp.paths import resolve_virtual
 from netproto_twisted.ftp.server.commands import FTP_COMMANDS, State
+from netproto_twisted.ftp.server.data import (
+    DataChannel,
+    DataPorts,
+    PassiveListener,
+    TransferFailed,
+)
 from netproto_twisted.ftp.server.files import bind_handlers
-from netproto_twisted.ftp.server.data import DataChannel, DataPorts, PassiveListener, TransferFailed
 from netproto_twisted.ftp.server.settings import FTPSettings
 from netproto_twisted.ftp.users import ANONYMOUS_NAMES, FTPUser, UserTable
 
@@ -142,9 +146,8 @@ class FTPConnection(ConnectionBase):
 
     def fs_failed(self, failure: Failure) -> None:
         """A filesystem operation failed: 550 (or its own code) with its text."""
-        error = failure.check(FileSystemError)
-        if error is not None:
-            value: FileSystemError = failure.value
+        value = failure.value
+        if isinstance(value, FileSystemError):
             self.reply(value.code, value.text)
             return
         _log.failure("file system operation failed", failure)
@@ -169,10 +172,9 @@ class FTPConnection(ConnectionBase):
             self.error(w.SYNTAX_ERROR, str(e))
             return
         state = self.state
-        if state is State.LOGIN and verb not in FTP_COMMANDS.valid_in(State.LOGIN):
-            if verb in FTP_COMMANDS:
-                self.error(w.NOT_LOGGED_IN, "log in with USER and PASS first")
-                return
+        if state is State.LOGIN and verb not in _LOGIN_VERBS and verb in FTP_COMMANDS:
+            self.error(w.NOT_LOGGED_IN, "log in with USER and PASS first")
+            return
         refusal = self.commands.dispatch(
             self, verb, argument, state, authenticated=self.authenticated, secure=self.secure
         )
@@ -532,7 +534,11 @@ class FTPConnection(ConnectionBase):
             if ready is not None:
                 self.reply(w.OPENING, "opening TLS data connection")
                 d: Deferred[Any] = Deferred()
-                ready.addBoth(lambda r: (d.callback(r), None)[1])  # leave ready quiet
+
+                def handed_over(result: object) -> None:
+                    d.callback(result)  # a Failure errbacks d; ready itself ends quiet
+
+                ready.addBoth(handed_over)
                 d.addCallback(lambda _: run(channel))
                 return d
             self.reply(w.OPENING, "opening data connection")
@@ -557,10 +563,11 @@ class FTPConnection(ConnectionBase):
             if not isinstance(result, Failure):
                 self.reply(w.CLOSING_DATA, done_text)
                 return
-            if result.check(TransferFailed):
-                self.reply(result.value.code, result.value.text)
-            elif result.check(FileSystemError):
-                self.reply(w.LOCAL_ERROR, result.value.text)
+            error = result.value
+            if isinstance(error, TransferFailed):
+                self.reply(error.code, error.text)
+            elif isinstance(error, FileSystemError):
+                self.reply(w.LOCAL_ERROR, error.text)
             elif result.check(CancelledError):
                 self.reply(w.CANT_OPEN_DATA, "cannot open the data connection")
             else:
@@ -601,6 +608,8 @@ class FTPConnection(ConnectionBase):
         self.reply(w.NO_TRANSFER, "no transfer to abort")
 
 
+#: The verbs taken before login.
+_LOGIN_VERBS = FTP_COMMANDS.valid_in(State.LOGIN)
 #: Telnet bytes of the "interrupt process" and "synch" sequence (RFC 959 section 4.1.3).
 _TELNET_SYNCH = (b"\xff", b"\xf4", b"\xf2")
 #: Verbs of RFC 959 that this server does not offer (502, not 500).

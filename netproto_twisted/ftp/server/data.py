@@ -311,7 +311,7 @@ class PassiveListener:
     def __init__(self, port: IListeningPort, factory: _PassiveFactory) -> None:
         self.port_object = port
         self.factory = factory
-        self.port: int = port.getHost().port
+        self.port: int = getattr(port.getHost(), "port", 0)
 
     def channel(self) -> Deferred[DataChannel]:
         """Fires with the accepted connection; the listener stops listening then."""

@@ -484,7 +484,8 @@ def _upload(conn: FTPConnection, argument: str, *, append: bool = False,
             return channel.receive(handle, ascii=ascii)
 
         def cleanup(ok: bool) -> Deferred[None]:
-            return handle.commit() if ok else handle.discard()
+            done: Deferred[None] = handle.commit() if ok else handle.discard()
+            return done
 
         text = "transfer complete"
         if unique:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -58,10 +59,8 @@ class FTPServerProtocol(ConnectionProtocol):
         handle = getattr(self.transport, "getHandle", None)
         sock = handle() if handle is not None else None
         if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-            except OSError:
-                pass
         super().connectionMade()
 
     def make_connection(self) -> FTPConnection:
