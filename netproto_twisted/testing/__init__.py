@@ -34,6 +34,7 @@ from twisted.internet import defer
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.smtp import (
     CapturedMail,
@@ -47,6 +48,7 @@ from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_
 __all__ = [
     "LOOPBACK",
     "CapturedMail",
+    "FTPTestServer",
     "MemoryEndpoint",
     "MemorySMTPCapture",
     "NotSettled",
@@ -58,6 +60,7 @@ __all__ = [
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
+    "start_ftp_server",
     "start_service",
     "start_smtp_capture",
 ]
