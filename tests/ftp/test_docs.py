@@ -20,5 +20,5 @@ def _example() -> str:
 
 
 _namespace: dict[str, object] = {"__name__": __name__}
-exec(compile(_example(), str(GUIDE), "exec"), _namespace)  # noqa: S102 (our own guide)
+exec(compile(_example(), str(GUIDE), "exec"), _namespace)  # our own guide
 UploadTests = _namespace["UploadTests"]
