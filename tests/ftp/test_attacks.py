@@ -271,3 +271,26 @@ class FloodTests(ServerTestCase):
         with self.assertRaises(FTPPermanentError) as e:
             await connect_ftp(reactor, "127.0.0.1", self.server.port, user="alice", password="x")
         self.assertEqual(e.exception.code, 530)
+
+
+class StallTests(ServerTestCase):
+    async def test_stalled_upload_is_dropped(self) -> None:
+        server = await self.start(settings=FTPSettings(data_timeout=0.5))
+
+        def run() -> str:
+            f = self.ftp()
+            f.voidcmd("TYPE I")
+            conn = f.transfercmd("STOR slow.bin")
+            conn.sendall(b"x" * 1000)  # then nothing more
+            start = time.monotonic()
+            try:
+                reply = f.getresp()
+            except ftplib.error_temp as e:
+                reply = str(e)
+            self.assertLess(time.monotonic() - start, 10)
+            conn.close()
+            f.quit()
+            return reply
+
+        self.assertEqual((await self.in_thread(run))[:3], "426")
+        self.assertEqual(os.listdir(server.path("alice")), [])

@@ -304,3 +304,32 @@ class FtplibTLSTests(ServerTestCase):
 
 
 _ = (reactor, Deferred)
+
+
+class ProtAfterPassiveTests(ServerTestCase):
+    tls = True
+
+    async def test_prot_p_after_epsv_still_protects(self) -> None:
+        server = await self.start()
+        server.path("alice", "p.txt").write_bytes(b"private")
+
+        def run() -> bytes:
+            f = ReusingFTP_TLS(timeout=10)
+            f.connect(server.host, server.port)
+            f.login("alice", "secret")
+            port = int(f.sendcmd("EPSV").split("|")[3])
+            f.prot_p()
+            import socket
+
+            raw = socket.create_connection((server.host, port), timeout=10)
+            f.voidcmd("TYPE I")
+            f.sendcmd("RETR p.txt")
+            conn = f.context.wrap_socket(raw, server_hostname=server.host,
+                                         session=f.sock.session)  # fmt: skip
+            data = conn.makefile("rb").read()
+            conn.close()
+            f.voidresp()
+            f.quit()
+            return data
+
+        self.assertEqual(await self.in_thread(run), b"private")

@@ -531,6 +531,10 @@ class FTPConnection(ConnectionBase):
                 channel.abort()
                 raise TransferFailed(w.TRANSFER_ABORTED, "transfer aborted")
             ready = channel.tls_ready  # TLS started when the connection was made
+            if ready is None and self.prot_private:  # PROT P came after PASV/EPSV
+                ready = channel.start_tls_server(
+                    self.tls, require_reuse=self.settings.require_session_reuse
+                )
             if ready is not None:
                 self.reply(w.OPENING, "opening TLS data connection")
                 d: Deferred[Any] = Deferred()

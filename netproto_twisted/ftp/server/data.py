@@ -147,6 +147,10 @@ class DataChannel(ConnectionPlumbing):
             return
         handshake.callback(None)
 
+    def timeout_expired(self) -> None:
+        """An upload stalled: drop it (the session replies 426)."""
+        self.abort()
+
     def abort(self) -> None:
         """Drop the connection now (ABOR, a failed check)."""
         self.aborted = True
@@ -190,10 +194,17 @@ class DataChannel(ConnectionPlumbing):
 
     # -- receiving --------------------------------------------------------------------
 
-    def receive(self, handle: IWriteHandle, *, ascii: bool) -> Deferred[int]:
-        """Write everything received to ``handle`` until a clean close; fires with the count."""
+    def receive(
+        self, handle: IWriteHandle, *, ascii: bool, idle_timeout: float | None = None
+    ) -> Deferred[int]:
+        """Write everything received to ``handle`` until a clean close; fires with the count.
+
+        ``idle_timeout``: seconds without a byte before the upload is aborted.
+        """
         receiver = _Receiver(self, handle, _CRLFToLF() if ascii else None)
         self._receiving = receiver
+        if idle_timeout is not None and not self._lost:
+            self.set_idle_timeout(idle_timeout)
         if self._lost:
             self._receiving = None
             receiver.ended(False)

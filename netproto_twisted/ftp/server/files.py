@@ -481,7 +481,8 @@ def _upload(conn: FTPConnection, argument: str, *, append: bool = False,
 
     def opened(handle: Any) -> None:
         def receive(channel: DataChannel) -> Deferred[int]:
-            return channel.receive(handle, ascii=ascii)
+            timeout = conn.settings.data_timeout
+            return channel.receive(handle, ascii=ascii, idle_timeout=timeout)
 
         def cleanup(ok: bool) -> Deferred[None]:
             done: Deferred[None] = handle.commit() if ok else handle.discard()
