@@ -5,7 +5,8 @@
   filesystem behind :class:`~netproto_twisted.ftp.interfaces.IFTPFilesystem`
   (the local disk by default, :mod:`.fs`), FTPS explicit and implicit with
   data-channel session reuse, RFC 2577's safety rules, sendfile for RETR;
-- the client (:mod:`netproto_twisted.ftp.client`): ftplib's calls as Deferreds;
+- the client (:mod:`netproto_twisted.ftp.client`): ftplib's calls as Deferreds, and
+  recursive mirrors both ways (:mod:`.mirror`);
 - the wire format (:mod:`netproto_twisted.ftp._wire`, :mod:`.listing`, :mod:`.paths`).
 """
 
@@ -23,6 +24,7 @@ from netproto_twisted.ftp.errors import (
 )
 from netproto_twisted.ftp.interfaces import FileInfo, IFTPFilesystem, IWriteHandle
 from netproto_twisted.ftp.listing import ListEntry, format_list_line, parse_list_line
+from netproto_twisted.ftp.mirror import MirrorResult, mirror_download, mirror_upload
 from netproto_twisted.ftp.server import FTPServerFactory, FTPSettings
 from netproto_twisted.ftp.users import FTPUser, UserTable
 
@@ -42,9 +44,12 @@ __all__ = [
     "IFTPFilesystem",
     "IWriteHandle",
     "ListEntry",
+    "MirrorResult",
     "ReplyParser",
     "UserTable",
     "connect_ftp",
     "format_list_line",
+    "mirror_download",
+    "mirror_upload",
     "parse_list_line",
 ]

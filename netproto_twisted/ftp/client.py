@@ -418,6 +418,7 @@ class FTPClient:
                 raise FTPReplyError(int(text[:3]), text)
         reply = await self.protocol.send_command(command)
         if reply.code >= 300 or reply.code < 100:
+            data.done.addErrback(lambda _: None)  # the reply is the error to report
             data.transport.abortConnection()
             _check(reply)
             raise FTPReplyError(reply.code, reply.raw())

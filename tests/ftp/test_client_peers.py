@@ -11,6 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.ftp import FTPPermanentError, connect_ftp
+from netproto_twisted.ftp.mirror import mirror_download
 from tests.ftp.peers import Pyftpdlib, Vsftpd
 
 _INSECURE = client_options("localhost", verify=False)
@@ -60,6 +61,22 @@ class VsftpdTests(TestCase):
         await client.retrbinary("RETR up/t.bin", part, rest=299_000)
         self.assertEqual(part.getvalue(), payload[299_000:])
         await client.quit()
+
+
+    async def test_mirror_download_without_mlsd(self) -> None:
+        server = await self._server()  # vsftpd has no MLSD: LIST is parsed instead
+        (server.root / "up" / "d").mkdir()
+        (server.root / "up" / "d" / "f.bin").write_bytes(b"f" * 5000)
+        (server.root / "up" / "g.txt").write_bytes(b"g")
+        local = Path(self.mktemp())
+
+        def connect():  # type: ignore[no-untyped-def]
+            return connect_ftp(reactor, "127.0.0.1", server.port, user="anonymous")
+
+        result = await mirror_download(connect, "/up", local, parallel=2)
+        self.assertEqual(len(result.files), 2)
+        self.assertEqual((local / "d" / "f.bin").read_bytes(), b"f" * 5000)
+        self.assertEqual((local / "g.txt").read_bytes(), b"g")
 
 
 class PyftpdlibTests(TestCase):
