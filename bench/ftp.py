@@ -279,6 +279,50 @@ def many_clients_seconds(server: Server, clients: int) -> float:
     return elapsed
 
 
+def _status_mb(pid: int, key: str) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_logins(base: Path, count: int) -> None:
+    """Our server's RSS before, while ``count`` sessions are logged in at once, and its peak."""
+    server = Server("netproto", base)
+    server.start()
+    try:
+        server.login().quit()
+        before = _status_mb(server.proc.pid, "VmRSS")
+        sessions: list[ftplib.FTP] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(count + 1)
+
+        def one() -> None:
+            barrier.wait()
+            f = server.login()
+            with lock:
+                sessions.append(f)
+
+        threads = [threading.Thread(target=one) for _ in range(count)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        during = _status_mb(server.proc.pid, "VmRSS")
+        for f in sessions:
+            f.quit()
+        peak = _status_mb(server.proc.pid, "VmHWM")
+        print(f"{len(sessions)} of {count} logged in at once in {elapsed:.2f} s; server RSS "
+              f"{before:.1f} MB before, {during:.1f} MB with them open, peak {peak:.1f} MB "
+              f"(+{peak - before:.1f} MB)")  # fmt: skip
+    finally:
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -286,7 +330,16 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="64 MiB, 20 clients, 1 run")
     parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--rss-logins", type=int, default=0, metavar="N",
+                        help="only: our server's RSS growth over N simultaneous logins")
     args = parser.parse_args()
+    if args.rss_logins:
+        base = Path(tempfile.mkdtemp(prefix="ftp-bench-", dir=os.environ.get("BENCH_TMPDIR")))
+        try:
+            rss_logins(base, args.rss_logins)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return 0
     if args.quick:
         args.runs, args.size_mb, args.clients = 1, 64, 20
     names = args.only or ["netproto", "pyftpdlib", "vsftpd", "twisted"]
