@@ -51,6 +51,7 @@ COMPONENTS: dict[str, str] = {
     "xmlrpc": "netproto_twisted.xmlrpc.tap",
     "nntp": "netproto_twisted.nntp.tap",
     "http": "netproto_twisted.http.tap",
+    "ftp": "netproto_twisted.ftp.tap",
 }
 
 

@@ -38,6 +38,9 @@ enabled = false
 [http]
 enabled = false
 
+[ftp]
+enabled = false
+
 [[socket.services]]
 name = "echo"
 handler = "echo"
@@ -63,7 +66,7 @@ class BuildTests(SynchronousTestCase):
         cwd.mkdir()
         svc = tap.build({"data": str(cwd / "data")}, reactor)  # built, never started
         names = sorted(s.name for s in svc)
-        self.assertEqual(names, ["http", "nntp", "pop3", "smtp", "socket"])
+        self.assertEqual(names, ["ftp", "http", "nntp", "pop3", "smtp", "socket"])
         self.assertTrue((cwd / "data" / "tls" / "dev-cert.pem").exists())
         self.assertTrue(svc.context.tls.development)
         self.assertTrue(svc.context.tls.fingerprint().startswith("SHA256:"))
@@ -98,6 +101,7 @@ class BuildTests(SynchronousTestCase):
             "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
             "[nntp]\nenabled = false\n"
             "[http]\nenabled = false\n"
+            "[ftp]\nenabled = false\n"
         )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
@@ -155,6 +159,7 @@ class DaemonTests(SynchronousTestCase):
         (cwd / "netproto.toml").write_text(
             "[smtp]\nenabled = false\n[pop3]\nenabled = false\n[nntp]\nenabled = false\n"
             "[http]\nenabled = false\n"
+            "[ftp]\nenabled = false\n"
             f'[[socket.services]]\nname = "echo"\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
         daemon = Daemon(["netproto", "--config", "netproto.toml"], cwd)
         self.addCleanup(daemon.stop, signal.SIGKILL)

@@ -38,6 +38,7 @@ from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
 from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
 from netproto_twisted.testing.http_server import ServedSite, serve_http
+from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from netproto_twisted.testing.smtp import (
@@ -53,6 +54,7 @@ from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
 __all__ = [
     "LOOPBACK",
     "CapturedMail",
+    "FTPTestServer",
     "MemoryEndpoint",
     "MemorySMTPCapture",
     "NewsServer",
@@ -72,6 +74,7 @@ __all__ = [
     "serve_http",
     "serve_xmlrpc",
     "start_news_server",
+    "start_ftp_server",
     "start_service",
     "start_smtp_capture",
 ]

@@ -1,0 +1,127 @@
+"""Send a file on a plain TCP connection with ``os.sendfile``: the kernel copies, not Python.
+
+:func:`sendfile_transport` takes over the connection's socket while it
+sends (the transport stops reading and must have nothing queued), writes
+with non-blocking ``os.sendfile`` calls whenever the socket is writable,
+and hands the socket back when done.  Only plain TCP qualifies
+(:func:`can_sendfile`): TLS, unix sockets and test transports stream
+through a producer instead.
+
+Disk reads happen inside ``sendfile`` on the reactor thread; for a file in
+the page cache that is a memory copy, for a cold file the kernel's
+read-ahead keeps each call short.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFDSet, IWriteDescriptor
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto_twisted.core.net import raw_tcp_connection
+
+__all__ = ["SENDFILE_CHUNK", "can_sendfile", "sendfile_transport"]
+
+#: Bytes asked of one sendfile call.
+SENDFILE_CHUNK = 4 * 1024 * 1024
+_HAS_SENDFILE = hasattr(os, "sendfile")
+
+
+def can_sendfile(transport: object) -> bool:
+    """Whether ``transport`` is a plain TCP connection :func:`sendfile_transport` can use."""
+    return bool(_HAS_SENDFILE and raw_tcp_connection(transport) is not None)
+
+
+@implementer(IWriteDescriptor)
+class _SendfileWriter:
+    def __init__(
+        self, reactor: IReactorFDSet, connection: Any, fd: int, offset: int, count: int | None
+    ) -> None:
+        self._reactor = reactor
+        self._connection = connection
+        self._socket_fd: int = connection.fileno()
+        self._fd = fd
+        self.offset = offset
+        self.sent = 0
+        self._left = count
+        self.done: Deferred[int] = Deferred(lambda _: self.stop())
+        self._finished = False
+
+    def fileno(self) -> int:
+        return self._socket_fd
+
+    def logPrefix(self) -> str:
+        return "sendfile"
+
+    def doWrite(self) -> None:
+        while not self._finished:
+            want = SENDFILE_CHUNK if self._left is None else min(SENDFILE_CHUNK, self._left)
+            if want == 0:
+                self._finish(None)
+                return
+            try:
+                n = os.sendfile(self._socket_fd, self._fd, self.offset, want)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno == errno.EAGAIN:
+                    return
+                self._finish(Failure(e))
+                return
+            if n == 0:
+                self._finish(None)
+                return
+            self.offset += n
+            self.sent += n
+            if self._left is not None:
+                self._left -= n
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._finish(reason)
+
+    def stop(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._reactor.removeWriter(self)
+
+    def _finish(self, failure: Failure | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._reactor.removeWriter(self)
+        if not self._connection.disconnected:
+            self._connection.startReading()
+        if failure is None:
+            self.done.callback(self.sent)
+        else:
+            self.done.errback(failure)
+
+
+def sendfile_transport(
+    reactor: IReactorFDSet,
+    transport: object,
+    file_descriptor: int,
+    offset: int = 0,
+    count: int | None = None,
+) -> Deferred[int]:
+    """Send ``count`` bytes (``None``: to the end) of a file from ``offset`` on ``transport``.
+
+    Fires with the bytes sent; fails with the socket's error (the peer went
+    away).  Cancelling stops sending.  The transport reads again afterwards.
+
+    :raises ValueError: if the transport is not a plain TCP connection.
+    """
+    connection = raw_tcp_connection(transport)
+    if connection is None or not _HAS_SENDFILE:
+        raise ValueError("sendfile needs a plain TCP transport")
+    connection.stopReading()
+    writer = _SendfileWriter(reactor, connection, file_descriptor, offset, count)
+    reactor.addWriter(writer)
+    return writer.done

@@ -1,0 +1,410 @@
+"""FTP data connections, server side: passive listeners, active connections, transfers.
+
+:class:`DataPorts` opens them for a control connection (RFC 2577 rules:
+a passive listener accepts only the control connection's peer; an active
+connection goes only to the peer, to a port >= 1024 -- the caller checks
+that); :class:`DataChannel` is one data connection on core's plumbing,
+with TLS when the session asked for ``PROT P``, and it moves the bytes:
+
+- sending a file on plain TCP in binary mode uses ``os.sendfile``
+  (:mod:`netproto_twisted.core.sendfile`); over TLS or in ASCII mode a
+  :class:`~netproto_twisted.core.streaming.StreamProducer` streams it with
+  backpressure (CRLF line endings in ASCII mode);
+- receiving writes through the upload handle in batches; input pauses
+  while too much is waiting for the disk.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.protocol import ClientFactory, Factory, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from netproto_twisted.core.net import canonical_ip, set_nodelay
+from netproto_twisted.core.plumbing import ConnectionPlumbing
+from netproto_twisted.core.sendfile import can_sendfile, sendfile_transport
+from netproto_twisted.core.streaming import BlockRunner, StreamProducer
+from netproto_twisted.core.tls_sessions import session_reused
+from netproto_twisted.ftp.interfaces import IWriteHandle
+
+__all__ = ["DataChannel", "DataPorts", "PassiveListener", "TransferFailed"]
+
+_log = Logger(namespace="netproto.ftp.data")
+
+#: Bytes gathered before one write to the disk.
+WRITE_BATCH = 1024 * 1024
+#: Bytes waiting for the disk before input pauses.
+WRITE_HIGH_WATER = 8 * 1024 * 1024
+
+
+class TransferFailed(Exception):
+    """The data connection failed or closed early; ``code`` is the reply to send."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
+class _CRLFToLF:
+    """ASCII mode upload: CRLF becomes LF (a CR at a block's end waits for the next block)."""
+
+    def __init__(self) -> None:
+        self._cr = False
+
+    def decode(self, data: bytes) -> bytes:
+        if self._cr:
+            data = b"\r" + data
+            self._cr = False
+        if data.endswith(b"\r"):
+            data = data[:-1]
+            self._cr = True
+        return data.replace(b"\r\n", b"\n")
+
+    def finish(self) -> bytes:
+        return b"\r" if self._cr else b""
+
+
+class DataChannel(ConnectionPlumbing):
+    """One data connection (see the module docstring)."""
+
+    idle_timeout = None
+    transfer_timeout = None
+
+    def __init__(
+        self, reactor: Any, runner: BlockRunner, tls: Any = None, require_reuse: bool = True
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self._tls = tls
+        self._require_reuse = require_reuse
+        #: Fires when the TLS handshake is done (and checked); ``None`` without TLS.
+        self.tls_ready: Deferred[None] | None = None
+        self.clock = reactor
+        self.runner = runner
+        self.on_connect: Deferred[DataChannel] = Deferred()
+        #: Fires with whether the connection closed cleanly.
+        self.closed: Deferred[bool] = Deferred()
+        self._handshake: Deferred[None] | None = None
+        self._receiving: _Receiver | None = None
+        self._stream: Deferred[Any] | None = None
+        self.bytes_transferred = 0
+        self.aborted = False
+        self.tls_on = False
+
+    # -- connection -------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        """Connected: tell whoever waits."""
+        super().connectionMade()
+        set_nodelay(self.transport)
+        if self._tls is not None:  # at once: a client may send its hello before the command
+            self.tls_ready = self.start_tls_server(self._tls, require_reuse=self._require_reuse)
+            self.tls_ready.addErrback(self._tls_failed)
+        self.on_connect.callback(self)
+
+    def _tls_failed(self, failure: Failure) -> Failure:
+        if not self._lost:
+            self.transport.abortConnection()
+        return failure
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Gone: finish a receive, fail a handshake, tell whoever waits."""
+        super().connectionLost(reason)
+        handshake, self._handshake = self._handshake, None
+        if handshake is not None:
+            handshake.errback(TransferFailed(522, "TLS handshake on the data connection failed"))
+        receiving, self._receiving = self._receiving, None
+        clean = reason.check(ConnectionDone) is not None and not self.aborted
+        if receiving is not None:
+            receiving.ended(clean)
+        self.closed.callback(clean)
+
+    def start_tls_server(self, context: Any, *, require_reuse: bool) -> Deferred[None]:
+        """TLS as the server; fires when the handshake is done (and resumed, if required)."""
+        self.tls_on = True
+        self._require_reuse = require_reuse
+        self._handshake = Deferred()
+        self.start_tls(context, server=True)
+        return self._handshake
+
+    def tls_established(self) -> None:
+        """Handshake done: check session reuse."""
+        handshake, self._handshake = self._handshake, None
+        if handshake is None:
+            return
+        if self._require_reuse and session_reused(self.transport) is False:
+            handshake.errback(
+                TransferFailed(522, "data connection must resume the control TLS session")
+            )
+            return
+        handshake.callback(None)
+
+    def timeout_expired(self) -> None:
+        """An upload stalled: drop it (the session replies 426)."""
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now (ABOR, a failed check)."""
+        self.aborted = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.cancel()
+        if not self._lost and self.transport is not None:
+            self.transport.abortConnection()
+
+    def finish(self) -> Deferred[bool]:
+        """Close after what was written; fires when the connection is gone."""
+        if not self._lost:
+            self.transport.loseConnection()
+        return self.closed
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send_file(self, source: BinaryIO, *, ascii: bool) -> Deferred[int]:
+        """Send ``source`` from its position; fires with the bytes sent."""
+        if not ascii and not self.tls_on and can_sendfile(self.transport):
+            d = sendfile_transport(self.reactor, self.transport, source.fileno(), source.tell())
+        else:
+            producer = StreamProducer(source, runner=self.runner, crlf=ascii)
+            d = producer.start(self.transport)
+        self._stream = d
+        d.addCallback(self._sent)
+        return d
+
+    def send_bytes(self, data: bytes) -> Deferred[int]:
+        """Send ``data`` (a listing)."""
+        if self._lost:
+            return succeed(0)
+        self.send_raw(data)
+        self.bytes_transferred += len(data)
+        return succeed(len(data))
+
+    def _sent(self, count: int) -> int:
+        self._stream = None
+        self.bytes_transferred += count
+        return count
+
+    # -- receiving --------------------------------------------------------------------
+
+    def receive(
+        self, handle: IWriteHandle, *, ascii: bool, idle_timeout: float | None = None
+    ) -> Deferred[int]:
+        """Write everything received to ``handle`` until a clean close; fires with the count.
+
+        ``idle_timeout``: seconds without a byte before the upload is aborted.
+        """
+        receiver = _Receiver(self, handle, _CRLFToLF() if ascii else None)
+        self._receiving = receiver
+        if idle_timeout is not None and not self._lost:
+            self.set_idle_timeout(idle_timeout)
+        if self._lost:
+            self._receiving = None
+            receiver.ended(False)
+        return receiver.done
+
+    def bytes_received(self, data: bytes) -> None:
+        """Upload bytes (anything received while not receiving is dropped)."""
+        receiver = self._receiving
+        if receiver is not None:
+            self.bytes_transferred += len(data)
+            receiver.take(data)
+
+
+class _Receiver:
+    def __init__(
+        self, channel: DataChannel, handle: IWriteHandle, decoder: _CRLFToLF | None
+    ) -> None:
+        self.channel = channel
+        self.handle = handle
+        self.decoder = decoder
+        self.done: Deferred[int] = Deferred()
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._waiting = 0  # bytes handed to the disk, not written yet
+        self._writes: Deferred[None] = succeed(None)
+        self._failed: Failure | None = None
+        self.count = 0
+
+    def take(self, data: bytes) -> None:
+        if self.decoder is not None:
+            data = self.decoder.decode(data)
+        self.count += len(data)
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= WRITE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._batched:
+            return
+        data = b"".join(self._batch)
+        self._batch = []
+        self._batched = 0
+        self._waiting += len(data)
+        if self._waiting > WRITE_HIGH_WATER:
+            self.channel.pause_input()
+        handle = self.handle
+
+        def write(_: object) -> Deferred[None] | None:
+            if self._failed is not None:
+                return None
+            return handle.write(data)
+
+        def written(result: object) -> None:
+            self._waiting -= len(data)
+            if isinstance(result, Failure) and self._failed is None:
+                self._failed = result
+                self.channel.abort()
+            if self._waiting <= WRITE_HIGH_WATER // 2:
+                self.channel.resume_input()
+
+        self._writes.addCallback(write)
+        self._writes.addBoth(written)
+
+    def ended(self, clean: bool) -> None:
+        if self.decoder is not None:
+            tail = self.decoder.finish()
+            if tail:
+                self._batch.append(tail)
+                self._batched += len(tail)
+        self._flush()
+
+        def report(_: object) -> None:
+            if self._failed is not None:
+                self.done.errback(self._failed)
+            elif not clean:
+                self.done.errback(TransferFailed(426, "data connection closed; transfer aborted"))
+            else:
+                self.done.callback(self.count)
+
+        self._writes.addBoth(report)
+
+
+class _PassiveFactory(Factory):
+    """Accepts one data connection, from the control connection's peer only."""
+
+    def __init__(
+        self, reactor: Any, runner: BlockRunner, peer: str, tls: Any, require_reuse: bool
+    ) -> None:
+        self.reactor = reactor
+        self.runner = runner
+        self.tls = tls
+        self.require_reuse = require_reuse
+        self.peer = canonical_ip(peer) or peer
+        self.accepted: Deferred[DataChannel] = Deferred()
+        self.taken = False
+        self.refused = 0
+
+    def buildProtocol(self, addr: IAddress) -> DataChannel | None:  # type: ignore[override]
+        host = getattr(addr, "host", None)
+        if self.taken or host is None or (canonical_ip(host) or host) != self.peer:
+            self.refused += 1
+            _log.warn("passive data connection from {host} refused", host=host)
+            return None
+        self.taken = True
+        channel = DataChannel(self.reactor, self.runner, self.tls, self.require_reuse)
+        channel.factory = self
+        channel.on_connect.chainDeferred(self.accepted)
+        return channel
+
+
+class PassiveListener:
+    """A passive port waiting for the peer's data connection."""
+
+    def __init__(self, port: IListeningPort, factory: _PassiveFactory) -> None:
+        self.port_object = port
+        self.factory = factory
+        self.port: int = getattr(port.getHost(), "port", 0)
+
+    def channel(self) -> Deferred[DataChannel]:
+        """Fires with the accepted connection; the listener stops listening then."""
+        d = self.factory.accepted
+
+        def stop(channel: DataChannel) -> DataChannel:
+            self.close()
+            return channel
+
+        return d.addCallback(stop)
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.port_object.stopListening()
+
+
+class _ActiveFactory(ClientFactory):
+    def __init__(self, reactor: Any, runner: BlockRunner, tls: Any, require_reuse: bool) -> None:
+        self.reactor = reactor
+        self.runner = runner
+        self.tls = tls
+        self.require_reuse = require_reuse
+        self.result: Deferred[DataChannel] = Deferred()
+
+    def buildProtocol(self, addr: IAddress) -> DataChannel:  # type: ignore[override]
+        channel = DataChannel(self.reactor, self.runner, self.tls, self.require_reuse)
+        channel.factory = self
+        channel.on_connect.chainDeferred(self.result)
+        return channel
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.result.errback(TransferFailed(425, "cannot open the data connection"))
+
+
+class DataPorts:
+    """Opens data connections for control connections (one per server).
+
+    :param reactor: listens and connects (IReactorTCP), and the clock.
+    :param runner: blocking reads of files streamed without sendfile.
+    :param passive_ports: ``(low, high)``, or ``None`` for any free port.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        runner: BlockRunner,
+        passive_ports: tuple[int, int] | None = None,
+        *,
+        choose: Callable[[int, int], int] = random.randint,
+    ) -> None:
+        self.reactor = reactor
+        self.runner = runner
+        self.passive_ports = passive_ports
+        self._choose = choose
+
+    def passive(
+        self, peer: str, local_host: str, *, tls: Any = None, require_reuse: bool = True
+    ) -> PassiveListener:
+        """Listen on ``local_host`` for ``peer``'s data connection (TLS server if ``tls``).
+
+        :raises OSError: when no port of the range is free.
+        """
+        factory = _PassiveFactory(self.reactor, self.runner, peer, tls, require_reuse)
+        interface = local_host
+        if self.passive_ports is None:
+            return PassiveListener(self.reactor.listenTCP(0, factory, 1, interface), factory)
+        low, high = self.passive_ports
+        last: Exception | None = None
+        for _ in range(min(100, high - low + 1)):
+            port = self._choose(low, high)
+            try:
+                listening = self.reactor.listenTCP(port, factory, 1, interface)
+            except Exception as e:  # CannotListenError
+                last = e
+                continue
+            return PassiveListener(listening, factory)
+        raise OSError(f"no free passive port in {low}-{high}: {last}")
+
+    def active(
+        self, host: str, port: int, *, timeout: float, tls: Any = None, require_reuse: bool = True
+    ) -> Deferred[DataChannel]:
+        """Connect to the peer's ``host``:``port`` (the caller checked both)."""
+        factory = _ActiveFactory(self.reactor, self.runner, tls, require_reuse)
+        self.reactor.connectTCP(host, port, factory, timeout=timeout)
+        return factory.result

@@ -1,0 +1,44 @@
+"""The FTP server's settings (one :class:`FTPSettings` per listener)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FTPSettings"]
+
+
+@dataclass(frozen=True)
+class FTPSettings:
+    """Everything that shapes one listening FTP server's behaviour.
+
+    :ivar banner: the text of the 220 greeting.
+    :ivar allow_insecure_auth: allow USER/PASS without TLS to loopback peers.
+    :ivar require_tls: every login (anonymous too) needs AUTH TLS (or implicit
+        TLS), and every data channel ``PROT P``.
+    :ivar require_session_reuse: an FTPS data channel must resume the control
+        connection's TLS session (refused with 522 otherwise).
+    :ivar passive_ports: ``(low, high)`` for passive listeners; ``None``: any free port.
+    :ivar masquerade: the IPv4 address a 227 reply names (behind NAT); ``None``:
+        the control connection's own address.
+    :ivar max_line_length: longest command line, CRLF excluded.
+    :ivar max_errors: bad commands before a session is closed.
+    :ivar idle_timeout: seconds without a command (outside transfers) before 421.
+    :ivar data_timeout: seconds to wait for a data connection, and for a stalled one.
+    :ivar tls_handshake_timeout: seconds a TLS handshake may take.
+    :ivar command_rate: sustained commands per second per connection.
+    :ivar command_burst: commands at once before the rate applies.
+    """
+
+    banner: str = "netproto FTP server ready"
+    allow_insecure_auth: bool = False
+    require_tls: bool = False
+    require_session_reuse: bool = True
+    passive_ports: tuple[int, int] | None = None
+    masquerade: str | None = None
+    max_line_length: int = 2048
+    max_errors: int = 50
+    idle_timeout: float | None = 300.0
+    data_timeout: float = 60.0
+    tls_handshake_timeout: float | None = 30.0
+    command_rate: float | None = None
+    command_burst: int = 200
