@@ -36,9 +36,9 @@ from twisted.internet import defer
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
 from netproto_twisted.testing.http_server import ServedSite, serve_http
-from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from netproto_twisted.testing.smtp import (
@@ -73,8 +73,8 @@ __all__ = [
     "serve_handler",
     "serve_http",
     "serve_xmlrpc",
-    "start_news_server",
     "start_ftp_server",
+    "start_news_server",
     "start_service",
     "start_smtp_capture",
 ]
