@@ -115,6 +115,9 @@ class SessionHandler:
     def option_changed(self, option: int, local: bool, enabled: bool) -> None:
         """An option became enabled or disabled on our side (``local``) or the peer's."""
 
+    def negotiation_received(self, verb: int, option: int) -> None:
+        """``IAC verb option`` arrived (told before the Q method answers it)."""
+
     def command_received(self, command: int) -> None:
         """A command such as ``IAC AYT``, ``IAC IP``, ``IAC GA`` or ``IAC EOR`` arrived."""
 
@@ -291,6 +294,7 @@ class TelnetSession:
 
     def negotiation_received(self, verb: int, option: int) -> None:
         """Run the Q method for ``IAC verb option`` (called by the parser)."""
+        self.handler.negotiation_received(verb, option)
         if option == TIMING_MARK:
             self._timing_mark(verb)
             return
