@@ -22,10 +22,41 @@ import re
 from typing import Protocol
 
 __all__ = [
-    "AO", "AYT", "BINARY", "BRK", "CHARSET", "COMMAND_NAMES", "DM", "DO", "DONT", "EC",
-    "ECHO", "EL", "EOR", "EOR_OPTION", "GA", "IAC", "IP", "LINEMODE", "NAWS", "NEW_ENVIRON",
-    "NOP", "OPTION_NAMES", "SB", "SE", "SGA", "STATUS", "TIMING_MARK", "TTYPE", "WILL",
-    "WONT", "ParserSink", "TelnetParser", "encode_text", "escape", "negotiation",
+    "AO",
+    "AYT",
+    "BINARY",
+    "BRK",
+    "CHARSET",
+    "COMMAND_NAMES",
+    "DM",
+    "DO",
+    "DONT",
+    "EC",
+    "ECHO",
+    "EL",
+    "EOR",
+    "EOR_OPTION",
+    "GA",
+    "IAC",
+    "IP",
+    "LINEMODE",
+    "NAWS",
+    "NEW_ENVIRON",
+    "NOP",
+    "OPTION_NAMES",
+    "SB",
+    "SE",
+    "SGA",
+    "STATUS",
+    "TIMING_MARK",
+    "TTYPE",
+    "WILL",
+    "WONT",
+    "ParserSink",
+    "TelnetParser",
+    "encode_text",
+    "escape",
+    "negotiation",
     "subnegotiation",
 ]
 
@@ -63,14 +94,36 @@ CHARSET = 42  # RFC 2066
 
 #: Names for logs and debug output.
 COMMAND_NAMES = {
-    DONT: "DONT", DO: "DO", WONT: "WONT", WILL: "WILL", SB: "SB", GA: "GA", EL: "EL",
-    EC: "EC", AYT: "AYT", AO: "AO", IP: "IP", BRK: "BRK", DM: "DM", NOP: "NOP", SE: "SE",
-    EOR: "EOR", IAC: "IAC",
+    DONT: "DONT",
+    DO: "DO",
+    WONT: "WONT",
+    WILL: "WILL",
+    SB: "SB",
+    GA: "GA",
+    EL: "EL",
+    EC: "EC",
+    AYT: "AYT",
+    AO: "AO",
+    IP: "IP",
+    BRK: "BRK",
+    DM: "DM",
+    NOP: "NOP",
+    SE: "SE",
+    EOR: "EOR",
+    IAC: "IAC",
 }
 OPTION_NAMES = {
-    BINARY: "BINARY", ECHO: "ECHO", SGA: "SGA", STATUS: "STATUS", TIMING_MARK: "TIMING-MARK",
-    TTYPE: "TTYPE", EOR_OPTION: "EOR", NAWS: "NAWS", LINEMODE: "LINEMODE",
-    NEW_ENVIRON: "NEW-ENVIRON", CHARSET: "CHARSET",
+    BINARY: "BINARY",
+    ECHO: "ECHO",
+    SGA: "SGA",
+    STATUS: "STATUS",
+    TIMING_MARK: "TIMING-MARK",
+    TTYPE: "TTYPE",
+    EOR_OPTION: "EOR",
+    NAWS: "NAWS",
+    LINEMODE: "LINEMODE",
+    NEW_ENVIRON: "NEW-ENVIRON",
+    CHARSET: "CHARSET",
 }
 
 _IAC = b"\xff"
@@ -145,7 +198,9 @@ class TelnetParser:
     :ivar max_subnegotiation: the bound on one subnegotiation's payload.
     """
 
-    def __init__(self, sink: ParserSink, *, max_subnegotiation: int = DEFAULT_MAX_SUBNEGOTIATION) -> None:
+    def __init__(
+        self, sink: ParserSink, *, max_subnegotiation: int = DEFAULT_MAX_SUBNEGOTIATION
+    ) -> None:
         self.sink = sink
         self.binary = False
         self.max_subnegotiation = max_subnegotiation

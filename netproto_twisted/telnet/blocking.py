@@ -55,11 +55,19 @@ class Telnet:
     """A blocking Telnet client with telnetlib's methods (see the module)."""
 
     def __init__(
-        self, host: str, port: int = DEFAULT_PORT, timeout: float = 30.0, *, reactor: Any = None, **kwargs: Any
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        timeout: float = 30.0,
+        *,
+        reactor: Any = None,
+        **kwargs: Any,
     ) -> None:
         self.reactor = reactor if reactor is not None else background_reactor()
         self.timeout = timeout
-        self.client: TelnetClient = self._call(connect_telnet, self.reactor, host, port, timeout=timeout, **kwargs)
+        self.client: TelnetClient = self._call(
+            connect_telnet, self.reactor, host, port, timeout=timeout, **kwargs
+        )
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         return blockingCallFromThread(self.reactor, function, *args, **kwargs)
@@ -68,7 +76,9 @@ class Telnet:
         """Read until ``expected`` or ``timeout``."""
         return self._call(self.client.read_until, expected, timeout)  # type: ignore[no-any-return]
 
-    def expect(self, patterns: Sequence[bytes | re.Pattern[bytes]], timeout: float | None = None) -> Any:
+    def expect(
+        self, patterns: Sequence[bytes | re.Pattern[bytes]], timeout: float | None = None
+    ) -> Any:
         """Return ``(index, match, text)`` as telnetlib's ``expect``."""
         return self._call(self.client.expect, patterns, timeout)
 
@@ -101,5 +111,10 @@ class Telnet:
     def __enter__(self) -> Telnet:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -51,10 +51,19 @@ from netproto_twisted.core.tls import client_options
 from netproto_twisted.telnet._wire import COMMAND_NAMES, OPTION_NAMES, escape
 from netproto_twisted.telnet.errors import TelnetConnectionClosed, TelnetReadBusy
 from netproto_twisted.telnet.negotiation import (
-    CLIENT_POLICY, OptionPolicy, SessionHandler, TelnetSession,
+    CLIENT_POLICY,
+    OptionPolicy,
+    SessionHandler,
+    TelnetSession,
 )
 
-__all__ = ["DEFAULT_PORT", "EXPECT_WINDOW", "TelnetClient", "TelnetClientFactory", "connect_telnet"]
+__all__ = [
+    "DEFAULT_PORT",
+    "EXPECT_WINDOW",
+    "TelnetClient",
+    "TelnetClientFactory",
+    "connect_telnet",
+]
 
 #: The Telnet port (RFC 854).
 DEFAULT_PORT = 23
@@ -70,7 +79,7 @@ NegotiationCallback = Callable[["TelnetClient", int, int], None]
 class _Wait:
     """One pending read: what it waits for, its Deferred, its timer, where its search got to."""
 
-    __slots__ = ("deferred", "kind", "expected", "patterns", "scanned", "timer", "window")
+    __slots__ = ("deferred", "expected", "kind", "patterns", "scanned", "timer", "window")
 
     def __init__(self, kind: str, deferred: Deferred[Any]) -> None:
         self.kind = kind
@@ -87,7 +96,9 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
 
     _log = Logger()
 
-    def __init__(self, policy: OptionPolicy = CLIENT_POLICY, *, max_subnegotiation: int = 8192) -> None:
+    def __init__(
+        self, policy: OptionPolicy = CLIENT_POLICY, *, max_subnegotiation: int = 8192
+    ) -> None:
         ConnectionPlumbing.__init__(self)
         self.session = TelnetSession(
             server=False, handler=self, policy=policy, max_subnegotiation=max_subnegotiation
@@ -98,6 +109,7 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
         self._eof = False
         self._wait: _Wait | None = None
         self._closed: Deferred[None] = Deferred()
+        self._closed_waiters: list[Deferred[None]] = []
         self._callback: NegotiationCallback | None = None
         self.debuglevel = 0
         #: Where received data also goes while :meth:`interact` runs.
@@ -136,6 +148,9 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
             self._check()
         if not self._closed.called:
             self._closed.callback(None)
+        waiters, self._closed_waiters = self._closed_waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _flush(self) -> None:
         out = self.session.data_to_send()
@@ -214,7 +229,7 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
         if self._closed.called:
             d.callback(None)
         else:
-            self._closed.addBoth(lambda r: (d.callback(None), r)[1])
+            self._closed_waiters.append(d)
         return d
 
     def read_until(self, expected: bytes, timeout: float | None = None) -> Deferred[bytes]:
@@ -355,7 +370,7 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
     # --- interact ---------------------------------------------------------------------
 
     def interact(self, reactor: Any, stdin_fd: int = 0, stdout_fd: int = 1) -> Deferred[None]:
-        """Connect the terminal to the session until the connection closes (telnetlib's ``interact``).
+        """Join the terminal to the session until the connection closes (telnetlib's ``interact``).
 
         Keyboard input goes to the server as typed; what the server sends
         (and anything buffered) goes to standard output.

@@ -32,16 +32,20 @@ class _Keyboard(Protocol):
         self.client.close()
 
 
-def run_interact(client: TelnetClient, reactor: Any, stdin_fd: int, stdout_fd: int) -> Deferred[None]:
+def run_interact(
+    client: TelnetClient, reactor: Any, stdin_fd: int, stdout_fd: int
+) -> Deferred[None]:
     """Join ``client`` to the terminal until its connection closes; return that Deferred."""
 
     def out(data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(stdout_fd, view):]
+            view = view[os.write(stdout_fd, view) :]
 
     client.attach_sink(out)
-    keyboard = stdio.StandardIO(_Keyboard(client), stdin=stdin_fd, stdout=stdout_fd, reactor=reactor)
+    keyboard = stdio.StandardIO(  # type: ignore[call-arg]
+        _Keyboard(client), stdin=stdin_fd, stdout=stdout_fd, reactor=reactor
+    )
 
     def done(result: object) -> None:
         client.attach_sink(None)

@@ -35,7 +35,7 @@ class IShellOutput(Interface):
     def write(data: bytes) -> None:  # noqa: N805 (zope interface)
         """Send terminal output to the client (IAC is escaped for the shell)."""
 
-    def exit() -> None:  # noqa: N805 (zope interface)
+    def exit() -> None:
         """The shell ended: close the connection once the output is sent."""
 
 
@@ -48,7 +48,7 @@ class IShell(Interface):
     def window_changed(columns: int, rows: int) -> None:  # noqa: N805 (zope interface)
         """The client's window changed size (NAWS)."""
 
-    def close() -> None:  # noqa: N805 (zope interface)
+    def close() -> None:
         """The connection closed: stop the shell."""
 
 

@@ -38,14 +38,40 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from netproto_twisted.telnet._wire import (
-    BINARY, CHARSET, DO, DONT, ECHO, EOR_OPTION, GA, LINEMODE, NAWS, NEW_ENVIRON,
-    OPTION_NAMES, SGA, STATUS, TIMING_MARK, TTYPE, WILL, WONT, TelnetParser, encode_text,
-    escape, negotiation, subnegotiation,
+    BINARY,
+    CHARSET,
+    DO,
+    DONT,
+    ECHO,
+    EOR_OPTION,
+    GA,
+    LINEMODE,
+    NAWS,
+    NEW_ENVIRON,
+    OPTION_NAMES,
+    SGA,
+    STATUS,
+    TIMING_MARK,
+    TTYPE,
+    WILL,
+    WONT,
+    TelnetParser,
+    encode_text,
+    escape,
+    negotiation,
+    subnegotiation,
 )
 
 __all__ = [
-    "CLIENT_POLICY", "NO", "SERVER_POLICY", "WANTNO", "WANTYES", "YES", "OptionPolicy",
-    "SessionHandler", "TelnetSession",
+    "CLIENT_POLICY",
+    "NO",
+    "SERVER_POLICY",
+    "WANTNO",
+    "WANTYES",
+    "YES",
+    "OptionPolicy",
+    "SessionHandler",
+    "TelnetSession",
 ]
 
 # Q method states and queue bits (RFC 1143).
@@ -394,9 +420,8 @@ class TelnetSession:
             self._charset(payload)
         elif option == LINEMODE:
             self._linemode(payload)
-        elif option == STATUS:
-            if payload[0] == SEND and self.local_enabled(STATUS):
-                self._out += subnegotiation(STATUS, bytes((IS,)) + self._status())
+        elif option == STATUS and payload[0] == SEND and self.local_enabled(STATUS):
+            self._out += subnegotiation(STATUS, bytes((IS,)) + self._status())
 
     def _ttype(self, payload: bytes) -> None:
         if payload[0] == SEND and not self.server and self.local_enabled(TTYPE):
@@ -410,12 +435,12 @@ class TelnetSession:
             self._out += subnegotiation(TTYPE, bytes((IS,)) + name.encode("ascii", "replace"))
         elif payload[0] == IS and self.server and not self._ttype_done:
             name = payload[1:].decode("ascii", "replace")
-            names = self.terminal_types
-            if name in names or len(names) >= MAX_TTYPES:
+            seen = self.terminal_types
+            if name in seen or len(seen) >= MAX_TTYPES:
                 self._ttype_done = True
-                self.handler.terminal_types_received(tuple(names))
+                self.handler.terminal_types_received(tuple(seen))
                 return
-            names.append(name)
+            seen.append(name)
             self._out += subnegotiation(TTYPE, bytes((SEND,)))
 
     def _environ(self, payload: bytes) -> None:
@@ -426,14 +451,18 @@ class TelnetSession:
             reply = bytearray((IS,))
             for name in wanted or sorted(env):
                 if name in env:
-                    code = ENV_VAR if name in ("USER", "DISPLAY", "PRINTER", "SYSTEMTYPE",
-                                               "JOB", "ACCT") else ENV_USERVAR
+                    code = (
+                        ENV_VAR
+                        if name in ("USER", "DISPLAY", "PRINTER", "SYSTEMTYPE", "JOB", "ACCT")
+                        else ENV_USERVAR
+                    )
                     reply += bytes((code,)) + _env_quote(name)
                     reply += bytes((ENV_VALUE,)) + _env_quote(env[name])
             self._out += subnegotiation(NEW_ENVIRON, bytes(reply))
         elif kind in (IS, INFO) and self.server:
-            variables = {name: value for _, name, value in _parse_environ(payload[1:])
-                         if value is not None}
+            variables = {
+                name: value for _, name, value in _parse_environ(payload[1:]) if value is not None
+            }
             self.environ.update(variables)
             self.handler.environ_received(variables)
 
@@ -482,11 +511,10 @@ class TelnetSession:
                 if mode & LM_MODE_ACK:
                     self.linemode = mode & ~LM_MODE_ACK
                     self.handler.linemode_changed(self.linemode)
-            elif self.local_enabled(LINEMODE) and not mode & LM_MODE_ACK:
-                if mode != self.linemode:
-                    self.linemode = mode
-                    self._out += subnegotiation(LINEMODE, bytes((LM_MODE, mode | LM_MODE_ACK)))
-                    self.handler.linemode_changed(mode)
+            elif self.local_enabled(LINEMODE) and not mode & LM_MODE_ACK and mode != self.linemode:
+                self.linemode = mode
+                self._out += subnegotiation(LINEMODE, bytes((LM_MODE, mode | LM_MODE_ACK)))
+                self.handler.linemode_changed(mode)
         elif kind == DO and len(payload) >= 2 and payload[1] == LM_FORWARDMASK:
             self._out += subnegotiation(LINEMODE, bytes((WONT, LM_FORWARDMASK)))
 
@@ -514,7 +542,7 @@ def _request(state: str, queue: bool, enable: bool) -> tuple[str, bool, bool]:
     want, wanting, other = (YES, WANTYES, WANTNO) if enable else (NO, WANTNO, WANTYES)
     if state == (NO if enable else YES):
         return wanting, EMPTY, True
-    if state == want or state == wanting:
+    if state in (want, wanting):
         return state, EMPTY, False  # already there, or already asking: cancel any queue
     assert state == other
     return state, OPPOSITE, False  # asking the other way: queue this one
@@ -575,8 +603,13 @@ def _parse_environ(data: bytes) -> Sequence[tuple[int, str, str | None]]:
 
     def flush() -> None:
         if kind >= 0:
-            items.append((kind, name.decode("utf-8", "replace"),
-                          None if value is None else value.decode("utf-8", "replace")))
+            items.append(
+                (
+                    kind,
+                    name.decode("utf-8", "replace"),
+                    None if value is None else value.decode("utf-8", "replace"),
+                )
+            )
 
     while i < n:
         b = data[i]

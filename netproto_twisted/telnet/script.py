@@ -48,7 +48,9 @@ class ScriptedSession:
         #: Everything the session has seen, for a failing test's message.
         self.transcript = bytearray()
 
-    async def wait_for(self, pattern: bytes | re.Pattern[bytes], timeout: float | None = None) -> bytes:
+    async def wait_for(
+        self, pattern: bytes | re.Pattern[bytes], timeout: float | None = None
+    ) -> bytes:
         """Wait until ``pattern`` matches the output; return the output up to its end."""
         limit = self.timeout if timeout is None else timeout
         index, _, text = await self.client.expect([pattern], limit)

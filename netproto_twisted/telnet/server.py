@@ -40,14 +40,17 @@ from netproto_twisted.core.plumbing import DEADLINE_LINE, ConnectionPlumbing
 from netproto_twisted.telnet._wire import AYT, EC, EL, IP, NAWS
 from netproto_twisted.telnet.interfaces import IShell, IShellFactory, IShellOutput, TerminalInfo
 from netproto_twisted.telnet.negotiation import (
-    SERVER_POLICY, OptionPolicy, SessionHandler, TelnetSession,
+    SERVER_POLICY,
+    OptionPolicy,
+    SessionHandler,
+    TelnetSession,
 )
 
 __all__ = ["TelnetServerFactory", "TelnetServerProtocol", "TelnetSettings"]
 
 #: Session states.
 LOGIN = "login"
-PASSWORD = "password"
+PASSWORD = "password"  # noqa: S105 (a state name)
 CHECKING = "checking"
 SHELL = "shell"
 CLOSED = "closed"
@@ -92,7 +95,9 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
         self.idle_timeout = settings.idle_timeout
         self.tls_handshake_timeout = settings.tls_handshake_timeout
         self.session = TelnetSession(
-            server=True, handler=self, policy=settings.policy,
+            server=True,
+            handler=self,
+            policy=settings.policy,
             max_subnegotiation=settings.max_subnegotiation,
         )
         self.decoder = self.session
@@ -297,7 +302,9 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
         if not failure.check(UnauthorizedLogin, TooManyWaiting):
             self._log.failure("telnet password check", failure)
         self._failures += 1
-        self._log.info("telnet login failed for {user} from {peer}", user=self.user, peer=self.peer)
+        self._log.info(
+            "telnet login failed for {user} from {peer}", user=self.user, peer=self.peer
+        )
         self.write(b"Login incorrect\r\n")
         if self._failures >= self.settings.max_failed_logins or failure.check(TooManyWaiting):
             self.transport.loseConnection()
@@ -363,7 +370,7 @@ class TelnetServerFactory(Factory):
             self._empty_waiters.append(d)
         return d
 
-    def buildProtocol(self, addr: Any) -> TelnetServerProtocol:
+    def buildProtocol(self, addr: Any) -> TelnetServerProtocol:  # type: ignore[override]
         """Return a new session."""
         protocol = TelnetServerProtocol(self.settings)
         protocol.factory = self

@@ -1,4 +1,4 @@
-"""Shells the Telnet server hosts: a Python interpreter (line editing, history, completion), a PTY program.
+"""Shells the Telnet server hosts: a Python interpreter with line editing, or a program on a PTY.
 
 :class:`PythonShellFactory` runs Twisted's manhole (``twisted.conch.manhole``)
 on conch's terminal emulation (``twisted.conch.insults``): line editing,
@@ -13,6 +13,7 @@ type; window-size changes (NAWS) reach it through ``TIOCSWINSZ``, and so
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import rlcompleter
@@ -23,7 +24,7 @@ from typing import Any
 
 from twisted.conch import manhole
 from twisted.conch.insults import insults
-from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -63,10 +64,10 @@ class CompletingManhole(manhole.ColoredManhole):
         if not choices:
             self.terminal.write(b"\x07")
             return
-        common = os.path.commonprefix(choices)
+        common = os.path.commonprefix(choices)  # noqa: RUF071 (strings, not paths)
         if len(common) > len(word):
             for char in common[len(word) :].encode("utf-8"):
-                self.characterReceived(bytes((char,)), False)
+                self.characterReceived(bytes((char,)), False)  # type: ignore[no-untyped-call]
             return
         if len(choices) > 1:
             self.terminal.nextLine()
@@ -186,16 +187,12 @@ class _PtyShell:
         self.process.write(data)
 
     def window_changed(self, columns: int, rows: int) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # the process is gone
             set_window_size(self.process.fileno(), columns, rows)
-        except (OSError, ValueError, AttributeError):
-            pass  # the process is gone
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ProcessExitedAlready, OSError):
             self.process.signalProcess("HUP")
-        except Exception:  # already exited
-            pass
         self.process.loseConnection()
 
 

@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.telnet._wire import DO, ECHO, IAC, NAWS, SB, SE, SGA, WILL, negotiation
+from netproto_twisted.telnet._wire import DO, ECHO, IAC, NAWS, SB, SE, WILL, negotiation
 from netproto_twisted.telnet.client import TelnetClient
 from netproto_twisted.telnet.errors import TelnetConnectionClosed, TelnetReadBusy, TelnetTimeout
 from netproto_twisted.telnet.script import ScriptedSession
@@ -77,7 +77,7 @@ class ReadTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"x\xff\xffy")
 
     def test_eof(self) -> None:
-        client, transport, _ = connected()
+        client, _transport, _ = connected()
         d = client.read_all()
         client.dataReceived(b"bye")
         client.connectionLost()

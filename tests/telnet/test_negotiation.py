@@ -7,11 +7,34 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.telnet._wire import (
-    BINARY, CHARSET, DO, DONT, ECHO, EOR_OPTION, IAC, LINEMODE, NAWS, NEW_ENVIRON, SB, SE,
-    SGA, STATUS, TIMING_MARK, TTYPE, WILL, WONT, negotiation, subnegotiation,
+    BINARY,
+    CHARSET,
+    DO,
+    DONT,
+    ECHO,
+    EOR_OPTION,
+    IAC,
+    LINEMODE,
+    NAWS,
+    NEW_ENVIRON,
+    SB,
+    SE,
+    SGA,
+    STATUS,
+    TIMING_MARK,
+    TTYPE,
+    WILL,
+    WONT,
+    negotiation,
+    subnegotiation,
 )
 from netproto_twisted.telnet.negotiation import (
-    CLIENT_POLICY, NO, SERVER_POLICY, WANTYES, YES, OptionPolicy, SessionHandler,
+    CLIENT_POLICY,
+    NO,
+    SERVER_POLICY,
+    WANTYES,
+    OptionPolicy,
+    SessionHandler,
     TelnetSession,
 )
 
@@ -67,8 +90,10 @@ class NegotiationTests(SynchronousTestCase):
         return s, c, hs, hc
 
     def test_full_server_client_negotiation(self) -> None:
-        s, c, hs, hc = self.pair(
-            terminal_types=("XTERM", "VT100"), window_size=(132, 43), environ={"USER": "bob", "LANG": "C"}
+        s, c, hs, _hc = self.pair(
+            terminal_types=("XTERM", "VT100"),
+            window_size=(132, 43),
+            environ={"USER": "bob", "LANG": "C"},
         )
         self.assertTrue(s.local_enabled(ECHO) and c.remote_enabled(ECHO))
         self.assertTrue(s.local_enabled(SGA) and c.remote_enabled(SGA))
@@ -84,7 +109,9 @@ class NegotiationTests(SynchronousTestCase):
 
     def test_ttype_cycles(self) -> None:
         """The client answers its list in order, repeats the last once, then starts again."""
-        c = TelnetSession(server=False, policy=OptionPolicy(local=frozenset({TTYPE}), terminal_types=("A", "B")))
+        c = TelnetSession(
+            server=False, policy=OptionPolicy(local=frozenset({TTYPE}), terminal_types=("A", "B"))
+        )
         c.decode(negotiation(DO, TTYPE))
         c.data_to_send()
         names = []
@@ -128,14 +155,14 @@ class NegotiationTests(SynchronousTestCase):
         self.assertFalse(s.remote_enabled(NAWS))
 
     def test_timing_mark(self) -> None:
-        s, c, hs, hc = self.pair()
+        s, c, hs, _hc = self.pair()
         s.request_remote(TIMING_MARK, True)
         converse(s, c)
         self.assertEqual(hs.events[-1], ("tm",))
         self.assertNotIn(TIMING_MARK, s.states())
 
     def test_status(self) -> None:
-        s, c, hs, hc = self.pair()
+        s, c, _hs, _hc = self.pair()
         c.decode(b"")
         s.request_local(STATUS, True)
         converse(s, c)
@@ -148,7 +175,9 @@ class NegotiationTests(SynchronousTestCase):
     def test_linemode(self) -> None:
         hs, hc = Recorder(), Recorder()
         s = TelnetSession(server=True, handler=hs)
-        c = TelnetSession(server=False, handler=hc, policy=OptionPolicy(local=frozenset({LINEMODE})))
+        c = TelnetSession(
+            server=False, handler=hc, policy=OptionPolicy(local=frozenset({LINEMODE}))
+        )
         s.request_remote(LINEMODE, True)
         converse(s, c)
         self.assertEqual(c.linemode, 3)
@@ -157,8 +186,14 @@ class NegotiationTests(SynchronousTestCase):
         self.assertEqual(c.data_to_send(), bytes([IAC, SB, LINEMODE, WONT, 2, IAC, SE]))
 
     def test_charset_collision_server_wins(self) -> None:
-        s = TelnetSession(server=True, policy=OptionPolicy(**{**SERVER_POLICY.__dict__, "charsets": ("UTF-8", "LATIN1")}))  # type: ignore[arg-type]
-        c = TelnetSession(server=False, policy=OptionPolicy(**{**CLIENT_POLICY.__dict__, "charsets": ("LATIN1",)}))  # type: ignore[arg-type]
+        s = TelnetSession(
+            server=True,
+            policy=OptionPolicy(**{**SERVER_POLICY.__dict__, "charsets": ("UTF-8", "LATIN1")}),
+        )  # type: ignore[arg-type]
+        c = TelnetSession(
+            server=False,
+            policy=OptionPolicy(**{**CLIENT_POLICY.__dict__, "charsets": ("LATIN1",)}),
+        )  # type: ignore[arg-type]
         s.request_remote(CHARSET, True)
         # Deliver the DO; the client's WILL then crosses the server's REQUEST with its own.
         c.decode(s.data_to_send())
@@ -188,7 +223,9 @@ ACTIONS = st.lists(
 class NegotiationProperties(SynchronousTestCase):
     @settings(max_examples=300, deadline=None)
     @given(ACTIONS)
-    def test_random_sequences_settle_and_agree(self, actions: list[tuple[str, str, int, bool, int]]) -> None:
+    def test_random_sequences_settle_and_agree(
+        self, actions: list[tuple[str, str, int, bool, int]]
+    ) -> None:
         """Any interleaving of requests and partial deliveries settles; both sides agree."""
         a = TelnetSession(server=True)
         b = TelnetSession(server=False)

@@ -1,4 +1,4 @@
-"""The Telnet server over loopback with our client: login, Python and PTY shells, NAWS, bad input."""
+"""The Telnet server over loopback with our client: login, shells, NAWS, bad input."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import socket
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -34,7 +32,11 @@ class Listening(TestCase):
 
     def setUp(self) -> None:
         self.factory = telnet_server_factory(
-            reactor, USERS, self.mktemp(), shell_factory=self.shell, settings=self.settings,
+            reactor,
+            USERS,
+            self.mktemp(),
+            shell_factory=self.shell,
+            settings=self.settings,
             login_delay=LoginDelay(reactor, base=0.05, maximum=0.05),
         )
         self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
@@ -76,7 +78,9 @@ class PythonShellTests(Listening):
         await session.login(b"alice", b"wonderland")
 
     async def test_options_reach_the_server(self) -> None:
-        policy = OptionPolicy(**{**CLIENT_POLICY.__dict__, "window_size": (111, 33), "terminal_types": ("VT220",)})  # type: ignore[arg-type]
+        policy = OptionPolicy(
+            **{**CLIENT_POLICY.__dict__, "window_size": (111, 33), "terminal_types": ("VT220",)}
+        )  # type: ignore[arg-type]
         client = await self.client(policy=policy)
         session = ScriptedSession(client, prompt=PY_PROMPT, timeout=10)
         await session.login(b"alice", b"wonderland")
@@ -145,7 +149,9 @@ class PtyShellTests(Listening):
     shell = PtyShellFactory(reactor, ["/bin/sh"], env={"PS1": "$ "})
 
     async def test_pty_shell_and_window_size(self) -> None:
-        policy = OptionPolicy(**{**CLIENT_POLICY.__dict__, "window_size": (100, 30), "terminal_types": ("XTERM",)})  # type: ignore[arg-type]
+        policy = OptionPolicy(
+            **{**CLIENT_POLICY.__dict__, "window_size": (100, 30), "terminal_types": ("XTERM",)}
+        )  # type: ignore[arg-type]
         client = await self.client(policy=policy)
         session = ScriptedSession(client, prompt=rb"\$ $", timeout=10)
         await session.login(b"alice", b"wonderland")
@@ -162,7 +168,9 @@ class PtyShellTests(Listening):
 class LoginTimeoutTests(SynchronousTestCase):
     def test_login_times_out(self) -> None:
         clock = Clock()
-        factory = telnet_server_factory(clock, USERS, self.mktemp(), settings=TelnetSettings(login_timeout=30))
+        factory = telnet_server_factory(
+            clock, USERS, self.mktemp(), settings=TelnetSettings(login_timeout=30)
+        )
         protocol = factory.buildProtocol(None)
         transport = StringTransport()
         protocol.makeConnection(transport)

@@ -7,7 +7,18 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.telnet._wire import (
-    AYT, DO, IAC, NAWS, NOP, SB, SE, TTYPE, WILL, TelnetParser, encode_text, escape,
+    AYT,
+    DO,
+    IAC,
+    NAWS,
+    NOP,
+    SB,
+    SE,
+    TTYPE,
+    WILL,
+    TelnetParser,
+    encode_text,
+    escape,
     subnegotiation,
 )
 
@@ -36,8 +47,14 @@ def feed(parser: TelnetParser, data: bytes, step: int) -> bytes:
 
 
 STREAM = (
-    b"hello" + bytes([IAC, DO, 1]) + b" wor" + bytes([IAC, IAC]) + b"ld\r\0x\r\n"
-    + bytes([IAC, SB, NAWS, 0, 80, 0, IAC, IAC, IAC, SE]) + bytes([IAC, AYT]) + b"end"
+    b"hello"
+    + bytes([IAC, DO, 1])
+    + b" wor"
+    + bytes([IAC, IAC])
+    + b"ld\r\0x\r\n"
+    + bytes([IAC, SB, NAWS, 0, 80, 0, IAC, IAC, IAC, SE])
+    + bytes([IAC, AYT])
+    + b"end"
 )
 EVENTS = [("neg", DO, 1), ("sb", NAWS, bytes([0, 80, 0, IAC])), ("cmd", AYT)]
 
@@ -101,7 +118,9 @@ class ParserTests(SynchronousTestCase):
 class ParserProperties(SynchronousTestCase):
     @settings(max_examples=300, deadline=None)
     @given(st.binary(max_size=400), st.integers(1, 50))
-    def test_random_bytes_never_crash_and_chunking_is_invisible(self, data: bytes, step: int) -> None:
+    def test_random_bytes_never_crash_and_chunking_is_invisible(
+        self, data: bytes, step: int
+    ) -> None:
         a, b = Sink(), Sink()
         pa, pb = TelnetParser(a, max_subnegotiation=64), TelnetParser(b, max_subnegotiation=64)
         whole = pa.decode(data)
