@@ -204,7 +204,11 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
     def bytes_received(self, data: bytes) -> None:
         """Feed the login line editor, or the shell."""
         if self.state == SHELL:
-            if self.shell is not None:
+            if self._last_cr:  # the password line's CR LF, split across reads
+                self._last_cr = False
+                if data[:1] in (b"\n", b"\0"):
+                    data = data[1:]
+            if self.shell is not None and data:
                 self.shell.data_received(data)
             return
         self._edit(data)
@@ -217,6 +221,9 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
         """A minimal line editor for the login: backspace, CR/LF/CR NUL, a length bound."""
         for i, byte in enumerate(data):  # login lines are short and rare
             if self.state == SHELL:  # the check finished at once: the rest is the shell's
+                if self._last_cr and data[i] in (0, 10):
+                    i += 1  # the LF (or NUL) of the password line's CR LF
+                self._last_cr = False
                 if self.shell is not None and i < len(data):
                     self.shell.data_received(data[i:])
                 return
@@ -274,6 +281,7 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
         d.addCallbacks(self._logged_in, self._login_failed)
 
     def _logged_in(self, result: tuple[Any, Any, Any]) -> None:
+        """Start the shell; input held during the check goes to it."""
         self._check = None
         if self._lost:
             return
@@ -293,6 +301,9 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
             peer=self.peer,
         )
         self.shell = self.factory.shell_factory.open_shell(terminal, self)
+        if self._last_cr and self._held[:1] in (b"\n", b"\0"):
+            del self._held[:1]  # the LF (or NUL) of the password line's CR LF
+            self._last_cr = False
         self.resume_input()
 
     def _login_failed(self, failure: Failure) -> None:
