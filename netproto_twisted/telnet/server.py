@@ -301,7 +301,7 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
             peer=self.peer,
         )
         self.shell = self.factory.shell_factory.open_shell(terminal, self)
-        if self._last_cr and self._held[:1] in (b"\n", b"\0"):
+        if self._last_cr and bytes(self._held[:1]) in (b"\n", b"\0"):
             del self._held[:1]  # the LF (or NUL) of the password line's CR LF
             self._last_cr = False
         self.resume_input()

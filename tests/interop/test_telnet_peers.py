@@ -16,6 +16,7 @@ import sys
 import termios
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from netproto_twisted.core.access import LoginDelay
 from netproto_twisted.telnet.client import connect_telnet
-from netproto_twisted.telnet.negotiation import CLIENT_POLICY, OptionPolicy
+from netproto_twisted.telnet.negotiation import CLIENT_POLICY
 from netproto_twisted.telnet.script import ScriptedSession
 from netproto_twisted.testing.telnet import telnet_server_factory
 
@@ -172,9 +173,7 @@ class OurClient(TestCase):
 
         thread = threading.Thread(target=accept_once, daemon=True)
         thread.start()
-        policy = OptionPolicy(
-            **{**CLIENT_POLICY.__dict__, "window_size": (101, 31), "terminal_types": ("VT220",)}
-        )  # type: ignore[arg-type]  # noqa: E501
+        policy = replace(CLIENT_POLICY, window_size=(101, 31), terminal_types=("VT220",))
         client = await connect_telnet(
             reactor, "127.0.0.1", listener.getsockname()[1], policy=policy
         )
@@ -208,9 +207,7 @@ class OurClient(TestCase):
         self.addCleanup(stop)
         assert proc.stdout is not None
         port = int(await deferToThread(proc.stdout.readline))
-        policy = OptionPolicy(
-            **{**CLIENT_POLICY.__dict__, "window_size": (99, 33), "terminal_types": ("XTERM",)}
-        )  # type: ignore[arg-type]  # noqa: E501
+        policy = replace(CLIENT_POLICY, window_size=(99, 33), terminal_types=("XTERM",))
         client = await connect_telnet(reactor, "127.0.0.1", port, policy=policy)
         self.addCleanup(client.close)
         index, _, text = await client.expect([rb"t3> "], 20)

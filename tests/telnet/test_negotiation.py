@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -82,7 +84,7 @@ def converse(a: TelnetSession, b: TelnetSession, rounds: int = 50) -> int:
 class NegotiationTests(SynchronousTestCase):
     def pair(self, **client: object) -> tuple[TelnetSession, TelnetSession, Recorder, Recorder]:
         hs, hc = Recorder(), Recorder()
-        policy = OptionPolicy(**{**CLIENT_POLICY.__dict__, **client})  # type: ignore[arg-type]
+        policy = replace(CLIENT_POLICY, **client)
         s = TelnetSession(server=True, handler=hs)
         c = TelnetSession(server=False, handler=hc, policy=policy)
         s.start()
@@ -188,11 +190,11 @@ class NegotiationTests(SynchronousTestCase):
     def test_charset_collision_server_wins(self) -> None:
         s = TelnetSession(
             server=True,
-            policy=OptionPolicy(**{**SERVER_POLICY.__dict__, "charsets": ("UTF-8", "LATIN1")}),
+            policy=replace(SERVER_POLICY, charsets=("UTF-8", "LATIN1")),
         )  # type: ignore[arg-type]
         c = TelnetSession(
             server=False,
-            policy=OptionPolicy(**{**CLIENT_POLICY.__dict__, "charsets": ("LATIN1",)}),
+            policy=replace(CLIENT_POLICY, charsets=("LATIN1",)),
         )  # type: ignore[arg-type]
         s.request_remote(CHARSET, True)
         # Deliver the DO; the client's WILL then crosses the server's REQUEST with its own.

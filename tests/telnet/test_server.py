@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import reactor
@@ -78,9 +79,7 @@ class PythonShellTests(Listening):
         await session.login(b"alice", b"wonderland")
 
     async def test_options_reach_the_server(self) -> None:
-        policy = OptionPolicy(
-            **{**CLIENT_POLICY.__dict__, "window_size": (111, 33), "terminal_types": ("VT220",)}
-        )  # type: ignore[arg-type]
+        policy = replace(CLIENT_POLICY, window_size=(111, 33), terminal_types=("VT220",))
         client = await self.client(policy=policy)
         session = ScriptedSession(client, prompt=PY_PROMPT, timeout=10)
         await session.login(b"alice", b"wonderland")
@@ -149,9 +148,7 @@ class PtyShellTests(Listening):
     shell = PtyShellFactory(reactor, ["/bin/sh"], env={"PS1": "$ "})
 
     async def test_pty_shell_and_window_size(self) -> None:
-        policy = OptionPolicy(
-            **{**CLIENT_POLICY.__dict__, "window_size": (100, 30), "terminal_types": ("XTERM",)}
-        )  # type: ignore[arg-type]
+        policy = replace(CLIENT_POLICY, window_size=(100, 30), terminal_types=("XTERM",))
         client = await self.client(policy=policy)
         session = ScriptedSession(client, prompt=rb"\$ $", timeout=10)
         await session.login(b"alice", b"wonderland")
