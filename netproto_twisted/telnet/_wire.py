@@ -323,7 +323,7 @@ class TelnetParser:
             if not data:
                 self._last_cr = False
                 return data
-        if _CR_NUL in data:
+        if b"\x00" in data and _CR_NUL in data:  # NUL is rare in text: a memchr decides
             data = data.replace(_CR_NUL, b"\r")
         self._last_cr = data[-1] == 13
         return data

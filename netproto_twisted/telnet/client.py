@@ -136,8 +136,12 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
         if sink is not None:
             sink(data)
             return
+        wait = self._wait
+        if wait is not None and wait.kind == "some" and self._start == len(self._buf):
+            self._finish(wait, data)  # nothing buffered: hand the chunk over as it is
+            return
         self._buf += data
-        if self._wait is not None:
+        if wait is not None:
             self._check()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
