@@ -41,7 +41,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -423,7 +423,6 @@ def connect_telnet(
     Telnet over TLS (the server's ``ssl:`` endpoint), verifying the
     certificate unless ``tls_verify`` is false.
     """
-    assert IReactorTCP.providedBy(reactor) or hasattr(reactor, "connectTCP")
     endpoint: Any = HostnameEndpoint(reactor, host, port, timeout=timeout)
     if tls:
         endpoint = wrapClientTLS(

@@ -43,6 +43,7 @@ from netproto_twisted.testing.smtp import (
     start_smtp_capture,
 )
 from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
+from netproto_twisted.testing.telnet import telnet_server_factory
 
 __all__ = [
     "LOOPBACK",
@@ -60,6 +61,7 @@ __all__ = [
     "serve_handler",
     "start_service",
     "start_smtp_capture",
+    "telnet_server_factory",
 ]
 
 #: The endpoint every helper listens on unless told otherwise.

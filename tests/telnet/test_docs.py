@@ -26,9 +26,12 @@ def _load() -> dict[str, type]:
         namespace: dict[str, Any] = {"__name__": __name__}
         exec(compile(source, f"{DOCS}:{name}", "exec"), namespace)
         for key, value in namespace.items():
-            if isinstance(value, type) and issubclass(value, SynchronousTestCase):
-                if value not in (TestCase, SynchronousTestCase):
-                    found[key] = value
+            if (
+                isinstance(value, type)
+                and issubclass(value, SynchronousTestCase)
+                and value not in (TestCase, SynchronousTestCase)
+            ):
+                found[key] = value
     return found
 
 
