@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from twisted.application.service import MultiService
@@ -14,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.daemon import DaemonContext, TLSFiles
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.passwords import PasswordFile
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.telnet import tap
@@ -125,6 +127,25 @@ class DaemonTests(SynchronousTestCase):
         tn.close()
         self.assertIn(daemon.stop(signal.SIGTERM), (0, -signal.SIGTERM))
         self.assertNotIn("Traceback", daemon.output())
+
+
+class LimitTests(TestCase):
+    async def test_connections_per_address(self) -> None:
+        data = Path(self.mktemp()).absolute()
+        users(data)
+        limits = replace(DEFAULT_LIMITS, max_connections_per_ip=1)
+        context = DaemonContext(reactor, data, TLSFiles.resolve(data), limits=limits)
+        service = tap.build_service(tap.Config(listen=("tcp:0:interface=127.0.0.1",)), context)
+        service.startService()
+        self.addCleanup(service.stopService)
+        [listener] = list(service)  # type: ignore[call-overload]
+        [(_, where)] = await listener.when_listening()
+        port = int(where.rpartition(":")[2])
+        first = await connect_telnet(reactor, "127.0.0.1", port)
+        self.addCleanup(first.close)
+        await first.read_until(b"login: ", 10)
+        second = await connect_telnet(reactor, "127.0.0.1", port)
+        self.assertIn(b"Connection refused: ", await second.read_all())
 
 
 class RawSocketTests(TestCase):
