@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.twistd import REPO, twistd_argv
 
 PLUGIN_FILE = REPO / "twisted_plugins" / "netproto.py"
-EXPECTED = {"netproto", "netproto-smtp", "netproto-socket", "netproto-telnet"}
+EXPECTED = {"netproto", "netproto-smtp", "netproto-socket"}
 
 
 class PluginTests(SynchronousTestCase):
