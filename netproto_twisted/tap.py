@@ -52,6 +52,7 @@ COMPONENTS: dict[str, str] = {
     "nntp": "netproto_twisted.nntp.tap",
     "http": "netproto_twisted.http.tap",
     "ftp": "netproto_twisted.ftp.tap",
+    "telnet": "netproto_twisted.telnet.tap",
 }
 
 

@@ -41,6 +41,9 @@ enabled = false
 [ftp]
 enabled = false
 
+[telnet]
+enabled = false
+
 [[socket.services]]
 name = "echo"
 handler = "echo"
@@ -66,7 +69,7 @@ class BuildTests(SynchronousTestCase):
         cwd.mkdir()
         svc = tap.build({"data": str(cwd / "data")}, reactor)  # built, never started
         names = sorted(s.name for s in svc)
-        self.assertEqual(names, ["ftp", "http", "nntp", "pop3", "smtp", "socket"])
+        self.assertEqual(names, ["ftp", "http", "nntp", "pop3", "smtp", "socket", "telnet"])
         self.assertTrue((cwd / "data" / "tls" / "dev-cert.pem").exists())
         self.assertTrue(svc.context.tls.development)
         self.assertTrue(svc.context.tls.fingerprint().startswith("SHA256:"))
@@ -102,6 +105,7 @@ class BuildTests(SynchronousTestCase):
             "[nntp]\nenabled = false\n"
             "[http]\nenabled = false\n"
             "[ftp]\nenabled = false\n"
+            "[telnet]\nenabled = false\n"
         )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
@@ -160,6 +164,7 @@ class DaemonTests(SynchronousTestCase):
             "[smtp]\nenabled = false\n[pop3]\nenabled = false\n[nntp]\nenabled = false\n"
             "[http]\nenabled = false\n"
             "[ftp]\nenabled = false\n"
+            "[telnet]\nenabled = false\n"
             f'[[socket.services]]\nname = "echo"\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
         daemon = Daemon(["netproto", "--config", "netproto.toml"], cwd)
         self.addCleanup(daemon.stop, signal.SIGKILL)

@@ -186,6 +186,11 @@ class EndpointsService(Service):
         return list(self.addresses)
 
     @property
+    def factory(self) -> IProtocolFactory | None:
+        """The factory stream connections are built with (the guard, when one wraps it)."""
+        return self._factory
+
+    @property
     def backlog(self) -> int:
         """The listen backlog of stream endpoints whose string names none."""
         return self._backlog

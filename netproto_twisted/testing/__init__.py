@@ -50,6 +50,7 @@ from netproto_twisted.testing.smtp import (
 )
 from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
 from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
+from netproto_twisted.testing.telnet import telnet_server_factory
 
 __all__ = [
     "LOOPBACK",
@@ -77,6 +78,7 @@ __all__ = [
     "start_news_server",
     "start_service",
     "start_smtp_capture",
+    "telnet_server_factory",
 ]
 
 #: The endpoint every helper listens on unless told otherwise.

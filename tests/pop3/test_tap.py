@@ -99,7 +99,9 @@ class CombinedTests(TestCase):
     def test_default_daemon_serves_pop3_on_2110_and_2995(self) -> None:
         path = Path(self.mktemp())
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("[smtp]\nenabled = false\n[socket]\nenabled = false\n")
+        path.write_text(
+            "[smtp]\nenabled = false\n[socket]\nenabled = false\n[telnet]\nenabled = false\n"
+        )
         svc = combined.build({"config": str(path), "data": self.mktemp()}, reactor)  # not started
         [pop3] = [s for s in svc if s.name == "pop3"]
         [listener] = list(pop3)  # type: ignore[call-overload]
