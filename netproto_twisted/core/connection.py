@@ -44,10 +44,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer, IProducer
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from netproto_twisted.core._twisted_compat import fired_value
 from netproto_twisted.core.errors import LineTooLong
@@ -62,6 +64,7 @@ __all__ = [
     "ConnectionDriver",
     "ConnectionProtocol",
     "Framing",
+    "ReplyConsumer",
     "StartTLS",
     "Wait",
 ]
@@ -398,6 +401,32 @@ class ConnectionDriver:
         self._collect()
         if not self.pending:
             self._run()
+
+
+@implementer(IConsumer)
+class ReplyConsumer:
+    """An ``IConsumer`` whose writes go the way a protocol's replies go (in order, eagerly).
+
+    What a connection object streams (a ``RETR``, an ``OVER`` listing) is
+    written through it: the producer is registered with the transport, so the
+    transport's backpressure pauses it, and each block takes the protocol's
+    own write path, so it stays in order with the replies around it.
+    """
+
+    def __init__(self, protocol: ConnectionProtocol) -> None:
+        self._protocol = protocol
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        """Register ``producer`` with the protocol's transport."""
+        self._protocol.transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        """Unregister the producer from the protocol's transport."""
+        self._protocol.transport.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` as the protocol writes its replies."""
+        self._protocol.send_raw(data)
 
 
 class ConnectionProtocol(LineProtocol):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
-from zope.interface import implementer
+from twisted.internet.interfaces import IReactorTime
 
-from netproto_twisted.core.connection import ConnectionProtocol
+from netproto_twisted.core.connection import ConnectionProtocol, ReplyConsumer
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineFactory
 from netproto_twisted.core.net import is_loopback, peer_host
@@ -19,23 +18,6 @@ from netproto_twisted.nntp.server.connection import NNTPConnection
 from netproto_twisted.nntp.server.settings import NNTPSettings
 
 __all__ = ["NNTPServerFactory", "NNTPServerProtocol"]
-
-
-@implementer(IConsumer)
-class _ReplyConsumer:
-    """The consumer OVER streams to: writes go the way replies go (in order)."""
-
-    def __init__(self, protocol: NNTPServerProtocol) -> None:
-        self._protocol = protocol
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        self._protocol.transport.registerProducer(producer, streaming)
-
-    def unregisterProducer(self) -> None:
-        self._protocol.transport.unregisterProducer()
-
-    def write(self, data: bytes) -> None:
-        self._protocol.send_raw(data)
 
 
 class NNTPServerProtocol(ConnectionProtocol):
@@ -61,7 +43,7 @@ class NNTPServerProtocol(ConnectionProtocol):
         return NNTPConnection(
             factory.settings,
             factory.store,
-            _ReplyConsumer(self),
+            ReplyConsumer(self),
             factory.runner,
             now=factory.reactor.seconds,
             peer=host or "",

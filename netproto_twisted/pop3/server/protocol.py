@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
-from zope.interface import implementer
+from twisted.internet.interfaces import IReactorTime
 
-from netproto_twisted.core.connection import ConnectionProtocol
+from netproto_twisted.core.connection import ConnectionProtocol, ReplyConsumer
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineFactory
 from netproto_twisted.core.net import is_loopback, peer_host
@@ -18,23 +17,6 @@ from netproto_twisted.pop3.server.connection import POP3Connection
 from netproto_twisted.pop3.server.settings import POP3Settings
 
 __all__ = ["POP3ServerFactory", "POP3ServerProtocol"]
-
-
-@implementer(IConsumer)
-class _ReplyConsumer:
-    """The consumer RETR streams to: writes go the way replies go (the eager path, in order)."""
-
-    def __init__(self, protocol: POP3ServerProtocol) -> None:
-        self._protocol = protocol
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        self._protocol.transport.registerProducer(producer, streaming)
-
-    def unregisterProducer(self) -> None:
-        self._protocol.transport.unregisterProducer()
-
-    def write(self, data: bytes) -> None:
-        self._protocol.send_raw(data)
 
 
 class POP3ServerProtocol(ConnectionProtocol):
@@ -60,7 +42,7 @@ class POP3ServerProtocol(ConnectionProtocol):
         return POP3Connection(
             factory.settings,
             factory.maildrops,
-            _ReplyConsumer(self),
+            ReplyConsumer(self),
             factory.runner,
             peer=host or "",
             peer_is_loopback=host is None or is_loopback(host),
