@@ -15,6 +15,7 @@ __all__ = [
     "AppendMessage",
     "Request",
     "append_literal_expected",
+    "append_prefix",
     "parse_command",
     "parse_date_time",
 ]
@@ -118,7 +119,7 @@ def _append(r: Reader, req: Request, probe: object = None) -> None:
             raise CommandSyntaxError(f"APPEND extension {word[:20]} not supported")
         literal = r.literal()
         if probe is not None and literal is probe:
-            raise _ProbeHit
+            raise _ProbeHit(tuple(flags), when)
         req.messages.append(AppendMessage(tuple(flags), when, literal, binary))
         if r.at_end():
             return
@@ -127,28 +128,40 @@ def _append(r: Reader, req: Request, probe: object = None) -> None:
 
 
 class _ProbeHit(Exception):
-    pass
+    def __init__(self, flags: tuple[str, ...], when: datetime.datetime | None) -> None:
+        super().__init__()
+        self.flags = flags
+        self.when = when
 
 
-def append_literal_expected(segments: Sequence[object], placeholder: object) -> bool:
-    """Whether a literal announced now would be an APPEND message (to stream, not hold).
+def append_prefix(
+    segments: Sequence[object], placeholder: object
+) -> tuple[bytes, tuple[str, ...], datetime.datetime | None] | None:
+    """If a literal announced now is an APPEND message, its mailbox, flags and date; else None.
 
     ``segments`` are the command so far, the last line part ending with the
-    marker; ``placeholder`` stands for the literal not yet received.
+    marker; ``placeholder`` stands for the literal not yet received.  The
+    message is then streamed to the store rather than held.
     """
+    req = Request("", "APPEND")
     try:
         r = Reader([*segments, placeholder, b""])
         r.tag()
         r.space()
         if r.atom().upper() != "APPEND":
-            return False
+            return None
         r.space()
-        _append(r, Request("", "APPEND"), placeholder)
-    except _ProbeHit:
-        return True
+        _append(r, req, placeholder)
+    except _ProbeHit as hit:
+        return req.mailbox, hit.flags, hit.when
     except CommandSyntaxError:
-        return False
-    return False
+        return None
+    return None
+
+
+def append_literal_expected(segments: Sequence[object], placeholder: object) -> bool:
+    """Whether a literal announced now would be an APPEND message (see :func:`append_prefix`)."""
+    return append_prefix(segments, placeholder) is not None
 
 
 def _store(r: Reader, req: Request) -> None:
