@@ -295,7 +295,7 @@ class MailboxCommands(SelectedCommands):
             if not lsub:
                 has = any(f.startswith(name + _SEP) for f in folders)
                 attrs.append("\\HasChildren" if has else "\\HasNoChildren")
-                use = special_use(name)
+                use = special_use(name) if name in existing else None
                 if use is not None:
                     attrs.append(use)
                 if name in subs and ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection):

@@ -242,13 +242,18 @@ def body_structure(part: Part, extensions: bool = True) -> list[Any]:
     ]  # fmt: skip
     if part.message is not None:
         out += [envelope(part.message), body_structure(part.message, extensions),
-                part.body.count(b"\n")]  # fmt: skip
+                _lines(part.body)]  # fmt: skip
     elif part.type == "text":
-        out.append(part.body.count(b"\n"))
+        out.append(_lines(part.body))
     if extensions:
         out += [part.get("content-md5"), _disposition(part), part.get("content-language"),
                 part.get("content-location")]  # fmt: skip
     return out
+
+
+def _lines(body: bytes) -> int:
+    """Text lines of a body: a last line without its line ending counts too."""
+    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
 
 
 # -- sections ----------------------------------------------------------------------------
