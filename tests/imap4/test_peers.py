@@ -106,7 +106,7 @@ class ImaplibTests(Base):
         self.assertEqual(seen["move"][0], "OK")
         self.assertIn(b'(\\HasNoChildren) "." "Archive.2026"', seen["list"][1])
         self.assertIn(b'(\\Noselect \\HasChildren) "." "Archive"', seen["list"][1])
-        self.assertEqual(seen["status"], ("OK", [b'"Archive.2026" (MESSAGES 2 UIDNEXT 3 UNSEEN 1)']))
+        self.assertEqual(seen["status"], ("OK", [b'"Archive.2026" (MESSAGES 3 UIDNEXT 4 UNSEEN 1)']))
         self.assertIn(b"[APPENDUID ", seen["append"][1][0])
         self.assertEqual(seen["rename"][0], "OK")
         self.assertEqual(seen["lsub"][1], ("OK", [b'() "." "Old"']))
