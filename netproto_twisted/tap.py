@@ -48,6 +48,7 @@ COMPONENTS: dict[str, str] = {
     "socket": "netproto_twisted.sockserv.tap",
     "smtp": "netproto_twisted.smtp.tap",
     "pop3": "netproto_twisted.pop3.tap",
+    "imap": "netproto_twisted.imap4.tap",
 }
 
 

@@ -32,6 +32,9 @@ enabled = false
 [pop3]
 enabled = false
 
+[imap]
+enabled = false
+
 [[socket.services]]
 name = "echo"
 handler = "echo"
@@ -57,7 +60,7 @@ class BuildTests(SynchronousTestCase):
         cwd.mkdir()
         svc = tap.build({"data": str(cwd / "data")}, reactor)  # built, never started
         names = sorted(s.name for s in svc)
-        self.assertEqual(names, ["pop3", "smtp", "socket"])
+        self.assertEqual(names, ["imap", "pop3", "smtp", "socket"])
         self.assertTrue((cwd / "data" / "tls" / "dev-cert.pem").exists())
         self.assertTrue(svc.context.tls.development)
         self.assertTrue(svc.context.tls.fingerprint().startswith("SHA256:"))
@@ -89,7 +92,7 @@ class BuildTests(SynchronousTestCase):
 
     def test_disabled_section_runs_nothing(self) -> None:
         path = self._config(
-            "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
+            "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n[imap]\nenabled = false\n"
         )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
@@ -145,7 +148,7 @@ class DaemonTests(SynchronousTestCase):
         cwd = Path(self.mktemp())
         cwd.mkdir(parents=True)
         (cwd / "netproto.toml").write_text(
-            "[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
+            "[smtp]\nenabled = false\n[pop3]\nenabled = false\n[imap]\nenabled = false\n"
             f'[[socket.services]]\nname = "echo"\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
         daemon = Daemon(["netproto", "--config", "netproto.toml"], cwd)
         self.addCleanup(daemon.stop, signal.SIGKILL)
