@@ -34,6 +34,7 @@ from twisted.internet import defer
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.sockserv import make_sockserv_service
+from netproto_twisted.testing.mail import MailServers, start_mail_servers
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.smtp import (
     CapturedMail,
@@ -46,6 +47,7 @@ from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_
 
 __all__ = [
     "LOOPBACK",
+    "MailServers",
     "CapturedMail",
     "MemoryEndpoint",
     "MemorySMTPCapture",
@@ -59,6 +61,7 @@ __all__ = [
     "memory_smtp_capture",
     "serve_handler",
     "start_service",
+    "start_mail_servers",
     "start_smtp_capture",
 ]
 
