@@ -92,7 +92,8 @@ class BuildTests(SynchronousTestCase):
 
     def test_disabled_section_runs_nothing(self) -> None:
         path = self._config(
-            "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n[imap]\nenabled = false\n"
+            "[socket]\nenabled = false\n[smtp]\nenabled = false\n[pop3]\nenabled = false\n"
+            "[imap]\nenabled = false\n"
         )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])

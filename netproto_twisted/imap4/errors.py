@@ -1,4 +1,4 @@
-"""IMAP errors: a ``NO``/``BAD`` completion, a lost connection, a server that breaks the protocol."""
+"""IMAP errors: a ``NO``/``BAD`` completion, a lost connection, a server breaking IMAP."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ class _HubStopper(Service):
     def stopService(self) -> Any:
         """Stop watching folders."""
         self.factory.hub.stop()
-        return super().stopService()
+        return super().stopService()  # type: ignore[no-untyped-call]
 
 
 def build_service(config: Config, context: DaemonContext) -> MultiService:
@@ -123,12 +123,14 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     )
     store = MaildirStore(maildir, reactor, pool)
     factory = IMAPServerFactory(reactor, store, authenticator, settings, tls=context.server_tls())
-    _HubStopper(factory).setServiceParent(root)
+    root.addService(_HubStopper(factory))
 
     def refusal(reason: str) -> bytes:
         return status_line("*", "BYE", reason)
 
-    guard = ConnectionGuard(factory, reactor, policy=context.policy, limits=limits, refusal=refusal)
+    guard = ConnectionGuard(
+        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
+    )
     listen = [context.endpoint(text) for text in config.listen]
     for text in listen:
         if endpoint_kind(text) == "udp":
@@ -167,7 +169,11 @@ class Options(ServerOptions):
         *limits_options(IMAP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
-        ["allow-insecure-auth", None, "allow LOGIN and AUTHENTICATE without TLS to loopback clients"],
+        [
+            "allow-insecure-auth",
+            None,
+            "allow LOGIN and AUTHENTICATE without TLS to loopback clients",
+        ],
     ]
 
     def postOptions(self) -> None:

@@ -360,7 +360,7 @@ class MaildirFolder:
     def store_flags_batch(
         self, infos: Iterable[MessageInfo], flags: Iterable[str], mode: FlagMode
     ) -> list[MessageInfo]:
-        """:meth:`store_flags` for many messages: new keywords assigned once, the table read once."""
+        """:meth:`store_flags` for many messages: keywords assigned and read once."""
         given = {canonical_flag(flag) for flag in flags}
         keywords = self.read_keywords()
         if mode is not FlagMode.REMOVE:

@@ -333,7 +333,7 @@ class MaildirMailbox:
                 added=tuple(sorted(uid for uid in now if uid not in before)),
                 expunged=tuple(sorted(uid for uid in before if uid not in now)),
                 flags_changed=tuple(
-                    sorted(uid for uid, flags in now.items() if uid in before and before[uid] != flags)
+                    sorted(uid for uid, f in now.items() if uid in before and before[uid] != f)
                 ),
             )
 

@@ -47,8 +47,8 @@ from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_
 
 __all__ = [
     "LOOPBACK",
-    "MailServers",
     "CapturedMail",
+    "MailServers",
     "MemoryEndpoint",
     "MemorySMTPCapture",
     "NotSettled",
@@ -60,8 +60,8 @@ __all__ = [
     "connected_pair",
     "memory_smtp_capture",
     "serve_handler",
-    "start_service",
     "start_mail_servers",
+    "start_service",
     "start_smtp_capture",
 ]
 

@@ -34,7 +34,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 
@@ -78,7 +77,7 @@ class MailServers:
         """Close the ports and every connection; fires when all is closed."""
         if self._imap is not None:
             self._imap.hub.stop()
-        d = gatherResults([s.stopService() for s in self._services])  # type: ignore[no-untyped-call]
+        d = gatherResults([s.stopService() for s in self._services])
         return d.addCallback(lambda _: None)
 
 
@@ -89,11 +88,11 @@ async def _start(
     root.mkdir(parents=True, exist_ok=True)
     base = str(root / "mail")
     os.makedirs(base, exist_ok=True)
-    pool = reactor.getThreadPool()  # type: ignore[attr-defined]
+    pool = reactor.getThreadPool()
     passwords = PasswordFile(root / "users", iterations=_ITERATIONS)
     for name, password in users.items():
         passwords.add(name, password)
-    store = MaildirStore(base, reactor, pool, sync="file")  # type: ignore[arg-type]
+    store = MaildirStore(base, reactor, pool, sync="file")
     authenticator = Authenticator.for_password_file(
         passwords,
         thread_runner(reactor, pool),
@@ -115,14 +114,17 @@ async def _start(
     ports: list[int] = []
     try:
         for service in services:
-            service.startService()  # type: ignore[no-untyped-call]
+            service.startService()
             [(_kind, where)] = await service.when_listening()
             ports.append(int(where.rpartition(":")[2]))
     except BaseException:
         for service in services:
-            await service.stopService()  # type: ignore[no-untyped-call]
+            await service.stopService()
         raise
-    return MailServers(base, store, passwords, *ports, _services=services, _imap=imap)
+    smtp_port, pop3_port, imap_port = ports
+    return MailServers(
+        base, store, passwords, smtp_port, pop3_port, imap_port, _services=services, _imap=imap
+    )
 
 
 def start_mail_servers(
@@ -140,5 +142,3 @@ def start_mail_servers(
     :param domain: the mail domain SMTP delivers locally (``name@domain``).
     """
     return ensureDeferred(_start(reactor, directory, users or {}, domain))
-
-

@@ -71,7 +71,9 @@ class LoopbackServer:
             tls=context,
         )
         if implicit:
-            self.port: IListeningPort = reactor.listenSSL(0, self.factory, context, interface="127.0.0.1")
+            self.port: IListeningPort = reactor.listenSSL(
+                0, self.factory, context, interface="127.0.0.1"
+            )
         else:
             self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.number: int = self.port.getHost().port

@@ -11,7 +11,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from netproto_twisted.core.tls import client_options
 from netproto_twisted.imap4.client import IMAPClient, connect_imap
 from netproto_twisted.imap4.errors import IMAPReplyError
 from netproto_twisted.imap4.wire import BodyStructure, Envelope
@@ -34,7 +33,9 @@ class ClientAgainstOurServerTests(TestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.base = os.path.join(self.dir, "mail")
-        self.server = LoopbackServer(self.dir, self.base, password_file(self.dir), allow_insecure=False)
+        self.server = LoopbackServer(
+            self.dir, self.base, password_file(self.dir), allow_insecure=False
+        )
         self.addCleanup(self.server.stop)
         d = deliver(self.server.store, USER, MESSAGE)
         return d.addCallback(lambda _: deliver(self.server.store, USER, MULTIPART))
@@ -53,7 +54,9 @@ class ClientAgainstOurServerTests(TestCase):
         self.assertIn("IDLE", c.capabilities)
         info = await c.select("INBOX")
         self.assertEqual((info.exists, info.recent, info.read_only), (2, 2, False))
-        fetched = await c.fetch("1:*", ["UID", "FLAGS", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "INTERNALDATE"])
+        fetched = await c.fetch(
+            "1:*", ["UID", "FLAGS", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "INTERNALDATE"]
+        )
         env = fetched[1]["ENVELOPE"]
         self.assertIsInstance(env, Envelope)
         self.assertEqual(str(env.from_[0]), "bob@example.org")
@@ -70,7 +73,9 @@ class ClientAgainstOurServerTests(TestCase):
         stored = await c.store([1], ["\\Flagged", "$Work"], uid=True)
         self.assertEqual(set(stored[1]["FLAGS"]), {"\\Flagged", "$Work", "\\Recent"})
         await c.create("Projekte.Ärger")
-        appended = await c.append("Projekte.Ärger", b"Subject: lit\r\n\r\n{5}\r\nx\r\n", ["\\Seen"])
+        appended = await c.append(
+            "Projekte.Ärger", b"Subject: lit\r\n\r\n{5}\r\nx\r\n", ["\\Seen"]
+        )
         assert appended is not None
         names = [e.name for e in await c.list()]
         self.assertIn("Projekte.Ärger", names)
@@ -138,7 +143,9 @@ class DovecotTests(TestCase):
         return dovecot
 
     async def open(self, port: int) -> IMAPClient:
-        c = await connect_imap(reactor, "127.0.0.1", port, tls="none", username=USER, password=PASSWORD)
+        c = await connect_imap(
+            reactor, "127.0.0.1", port, tls="none", username=USER, password=PASSWORD
+        )
         self.addCleanup(lambda: c.protocol.lose())
         return c
 
@@ -147,13 +154,17 @@ class DovecotTests(TestCase):
         c = await self.open(dovecot.ports["imap"])
         info = await c.select("INBOX")
         self.assertEqual(info.exists, 2)
-        fetched = await c.fetch("1:*", ["UID", "FLAGS", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[]"])
+        fetched = await c.fetch(
+            "1:*", ["UID", "FLAGS", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[]"]
+        )
         self.assertEqual(fetched[1]["BODY[]"], MESSAGE)
         self.assertEqual(fetched[1]["ENVELOPE"].subject, b"=?utf-8?q?caf=C3=A9?= report")
         self.assertTrue(fetched[2]["BODYSTRUCTURE"].is_multipart)
         self.assertEqual(await c.search("FROM", "carol"), [2])
         await c.create("Work")
-        self.assertEqual(await c.append("Work", b"Subject: w\r\n\r\nw\r\n", ["\\Seen"]) is not None, True)
+        self.assertEqual(
+            await c.append("Work", b"Subject: w\r\n\r\nw\r\n", ["\\Seen"]) is not None, True
+        )
         session = c.idle()
         other = await self.open(dovecot.ports["imap"])
         await other.append("INBOX", b"Subject: 3\r\n\r\n3\r\n")
@@ -187,6 +198,12 @@ class DovecotTests(TestCase):
         again = await ours.select("INBOX")
         self.assertEqual(again.uid_validity, ours_info.uid_validity)
         mine = await ours.fetch("1:*", ["UID", "FLAGS", "RFC822.SIZE"])
-        strip = lambda d: {k: (v["UID"], set(v["FLAGS"]) - {"\\Recent"}, v["RFC822.SIZE"]) for k, v in d.items()}  # noqa: E731
+
+        def strip(d):
+            return {
+                k: (v["UID"], set(v["FLAGS"]) - {"\\Recent"}, v["RFC822.SIZE"])
+                for k, v in d.items()
+            }
+
         self.assertEqual(strip(mine), strip(after))
         await ours.logout()

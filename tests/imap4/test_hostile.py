@@ -43,7 +43,9 @@ class Peer:
         return self.until(tag)
 
     def login(self) -> None:
-        assert self.command(b"L LOGIN %s {%d+}\r\n%s" % (USER.encode(), len(PASSWORD), PASSWORD.encode()))[-1].startswith(b"L OK")
+        assert self.command(
+            b"L LOGIN %s {%d+}\r\n%s" % (USER.encode(), len(PASSWORD), PASSWORD.encode())
+        )[-1].startswith(b"L OK")
 
     def close(self) -> None:
         self.sock.close()
@@ -93,9 +95,17 @@ class HostileTests(TestCase):
             out.append(p.command(b"n2 SEARCH " + b"NOT " * 5000 + b"ALL"))
             p.send(b"n3 NOOP " + b"x" * (10 * 1024 * 1024) + b"\r\n")
             out.append(p.until(b"*"))  # the tag was in the part skipped
-            p.send(b"n4 FETCH " + ",".join(str(i) for i in range(1, 100_001)).encode() + b" FLAGS\r\n")
+            p.send(
+                b"n4 FETCH " + ",".join(str(i) for i in range(1, 100_001)).encode() + b" FLAGS\r\n"
+            )
             out.append(p.until(b"*"))
-            out.append(p.command(b"n5 UID FETCH " + ",".join(str(i) for i in range(1, 8000)).encode() + b" FLAGS"))
+            out.append(
+                p.command(
+                    b"n5 UID FETCH "
+                    + ",".join(str(i) for i in range(1, 8000)).encode()
+                    + b" FLAGS"
+                )
+            )
             out.append(p.command(b"n6 UID SEARCH UID 1:4294967295"))
             out.append(p.command(b"n7 NOOP"))
             p.close()

@@ -41,7 +41,9 @@ class Base(TestCase):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.base = os.path.join(self.dir, "mail")
-        self.server = LoopbackServer(self.dir, self.base, password_file(self.dir), implicit=self.implicit)
+        self.server = LoopbackServer(
+            self.dir, self.base, password_file(self.dir), implicit=self.implicit
+        )
         self.addCleanup(self.server.stop)
         return deliver(self.server.store, USER, MESSAGE).addCallback(
             lambda _: deliver(self.server.store, USER, MULTIPART)
@@ -60,7 +62,9 @@ class ImaplibTests(Base):
             seen: dict[str, Any] = {}
             seen["select"] = c.select("INBOX")
             seen["fetch"] = c.fetch("1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)")
-            seen["structure"] = c.fetch("2", "(BODYSTRUCTURE BODY.PEEK[1] BINARY.PEEK[2] BODY.PEEK[2.MIME])")
+            seen["structure"] = c.fetch(
+                "2", "(BODYSTRUCTURE BODY.PEEK[1] BINARY.PEEK[2] BODY.PEEK[2.MIME])"
+            )
             seen["partial"] = c.fetch("1", "(BODY.PEEK[TEXT]<0.5>)")
             seen["flags_untouched"] = c.fetch("1:2", "(FLAGS)")
             seen["body_sets_seen"] = c.fetch("1", "(BODY[TEXT])")
@@ -73,7 +77,9 @@ class ImaplibTests(Base):
             seen["move"] = c.uid("MOVE", "1", "Archive.2026")
             seen["list"] = c.list()
             seen["status"] = c.status("Archive.2026", "(MESSAGES UIDNEXT UNSEEN)")
-            seen["append"] = c.append("Archive.2026", "(\\Draft)", None, b"Subject: x\r\n\r\ny\r\n")
+            seen["append"] = c.append(
+                "Archive.2026", "(\\Draft)", None, b"Subject: x\r\n\r\ny\r\n"
+            )
             seen["rename"] = c.rename("Archive.2026", "Old")
             seen["lsub"] = (c.subscribe("Old"), c.lsub())
             seen["delete_inbox"] = c.delete("INBOX")
@@ -88,7 +94,9 @@ class ImaplibTests(Base):
         self.assertEqual(typ, "OK")
         first = data[0]
         self.assertIn(b"UID 1 FLAGS (\\Recent) RFC822.SIZE %d" % len(MESSAGE), first)
-        self.assertIn(b'"=?utf-8?q?caf=C3=A9?= report" (("Bob Example" NIL "bob" "example.org"))', first)
+        self.assertIn(
+            b'"=?utf-8?q?caf=C3=A9?= report" (("Bob Example" NIL "bob" "example.org"))', first
+        )
         structure = seen["structure"][1]
         self.assertIn(b'("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 10 1', structure[0][0])
         self.assertIn(b'"MIXED" ("BOUNDARY" "xx")', structure[0][0])
@@ -96,7 +104,9 @@ class ImaplibTests(Base):
         self.assertEqual(structure[1][1], b"\x00\x01\x02\x03")
         self.assertIn(b"Content-Transfer-Encoding: base64", structure[2][1])
         self.assertEqual(seen["partial"][1][0][1], b"hello")
-        self.assertEqual(seen["flags_untouched"][1], [b"1 (FLAGS (\\Recent))", b"2 (FLAGS (\\Recent))"])
+        self.assertEqual(
+            seen["flags_untouched"][1], [b"1 (FLAGS (\\Recent))", b"2 (FLAGS (\\Recent))"]
+        )
         self.assertIn(b"FLAGS (\\Seen \\Recent)", seen["body_sets_seen"][1][1])
         self.assertEqual(seen["search"], ("OK", [b"1"]))
         self.assertEqual(seen["search_or"], ("OK", [b"2"]))
@@ -106,7 +116,9 @@ class ImaplibTests(Base):
         self.assertEqual(seen["move"][0], "OK")
         self.assertIn(b'(\\HasNoChildren) "." "Archive.2026"', seen["list"][1])
         self.assertIn(b'(\\Noselect \\HasChildren) "." "Archive"', seen["list"][1])
-        self.assertEqual(seen["status"], ("OK", [b'"Archive.2026" (MESSAGES 3 UIDNEXT 4 UNSEEN 1)']))
+        self.assertEqual(
+            seen["status"], ("OK", [b'"Archive.2026" (MESSAGES 3 UIDNEXT 4 UNSEEN 1)'])
+        )
         self.assertIn(b"[APPENDUID ", seen["append"][1][0])
         self.assertEqual(seen["rename"][0], "OK")
         self.assertEqual(seen["lsub"][1], ("OK", [b'() "." "Old"']))
@@ -148,7 +160,7 @@ class ImaplibTests(Base):
             c.logout()
             return typ, data
 
-        typ, data = await deferToThread(session)
+        typ, _data = await deferToThread(session)
         self.assertEqual(typ, "OK")
 
 

@@ -33,8 +33,12 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual(options["limits"].idle_timeout, 1800.0)
         options = tap.Options()
-        options.parseOptions(["--listen", "tcp:143", "--append-limit", "1000", "--allow-insecure-auth"])
-        self.assertEqual((options.config.listen, options.config.append_limit), (("tcp:143",), 1000))
+        options.parseOptions(
+            ["--listen", "tcp:143", "--append-limit", "1000", "--allow-insecure-auth"]
+        )
+        self.assertEqual(
+            (options.config.listen, options.config.append_limit), (("tcp:143",), 1000)
+        )
         for argv in (["--max-errors", "x"], ["--append-limit", "0"], ["--max-literal", "10"]):
             self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
 
@@ -44,16 +48,21 @@ class OptionsTests(SynchronousTestCase):
         assert isinstance(call, ast.Call)
         self.assertEqual(ast.unparse(call.func), "ServiceMaker")
         self.assertEqual(
-            tuple(ast.literal_eval(a) for a in call.args[:2]), ("netproto-imap", "netproto_twisted.imap4.tap")
+            tuple(ast.literal_eval(a) for a in call.args[:2]),
+            ("netproto-imap", "netproto_twisted.imap4.tap"),
         )
 
     def test_combined_section_and_default_ports(self) -> None:
-        config = config_from_toml_text('[imap]\nlisten = ["tcp:0"]\n', {"imap": tap.Config})["imap"]
+        config = config_from_toml_text('[imap]\nlisten = ["tcp:0"]\n', {"imap": tap.Config})[
+            "imap"
+        ]
         assert isinstance(config, tap.Config)
         self.assertEqual(config.listen, ("tcp:0",))
         path = Path(self.mktemp())
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("[smtp]\nenabled = false\n[socket]\nenabled = false\n[pop3]\nenabled = false\n")
+        path.write_text(
+            "[smtp]\nenabled = false\n[socket]\nenabled = false\n[pop3]\nenabled = false\n"
+        )
         svc = combined.build({"config": str(path), "data": self.mktemp()}, reactor)  # not started
         [imap] = [s for s in svc if s.name == "imap"]
         [listener] = [s for s in imap if isinstance(s, EndpointsService)]  # type: ignore[attr-defined]
@@ -84,7 +93,10 @@ class DaemonTests(SynchronousTestCase):
         self.assertIn("STARTTLS", c.capabilities)
         c.login(USER, PASSWORD)
         self.assertEqual(c.select("INBOX"), ("OK", [b"1"]))
-        self.assertEqual(c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1], b"Subject: hello\r\n\r\n")
+        self.assertEqual(
+            c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1],
+            b"Subject: hello\r\n\r\n",
+        )
         c.logout()
         self.assertIn(daemon.stop(signal.SIGTERM), (0, -signal.SIGTERM))
         self.assertIn("Server Shut Down.", daemon.output())

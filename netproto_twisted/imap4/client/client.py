@@ -16,15 +16,25 @@ import datetime
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal as TypingLiteral, cast
+from typing import Any, cast
+from typing import Literal as TypingLiteral
 
 from twisted.internet.defer import Deferred, DeferredQueue, ensureDeferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError, DNSLookupError
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory
 
-from netproto_twisted.core.sasl import choose_mechanism, client_mechanism, decode_challenge, encode_response
+from netproto_twisted.core.sasl import (
+    choose_mechanism,
+    client_mechanism,
+    decode_challenge,
+    encode_response,
+)
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.imap4.client.protocol import IMAPClientProtocol, Literal, Reply
 from netproto_twisted.imap4.errors import IMAPConnectionLost, IMAPError
@@ -239,12 +249,12 @@ class IMAPClient:
     # -- login --------------------------------------------------------------------------
 
     def starttls(self, options: IOpenSSLClientConnectionCreator | None = None) -> Deferred[Reply]:
-        """``STARTTLS``, then the handshake (verifying ``host`` by default); capabilities refreshed."""
+        """``STARTTLS``, then the handshake (verifying ``host`` by default)."""
         if options is None:
             options = client_options(self.host)
 
         def go(reply: Reply) -> Deferred[Reply]:
-            self.protocol.start_tls(options, server=False)  # type: ignore[arg-type]
+            self.protocol.start_tls(options, server=False)
             self.capabilities = frozenset()
             return self._run(b"CAPABILITY")
 
@@ -262,11 +272,18 @@ class IMAPClient:
         return self._run(b"CAPABILITY")
 
     def authenticate(
-        self, username: str, password: str, mechanism: str | None = None, *, allow_insecure: bool = False
+        self,
+        username: str,
+        password: str,
+        mechanism: str | None = None,
+        *,
+        allow_insecure: bool = False,
     ) -> Deferred[Reply]:
         """``AUTHENTICATE`` (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256), with SASL-IR when offered."""
         offered = [c[5:] for c in self.capabilities if c.startswith("AUTH=")]
-        name = mechanism or choose_mechanism(offered, self.is_secure, allow_plaintext_insecure=allow_insecure)
+        name = mechanism or choose_mechanism(
+            offered, self.is_secure, allow_plaintext_insecure=allow_insecure
+        )
         mech = client_mechanism(name, username, password)
         parts: list[bytes | Literal] = [b"AUTHENTICATE", mech.name.encode()]
         initial = mech.initial_response()
@@ -337,30 +354,41 @@ class IMAPClient:
         """``UNSUBSCRIBE``."""
         return self._run(b"UNSUBSCRIBE", self.mailbox(mailbox))
 
-    def list(self, reference: str = "", pattern: str = "*") -> Deferred[builtins.list[MailboxEntry]]:
+    def list(
+        self, reference: str = "", pattern: str = "*"
+    ) -> Deferred[builtins.list[MailboxEntry]]:
         """``LIST``."""
         return self._list(b"LIST", reference, pattern)
 
-    def lsub(self, reference: str = "", pattern: str = "*") -> Deferred[builtins.list[MailboxEntry]]:
+    def lsub(
+        self, reference: str = "", pattern: str = "*"
+    ) -> Deferred[builtins.list[MailboxEntry]]:
         """``LSUB``."""
         return self._list(b"LSUB", reference, pattern)
 
-    def _list(self, verb: bytes, reference: str, pattern: str) -> Deferred[builtins.list[MailboxEntry]]:
+    def _list(
+        self, verb: bytes, reference: str, pattern: str
+    ) -> Deferred[builtins.list[MailboxEntry]]:
         d = self._run(verb, self.mailbox(reference) if reference else b'""', self.mailbox(pattern))
         return d.addCallback(
             lambda r: [
-                MailboxEntry(u.data[0], u.data[1], self._name(u.data[2])) for u in r.of(verb.decode())
+                MailboxEntry(u.data[0], u.data[1], self._name(u.data[2]))
+                for u in r.of(verb.decode())
             ]
         )
 
-    def status(self, mailbox: str, items: Sequence[str] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN")) -> Deferred[dict[str, int]]:
+    def status(
+        self, mailbox: str, items: Sequence[str] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+    ) -> Deferred[dict[str, int]]:
         """``STATUS``: ``{"MESSAGES": 3, ...}``."""
         d = self._run(b"STATUS", self.mailbox(mailbox), ("(" + " ".join(items) + ")").encode())
         return d.addCallback(lambda r: next((u.data[1] for u in r.of("STATUS")), {}))
 
     def namespace(self) -> Deferred[Any]:
         """``NAMESPACE``: ``[personal, other, shared]`` as parsed lists."""
-        return self._run(b"NAMESPACE").addCallback(lambda r: next((u.data for u in r.of("NAMESPACE")), None))
+        return self._run(b"NAMESPACE").addCallback(
+            lambda r: next((u.data for u in r.of("NAMESPACE")), None)
+        )
 
     def append(
         self,
@@ -369,7 +397,7 @@ class IMAPClient:
         flags: Iterable[str] = (),
         date: datetime.datetime | float | None = None,
     ) -> Deferred[tuple[int, int] | None]:
-        """``APPEND`` (a literal): fire with ``(UIDVALIDITY, UID)`` when the server says (UIDPLUS)."""
+        """``APPEND`` (a literal): fire with ``(UIDVALIDITY, UID)`` from APPENDUID, or None."""
         parts: list[bytes | Literal] = [b"APPEND", self.mailbox(mailbox)]
         flag_list = list(flags)
         if flag_list:
@@ -394,15 +422,19 @@ class IMAPClient:
         return self._run(b"UNSELECT")
 
     def expunge(self, uids: str | Iterable[int] | None = None) -> Deferred[builtins.list[int]]:
-        """``EXPUNGE`` (``UID EXPUNGE set`` when ``uids``): fire with the expunged sequence numbers."""
+        """``EXPUNGE`` (``UID EXPUNGE`` with ``uids``): fire with the expunged numbers."""
         parts = [b"EXPUNGE"] if uids is None else [b"UID", b"EXPUNGE", message_set(uids)]
-        return self._run(*parts).addCallback(lambda r: [u.number for u in r.of("EXPUNGE")])
+
+        def numbers(reply: Reply) -> builtins.list[int]:
+            return [u.number or 0 for u in reply.of("EXPUNGE")]
+
+        return self._run(*parts).addCallback(numbers)
 
     def search(
         self, *criteria: str | bytes, uid: bool = False, charset: str | None = None,
         returns: Sequence[str] | None = None,
     ) -> Deferred[Any]:  # fmt: skip
-        """``SEARCH``: a list of numbers; with ``returns`` (ESEARCH) a dict (``min``, ``count``...)."""
+        """``SEARCH``: a list of numbers; with ``returns`` (ESEARCH) a dict."""
         parts: list[bytes | Literal] = [b"UID", b"SEARCH"] if uid else [b"SEARCH"]
         if returns is not None:
             parts.append(b"RETURN (" + " ".join(returns).encode() + b")")
@@ -435,24 +467,32 @@ class IMAPClient:
         self, messages: str | int | Iterable[int], flags: Iterable[str], mode: str = "+",
         *, uid: bool = False, silent: bool = False,
     ) -> Deferred[dict[int, dict[str, Any]]]:  # fmt: skip
-        """``STORE``: ``mode`` ``"+"``, ``"-"`` or ``""`` (replace); fire with the FETCH responses."""
+        """``STORE``: ``mode`` ``"+"``, ``"-"`` or ``""`` (replace); fire with the FETCHes."""
         item = _MODES[mode] + (b".SILENT" if silent else b"")
         parts = [b"UID", b"STORE"] if uid else [b"STORE"]
         d = self._run(*parts, message_set(messages), item, ("(" + " ".join(flags) + ")").encode())
         return d.addCallback(lambda r: _fetched(r, uid))
 
-    def copy(self, messages: str | int | Iterable[int], mailbox: str, *, uid: bool = False) -> Deferred[Any]:
+    def copy(
+        self, messages: str | int | Iterable[int], mailbox: str, *, uid: bool = False
+    ) -> Deferred[Any]:
         """``COPY``: fire with ``(uidvalidity, source set, destination set)`` (COPYUID) or None."""
         parts = [b"UID", b"COPY"] if uid else [b"COPY"]
-        return self._run(*parts, message_set(messages), self.mailbox(mailbox)).addCallback(_copyuid)
+        return self._run(*parts, message_set(messages), self.mailbox(mailbox)).addCallback(
+            _copyuid
+        )
 
-    def move(self, messages: str | int | Iterable[int], mailbox: str, *, uid: bool = False) -> Deferred[Any]:
+    def move(
+        self, messages: str | int | Iterable[int], mailbox: str, *, uid: bool = False
+    ) -> Deferred[Any]:
         """``MOVE`` (RFC 6851): fire with the COPYUID data, or None."""
         parts = [b"UID", b"MOVE"] if uid else [b"MOVE"]
-        return self._run(*parts, message_set(messages), self.mailbox(mailbox)).addCallback(_copyuid)
+        return self._run(*parts, message_set(messages), self.mailbox(mailbox)).addCallback(
+            _copyuid
+        )
 
     def idle(self) -> IdleSession:
-        """``IDLE`` (RFC 2177): notifications arrive on the session until :meth:`IdleSession.done`."""
+        """``IDLE`` (RFC 2177): notifications arrive until :meth:`IdleSession.done`."""
         session: IdleSession
         finished = self.protocol.command(b"IDLE", continuation=lambda _text: None)
         session = IdleSession(self, finished)
@@ -468,7 +508,9 @@ def _appenduid(reply: Reply) -> tuple[int, int] | None:
 
 
 def _copyuid(reply: Reply) -> Any:
-    codes = [(reply.tagged.code, reply.tagged.code_data)] + [(u.code, u.code_data) for u in reply.untagged if u.kind == "OK"]
+    codes = [(reply.tagged.code, reply.tagged.code_data)] + [
+        (u.code, u.code_data) for u in reply.untagged if u.kind == "OK"
+    ]
     for code, data in codes:
         if code == "COPYUID" and data:
             validity, source, dest = data.split()[:3]
@@ -537,7 +579,9 @@ def connect_imap(
 
     async def run() -> IMAPClient:
         try:
-            protocol = cast(IMAPClientProtocol, await target.connect(_ClientFactory(reactor, timeout)))
+            protocol = cast(
+                IMAPClientProtocol, await target.connect(_ClientFactory(reactor, timeout))
+            )
         except (ConnectError, DNSLookupError) as e:
             raise IMAPConnectionLost(f"cannot connect to {host}:{port}: {e}") from e
         try:
@@ -552,8 +596,12 @@ def connect_imap(
                     raise IMAPError("the server does not offer STARTTLS")
             if username is not None and password is not None:
                 offered = [c for c in client.capabilities if c.startswith("AUTH=")]
-                if mechanism is not None or (offered and "LOGINDISABLED" not in client.capabilities and tls != "none"):
-                    await client.authenticate(username, password, mechanism, allow_insecure=tls == "none")
+                if mechanism is not None or (
+                    offered and "LOGINDISABLED" not in client.capabilities and tls != "none"
+                ):
+                    await client.authenticate(
+                        username, password, mechanism, allow_insecure=tls == "none"
+                    )
                 else:
                     await client.login(username, password)
         except BaseException:

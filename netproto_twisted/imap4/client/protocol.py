@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -72,7 +71,10 @@ class IMAPClientProtocol(LineProtocol):
     max_line_length = MAX_RESPONSE_LINE
 
     def __init__(
-        self, clock: IReactorTime | None = None, timeout: float | None = 30.0, literal_plus: bool = False
+        self,
+        clock: IReactorTime | None = None,
+        timeout: float | None = 30.0,
+        literal_plus: bool = False,
     ) -> None:
         super().__init__()
         self.clock = clock
@@ -96,7 +98,7 @@ class IMAPClientProtocol(LineProtocol):
         *parts: bytes | Literal,
         continuation: Callable[[bytes], bytes | None] | None = None,
     ) -> Deferred[Reply]:
-        """Send ``tag parts...`` (bytes joined as they are; literals framed) and fire with the Reply.
+        """Send ``tag parts...`` (literals framed) and fire with the :class:`Reply`.
 
         ``continuation(text)`` answers ``+`` lines that are not literal
         go-aheads (SASL challenges, IDLE's ``+ idling``): return the line to
@@ -150,7 +152,12 @@ class IMAPClientProtocol(LineProtocol):
         if self._lost:
             d.callback(None)
         else:
-            self._closed.addBoth(lambda r: (d.callback(None), r)[1])
+
+            def fire(result: object) -> object:
+                d.callback(None)
+                return result
+
+            self._closed.addBoth(fire)
         return d
 
     def lose(self) -> None:
@@ -238,7 +245,9 @@ class IMAPClientProtocol(LineProtocol):
         else:
             status = response.status if response.status in ("NO", "BAD") else "BAD"
             cmd.deferred.errback(
-                IMAPReplyError(response.tag, status, response.text, response.code, response.code_data)
+                IMAPReplyError(
+                    response.tag, status, response.text, response.code, response.code_data
+                )
             )
         self._next()
 
@@ -252,7 +261,7 @@ class IMAPClientProtocol(LineProtocol):
 
     def timeout_expired(self) -> None:
         """No response in time while a command runs: fail and close."""
-        if self._current is not None and self._current.continuation is None or not self._greeted:
+        if (self._current is not None and self._current.continuation is None) or not self._greeted:
             self._fail_all(IMAPConnectionLost("timed out waiting for the server"))
             self.lose()
         else:
@@ -280,5 +289,3 @@ class IMAPClientProtocol(LineProtocol):
         self._fail_all(IMAPConnectionLost(f"connection closed{why}"))
         if not self._closed.called:
             self._closed.callback(None)
-
-

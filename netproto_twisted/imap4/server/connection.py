@@ -158,7 +158,9 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
         self._logout: Callable[[], None] | None = None
         self._password_failures = 0
         self._check: Deferred[Any] | None = None
-        self.untagged(f"OK [CAPABILITY {' '.join(self.capabilities())}] {settings.hostname} IMAP4 ready")
+        self.untagged(
+            f"OK [CAPABILITY {' '.join(self.capabilities())}] {settings.hostname} IMAP4 ready"
+        )
 
     # -- facts ------------------------------------------------------------------------
 
@@ -279,7 +281,9 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
                     self.user, folder, flags, when.timestamp() if when is not None else None
                 )
             except NoSuchMailbox:
-                self._refuse_literal(marker, status_line(tag, "NO", "no such mailbox", "TRYCREATE"))
+                self._refuse_literal(
+                    marker, status_line(tag, "NO", "no such mailbox", "TRYCREATE")
+                )
                 return
             except (InvalidName, CommandSyntaxError, ValueError):
                 self._refuse_literal(marker, status_line(tag, "BAD", "bad mailbox name"))
@@ -434,7 +438,11 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
     def id(self, req: Request) -> None:
         """``ID`` (RFC 2971)."""
         name, _, version = self.settings.implementation.partition("-")
-        self.untagged(b"ID (" + b" ".join([b'"name"', quote(name.encode()), b'"version"', quote(version.encode())]) + b")")
+        self.untagged(
+            b"ID ("
+            + b" ".join([b'"name"', quote(name.encode()), b'"version"', quote(version.encode())])
+            + b")"
+        )
         self.ok(req, "ID completed")
 
     def enable(self, req: Request) -> None:

@@ -14,6 +14,7 @@ import email.utils
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from netproto_twisted.imap4.server import mime
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
@@ -155,7 +156,9 @@ def fetch_batch(
     return out
 
 
-def _fetch_one(entry: FetchEntry, message: _Message, atts: Sequence[FetchAtt], with_uid: bool) -> bytes:
+def _fetch_one(
+    entry: FetchEntry, message: _Message, atts: Sequence[FetchAtt], with_uid: bool
+) -> bytes:
     info = entry.info
     items: list[bytes] = []
     names = {att.name for att in atts}
@@ -174,7 +177,11 @@ def _fetch_one(entry: FetchEntry, message: _Message, atts: Sequence[FetchAtt], w
         elif name == "ENVELOPE":
             items.append(b"ENVELOPE " + message.envelope())
         elif name in ("BODYSTRUCTURE", "BODY") and att.section is None:
-            items.append(name.encode() + b" " + encode(mime.body_structure(message.part(), name == "BODYSTRUCTURE")))
+            items.append(
+                name.encode()
+                + b" "
+                + encode(mime.body_structure(message.part(), name == "BODYSTRUCTURE"))
+            )
         elif name == "RFC822":
             items.append(b"RFC822 " + _literal(message.raw()))
         elif name == "RFC822.HEADER":
@@ -197,7 +204,9 @@ def _section(att: FetchAtt, message: _Message) -> bytes:
     elif att.name == "BODY" and section.text.startswith("HEADER.FIELDS") and not section.part:
         data = mime.section_bytes(message.header_part(), message.cached().header, section)
     else:
-        data = mime.section_bytes(message.part(), message.raw(), section, binary=att.name != "BODY")
+        data = mime.section_bytes(
+            message.part(), message.raw(), section, binary=att.name != "BODY"
+        )
     if att.name == "BINARY.SIZE":
         return label + b" %d" % len(data or b"")
     if data is None:
@@ -270,7 +279,7 @@ def _sent_date(message: _Message) -> datetime.date | None:
         return None
 
 
-def _match(key: SearchKey, entry: FetchEntry, message: _Message, ctx: SearchContext) -> bool:  # noqa: C901
+def _match(key: SearchKey, entry: FetchEntry, message: _Message, ctx: SearchContext) -> bool:
     name = key.name
     flags = entry.info.flags
     if name == "AND":
@@ -304,9 +313,9 @@ def _match(key: SearchKey, entry: FetchEntry, message: _Message, ctx: SearchCont
     if name == "UID":
         return _in(key.args[0], entry.info.uid, ctx.max_uid)
     if name == "LARGER":
-        return message.size() > int(key.args[0])  # type: ignore[call-overload]
+        return message.size() > cast(int, key.args[0])
     if name == "SMALLER":
-        return message.size() < int(key.args[0])  # type: ignore[call-overload]
+        return message.size() < cast(int, key.args[0])
     if name in ("BEFORE", "ON", "SINCE"):
         day = datetime.datetime.fromtimestamp(entry.info.internal_date).date()
         return _compare(name, day, key.args[0])
@@ -325,9 +334,7 @@ def _match(key: SearchKey, entry: FetchEntry, message: _Message, ctx: SearchCont
         needle = str(key.args[0])
         header = message.cached().header.decode("utf-8", "replace")
         return _contains(header, needle) or _contains(mime.body_text(message.part()), needle)
-    if name == "MODSEQ":
-        return True
-    return False
+    return name == "MODSEQ"
 
 
 def _compare(how: str, day: datetime.date, when: object) -> bool:
@@ -337,5 +344,3 @@ def _compare(how: str, day: datetime.date, when: object) -> bool:
     if how == "ON":
         return day == when
     return day >= when
-
-

@@ -3,9 +3,10 @@ NAMESPACE, STATUS and APPEND."""
 
 from __future__ import annotations
 
+import builtins
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -189,19 +190,23 @@ class MailboxCommands(SelectedCommands):
             self.no(req, "INBOX exists", "ALREADYEXISTS")
             return
         if old != INBOX:
-            self.wait(self.store.rename_folder(self.user, old, new), self._done(req, "RENAME completed"))
+            self.wait(
+                self.store.rename_folder(self.user, old, new), self._done(req, "RENAME completed")
+            )
             return
         user = self.user
 
         def move_all(_: None) -> Deferred[Any]:
             d = self.store.open_mailbox(user, INBOX, move_new=False)
 
-            def opened(box: MaildirMailbox) -> Deferred[Any]:
+            def opened(opened_box: Any) -> Deferred[Any]:
+                box = cast(MaildirMailbox, opened_box)
                 uids = [m.uid for m in box.messages]
                 copied = copy_messages(self.store, box, user, uids, new)
                 return copied.addCallback(lambda _: box.expunge(uids))
 
-            return d.addCallback(opened)
+            result: Deferred[Any] = d.addCallback(opened)
+            return result
 
         d = self.store.create_folder(user, new).addCallback(move_all)
         self.wait(d, self._done(req, "RENAME completed"))
@@ -211,7 +216,9 @@ class MailboxCommands(SelectedCommands):
         folder = self._name(req, req.mailbox)
         if folder is not None:
             assert self.user is not None
-            self.wait(self.store.subscribe(self.user, folder), self._done(req, "SUBSCRIBE completed"))
+            self.wait(
+                self.store.subscribe(self.user, folder), self._done(req, "SUBSCRIBE completed")
+            )
 
     def unsubscribe(self, req: Request) -> None:
         """``UNSUBSCRIBE mailbox``."""
@@ -244,7 +251,7 @@ class MailboxCommands(SelectedCommands):
         )
         self.wait(d, lambda result: self._listed(req, result, lsub=True))
 
-    def _patterns(self, req: Request) -> list[re.Pattern[str]] | None:
+    def _patterns(self, req: Request) -> builtins.list[re.Pattern[str]] | None:
         try:
             ref = self.folder_name(req.mailbox) if req.mailbox else ""
             pats = [self.folder_name(p) if p else "" for p in req.patterns]
@@ -261,8 +268,8 @@ class MailboxCommands(SelectedCommands):
         patterns = self._patterns(req)
         if patterns is None:
             return
-        selection = [str(o) for o in req.params.get("select", [])]  # type: ignore[attr-defined]
-        returns = [str(o) for o in req.params.get("return", [])]  # type: ignore[attr-defined]
+        selection = [str(o) for o in cast(Iterable[object], req.params.get("select", []))]
+        returns = [str(o) for o in cast(Iterable[object], req.params.get("return", []))]
         subs = set(subscribed)
         existing = set(folders)
         candidates = list(subscribed) if lsub or "SUBSCRIBED" in selection else list(folders)
@@ -275,11 +282,11 @@ class MailboxCommands(SelectedCommands):
                 if parent not in existing and parent not in implied:
                     implied.append(parent)
         verb = "LSUB" if lsub else "LIST"
-        status_items: list[str] = []
+        status_items: builtins.list[str] = []
         for option in returns:
             if option.startswith("(") and "STATUS" in returns:
                 status_items = option.strip("()").split()
-        names: list[str] = []
+        names: builtins.list[str] = []
         for name in [*candidates, *implied]:
             if not any(p.match(name) for p in patterns):
                 continue
@@ -289,7 +296,7 @@ class MailboxCommands(SelectedCommands):
                 continue
             names.append(name)
         for name in names:
-            attrs: list[str] = []
+            attrs: builtins.list[str] = []
             if name not in existing:
                 attrs.append("\\NonExistent" if not lsub and name in subs else "\\Noselect")
             if not lsub:
@@ -300,14 +307,18 @@ class MailboxCommands(SelectedCommands):
                     attrs.append(use)
                 if name in subs and ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection):
                     attrs.append("\\Subscribed")
-            self.untagged(f"{verb} ({' '.join(attrs)}) \".\" ".encode() + quote(self.wire_name(name)))
+            self.untagged(
+                f'{verb} ({" ".join(attrs)}) "." '.encode() + quote(self.wire_name(name))
+            )
         if not status_items:
             self.ok(req, f"{verb} completed")
             return
         selectable = [n for n in names if n in existing]
         self._status_each(req, selectable, status_items, f"{verb} completed")
 
-    def _status_each(self, req: Request, names: list[str], items: list[str], text: str) -> None:
+    def _status_each(
+        self, req: Request, names: builtins.list[str], items: builtins.list[str], text: str
+    ) -> None:
         if not names:
             self.ok(req, text)
             return
@@ -334,7 +345,7 @@ class MailboxCommands(SelectedCommands):
         folder = self._name(req, req.mailbox)
         if folder is None:
             return
-        items = [i for i in req.atoms]
+        items = list(req.atoms)
         unknown = [i for i in items if i not in _STATUS_ITEMS]
         if unknown:
             self.bad(req, f"unknown STATUS item {unknown[0][:20]}")
@@ -355,7 +366,7 @@ class MailboxCommands(SelectedCommands):
 
         self.wait(d, got)
 
-    def _send_status(self, folder: str, box: MaildirMailbox, items: list[str]) -> None:
+    def _send_status(self, folder: str, box: MaildirMailbox, items: builtins.list[str]) -> None:
         messages: tuple[MessageInfo, ...] = box.messages
         values = {
             "MESSAGES": len(messages),
@@ -372,12 +383,12 @@ class MailboxCommands(SelectedCommands):
     # -- APPEND -------------------------------------------------------------------------
 
     def append(self, req: Request) -> None:
-        """``APPEND mailbox [flags] [date] literal`` (MULTIAPPEND too): commit what was streamed."""
+        """``APPEND mailbox [flags] [date] literal`` (MULTIAPPEND too): commit the streamed."""
         folder = self._name(req, req.mailbox)
         if folder is None:
             return
         assert self.user is not None
-        writers: list[IAppendWriter] = []
+        writers: builtins.list[IAppendWriter] = []
         for message in req.messages:
             literal = message.literal
             if isinstance(literal, StreamedLiteral):
@@ -395,7 +406,11 @@ class MailboxCommands(SelectedCommands):
         self._commit_each(req, folder, writers, [])
 
     def _commit_each(
-        self, req: Request, folder: str, writers: list[IAppendWriter], done: list[Appended]
+        self,
+        req: Request,
+        folder: str,
+        writers: builtins.list[IAppendWriter],
+        done: builtins.list[Appended],
     ) -> None:
         if not writers:
             self._appended(req, folder, done)
@@ -413,7 +428,7 @@ class MailboxCommands(SelectedCommands):
 
         self.wait(first.commit(), committed)
 
-    def _appended(self, req: Request, folder: str, done: list[Appended]) -> None:
+    def _appended(self, req: Request, folder: str, done: builtins.list[Appended]) -> None:
         uids = ",".join(str(a.uid) for a in done)
         code = f"APPENDUID {done[0].uid_validity} {uids}" if done else None
         assert self.user is not None
@@ -424,5 +439,3 @@ class MailboxCommands(SelectedCommands):
             self.report_changes(req, "APPEND completed", code)
             return
         self.ok(req, "APPEND completed", code)
-
-

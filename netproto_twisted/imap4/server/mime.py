@@ -63,13 +63,13 @@ def parse_headers(header: bytes) -> list[tuple[str, bytes]]:
             continue
         if line[:1] in (b" ", b"\t"):
             if out:
-                name, value = out[-1]
-                out[-1] = (name, value + b" " + line.strip())
+                last, folded = out[-1]
+                out[-1] = (last, folded + b" " + line.strip())
             continue
-        name, sep, value = line.partition(b":")
+        raw_name, sep, value = line.partition(b":")
         if not sep:
             continue
-        out.append((name.strip().decode("ascii", "replace").lower(), value.strip()))
+        out.append((raw_name.strip().decode("ascii", "replace").lower(), value.strip()))
     return out
 
 
@@ -94,7 +94,9 @@ class Part:
         return None
 
 
-def _content_type(value: bytes | None, default: tuple[str, str]) -> tuple[str, str, list[tuple[str, str]]]:
+def _content_type(
+    value: bytes | None, default: tuple[str, str]
+) -> tuple[str, str, list[tuple[str, str]]]:
     if not value:
         kind, sub = default
         return kind, sub, [("charset", "us-ascii")] if kind == "text" else []
@@ -112,7 +114,9 @@ def _content_type(value: bytes | None, default: tuple[str, str]) -> tuple[str, s
     return kind, sub, params
 
 
-def parse_message(data: bytes, depth: int = 0, default: tuple[str, str] = ("text", "plain")) -> Part:
+def parse_message(
+    data: bytes, depth: int = 0, default: tuple[str, str] = ("text", "plain")
+) -> Part:
     """Parse an entity (a whole message at depth 0)."""
     header, body = split_header(data)
     headers = parse_headers(header)
@@ -123,7 +127,9 @@ def parse_message(data: bytes, depth: int = 0, default: tuple[str, str] = ("text
     if part.type == "multipart":
         boundary = dict(part.params).get("boundary")
         if boundary:
-            child_default = ("message", "rfc822") if part.subtype == "digest" else ("text", "plain")
+            child_default = (
+                ("message", "rfc822") if part.subtype == "digest" else ("text", "plain")
+            )
             part.children = [
                 parse_message(chunk, depth + 1, child_default)
                 for chunk in _split_multipart(body, boundary.encode("utf-8", "replace"))
@@ -222,7 +228,10 @@ def _disposition(part: Part) -> list[Any] | None:
     if not params:
         return None
     kind = params[0][0]
-    rest = [(k, email.utils.collapse_rfc2231_value(v) if isinstance(v, tuple) else str(v)) for k, v in params[1:]]
+    rest = [
+        (k, email.utils.collapse_rfc2231_value(v) if isinstance(v, tuple) else str(v))
+        for k, v in params[1:]
+    ]
     return [kind.encode("utf-8"), _params(rest)]
 
 

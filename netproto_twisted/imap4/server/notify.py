@@ -10,6 +10,7 @@ session on it, or by one poll per folder where inotify is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -105,7 +106,7 @@ class ChangeHub:
         if _inotify is not None:
             try:
                 if self._notifier is None:
-                    self._notifier = _inotify.INotify(self.reactor)  # type: ignore[arg-type]
+                    self._notifier = _inotify.INotify(self.reactor)
                     self._notifier.startReading()
                 for sub in ("new", "cur"):
                     self._notifier.watch(
@@ -142,10 +143,8 @@ class ChangeHub:
         self._stamps.pop(path, None)
         if self._notifier is not None:
             for sub in ("new", "cur"):
-                try:
+                with contextlib.suppress(KeyError):
                     self._notifier.ignore(FilePath(os.path.join(path, sub)))
-                except KeyError:
-                    pass
 
     def stop(self) -> None:
         """Drop every watch (at shutdown)."""
@@ -159,6 +158,9 @@ class ChangeHub:
 
 def _stamp(path: str) -> tuple[float, float]:
     try:
-        return (os.stat(os.path.join(path, "new")).st_mtime, os.stat(os.path.join(path, "cur")).st_mtime)
+        return (
+            os.stat(os.path.join(path, "new")).st_mtime,
+            os.stat(os.path.join(path, "cur")).st_mtime,
+        )
     except OSError:
         return (0.0, 0.0)

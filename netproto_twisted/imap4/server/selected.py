@@ -10,7 +10,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.imap4.server.commands import State
-from netproto_twisted.imap4.server.fetch import FetchEntry, SearchContext, fetch_batch, search_batch
+from netproto_twisted.imap4.server.fetch import (
+    FetchEntry,
+    SearchContext,
+    fetch_batch,
+    search_batch,
+)
 from netproto_twisted.imap4.server.state import Selected, SessionState
 from netproto_twisted.imap4.wire.commands import Request
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
@@ -161,7 +166,9 @@ class SelectedCommands(SessionState):
             seq = seqmap.seq(uid)
             if seq is not None:
                 entry = selected.entry(seq, uid)
-                self.untagged(f"{seq} FETCH (UID {uid} FLAGS ".encode() + flag_list(entry.flags) + b")")
+                self.untagged(
+                    f"{seq} FETCH (UID {uid} FLAGS ".encode() + flag_list(entry.flags) + b")"
+                )
 
     def report_changes(self, req: Request, text: str, code: str | None = None) -> None:
         """Report pending changes of the selected mailbox, then complete ``req``."""
@@ -234,7 +241,9 @@ class SelectedCommands(SessionState):
 
     # -- targets ------------------------------------------------------------------------
 
-    def _targets(self, req: Request, sequence: SequenceSet | None = None) -> list[tuple[int, int]] | None:
+    def _targets(
+        self, req: Request, sequence: SequenceSet | None = None
+    ) -> list[tuple[int, int]] | None:
         """``(seq, uid)`` of the messages a command names, or ``None`` after a ``BAD``."""
         selected = self.selected
         assert selected is not None
@@ -260,9 +269,11 @@ class SelectedCommands(SessionState):
         if targets is None:
             return
         atts = list(req.fetch)
-        unseen = [
-            uid for _seq, uid in targets if "\\Seen" not in selected.box.get(uid).flags
-        ] if not selected.read_only and any(a.sets_seen for a in atts) else []
+        unseen = (
+            [uid for _seq, uid in targets if "\\Seen" not in selected.box.get(uid).flags]
+            if not selected.read_only and any(a.sets_seen for a in atts)
+            else []
+        )
         if unseen and not any(a.name == "FLAGS" for a in atts):
             atts.append(FetchAtt("FLAGS"))
         if unseen:
@@ -401,7 +412,9 @@ class SelectedCommands(SessionState):
                         continue
                     entry = FetchEntry(seq, info, info.uid in selected.recent)
                     uid_part = b"UID %d " % info.uid if req.uid else b""
-                    out.append(b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid_part, flag_list(entry.flags)))
+                    out.append(
+                        b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid_part, flag_list(entry.flags))
+                    )
                 if out:
                     self.send(b"".join(out))
             self.ok(req, "STORE completed")
@@ -489,7 +502,12 @@ class SelectedCommands(SessionState):
                     self.no(req, f"{verb} failed, try later", "UNAVAILABLE")
                 return
             self.hub.changed(self.store.folder_path(user, folder), self.folder_changed)
-            code = f"COPYUID {result[0].uid_validity} {compress(uids)} {compress([a.uid for a in result])}" if result else None
+            code = (
+                f"COPYUID {result[0].uid_validity} {compress(uids)} "
+                f"{compress([a.uid for a in result])}"
+                if result
+                else None
+            )
             if not move:
                 self.ok(req, f"{verb} completed", code)
                 return

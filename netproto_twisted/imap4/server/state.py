@@ -14,6 +14,7 @@ from netproto_twisted.imap4.wire.commands import Request
 from netproto_twisted.imap4.wire.mutf7 import mutf7_decode, mutf7_encode
 from netproto_twisted.imap4.wire.serialise import status_line
 from netproto_twisted.imap4.wire.tokens import CommandSyntaxError
+from netproto_twisted.mailstore.interfaces import IAppendWriter
 from netproto_twisted.mailstore.maildir import MaildirMailbox, MaildirStore
 from netproto_twisted.mailstore.names import INBOX, is_inbox
 from netproto_twisted.mailstore.seqmap import SequenceMap
@@ -54,6 +55,7 @@ class SessionState(ConnectionBase):
     selected: Selected | None
     utf8: bool
     rev2: bool
+    _writers: list[IAppendWriter]
 
     # -- replies ------------------------------------------------------------------------
 
@@ -80,7 +82,11 @@ class SessionState(ConnectionBase):
     def folder_name(self, wire: bytes) -> str:
         """A mailbox name from the wire as the store names it (INBOX in any case is INBOX)."""
         try:
-            text = wire.decode("utf-8") if self.utf8 or not wire.isascii() else mutf7_decode(wire.decode("ascii"))
+            text = (
+                wire.decode("utf-8")
+                if self.utf8 or not wire.isascii()
+                else mutf7_decode(wire.decode("ascii"))
+            )
         except (UnicodeDecodeError, ValueError):
             raise CommandSyntaxError("bad mailbox name") from None
         return INBOX if is_inbox(text) else text

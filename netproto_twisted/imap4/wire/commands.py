@@ -42,7 +42,7 @@ class AppendMessage:
 
 @dataclass
 class Request:
-    """A parsed command: tag, verb (upper case; ``UID FETCH`` is ``FETCH`` with ``uid``) and arguments.
+    """A parsed command: tag, verb (``UID FETCH`` is ``FETCH`` with ``uid``) and arguments.
 
     The argument fields used depend on the verb; the others keep their defaults.
     """
@@ -78,7 +78,12 @@ def parse_date_time(text: str) -> datetime.datetime:
         offset = datetime.timedelta(hours=int(zh), minutes=int(zm))
         tz = datetime.timezone(-offset if sign == "-" else offset)
         return datetime.datetime(
-            int(year), _MONTHS.index(mon.lower()) + 1, int(day), int(hh), int(mm), int(ss),
+            int(year),
+            _MONTHS.index(mon.lower()) + 1,
+            int(day),
+            int(hh),
+            int(mm),
+            int(ss),
             tzinfo=tz,
         )
     except ValueError:
@@ -260,7 +265,7 @@ def _id(r: Reader, req: Request) -> None:
     r.depth -= 1
 
 
-def _args(verb: str, r: Reader, req: Request) -> None:  # noqa: C901 - one grammar per verb
+def _args(verb: str, r: Reader, req: Request) -> None:
     if verb in _NO_ARGS and not (verb == "EXPUNGE" and req.uid):
         return
     r.space()

@@ -1,4 +1,4 @@
-"""FETCH attributes: ``FLAGS``, ``ENVELOPE``, ``BODY.PEEK[1.2.HEADER.FIELDS (SUBJECT)]<0.100>`` ..."""
+"""FETCH attributes: ``FLAGS``, ``ENVELOPE``, ``BODY.PEEK[1.HEADER.FIELDS (TO)]<0.9>`` ..."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class FetchAtt:
         """Whether fetching it sets ``\\Seen`` (body contents without ``.PEEK``)."""
         if self.peek:
             return False
-        return self.section is not None and self.name != "BINARY.SIZE" or self.name in (
+        return (self.section is not None and self.name != "BINARY.SIZE") or self.name in (
             "RFC822", "RFC822.TEXT",
         )  # fmt: skip
 
@@ -124,7 +124,10 @@ def _name(reader: Reader) -> str:
 
 def _att(reader: Reader) -> FetchAtt:
     word = _name(reader)
-    if word in ("BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE") and reader.peek() == 0x5B:
+    if (
+        word in ("BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE")
+        and reader.peek() == 0x5B
+    ):
         section = parse_section(reader)
         partial = None
         if reader.maybe(b"<"):

@@ -158,7 +158,7 @@ class _Values:
         c = self.peek()
         if c == 0x28:
             self.pos += 1
-            out = []
+            out: list[Any] = []
             while True:
                 self.skip_space()
                 if self.peek() == 0x29:
@@ -212,7 +212,7 @@ class _Values:
                 break
             i += 1
         if i == start:
-            raise ResponseSyntaxError(f"unexpected {data[i:i + 1]!r}")
+            raise ResponseSyntaxError(f"unexpected {data[i : i + 1]!r}")
         self.pos = i
         text = data[start:i]
         if _NUMBER.match(text):
@@ -230,7 +230,7 @@ class _Values:
 def parse_values(data: bytes) -> list[Any]:
     """Every value of a line without literals (for tests and simple uses)."""
     v = _Values([data])
-    out = []
+    out: list[Any] = []
     while True:
         v.skip_space()
         if v.at_end():
@@ -265,7 +265,7 @@ def _params(value: Any) -> dict[str, str]:
     if not isinstance(value, list):
         return {}
     out = {}
-    for k, v in zip(value[::2], value[1::2]):
+    for k, v in zip(value[::2], value[1::2], strict=False):
         key = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)
         out[key.lower()] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
     return out
@@ -333,7 +333,7 @@ def fetch_items(value: Any) -> dict[str, Any]:
     if not isinstance(value, list):
         raise ResponseSyntaxError("FETCH data is not a list")
     items: dict[str, Any] = {}
-    for name, item in zip(value[::2], value[1::2]):
+    for name, item in zip(value[::2], value[1::2], strict=False):
         key = str(name).upper() if not isinstance(name, bytes) else name.decode().upper()
         if key == "FLAGS":
             item = tuple(str(f) for f in item or ())
@@ -390,15 +390,17 @@ def parse_response(segments: Sequence[bytes]) -> Tagged | Untagged | Continuatio
         raise ResponseSyntaxError(f"unparsable response: {e}") from None
 
 
-def _parse(segments: Sequence[bytes]) -> Tagged | Untagged | Continuation:  # noqa: C901
+def _parse(segments: Sequence[bytes]) -> Tagged | Untagged | Continuation:
     line = segments[0]
     if line.startswith(b"+"):
         return Continuation(line[2:] if line.startswith(b"+ ") else line[1:])
     tag, _, rest = line.partition(b" ")
     if tag != b"*":
         status, _, text = rest.partition(b" ")
-        code, data, human = _split_code(text.decode("utf-8", "replace"))
-        return Tagged(tag.decode("ascii", "replace"), status.decode().upper(), code, data, human)
+        code, code_data, human = _split_code(text.decode("utf-8", "replace"))
+        return Tagged(
+            tag.decode("ascii", "replace"), status.decode().upper(), code, code_data, human
+        )
     v = _Values(segments, 2)
     first = v.atom()
     if isinstance(first, int):
@@ -417,8 +419,8 @@ def _parse(segments: Sequence[bytes]) -> Tagged | Untagged | Continuation:  # no
     if kind in ("CAPABILITY", "ENABLED"):
         return Untagged(kind, None, tuple(v.rest_text().upper().split()))
     if kind in ("SEARCH", "SORT"):
-        text = v.rest_text()
-        nums = [int(x) for x in text.split() if x.isdigit()]
+        numbers = v.rest_text()
+        nums = [int(x) for x in numbers.split() if x.isdigit()]
         return Untagged(kind, None, nums)
     if kind == "ESEARCH":
         return Untagged(kind, None, _esearch(v))
@@ -445,20 +447,26 @@ def _parse(segments: Sequence[bytes]) -> Tagged | Untagged | Continuation:  # no
             name = str(name).encode("utf-8")
         v.skip_space()
         items = v.value()
-        return Untagged(kind, None, (name, {str(k).upper(): n for k, n in zip(items[::2], items[1::2])}))
+        return Untagged(
+            kind,
+            None,
+            (name, {str(k).upper(): n for k, n in zip(items[::2], items[1::2], strict=False)}),
+        )
     if kind == "ID":
         value = v.value()
         params = {}
         if isinstance(value, list):
-            params = {_text(k): (None if x is None else _text(x)) for k, x in zip(value[::2], value[1::2])}
+            params = {
+                _text(k): (None if x is None else _text(x))
+                for k, x in zip(value[::2], value[1::2], strict=False)
+            }
         return Untagged(kind, None, params)
     if kind == "NAMESPACE":
-        return Untagged(kind, None, [v.value(), _skip(v) or v.value(), _skip(v) or v.value()])
+        spaces: list[Any] = []
+        for _ in range(3):
+            v.skip_space()
+            spaces.append(v.value())
+        return Untagged(kind, None, spaces)
     if kind == "VANISHED":
         return Untagged(kind, None, v.rest_text())
     return Untagged(kind, None, v.rest_text())
-
-
-def _skip(v: _Values) -> None:
-    v.skip_space()
-

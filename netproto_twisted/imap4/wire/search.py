@@ -113,4 +113,3 @@ def parse_search(reader: Reader, charset: str = "utf-8") -> SearchKey:
         reader.space()
         keys.append(_key(reader, charset))
     return keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
-

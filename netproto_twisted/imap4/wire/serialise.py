@@ -76,5 +76,6 @@ def format_date_time(when: float | datetime.datetime) -> str:
     minutes = abs(minutes)
     return (
         f'"{when.day:2d}-{_MONTHS[when.month - 1]}-{when.year:04d} '
-        f'{when.hour:02d}:{when.minute:02d}:{when.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}"'
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} "
+        f'{sign}{minutes // 60:02d}{minutes % 60:02d}"'
     )

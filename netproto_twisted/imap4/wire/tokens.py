@@ -100,7 +100,7 @@ class SequenceSet:
         return ",".join(one(a) if a == b else f"{one(a)}:{one(b)}" for a, b in self.ranges)
 
     def merged(self, largest: int) -> list[tuple[int, int]]:
-        """The ranges with ``*`` as ``largest``, ordered and merged (at most ``largest``... no clip)."""
+        """The ranges with ``*`` as ``largest``, ordered and merged (not clipped)."""
         spans = []
         for a, b in self.ranges:
             a = largest if a == 0 else a
@@ -229,7 +229,11 @@ class Reader:
         start = self.pos
         end = start
         n = len(data)
-        while end < n and (data[end] not in _ATOM_SPECIALS or data[end] in extra) and data[end] < 0x80:
+        while (
+            end < n
+            and (data[end] not in _ATOM_SPECIALS or data[end] in extra)
+            and data[end] < 0x80
+        ):
             end += 1
         if end == start:
             raise CommandSyntaxError("expected an atom")
@@ -239,7 +243,7 @@ class Reader:
     def tag(self) -> str:
         """The command tag."""
         match = _TAG_RE.match(self.data, self.pos)
-        if match is None or b"+" in match.group(0) and False:
+        if match is None or (b"+" in match.group(0) and False):
             raise CommandSyntaxError("bad tag")
         text = match.group(0)
         if any(c in b"{[" for c in text):
