@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import contextlib
+
 from bench.harness import ServerProcess, ServerSpec  # noqa: E402
 from netproto_twisted.core.passwords import PasswordFile  # noqa: E402
 from tests.dovecot import Dovecot, missing  # noqa: E402
@@ -119,10 +121,8 @@ class Raw:
                 return total
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             self.command("LOGOUT")
-        except (ConnectionError, OSError):
-            pass
         self.sock.close()
 
 

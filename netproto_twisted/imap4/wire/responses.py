@@ -34,6 +34,17 @@ _NUMBER = re.compile(rb"\d+\Z")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _STATUS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
 _MAX_DEPTH = 100
+#: One response token (spaces before it skipped): a list's ends, a quoted string, a number,
+#: NIL, a literal marker ending the line part, or an atom (``BODY[HEADER.FIELDS (A B)]<0>``
+#: included: brackets belong to it).
+_TOKEN = re.compile(
+    rb' *(?:(?P<open>\()|(?P<close>\))|"(?P<quoted>(?:[^"\\\r\n]|\\.)*)"'
+    rb"|(?P<literal>~?\{\d+\+?\}\Z)"
+    rb"|(?P<number>\d+)(?=[ ()]|\Z)|(?P<nil>(?i:NIL))(?=[ ()]|\Z)"
+    rb"|(?P<atom>(?:[^ ()\[\]\r\n\"{]|\[[^\]]*\])+))",
+    re.DOTALL,
+)
+_UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 
 
 class ResponseSyntaxError(ValueError):
@@ -152,33 +163,47 @@ class _Values:
             self.pos += 1
 
     def value(self, depth: int = 0) -> Any:
-        if depth > _MAX_DEPTH:
-            raise ResponseSyntaxError("nested too deeply")
-        self.skip_space()
-        c = self.peek()
-        if c == 0x28:
-            self.pos += 1
-            out: list[Any] = []
-            while True:
-                self.skip_space()
-                if self.peek() == 0x29:
-                    self.pos += 1
-                    return out
-                if self.peek() == -1:
-                    raise ResponseSyntaxError("unterminated list")
-                out.append(self.value(depth + 1))
-        if c == 0x22:
-            return self.quoted()
-        if c in (0x7B, 0x7E) and LITERAL_MARKER.match(self.data, self.pos):
-            self.index += 1
-            if self.index + 1 >= len(self.segments) + 1 or self.index >= len(self.segments):
-                raise ResponseSyntaxError("literal missing")
-            payload = self.segments[self.index]
-            self.index += 1
-            self.data = self.segments[self.index] if self.index < len(self.segments) else b""
-            self.pos = 0
-            return payload
-        return self.atom()
+        """One value: a list is read iteratively, a token at a time, by one regex."""
+        stack: list[list[Any]] = []
+        token = _TOKEN.match
+        while True:
+            m = token(self.data, self.pos)
+            if m is None:
+                if self.pos >= len(self.data):
+                    raise ResponseSyntaxError("unexpected end of response")
+                raise ResponseSyntaxError(f"unexpected {self.data[self.pos : self.pos + 10]!r}")
+            self.pos = m.end()
+            kind = m.lastgroup
+            item: Any
+            if kind == "open":
+                if len(stack) + depth >= _MAX_DEPTH:
+                    raise ResponseSyntaxError("nested too deeply")
+                stack.append([])
+                continue
+            if kind == "close":
+                if not stack:
+                    raise ResponseSyntaxError("unbalanced )")
+                item = stack.pop()
+            elif kind == "quoted":
+                raw = m.group("quoted")
+                item = _UNESCAPE.sub(rb"\1", raw) if b"\\" in raw else raw
+            elif kind == "number":
+                item = int(m.group("number"))
+            elif kind == "nil":
+                item = None
+            elif kind == "literal":
+                self.index += 1
+                if self.index >= len(self.segments):
+                    raise ResponseSyntaxError("literal missing")
+                item = self.segments[self.index]
+                self.index += 1
+                self.data = self.segments[self.index] if self.index < len(self.segments) else b""
+                self.pos = 0
+            else:
+                item = m.group("atom").decode("utf-8", "replace")
+            if not stack:
+                return item
+            stack[-1].append(item)
 
     def quoted(self) -> bytes:
         data = self.data
