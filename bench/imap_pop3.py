@@ -21,6 +21,7 @@ Run: ``python bench/imap_pop3.py [--messages 10000] [--runs 3]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import poplib
 import random
@@ -37,8 +38,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-
-import contextlib
 
 from bench.harness import ServerProcess, ServerSpec  # noqa: E402
 from netproto_twisted.core.passwords import PasswordFile  # noqa: E402

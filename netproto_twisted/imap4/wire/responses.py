@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netproto_twisted.imap4.wire.tokens import LITERAL_MARKER
-
 __all__ = [
     "Address",
     "BodyStructure",
