@@ -166,12 +166,36 @@ def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
 # -- ENVELOPE ----------------------------------------------------------------------------
 
 
+#: The common address forms: ``a@b``, ``Name <a@b>``, ``"Name" <a@b>`` (no comments, groups
+#: or quoted commas); anything else goes to :func:`email.utils.getaddresses`.
+_SIMPLE_ADDRESS = re.compile(
+    r'\s*(?:(?:"(?P<qname>[^"\\]*)"|(?P<name>[^",<>()@:;\[\]\\]*?))\s*<(?P<a1>[^<>@\s",()]+@[^<>@\s",()]+)>'
+    r'|(?P<a2>[^<>@\s",()]+@[^<>@\s",()]+))\s*(?:,|\Z)'
+)
+
+
+def _split_simple(text: str) -> list[tuple[str, str]] | None:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _SIMPLE_ADDRESS.match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        name = m.group("qname") if m.group("qname") is not None else (m.group("name") or "")
+        out.append((name.strip(), m.group("a1") or m.group("a2")))
+        pos = m.end()
+    return out
+
+
 def _addresses(value: bytes | None) -> list[Any] | None:
     if not value:
         return None
     text = value.decode("utf-8", "surrogateescape")
     out: list[Any] = []
-    for name, addr in email.utils.getaddresses([text]):
+    pairs = _split_simple(text)
+    if pairs is None:
+        pairs = email.utils.getaddresses([text])
+    for name, addr in pairs:
         if not name and not addr:
             continue
         mailbox, at, host = addr.rpartition("@")

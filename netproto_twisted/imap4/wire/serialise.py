@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable
 
 __all__ = [
@@ -16,6 +17,9 @@ __all__ = [
 
 _CRLF = b"\r\n"
 _QUOTE_MAX = 512
+_UNQUOTABLE = re.compile(rb"[\r\n\x00]")
+#: What goes between quotes as it is: printable 7-bit without ``"`` and ``\``.
+_PLAIN = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7f]*")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -27,26 +31,34 @@ class Atom(str):
 
 def quote(data: bytes) -> bytes:
     """A string: quoted when short, 7-bit and without CR/LF/NUL, else a literal."""
-    if len(data) <= _QUOTE_MAX and data.isascii() and not any(c in data for c in b"\r\n\x00"):
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if len(data) <= _QUOTE_MAX:
+        if _PLAIN.fullmatch(data) is not None:
+            return b'"' + data + b'"'
+        if data.isascii() and _UNQUOTABLE.search(data) is None:
+            return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return b"{%d}\r\n" % len(data) + data
 
 
 def encode(value: object) -> bytes:
     """One value: ``None`` is NIL, ``int`` a number, ``bytes`` a string, :class:`Atom`/``str``
     an atom, a list or tuple a parenthesised list."""
+    kind = type(value)
+    if kind is bytes:
+        return quote(value)  # type: ignore[arg-type]
     if value is None:
         return b"NIL"
-    if isinstance(value, bytes):
-        return quote(value)
+    if kind is list or kind is tuple:
+        return b"(" + b" ".join([encode(v) for v in value]) + b")"  # type: ignore[attr-defined]
     if isinstance(value, bool):
         raise TypeError("no IMAP form for bool")
     if isinstance(value, int):
         return b"%d" % value
     if isinstance(value, str):
         return value.encode("utf-8")
+    if isinstance(value, bytes):
+        return quote(value)
     if isinstance(value, (list, tuple)):
-        return b"(" + b" ".join(encode(v) for v in value) + b")"
+        return b"(" + b" ".join([encode(v) for v in value]) + b")"
     raise TypeError(f"no IMAP form for {type(value).__name__}")
 
 
