@@ -141,7 +141,7 @@ class Dovecot:
             except (AssertionError, RuntimeError, OSError) as e:
                 problem = f"{e}; log: {self.log()}"
                 self.stop()
-                if "in use" not in problem:
+                if "in use" not in problem and "refused" not in problem:
                     break
         raise AssertionError(f"dovecot did not start: {problem}")
 

@@ -51,6 +51,8 @@ class _Cached:
     size: int
     header: bytes
     envelope: bytes | None = None
+    #: The parsed header fields (kept once a search or an envelope needed them).
+    fields: list[tuple[str, bytes]] | None = None
 
 
 class MessageCache:
@@ -116,8 +118,10 @@ class _Message:
         if self._part is not None:
             return self._part
         if self._header_part is None:
-            header = self.cached().header
-            self._header_part = mime.Part(header, b"", mime.parse_headers(header))
+            cached = self.cached()
+            if cached.fields is None:
+                cached.fields = mime.parse_headers(cached.header)
+            self._header_part = mime.Part(cached.header, b"", cached.fields)
         return self._header_part
 
     def envelope(self) -> bytes:

@@ -13,7 +13,7 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Address",
@@ -49,9 +49,8 @@ class ResponseSyntaxError(ValueError):
     """The server sent something that does not parse."""
 
 
-@dataclass(frozen=True)
-class Address:
-    """One envelope address."""
+class Address(NamedTuple):
+    """One envelope address (a named tuple: cheap to build by the thousand)."""
 
     name: bytes | None
     route: bytes | None
@@ -64,9 +63,8 @@ class Address:
         return f"{mailbox}@{host}" if host else mailbox
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """A FETCH ENVELOPE."""
+class Envelope(NamedTuple):
+    """A FETCH ENVELOPE (a named tuple)."""
 
     date: bytes | None
     subject: bytes | None
@@ -264,7 +262,11 @@ def parse_values(data: bytes) -> list[Any]:
 def _addresses(value: Any) -> tuple[Address, ...]:
     if not value:
         return ()
-    return tuple(Address(*(_bytes(x) for x in a[:4])) for a in value if isinstance(a, list))
+    return tuple(
+        Address(_bytes(a[0]), _bytes(a[1]), _bytes(a[2]), _bytes(a[3]))
+        for a in value
+        if isinstance(a, list) and len(a) >= 4
+    )
 
 
 def _bytes(value: Any) -> bytes | None:
