@@ -278,8 +278,8 @@ class CombinedDaemonTests(SynchronousTestCase):
 
     def test_keys_reach_the_relay(self) -> None:
         lines = [
-            "[socket]", "enabled = false", "[pop3]", "enabled = false", "[imap]", "enabled = false",
-            "[smtp]",
+            "[socket]", "enabled = false", "[pop3]", "enabled = false",
+            "[imap]", "enabled = false", "[smtp]",
             'listen = ["tcp:0:interface=127.0.0.1"]', "submission = []",
             *(f"{key} = {value!r}" for key, value in CHANGED.items()),
         ]  # fmt: skip
