@@ -53,6 +53,7 @@ COMPONENTS: dict[str, str] = {
     "http": "netproto_twisted.http.tap",
     "ftp": "netproto_twisted.ftp.tap",
     "telnet": "netproto_twisted.telnet.tap",
+    "imap": "netproto_twisted.imap4.tap",
 }
 
 

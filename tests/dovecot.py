@@ -56,11 +56,14 @@ class Dovecot:
         users: dict[str, str],
         protocols: Iterable[str] = ("pop3",),
         extra: str = "",
+        index: str = "MEMORY",
     ) -> None:
         self.base = base
         self.users = users
         self.protocols = tuple(protocols)
         self.extra = extra
+        #: Where Dovecot keeps its index: ``MEMORY`` (none kept), or a directory.
+        self.index = index
         # Outside _trial_temp: Dovecot's processes need +x on every parent directory.
         self.dir = tempfile.mkdtemp(prefix="dvc")
         os.chmod(self.dir, 0o755)
@@ -112,7 +115,7 @@ class Dovecot:
                 "ssl = no\n"
                 "disable_plaintext_auth = no\n"
                 "auth_mechanisms = plain login\n"
-                f"mail_location = maildir:{self.base}/%u:INDEX=MEMORY\n"
+                f"mail_location = maildir:{self.base}/%u:INDEX={self.index}\n"
                 f"{listeners}"
                 f"passdb {{\n  driver = passwd-file\n  args = {passwd}\n}}\n"
                 f"userdb {{\n  driver = passwd-file\n  args = {passwd}\n}}\n"
@@ -138,7 +141,7 @@ class Dovecot:
             except (AssertionError, RuntimeError, OSError) as e:
                 problem = f"{e}; log: {self.log()}"
                 self.stop()
-                if "in use" not in problem:
+                if "in use" not in problem and "refused" not in problem:
                     break
         raise AssertionError(f"dovecot did not start: {problem}")
 

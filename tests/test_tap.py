@@ -44,6 +44,9 @@ enabled = false
 [telnet]
 enabled = false
 
+[imap]
+enabled = false
+
 [[socket.services]]
 name = "echo"
 handler = "echo"
@@ -69,7 +72,9 @@ class BuildTests(SynchronousTestCase):
         cwd.mkdir()
         svc = tap.build({"data": str(cwd / "data")}, reactor)  # built, never started
         names = sorted(s.name for s in svc)
-        self.assertEqual(names, ["ftp", "http", "nntp", "pop3", "smtp", "socket", "telnet"])
+        self.assertEqual(
+            names, ["ftp", "http", "imap", "nntp", "pop3", "smtp", "socket", "telnet"]
+        )
         self.assertTrue((cwd / "data" / "tls" / "dev-cert.pem").exists())
         self.assertTrue(svc.context.tls.development)
         self.assertTrue(svc.context.tls.fingerprint().startswith("SHA256:"))
@@ -106,6 +111,7 @@ class BuildTests(SynchronousTestCase):
             "[http]\nenabled = false\n"
             "[ftp]\nenabled = false\n"
             "[telnet]\nenabled = false\n"
+            "[imap]\nenabled = false\n"
         )
         svc = tap.build({"config": str(path), "data": self.mktemp()}, MemoryReactorClock())
         self.assertEqual(list(svc), [])
@@ -165,6 +171,7 @@ class DaemonTests(SynchronousTestCase):
             "[http]\nenabled = false\n"
             "[ftp]\nenabled = false\n"
             "[telnet]\nenabled = false\n"
+            "[imap]\nenabled = false\n"
             f'[[socket.services]]\nname = "echo"\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
         daemon = Daemon(["netproto", "--config", "netproto.toml"], cwd)
         self.addCleanup(daemon.stop, signal.SIGKILL)

@@ -315,8 +315,17 @@ class MaildirFolder:
                 raise NoSuchMessage(info.uid) from None
             return open(os.path.join(self.path, *located), "rb")
 
-    def store_flags(self, info: MessageInfo, flags: Iterable[str], mode: FlagMode) -> MessageInfo:
-        """Change a message's flags by renaming its file into ``cur/``; return the new info."""
+    def store_flags(
+        self,
+        info: MessageInfo,
+        flags: Iterable[str],
+        mode: FlagMode,
+        keywords: KeywordTable | None = None,
+    ) -> MessageInfo:
+        """Change a message's flags by renaming its file into ``cur/``; return the new info.
+
+        ``keywords``: the folder's keyword table if the caller just read it.
+        """
         given = {canonical_flag(flag) for flag in flags}
         location: tuple[str, str] | None = (info.subdir, info.filename)
         for _attempt in range(5):
@@ -324,7 +333,8 @@ class MaildirFolder:
                 break
             subdir, name = location
             parsed = parse_filename(name)
-            keywords = self.read_keywords()
+            if keywords is None or _attempt:
+                keywords = self.read_keywords()
             current = set(flags_from_letters(parsed.letters, keywords))
             wanted = _combine(current, given, mode)
             letters, missing = letters_for_flags(wanted, keywords, keep=parsed.letters)
@@ -346,6 +356,18 @@ class MaildirFolder:
                 continue
             return new_info
         raise NoSuchMessage(info.uid)
+
+    def store_flags_batch(
+        self, infos: Iterable[MessageInfo], flags: Iterable[str], mode: FlagMode
+    ) -> list[MessageInfo]:
+        """:meth:`store_flags` for many messages: keywords assigned and read once."""
+        given = {canonical_flag(flag) for flag in flags}
+        keywords = self.read_keywords()
+        if mode is not FlagMode.REMOVE:
+            _letters, missing = letters_for_flags(given, keywords)
+            if missing:
+                keywords = self._assign_keywords(missing)
+        return [self.store_flags(info, given, mode, keywords) for info in infos]
 
     def expunge(self, infos: Iterable[MessageInfo]) -> list[int]:
         """Remove messages; return the UIDs removed (already-gone ones are included)."""

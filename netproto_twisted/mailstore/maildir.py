@@ -39,6 +39,7 @@ from netproto_twisted.mailstore.folder import (
 from netproto_twisted.mailstore.fsops import LOCK_TIMEOUT_SECONDS, FsOps
 from netproto_twisted.mailstore.interfaces import IMailbox, IMailStore
 from netproto_twisted.mailstore.names import INBOX, validate_folder
+from netproto_twisted.mailstore.seqmap import Changes
 from netproto_twisted.mailstore.tree import UserTree
 
 __all__ = ["TMP_CLEANUP_INTERVAL", "MaildirMailbox", "MaildirStore"]
@@ -224,6 +225,36 @@ class MaildirStore:
         """Remove a folder from ``subscriptions``."""
         return self._run(self._tree(user).set_subscribed, folder, False)
 
+    def folder_path(self, user: str, folder: str) -> str:
+        """The directory of ``user``'s ``folder`` (no I/O)."""
+        return self._tree(user).folder_path(validate_folder(folder))
+
+    def ensure_inbox(self, user: str) -> Deferred[None]:
+        """Create ``user``'s INBOX if it does not exist yet (IMAP logins see an empty one)."""
+        return self._run(self._tree(user).ensure_root)
+
+    def folder_exists(self, user: str, folder: str) -> bool:
+        """Whether ``user``'s ``folder`` exists (a few ``stat`` calls, on the caller's thread)."""
+        return self._tree(user).folder_exists(validate_folder(folder))
+
+    def append_message(
+        self,
+        user: str,
+        folder: str,
+        flags: Iterable[str] = (),
+        internal_date: float | None = None,
+    ) -> AppendWriter:
+        """Return a writer for a message appended to an existing folder (IMAP APPEND, COPY).
+
+        Raises :class:`NoSuchMailbox` when the folder does not exist (one
+        ``stat`` per directory, on the caller's thread).
+        """
+        tree = self._tree(user)
+        folder = validate_folder(folder)
+        if not tree.folder_exists(folder):
+            raise NoSuchMailbox(folder)
+        return self._append(self._folder(tree, folder), flags, internal_date)
+
     # -- used by MaildirMailbox ---------------------------------------------
 
     def _append(
@@ -289,6 +320,34 @@ class MaildirMailbox:
         )
         return d.addCallback(self._apply)
 
+    def refresh_changes(self, move_new: bool = True) -> Deferred[Changes]:
+        """Rescan the folder; fire with what changed since the last snapshot (:class:`Changes`)."""
+        before = {uid: info.flags for uid, info in self._by_uid.items()}
+        validity = self.uid_validity
+
+        def diff(messages: tuple[MessageInfo, ...]) -> Changes:
+            if self.uid_validity != validity:
+                return Changes(uid_validity_changed=True)
+            now = {info.uid: info.flags for info in messages}
+            return Changes(
+                added=tuple(sorted(uid for uid in now if uid not in before)),
+                expunged=tuple(sorted(uid for uid in before if uid not in now)),
+                flags_changed=tuple(
+                    sorted(uid for uid, f in now.items() if uid in before and before[uid] != f)
+                ),
+            )
+
+        return self.refresh(move_new).addCallback(diff)
+
+    @property
+    def target(self) -> MaildirFolder:
+        """The folder's blocking operations (run them in the store's thread pool)."""
+        return self._target
+
+    def run(self, f: Callable[..., _T], *args: Any) -> Deferred[_T]:
+        """Run blocking ``f(*args)`` where the store runs its disk work."""
+        return self._store._run(f, *args)
+
     def open_message(self, uid: int) -> Deferred[BinaryIO]:
         """Fire with the message opened for binary reading; the caller closes it."""
         info = self.get(uid)
@@ -302,7 +361,7 @@ class MaildirMailbox:
         wanted = list(flags)
 
         def work() -> list[MessageInfo]:
-            return [self._target.store_flags(info, wanted, mode) for info in infos]
+            return self._target.store_flags_batch(infos, wanted, mode)
 
         def update(updated: list[MessageInfo]) -> list[MessageInfo]:
             for info in updated:

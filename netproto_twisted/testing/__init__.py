@@ -39,6 +39,7 @@ from netproto_twisted.sockserv import make_sockserv_service
 from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
 from netproto_twisted.testing.http_server import ServedSite, serve_http
+from netproto_twisted.testing.mail import MailServers, start_mail_servers
 from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
 from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from netproto_twisted.testing.smtp import (
@@ -56,6 +57,7 @@ __all__ = [
     "LOOPBACK",
     "CapturedMail",
     "FTPTestServer",
+    "MailServers",
     "MemoryEndpoint",
     "MemorySMTPCapture",
     "NewsServer",
@@ -76,6 +78,7 @@ __all__ = [
     "serve_xmlrpc",
     "start_ftp_server",
     "start_news_server",
+    "start_mail_servers",
     "start_service",
     "start_smtp_capture",
     "telnet_server_factory",

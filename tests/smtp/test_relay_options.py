@@ -280,7 +280,8 @@ class CombinedDaemonTests(SynchronousTestCase):
         lines = [
             "[socket]", "enabled = false", "[pop3]", "enabled = false",
             "[nntp]", "enabled = false", "[http]", "enabled = false",
-            "[ftp]", "enabled = false", "[telnet]", "enabled = false", "[smtp]",
+            "[ftp]", "enabled = false", "[telnet]", "enabled = false",
+            "[imap]", "enabled = false", "[smtp]",
             'listen = ["tcp:0:interface=127.0.0.1"]', "submission = []",
             *(f"{key} = {value!r}" for key, value in CHANGED.items()),
         ]  # fmt: skip

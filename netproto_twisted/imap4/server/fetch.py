@@ -1,0 +1,350 @@
+"""FETCH and SEARCH over message files: run in the thread pool, a batch of messages per trip.
+
+:class:`MessageCache` remembers, per message file, its size with CRLF line
+endings, its header and its serialised ENVELOPE, so a warm ``FETCH 1:*
+(FLAGS RFC822.SIZE ENVELOPE)`` or a header SEARCH reads no file.  A Maildir
+file never changes content (only its name's flags), so entries never go
+stale; the cache is bounded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from netproto_twisted.imap4.server import mime
+from netproto_twisted.imap4.wire.fetchspec import FetchAtt
+from netproto_twisted.imap4.wire.search import SearchKey
+from netproto_twisted.imap4.wire.serialise import encode, flag_list, format_date_time
+from netproto_twisted.imap4.wire.tokens import SequenceSet
+from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
+
+__all__ = ["FetchEntry", "MessageCache", "fetch_batch", "search_batch"]
+
+_HEAD_READ = 16 * 1024
+_RECENT = "\\Recent"
+
+
+@dataclass(frozen=True)
+class FetchEntry:
+    """One message to fetch or search: its sequence number, info and recent mark."""
+
+    seq: int
+    info: MessageInfo
+    recent: bool = False
+
+    @property
+    def flags(self) -> list[str]:
+        """Its flags as the session shows them."""
+        flags = sorted(self.info.flags)
+        if self.recent:
+            flags.append(_RECENT)
+        return flags
+
+
+@dataclass
+class _Cached:
+    size: int
+    header: bytes
+    envelope: bytes | None = None
+    #: The parsed header fields (kept once a search or an envelope needed them).
+    fields: list[tuple[str, bytes]] | None = None
+
+
+class MessageCache:
+    """Sizes, headers and envelopes of message files, by file (see the module docstring)."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, folder: MaildirFolder, info: MessageInfo) -> str:
+        return folder.path + "\0" + info.base
+
+    def get(self, folder: MaildirFolder, info: MessageInfo) -> _Cached | None:
+        """The cached facts of a message, or ``None``."""
+        return self._entries.get(self._key(folder, info))
+
+    def put(self, folder: MaildirFolder, info: MessageInfo, entry: _Cached) -> None:
+        """Remember a message's facts."""
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[self._key(folder, info)] = entry
+
+
+class _Message:
+    """One message's data, loaded as far as needed (blocking)."""
+
+    def __init__(self, folder: MaildirFolder, info: MessageInfo, cache: MessageCache) -> None:
+        self.folder = folder
+        self.info = info
+        self.cache = cache
+        self._cached = cache.get(folder, info)
+        self._raw: bytes | None = None
+        self._part: mime.Part | None = None
+        self._header_part: mime.Part | None = None
+
+    def raw(self) -> bytes:
+        if self._raw is None:
+            with self.folder.open_message(self.info) as f:
+                self._raw = mime.crlf(f.read())
+            if self._cached is None:
+                header, _body = mime.split_header(self._raw)
+                self._cached = _Cached(len(self._raw), header)
+                self.cache.put(self.folder, self.info, self._cached)
+        return self._raw
+
+    def cached(self) -> _Cached:
+        if self._cached is None:
+            self.raw()
+        assert self._cached is not None
+        return self._cached
+
+    def size(self) -> int:
+        return self.cached().size
+
+    def part(self) -> mime.Part:
+        if self._part is None:
+            self._part = mime.parse_message(self.raw())
+        return self._part
+
+    def header_part(self) -> mime.Part:
+        if self._part is not None:
+            return self._part
+        if self._header_part is None:
+            cached = self.cached()
+            if cached.fields is None:
+                cached.fields = mime.parse_headers(cached.header)
+            self._header_part = mime.Part(cached.header, b"", cached.fields)
+        return self._header_part
+
+    def envelope(self) -> bytes:
+        cached = self.cached()
+        if cached.envelope is None:
+            cached.envelope = encode(mime.envelope(self.header_part()))
+        return cached.envelope
+
+
+def _literal(data: bytes, binary: bool = False) -> bytes:
+    if binary and b"\x00" in data:
+        return b"~{%d}\r\n" % len(data) + data
+    return b"{%d}\r\n" % len(data) + data
+
+
+def fetch_batch(
+    folder: MaildirFolder,
+    entries: Sequence[FetchEntry],
+    atts: Sequence[FetchAtt],
+    cache: MessageCache,
+    with_uid: bool,
+) -> list[bytes]:
+    """The ``* n FETCH (...)`` responses of ``entries`` (blocking: reads files as needed).
+
+    A message whose file vanished (expunged by another process) is left out.
+    """
+    out: list[bytes] = []
+    for entry in entries:
+        message = _Message(folder, entry.info, cache)
+        try:
+            out.append(_fetch_one(entry, message, atts, with_uid))
+        except (FileNotFoundError, LookupError) as e:
+            if isinstance(e, LookupError) and not type(e).__name__ == "NoSuchMessage":
+                raise
+            continue
+    return out
+
+
+def _fetch_one(
+    entry: FetchEntry, message: _Message, atts: Sequence[FetchAtt], with_uid: bool
+) -> bytes:
+    info = entry.info
+    items: list[bytes] = []
+    names = {att.name for att in atts}
+    if with_uid and "UID" not in names:
+        items.append(b"UID %d" % info.uid)
+    for att in atts:
+        name = att.name
+        if name == "UID":
+            items.append(b"UID %d" % info.uid)
+        elif name == "FLAGS":
+            items.append(b"FLAGS " + flag_list(entry.flags))
+        elif name == "RFC822.SIZE":
+            items.append(b"RFC822.SIZE %d" % message.size())
+        elif name == "INTERNALDATE":
+            items.append(b"INTERNALDATE " + format_date_time(info.internal_date).encode())
+        elif name == "ENVELOPE":
+            items.append(b"ENVELOPE " + message.envelope())
+        elif name in ("BODYSTRUCTURE", "BODY") and att.section is None:
+            items.append(
+                name.encode()
+                + b" "
+                + encode(mime.body_structure(message.part(), name == "BODYSTRUCTURE"))
+            )
+        elif name == "RFC822":
+            items.append(b"RFC822 " + _literal(message.raw()))
+        elif name == "RFC822.HEADER":
+            items.append(b"RFC822.HEADER " + _literal(message.cached().header))
+        elif name == "RFC822.TEXT":
+            items.append(b"RFC822.TEXT " + _literal(mime.split_header(message.raw())[1]))
+        elif att.section is not None:
+            items.append(_section(att, message))
+        elif name == "MODSEQ":
+            items.append(b"MODSEQ (1)")
+    return b"* %d FETCH (" % entry.seq + b" ".join(items) + b")\r\n"
+
+
+def _section(att: FetchAtt, message: _Message) -> bytes:
+    section = att.section
+    assert section is not None
+    label = att.response_name().encode()
+    if att.name == "BODY" and section.text == "HEADER" and not section.part:
+        data: bytes | None = message.cached().header
+    elif att.name == "BODY" and section.text.startswith("HEADER.FIELDS") and not section.part:
+        data = mime.section_bytes(message.header_part(), message.cached().header, section)
+    else:
+        data = mime.section_bytes(
+            message.part(), message.raw(), section, binary=att.name != "BODY"
+        )
+    if att.name == "BINARY.SIZE":
+        return label + b" %d" % len(data or b"")
+    if data is None:
+        return label + (b' ""' if att.name == "BODY" else b" NIL")
+    if att.partial is not None:
+        start, count = att.partial
+        data = data[start : start + count]
+    return label + b" " + _literal(data, binary=att.name == "BINARY")
+
+
+# -- SEARCH ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What SEARCH keys need besides the message: the largest sequence number and UID."""
+
+    max_seq: int
+    max_uid: int
+
+
+def search_batch(
+    folder: MaildirFolder,
+    entries: Sequence[FetchEntry],
+    key: SearchKey,
+    cache: MessageCache,
+    context: SearchContext,
+) -> list[FetchEntry]:
+    """The entries that match ``key`` (blocking: reads what the keys need)."""
+    out = []
+    for entry in entries:
+        message = _Message(folder, entry.info, cache)
+        try:
+            if _match(key, entry, message, context):
+                out.append(entry)
+        except FileNotFoundError:
+            continue
+        except LookupError as e:
+            if type(e).__name__ != "NoSuchMessage":
+                raise
+    return out
+
+
+def _in(seqset: object, value: int, largest: int) -> bool:
+    assert isinstance(seqset, SequenceSet)
+    for a, b in seqset.ranges:
+        a = largest if a == 0 else a
+        b = largest if b == 0 else b
+        if min(a, b) <= value <= max(a, b):
+            return True
+    return False
+
+
+def _header_values(message: _Message, name: str) -> list[str]:
+    name = name.lower()
+    return [mime.decoded_header(v) for k, v in message.header_part().headers if k == name]
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return needle.casefold() in haystack.casefold()
+
+
+def _sent_date(message: _Message) -> datetime.date | None:
+    value = message.header_part().get("date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value.decode("ascii", "replace")).date()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _match(key: SearchKey, entry: FetchEntry, message: _Message, ctx: SearchContext) -> bool:
+    name = key.name
+    flags = entry.info.flags
+    if name == "AND":
+        return all(_match(k, entry, message, ctx) for k in key.args)  # type: ignore[arg-type]
+    if name == "OR":
+        return any(_match(k, entry, message, ctx) for k in key.args)  # type: ignore[arg-type]
+    if name == "NOT":
+        return not _match(key.args[0], entry, message, ctx)  # type: ignore[arg-type]
+    if name == "ALL":
+        return True
+    simple = {
+        "ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
+        "FLAGGED": "\\Flagged", "SEEN": "\\Seen",
+    }  # fmt: skip
+    if name in simple:
+        return simple[name] in flags
+    if name.startswith("UN") and name[2:] in simple:
+        return simple[name[2:]] not in flags
+    if name == "RECENT":
+        return entry.recent
+    if name == "OLD":
+        return not entry.recent
+    if name == "NEW":
+        return entry.recent and "\\Seen" not in flags
+    if name == "KEYWORD":
+        return str(key.args[0]).lower() in {f.lower() for f in flags}
+    if name == "UNKEYWORD":
+        return str(key.args[0]).lower() not in {f.lower() for f in flags}
+    if name == "SEQ":
+        return _in(key.args[0], entry.seq, ctx.max_seq)
+    if name == "UID":
+        return _in(key.args[0], entry.info.uid, ctx.max_uid)
+    if name == "LARGER":
+        return message.size() > cast(int, key.args[0])
+    if name == "SMALLER":
+        return message.size() < cast(int, key.args[0])
+    if name in ("BEFORE", "ON", "SINCE"):
+        day = datetime.datetime.fromtimestamp(entry.info.internal_date).date()
+        return _compare(name, day, key.args[0])
+    if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+        sent = _sent_date(message)
+        return sent is not None and _compare(name[4:], sent, key.args[0])
+    if name in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
+        return any(_contains(v, str(key.args[0])) for v in _header_values(message, name))
+    if name == "HEADER":
+        field, text = str(key.args[0]), str(key.args[1])
+        values = _header_values(message, field)
+        return bool(values) and (not text or any(_contains(v, text) for v in values))
+    if name == "BODY":
+        return _contains(mime.body_text(message.part()), str(key.args[0]))
+    if name == "TEXT":
+        needle = str(key.args[0])
+        header = message.cached().header.decode("utf-8", "replace")
+        return _contains(header, needle) or _contains(mime.body_text(message.part()), needle)
+    return name == "MODSEQ"
+
+
+def _compare(how: str, day: datetime.date, when: object) -> bool:
+    assert isinstance(when, datetime.date)
+    if how == "BEFORE":
+        return day < when
+    if how == "ON":
+        return day == when
+    return day >= when
