@@ -50,8 +50,8 @@ from netproto_twisted.testing.smtp import (
     start_smtp_capture,
 )
 from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
-from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
 from netproto_twisted.testing.telnet import telnet_server_factory
+from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
 
 __all__ = [
     "LOOPBACK",
@@ -77,8 +77,8 @@ __all__ = [
     "serve_http",
     "serve_xmlrpc",
     "start_ftp_server",
-    "start_news_server",
     "start_mail_servers",
+    "start_news_server",
     "start_service",
     "start_smtp_capture",
     "telnet_server_factory",
