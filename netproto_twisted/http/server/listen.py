@@ -14,14 +14,16 @@ from dataclasses import dataclass
 
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web.http import H2_ENABLED
 
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.tls import server_context
 
 __all__ = ["ALPN_PROTOCOLS", "TLSEndpoint", "https_factory", "split_tls_endpoint"]
 
-#: What an HTTPS listener offers by ALPN, preferred first.
-ALPN_PROTOCOLS = (b"h2", b"http/1.1")
+#: What an HTTPS listener offers by ALPN, preferred first: ``h2`` only where
+#: twisted.web can speak it (its ``http2`` extra, h2 and priority, installed).
+ALPN_PROTOCOLS = (b"h2", b"http/1.1") if H2_ENABLED else (b"http/1.1",)
 _SPLIT = re.compile(r"(?<!\\):")
 _TLS_ARGS = ("privateKey", "certKey", "extraCertChain")
 
