@@ -68,6 +68,16 @@ class PythonShellTests(Listening):
         self.assertIn(b"r", echoed)
         self.assertEqual([s.state for s in self.factory.sessions], ["shell"])
 
+    async def test_non_ascii_input(self) -> None:
+        """UTF-8 typed at the prompt reaches the interpreter (one character cut across writes)."""
+        client = await self.client()
+        session = ScriptedSession(client, prompt=PY_PROMPT, timeout=10)
+        await session.login(b"alice", b"wonderland")
+        self.assertIn("'É'".encode(), await session.run("'é'.upper()".encode()))
+        client.write(b"len('\xe2\x82")
+        await client.read_until(b"'", timeout=10)  # the first half went out on its own
+        self.assertIn(b"\n1\n", await session.run(b"\xac')"))
+
     async def test_wrong_password_then_right(self) -> None:
         client = await self.client()
         session = ScriptedSession(client, prompt=PY_PROMPT, timeout=10)
