@@ -10,7 +10,10 @@ arrive split across writes), each character one position of the line.
 :class:`PtyShellFactory` runs a program on a pseudo-terminal
 (``spawnProcess(usePTY=True)``) with ``TERM`` from the client's terminal
 type; window-size changes (NAWS) reach it through ``TIOCSWINSZ``, and so
-``SIGWINCH``.  The program runs as the daemon's user.
+``SIGWINCH``.  The PTY is the connection's producer: while the client reads
+slower than the program writes, the server stops reading the PTY (the
+program blocks on its full terminal) instead of buffering its output.  The
+program runs as the daemon's user.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from twisted.conch import manhole
 from twisted.conch.insults import insults
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
-from twisted.internet.interfaces import IReactorProcess
+from twisted.internet.interfaces import IPushProducer, IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -264,6 +267,10 @@ class PtyShellFactory:
         process = self.reactor.spawnProcess(
             _PtyProtocol(output), self.argv[0], self.argv, env=env, path=self.path, usePTY=True
         )
+        # A slow client pauses reading from the PTY (the program then blocks
+        # on a full terminal) instead of its output piling up in memory.
+        if IPushProducer.providedBy(process):  # a PTY process is (its reads are)
+            output.register_producer(process)
         shell = _PtyShell(process)
         shell.window_changed(terminal.columns, terminal.rows)
         return shell

@@ -19,6 +19,9 @@ class _Output:
     def exit(self) -> None:
         self.exited = True
 
+    def register_producer(self, producer: object) -> None:
+        raise AssertionError("the Python shell has no producer")
+
 
 class Utf8InputTests(SynchronousTestCase):
     def setUp(self) -> None:
