@@ -377,7 +377,8 @@ class TelnetClient(ConnectionPlumbing, SessionHandler):
         """Join the terminal to the session until the connection closes (telnetlib's ``interact``).
 
         Keyboard input goes to the server as typed; what the server sends
-        (and anything buffered) goes to standard output.
+        (and anything buffered) goes to standard output.  A terminal on
+        standard input is in raw mode until the session ends.
         """
         from netproto_twisted.telnet.interact import run_interact
 

@@ -1,8 +1,17 @@
-"""telnetlib's ``interact``: a terminal (standard input and output) joined to a Telnet session."""
+"""telnetlib's ``interact``: a terminal (standard input and output) joined to a Telnet session.
+
+When standard input is a terminal it is put in raw mode (:func:`tty.setraw`:
+each key goes to the server as typed, the server echoes and edits) for the
+session, and its settings are restored when the session ends, or if
+joining fails.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import termios
+import tty
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import stdio
@@ -42,14 +51,31 @@ def run_interact(
         while view:
             view = view[os.write(stdout_fd, view) :]
 
-    client.attach_sink(out)
-    keyboard = stdio.StandardIO(  # type: ignore[call-arg]
-        _Keyboard(client), stdin=stdin_fd, stdout=stdout_fd, reactor=reactor
-    )
+    saved = termios.tcgetattr(stdin_fd) if os.isatty(stdin_fd) else None
+
+    def restore() -> None:
+        if saved is not None:
+            with contextlib.suppress(termios.error, OSError):  # the terminal is gone
+                termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+
+    try:
+        if saved is not None:
+            tty.setraw(stdin_fd, termios.TCSADRAIN)
+        client.attach_sink(out)
+        keyboard = stdio.StandardIO(  # type: ignore[call-arg]
+            _Keyboard(client), stdin=stdin_fd, stdout=stdout_fd, reactor=reactor
+        )
+    except BaseException:
+        client.attach_sink(None)
+        restore()
+        raise
 
     def done(result: object) -> None:
         client.attach_sink(None)
-        keyboard.loseConnection()
+        try:
+            restore()  # before the descriptors close
+        finally:
+            keyboard.loseConnection()
 
     d = client.closed()
     d.addBoth(done)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from twisted.internet.interfaces import IPushProducer
 from zope.interface import Attribute, Interface
 
 __all__ = ["IShell", "IShellFactory", "IShellOutput", "TerminalInfo"]
@@ -37,6 +38,13 @@ class IShellOutput(Interface):
 
     def exit() -> None:
         """The shell ended: close the connection once the output is sent."""
+
+    def register_producer(producer: IPushProducer) -> None:  # noqa: N805 (zope interface)
+        """Pause ``producer`` (the shell's output source) while the client is slow to read.
+
+        The connection's send buffer being full pauses it and its draining
+        resumes it; the connection closing stops it.
+        """
 
 
 class IShell(Interface):

@@ -27,7 +27,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -108,6 +108,7 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
         self._failures = 0
         self._check: Deferred[Any] | None = None
         self.shell: IShell | None = None
+        self._producer = False  # the shell's output source is registered with the transport
         self.started = time.time()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -171,9 +172,20 @@ class TelnetServerProtocol(ConnectionPlumbing, SessionHandler):
         self.bytes_out += len(data)
         self.send_raw(data)
 
+    def register_producer(self, producer: IPushProducer) -> None:
+        """Register the shell's output source with the transport (paused while it is full)."""
+        if not self._lost and self.transport is not None:
+            self.transport.registerProducer(producer, True)
+            self._producer = True
+
     def exit(self) -> None:
         """The shell ended: close the connection."""
         self.shell = None
+        if self._producer and not self._lost:
+            # A paused producer left registered would be resumed when the buffer
+            # drains, instead of the connection closing.
+            self._producer = False
+            self.transport.unregisterProducer()
         if not self._lost:
             self.transport.loseConnection()
 

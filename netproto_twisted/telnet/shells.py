@@ -3,16 +3,22 @@
 :class:`PythonShellFactory` runs Twisted's manhole (``twisted.conch.manhole``)
 on conch's terminal emulation (``twisted.conch.insults``): line editing,
 history on the arrow keys, and -- added here -- completion of names and
-attributes on Tab (:mod:`rlcompleter` over the shell's namespace).
+attributes on Tab (:mod:`rlcompleter` over the shell's namespace) and
+non-ASCII input: the terminal's bytes are read as UTF-8 (a character may
+arrive split across writes), each character one position of the line.
 
 :class:`PtyShellFactory` runs a program on a pseudo-terminal
 (``spawnProcess(usePTY=True)``) with ``TERM`` from the client's terminal
 type; window-size changes (NAWS) reach it through ``TIOCSWINSZ``, and so
-``SIGWINCH``.  The program runs as the daemon's user.
+``SIGWINCH``.  The PTY is the connection's producer: while the client reads
+slower than the program writes, the server stops reading the PTY (the
+program blocks on its full terminal) instead of buffering its output.  The
+program runs as the daemon's user.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import fcntl
 import os
@@ -25,7 +31,7 @@ from typing import Any
 from twisted.conch import manhole
 from twisted.conch.insults import insults
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
-from twisted.internet.interfaces import IReactorProcess
+from twisted.internet.interfaces import IPushProducer, IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -41,7 +47,33 @@ _MAX_COMPLETIONS = 200
 
 
 class CompletingManhole(manhole.ColoredManhole):
-    """Twisted's colouring manhole with Tab completion of names and attributes."""
+    """Twisted's colouring manhole with Tab completion and UTF-8 input.
+
+    Conch's line editor takes printable ASCII only (other bytes are dropped
+    with a warning); here bytes from 0x80 up go through an incremental UTF-8
+    decoder, and each decoded character enters the line as one element (its
+    UTF-8 bytes), so cursor motion, backspace and history count characters.
+    Malformed input becomes U+FFFD.
+    """
+
+    def connectionMade(self) -> None:
+        """Start the line editor with an empty UTF-8 decoder."""
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        self.utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def _characters(self, text: str) -> None:
+        for char in text:
+            self.characterReceived(char.encode("utf-8"), False)  # type: ignore[no-untyped-call]
+
+    def keystrokeReceived(self, keyID: object, modifier: object) -> None:
+        """Decode bytes from 0x80 up as UTF-8; pass every other key to the line editor."""
+        if isinstance(keyID, bytes) and len(keyID) == 1 and keyID[0] >= 0x80:
+            self._characters(self.utf8.decode(keyID))
+            return
+        if self.utf8.getstate()[0]:  # a sequence cut short by another key
+            self._characters(self.utf8.decode(b"", final=True))
+            self.utf8.reset()
+        super().keystrokeReceived(keyID, modifier)  # type: ignore[no-untyped-call]
 
     def handle_TAB(self) -> None:
         """Complete the word before the cursor; list the choices when there are several."""
@@ -235,6 +267,10 @@ class PtyShellFactory:
         process = self.reactor.spawnProcess(
             _PtyProtocol(output), self.argv[0], self.argv, env=env, path=self.path, usePTY=True
         )
+        # A slow client pauses reading from the PTY (the program then blocks
+        # on a full terminal) instead of its output piling up in memory.
+        if IPushProducer.providedBy(process):  # a PTY process is (its reads are)
+            output.register_producer(process)
         shell = _PtyShell(process)
         shell.window_changed(terminal.columns, terminal.rows)
         return shell

@@ -129,6 +129,10 @@ class OurServer(TestCase):
                 index, _, text = tn.expect([rb"'ababab'\r\n>>> ", rb"Error"], 20)
                 if b">>> \r\n>>> " in text:
                     return -2, text  # the CR LF after the password reached the shell
+                if index != 0:
+                    return index, text
+                tn.write("'é' * 2\r\n".encode())  # UTF-8 typed at the prompt
+                index, _, text = tn.expect(["'éé'\r\n>>> ".encode(), rb"Error"], 20)
                 return index, text
             finally:
                 tn.close()

@@ -7,9 +7,10 @@ from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.telnet._wire import DO, ECHO, IAC, NAWS, SB, SE, WILL, negotiation
+from netproto_twisted.telnet._wire import DO, ECHO, IAC, NAWS, SB, SE, SGA, WILL, negotiation
 from netproto_twisted.telnet.client import TelnetClient
 from netproto_twisted.telnet.errors import TelnetConnectionClosed, TelnetReadBusy, TelnetTimeout
 from netproto_twisted.telnet.script import ScriptedSession
@@ -148,3 +149,35 @@ class ScriptTests(SynchronousTestCase):
         clock.advance(5)
         failure = self.failureResultOf(d3, TelnetTimeout)
         self.assertIn(b"...", failure.value.text)
+
+
+class DebugLevelTests(SynchronousTestCase):
+    """``set_debuglevel``: every byte received and sent, and each negotiation, logged."""
+
+    def exchange(self, client: TelnetClient) -> list[str]:
+        with capturedLogs() as events:
+            client.dataReceived(negotiation(WILL, SGA) + b"hi")
+            client.write(b"x\xff")
+        self.assertEqual(self.successResultOf(client.read_very_eager()), b"hi")
+        return [formatEvent(e) for e in events]
+
+    def test_nothing_logged_at_level_zero(self) -> None:
+        client, transport, _ = connected()
+        self.assertEqual(client.debuglevel, 0)
+        self.assertEqual(self.exchange(client), [])
+        self.assertEqual(transport.value(), negotiation(DO, SGA) + b"x\xff\xff")
+
+    def test_level_one_logs_both_directions(self) -> None:
+        client, _, _ = connected()
+        client.set_debuglevel(1)
+        self.assertEqual(
+            self.exchange(client),
+            [
+                "telnet recv b'\\xff\\xfb\\x03hi'",  # the bytes as they arrived
+                "telnet recv IAC WILL SGA",  # the negotiation, named
+                "telnet send b'\\xff\\xfd\\x03'",  # the engine's answer
+                "telnet send b'x\\xff\\xff'",  # write(): IAC doubled, as sent
+            ],
+        )
+        client.set_debuglevel(0)
+        self.assertEqual(self.exchange(client), [])

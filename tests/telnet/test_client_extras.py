@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import termios
 import textwrap
 
 from twisted.internet import reactor
@@ -51,6 +52,52 @@ class InteractTests(TestCase):
         await done
         os.close(stdin_w)
         os.close(stdout_r)
+
+    async def test_interact_puts_a_terminal_in_raw_mode(self) -> None:
+        """A pty as standard input: raw while the session runs, its settings restored after."""
+        port = reactor.listenTCP(0, Factory.forProtocol(Shouter), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = await connect_telnet(
+            reactor, "127.0.0.1", port.getHost().port, policy=OptionPolicy()
+        )
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        # The terminal's settings are seen through a descriptor of our own (interact
+        # closes the one it was given).
+        probe = os.open(os.ttyname(slave), os.O_RDWR | os.O_NOCTTY)
+        self.addCleanup(os.close, probe)
+        before = termios.tcgetattr(probe)
+        self.assertTrue(before[3] & termios.ICANON and before[3] & termios.ECHO)
+        stdout_r, stdout_w = os.pipe()
+        self.addCleanup(os.close, stdout_r)
+        done = client.interact(reactor, slave, stdout_w)
+        raw = termios.tcgetattr(probe)
+        self.assertFalse(raw[3] & (termios.ICANON | termios.ECHO | termios.ISIG))
+        # Keys reach the server as typed: no line end needed, no local echo.
+        os.write(master, b"abc")
+        seen = b""
+        while b"ABC" not in seen:
+            seen += await deferToThread(os.read, stdout_r, 4096)
+        self.assertTrue(seen.startswith(b"hello\r\n"))
+        os.write(master, b"bye")
+        await done
+        self.assertEqual(termios.tcgetattr(probe), before)
+
+    def test_terminal_restored_when_joining_fails(self) -> None:
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        before = termios.tcgetattr(slave)
+
+        class Broken:
+            def attach_sink(self, sink: object) -> None:
+                if sink is not None:
+                    raise RuntimeError("no sink")
+
+        from netproto_twisted.telnet.interact import run_interact
+
+        self.assertRaises(RuntimeError, run_interact, Broken(), reactor, slave, 1)
+        self.assertEqual(termios.tcgetattr(slave), before)
 
 
 class BlockingTests(TestCase):

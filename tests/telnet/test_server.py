@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -67,6 +67,16 @@ class PythonShellTests(Listening):
         echoed = await client.read_until(b"user", timeout=10)
         self.assertIn(b"r", echoed)
         self.assertEqual([s.state for s in self.factory.sessions], ["shell"])
+
+    async def test_non_ascii_input(self) -> None:
+        """UTF-8 typed at the prompt reaches the interpreter (one character cut across writes)."""
+        client = await self.client()
+        session = ScriptedSession(client, prompt=PY_PROMPT, timeout=10)
+        await session.login(b"alice", b"wonderland")
+        self.assertIn("'É'".encode(), await session.run("'é'.upper()".encode()))
+        client.write(b"len('\xe2\x82")
+        await client.read_until(b"'", timeout=10)  # the first half went out on its own
+        self.assertIn(b"\n1\n", await session.run(b"\xac')"))
 
     async def test_wrong_password_then_right(self) -> None:
         client = await self.client()
@@ -162,6 +172,43 @@ class PtyShellTests(Listening):
                 await client.read_some() or (_ for _ in ()).throw(TelnetConnectionClosed())
 
 
+class PtyBackpressureTests(Listening):
+    """A client that stops reading pauses the server's reads from the PTY."""
+
+    shell = PtyShellFactory(reactor, ["/bin/sh"], env={"PS1": "$ "})
+    total = 4_000_000
+
+    async def test_slow_client_pauses_the_program(self) -> None:
+        client = await self.client()
+        session = ScriptedSession(client, prompt=rb"\$ $", timeout=10)
+        await session.login(b"alice", b"wonderland")
+        (server,) = self.factory.sessions
+        process = server.shell.process
+        # Small socket buffers on both ends, so that a few KiB fill the path.
+        client.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        server.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        client.transport.pauseProducing()  # the client stops reading
+        client.write(b"head -c %d /dev/zero | tr '\\0' x; echo; echo EN''D; exit\r" % self.total)
+        for _ in range(500):  # until the server stops reading the PTY (at most 5 s)
+            await deferLater(reactor, 0.01, lambda: None)
+            if server.bytes_out > 20_000 and process not in reactor.getReaders():
+                break
+        self.assertNotIn(process, reactor.getReaders())
+        # The program's output did not pile up in the server: it waits in the PTY.
+        stalled = server.bytes_out
+        self.assertLess(stalled, self.total // 4)
+        await deferLater(reactor, 0.05, lambda: None)
+        self.assertLess(server.bytes_out - stalled, 65536)
+        self.assertIsNotNone(process.pid)  # still running, blocked on its terminal
+        client.transport.resumeProducing()
+        # All of it arrives, then the shell exits and the connection closes (at once:
+        # the PTY, done, no longer holds the connection open as its producer).
+        text = await client.read_all().addTimeout(10, reactor)
+        self.assertGreaterEqual(text.count(b"x"), self.total)
+        self.assertLess(text.count(b"x"), self.total + 10)  # (the echoed command line)
+        self.assertIn(b"\r\nEND\r\n", text)
+
+
 class LoginTimeoutTests(SynchronousTestCase):
     def test_login_times_out(self) -> None:
         clock = Clock()
@@ -195,3 +242,20 @@ class LoginTimeoutTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         protocol.connectionLost()
         self.assertEqual(factory.sessions, set())
+
+
+class ProducerTests(SynchronousTestCase):
+    def test_exit_unregisters_the_shell_producer(self) -> None:
+        """The shell ending unregisters its producer first: a paused one would hold the close."""
+        factory = telnet_server_factory(Clock(), USERS, self.mktemp())
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        producer = StringTransport()  # (an IPushProducer)
+        protocol.register_producer(producer)
+        self.assertIs(transport.producer, producer)
+        self.assertTrue(transport.streaming)
+        protocol.exit()
+        self.assertIsNone(transport.producer)
+        self.assertTrue(transport.disconnecting)
+        protocol.exit()  # (again: nothing left to unregister)

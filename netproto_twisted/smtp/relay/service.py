@@ -216,6 +216,21 @@ class Relay(Service):
         for conn in [*self._live, *self._closing]:
             conn.client.close()
 
+    def queue_status(self) -> dict[str, int]:
+        """Count the entries: ``queued`` (all), ``active``, ``deferred`` (due later), ``held``.
+
+        Read-only, from memory (the admin console shows it); an entry's age
+        is on disk (:meth:`Spool.scan <netproto_twisted.smtp.relay.queue.Spool.scan>`).
+        """
+        now = self.reactor.seconds()
+        slots = [s for s in map(self.index.get, self.index) if s is not None]
+        return {
+            "queued": len(self.index),
+            "active": len(self._busy),
+            "deferred": sum(1 for s in slots if s.due is not None and s.due > now),
+            "held": sum(1 for s in slots if s.held),
+        }
+
     # --- entries and scheduling -----------------------------------------------------------
 
     def _summary(self, entry: QueueEntry) -> tuple[str, float, bool]:
