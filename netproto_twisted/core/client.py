@@ -69,9 +69,12 @@ class ReplyQueueProtocol(LineProtocol, Generic[_P, _G]):
     :ivar greeting: fires with the greeting (:meth:`greet`), or fails.
     :cvar lost_error: the protocol's error for a closed or timed-out connection,
         built from a message.
+    :cvar closed_message: its message when the connection has closed.
     """
 
     lost_error: ClassVar[type[Exception]] = NetprotoError
+    #: What :attr:`lost_error` says when the connection has closed.
+    closed_message: ClassVar[str] = "connection closed"
 
     def __init__(self, clock: IReactorTime | None = None, timeout: float | None = 30.0) -> None:
         super().__init__()
@@ -178,17 +181,17 @@ class ReplyQueueProtocol(LineProtocol, Generic[_P, _G]):
         self._lost = True
         super().connectionLost(reason)
         why = "" if reason.check(ConnectionDone) else f": {reason.getErrorMessage()}"
-        self.fail_all(self.lost_error(f"connection closed{why}"))
+        self.fail_all(self.lost_error(f"{self.closed_message}{why}"))
         if not self._closed.called:
             self._closed.callback(None)
 
 
 class ReplyQueueFactory(Factory, Generic[_Proto]):
-    """Builds one client protocol with a clock and a reply timeout."""
+    """Builds client protocols as ``protocol_class(clock=clock, timeout=timeout)``."""
 
     def __init__(
         self,
-        protocol_class: Callable[[IReactorTime, float | None], _Proto],
+        protocol_class: Callable[..., _Proto],
         clock: IReactorTime,
         timeout: float | None,
     ) -> None:
@@ -198,7 +201,7 @@ class ReplyQueueFactory(Factory, Generic[_Proto]):
 
     def buildProtocol(self, addr: object) -> _Proto:
         """A new protocol on this factory's clock and timeout."""
-        protocol = self.protocol_class(self.clock, self.timeout)
+        protocol = self.protocol_class(clock=self.clock, timeout=self.timeout)
         protocol.factory = self
         return protocol
 

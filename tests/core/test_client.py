@@ -131,6 +131,16 @@ class ReplyQueueTests(unittest.SynchronousTestCase):
         self.failureResultOf(p.greeting, Lost)
         self.assertTrue(transport.disconnecting)
 
+    def test_closed_message(self) -> None:
+        class Control(Echo):
+            closed_message = "control connection closed"
+
+        p = Control(MemoryReactorClock())
+        p.makeConnection(StringTransport())
+        p.connectionLost(Failure(defer.CancelledError()))
+        failure = self.failureResultOf(p.greeting, Lost)
+        self.assertTrue(str(failure.value).startswith("control connection closed: "))
+
     def test_lose_once_closed_is_harmless(self) -> None:
         p, transport, _ = connect()
         p.connectionLost(Failure(ConnectionLost()))
