@@ -15,19 +15,26 @@ server answers requests in order (POP3, NNTP, the FTP control connection):
 
 A subclass parses the replies (``line_received``) and takes each answered
 request off the queue (:meth:`ReplyQueueProtocol.next_pending`,
-:meth:`ReplyQueueProtocol.pop_pending`).  :func:`open_client` is the
-connect step of a ``connect_*`` function: connect, run the session set-up,
-and close again if that fails.
+:meth:`ReplyQueueProtocol.pop_pending`).  A ``connect_*`` function takes
+its endpoint, port and TLS options from :func:`client_target`, then
+:func:`open_client` connects, runs the session set-up, and closes again if
+that fails.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ConnectError, ConnectionDone, DNSLookupError
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -39,12 +46,16 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.errors import NetprotoError
 from netproto_twisted.core.lineproto import LineProtocol
+from netproto_twisted.core.net import canonical_ip
+from netproto_twisted.core.tls import client_options
 
 __all__ = [
+    "ClientTarget",
     "PendingReply",
     "ReplyQueueFactory",
     "ReplyQueueProtocol",
     "client_endpoint",
+    "client_target",
     "open_client",
 ]
 
@@ -215,12 +226,74 @@ def client_endpoint(
     implicit_tls: IOpenSSLClientConnectionCreator | None = None,
     endpoint: IStreamClientEndpoint | None = None,
 ) -> IStreamClientEndpoint:
-    """A TCP endpoint to *host* (or *endpoint*), wrapped in TLS when *implicit_tls* is given."""
+    """A TCP endpoint to *host* (or *endpoint*), wrapped in TLS when *implicit_tls* is given.
+
+    An IP address as *host* is connected to directly (no resolver round trip
+    through the thread pool); a name goes through ``HostnameEndpoint``.
+    """
     if endpoint is None:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        address = canonical_ip(host)
+        if address is None:
+            endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        elif ":" in address:
+            endpoint = TCP6ClientEndpoint(reactor, address, port, timeout=timeout)
+        else:
+            endpoint = TCP4ClientEndpoint(reactor, address, port, timeout=timeout)
     if implicit_tls is not None:
         endpoint = wrapClientTLS(implicit_tls, endpoint)
     return endpoint
+
+
+@dataclass(frozen=True)
+class ClientTarget:
+    """Where a ``connect_*`` function connects, from :func:`client_target`."""
+
+    #: The endpoint (TLS-wrapped under implicit TLS).
+    endpoint: IStreamClientEndpoint
+    #: The port (the protocol's default for the TLS mode when none was given).
+    port: int
+    #: The TLS client options (``None`` when ``tls`` is ``"none"`` and none were given).
+    tls_options: IOpenSSLClientConnectionCreator | None
+    #: ``host:port``, for error messages.
+    where: str
+
+
+def client_target(
+    reactor: Any,
+    host: str,
+    port: int | None,
+    *,
+    tls: str,
+    modes: Sequence[str],
+    default_ports: tuple[int, int],
+    tls_options: IOpenSSLClientConnectionCreator | None,
+    timeout: float,
+    endpoint: IStreamClientEndpoint | None = None,
+) -> ClientTarget:
+    """Check *tls* against *modes* and work out the endpoint, port and TLS options.
+
+    ``default_ports`` is ``(plain, implicit TLS)``; the TLS mode ``"implicit"``
+    wraps the endpoint in TLS, ``"none"`` needs no options, any other mode
+    (STARTTLS and the like) gets options verifying *host* unless some are given.
+    Raises :class:`ValueError` for a mode not in *modes*.
+    """
+    if tls not in modes:
+        raise ValueError(f"tls must be one of {tuple(modes)}, not {tls!r}")
+    implicit = tls == "implicit"
+    if port is None:
+        port = default_ports[1] if implicit else default_ports[0]
+    options = tls_options
+    if options is None and tls != "none":
+        options = client_options(host)
+    target = client_endpoint(
+        reactor,
+        host,
+        port,
+        timeout=timeout,
+        implicit_tls=options if implicit else None,
+        endpoint=endpoint,
+    )
+    return ClientTarget(target, port, options, f"{host}:{port}")
 
 
 async def open_client(

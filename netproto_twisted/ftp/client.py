@@ -33,7 +33,6 @@ from typing import IO, Any, Literal, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.endpoints import (
-    HostnameEndpoint,
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
@@ -46,11 +45,11 @@ from netproto_twisted.core.client import (
     PendingReply,
     ReplyQueueFactory,
     ReplyQueueProtocol,
-    client_endpoint,
+    client_target,
     open_client,
 )
 from netproto_twisted.core.framing import LineEndings
-from netproto_twisted.core.net import canonical_ip, peer_host
+from netproto_twisted.core.net import peer_host
 from netproto_twisted.core.plumbing import ConnectionPlumbing
 from netproto_twisted.core.streaming import StreamProducer, thread_block_runner
 from netproto_twisted.core.tls import client_options
@@ -616,29 +615,17 @@ def connect_ftp(
     default, ``PROT P`` too), ``"none"``.  ``tls_options`` default to
     verifying ``host`` (:func:`~netproto_twisted.core.tls.client_options`).
     """
-    if tls not in _TLS_MODES:
-        raise ValueError(f"tls must be one of {_TLS_MODES}, not {tls!r}")
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls == "implicit" else DEFAULT_PORT
-    options = tls_options
-    if options is None and tls != "none":
-        options = client_options(host)
-    endpoint: Any
-    address = canonical_ip(host)
-    if address is None:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    elif ":" in address:
-        endpoint = TCP6ClientEndpoint(reactor, address, port, timeout=timeout)
-    else:  # an address: no resolver round trip through the thread pool
-        endpoint = TCP4ClientEndpoint(reactor, address, port, timeout=timeout)
-    target = client_endpoint(
+    target = client_target(
         reactor,
         host,
         port,
+        tls=tls,
+        modes=_TLS_MODES,
+        default_ports=(DEFAULT_PORT, DEFAULT_TLS_PORT),
+        tls_options=tls_options,
         timeout=timeout,
-        implicit_tls=options if tls == "implicit" else None,
-        endpoint=endpoint,
     )
+    options = target.tls_options
 
     async def set_up(protocol: FTPClientProtocol) -> FTPClient:
         greeting = _check(await protocol.greeting)
@@ -652,5 +639,5 @@ def connect_ftp(
         return client
 
     factory = ReplyQueueFactory(FTPClientProtocol, reactor, timeout)
-    return ensureDeferred(open_client(target, factory, set_up, where=f"{host}:{port}"))
+    return ensureDeferred(open_client(target.endpoint, factory, set_up, where=target.where))
 

@@ -42,7 +42,7 @@ from netproto_twisted.core.client import (
     PendingReply,
     ReplyQueueFactory,
     ReplyQueueProtocol,
-    client_endpoint,
+    client_target,
     open_client,
 )
 from netproto_twisted.core.dotstuff import DotUnstuffer
@@ -432,23 +432,20 @@ def connect_pop3(
     ``endpoint`` replaces the TCP connection (TLS is still added for
     ``"implicit"``).  ``timeout`` bounds the connection and every reply.
     """
-    if tls not in _TLS_MODES:
-        raise ValueError(f"tls must be one of {_TLS_MODES}, not {tls!r}")
     if (username is None) != (password is None):
         raise ValueError("give both username and password, or neither")
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls == "implicit" else DEFAULT_PORT
-    options = tls_options
-    if options is None and tls != "none":
-        options = client_options(host)
-    target = client_endpoint(
+    target = client_target(
         reactor,
         host,
         port,
+        tls=tls,
+        modes=_TLS_MODES,
+        default_ports=(DEFAULT_PORT, DEFAULT_TLS_PORT),
+        tls_options=tls_options,
         timeout=timeout,
-        implicit_tls=options if tls == "implicit" else None,
         endpoint=endpoint,
     )
+    options = target.tls_options
 
     async def set_up(protocol: POP3ClientProtocol) -> POP3Client:
         client = POP3Client(protocol, await protocol.greeting, host)
@@ -456,7 +453,7 @@ def connect_pop3(
         return client
 
     factory = ReplyQueueFactory(POP3ClientProtocol, reactor, timeout)
-    return ensureDeferred(open_client(target, factory, set_up, where=f"{host}:{port}"))
+    return ensureDeferred(open_client(target.endpoint, factory, set_up, where=target.where))
 
 
 async def _open_session(

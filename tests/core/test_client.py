@@ -15,6 +15,7 @@ from netproto_twisted.core.client import (
     ReplyQueueFactory,
     ReplyQueueProtocol,
     client_endpoint,
+    client_target,
     open_client,
 )
 from netproto_twisted.core.errors import NetprotoError
@@ -230,3 +231,52 @@ class OpenClientTests(unittest.SynchronousTestCase):
         wrapped = client_endpoint(clock, "localhost", 1, timeout=1, implicit_tls=tls)
         self.assertIsNot(wrapped, given)
         self.assertEqual(type(wrapped).__name__, "_WrapperEndpoint")
+
+    def test_ip_address_connects_directly(self) -> None:
+        from twisted.internet.endpoints import (
+            HostnameEndpoint,
+            TCP4ClientEndpoint,
+            TCP6ClientEndpoint,
+        )
+
+        clock = MemoryReactorClock()
+        for host, kind in (
+            ("127.0.0.1", TCP4ClientEndpoint),
+            ("::1", TCP6ClientEndpoint),
+            ("localhost", HostnameEndpoint),
+        ):
+            self.assertIsInstance(client_endpoint(clock, host, 1, timeout=1), kind)
+
+
+class ClientTargetTests(unittest.SynchronousTestCase):
+    modes = ("none", "starttls", "implicit")
+
+    def target(self, tls: str, port: int | None = None) -> Any:
+        return client_target(
+            MemoryReactorClock(),
+            "localhost",
+            port,
+            tls=tls,
+            modes=self.modes,
+            default_ports=(110, 995),
+            tls_options=None,
+            timeout=1,
+        )
+
+    def test_default_ports(self) -> None:
+        self.assertEqual(self.target("none").port, 110)
+        self.assertEqual(self.target("starttls").port, 110)
+        self.assertEqual(self.target("implicit").port, 995)
+        self.assertEqual(self.target("implicit", 1995).where, "localhost:1995")
+
+    def test_options_unless_none(self) -> None:
+        self.assertIsNone(self.target("none").tls_options)
+        self.assertIsNotNone(self.target("starttls").tls_options)
+        implicit = self.target("implicit")
+        self.assertIsNotNone(implicit.tls_options)
+        self.assertEqual(type(implicit.endpoint).__name__, "_WrapperEndpoint")
+
+    def test_unknown_mode(self) -> None:
+        with self.assertRaises(ValueError) as caught:
+            self.target("bogus")
+        self.assertIn("'bogus'", str(caught.exception))

@@ -32,7 +32,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 
-from netproto_twisted.core.client import ReplyQueueFactory, client_endpoint, open_client
+from netproto_twisted.core.client import ReplyQueueFactory, client_target, open_client
 from netproto_twisted.core.sasl import choose_mechanism, client_mechanism, encode_response
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.nntp._wire import (
@@ -525,23 +525,20 @@ def connect_nntp(
     default to verifying ``host``.  ``user``/``password``: AUTHINFO USER/PASS.
     ``reader_mode`` sends MODE READER.  ``timeout`` bounds the connection and every reply.
     """
-    if tls not in _TLS_MODES:
-        raise ValueError(f"tls must be one of {_TLS_MODES}, not {tls!r}")
     if (user is None) != (password is None):
         raise ValueError("give both user and password, or neither")
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls == "implicit" else DEFAULT_PORT
-    options = tls_options
-    if options is None and tls != "none":
-        options = client_options(host)
-    target = client_endpoint(
+    target = client_target(
         reactor,
         host,
         port,
+        tls=tls,
+        modes=_TLS_MODES,
+        default_ports=(DEFAULT_PORT, DEFAULT_TLS_PORT),
+        tls_options=tls_options,
         timeout=timeout,
-        implicit_tls=options if tls == "implicit" else None,
         endpoint=endpoint,
     )
+    options = target.tls_options
 
     async def set_up(protocol: NNTPClientProtocol) -> NNTPClient:
         client = NNTPClient(protocol, await protocol.greeting, host)
@@ -558,4 +555,4 @@ def connect_nntp(
         return client
 
     factory = ReplyQueueFactory(NNTPClientProtocol, reactor, timeout)
-    return ensureDeferred(open_client(target, factory, set_up, where=f"{host}:{port}"))
+    return ensureDeferred(open_client(target.endpoint, factory, set_up, where=target.where))
