@@ -205,6 +205,24 @@ class AccessPolicy:
         return any(address in network for network in self.allow)
 
 
+def _listener_method(
+    wrapped: IProtocol, interface: Any, name: str, wrapper: object
+) -> Callable[[], None] | None:
+    """Return *wrapped*'s method *name* if it really implements *interface*, else None.
+
+    A Twisted ``ProtocolWrapper`` (``TLSMemoryBIOProtocol`` among them) copies
+    its transport's interfaces and forwards attributes it lacks to that
+    transport: around such a wrapper, *wrapper* would find its own method and
+    call itself forever.  A method that resolves back to *wrapper* is no method.
+    """
+    if not interface.providedBy(wrapped):
+        return None
+    method = getattr(wrapped, name, None)
+    if method is None or getattr(method, "__self__", None) is wrapper:
+        return None
+    return cast("Callable[[], None]", method)
+
+
 def _address_host(addr: IAddress | None) -> str | None:
     host = getattr(addr, "host", None)
     return host if isinstance(host, str) else None
@@ -318,23 +336,33 @@ class GuardedProtocol(ProtocolWrapper):
 
     def handshakeCompleted(self) -> None:
         """Tell the wrapped protocol, if it listens, that the TLS handshake is done."""
-        wrapped = self.wrappedProtocol
-        if IHandshakeListener.providedBy(wrapped):
-            wrapped.handshakeCompleted()
+        method = _listener_method(
+            self.wrappedProtocol, IHandshakeListener, "handshakeCompleted", self
+        )
+        if method is not None:
+            method()
 
     def readConnectionLost(self) -> None:
-        """Pass the peer's half-close on, or close if the wrapped protocol can't take one."""
-        wrapped = self.wrappedProtocol
-        if IHalfCloseableProtocol.providedBy(wrapped):
-            wrapped.readConnectionLost()
+        """Pass the peer's half-close on, or close if the wrapped protocol can't take one.
+
+        A TLS wrapper inside the guard takes none (it only looks half-closeable,
+        see :func:`_listener_method`): the connection is closed.
+        """
+        method = _listener_method(
+            self.wrappedProtocol, IHalfCloseableProtocol, "readConnectionLost", self
+        )
+        if method is not None:
+            method()
         else:
             self.loseConnection()  # type: ignore[no-untyped-call]
 
     def writeConnectionLost(self) -> None:
         """Pass the end of our writing side on, if the wrapped protocol wants it."""
-        wrapped = self.wrappedProtocol
-        if IHalfCloseableProtocol.providedBy(wrapped):
-            wrapped.writeConnectionLost()
+        method = _listener_method(
+            self.wrappedProtocol, IHalfCloseableProtocol, "writeConnectionLost", self
+        )
+        if method is not None:
+            method()
 
     def _idle(self) -> None:
         self._idle_call = None

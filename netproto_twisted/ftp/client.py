@@ -28,25 +28,28 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from typing import IO, Any, Literal, cast
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.endpoints import (
-    HostnameEndpoint,
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
-    wrapClientTLS,
 )
-from twisted.internet.error import ConnectError, ConnectionDone, DNSLookupError
-from twisted.internet.interfaces import IConsumer, IOpenSSLClientConnectionCreator
+from twisted.internet.error import ConnectError, ConnectionDone
+from twisted.internet.interfaces import IConsumer, IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.python.failure import Failure
 
+from netproto_twisted.core.client import (
+    PendingReply,
+    ReplyQueueFactory,
+    ReplyQueueProtocol,
+    client_target,
+    open_client,
+)
 from netproto_twisted.core.framing import LineEndings
-from netproto_twisted.core.lineproto import LineProtocol
-from netproto_twisted.core.net import canonical_ip, peer_host
+from netproto_twisted.core.net import peer_host
 from netproto_twisted.core.plumbing import ConnectionPlumbing
 from netproto_twisted.core.streaming import StreamProducer, thread_block_runner
 from netproto_twisted.core.tls import client_options
@@ -90,31 +93,32 @@ def _sink_function(sink: Any) -> Callable[[bytes], object]:
     raise TypeError("a sink is a callable, a file object or an IConsumer")
 
 
-class FTPClientProtocol(LineProtocol):
-    """The control connection: commands out, replies matched to waiters in order."""
+class FTPClientProtocol(ReplyQueueProtocol[PendingReply, FTPReply]):
+    """The control connection: commands out, replies matched to waiters in order.
+
+    ``timeout`` is kept as :attr:`reply_timeout`; the control connection
+    itself has no idle timer (a transfer may keep it silent for long).
+    """
 
     line_endings = LineEndings.ACCEPT_LF
     max_line_length = 65536
     transfer_timeout = None
     line_timeout = None
+    lost_error = FTPConnectionLost
+    closed_message = "control connection closed"
 
-    def __init__(self, timeout: float | None = 30.0) -> None:
-        super().__init__()
+    def __init__(
+        self, timeout: float | None = 30.0, clock: IReactorTime | None = None
+    ) -> None:
+        super().__init__(clock, None)
         self._parser = ReplyParser()
-        self._waiting: deque[Deferred[FTPReply]] = deque()
-        self.greeting: Deferred[FTPReply] = Deferred()
-        self._waiting.append(self.greeting)
-        self._closed: Deferred[None] = Deferred()
         self.reply_timeout = timeout
 
     def next_reply(self) -> Deferred[FTPReply]:
         """The reply after those already awaited."""
-        d: Deferred[FTPReply] = Deferred()
         if self._lost:
-            d.errback(FTPConnectionLost("control connection closed"))
-            return d
-        self._waiting.append(d)
-        return d
+            return fail(FTPConnectionLost(self.closed_message))
+        return self.enqueue(PendingReply())
 
     def send_command(self, line: str) -> Deferred[FTPReply]:
         """Send one command line; fires with its (first) reply."""
@@ -130,41 +134,20 @@ class FTPClientProtocol(LineProtocol):
         try:
             reply = self._parser.feed(line)
         except CommandSyntaxError as e:
-            self._fail_all(FTPProtocolError(str(e)))
-            self.transport.loseConnection()
+            self.protocol_error(FTPProtocolError(str(e)))
             return
         if reply is None:
             return
-        if not self._waiting:
+        if not self.greeted:
+            self.greet(reply)
+            return
+        if self.next_pending() is None:
             return  # an unsolicited reply (a late 226 after ABOR): nobody waits
-        self._waiting.popleft().callback(reply)
+        self.pop_pending().deferred.callback(reply)
 
     def line_too_long(self) -> None:
         """A reply line over 64 KiB: a broken server."""
-        self._fail_all(FTPProtocolError("reply line too long"))
-        self.transport.loseConnection()
-
-    def _fail_all(self, error: Exception) -> None:
-        waiting, self._waiting = self._waiting, deque()
-        for d in waiting:
-            d.errback(error)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail every waiter."""
-        super().connectionLost(reason)
-        self._fail_all(FTPConnectionLost("control connection closed"))
-        self._closed.callback(None)
-
-    def when_closed(self) -> Deferred[None]:
-        """Fires when the connection is gone."""
-        d: Deferred[None] = Deferred()
-
-        def fire(result: object) -> object:
-            d.callback(None)
-            return result
-
-        self._closed.addBoth(fire)
-        return d
+        self.protocol_error(FTPProtocolError("reply line too long"))
 
 
 class _DataProtocol(ConnectionPlumbing):
@@ -613,18 +596,6 @@ def _parse257(text: str) -> str:
     return "".join(out)
 
 
-class _ClientFactory(Factory):
-    def __init__(self, reactor: Any, timeout: float) -> None:
-        self.reactor = reactor
-        self.timeout = timeout
-
-    def buildProtocol(self, addr: Any) -> FTPClientProtocol:
-        p = FTPClientProtocol(self.timeout)
-        p.factory = self
-        p.clock = self.reactor
-        return p
-
-
 def connect_ftp(
     reactor: Any,
     host: str,
@@ -644,45 +615,29 @@ def connect_ftp(
     default, ``PROT P`` too), ``"none"``.  ``tls_options`` default to
     verifying ``host`` (:func:`~netproto_twisted.core.tls.client_options`).
     """
-    if tls not in _TLS_MODES:
-        raise ValueError(f"tls must be one of {_TLS_MODES}, not {tls!r}")
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls == "implicit" else DEFAULT_PORT
-    options = tls_options
-    if options is None and tls != "none":
-        options = client_options(host)
-    endpoint: Any
-    address = canonical_ip(host)
-    if address is None:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    elif ":" in address:
-        endpoint = TCP6ClientEndpoint(reactor, address, port, timeout=timeout)
-    else:  # an address: no resolver round trip through the thread pool
-        endpoint = TCP4ClientEndpoint(reactor, address, port, timeout=timeout)
-    if tls == "implicit":
-        assert options is not None
-        endpoint = wrapClientTLS(options, endpoint)
+    target = client_target(
+        reactor,
+        host,
+        port,
+        tls=tls,
+        modes=_TLS_MODES,
+        default_ports=(DEFAULT_PORT, DEFAULT_TLS_PORT),
+        tls_options=tls_options,
+        timeout=timeout,
+    )
+    options = target.tls_options
 
-    async def run() -> FTPClient:
-        try:
-            factory = _ClientFactory(reactor, timeout)
-            protocol = cast(FTPClientProtocol, await endpoint.connect(factory))
-        except (ConnectError, DNSLookupError) as e:
-            raise FTPConnectionLost(f"cannot connect to {host}:{port}: {e}") from e
-        try:
-            greeting = _check(await protocol.greeting)
-            client = FTPClient(protocol, reactor, host, greeting, options, timeout=timeout)
-            if tls == "explicit":
-                await client.auth_tls()
-            if user is not None:
-                await client.login(user, password)
-                if tls != "none" and prot_p:
-                    await client.prot_p()
-        except BaseException:
-            protocol.transport.loseConnection()
-            await protocol.when_closed()
-            raise
+    async def set_up(protocol: FTPClientProtocol) -> FTPClient:
+        greeting = _check(await protocol.greeting)
+        client = FTPClient(protocol, reactor, host, greeting, options, timeout=timeout)
+        if tls == "explicit":
+            await client.auth_tls()
+        if user is not None:
+            await client.login(user, password)
+            if tls != "none" and prot_p:
+                await client.prot_p()
         return client
 
-    return ensureDeferred(run())
+    factory = ReplyQueueFactory(FTPClientProtocol, reactor, timeout)
+    return ensureDeferred(open_client(target.endpoint, factory, set_up, where=target.where))
 

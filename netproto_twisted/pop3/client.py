@@ -27,26 +27,27 @@ from __future__ import annotations
 import builtins
 import hashlib
 import re
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.error import ConnectError, ConnectionDone, DNSLookupError
 from twisted.internet.interfaces import (
     IConsumer,
     IOpenSSLClientConnectionCreator,
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory, connectionDone
-from twisted.python.failure import Failure
 
+from netproto_twisted.core.client import (
+    PendingReply,
+    ReplyQueueFactory,
+    ReplyQueueProtocol,
+    client_target,
+    open_client,
+)
 from netproto_twisted.core.dotstuff import DotUnstuffer
 from netproto_twisted.core.errors import RemoteProtocolError
 from netproto_twisted.core.framing import LineEndings
-from netproto_twisted.core.lineproto import LineProtocol
 from netproto_twisted.core.sasl import (
     SASLError,
     choose_mechanism,
@@ -84,10 +85,10 @@ class _Writable(Protocol):
 Sink = IConsumer | _Writable
 
 
-class _Pending:
+class _Pending(PendingReply):
     """One command awaiting its reply."""
 
-    __slots__ = ("challenge", "deferred", "multiline", "sink", "status", "written")
+    __slots__ = ("challenge", "multiline", "sink", "status", "written")
 
     def __init__(
         self,
@@ -95,7 +96,7 @@ class _Pending:
         sink: Callable[[bytes], object] | None,
         challenge: Callable[[bytes], bytes] | None = None,
     ) -> None:
-        self.deferred: Deferred[Any] = Deferred()
+        super().__init__()
         self.multiline = multiline
         self.sink = sink
         self.challenge = challenge
@@ -103,7 +104,7 @@ class _Pending:
         self.written = 0
 
 
-class POP3ClientProtocol(LineProtocol):
+class POP3ClientProtocol(ReplyQueueProtocol[_Pending, str]):
     """The line plumbing of a POP3 client: commands out, replies matched in order.
 
     :ivar greeting: fires with the greeting's text (fails on ``-ERR``).
@@ -111,17 +112,11 @@ class POP3ClientProtocol(LineProtocol):
 
     line_endings = LineEndings.ACCEPT_LF
     max_line_length = MAX_REPLY_LINE
+    lost_error = POP3ConnectionLost
 
     def __init__(self, clock: IReactorTime | None = None, timeout: float | None = 30.0) -> None:
-        super().__init__()
-        self.clock = clock
-        self.idle_timeout = timeout
-        self.greeting: Deferred[str] = Deferred()
-        self._greeted = False
-        self._pending: deque[_Pending] = deque()
+        super().__init__(clock, timeout)
         self._unstuffer: DotUnstuffer | None = None
-        self._closed: Deferred[None] = Deferred()
-        self._lost = False
         self._collect: bytearray | None = None
 
     # -- commands ---------------------------------------------------------------------
@@ -141,50 +136,26 @@ class POP3ClientProtocol(LineProtocol):
         ``sink`` when one is given.  ``challenge(data) -> response`` answers
         the ``+`` continuation lines of SASL.
         """
-        if self._lost:
-            raise POP3ConnectionLost("the connection is closed")
-        pending = _Pending(multiline, sink, challenge)
-        self._pending.append(pending)
+        d = self.enqueue(_Pending(multiline, sink, challenge))
         self.send_raw(line)
-        return pending.deferred
-
-    def when_closed(self) -> Deferred[None]:
-        """Fire when the connection has closed."""
-        d: Deferred[None] = Deferred()
-        if self._lost:
-            d.callback(None)
-            return d
-
-        def fire(result: object) -> object:
-            d.callback(None)
-            return result
-
-        self._closed.addBoth(fire)
         return d
-
-    def lose(self) -> None:
-        """Close the connection now."""
-        if self.transport is not None and not self._lost:
-            self.transport.loseConnection()
 
     # -- replies ----------------------------------------------------------------------
 
     def line_received(self, line: bytes) -> None:
         """A status (or continuation) line."""
-        if not self._greeted:
-            self._greeted = True
+        if not self.greeted:
             try:
                 status = parse_status(line)
             except (POP3Error, RemoteProtocolError) as e:
-                self.greeting.errback(e)
-                self.lose()
+                self.refuse_greeting(e)
                 return
-            self.greeting.callback(status.text)
+            self.greet(status.text)
             return
-        if not self._pending:
-            self._protocol_error(POP3ProtocolError(f"unexpected line: {line[:80]!r}"))
+        pending = self.next_pending()
+        if pending is None:
+            self.protocol_error(POP3ProtocolError(f"unexpected line: {line[:80]!r}"))
             return
-        pending = self._pending[0]
         if pending.challenge is not None and (line == b"+" or line.startswith(b"+ ")):
             try:
                 response = pending.challenge(decode_challenge(line[2:]))
@@ -192,24 +163,24 @@ class POP3ClientProtocol(LineProtocol):
                 self.send_raw(b"*\r\n")  # cancel; the -ERR that follows is ignored
                 pending.challenge = None
                 pending.status = str(e)
-                self._pending.popleft()
+                self.pop_pending()
                 pending.deferred.errback(e)
-                self._pending.appendleft(_Pending(False, None))  # eats the -ERR
-                self._pending[0].deferred.addErrback(lambda _: None)
+                eat = _Pending(False, None)  # eats the -ERR
+                eat.deferred.addErrback(lambda _: None)
+                self.push_front(eat)
                 return
             self.send_raw(encode_response(response) + b"\r\n")
             return
         try:
             status = parse_status(line)
         except (POP3Error, RemoteProtocolError) as e:
-            self._pending.popleft()
+            self.pop_pending()
+            pending.deferred.errback(e)
             if isinstance(e, POP3ProtocolError):
-                self._protocol_error(e, pending)
-            else:
-                pending.deferred.errback(e)
+                self.protocol_error(e)
             return
         if not pending.multiline:
-            self._pending.popleft()
+            self.pop_pending()
             pending.deferred.callback(status.text)
             return
         pending.status = status.text
@@ -221,13 +192,13 @@ class POP3ClientProtocol(LineProtocol):
     def raw_data_received(self, data: bytes) -> None:
         """Part of a multi-line reply: unstuffed, then collected or given to the sink."""
         unstuffer = self._unstuffer
-        pending = self._pending[0] if self._pending else None
+        pending = self.next_pending()
         if unstuffer is None or pending is None:  # pragma: no cover - raw only in a body
             return
         try:
             payload = unstuffer.feed(data)
         except RemoteProtocolError as e:
-            self._protocol_error(POP3ProtocolError(str(e)))
+            self.protocol_error(POP3ProtocolError(str(e)))
             return
         if payload:
             pending.written += len(payload)
@@ -237,7 +208,7 @@ class POP3ClientProtocol(LineProtocol):
                 self._collect += payload
         if unstuffer.done:
             self._unstuffer = None
-            self._pending.popleft()
+            self.pop_pending()
             body: object = pending.written
             if pending.sink is None and self._collect is not None:
                 body = bytes(self._collect)
@@ -247,41 +218,11 @@ class POP3ClientProtocol(LineProtocol):
 
     def line_too_long(self) -> None:
         """A reply line over :data:`MAX_REPLY_LINE`: not a server we can talk to."""
-        self._protocol_error(POP3ProtocolError("reply line too long"))
+        self.protocol_error(POP3ProtocolError("reply line too long"))
 
     def bad_line_ending(self, line: bytes) -> None:
         """A bare CR in a reply line: tolerated."""
         self.line_received(line.replace(b"\r", b""))
-
-    def timeout_expired(self) -> None:
-        """No reply in time: fail what is pending and close; idle with nothing pending is fine."""
-        if self._pending or not self._greeted:
-            self._fail_all(POP3ConnectionLost("timed out waiting for the server"))
-            self.lose()
-        else:
-            self.reset_idle_timer()
-
-    def _protocol_error(self, error: POP3Error, first: _Pending | None = None) -> None:
-        if first is not None:
-            first.deferred.errback(error)
-        self._fail_all(error)
-        self.lose()
-
-    def _fail_all(self, error: Exception) -> None:
-        while self._pending:
-            self._pending.popleft().deferred.errback(error)
-        if not self._greeted:
-            self._greeted = True
-            self.greeting.errback(error)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail what is pending with :class:`POP3ConnectionLost`."""
-        self._lost = True
-        super().connectionLost(reason)
-        why = "" if reason.check(ConnectionDone) else f": {reason.getErrorMessage()}"
-        self._fail_all(POP3ConnectionLost(f"connection closed{why}"))
-        if not self._closed.called:
-            self._closed.callback(None)
 
 
 def _sink_function(sink: Sink) -> Callable[[bytes], object]:
@@ -467,17 +408,6 @@ class POP3Client:
         return self.protocol.when_closed()
 
 
-class _ClientFactory(Factory):
-    def __init__(self, clock: IReactorTime, timeout: float | None) -> None:
-        self.clock = clock
-        self.timeout = timeout
-
-    def buildProtocol(self, addr: object) -> POP3ClientProtocol:
-        protocol = POP3ClientProtocol(self.clock, self.timeout)
-        protocol.factory = self
-        return protocol
-
-
 def connect_pop3(
     reactor: Any,
     host: str,
@@ -502,40 +432,28 @@ def connect_pop3(
     ``endpoint`` replaces the TCP connection (TLS is still added for
     ``"implicit"``).  ``timeout`` bounds the connection and every reply.
     """
-    if tls not in _TLS_MODES:
-        raise ValueError(f"tls must be one of {_TLS_MODES}, not {tls!r}")
     if (username is None) != (password is None):
         raise ValueError("give both username and password, or neither")
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls == "implicit" else DEFAULT_PORT
-    options = tls_options
-    if options is None and tls != "none":
-        options = client_options(host)
-    if endpoint is None:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    if tls == "implicit":
-        assert options is not None
-        endpoint = wrapClientTLS(options, endpoint)
-    target = endpoint
+    target = client_target(
+        reactor,
+        host,
+        port,
+        tls=tls,
+        modes=_TLS_MODES,
+        default_ports=(DEFAULT_PORT, DEFAULT_TLS_PORT),
+        tls_options=tls_options,
+        timeout=timeout,
+        endpoint=endpoint,
+    )
+    options = target.tls_options
 
-    async def run() -> POP3Client:
-        try:
-            protocol = cast(
-                POP3ClientProtocol, await target.connect(_ClientFactory(reactor, timeout))
-            )
-        except (ConnectError, DNSLookupError) as e:
-            raise POP3ConnectionLost(f"cannot connect to {host}:{port}: {e}") from e
-        try:
-            welcome = await protocol.greeting
-            client = POP3Client(protocol, welcome, host)
-            await _open_session(client, tls, options, username, password, mechanism)
-        except BaseException:
-            protocol.lose()
-            await protocol.when_closed()
-            raise
+    async def set_up(protocol: POP3ClientProtocol) -> POP3Client:
+        client = POP3Client(protocol, await protocol.greeting, host)
+        await _open_session(client, tls, options, username, password, mechanism)
         return client
 
-    return ensureDeferred(run())
+    factory = ReplyQueueFactory(POP3ClientProtocol, reactor, timeout)
+    return ensureDeferred(open_client(target.endpoint, factory, set_up, where=target.where))
 
 
 async def _open_session(

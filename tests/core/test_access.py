@@ -1098,3 +1098,124 @@ class UnknownAddressTests(unittest.SynchronousTestCase):
             p.makeConnection(StringTransport())
         self.assertEqual(open_guard.connection_count, 2)
         self.assertEqual(open_guard.per_host_counts, {})
+
+
+def _server_context() -> Any:
+    pem = FilePath(twisted.test.__file__).sibling("server.pem").getContent()
+    return ssl.PrivateCertificate.loadPEM(pem).options()
+
+
+class GuardAroundTLSHalfCloseTests(unittest.SynchronousTestCase):
+    """A guard around a TLS factory: the TLS wrapper's transport is the guard itself.
+
+    The TLS wrapper copies the guard's interfaces (IHalfCloseableProtocol
+    among them) and forwards attributes it lacks to its transport, so a
+    naive guard would pass a half-close to the TLS wrapper, which hands it
+    straight back to the guard, forever.
+    """
+
+    def connect(self) -> tuple[GuardedProtocol, StringTransport, CountingFactory]:
+        inner = CountingFactory()
+        guard = ConnectionGuard(
+            TLSMemoryBIOFactory(_server_context(), False, inner), MemoryReactorClock()
+        )
+        addr = IPv4Address("TCP", "192.0.2.1", 4000)
+        p = guard.buildProtocol(addr)
+        assert isinstance(p, GuardedProtocol)
+        transport = StringTransport(peerAddress=addr)
+        p.makeConnection(transport)
+        return p, transport, inner
+
+    def test_peer_half_close_closes(self) -> None:
+        """The peer's EOF closes the connection instead of recursing."""
+        p, transport, _ = self.connect()
+        p.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
+
+    def test_write_side_lost_is_ignored(self) -> None:
+        """The end of our writing side is not bounced between the two wrappers either."""
+        p, transport, _ = self.connect()
+        p.writeConnectionLost()
+        self.assertFalse(transport.disconnecting)
+
+    def test_half_closeable_protocol_inside_still_told(self) -> None:
+        """A half-closeable protocol wrapped directly (no TLS) still gets the half-close."""
+
+        @implementer(IHalfCloseableProtocol)
+        class HalfCloser(Recorder):
+            read_lost = 0
+
+            def readConnectionLost(self) -> None:
+                self.read_lost += 1
+
+            def writeConnectionLost(self) -> None:
+                pass
+
+        inner = CountingFactory(HalfCloser)
+        guard = ConnectionGuard(inner, MemoryReactorClock())
+        p = guard.buildProtocol(IPv4Address("TCP", "192.0.2.1", 4000))
+        assert isinstance(p, GuardedProtocol)
+        transport = StringTransport()
+        p.makeConnection(transport)
+        p.readConnectionLost()
+        self.assertEqual(cast(HalfCloser, inner.built[0]).read_lost, 1)
+        self.assertFalse(transport.disconnecting)
+
+
+class HalfCloseClient(protocol.Protocol):
+    """Connects, half-closes at once, and waits for the server to close."""
+
+    def __init__(self) -> None:
+        self.lost: defer.Deferred[None] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.loseWriteConnection()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.lost.callback(None)
+
+
+@implementer(IHalfCloseableProtocol)
+class HalfCloseClientProtocol(HalfCloseClient):
+    def readConnectionLost(self) -> None:
+        assert self.transport is not None
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class TLSAndGuardHalfCloseLoopbackTests(unittest.TestCase):
+    """A peer half-closing over real sockets, the guard inside or around TLS."""
+
+    timeout = 10
+
+    @defer.inlineCallbacks
+    def half_close(self, *, guard_outside: bool) -> Generator[Any, Any, None]:
+        from twisted.internet import reactor
+
+        context = _server_context()
+        inner = CountingFactory()
+        if guard_outside:
+            guard = ConnectionGuard(TLSMemoryBIOFactory(context, False, inner), reactor)
+            server: Any = guard
+        else:
+            guard = ConnectionGuard(inner, reactor)
+            server = TLSMemoryBIOFactory(context, False, guard)
+        port = cast(Any, reactor).listenTCP(0, server, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = HalfCloseClientProtocol()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
+        yield client.lost
+        yield guard.close_all(5)
+        self.assertEqual(guard.connection_count, 0)
+        self.assertEqual(len(inner.built), 1)
+        self.assertIsNotNone(inner.built[0].lost)
+
+    def test_guard_around_tls(self) -> defer.Deferred[None]:
+        return self.half_close(guard_outside=True)
+
+    def test_guard_inside_tls(self) -> defer.Deferred[None]:
+        return self.half_close(guard_outside=False)

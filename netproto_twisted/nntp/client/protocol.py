@@ -10,24 +10,19 @@ large article never sit whole in memory unless the caller collects them.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
 
+from netproto_twisted.core.client import PendingReply, ReplyQueueProtocol
 from netproto_twisted.core.dotstuff import DotUnstuffer
 from netproto_twisted.core.errors import RemoteProtocolError
 from netproto_twisted.core.framing import LineEndings
-from netproto_twisted.core.lineproto import LineProtocol
 from netproto_twisted.core.sasl import SASLError, decode_challenge, encode_response
 from netproto_twisted.nntp._wire import Code, parse_status
 from netproto_twisted.nntp.errors import (
     NNTPConnectionLost,
-    NNTPError,
     NNTPProtocolError,
     reply_error,
 )
@@ -42,8 +37,8 @@ MAX_REPLY_LINE = 64 * 1024
 Reply = tuple[int, str, bytes]
 
 
-class _Pending:
-    __slots__ = ("article", "block", "challenge", "code", "collect", "deferred", "sink", "text")
+class _Pending(PendingReply):
+    __slots__ = ("article", "block", "challenge", "code", "collect", "sink", "text")
 
     def __init__(
         self,
@@ -52,7 +47,7 @@ class _Pending:
         challenge: Callable[[bytes], bytes] | None,
         block: bool = False,
     ) -> None:
-        self.deferred: Deferred[Reply] = Deferred()
+        super().__init__()
         self.block = block
         self.sink = sink
         self.article = article
@@ -62,7 +57,7 @@ class _Pending:
         self.text = ""
 
 
-class NNTPClientProtocol(LineProtocol):
+class NNTPClientProtocol(ReplyQueueProtocol[_Pending, tuple[int, str]]):
     """The client side of one NNTP connection (see the module docstring).
 
     :ivar greeting: fires with ``(code, text)`` of the greeting (200 or 201).
@@ -70,18 +65,12 @@ class NNTPClientProtocol(LineProtocol):
 
     line_endings = LineEndings.ACCEPT_LF
     max_line_length = MAX_REPLY_LINE
+    lost_error = NNTPConnectionLost
 
     def __init__(self, clock: IReactorTime | None = None, timeout: float | None = 30.0) -> None:
-        super().__init__()
-        self.clock = clock
-        self.idle_timeout = timeout
-        self.greeting: Deferred[tuple[int, str]] = Deferred()
-        self._greeted = False
-        self._pending: deque[_Pending] = deque()
+        super().__init__(clock, timeout)
         self._unstuffer: DotUnstuffer | None = None
         self._carry = b""
-        self._closed: Deferred[None] = Deferred()
-        self._lost = False
 
     # -- commands -------------------------------------------------------------------------
 
@@ -103,13 +92,10 @@ class NNTPClientProtocol(LineProtocol):
         answers ``383`` SASL challenges.  ``group_block``: a ``211`` reply has a
         block (LISTGROUP; GROUP's 211 has none).
         """
-        if self._lost:
-            raise NNTPConnectionLost("the connection is closed")
-        pending = _Pending(sink, article, challenge, group_block)
-        self._pending.append(pending)
+        d: Deferred[Reply] = self.enqueue(_Pending(sink, article, challenge, group_block))
         data = line.encode("utf-8") if isinstance(line, str) else line
         self.send_raw(data + b"\r\n")
-        return pending.deferred
+        return d
 
     def send_data(self, data: bytes) -> None:
         """Write bytes as they are (an article already dot-stuffed after TAKETHIS)."""
@@ -117,30 +103,7 @@ class NNTPClientProtocol(LineProtocol):
 
     def expect(self) -> Deferred[Reply]:
         """A reply for something already sent by :meth:`send_data` (TAKETHIS with its article)."""
-        if self._lost:
-            raise NNTPConnectionLost("the connection is closed")
-        pending = _Pending(None, None, None)
-        self._pending.append(pending)
-        return pending.deferred
-
-    def when_closed(self) -> Deferred[None]:
-        """Fire when the connection has closed."""
-        d: Deferred[None] = Deferred()
-        if self._lost:
-            d.callback(None)
-            return d
-
-        def fire(result: object) -> object:
-            d.callback(None)
-            return result
-
-        self._closed.addBoth(fire)
-        return d
-
-    def lose(self) -> None:
-        """Close the connection now."""
-        if self.transport is not None and not self._lost:
-            self.transport.loseConnection()
+        return self.enqueue(_Pending(None, None, None))
 
     # -- replies --------------------------------------------------------------------------
 
@@ -149,20 +112,18 @@ class NNTPClientProtocol(LineProtocol):
         try:
             code, text = parse_status(line)
         except ValueError as e:
-            self._protocol_error(NNTPProtocolError(str(e)))
+            self.protocol_error(NNTPProtocolError(str(e)))
             return
-        if not self._greeted:
-            self._greeted = True
+        if not self.greeted:
             if code in (Code.READY_POSTING, Code.READY_NO_POSTING):
-                self.greeting.callback((code, text))
+                self.greet((code, text))
             else:
-                self.greeting.errback(reply_error(code, text))
-                self.lose()
+                self.refuse_greeting(reply_error(code, text))
             return
-        if not self._pending:
-            self._protocol_error(NNTPProtocolError(f"unexpected line: {line[:80]!r}"))
+        pending = self.next_pending()
+        if pending is None:
+            self.protocol_error(NNTPProtocolError(f"unexpected line: {line[:80]!r}"))
             return
-        pending = self._pending[0]
         if code == Code.SASL_CHALLENGE and pending.challenge is not None:
             self._answer(pending, text)
             return
@@ -171,7 +132,7 @@ class NNTPClientProtocol(LineProtocol):
             self.send_raw(article)
             return
         if code not in Code.MULTILINE or (code == Code.GROUP and not pending.block):
-            self._pending.popleft()
+            self.pop_pending()
             if code >= 400:
                 pending.deferred.errback(reply_error(code, text))
             else:
@@ -190,24 +151,24 @@ class NNTPClientProtocol(LineProtocol):
             response = pending.challenge(decode_challenge(text.encode("ascii")))
         except SASLError as e:
             self.send_raw(b"*\r\n")  # cancel; the 481 that follows fails nothing more
-            self._pending.popleft()
+            self.pop_pending()
             pending.deferred.errback(e)
             eat = _Pending(None, None, None)
             eat.deferred.addErrback(lambda _: None)
-            self._pending.appendleft(eat)
+            self.push_front(eat)
             return
         self.send_raw(encode_response(response) + b"\r\n")
 
     def raw_data_received(self, data: bytes) -> None:
         """Part of a block: unstuffed, cut at whole lines, given to the sink or collected."""
         unstuffer = self._unstuffer
-        if unstuffer is None or not self._pending:  # pragma: no cover - raw only in a block
+        pending = self.next_pending()
+        if unstuffer is None or pending is None:  # pragma: no cover - raw only in a block
             return
-        pending = self._pending[0]
         try:
             payload = unstuffer.feed(data)
         except RemoteProtocolError as e:
-            self._protocol_error(NNTPProtocolError(str(e)))
+            self.protocol_error(NNTPProtocolError(str(e)))
             return
         if payload:
             if pending.sink is not None:
@@ -222,7 +183,7 @@ class NNTPClientProtocol(LineProtocol):
                 pending.collect.append(payload)
         if unstuffer.done:
             self._unstuffer = None
-            self._pending.popleft()
+            self.pop_pending()
             if self._carry and pending.sink is not None:  # pragma: no cover - lines end in CRLF
                 pending.sink(self._carry)
             self._carry = b""
@@ -234,41 +195,8 @@ class NNTPClientProtocol(LineProtocol):
 
     def line_too_long(self) -> None:
         """A reply line over :data:`MAX_REPLY_LINE`."""
-        self._protocol_error(NNTPProtocolError("reply line too long"))
+        self.protocol_error(NNTPProtocolError("reply line too long"))
 
     def bad_line_ending(self, line: bytes) -> None:
         """A bare CR in a reply line: tolerated."""
         self.line_received(line.replace(b"\r", b""))
-
-    def timeout_expired(self) -> None:
-        """No reply in time: fail what is pending and close; idle with nothing pending is fine."""
-        if self._pending or not self._greeted:
-            self._fail_all(NNTPConnectionLost("timed out waiting for the server"))
-            self.lose()
-        else:
-            self.reset_idle_timer()
-
-    def _protocol_error(self, error: NNTPError) -> None:
-        self._fail_all(error)
-        self.lose()
-
-    def _fail_all(self, error: Exception) -> None:
-        while self._pending:
-            self._pending.popleft().deferred.errback(error)
-        if not self._greeted:
-            self._greeted = True
-            self.greeting.errback(error)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail what is pending with :class:`NNTPConnectionLost`."""
-        self._lost = True
-        super().connectionLost(reason)
-        why = "" if reason.check(ConnectionDone) else f": {reason.getErrorMessage()}"
-        self._fail_all(NNTPConnectionLost(f"connection closed{why}"))
-        if not self._closed.called:
-            self._closed.callback(None)
-
-    @property
-    def pending(self) -> int:
-        """Replies still awaited."""
-        return len(self._pending)

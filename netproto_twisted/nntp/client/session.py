@@ -27,15 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.error import ConnectError, DNSLookupError
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
-    IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory
 
+from netproto_twisted.core.client import ReplyQueueFactory, client_target, open_client
 from netproto_twisted.core.sasl import choose_mechanism, client_mechanism, encode_response
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.nntp._wire import (
@@ -45,7 +42,7 @@ from netproto_twisted.nntp._wire import (
     stuffed,
 )
 from netproto_twisted.nntp.client.protocol import NNTPClientProtocol, Reply
-from netproto_twisted.nntp.errors import NNTPConnectionLost, NNTPError, NNTPProtocolError
+from netproto_twisted.nntp.errors import NNTPError, NNTPProtocolError
 
 __all__ = [
     "DEFAULT_PORT",
@@ -508,15 +505,6 @@ class NNTPClient:
         return self.protocol.expect().addCallbacks(lambda _: True, refused)
 
 
-class _ClientFactory(Factory):
-    def __init__(self, clock: IReactorTime, timeout: float | None) -> None:
-        self.clock = clock
-        self.timeout = timeout
-
-    def buildProtocol(self, addr: object) -> NNTPClientProtocol:
-        return NNTPClientProtocol(self.clock, self.timeout)
-
-
 def connect_nntp(
     reactor: Any,
     host: str,
@@ -537,45 +525,34 @@ def connect_nntp(
     default to verifying ``host``.  ``user``/``password``: AUTHINFO USER/PASS.
     ``reader_mode`` sends MODE READER.  ``timeout`` bounds the connection and every reply.
     """
-    if tls not in _TLS_MODES:
-        raise ValueError(f"tls must be one of {_TLS_MODES}, not {tls!r}")
     if (user is None) != (password is None):
         raise ValueError("give both user and password, or neither")
-    if port is None:
-        port = DEFAULT_TLS_PORT if tls == "implicit" else DEFAULT_PORT
-    options = tls_options
-    if options is None and tls != "none":
-        options = client_options(host)
-    if endpoint is None:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    if tls == "implicit":
-        assert options is not None
-        endpoint = wrapClientTLS(options, endpoint)
-    target = endpoint
+    target = client_target(
+        reactor,
+        host,
+        port,
+        tls=tls,
+        modes=_TLS_MODES,
+        default_ports=(DEFAULT_PORT, DEFAULT_TLS_PORT),
+        tls_options=tls_options,
+        timeout=timeout,
+        endpoint=endpoint,
+    )
+    options = target.tls_options
 
-    async def run() -> NNTPClient:
-        try:
-            protocol = cast(
-                NNTPClientProtocol, await target.connect(_ClientFactory(reactor, timeout))
-            )
-        except (ConnectError, DNSLookupError) as e:
-            raise NNTPConnectionLost(f"cannot connect to {host}:{port}: {e}") from e
-        try:
-            client = NNTPClient(protocol, await protocol.greeting, host)
-            if tls in ("starttls", "opportunistic") and not client.is_secure:
-                caps = await client.capabilities()
-                if "STARTTLS" in caps:
-                    await client.starttls(options)
-                elif tls == "starttls":
-                    raise NNTPError("the server does not offer STARTTLS")
-            if user is not None and password is not None:
-                await client.login(user, password)
-            if reader_mode:
-                await client.mode_reader()
-        except BaseException:
-            protocol.lose()
-            await protocol.when_closed()
-            raise
+    async def set_up(protocol: NNTPClientProtocol) -> NNTPClient:
+        client = NNTPClient(protocol, await protocol.greeting, host)
+        if tls in ("starttls", "opportunistic") and not client.is_secure:
+            caps = await client.capabilities()
+            if "STARTTLS" in caps:
+                await client.starttls(options)
+            elif tls == "starttls":
+                raise NNTPError("the server does not offer STARTTLS")
+        if user is not None and password is not None:
+            await client.login(user, password)
+        if reader_mode:
+            await client.mode_reader()
         return client
 
-    return ensureDeferred(run())
+    factory = ReplyQueueFactory(NNTPClientProtocol, reactor, timeout)
+    return ensureDeferred(open_client(target.endpoint, factory, set_up, where=target.where))
