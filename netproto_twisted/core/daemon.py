@@ -8,7 +8,7 @@ reactor, the data directory, TLS material, access policy and limits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast, runtime_checkable
@@ -17,11 +17,23 @@ from twisted.application.service import IService, IServiceCollection
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred
 
-from netproto_twisted.core.access import AccessOptionsMixin, AccessPolicy
+from netproto_twisted.core.access import (
+    AccessOptionsMixin,
+    AccessPolicy,
+    ConnectionGuard,
+    LoginDelay,
+)
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin
+from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.reactors import IServerReactor
-from netproto_twisted.core.service import endpoint_kind, exit_on_failure, fail
+from netproto_twisted.core.sasl_exchange import Authenticator
+from netproto_twisted.core.service import (
+    EndpointsService,
+    endpoint_kind,
+    exit_on_failure,
+    fail,
+)
 from netproto_twisted.core.tls import (
     certificate_fingerprint,
     ensure_dev_certificate,
@@ -105,6 +117,57 @@ class DaemonContext:
     def endpoint(self, text: str) -> str:
         """Complete an ``ssl:`` endpoint string that names no key with this daemon's pair."""
         return self.tls.complete_endpoint(text)
+
+    def password_authenticator(
+        self,
+        limits: Limits,
+        users: str = "",
+        *,
+        allow_insecure: bool = False,
+        hostname: str = "localhost",
+    ) -> Authenticator:
+        """The login checker a server section uses: the password file, in the thread pool.
+
+        ``users`` is the password file (``""``: ``<data>/users``, the file
+        ``netproto user add`` writes); failed logins pay :class:`LoginDelay`
+        under ``limits``, which also choose the SASL mechanisms.
+        """
+        reactor = self.reactor
+        return Authenticator.for_password_file(
+            PasswordFile(users or str(self.data_dir / "users")),
+            thread_runner(reactor, reactor.getThreadPool()),
+            LoginDelay.from_limits(reactor, limits),
+            mechanisms=limits.auth_mechanisms,
+            allow_insecure=allow_insecure,
+            hostname=hostname,
+        )
+
+    def guarded_listener(
+        self,
+        name: str,
+        factory: Any,
+        endpoints: Sequence[str],
+        limits: Limits,
+        refusal: Callable[[str], bytes] | None = None,
+    ) -> EndpointsService | None:
+        """Listen on ``endpoints`` (completed, TCP kinds only) behind the access guard.
+
+        The guard applies the daemon's access policy and ``limits``; a
+        refused connection gets ``refusal(reason)`` in the protocol's own
+        words.  Returns ``None`` when there is no endpoint.
+
+        :raises ConfigError: for a ``udp:`` endpoint.
+        """
+        listen = [self.endpoint(text) for text in endpoints]
+        for text in listen:
+            if endpoint_kind(text) == "udp":
+                raise ConfigError(text, f"{name} does not serve UDP")
+        if not listen:
+            return None
+        guard = ConnectionGuard(
+            factory, self.reactor, policy=self.policy, limits=limits, refusal=refusal
+        )
+        return EndpointsService(name, self.reactor, listen, guard=guard, backlog=limits.backlog)
 
     def limits_for(self, defaults: Limits) -> Limits:
         """Return a protocol's ``defaults`` overridden by each limit changed from the shared one.

@@ -18,14 +18,10 @@ from typing import Any, ClassVar
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
-from netproto_twisted.core.access import ConnectionGuard, LoginDelay
 from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, limits_options
-from netproto_twisted.core.passwords import PasswordFile, thread_runner
-from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.core.streaming import thread_block_runner
 from netproto_twisted.core.tls import server_context
 from netproto_twisted.core.tls_sessions import resumable_server_options
@@ -111,12 +107,8 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     table = UserTable.from_file(
         config.ftp_users or context.data_dir / "ftp-users", base, anonymous_root=anonymous_root
     )
-    password_file = PasswordFile(config.users or str(context.data_dir / "users"))
-    authenticator = Authenticator.for_password_file(
-        password_file,
-        thread_runner(reactor, reactor.getThreadPool()),
-        LoginDelay.from_limits(reactor, limits),
-        allow_insecure=config.allow_insecure_auth,
+    authenticator = context.password_authenticator(
+        limits, config.users, allow_insecure=config.allow_insecure_auth
     )
     # A context of FTP's own: the session cache it turns on is not imposed on others.
     tls = resumable_server_options(server_context(context.tls.cert, context.tls.key))
@@ -141,15 +133,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return format_reply(421, reason)
 
-    guard = ConnectionGuard(
-        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
-    )
-    listen = [context.endpoint(text) for text in config.listen]
-    for text in listen:
-        if endpoint_kind(text) == "udp":
-            raise ConfigError(text, "FTP does not serve UDP")
-    if listen:
-        root.addService(EndpointsService("ftp", reactor, listen, guard=guard))
+    listener = context.guarded_listener("ftp", factory, config.listen, limits, refusal)
+    if listener is not None:
+        root.addService(listener)
     return root
 
 

@@ -16,14 +16,10 @@ from typing import Any, ClassVar
 from twisted.application.service import IService, MultiService, Service
 from twisted.python import usage
 
-from netproto_twisted.core.access import ConnectionGuard, LoginDelay
 from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
-from netproto_twisted.core.passwords import PasswordFile, thread_runner
-from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.imap4.server import DEFAULT_IDLE_TIMEOUT, IMAPServerFactory, IMAPSettings
 from netproto_twisted.imap4.wire.serialise import status_line
 from netproto_twisted.mailstore import MaildirStore
@@ -99,15 +95,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     root = MultiService()
     root.setName("imap")
     maildir = config.maildir or str(context.data_dir / "mail")
-    password_file = PasswordFile(config.users or str(context.data_dir / "users"))
     pool = reactor.getThreadPool()
-    authenticator = Authenticator.for_password_file(
-        password_file,
-        thread_runner(reactor, pool),
-        LoginDelay.from_limits(reactor, limits),
-        mechanisms=limits.auth_mechanisms,
-        allow_insecure=config.allow_insecure_auth,
-        hostname=config.hostname,
+    authenticator = context.password_authenticator(
+        limits, config.users, allow_insecure=config.allow_insecure_auth, hostname=config.hostname
     )
     settings = IMAPSettings(
         hostname=config.hostname,
@@ -128,15 +118,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return status_line("*", "BYE", reason)
 
-    guard = ConnectionGuard(
-        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
-    )
-    listen = [context.endpoint(text) for text in config.listen]
-    for text in listen:
-        if endpoint_kind(text) == "udp":
-            raise ConfigError(text, "IMAP does not serve UDP")
-    if listen:
-        root.addService(EndpointsService("imap", reactor, listen, guard=guard))
+    listener = context.guarded_listener("imap", factory, config.listen, limits, refusal)
+    if listener is not None:
+        root.addService(listener)
     return root
 
 

@@ -20,14 +20,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 
-from netproto_twisted.core.access import ConnectionGuard, LoginDelay
 from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
-from netproto_twisted.core.passwords import PasswordFile, thread_runner
-from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.core.streaming import thread_block_runner
 from netproto_twisted.nntp._wire import Code, status
 from netproto_twisted.nntp.server import NNTPServerFactory, NNTPSettings
@@ -130,14 +126,8 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
             return d
 
         root.addService(TimerService(3600.0, expire))
-    password_file = PasswordFile(config.users or str(context.data_dir / "users"))
-    authenticator = Authenticator.for_password_file(
-        password_file,
-        thread_runner(reactor, pool),
-        LoginDelay.from_limits(reactor, limits),
-        mechanisms=limits.auth_mechanisms,
-        allow_insecure=config.allow_insecure_auth,
-        hostname=config.hostname,
+    authenticator = context.password_authenticator(
+        limits, config.users, allow_insecure=config.allow_insecure_auth, hostname=config.hostname
     )
     settings = NNTPSettings(
         hostname=config.hostname,
@@ -169,15 +159,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return status(Code.UNAVAILABLE, reason)
 
-    guard = ConnectionGuard(
-        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
-    )
-    listen = [context.endpoint(text) for text in config.listen]
-    for text in listen:
-        if endpoint_kind(text) == "udp":
-            raise ConfigError(text, "NNTP does not serve UDP")
-    if listen:
-        root.addService(EndpointsService("nntp", reactor, listen, guard=guard))
+    listener = context.guarded_listener("nntp", factory, config.listen, limits, refusal)
+    if listener is not None:
+        root.addService(listener)
     return root
 
 

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
-from netproto_twisted.core.access import ConnectionGuard, LoginDelay
 from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
@@ -26,9 +25,6 @@ from netproto_twisted.core.limits import (
     int_option,
     limits_options,
 )
-from netproto_twisted.core.passwords import PasswordFile, thread_runner
-from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.core.streaming import thread_block_runner
 from netproto_twisted.pop3._wire import err
 from netproto_twisted.pop3.maildrop import MaildirMaildrops
@@ -83,15 +79,8 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     root = MultiService()
     root.setName("pop3")
     maildir = config.maildir or str(context.data_dir / "mail")
-    password_file = PasswordFile(config.users or str(context.data_dir / "users"))
-    pool = reactor.getThreadPool()
-    authenticator = Authenticator.for_password_file(
-        password_file,
-        thread_runner(reactor, pool),
-        LoginDelay.from_limits(reactor, limits),
-        mechanisms=limits.auth_mechanisms,
-        allow_insecure=config.allow_insecure_auth,
-        hostname=config.hostname,
+    authenticator = context.password_authenticator(
+        limits, config.users, allow_insecure=config.allow_insecure_auth, hostname=config.hostname
     )
     runner = thread_block_runner(reactor)
     settings = POP3Settings(
@@ -116,15 +105,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return err(reason, "SYS/TEMP")
 
-    guard = ConnectionGuard(
-        factory, reactor, policy=context.policy, limits=limits, refusal=refusal
-    )
-    listen = [context.endpoint(text) for text in config.listen]
-    for text in listen:
-        if endpoint_kind(text) == "udp":
-            raise ConfigError(text, "POP3 does not serve UDP")
-    if listen:
-        root.addService(EndpointsService("pop3", reactor, listen, guard=guard))
+    listener = context.guarded_listener("pop3", factory, config.listen, limits, refusal)
+    if listener is not None:
+        root.addService(listener)
     return root
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from netproto_twisted.core.access import AccessPolicy, ConnectionGuard
 from netproto_twisted.core.daemon import DaemonContext, ServerOptions, TLSFiles
+from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
 from netproto_twisted.core.tls import tls_server_endpoint_args
 
@@ -83,3 +86,39 @@ class ServerOptionsTests(SynchronousTestCase):
         self.assertEqual(options["limits"].idle_timeout, 42.0)
         self.assertFalse(options["access_policy"].permits("10.1.2.3"))
         self.assertEqual(options["data-dir"], "netproto-data")
+
+
+class GuardedListenerTests(SynchronousTestCase):
+    """The listener every server section builds: completed endpoints behind the guard."""
+
+    def setUp(self) -> None:
+        files = TLSFiles.resolve(Path(self.mktemp()))
+        self.context = DaemonContext(
+            MemoryReactorClock(),
+            Path(self.mktemp()),
+            files,
+            policy=AccessPolicy(deny=["10.0.0.0/8"]),
+        )
+        self.factory = Factory.forProtocol(Protocol)
+
+    def test_none_without_endpoints(self) -> None:
+        self.assertIsNone(self.context.guarded_listener("x", self.factory, (), DEFAULT_LIMITS))
+
+    def test_udp_refused(self) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            self.context.guarded_listener("x", self.factory, ("udp:9",), DEFAULT_LIMITS)
+        self.assertIn("x does not serve UDP", str(caught.exception))
+
+    def test_guard_has_the_policy_limits_and_refusal(self) -> None:
+        limits = replace(DEFAULT_LIMITS, max_connections=3)
+        service = self.context.guarded_listener(
+            "x", self.factory, ("tcp:0", "ssl:0"), limits, lambda reason: b"no\r\n"
+        )
+        assert service is not None
+        guard = service.factory
+        assert isinstance(guard, ConnectionGuard)
+        self.assertIs(guard.wrappedFactory, self.factory)
+        self.assertEqual(guard.limits.max_connections, 3)
+        self.assertFalse(guard.policy.permits("10.1.1.1"))
+        self.assertEqual(guard.refusal("full"), b"no\r\n")
+        self.assertIn("privateKey=", service._listen[1])
