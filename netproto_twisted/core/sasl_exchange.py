@@ -76,7 +76,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-from twisted.cred.credentials import ICredentials
+from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -401,6 +401,31 @@ class SASLExchange:
             return succeed(Refused(FailureKind.UNDECODABLE, "response is not base64"))
         return self._step(server.respond(data))
 
+    def check_password(self, username: str, password: str) -> Deferred[Authenticated | Refused]:
+        """Check a plain ``username``/``password`` login (POP3 ``USER``/``PASS``, IMAP ``LOGIN``).
+
+        The check takes the address's turn and penalty as an exchange does,
+        and a refusal counts towards the same limit of failures per session,
+        so a client cannot get more guesses by mixing the two ways to log
+        in.  Fires with :class:`Authenticated` or :class:`Refused` (never
+        fails).
+        """
+        credentials = UsernamePassword(
+            username.encode("utf-8", "surrogateescape"),
+            password.encode("utf-8", "surrogateescape"),
+        )
+        d: Deferred[Any] = self._gate.login(credentials, None, *self.authenticator.interfaces)
+
+        def checked(result: Any) -> Authenticated | Refused:
+            if isinstance(result, Failure):
+                return self._refusal(result)
+            interface, avatar, logout = result
+            name = str(avatar)
+            _log.info("authenticated {user} from {peer}", user=name, peer=self.peer or "unix")
+            return Authenticated(name, interface, avatar, logout)
+
+        return d.addBoth(checked)
+
     def abort(self) -> None:
         """End the running exchange, if any (line unusable, connection lost); idempotent.
 
@@ -443,6 +468,10 @@ class SASLExchange:
             return Authenticated(
                 result.username, result.interface, result.avatar, result.logout, result.final_data
             )
+        return self._refusal(result)
+
+    def _refusal(self, result: Failure) -> Refused:
+        """Map a failed check to its :class:`Refused`, counting refused credentials."""
         if result.check(CancelledError):
             return Refused(FailureKind.CANCELLED, "exchange aborted")
         if result.check(UnauthorizedLogin, AuthenticationFailed):

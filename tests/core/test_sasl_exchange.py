@@ -302,6 +302,41 @@ class FailureTests(ExchangeTestBase):
         self.assertTrue(kinds[-1].disconnect)  # type: ignore[union-attr]
         self.assertEqual(ex.failures, 5)
 
+    def test_plain_passwords_and_exchanges_share_the_count(self) -> None:
+        ex = self.exchange(POP3_FRAMING)
+        outcomes: list[object] = []
+        for attempt in range(5):
+            if attempt % 2:
+                d: Deferred[Any] = ex.start("PLAIN", plain("bob", "wrong"), secure=True)
+            else:
+                d = ex.check_password("bob", "wrong")
+            self.runner.finish()
+            self.clock.advance(60)
+            outcomes.append(self.successResultOf(d))
+        kinds = [o.kind for o in outcomes if isinstance(o, Refused)]
+        self.assertEqual(
+            kinds, [FailureKind.BAD_CREDENTIALS] * 4 + [FailureKind.TOO_MANY_FAILURES]
+        )
+        self.assertEqual(ex.failures, 5)
+
+    def test_check_password_logs_in(self) -> None:
+        ex = self.exchange(IMAP_FRAMING)
+        d = ex.check_password("bob", PW)
+        self.runner.finish()
+        outcome = self.successResultOf(d)
+        assert isinstance(outcome, Authenticated)
+        self.assertEqual(outcome.username, "bob")
+        self.assertEqual(ex.failures, 0)
+
+    def test_check_password_waits_for_the_penalty(self) -> None:
+        self.delay.failed(PEER)
+        ex = self.exchange(POP3_FRAMING)
+        d = ex.check_password("bob", PW)
+        self.assertEqual(self.runner.started, 0)  # not checked before the penalty is over
+        self.clock.advance(60)
+        self.runner.finish()
+        self.assertIsInstance(self.successResultOf(d), Authenticated)
+
     def test_store_failure_is_temporary_and_not_counted(self) -> None:
         class Broken:
             def login(self, *args: object) -> Deferred[Any]:

@@ -29,17 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.auth import IAuthenticated
 from netproto_twisted.core.commands import CommandTable, Refusal, RefusalKind
-from netproto_twisted.core.login_delay import TooManyWaiting
 from netproto_twisted.core.sasl_exchange import (
     IMAP_FRAMING,
     Authenticated,
@@ -156,8 +151,8 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
         self._errors = 0
         self._auth_request: Request | None = None
         self._logout: Callable[[], None] | None = None
-        self._password_failures = 0
-        self._check: Deferred[Any] | None = None
+        #: A password check waiting its turn.
+        self._check: Deferred[Authenticated | Refused] | None = None
         self.untagged(
             f"OK [CAPABILITY {' '.join(self.capabilities())}] {settings.hostname} IMAP4 ready"
         )
@@ -469,36 +464,32 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
 
     def login(self, req: Request) -> None:
         """``LOGIN user password``: checked after the address's penalty, in its turn."""
-        authenticator = self.authenticator
-        if authenticator is None:
+        if self.sasl is None:
             self.no(req, "no logins on this server", "UNAVAILABLE")
             return
         user, password = req.strings
-        portal = authenticator.portal
-        credentials = UsernamePassword(user, password)
-        d: Deferred[Any] = authenticator.login_delay.attempt(
-            self.peer or "unix", lambda: portal.login(credentials, None, IAuthenticated)
+        d = self.sasl.check_password(
+            user.decode("utf-8", "surrogateescape"), password.decode("utf-8", "surrogateescape")
         )
         self._check = d
-        self.wait(d, lambda result: self._password_checked(req, result))
+        self.wait(d, lambda outcome: self._password_checked(req, outcome))
 
-    def _password_checked(self, req: Request, result: Any) -> None:
+    def _password_checked(self, req: Request, outcome: Authenticated | Refused | Failure) -> None:
         self._check = None
-        if isinstance(result, Failure):
-            if result.check(UnauthorizedLogin):
-                assert self.authenticator is not None
-                self._password_failures += 1
-                self.no(req, "authentication failed", "AUTHENTICATIONFAILED")
-                if self.authenticator.login_delay.should_disconnect(self._password_failures):
-                    self.untagged("BYE too many failed logins")
-                    self.close()
-                return
-            if not result.check(TooManyWaiting):
-                _log.failure("password check failed", result)
+        if isinstance(outcome, Authenticated):
+            self._logged_in(req, outcome.username, outcome.logout)
+        elif isinstance(outcome, Failure):  # pragma: no cover - the check never fails
+            _log.failure("password check failed", outcome)
             self.no(req, "authentication temporarily unavailable", "UNAVAILABLE")
-            return
-        _interface, avatar, logout = result
-        self._logged_in(req, str(avatar), logout)
+        elif outcome.kind is FailureKind.CANCELLED:
+            return  # the connection went away while the check waited its turn
+        elif outcome.kind is FailureKind.TEMPORARY:
+            self.no(req, "authentication temporarily unavailable", "UNAVAILABLE")
+        else:
+            self.no(req, "authentication failed", "AUTHENTICATIONFAILED")
+            if outcome.disconnect:
+                self.untagged("BYE too many failed logins")
+                self.close()
 
     def authenticate(self, req: Request) -> None:
         """``AUTHENTICATE mechanism [initial-response]`` (RFC 9051, SASL-IR RFC 4959)."""

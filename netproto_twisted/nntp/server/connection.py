@@ -15,15 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.auth import IAuthenticated
 from netproto_twisted.core.commands import CommandTable, Refusal, RefusalKind
-from netproto_twisted.core.login_delay import TooManyWaiting
 from netproto_twisted.core.sasl_exchange import (
     NNTP_FRAMING,
     Authenticated,
@@ -80,8 +76,8 @@ class NNTPConnection(ReaderCommands, FeedCommands):
             else None
         )
         self._pending_user: str | None = None
-        self._password_failures = 0
-        self._check: Deferred[Any] | None = None
+        #: A password check waiting its turn.
+        self._check: Deferred[Authenticated | Refused] | None = None
         self._logout: Callable[[], None] | None = None
         settings = self.settings
         if settings.allow_posting:
@@ -226,33 +222,27 @@ class NNTPConnection(ReaderCommands, FeedCommands):
         if name is None:
             self.reply(Code.AUTH_SEQUENCE, "AUTHINFO USER first")
             return
-        authenticator = self.authenticator
-        assert authenticator is not None
-        portal = authenticator.portal
-        credentials = UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
-        d: Deferred[Any] = authenticator.login_delay.attempt(
-            self.peer or "unix", lambda: portal.login(credentials, None, IAuthenticated)
-        )
+        assert self.sasl is not None
+        d = self.sasl.check_password(name, password)
         self._check = d
         self.wait(d, self._password_checked)
 
-    def _password_checked(self, result: Any) -> None:
+    def _password_checked(self, outcome: Authenticated | Refused | Failure) -> None:
         self._check = None
-        if isinstance(result, Failure):
-            if result.check(UnauthorizedLogin):
-                assert self.authenticator is not None
-                self._password_failures += 1
-                self.reply(Code.AUTH_FAILED, "authentication failed")
-                if self.authenticator.login_delay.should_disconnect(self._password_failures):
-                    self.reply(Code.UNAVAILABLE, "too many failed logins, closing")
-                    self.close()
-                return
-            if not result.check(TooManyWaiting):
-                _log.failure("password check failed", result)
+        if isinstance(outcome, Authenticated):
+            self._logged_in(outcome.username, outcome.logout)
+        elif isinstance(outcome, Failure):  # pragma: no cover - the check never fails
+            _log.failure("password check failed", outcome)
             self.reply(Code.FAULT, "authentication temporarily unavailable")
-            return
-        _interface, avatar, logout = result
-        self._logged_in(str(avatar), logout)
+        elif outcome.kind is FailureKind.CANCELLED:
+            return  # the connection went away while the check waited its turn
+        elif outcome.kind is FailureKind.TEMPORARY:
+            self.reply(Code.FAULT, "authentication temporarily unavailable")
+        else:
+            self.reply(Code.AUTH_FAILED, "authentication failed")
+            if outcome.disconnect:
+                self.reply(Code.UNAVAILABLE, "too many failed logins, closing")
+                self.close()
 
     def _sasl_step(self, outcome: Outcome | Failure) -> None:
         if isinstance(outcome, SendChallenge):

@@ -31,18 +31,14 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.auth import IAuthenticated
 from netproto_twisted.core.commands import CommandTable, Refusal, RefusalKind
 from netproto_twisted.core.connection import ConnectionBase
 from netproto_twisted.core.dotstuff import DotStuffer
-from netproto_twisted.core.login_delay import TooManyWaiting
 from netproto_twisted.core.sasl_exchange import (
     POP3_FRAMING,
     Authenticated,
@@ -145,8 +141,8 @@ class POP3Connection(ConnectionBase):
         self._pending_user: str | None = None
         self._logout: Callable[[], None] | None = None
         self._errors = 0
-        self._password_failures = 0
-        self._check: Deferred[Any] | None = None  # a password check waiting its turn
+        #: A password check waiting its turn.
+        self._check: Deferred[Authenticated | Refused] | None = None
         self.send(ok(f"{settings.hostname} POP3 server ready"))
 
     # -- facts the command table's guards read ----------------------------------------
@@ -300,35 +296,29 @@ class POP3Connection(ConnectionBase):
     def pass_(self, password: str) -> None:
         """``PASS password``: checked after the address's penalty, in its turn."""
         name, self._pending_user = self._pending_user, None
-        if name is None or self.authenticator is None:
+        if name is None or self.sasl is None:
             self.error(err("USER first"))
             return
-        authenticator = self.authenticator
-        portal = authenticator.portal
-        credentials = UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
-        d: Deferred[Any] = authenticator.login_delay.attempt(
-            self.peer or "unix", lambda: portal.login(credentials, None, IAuthenticated)
-        )
+        d = self.sasl.check_password(name, password)
         self._check = d
         self.wait(d, self._password_checked)
 
-    def _password_checked(self, result: Any) -> None:
+    def _password_checked(self, outcome: Authenticated | Refused | Failure) -> None:
         self._check = None
-        if isinstance(result, Failure):
-            if result.check(UnauthorizedLogin):
-                assert self.authenticator is not None
-                self._password_failures += 1
-                self.send(err("authentication failed", AUTH))
-                if self.authenticator.login_delay.should_disconnect(self._password_failures):
-                    self.send(_BYE_TOO_MANY)
-                    self.close()
-                return
-            if not result.check(TooManyWaiting):
-                _log.failure("password check failed", result)
+        if isinstance(outcome, Authenticated):
+            self._logged_in(outcome.username, outcome.logout)
+        elif isinstance(outcome, Failure):  # pragma: no cover - the check never fails
+            _log.failure("password check failed", outcome)
             self.send(err("authentication temporarily unavailable", SYS_TEMP))
-            return
-        _interface, avatar, logout = result
-        self._logged_in(str(avatar), logout)
+        elif outcome.kind is FailureKind.CANCELLED:
+            return  # the connection went away while the check waited its turn
+        elif outcome.kind is FailureKind.TEMPORARY:
+            self.send(err("authentication temporarily unavailable", SYS_TEMP))
+        else:
+            self.send(err("authentication failed", AUTH))
+            if outcome.disconnect:
+                self.send(_BYE_TOO_MANY)
+                self.close()
 
     def auth(self, argument: str) -> None:
         """``AUTH [mechanism [initial-response]]`` (RFC 5034; no argument lists the mechanisms)."""
