@@ -1,0 +1,224 @@
+"""IMAP server mailbox, selected-state, FETCH and MIME commands driven with bytes alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.core.access import LoginDelay
+from netproto_twisted.core.connection import ConnectionDriver
+from netproto_twisted.core.passwords import PasswordFile
+from netproto_twisted.core.sasl_exchange import Authenticator
+from netproto_twisted.imap4.server import ChangeHub, IMAPConnection, IMAPSettings, MessageCache
+from netproto_twisted.mailstore import MaildirStore
+from netproto_twisted.mailstore.fsops import FsOps
+from tests.mailstore.helpers import sync_runner
+
+MULTIPART = (
+    b"From: a@example.com\r\n"
+    b"Subject: multi\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n'
+    b"\r\n"
+    b"preamble\r\n"
+    b"--XX\r\n"
+    b"Content-Type: text/plain; charset=us-ascii\r\n"
+    b"\r\n"
+    b"hello part one\r\n"
+    b"--XX\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b"\r\n"
+    b"Subject: inner\r\n"
+    b"From: b@example.com\r\n"
+    b"\r\n"
+    b"inner body\r\n"
+    b"--XX\r\n"
+    b'Content-Type: multipart/alternative; boundary="YY"\r\n'
+    b"\r\n"
+    b"--YY\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"\r\n"
+    b"alt plain\r\n"
+    b"--YY\r\n"
+    b"Content-Type: text/html\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"Content-Disposition: inline; filename=a.html\r\n"
+    b"\r\n"
+    b"PGI+aGk8L2I+\r\n"
+    b"--YY--\r\n"
+    b"--XX--\r\n"
+)
+
+
+class Base(SynchronousTestCase):
+    """A store with alice's INBOX of three messages and a session driver."""
+
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.base = os.path.join(self.dir, "mail")
+        self.store = MaildirStore(self.base, fs=FsOps(), runner=sync_runner, sync="file")
+        users = PasswordFile(Path(self.dir) / "users", iterations=4096)
+        users.add("alice", "pw")
+        self.clock = MemoryReactorClock()
+        self.auth = Authenticator.for_password_file(
+            users, sync_runner, LoginDelay(self.clock), allow_insecure=True
+        )
+        self.hub = ChangeHub(self.clock, watch_files=False)
+        self.cache = MessageCache()
+        for raw in (
+            b"Subject: one\r\nFrom: x@example.com\r\n\r\nbody one\r\n",
+            b"Subject: two\r\nFrom: y@example.com\r\n\r\nsecond body\r\n",
+            MULTIPART,
+        ):
+            writer = self.store.deliver("alice")
+            writer.write(raw)
+            writer.commit()
+
+    def session(self) -> ConnectionDriver:
+        conn = IMAPConnection(
+            IMAPSettings(allow_insecure_auth=True), self.store, self.hub, self.cache,
+            peer="127.0.0.1", peer_is_loopback=True, authenticator=self.auth,
+        )  # fmt: skip
+        driver = ConnectionDriver(conn, max_line_length=65536)
+        self.assertTrue(driver.take_output().startswith(b"* OK [CAPABILITY IMAP4rev1 "))
+        return driver
+
+    def login(self, driver: ConnectionDriver) -> None:
+        self.assertIn(b"a OK [CAPABILITY ", driver.feed(b"a LOGIN alice pw\r\n"))
+
+    def cmd(self, driver: ConnectionDriver, line: bytes) -> bytes:
+        return driver.feed(line + b"\r\n")
+
+
+class MailboxCommandTests(Base):
+    def test_create_delete_rename_and_inbox_rules(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.assertEqual(self.cmd(d, b"c1 CREATE Work."), b"c1 OK CREATE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"c2 CREATE INBOX"), b"c2 NO [ALREADYEXISTS] INBOX always exists\r\n"
+        )
+        self.assertEqual(
+            self.cmd(d, b"c3 CREATE Work"), b"c3 NO [ALREADYEXISTS] mailbox exists\r\n"
+        )
+        self.assertEqual(self.cmd(d, b"c4 CREATE Sent/a"), b"c4 NO [CANNOT] bad mailbox name\r\n")
+        self.assertEqual(self.cmd(d, b"c5 CREATE Work.Sub"), b"c5 OK CREATE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"d1 DELETE INBOX"), b"d1 NO [CANNOT] INBOX cannot be deleted\r\n"
+        )
+        self.assertEqual(
+            self.cmd(d, b"d2 DELETE Nope"), b"d2 NO [NONEXISTENT] no such mailbox\r\n"
+        )
+        self.assertEqual(self.cmd(d, b"r1 RENAME Work Jobs"), b"r1 OK RENAME completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"r2 RENAME Jobs INBOX"), b"r2 NO [ALREADYEXISTS] INBOX exists\r\n"
+        )
+        # Renaming INBOX moves its messages; INBOX stays, empty.
+        self.assertEqual(self.cmd(d, b"r3 RENAME INBOX Old"), b"r3 OK RENAME completed\r\n")
+        out = self.cmd(d, b"st STATUS Old (MESSAGES RECENT UIDNEXT UNSEEN DELETED)")
+        self.assertEqual(
+            out,
+            b'* STATUS "Old" (MESSAGES 3 RECENT 0 UIDNEXT 4 UNSEEN 3 DELETED 0)\r\n'
+            b"st OK STATUS completed\r\n",
+        )
+        self.assertIn(b'* STATUS "INBOX" (MESSAGES 0)', self.cmd(d, b"s2 STATUS INBOX (MESSAGES)"))
+        self.assertEqual(
+            self.cmd(d, b'l LIST "" *'),
+            b'* LIST (\\HasNoChildren) "." "INBOX"\r\n'
+            b'* LIST (\\HasChildren) "." "Jobs"\r\n'
+            b'* LIST (\\HasNoChildren) "." "Jobs.Sub"\r\n'
+            b'* LIST (\\HasNoChildren) "." "Old"\r\n'
+            b"l OK LIST completed\r\n",
+        )
+
+    def test_delete_the_selected_mailbox_leaves_selected_state(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.cmd(d, b"c CREATE Sent")
+        self.assertIn(b"x OK [READ-WRITE]", self.cmd(d, b"x SELECT Sent"))
+        self.assertEqual(self.cmd(d, b"d DELETE Sent"), b"d OK DELETE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"f FETCH 1 FLAGS"), b"f BAD command not valid in this state\r\n"
+        )
+        self.assertEqual(self.cmd(d, b'l LIST "" Sent'), b"l OK LIST completed\r\n")
+
+    def test_subscriptions_lsub_and_list_selection_options(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.cmd(d, b"c1 CREATE Deep.Leaf")
+        self.cmd(d, b"c2 CREATE Sent")
+        self.assertEqual(self.cmd(d, b"s1 SUBSCRIBE Ghost"), b"s1 OK SUBSCRIBE completed\r\n")
+        self.assertEqual(self.cmd(d, b"s2 SUBSCRIBE Gone"), b"s2 OK SUBSCRIBE completed\r\n")
+        self.assertEqual(self.cmd(d, b"u1 UNSUBSCRIBE Gone"), b"u1 OK UNSUBSCRIBE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b'l1 LIST "" %'),
+            b'* LIST (\\HasNoChildren) "." "INBOX"\r\n'
+            b'* LIST (\\HasNoChildren \\Sent) "." "Sent"\r\n'
+            b'* LIST (\\Noselect \\HasChildren) "." "Deep"\r\n'
+            b"l1 OK LIST completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b'l2 LIST (SUBSCRIBED) "" *'),
+            b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "." "Ghost"\r\n'
+            b'* LIST (\\Noselect \\HasChildren) "." "Deep"\r\n'
+            b"l2 OK LIST completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b'l3 LIST (SPECIAL-USE) "" *'),
+            b'* LIST (\\HasNoChildren \\Sent) "." "Sent"\r\nl3 OK LIST completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b'l4 LSUB "" %'),
+            b'* LSUB (\\Noselect) "." "Ghost"\r\n* LSUB (\\Noselect) "." "Deep"\r\n'
+            b"l4 OK LSUB completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b'l5 LIST "Deep." %'),
+            b'* LIST (\\HasNoChildren) "." "Deep.Leaf"\r\nl5 OK LIST completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b'l6 LIST "" inbox'),
+            b'* LIST (\\HasNoChildren) "." "INBOX"\r\nl6 OK LIST completed\r\n',
+        )
+
+    def test_list_return_status_and_subscribed(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.cmd(d, b"c CREATE Jobs")
+        self.cmd(d, b"s SUBSCRIBE INBOX")
+        self.assertEqual(
+            self.cmd(d, b'l1 LIST (SUBSCRIBED) "" * RETURN (STATUS (MESSAGES UNSEEN))'),
+            b'* LIST (\\HasNoChildren \\Subscribed) "." "INBOX"\r\n'
+            b'* STATUS "INBOX" (MESSAGES 3 UNSEEN 3)\r\n'
+            b"l1 OK LIST completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b'l2 LIST "" * RETURN (SUBSCRIBED)'),
+            b'* LIST (\\HasNoChildren \\Subscribed) "." "INBOX"\r\n'
+            b'* LIST (\\HasNoChildren) "." "Jobs"\r\n'
+            b"l2 OK LIST completed\r\n",
+        )
+
+    def test_list_empty_pattern_namespace_and_status_errors(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.assertEqual(
+            self.cmd(d, b'l LIST "" ""'),
+            b'* LIST (\\Noselect) "." ""\r\nl OK LIST completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"n NAMESPACE"),
+            b'* NAMESPACE (("" ".")) NIL NIL\r\nn OK NAMESPACE completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"s1 STATUS Nope (MESSAGES)"), b"s1 NO [NONEXISTENT] no such mailbox\r\n"
+        )
+        self.assertEqual(
+            self.cmd(d, b"s2 STATUS INBOX (BOGUS)"), b"s2 BAD unknown STATUS item BOGUS\r\n"
+        )
+        out = self.cmd(d, b"s3 STATUS INBOX (SIZE UIDVALIDITY)")
+        self.assertRegex(out, rb'^\* STATUS "INBOX" \(SIZE \d+ UIDVALIDITY \d+\)\r\ns3 OK')
