@@ -222,3 +222,140 @@ class MailboxCommandTests(Base):
         )
         out = self.cmd(d, b"s3 STATUS INBOX (SIZE UIDVALIDITY)")
         self.assertRegex(out, rb'^\* STATUS "INBOX" \(SIZE \d+ UIDVALIDITY \d+\)\r\ns3 OK')
+
+
+class SelectedCommandTests(Base):
+    def selected(self) -> ConnectionDriver:
+        d = self.session()
+        self.login(d)
+        self.assertIn(b"x OK [READ-WRITE] SELECT completed", self.cmd(d, b"x SELECT INBOX"))
+        return d
+
+    def test_examine_is_read_only(self) -> None:
+        d = self.session()
+        self.login(d)
+        out = self.cmd(d, b"e EXAMINE INBOX")
+        self.assertIn(b"* OK [PERMANENTFLAGS ()] flags permitted\r\n", out)
+        self.assertTrue(out.endswith(b"e OK [READ-ONLY] EXAMINE completed\r\n"))
+        self.assertEqual(
+            self.cmd(d, b"s STORE 1 +FLAGS (\\Seen)"), b"s NO [READ-ONLY] mailbox is read-only\r\n"
+        )
+        self.assertRegex(self.cmd(d, b"c COPY 1 INBOX"), rb"^c OK \[COPYUID \d+ 1 4\] COPY")
+        out = self.cmd(d, b"x SELECT INBOX")
+        self.assertTrue(out.startswith(b"* OK [CLOSED] previous mailbox closed\r\n"))
+        self.assertIn(b"* 4 EXISTS\r\n", out)
+
+    def test_store_variants(self) -> None:
+        d = self.selected()
+        self.assertEqual(self.cmd(d, b"c CHECK"), b"c OK CHECK completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"s1 STORE 1 +FLAGS (\\Flagged \\Seen)"),
+            b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\ns1 OK STORE completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"s2 STORE 1:2 -FLAGS.SILENT (\\Seen)"), b"s2 OK STORE completed\r\n"
+        )
+        self.assertEqual(
+            self.cmd(d, b"s3 STORE 2 FLAGS ($Work)"),
+            b"* 2 FETCH (FLAGS ($Work \\Recent))\r\ns3 OK STORE completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"s4 UID STORE 1:* +FLAGS (\\Answered)"),
+            b"* 1 FETCH (UID 1 FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+            b"* 2 FETCH (UID 2 FLAGS ($Work \\Answered \\Recent))\r\n"
+            b"* 3 FETCH (UID 3 FLAGS (\\Answered \\Recent))\r\n"
+            b"s4 OK STORE completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"s5 STORE 9 +FLAGS (\\Seen)"),
+            b"s5 BAD invalid message sequence number\r\n",
+        )
+        self.assertTrue(self.cmd(d, b"s6 STORE 1 +FLAGS (\\Bogus").startswith(b"s6 BAD "))
+        self.assertEqual(
+            self.cmd(d, b"f FETCH 1:3 FLAGS"),
+            b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+            b"* 2 FETCH (FLAGS ($Work \\Answered \\Recent))\r\n"
+            b"* 3 FETCH (FLAGS (\\Answered \\Recent))\r\n"
+            b"f OK FETCH completed\r\n",
+        )
+
+    def test_search_keys(self) -> None:
+        d = self.selected()
+        self.cmd(d, b"s1 STORE 1 +FLAGS.SILENT (\\Flagged \\Seen)")
+        self.cmd(d, b"s2 STORE 2 +FLAGS.SILENT ($Work \\Answered)")
+        cases = [
+            (b"FLAGGED", b"1"),
+            (b"OR SUBJECT two FROM x@example", b"1 2"),
+            (b"NOT ANSWERED", b"1 3"),
+            (b"2:3 LARGER 10 BODY second", b"2"),
+            (b"KEYWORD $Work UNKEYWORD $x SINCE 1-Jan-2000", b"2"),
+            (b"HEADER Subject multi TEXT inner", b"3"),
+            (b"SEEN", b"1"),
+            (b"UNSEEN UNFLAGGED", b"2 3"),
+            (b"RECENT NEW", b"2 3"),
+            (b"OLD", b""),
+            (b"SMALLER 5", b""),
+            (b"DRAFT", b""),
+            (b"UNDRAFT UNDELETED UNANSWERED", b"1 3"),
+            (b"CHARSET UTF-8 SUBJECT one", b"1"),
+            (b"BEFORE 1-Jan-2000", b""),
+            (b"SENTSINCE 1-Jan-2000 SENTBEFORE 1-Jan-2000", b""),
+            (b"CC a", b""),
+            (b"(UID 1:2) ANSWERED", b"2"),
+            (b"DELETED", b""),
+        ]
+        for key, expected in cases:
+            out = self.cmd(d, b"q SEARCH " + key)
+            sep = b" " if expected else b""
+            self.assertEqual(
+                out, b"* SEARCH" + sep + expected + b"\r\nq OK SEARCH completed\r\n", key
+            )
+        self.assertEqual(
+            self.cmd(d, b"u UID SEARCH 2:3 BODY second"),
+            b"* SEARCH 2\r\nu OK SEARCH completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"e1 SEARCH RETURN (MIN MAX COUNT ALL) ALL"),
+            b'* ESEARCH (TAG "e1") MIN 1 MAX 3 ALL 1:3 COUNT 3\r\ne1 OK SEARCH completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"e2 SEARCH RETURN () 1:*"),
+            b'* ESEARCH (TAG "e2") ALL 1:3\r\ne2 OK SEARCH completed\r\n',
+        )
+        self.assertTrue(self.cmd(d, b"b SEARCH BOGUS").startswith(b"b BAD "))
+
+    def test_copy_move_expunge_close(self) -> None:
+        d = self.selected()
+        self.assertEqual(
+            self.cmd(d, b"c1 COPY 1:2 Nope"), b"c1 NO [TRYCREATE] no such mailbox\r\n"
+        )
+        self.cmd(d, b"c2 CREATE Arch")
+        self.assertRegex(self.cmd(d, b"c3 COPY 1:2 Arch"), rb"^c3 OK \[COPYUID \d+ 1:2 1:2\] ")
+        self.assertRegex(self.cmd(d, b"c4 UID COPY 3 Arch"), rb"^c4 OK \[COPYUID \d+ 3 3\] ")
+        self.assertRegex(
+            self.cmd(d, b"m1 MOVE 1 Arch"),
+            rb"^\* OK \[COPYUID \d+ 1 4\] moved\r\n\* 1 EXPUNGE\r\nm1 OK MOVE completed\r\n$",
+        )
+        self.assertRegex(
+            self.cmd(d, b"m2 UID MOVE 3 Arch"),
+            rb"^\* OK \[COPYUID \d+ 3 5\] moved\r\n\* 2 EXPUNGE\r\nm2 OK MOVE completed\r\n$",
+        )
+        # Only UID 2 is left in INBOX, as message 1.
+        self.assertEqual(
+            self.cmd(d, b"f UID FETCH 1:* FLAGS"),
+            b"* 1 FETCH (UID 2 FLAGS (\\Recent))\r\nf OK FETCH completed\r\n",
+        )
+        self.cmd(d, b"s STORE 1 +FLAGS.SILENT (\\Deleted)")
+        self.assertEqual(self.cmd(d, b"e1 UID EXPUNGE 999"), b"e1 OK EXPUNGE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"e2 UID EXPUNGE 1:*"), b"* 1 EXPUNGE\r\ne2 OK EXPUNGE completed\r\n"
+        )
+        self.assertEqual(self.cmd(d, b"e3 EXPUNGE"), b"e3 OK EXPUNGE completed\r\n")
+        self.assertEqual(self.cmd(d, b"u UNSELECT"), b"u OK UNSELECT completed\r\n")
+        self.assertIn(b"* 5 EXISTS\r\n", self.cmd(d, b"x SELECT Arch"))
+        self.cmd(d, b"s2 STORE 1 +FLAGS.SILENT (\\Deleted)")
+        self.assertEqual(self.cmd(d, b"cl CLOSE"), b"cl OK CLOSE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"st STATUS Arch (MESSAGES)"),
+            b'* STATUS "Arch" (MESSAGES 4)\r\nst OK STATUS completed\r\n',
+        )
