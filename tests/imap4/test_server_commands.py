@@ -71,7 +71,9 @@ class Base(SynchronousTestCase):
         self.cache = MessageCache()
         for raw in (
             b"Subject: one\r\nFrom: x@example.com\r\n\r\nbody one\r\n",
-            b"Subject: two\r\nFrom: y@example.com\r\n\r\nsecond body\r\n",
+            b"Subject: two\r\nFrom: y@example.com\r\nTo: Zed <z@example.com>\r\n"
+            b"Cc: c@example.com\r\n"
+            b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n\r\nsecond body\r\n",
             MULTIPART,
         ):
             writer = self.store.deliver("alice")
@@ -300,7 +302,7 @@ class SelectedCommandTests(Base):
             (b"CHARSET UTF-8 SUBJECT one", b"1"),
             (b"BEFORE 1-Jan-2000", b""),
             (b"SENTSINCE 1-Jan-2000 SENTBEFORE 1-Jan-2000", b""),
-            (b"CC a", b""),
+            (b"CC nobody", b""),
             (b"(UID 1:2) ANSWERED", b"2"),
             (b"DELETED", b""),
         ]
@@ -358,4 +360,144 @@ class SelectedCommandTests(Base):
         self.assertEqual(
             self.cmd(d, b"st STATUS Arch (MESSAGES)"),
             b'* STATUS "Arch" (MESSAGES 4)\r\nst OK STATUS completed\r\n',
+        )
+
+
+class FetchAndMimeTests(Base):
+    def selected(self) -> ConnectionDriver:
+        d = self.session()
+        self.login(d)
+        self.assertIn(b"x OK [READ-WRITE] SELECT completed", self.cmd(d, b"x SELECT INBOX"))
+        return d
+
+    def test_search_sent_dates_and_address_headers(self) -> None:
+        d = self.selected()
+        for key, expected in [
+            (b"SENTON 1-Jan-2024 TO zed CC c@ex", b" 2"),
+            (b"SENTSINCE 1-Jan-2025", b""),
+            (b'HEADER Date ""', b" 2"),
+            (b"NOT SENTBEFORE 1-Jan-2024", b" 1 2 3"),  # no Date: never SENTBEFORE
+        ]:
+            self.assertEqual(
+                self.cmd(d, b"q SEARCH " + key),
+                b"* SEARCH" + expected + b"\r\nq OK SEARCH completed\r\n",
+                key,
+            )
+
+    def test_bodystructure_of_nested_multipart_and_message_rfc822(self) -> None:
+        d = self.selected()
+        text1 = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 14 1'
+        inner_env = (
+            b'(NIL "inner" ((NIL NIL "b" "example.com")) ((NIL NIL "b" "example.com")) '
+            b'((NIL NIL "b" "example.com")) NIL NIL NIL NIL NIL)'
+        )
+        inner_body = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1'
+        self.assertEqual(
+            self.cmd(d, b"f1 FETCH 3 (BODYSTRUCTURE)"),
+            b"* 3 FETCH (BODYSTRUCTURE ("
+            + text1
+            + b' NIL NIL NIL NIL) ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 49 '
+            + inner_env
+            + b" "
+            + inner_body
+            + b' NIL NIL NIL NIL) 4 NIL NIL NIL NIL) (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 1 '
+            b'NIL NIL NIL NIL) ("TEXT" "HTML" NIL NIL NIL "BASE64" 12 1 NIL '
+            b'("inline" ("FILENAME" "a.html")) NIL NIL) "ALTERNATIVE" ("BOUNDARY" "YY") NIL NIL'
+            b' NIL) "MIXED" ("BOUNDARY" "XX") NIL NIL NIL))\r\nf1 OK FETCH completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"f2 FETCH 3 (BODY)"),
+            b"* 3 FETCH (BODY ("
+            + text1
+            + b') ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 49 '
+            + inner_env
+            + b" "
+            + inner_body
+            + b') 4) (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 1) ("TEXT" "HTML" NIL NIL NIL '
+            b'"BASE64" 12 1) "ALTERNATIVE") "MIXED"))\r\nf2 OK FETCH completed\r\n',
+        )
+
+    def test_body_sections_mime_and_partials(self) -> None:
+        d = self.selected()
+        self.assertEqual(
+            self.cmd(
+                d,
+                b"f FETCH 3 (BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[2.HEADER] "
+                b"BODY.PEEK[2.TEXT] BODY.PEEK[3.2] BODY.PEEK[3.2.MIME])",
+            ),
+            b"* 3 FETCH (BODY[1] {14}\r\nhello part one"
+            b" BODY[1.MIME] {46}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            b" BODY[2.HEADER] {39}\r\nSubject: inner\r\nFrom: b@example.com\r\n\r\n"
+            b" BODY[2.TEXT] {10}\r\ninner body"
+            b" BODY[3.2] {12}\r\nPGI+aGk8L2I+"
+            b" BODY[3.2.MIME] {108}\r\nContent-Type: text/html\r\n"
+            b"Content-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: inline; filename=a.html\r\n\r\n)\r\n"
+            b"f OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(
+                d,
+                b"p FETCH 3 (BODY.PEEK[]<0.10> BODY.PEEK[TEXT]<5.8> "
+                b"BODY.PEEK[HEADER.FIELDS.NOT (From Subject)])",
+            ),
+            b"* 3 FETCH (BODY[]<0> {10}\r\nFrom: a@ex BODY[TEXT]<5> {8}\r\nble\r\n--X"
+            b" BODY[HEADER.FIELDS.NOT (FROM SUBJECT)] {67}\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n)\r\np OK FETCH completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"q FETCH 1 BODY.PEEK[]<100.5>"),
+            b"* 1 FETCH (BODY[]<100> {0}\r\n)\r\nq OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"r FETCH 3 (BODY.PEEK[9] BODY.PEEK[2.1])"),
+            b'* 3 FETCH (BODY[9] "" BODY[2.1] {10}\r\ninner body)\r\nr OK FETCH completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"s FETCH 3 BODY.PEEK[2.HEADER.FIELDS (Subject)]"),
+            b"* 3 FETCH (BODY[2.HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: inner\r\n\r\n)\r\n"
+            b"s OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"b FETCH 3 (BINARY.PEEK[3.2] BINARY.SIZE[3.2])"),
+            b"* 3 FETCH (BINARY[3.2] {9}\r\n<b>hi</b> BINARY.SIZE[3.2] 9)\r\n"
+            b"b OK FETCH completed\r\n",
+        )
+        # Nothing above was a non-PEEK fetch: no message became \Seen.
+        self.assertEqual(self.cmd(d, b"u SEARCH SEEN"), b"* SEARCH\r\nu OK SEARCH completed\r\n")
+
+    def test_rfc822_items_macros_and_envelope(self) -> None:
+        d = self.selected()
+        self.assertEqual(
+            self.cmd(d, b"h FETCH 1 (RFC822.HEADER RFC822.TEXT)"),
+            b"* 1 FETCH (RFC822.HEADER {37}\r\nSubject: one\r\nFrom: x@example.com\r\n\r\n"
+            b" RFC822.TEXT {10}\r\nbody one\r\n FLAGS (\\Seen \\Recent))\r\n"
+            b"h OK FETCH completed\r\n",
+        )
+        out = self.cmd(d, b"r FETCH 2 RFC822")
+        self.assertTrue(out.startswith(b"* 2 FETCH (RFC822 {133}\r\nSubject: two\r\n"))
+        self.assertTrue(
+            out.endswith(b"second body\r\n FLAGS (\\Seen \\Recent))\r\nr OK FETCH completed\r\n")
+        )
+        self.assertRegex(
+            self.cmd(d, b"e FETCH 2 (ENVELOPE INTERNALDATE RFC822.SIZE)"),
+            rb'^\* 2 FETCH \(ENVELOPE \("Mon, 01 Jan 2024 10:00:00 \+0000" "two" '
+            rb'\(\(NIL NIL "y" "example.com"\)\) \(\(NIL NIL "y" "example.com"\)\) '
+            rb'\(\(NIL NIL "y" "example.com"\)\) \(\("Zed" NIL "z" "example.com"\)\) '
+            rb'\(\(NIL NIL "c" "example.com"\)\) NIL NIL NIL\) '
+            rb'INTERNALDATE "[ \d]\d-\w{3}-\d{4} \d\d:\d\d:\d\d \+0000" RFC822.SIZE 133\)\r\n'
+            rb"e OK FETCH completed\r\n$",
+        )
+        self.assertEqual(
+            self.cmd(d, b"m FETCH 1:2 (FAST)"), b"m BAD unknown fetch attribute FAST\r\n"
+        )
+        out = self.cmd(d, b"a FETCH 1 ALL")
+        self.assertRegex(
+            out,
+            rb"^\* 1 FETCH \(FLAGS \(\\Seen \\Recent\) INTERNALDATE .* "
+            rb'RFC822.SIZE 47 ENVELOPE \(NIL "one"',
+        )
+        out = self.cmd(d, b"u FETCH 1 FULL")
+        self.assertIn(
+            b'BODY ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1))\r\n', out
         )
