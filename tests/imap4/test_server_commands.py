@@ -12,7 +12,13 @@ from netproto_twisted.core.access import LoginDelay
 from netproto_twisted.core.connection import ConnectionDriver
 from netproto_twisted.core.passwords import PasswordFile
 from netproto_twisted.core.sasl_exchange import Authenticator
-from netproto_twisted.imap4.server import ChangeHub, IMAPConnection, IMAPSettings, MessageCache
+from netproto_twisted.imap4.server import (
+    ChangeHub,
+    IMAPConnection,
+    IMAPSettings,
+    MessageCache,
+    mime,
+)
 from netproto_twisted.mailstore import MaildirStore
 from netproto_twisted.mailstore.fsops import FsOps
 from tests.mailstore.helpers import sync_runner
@@ -501,3 +507,78 @@ class FetchAndMimeTests(Base):
         self.assertIn(
             b'BODY ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1))\r\n', out
         )
+
+
+class MimeUnitTests(SynchronousTestCase):
+    """The MIME helpers on odd input: bare LF, folding, no boundary, digests, encodings."""
+
+    def test_crlf_and_split_header(self) -> None:
+        self.assertEqual(mime.crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n")
+        self.assertEqual(mime.crlf(b"abc"), b"abc")
+        self.assertEqual(mime.crlf(b"a\r\n"), b"a\r\n")
+        self.assertEqual(mime.split_header(b"\r\nbody"), (b"\r\n", b"body"))
+        self.assertEqual(mime.split_header(b"Subject: x\r\n"), (b"Subject: x\r\n", b""))
+
+    def test_parse_headers_folding_and_junk(self) -> None:
+        self.assertEqual(
+            mime.parse_headers(b" lead\r\nSubject: a\r\n  folded\r\nnocolon\r\nX: y\r\n\r\n"),
+            [("subject", b"a folded"), ("x", b"y")],
+        )
+
+    def test_multipart_without_boundary_and_digest(self) -> None:
+        p = mime.parse_message(b"Content-Type: multipart/mixed\r\n\r\nno boundary")
+        self.assertEqual(
+            [(c.type, c.subtype, c.params) for c in p.children],
+            [("text", "plain", [("charset", "us-ascii")])],
+        )
+        p = mime.parse_message(
+            b"Content-Type: multipart/digest; boundary=B\r\n\r\n"
+            b"--B\r\n\r\nSubject: d\r\n\r\ndig\r\n--B--\r\n"
+        )
+        child = p.children[0]
+        self.assertEqual((child.type, child.subtype), ("message", "rfc822"))
+        assert child.message is not None
+        self.assertEqual(child.message.get("subject"), b"d")
+        p = mime.parse_message(b"Content-Type: foo\r\n\r\nxx")
+        self.assertEqual((p.type, p.subtype), ("text", "plain"))
+
+    def test_transfer_encodings_charsets_and_encoded_words(self) -> None:
+        p = mime.parse_message(
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n"
+        )
+        self.assertEqual(mime.decode_body(p), b"caf\xe9\r\n")
+        self.assertEqual(mime.body_text(p), "caf\xe9\r\n")
+        p = mime.parse_message(
+            b"Content-Type: text/plain; charset=x-bogus\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n!!!notb64\r\n"
+        )
+        self.assertEqual(mime.body_text(p), "!!!notb64\r\n")  # undecodable: kept raw
+        self.assertEqual(
+            mime.body_text(mime.parse_message(b"Content-Type: image/png\r\n\r\nxx")), ""
+        )
+        self.assertEqual(mime.decoded_header(b"=?utf-8?q?caf=C3=A9?="), "caf\xe9")
+        self.assertEqual(mime.decoded_header(b"=?bogus?q?x?="), "=?bogus?q?x?=")
+        self.assertEqual(mime.decoded_header(b"plain"), "plain")
+
+    def test_envelope_addresses_and_disposition(self) -> None:
+        p = mime.parse_message(
+            b'From: undisclosed-recipients:;\r\nTo: "Q, R" <q@x>, local\r\nCc: <>\r\n'
+            b"Content-Disposition: \r\nContent-Type: text/plain\r\n\r\nx"
+        )
+        env = mime.envelope(p)
+        self.assertEqual(env[5], [[b"Q, R", None, b"q", b"x"], [None, None, b"local", None]])
+        self.assertIsNone(env[6])
+        self.assertEqual(
+            mime.body_structure(p),
+            [b"TEXT", b"PLAIN", None, None, None, b"7BIT", 1, 1, None, None, None, None],
+        )
+        p = mime.parse_message(
+            b"Content-Disposition: attachment\r\n"
+            b"Content-Type: application/octet-stream; name*=utf-8''a%20b\r\n\r\nxx"
+        )
+        self.assertEqual(
+            mime.body_structure(p),
+            [b"APPLICATION", b"OCTET-STREAM", [b"NAME", b"a b"], None, None, b"7BIT", 2, None,
+             [b"attachment", None], None, None],
+        )  # fmt: skip
