@@ -582,3 +582,55 @@ class MimeUnitTests(SynchronousTestCase):
             [b"APPLICATION", b"OCTET-STREAM", [b"NAME", b"a b"], None, None, b"7BIT", 2, None,
              [b"attachment", None], None, None],
         )  # fmt: skip
+
+
+class SessionInteractionTests(Base):
+    def test_read_only_refusals_empty_sets_and_bad_names(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.assertIn(b"e OK [READ-ONLY] EXAMINE completed", self.cmd(d, b"e EXAMINE INBOX"))
+        self.assertEqual(self.cmd(d, b"x1 EXPUNGE"), b"x1 NO [READ-ONLY] mailbox is read-only\r\n")
+        self.assertEqual(
+            self.cmd(d, b"x2 MOVE 1 INBOX"), b"x2 NO [READ-ONLY] mailbox is read-only\r\n"
+        )
+        self.assertEqual(self.cmd(d, b"x3 UID COPY 99 INBOX"), b"x3 OK COPY completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"x4 COPY 1 Bad/Name"), b"x4 NO [CANNOT] bad mailbox name\r\n"
+        )
+        self.assertEqual(self.cmd(d, b"x5 CLOSE"), b"x5 OK CLOSE completed\r\n")
+        self.assertEqual(
+            self.cmd(d, b"s STATUS INBOX (MESSAGES)"),
+            b'* STATUS "INBOX" (MESSAGES 3)\r\ns OK STATUS completed\r\n',
+        )  # a read-only CLOSE expunges nothing
+        self.assertEqual(self.cmd(d, b"i IDLE"), b"+ idling\r\n")
+        self.assertEqual(self.cmd(d, b"NOPE"), b"i BAD expected DONE\r\n")
+        self.assertIn(b"x OK [READ-WRITE]", self.cmd(d, b"x SELECT INBOX"))
+        self.assertEqual(
+            self.cmd(d, b"u UID STORE 99 +FLAGS (\\Seen)"), b"u OK STORE completed\r\n"
+        )
+        self.assertEqual(self.cmd(d, b"m UID MOVE 99 INBOX"), b"m OK MOVE completed\r\n")
+
+    def test_other_sessions_changes_are_reported(self) -> None:
+        a, b = self.session(), self.session()
+        self.login(a)
+        self.login(b)
+        self.assertIn(b"* 3 RECENT\r\n", self.cmd(b, b"s SELECT INBOX"))
+        self.assertIn(b"* 0 RECENT\r\n", self.cmd(a, b"s SELECT INBOX"))
+        self.cmd(b, b"st STORE 2 +FLAGS.SILENT (\\Deleted)")
+        self.assertEqual(self.cmd(b, b"ex EXPUNGE"), b"* 2 EXPUNGE\r\nex OK EXPUNGE completed\r\n")
+        self.assertEqual(self.cmd(a, b"n NOOP"), b"* 2 EXPUNGE\r\nn OK NOOP completed\r\n")
+        self.cmd(b, b"f STORE 1 +FLAGS.SILENT (\\Flagged)")
+        self.assertEqual(
+            self.cmd(a, b"n2 NOOP"),
+            b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\nn2 OK NOOP completed\r\n",
+        )
+        self.assertEqual(b.feed(b"ap APPEND INBOX {3}\r\n"), b"+ Ready for literal data\r\n")
+        self.assertRegex(b.feed(b"abc\r\n"), rb"ap OK \[APPENDUID \d+ 4\]")
+        self.assertEqual(
+            self.cmd(a, b"c CHECK"), b"* 3 EXISTS\r\n* 0 RECENT\r\nc OK CHECK completed\r\n"
+        )
+        self.assertEqual(
+            self.cmd(a, b"g FETCH 1 BODY[]"),
+            b"* 1 FETCH (BODY[] {47}\r\nSubject: one\r\nFrom: x@example.com\r\n\r\nbody one\r\n"
+            b" FLAGS (\\Flagged \\Seen))\r\ng OK FETCH completed\r\n",
+        )
