@@ -634,3 +634,43 @@ class SessionInteractionTests(Base):
             b"* 1 FETCH (BODY[] {47}\r\nSubject: one\r\nFrom: x@example.com\r\n\r\nbody one\r\n"
             b" FLAGS (\\Flagged \\Seen))\r\ng OK FETCH completed\r\n",
         )
+
+    def test_bad_names_missing_mailboxes_and_imap4rev2_select(self) -> None:
+        d = self.session()
+        self.login(d)
+        for line, reply in [
+            (b"s1 SELECT Nope", b"s1 NO [NONEXISTENT] no such mailbox\r\n"),
+            (b"s2 SELECT &Jjo", b"s2 BAD bad mailbox name\r\n"),
+            (b"s3 SELECT Bad/Name", b"s3 NO [CANNOT] bad mailbox name\r\n"),
+            (b"c1 CREATE &Jjo", b"c1 BAD bad mailbox name\r\n"),
+            (b"l1 LIST &Jjo *", b"l1 BAD bad mailbox pattern\r\n"),
+            (b"st STATUS Bad/Name (MESSAGES)", b"st NO [CANNOT] bad mailbox name\r\n"),
+        ]:
+            self.assertEqual(self.cmd(d, line), reply, line)
+        self.assertEqual(
+            self.cmd(d, b"en ENABLE IMAP4rev2"),
+            b"* ENABLED IMAP4rev2\r\nen OK ENABLE completed\r\n",
+        )
+        out = self.cmd(d, b"x SELECT INBOX")
+        self.assertNotIn(b"RECENT", out)
+        self.assertNotIn(b"[UNSEEN", out)
+        self.assertTrue(
+            out.endswith(b'* LIST () "." "INBOX"\r\nx OK [READ-WRITE] SELECT completed\r\n')
+        )
+
+    def test_multiappend_into_the_selected_mailbox(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.assertIn(b"* 3 EXISTS\r\n", self.cmd(d, b"x SELECT INBOX"))
+        self.assertEqual(d.feed(b"a APPEND INBOX {3}\r\n"), b"+ Ready for literal data\r\n")
+        self.assertEqual(d.feed(b"abc (\\Seen) {2}\r\n"), b"+ Ready for literal data\r\n")
+        out = d.feed(b"de\r\n")
+        self.assertRegex(
+            out,
+            rb"^\* 5 EXISTS\r\n\* 3 RECENT\r\na OK \[APPENDUID \d+ 4,5\] APPEND completed\r\n$",
+        )
+        self.assertEqual(
+            self.cmd(d, b"f FETCH 4:5 (FLAGS RFC822.SIZE)"),
+            b"* 4 FETCH (FLAGS () RFC822.SIZE 3)\r\n"
+            b"* 5 FETCH (FLAGS (\\Seen) RFC822.SIZE 2)\r\nf OK FETCH completed\r\n",
+        )
