@@ -674,3 +674,40 @@ class SessionInteractionTests(Base):
             b"* 4 FETCH (FLAGS () RFC822.SIZE 3)\r\n"
             b"* 5 FETCH (FLAGS (\\Seen) RFC822.SIZE 2)\r\nf OK FETCH completed\r\n",
         )
+
+    def test_esearch_forms_modseq_and_a_vanished_message_file(self) -> None:
+        d = self.session()
+        self.login(d)
+        self.cmd(d, b"x SELECT INBOX")
+        self.assertEqual(
+            self.cmd(d, b"f FETCH 1 (BODY.PEEK[HEADER] MODSEQ)"),
+            b"* 1 FETCH (BODY[HEADER] {37}\r\nSubject: one\r\nFrom: x@example.com\r\n\r\n"
+            b" MODSEQ (1))\r\nf OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"q1 UID SEARCH RETURN (COUNT MIN) DELETED"),
+            b'* ESEARCH (TAG "q1") UID COUNT 0\r\nq1 OK SEARCH completed\r\n',
+        )
+        self.assertEqual(
+            self.cmd(d, b"q2 UID SEARCH RETURN (MIN) 2:3"),
+            b'* ESEARCH (TAG "q2") UID MIN 2\r\nq2 OK SEARCH completed\r\n',
+        )
+        # A file removed behind the server's back is skipped, not an error.
+        for sub in ("new", "cur"):
+            folder = os.path.join(self.base, "alice", sub)
+            for name in os.listdir(folder):
+                with open(os.path.join(folder, name), "rb") as f:
+                    if b"Subject: two" in f.read():
+                        os.unlink(os.path.join(folder, name))
+        self.assertEqual(
+            self.cmd(d, b"t FETCH 1:2 BODY.PEEK[TEXT]"),
+            b"* 1 FETCH (BODY[TEXT] {10}\r\nbody one\r\n)\r\nt OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"en ENABLE IMAP4rev2"),
+            b"* ENABLED IMAP4rev2\r\nen OK ENABLE completed\r\n",
+        )
+        self.assertEqual(
+            self.cmd(d, b"q3 SEARCH TEXT two"),  # the vanished message 2 is skipped
+            b'* ESEARCH (TAG "q3")\r\nq3 OK SEARCH completed\r\n',
+        )

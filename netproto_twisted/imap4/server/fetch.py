@@ -21,6 +21,7 @@ from netproto_twisted.imap4.wire.fetchspec import FetchAtt
 from netproto_twisted.imap4.wire.search import SearchKey
 from netproto_twisted.imap4.wire.serialise import encode, flag_list, format_date_time
 from netproto_twisted.imap4.wire.tokens import SequenceSet
+from netproto_twisted.mailstore.errors import NoSuchMessage
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 
 __all__ = ["FetchEntry", "MessageCache", "fetch_batch", "search_batch"]
@@ -153,9 +154,7 @@ def fetch_batch(
         message = _Message(folder, entry.info, cache)
         try:
             out.append(_fetch_one(entry, message, atts, with_uid))
-        except (FileNotFoundError, LookupError) as e:
-            if isinstance(e, LookupError) and not type(e).__name__ == "NoSuchMessage":
-                raise
+        except (FileNotFoundError, NoSuchMessage):  # gone since the session last looked
             continue
     return out
 
@@ -246,11 +245,8 @@ def search_batch(
         try:
             if _match(key, entry, message, context):
                 out.append(entry)
-        except FileNotFoundError:
+        except (FileNotFoundError, NoSuchMessage):  # gone since the session last looked
             continue
-        except LookupError as e:
-            if type(e).__name__ != "NoSuchMessage":
-                raise
     return out
 
 
