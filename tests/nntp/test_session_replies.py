@@ -1,0 +1,95 @@
+"""NNTP session and feed replies driven with bytes: modes, refusals, bad lines, TAKETHIS errors."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import TestCase
+
+from tests.nntp import test_reader
+from tests.nntp.test_server import fed, post
+
+
+class SessionReplyTests(TestCase):
+    setUp = test_reader.ReaderTests.setUp
+    session = test_reader.ReaderTests.session
+    talk = test_reader.ReaderTests.talk
+
+    async def test_no_posting_server(self) -> None:
+        d = self.session(allow_posting=False)
+        self.assertEqual(await self.talk(d, b"MODE READER\r\n"), ["201 reader mode, no posting"])
+        self.assertEqual(await self.talk(d, b"POST\r\n"), ["440 posting not permitted"])
+        lines = await self.talk(d, b"CAPABILITIES\r\n")
+        self.assertEqual(lines[0][:3], "101")
+        self.assertNotIn("POST", lines)
+        self.assertIn("IHAVE", lines)
+
+    async def test_modes_help_and_quit(self) -> None:
+        d = self.session()
+        self.assertEqual(
+            await self.talk(d, b"MODE READER\r\n"), ["200 reader mode, posting allowed"]
+        )
+        self.assertEqual(await self.talk(d, b"MODE STREAM\r\n"), ["203 streaming permitted"])
+        self.assertEqual([x[:3] for x in await self.talk(d, b"MODE FROB\r\n")], ["501"])
+        lines = await self.talk(d, b"HELP\r\n")
+        self.assertEqual(lines[0][:3], "100")
+        self.assertEqual(lines[-1], ".")
+        self.assertTrue(any("ARTICLE" in x for x in lines[1:-1]), lines)
+        self.assertEqual(await self.talk(d, b"QUIT\r\n"), ["205 bye"])
+        self.assertEqual(await self.talk(d, b"DATE\r\n"), [])
+
+    async def test_capabilities_without_logins(self) -> None:
+        d = self.session(implementation="netproto-test")
+        lines = await self.talk(d, b"CAPABILITIES\r\n")
+        self.assertIn("IMPLEMENTATION netproto-test", lines)
+        self.assertIn("POST", lines)
+        self.assertFalse([x for x in lines if x.startswith(("AUTHINFO", "STARTTLS", "SASL"))])
+        self.assertEqual(
+            await self.talk(d, b"AUTHINFO USER a\r\n"), ["502 no logins on this server"]
+        )
+
+    async def test_bad_lines(self) -> None:
+        d = self.session()
+        self.assertEqual([x[:3] for x in await self.talk(d, b"GROUP comp.test\rx\r\n")], ["500"])
+        lines = await self.talk(d, b"X" * 5000 + b"\r\nDATE\r\n")
+        self.assertEqual([x[:3] for x in lines], ["501", "111"])
+
+    async def test_timeout_closes(self) -> None:
+        d = self.session()
+        d.connection.timeout()
+        out = d.take_output() + d.connection.data_to_send() + self.transport.value()
+        self.assertEqual(out, b"400 idle for too long, closing\r\n")
+
+    async def test_feed_refusals(self) -> None:
+        d = self.session(feed_peer=False)
+        self.assertEqual(
+            await self.talk(d, b"IHAVE <1@peer>\r\n"), ["502 transfer permission denied"]
+        )
+        self.assertEqual([x[:3] for x in await self.talk(d, b"CHECK <1@peer>\r\n")], ["502"])
+        lines = await self.talk(d, b"TAKETHIS <1@peer>\r\n" + fed("<1@peer>") + b".\r\n")
+        self.assertEqual(lines, ["439 <1@peer> transfer permission denied"])
+        self.assertEqual(await self.talk(d, b"ARTICLE <1@peer>\r\n"), ["430 no such article"])
+
+    async def test_bad_ids_and_articles(self) -> None:
+        d = self.session()
+        self.assertEqual([x[:3] for x in await self.talk(d, b"IHAVE junk\r\n")], ["501"])
+        self.assertEqual(await self.talk(d, b"CHECK junk\r\n"), ["438 junk bad Message-ID"])
+        lines = await self.talk(d, b"TAKETHIS junk\r\n" + fed("<j@peer>") + b".\r\n")
+        self.assertEqual(lines, ["439 junk bad Message-ID"])
+        lines = await self.talk(d, b"IHAVE <2@peer>\r\n" + fed("<3@peer>") + b".\r\n")
+        self.assertEqual(lines[0][:3], "335")
+        self.assertEqual(lines[1][:3], "437", lines)
+        nogroup = fed("<4@peer>").replace(b"comp.test", b"alt.none")
+        lines = await self.talk(d, b"IHAVE <4@peer>\r\n" + nogroup + b".\r\n")
+        self.assertEqual(lines[1], "437 no wanted newsgroup")
+        nogroup = fed("<5@peer>").replace(b"comp.test", b"alt.none")
+        lines = await self.talk(d, b"TAKETHIS <5@peer>\r\n" + nogroup + b".\r\n")
+        self.assertEqual(lines, ["439 <5@peer> no wanted newsgroup"])
+        await self.talk(d, b"TAKETHIS <6@peer>\r\n" + fed("<6@peer>") + b".\r\n")
+        lines = await self.talk(d, b"TAKETHIS <6@peer>\r\n" + fed("<6@peer>") + b".\r\n")
+        self.assertEqual(lines, ["439 <6@peer> duplicate"])
+
+    async def test_post_duplicate_and_unknown_group(self) -> None:
+        d = self.session()
+        article = post(b"Message-ID: <p@us.test>\r\n")
+        lines = await self.talk(d, b"POST\r\n" + article + b".\r\nPOST\r\n" + article + b".\r\n")
+        self.assertEqual([x[:3] for x in lines], ["340", "240", "340", "441"])
+        self.assertIn("duplicate", lines[3])
