@@ -16,7 +16,9 @@ from tests.nntp import test_server as base
 fed = base.fed
 
 
-class ReaderTests(TestCase):
+class NNTPSessionCase(TestCase):
+    """A store with ``comp.test`` and ``comp.moderated``; sessions over it driven with bytes."""
+
     setUp = base.ServerTests.setUp
 
     def session(self, *, feed_peer: bool = True, **settings: Any) -> ConnectionDriver:
@@ -43,6 +45,8 @@ class ReaderTests(TestCase):
         self.transport.clear()
         return out.decode().split("\r\n")[:-1]
 
+
+class ReaderTests(NNTPSessionCase):
     async def seeded(self, count: int = 3):  # type: ignore[no-untyped-def]
         d = self.session()
         for i in range(1, count + 1):

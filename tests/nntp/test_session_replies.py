@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from twisted.trial.unittest import TestCase
-
-from tests.nntp import test_reader
+from tests.nntp.test_reader import NNTPSessionCase
 from tests.nntp.test_server import fed, post
 
 
-class SessionReplyTests(TestCase):
-    setUp = test_reader.ReaderTests.setUp
-    session = test_reader.ReaderTests.session
-    talk = test_reader.ReaderTests.talk
-
+class SessionReplyTests(NNTPSessionCase):
     async def test_no_posting_server(self) -> None:
         d = self.session(allow_posting=False)
         self.assertEqual(await self.talk(d, b"MODE READER\r\n"), ["201 reader mode, no posting"])
