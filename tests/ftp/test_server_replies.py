@@ -1,0 +1,111 @@
+"""The FTP server's replies to settings, wrong-sequence and refused commands, through ftplib."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+
+from tests.ftp.helpers import ServerTestCase
+
+
+def raw(f: ftplib.FTP, command: str) -> str:
+    """The reply to *command*, error replies included."""
+    try:
+        return f.sendcmd(command)
+    except ftplib.Error as e:
+        return str(e)
+
+
+class ReplyTests(ServerTestCase):
+    async def test_settings_commands(self) -> None:
+        await self.start()
+
+        def run() -> dict[str, str]:
+            f = self.ftp()
+            commands = [
+                "TYPE A", "TYPE L 8", "TYPE E", "STRU F", "STRU R", "MODE S", "MODE B",
+                "ALLO 10", "REST abc", "REST 5", "SYST", "NOOP", "OPTS UTF8 ON",
+                "OPTS UTF8 OFF", "OPTS MLST type;size;bogus;", "OPTS FROB", "HELP RETR",
+                "HELP FROB", "SITE HELP", "SITE FROB", "SITE CHMOD xyz a", "SITE CHMOD 99999 a",
+                "SITE CHMOD 644", "ACCT x", "PBSZ 0", "PROT P", "CCC", "ABOR", "AUTH SSL",
+            ]  # fmt: skip
+            replies = {c: raw(f, c) for c in commands}
+            f.quit()
+            return replies
+
+        r = await self.in_thread(run)
+        expected = {
+            "TYPE A": "200", "TYPE L 8": "200", "TYPE E": "504", "STRU F": "200",
+            "STRU R": "504", "MODE S": "200", "MODE B": "504", "ALLO 10": "202",
+            "REST abc": "501", "REST 5": "350", "SYST": "215", "NOOP": "200",
+            "OPTS UTF8 ON": "200", "OPTS UTF8 OFF": "504", "OPTS MLST type;size;bogus;": "200",
+            "OPTS FROB": "501", "HELP RETR": "214", "HELP FROB": "501", "SITE HELP": "214",
+            "SITE FROB": "502", "SITE CHMOD xyz a": "501", "SITE CHMOD 99999 a": "501",
+            "SITE CHMOD 644": "501", "ACCT x": "202",
+        }  # fmt: skip
+        self.assertEqual({c: r[c][:3] for c in expected}, expected, r)
+        self.assertIn("MLST OPTS type;size;", r["OPTS MLST type;size;bogus;"])
+        self.assertIn("UNIX Type: L8", r["SYST"])
+        self.assertIn("restarting at 5", r["REST 5"])
+        # Without TLS the security commands are refused, never accepted.
+        for command in ("PBSZ 0", "PROT P", "CCC", "AUTH SSL"):
+            self.assertRegex(r[command], r"^5\d\d ", command)
+        self.assertTrue(r["ABOR"].startswith("2"), r["ABOR"])
+
+    async def test_file_commands_refused(self) -> None:
+        await self.start()
+
+        def run() -> dict[str, str]:
+            f = self.ftp()
+            f.storbinary("STOR f.txt", io.BytesIO(b"abc"))
+            f.mkd("d")
+            commands = [
+                "CWD nowhere", "CWD f.txt", "RNTO x", "RNFR nothing", "SIZE d", "SIZE f.txt",
+                "SIZE none", "MDTM none", "MFMT 2026 f.txt", "MFMT 20260101000000",
+                "MFMT 20260101000000 f.txt", "MLST f.txt", "MLST none", "RMD none",
+                "DELE none", "MKD d", "SITE CHMOD 600 f.txt", "CDUP", "PWD", "STAT f.txt",
+                "STAT", "PORT 1,2,3", "EPRT |9|x|1|", "PORT 10,9,9,9,200,1",
+            ]  # fmt: skip
+            replies = {c: raw(f, c) for c in commands}
+            f.quit()
+            return replies
+
+        r = await self.in_thread(run)
+        expected = {
+            "CWD nowhere": "550", "CWD f.txt": "550", "RNTO x": "503", "RNFR nothing": "550",
+            "SIZE d": "550", "SIZE f.txt": "213", "SIZE none": "550", "MDTM none": "550",
+            "MFMT 2026 f.txt": "501", "MFMT 20260101000000": "501",
+            "MFMT 20260101000000 f.txt": "213", "MLST f.txt": "250", "MLST none": "550",
+            "RMD none": "550", "DELE none": "550", "MKD d": "550", "SITE CHMOD 600 f.txt": "200",
+            "CDUP": "250", "PWD": "257", "STAT f.txt": "212", "STAT": "211", "PORT 1,2,3": "501",
+            "EPRT |9|x|1|": "522", "PORT 10,9,9,9,200,1": "501",
+        }  # fmt: skip
+        self.assertEqual({c: r[c][:3] for c in expected}, expected, r)
+        self.assertEqual(r["SIZE f.txt"], "213 3")
+        self.assertIn("f.txt", r["STAT f.txt"])
+        self.assertIn("Modify=20260101000000", r["MFMT 20260101000000 f.txt"])
+
+    async def test_permissions_and_sequence(self) -> None:
+        await self.start()
+
+        def run() -> dict[str, str]:
+            f = ftplib.FTP(timeout=10)
+            f.connect(self.server.host, self.server.port)
+            replies = {"PASS first": raw(f, "PASS x"), "LIST early": raw(f, "PWD")}
+            f.login("reader", "pw")
+            for c in ("DELE a", "MKD a", "STOR a", "SITE CHMOD 600 a", "RNFR a"):
+                replies[c] = raw(f, c)
+            replies["RETR no port"] = raw(f, "RETR missing")
+            replies["REIN"] = raw(f, "REIN")
+            replies["PWD after REIN"] = raw(f, "PWD")
+            f.close()
+            return replies
+
+        r = await self.in_thread(run)
+        self.assertEqual(r["PASS first"][:3], "503")
+        self.assertEqual(r["LIST early"][:3], "530")
+        for c in ("DELE a", "MKD a", "SITE CHMOD 600 a", "RNFR a"):
+            self.assertEqual(r[c], "550 permission denied", c)
+        self.assertEqual(r["STOR a"][:1], "5")
+        self.assertEqual(r["REIN"][:3], "220")
+        self.assertEqual(r["PWD after REIN"][:3], "530")
