@@ -109,3 +109,38 @@ class ReplyTests(ServerTestCase):
         self.assertEqual(r["STOR a"][:1], "5")
         self.assertEqual(r["REIN"][:3], "220")
         self.assertEqual(r["PWD after REIN"][:3], "530")
+
+
+class PassiveReplyTests(ServerTestCase):
+    async def test_epsv_all_locks_out_other_data_commands(self) -> None:
+        await self.start()
+
+        def run() -> list[str]:
+            f = self.ftp()
+            out = [raw(f, c) for c in ("EPSV 3", "EPSV ALL", "PASV", "PORT 127,0,0,1,200,1")]
+            out.append(raw(f, "EPRT |1|127.0.0.1|51201|"))
+            f.quit()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual([x[:3] for x in out], ["522", "200", "503", "503", "503"], out)
+        self.assertIn("EPSV ALL", out[2])
+
+    async def test_ascii_listing_and_anonymous_login(self) -> None:
+        await self.start(anonymous=True)
+
+        def run() -> tuple[str, str, list[str]]:
+            f = ftplib.FTP(timeout=10)
+            f.connect(self.server.host, self.server.port)
+            user = raw(f, "USER anonymous")
+            password = raw(f, "PASS someone@example.test")
+            names: list[str] = []
+            f.retrlines("NLST", names.append)
+            f.quit()
+            return user, password, names
+
+        user, password, names = await self.in_thread(run)
+        self.assertEqual(user[:3], "331")
+        self.assertIn("anonymous", user)
+        self.assertEqual(password[:3], "230")
+        self.assertEqual(names, [])
