@@ -21,13 +21,15 @@ class NNTPSessionCase(TestCase):
 
     setUp = base.ServerTests.setUp
 
-    def session(self, *, feed_peer: bool = True, **settings: Any) -> ConnectionDriver:
+    def session(
+        self, *, feed_peer: bool = True, connection: dict[str, Any] | None = None, **settings: Any
+    ) -> ConnectionDriver:
         options: dict[str, Any] = {"path_host": "us.test", "posting_requires_auth": False}
         options.update(settings)
         self.transport = StringTransport()
         conn = NNTPConnection(
             NNTPSettings(**options), self.store, self.transport, thread_block_runner(reactor),
-            now=reactor.seconds, feed_peer=feed_peer,
+            now=reactor.seconds, feed_peer=feed_peer, **(connection or {}),
         )  # fmt: skip
         driver = ConnectionDriver(conn)
         self.assertRegex(driver.take_output(), rb"^20[01] ")

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.portal import Portal
+from twisted.internet import reactor
+
+from netproto_twisted.core.access import LoginDelay
+from netproto_twisted.core.auth import UserNameRealm
+from netproto_twisted.core.connection import ConnectionDriver
+from netproto_twisted.core.sasl_exchange import Authenticator
 from tests.nntp.test_reader import NNTPSessionCase
 from tests.nntp.test_server import fed, post
 
@@ -87,3 +98,59 @@ class SessionReplyTests(NNTPSessionCase):
         lines = await self.talk(d, b"POST\r\n" + article + b".\r\nPOST\r\n" + article + b".\r\n")
         self.assertEqual([x[:3] for x in lines], ["340", "240", "340", "441"])
         self.assertIn("duplicate", lines[3])
+
+
+class AuthinfoTests(NNTPSessionCase):
+    def login_session(self, **settings: Any) -> ConnectionDriver:
+        checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")
+        authenticator = Authenticator(
+            Portal(UserNameRealm(), [checker]),
+            LoginDelay(reactor, base=0.0, maximum=0.0),
+            mechanisms=["PLAIN"],
+            allow_insecure=True,
+        )
+        return self.session(
+            feed_peer=False,
+            connection={"authenticator": authenticator, "peer_is_loopback": True},
+            **{"allow_insecure_auth": True, **settings},
+        )
+
+    async def test_user_pass(self) -> None:
+        d = self.login_session()
+        lines = await self.talk(d, b"CAPABILITIES\r\n")
+        self.assertIn("AUTHINFO USER SASL", lines)
+        self.assertIn("SASL PLAIN", lines)
+        self.assertEqual(
+            await self.talk(d, b"IHAVE <1@peer>\r\n"),
+            ["480 transfer permission denied, authenticate first"],
+        )
+        codes = [x[:3] for x in await self.talk(d, b"AUTHINFO PASS x\r\nAUTHINFO USER\r\n")]
+        self.assertEqual(codes, ["482", "501"])
+        self.assertEqual([x[:3] for x in await self.talk(d, b"AUTHINFO FROB\r\n")], ["501"])
+        self.assertEqual([x[:3] for x in await self.talk(d, b"AUTHINFO SASL\r\n")], ["501"])
+        lines = await self.talk(d, b"AUTHINFO USER alice\r\nAUTHINFO PASS wrong\r\n")
+        self.assertEqual([x[:3] for x in lines], ["381", "481"])
+        lines = await self.talk(d, b"AUTHINFO USER alice\r\nAUTHINFO PASS secret\r\n")
+        self.assertEqual([x[:3] for x in lines], ["381", "281"])
+        lines = await self.talk(d, b"CAPABILITIES\r\n")
+        self.assertFalse([x for x in lines if x.startswith("AUTHINFO")], lines)
+        lines = await self.talk(d, b"IHAVE <1@peer>\r\n" + fed("<1@peer>") + b".\r\n")
+        self.assertEqual([x[:3] for x in lines], ["335", "235"])
+
+    async def test_plaintext_refused_without_tls(self) -> None:
+        d = self.login_session(allow_insecure_auth=False)
+        lines = await self.talk(d, b"AUTHINFO USER alice\r\n")
+        self.assertEqual(lines, ["483 encryption required (STARTTLS)"])
+
+    async def test_sasl_plain(self) -> None:
+        d = self.login_session()
+        token = base64.b64encode(b"\0alice\0secret")
+        lines = await self.talk(d, b"AUTHINFO SASL PLAIN " + token + b"\r\n")
+        self.assertEqual([x[:3] for x in lines], ["281"])
+        d = self.login_session()
+        lines = await self.talk(d, b"AUTHINFO SASL PLAIN\r\n")
+        self.assertEqual(lines[0][:3], "383")
+        lines = await self.talk(d, base64.b64encode(b"\0alice\0bad") + b"\r\n")
+        self.assertEqual([x[:3] for x in lines], ["481"])
+        lines = await self.talk(d, b"AUTHINFO SASL NOPE\r\n")
+        self.assertEqual([x[:3] for x in lines], ["503"])
