@@ -144,3 +144,45 @@ class PassiveReplyTests(ServerTestCase):
         self.assertIn("anonymous", user)
         self.assertEqual(password[:3], "230")
         self.assertEqual(names, [])
+
+
+class ControlLineTests(ServerTestCase):
+    async def test_unknown_and_malformed_commands(self) -> None:
+        await self.start()
+
+        def run() -> list[str]:
+            f = ftplib.FTP(timeout=10)
+            f.connect(self.server.host, self.server.port)
+            out = [raw(f, c) for c in ("USER anonymous", "FROB", "PWD", "RETR")]
+            f.login("alice", "secret")
+            out += [raw(f, c) for c in ("FROB x", "NOOP extra", "DELE", "RNTO")]
+            f.quit()
+            return out
+
+        out = await self.in_thread(run)
+        codes = [x[:3] for x in out]
+        self.assertEqual(codes[0], "530")
+        self.assertIn("anonymous", out[0])
+        self.assertIn(codes[1], ("500", "502"))
+        self.assertEqual(codes[2:4], ["530", "530"])
+        self.assertIn(codes[4], ("500", "502"))
+        self.assertRegex(out[6], r"^50[1-4] ")
+        self.assertRegex(out[7], r"^50[13] ")
+
+    async def test_too_many_errors_close_the_session(self) -> None:
+        await self.start()
+
+        def run() -> list[str]:
+            f = self.ftp()
+            out = []
+            for _ in range(60):
+                reply = raw(f, "FROB")
+                out.append(reply)
+                if reply.startswith("421"):
+                    break
+            f.close()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertTrue(out[-1].startswith("421 too many errors"), out[-3:])
+        self.assertGreater(len(out), 1)
