@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import ssl
 
 from tests.ftp.helpers import ServerTestCase
 
@@ -186,3 +187,48 @@ class ControlLineTests(ServerTestCase):
         out = await self.in_thread(run)
         self.assertTrue(out[-1].startswith("421 too many errors"), out[-3:])
         self.assertGreater(len(out), 1)
+
+
+class TLSReplyTests(ServerTestCase):
+    async def test_protection_levels(self) -> None:
+        await self.start(tls=True)
+
+        def run() -> dict[str, str]:
+            f = ftplib.FTP_TLS(timeout=10)
+            f.context.check_hostname = False
+            f.context.verify_mode = ssl.CERT_NONE
+            f.connect(self.server.host, self.server.port)
+            r = {"AUTH X": raw(f, "AUTH X")}
+            f.auth()
+            f.login("alice", "secret")
+            for c in ("PROT P", "PBSZ 0", "PROT S", "PROT X", "PROT C", "PROT P", "CCC"):
+                r.setdefault(c, raw(f, c))
+            r["second PROT P"] = raw(f, "PROT P")
+            f.quit()
+            return r
+
+        r = await self.in_thread(run)
+        self.assertEqual(r["AUTH X"][:3], "504")
+        self.assertEqual(r["PROT P"][:3], "503")
+        self.assertEqual(r["PBSZ 0"], "200 PBSZ=0")
+        self.assertEqual(r["PROT S"][:3], "536")
+        self.assertEqual(r["PROT X"][:3], "504")
+        self.assertEqual(r["PROT C"], "200 protection level set to C")
+        self.assertEqual(r["second PROT P"], "200 protection level set to P")
+        self.assertEqual(r["CCC"][:3], "533")
+
+
+class DataSetupReplyTests(ServerTestCase):
+    async def test_transfer_needs_a_data_port(self) -> None:
+        await self.start()
+
+        def run() -> list[str]:
+            f = self.ftp()
+            f.storbinary("STOR f.txt", io.BytesIO(b"abc"))
+            out = [raw(f, c) for c in ("RETR f.txt", "EPSV", "PASV", "EPSV 1", "RETR none")]
+            f.quit()
+            return out
+
+        out = await self.in_thread(run)
+        self.assertEqual(out[0], "425 use PORT, EPRT, PASV or EPSV first")
+        self.assertEqual([x[:3] for x in out[1:]], ["229", "227", "229", "550"], out)
