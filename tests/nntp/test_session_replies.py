@@ -154,3 +154,24 @@ class AuthinfoTests(NNTPSessionCase):
         self.assertEqual([x[:3] for x in lines], ["481"])
         lines = await self.talk(d, b"AUTHINFO SASL NOPE\r\n")
         self.assertEqual([x[:3] for x in lines], ["503"])
+
+    async def test_sasl_exchange_interrupted_by_a_long_line(self) -> None:
+        d = self.login_session()
+        self.assertEqual((await self.talk(d, b"AUTHINFO SASL PLAIN\r\n"))[0][:3], "383")
+        lines = await self.talk(d, b"A" * 5000 + b"\r\n")
+        self.assertEqual([x[:3] for x in lines], ["501"])
+        # The exchange is over: the next line is a command again.
+        self.assertEqual([x[:3] for x in await self.talk(d, b"DATE\r\n")], ["111"])
+
+
+class PipelineTests(NNTPSessionCase):
+    async def test_quit_waits_for_pending_replies(self) -> None:
+        d = self.session()
+        lines = await self.talk(d, b"GROUP comp.test\r\nQUIT\r\n")
+        self.assertEqual(lines, ["211 0 1 0 comp.test", "205 bye"])
+
+    async def test_unparsable_lines(self) -> None:
+        d = self.session()
+        for line in (b"\r\n", b"\xff\xfe\r\n"):
+            self.assertEqual([x[:3] for x in await self.talk(d, line)], ["500"], line)
+        self.assertEqual([x[:3] for x in await self.talk(d, b"DATE\r\n")], ["111"])
