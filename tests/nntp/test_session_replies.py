@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from typing import Any
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
@@ -13,6 +14,7 @@ from netproto_twisted.core.access import LoginDelay
 from netproto_twisted.core.auth import UserNameRealm
 from netproto_twisted.core.connection import ConnectionDriver
 from netproto_twisted.core.sasl_exchange import Authenticator
+from netproto_twisted.nntp.store import NewsDatabase, SQLiteNewsStore
 from tests.nntp.test_reader import NNTPSessionCase
 from tests.nntp.test_server import fed, post
 
@@ -175,3 +177,25 @@ class PipelineTests(NNTPSessionCase):
         for line in (b"\r\n", b"\xff\xfe\r\n"):
             self.assertEqual([x[:3] for x in await self.talk(d, line)], ["500"], line)
         self.assertEqual([x[:3] for x in await self.talk(d, b"DATE\r\n")], ["111"])
+
+
+class GroupStatusTests(NNTPSessionCase):
+    def setUp(self) -> None:
+        path = os.path.join(self.mktemp(), "news.db")
+        db = NewsDatabase(path, durable=False)
+        db.add_group("comp.test")
+        db.add_group("comp.closed", status="n")
+        db.close()
+        self.store = SQLiteNewsStore(reactor, path, path_host="us.test", durable=False)
+        self.addCleanup(self.store.close)
+
+    async def test_posting_to_a_closed_group_and_unknown_groups(self) -> None:
+        d = self.session()
+        closed = post().replace(b"comp.test", b"comp.closed")
+        lines = await self.talk(d, b"POST\r\n" + closed + b".\r\n")
+        self.assertEqual(lines[1], "441 posting to comp.closed not allowed")
+        # Unknown groups among known ones are skipped; the article lands in the known one.
+        mixed = post().replace(b"comp.test", b"no.such,comp.test")
+        lines = await self.talk(d, b"POST\r\n" + mixed + b".\r\n")
+        self.assertEqual(lines[1][:3], "240", lines)
+        self.assertEqual(await self.talk(d, b"GROUP comp.test\r\n"), ["211 1 1 1 comp.test"])
