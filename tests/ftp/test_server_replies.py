@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import socket
 import ssl
 
 from tests.ftp.helpers import ServerTestCase
@@ -232,3 +233,23 @@ class DataSetupReplyTests(ServerTestCase):
         out = await self.in_thread(run)
         self.assertEqual(out[0], "425 use PORT, EPRT, PASV or EPSV first")
         self.assertEqual([x[:3] for x in out[1:]], ["229", "227", "229", "550"], out)
+
+
+class RawControlTests(ServerTestCase):
+    async def test_bare_cr_and_telnet_synch(self) -> None:
+        await self.start()
+
+        def run() -> list[bytes]:
+            with socket.create_connection((self.server.host, self.server.port), timeout=10) as s:
+                reader = s.makefile("rb")
+                replies = [reader.readline()]
+                for line in (b"NOOP\rX\r\n", b"\xff\xf4\xf2ABOR\r\n", b"QUIT\r\n"):
+                    s.sendall(line)
+                    replies.append(reader.readline())
+                return replies
+
+        replies = await self.in_thread(run)
+        self.assertEqual(replies[0][:4], b"220 ")
+        self.assertEqual(replies[1], b"500 bad line ending\r\n")
+        self.assertEqual(replies[2][:3], b"530")  # ABOR was read as ABOR, not as junk
+        self.assertEqual(replies[3][:3], b"221")
