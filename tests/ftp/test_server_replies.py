@@ -7,7 +7,7 @@ import io
 import socket
 import ssl
 
-from tests.ftp.helpers import ServerTestCase
+from tests.ftp.helpers import ALL, ServerTestCase
 
 
 def raw(f: ftplib.FTP, command: str) -> str:
@@ -253,3 +253,30 @@ class RawControlTests(ServerTestCase):
         self.assertEqual(replies[1], b"500 bad line ending\r\n")
         self.assertEqual(replies[2][:3], b"530")  # ABOR was read as ABOR, not as junk
         self.assertEqual(replies[3][:3], b"221")
+
+
+class NoListPermissionTests(ServerTestCase):
+    users = {"alice": ("secret", ALL), "writer": ("pw", "w")}
+
+    async def test_listing_and_reading_refused(self) -> None:
+        await self.start()
+
+        def run() -> tuple[dict[str, str], list[str]]:
+            f = self.ftp()
+            f.storbinary("STOR f.txt", io.BytesIO(b"abc"))
+            lines: list[str] = []
+            f.dir("-la", lines.append)
+            mlsd_file = raw(f, "MLSD f.txt")
+            f.quit()
+            f = self.ftp("writer", "pw")
+            commands = ("STAT f.txt", "CWD /", "SIZE f.txt", "MLST f.txt", "LIST", "RETR f.txt")
+            r = {c: raw(f, c) for c in commands}
+            r["MLSD f.txt"] = mlsd_file
+            f.quit()
+            return r, lines
+
+        r, lines = await self.in_thread(run)
+        self.assertEqual(len(lines), 1)
+        self.assertTrue(lines[0].endswith(" f.txt"), lines)
+        self.assertEqual(r.pop("MLSD f.txt"), "501 not a directory")
+        self.assertEqual(set(r.values()), {"550 permission denied"}, r)
