@@ -226,13 +226,25 @@ class DataSetupReplyTests(ServerTestCase):
         def run() -> list[str]:
             f = self.ftp()
             f.storbinary("STOR f.txt", io.BytesIO(b"abc"))
-            out = [raw(f, c) for c in ("RETR f.txt", "EPSV", "PASV", "EPSV 1", "RETR none")]
+            commands = (
+                "RETR f.txt",
+                "EPSV",
+                "PASV",
+                "EPSV 1",
+                "RETR none",
+                "PORT 127,0,0,1,0,80",
+                "PORT 127,0,0,1,200,1",
+                "EPRT |1|127.0.0.1|51202|",
+            )
+            out = [raw(f, c) for c in commands]  # fmt: skip
             f.quit()
             return out
 
         out = await self.in_thread(run)
         self.assertEqual(out[0], "425 use PORT, EPRT, PASV or EPSV first")
-        self.assertEqual([x[:3] for x in out[1:]], ["229", "227", "229", "550"], out)
+        self.assertEqual([x[:3] for x in out[1:5]], ["229", "227", "229", "550"], out)
+        self.assertEqual(out[5], "501 data port below 1024 refused")
+        self.assertEqual(out[6:], ["200 command okay"] * 2)
 
 
 class RawControlTests(ServerTestCase):
