@@ -285,7 +285,7 @@ async def _round_trip() -> None:
 
 
 async def _until(condition: Any, turns: int = 2000) -> None:
-    """Let the reactor run until ``condition()`` holds (bounded: about 10 s on a loaded machine)."""
+    """Let the reactor run until ``condition()`` holds (bounded: about 10 s when loaded)."""
     from twisted.internet.task import deferLater
 
     for _ in range(turns):
