@@ -19,11 +19,12 @@ from netproto_twisted.core.errors import NetprotoError
 __all__ = ["COMMAND_MODULES", "EXIT_ERROR", "build_parser", "main"]
 
 #: Modules that add a subcommand: ``user`` (the password file), ``queue`` (the relay queue),
-#: ``news`` (the news store's groups).
+#: ``news`` (the news store's groups), ``fetch`` (polite downloads).
 COMMAND_MODULES: tuple[str, ...] = (
     "netproto_twisted.core.passwords",
     "netproto_twisted.smtp.relay.queue_cli",
     "netproto_twisted.nntp.admin",
+    "netproto_twisted.http.fetch",
 )
 #: Exit status of a failed command (bad name, unknown user, missing file, usage).
 EXIT_ERROR = 2

@@ -24,7 +24,7 @@ from netproto_twisted.http.client.build import build_opener
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.polite import DownloadResult, PoliteFetcher, Progress
 
-__all__ = ["main", "parse_args", "target_name"]
+__all__ = ["add_parser", "main", "parse_args", "target_name"]
 
 
 def target_name(url: str) -> str:
@@ -33,9 +33,7 @@ def target_name(url: str) -> str:
     return name.replace(os.sep, "_") if name not in (".", "..") else "index.html"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line."""
-    p = argparse.ArgumentParser(prog="python -m netproto_twisted.http.fetch", description=__doc__)
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("-o", "--output-dir", default=".", help="where to save (default: .)")
     p.add_argument("--per-host", type=int, default=2, help="downloads per host at once (2)")
@@ -47,7 +45,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ca-file", help="trust only these CA certificates (PEM)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds without data (60)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(prog="python -m netproto_twisted.http.fetch", description=__doc__)
+    _add_arguments(p)
     return p.parse_args(argv)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``netproto fetch URL...``: the same downloads as ``python -m ...http.fetch``."""
+    p = subparsers.add_parser(
+        "fetch",
+        help="download URLs politely, with progress and resumption",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(p)
+    p.set_defaults(func=_fetch)
 
 
 class ProgressBar:
@@ -126,9 +142,12 @@ async def run(reactor: Any, args: argparse.Namespace, err: TextIO = sys.stderr) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command-line entry; runs the reactor until every download ends."""
+    return _fetch(parse_args(argv))
+
+
+def _fetch(args: argparse.Namespace) -> int:
     from twisted.internet.task import react
 
-    args = parse_args(argv)
     status = [1]
 
     async def go(reactor: Any) -> None:

@@ -118,6 +118,20 @@ class NginxTests(TestCase):
         self.assertIn(b"resumed at 5,000", stderr)
         self.assertIn(b"HTTP Error 404", stderr)
 
+    async def test_netproto_fetch_subcommand(self) -> None:
+        out = Path(self.mktemp()).absolute()
+        repo = str(Path(__file__).absolute().parents[3])
+        out.mkdir()
+        _, stderr, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "netproto_twisted.cli", "fetch", "-o", str(out), "--delay", "0",
+             "--quiet", self.base + "/1k.bin"],
+            env={**os.environ, "PYTHONPATH": repo, "http_proxy": ""},
+            path=repo,
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((out / "1k.bin").read_bytes(), ONE_KB)
+
     async def test_http_connection(self) -> None:
         conn = HTTPConnection("127.0.0.1", self.nginx.port, reactor=reactor)
         self.addCleanup(conn.close)
