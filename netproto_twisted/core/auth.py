@@ -21,6 +21,7 @@ from typing import Any
 from twisted.cred.portal import IRealm, Portal
 from zope.interface import Interface, implementer
 
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.passwords import PasswordFile, PasswordFileChecker, Runner
 from netproto_twisted.core.sasl import CRAM_MD5, LOGIN, PLAIN, SCRAM_SHA_256
 
@@ -45,13 +46,16 @@ class UserNameRealm:
         return IAuthenticated, name, lambda: None
 
 
-def password_portal(password_file: PasswordFile, runner: Runner) -> Portal:
+def password_portal(
+    password_file: PasswordFile, runner: Runner, *, cache: VerifiedPasswordCache | None = None
+) -> Portal:
     """Return a Portal checking *password_file* (PLAIN/LOGIN, CRAM-MD5, SCRAM), avatar = name.
 
     *runner* runs PBKDF2 off the reactor thread
-    (:func:`~netproto_twisted.core.passwords.thread_runner`).
+    (:func:`~netproto_twisted.core.passwords.thread_runner`); *cache*
+    remembers passwords just verified (:mod:`~netproto_twisted.core.login_cache`).
     """
-    return Portal(UserNameRealm(), [PasswordFileChecker(password_file, runner)])
+    return Portal(UserNameRealm(), [PasswordFileChecker(password_file, runner, cache=cache)])
 
 
 def store_mechanisms(password_file: PasswordFile) -> frozenset[str]:

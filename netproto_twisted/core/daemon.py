@@ -25,6 +25,7 @@ from netproto_twisted.core.access import (
 )
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, LimitsOptionsMixin
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.sasl_exchange import Authenticator
@@ -140,6 +141,7 @@ class DaemonContext:
             mechanisms=limits.auth_mechanisms,
             allow_insecure=allow_insecure,
             hostname=hostname,
+            cache=VerifiedPasswordCache(limits.login_cache_ttl),
         )
 
     def guarded_listener(

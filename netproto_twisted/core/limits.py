@@ -80,6 +80,10 @@ class Limits:
     :ivar login_delay_max: the cap on that delay (30.0).
     :ivar max_failed_logins: failed logins in one session before the server
         disconnects it (5).
+    :ivar login_cache_ttl: seconds a password that just succeeded is
+        remembered (as a keyed digest) so that the same user's next login
+        skips PBKDF2 (300; ``0`` turns it off; see
+        :mod:`~netproto_twisted.core.login_cache`).
     :ivar line_timeout: seconds from the first byte of a command line to its
         end (300, RFC 5321's five minutes): a peer trickling one byte at a
         time, which the idle timeout never catches, is closed with the
@@ -111,6 +115,7 @@ class Limits:
     login_delay_base: float = _limit(1.0, "seconds of delay after a failed login (doubles)")
     login_delay_max: float = _limit(30.0, "longest failed-login delay, in seconds")
     max_failed_logins: int = _limit(5, "failed logins before a session is dropped")
+    login_cache_ttl: float = _limit(300.0, "seconds a verified password is remembered (0: off)")
     line_timeout: float = _limit(300.0, "seconds from a command line's first byte to its end")
     transfer_timeout: float = _limit(300.0, "seconds a data transfer gets first and at most ahead")
     min_transfer_rate: float = _limit(500.0, "bytes per second a data transfer must average")
@@ -124,7 +129,7 @@ class Limits:
         object.__setattr__(self, "auth_mechanisms", _mechanisms(self.auth_mechanisms))
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in _NOT_NUMBERS:
+            if f.name in _NOT_NUMBERS or (f.name in _ZERO_ALLOWED and value == 0):
                 continue
             if f.type in ("int", int):
                 _check_int(f.name, value)
@@ -140,6 +145,8 @@ class Limits:
 
 #: Limits fields that are not numbers (checked on their own).
 _NOT_NUMBERS = frozenset({"auth_mechanisms"})
+#: Limits fields for which 0 means "off".
+_ZERO_ALLOWED = frozenset({"login_cache_ttl"})
 
 
 def _mechanisms(value: object) -> tuple[str, ...]:
@@ -186,6 +193,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("max-failed-logins", "max_failed_logins"),
     ("login-delay", "login_delay_base"),
     ("login-delay-max", "login_delay_max"),
+    ("login-cache-ttl", "login_cache_ttl"),
     ("line-timeout", "line_timeout"),
     ("transfer-timeout", "transfer_timeout"),
     ("min-transfer-rate", "min_transfer_rate"),
@@ -242,7 +250,8 @@ def limits_from_options(
         want_int = types[name] in ("int", int)
         try:
             value = _coerce(raw, want_int)
-            (_check_int if want_int else _check_float)(f"--{flag}", value)
+            if not (name in _ZERO_ALLOWED and value == 0):
+                (_check_int if want_int else _check_float)(f"--{flag}", value)
         except ValueError:
             kind = "a positive integer" if want_int else "a positive number"
             raise ConfigError(f"--{flag}", f"expected {kind}, got {raw!r}") from None

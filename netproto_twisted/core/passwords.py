@@ -46,6 +46,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from netproto_twisted.core.errors import ConfigError, NetprotoError
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.threads import Runner
 
 try:  # POSIX advisory locking of concurrent writers; absent on Windows
@@ -543,13 +544,23 @@ class PasswordFileChecker:
 
     Unknown users and wrong passwords both fail with UnauthorizedLogin after the
     same work (a mock record is verified).  Avatar ids are UTF-8 user names.
+    With a *cache* (:mod:`~netproto_twisted.core.login_cache`), a plain
+    password that succeeded moments ago for the same record is accepted
+    without another PBKDF2 run; misses and failures always pay it.
     """
 
     credentialInterfaces = (IScramCredentials, IUsernamePassword, IUsernameHashedPassword)
 
-    def __init__(self, password_file: PasswordFile, runner: Runner) -> None:
+    def __init__(
+        self,
+        password_file: PasswordFile,
+        runner: Runner,
+        *,
+        cache: VerifiedPasswordCache | None = None,
+    ) -> None:
         self.password_file = password_file
         self._run = runner
+        self.cache = cache
 
     def requestAvatarId(self, credentials: Any) -> Deferred[bytes | tuple[()]]:
         """Verify *credentials*; fire with the user name (bytes) or fail UnauthorizedLogin."""
@@ -566,9 +577,15 @@ class PasswordFileChecker:
                 password = bytes(credentials.password).decode("utf-8")
             except UnicodeDecodeError:
                 password, record = "\0", None
-            target = record.scram if record else pf.mock_scram_record(name)
+            cache = self.cache
+            if record is None:
+                target = pf.mock_scram_record(name)
+            else:
+                target = record.scram
+                if cache is not None and cache.matches(name, target.stored_key, password):
+                    return maybeDeferred(self._result, name, True)
             d = self._run(lambda: target.check_password(password))
-            return d.addCallback(lambda ok: self._result(name, ok and record is not None))
+            return d.addCallback(self._verified, name, record, password)
         if IUsernameHashedPassword.providedBy(credentials):
             name, record = self._lookup(credentials.username)
             secret = record.cram_md5_secret if record else None
@@ -583,6 +600,14 @@ class PasswordFileChecker:
         except (UnicodeDecodeError, ValueError):
             return "", None
         return name, self.password_file.get(name)
+
+    def _verified(
+        self, ok: bool, name: str, record: UserRecord | None, password: str
+    ) -> bytes | tuple[()]:
+        ok = ok and record is not None
+        if ok and record is not None and self.cache is not None:
+            self.cache.remember(name, record.scram.stored_key, password)
+        return self._result(name, ok)
 
     @staticmethod
     def _result(name: str, ok: bool) -> bytes | tuple[()]:

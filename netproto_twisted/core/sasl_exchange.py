@@ -84,6 +84,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.core.auth import IAuthenticated, password_portal, store_mechanisms
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.login_delay import LoginPenalty, TooManyWaiting
 from netproto_twisted.core.passwords import IScramStore, PasswordFile, Runner
 from netproto_twisted.core.sasl import (
@@ -289,10 +290,11 @@ class Authenticator:
         mechanisms: Sequence[str] | None = None,
         allow_insecure: bool = False,
         hostname: str = "localhost",
+        cache: VerifiedPasswordCache | None = None,
     ) -> Authenticator:
         """The usual one: :func:`~netproto_twisted.core.auth.password_portal` over the file."""
         return cls(
-            password_portal(password_file, runner),
+            password_portal(password_file, runner, cache=cache),
             login_delay,
             scram_store=password_file,
             store_mechanisms=lambda: store_mechanisms(password_file),

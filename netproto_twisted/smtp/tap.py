@@ -39,6 +39,7 @@ from netproto_twisted.core.limits import (
     Limits,
     int_option,
 )
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind
@@ -327,7 +328,9 @@ def _build_parts(
         user_of=default_user_of,
     )
     runner = thread_runner(reactor, reactor.getThreadPool())
-    portal = password_portal(password_file, runner)
+    portal = password_portal(
+        password_file, runner, cache=VerifiedPasswordCache(limits.login_cache_ttl)
+    )
     login_delay = LoginDelay.from_limits(reactor, limits)
     settings = ServerSettings(
         hostname=config.hostname,

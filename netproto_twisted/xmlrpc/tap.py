@@ -24,6 +24,7 @@ from netproto_twisted.core.config import check_bounds, field
 from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import int_option
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.service import EndpointsService, endpoint_kind
 from netproto_twisted.xmlrpc.methods import MethodRegistry
@@ -116,7 +117,11 @@ def build_resource(config: Config, context: DaemonContext) -> XMLRPCResource:
     portal = None
     if config.auth:
         passwords = PasswordFile(config.users or str(context.data_dir / "users"))
-        portal = password_portal(passwords, thread_runner(reactor, reactor.getThreadPool()))
+        portal = password_portal(
+            passwords,
+            thread_runner(reactor, reactor.getThreadPool()),
+            cache=VerifiedPasswordCache(context.limits.login_cache_ttl),
+        )
     return XMLRPCResource(registry, reactor, settings, portal=portal)
 
 

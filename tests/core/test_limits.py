@@ -71,6 +71,12 @@ class LimitsTests(unittest.SynchronousTestCase):
     def test_ints_accepted_for_floats(self) -> None:
         self.assertEqual(Limits(idle_timeout=60).idle_timeout, 60)
 
+    def test_login_cache_may_be_off(self) -> None:
+        self.assertEqual(Limits(login_cache_ttl=0).login_cache_ttl, 0)
+        self.assertEqual(limits_from_options({"login-cache-ttl": "0"}).login_cache_ttl, 0)
+        with self.assertRaises(ConfigError):
+            Limits(login_cache_ttl=-1)
+
 
 class LimitsFromOptionsTests(unittest.SynchronousTestCase):
     def test_strings_override_defaults(self) -> None:

@@ -25,6 +25,7 @@ from zope.interface.verify import verifyObject
 
 from netproto_twisted.core import passwords
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.passwords import (
     CramMD5Credentials,
     InvalidPassword,
@@ -313,6 +314,55 @@ class CheckerTests(SynchronousTestCase):
 
     def test_unhandled(self) -> None:
         self.failureResultOf(self.check(object()), UnhandledCredentials)
+
+    def test_cache_skips_pbkdf2_for_a_repeated_right_password(self) -> None:
+        now = [100.0]
+        cache = VerifiedPasswordCache(60, clock=lambda: now[0])
+        checker = PasswordFileChecker(self.pf, self.runner, cache=cache)
+        right = UsernamePassword(b"bob", b"hunter2")
+        for _ in range(3):
+            self.assertEqual(self.successResultOf(checker.requestAvatarId(right)), b"bob")
+        self.assertEqual(self.runner.calls, 1)
+        # a wrong password is never answered from the cache, and never cached
+        for _ in range(2):
+            d = checker.requestAvatarId(UsernamePassword(b"bob", b"hunter3"))
+            self.failureResultOf(d, UnauthorizedLogin)
+        self.assertEqual(self.runner.calls, 3)
+        # after the time to live, PBKDF2 runs again
+        now[0] += 61
+        self.successResultOf(checker.requestAvatarId(right))
+        self.assertEqual(self.runner.calls, 4)
+
+    def test_cache_ends_with_a_password_change(self) -> None:
+        cache = VerifiedPasswordCache(60)
+        checker = PasswordFileChecker(self.pf, self.runner, cache=cache)
+        old = UsernamePassword(b"bob", b"hunter2")
+        self.successResultOf(checker.requestAvatarId(old))
+        self.pf.add("bob", "correct horse")
+        self.failureResultOf(checker.requestAvatarId(old), UnauthorizedLogin)
+        new = UsernamePassword(b"bob", b"correct horse")
+        self.assertEqual(self.successResultOf(checker.requestAvatarId(new)), b"bob")
+        self.pf.remove("bob")
+        self.failureResultOf(checker.requestAvatarId(new), UnauthorizedLogin)
+        self.assertEqual(self.runner.calls, 4)
+
+    def test_cache_off(self) -> None:
+        checker = PasswordFileChecker(self.pf, self.runner, cache=VerifiedPasswordCache(0))
+        for _ in range(2):
+            self.successResultOf(checker.requestAvatarId(UsernamePassword(b"bob", b"hunter2")))
+        self.assertEqual(self.runner.calls, 2)
+
+    def test_cache_is_bounded(self) -> None:
+        cache = VerifiedPasswordCache(60, max_entries=2)
+        for name in ("a", "b", "c"):
+            cache.remember(name, b"k", "pw")
+        self.assertEqual(len(cache), 2)
+        self.assertFalse(cache.matches("a", b"k", "pw"))
+        self.assertTrue(cache.matches("c", b"k", "pw"))
+        self.assertFalse(cache.matches("c", b"other record", "pw"))
+        self.assertEqual(len(cache), 1)  # a stale record's entry is dropped
+        with self.assertRaises(ValueError):
+            VerifiedPasswordCache(-1)
 
     def test_thread_runner(self) -> None:
         """Verification runs in the pool; the result is delivered through callFromThread."""
