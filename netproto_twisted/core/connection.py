@@ -39,6 +39,7 @@ clock (the command-rate timer).
 from __future__ import annotations
 
 import enum
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -63,6 +64,7 @@ __all__ = [
     "ConnectionBase",
     "ConnectionDriver",
     "ConnectionProtocol",
+    "ConnectionSettings",
     "Framing",
     "ReplyConsumer",
     "StartTLS",
@@ -429,6 +431,21 @@ class ReplyConsumer:
         self._protocol.send_raw(data)
 
 
+class ConnectionSettings(typing.Protocol):
+    """What :meth:`ConnectionProtocol.apply_settings` reads: a server's settings (or Limits)."""
+
+    @property
+    def max_line_length(self) -> int: ...
+    @property
+    def idle_timeout(self) -> float | None: ...
+    @property
+    def tls_handshake_timeout(self) -> float | None: ...
+    @property
+    def command_rate(self) -> float | None: ...
+    @property
+    def command_burst(self) -> int: ...
+
+
 class ConnectionProtocol(LineProtocol):
     """The thin Twisted Protocol over a :class:`ConnectionBase`: feed it, write, act.
 
@@ -459,6 +476,18 @@ class ConnectionProtocol(LineProtocol):
 
     def configure(self) -> None:
         """Set the plumbing's settings before the connection starts.  Default: nothing."""
+
+    def apply_settings(self, settings: ConnectionSettings) -> None:
+        """Take the line limit, timeouts and command rate from a server's *settings*.
+
+        What every server's :meth:`configure` starts with; ``line_endings``
+        and anything protocol-specific it sets itself.
+        """
+        self.max_line_length = settings.max_line_length
+        self.idle_timeout = settings.idle_timeout
+        self.tls_handshake_timeout = settings.tls_handshake_timeout
+        self.command_rate = settings.command_rate
+        self.command_burst = settings.command_burst
 
     def connectionMade(self) -> None:
         """Configure, start the plumbing, build the object and write what it says first."""

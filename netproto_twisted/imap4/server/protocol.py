@@ -28,13 +28,8 @@ class IMAPServerProtocol(ConnectionProtocol):
 
     def configure(self) -> None:
         """Line limit, line endings (LF accepted), timeouts and command rate from the settings."""
-        settings = self.factory.settings
-        self.max_line_length = settings.max_line_length
+        self.apply_settings(self.factory.settings)
         self.line_endings = LineEndings.ACCEPT_LF
-        self.idle_timeout = settings.idle_timeout
-        self.tls_handshake_timeout = settings.tls_handshake_timeout
-        self.command_rate = settings.command_rate
-        self.command_burst = settings.command_burst
 
     def make_connection(self) -> IMAPConnection:
         """The session object, told the peer's facts and whether TLS is already on."""

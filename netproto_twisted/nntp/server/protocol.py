@@ -28,13 +28,8 @@ class NNTPServerProtocol(ConnectionProtocol):
 
     def configure(self) -> None:
         """Line limit, line endings (LF accepted in commands), timeouts, command rate."""
-        settings = self.factory.settings
-        self.max_line_length = settings.max_line_length
+        self.apply_settings(self.factory.settings)
         self.line_endings = LineEndings.ACCEPT_LF
-        self.idle_timeout = settings.idle_timeout
-        self.tls_handshake_timeout = settings.tls_handshake_timeout
-        self.command_rate = settings.command_rate
-        self.command_burst = settings.command_burst
 
     def make_connection(self) -> NNTPConnection:
         """The session object, told the peer's facts and whether TLS is on."""

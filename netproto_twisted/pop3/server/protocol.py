@@ -27,13 +27,9 @@ class POP3ServerProtocol(ConnectionProtocol):
 
     def configure(self) -> None:
         """Line limit, line endings (LF accepted), timeouts and command rate from the settings."""
-        settings = self.factory.settings
-        self.max_line_length = settings.max_line_length - 2
+        self.apply_settings(self.factory.settings)
+        self.max_line_length -= 2
         self.line_endings = LineEndings.ACCEPT_LF
-        self.idle_timeout = settings.idle_timeout
-        self.tls_handshake_timeout = settings.tls_handshake_timeout
-        self.command_rate = settings.command_rate
-        self.command_burst = settings.command_burst
 
     def make_connection(self) -> POP3Connection:
         """The session object, told the peer's facts and whether TLS is already on."""

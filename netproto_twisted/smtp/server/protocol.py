@@ -46,13 +46,9 @@ class SMTPServerProtocol(ConnectionProtocol):
     def configure(self) -> None:
         """Line limits, bare-LF handling, timeouts and the command rate from the settings."""
         settings = self.factory.settings
-        self.max_line_length = settings.max_line_length
+        self.apply_settings(settings)
         if settings.bare_lf == "normalize":
             self.line_endings = LineEndings.NORMALIZE
-        self.idle_timeout = settings.idle_timeout
-        self.tls_handshake_timeout = settings.tls_handshake_timeout
-        self.command_rate = settings.command_rate
-        self.command_burst = settings.command_burst
 
     def make_connection(self) -> SMTPConnection:
         """The session object, told the peer's facts and whether TLS is already on."""
