@@ -12,6 +12,7 @@ Use::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -23,6 +24,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from netproto_twisted.core.coalesce import Coalescer
 from netproto_twisted.core.durable import Committer, GroupCommitter, RunnerCommitter
 from netproto_twisted.core.reactors import ICoreThreadsReactor
 from netproto_twisted.core.threads import Runner, thread_runner
@@ -89,6 +91,9 @@ class MaildirStore:
         self._tmp_max_age = tmp_max_age
         self._tmp_checked: dict[str, float] = {}
         self._tmp_lock = threading.Lock()
+        #: Folder rescans in flight, shared by the mailboxes of one folder (a delivery
+        #: wakes every IDLE session on it at once: one scan serves them all).
+        self._syncs: Coalescer[tuple[str, bool], Snapshot] = Coalescer()
         # Each user's INBOX folder object, made once (paths only, no I/O): a delivery
         # is then a dictionary look-up, not a path computation.
         self._inboxes: dict[str, MaildirFolder] = {}
@@ -314,11 +319,24 @@ class MaildirMailbox:
 
     def refresh(self, move_new: bool = True) -> Deferred[tuple[MessageInfo, ...]]:
         """Rescan the folder and fire with the new message list."""
+        store, target = self._store, self._target
         previous = {info.base: info for info in self._by_uid.values()}
-        d: Deferred[Snapshot] = self._store._run(
-            self._store._sync_folder, self._target, move_new, previous
+        d = store._syncs.run(
+            (target.path, move_new),
+            lambda: store._run(store._sync_folder, target, move_new, previous),
         )
-        return d.addCallback(self._apply)
+        return d.addCallback(self._apply_shared)
+
+    def _apply_shared(self, outcome: tuple[Snapshot, bool]) -> tuple[MessageInfo, ...]:
+        """Apply a rescan that other mailboxes of the folder may share; ``\\Recent`` is one's."""
+        snapshot, first = outcome
+        if not first and any(info.recent for info in snapshot.messages):
+            messages = tuple(
+                dataclasses.replace(info, recent=False) if info.recent else info
+                for info in snapshot.messages
+            )
+            snapshot = dataclasses.replace(snapshot, messages=messages)
+        return self._apply(snapshot)
 
     def refresh_changes(self, move_new: bool = True) -> Deferred[Changes]:
         """Rescan the folder; fire with what changed since the last snapshot (:class:`Changes`)."""

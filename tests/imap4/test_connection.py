@@ -105,6 +105,21 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(a.feed(b""), b"* 2 EXISTS\r\n* 1 RECENT\r\n")
         self.assertEqual(a.feed(b"DONE\r\n"), b"i OK IDLE terminated\r\n")
 
+    def test_idle_sessions_on_one_folder_all_told_one_gets_recent(self) -> None:
+        idle = [self.session() for _ in range(3)]
+        writer = self.session()
+        for d in [*idle, writer]:
+            self.login(d)
+        for d in idle:
+            d.feed(b"s SELECT INBOX\r\n")
+            self.assertEqual(d.feed(b"i IDLE\r\n"), b"+ idling\r\n")
+        writer.feed(b"x APPEND INBOX {3}\r\n")
+        self.assertRegex(writer.feed(b"abc\r\n"), rb"x OK \[APPENDUID")
+        told = [d.feed(b"") for d in idle]
+        for out in told:
+            self.assertTrue(out.startswith(b"* 2 EXISTS\r\n"), out)
+        self.assertEqual(sum(b"* 1 RECENT" in out for out in told), 1, told)
+
     def test_literal_limits(self) -> None:
         d = self.session()
         self.assertEqual(d.feed(b"a LOGIN {5000}\r\n"), b"a BAD [TOOBIG] literal too large\r\n")
