@@ -35,14 +35,18 @@ _MAX_DEPTH = 100
 #: One response token (spaces before it skipped): a list's ends, a quoted string, a number,
 #: NIL, a literal marker ending the line part, or an atom (``BODY[HEADER.FIELDS (A B)]<0>``
 #: included: brackets belong to it).
-_TOKEN = re.compile(
-    rb' *(?:(?P<open>\()|(?P<close>\))|"(?P<quoted>(?:[^"\\\r\n]|\\.)*)"'
+_TOKEN = re.compile(  # loops unrolled ("normal* (special normal*)*"): half the time
+    rb' *(?:(?P<open>\()|(?P<close>\))|"(?P<quoted>[^"\\\r\n]*(?:\\.[^"\\\r\n]*)*)"'
     rb"|(?P<literal>~?\{\d+\+?\}\Z)"
     rb"|(?P<number>\d+)(?=[ ()]|\Z)|(?P<nil>(?i:NIL))(?=[ ()]|\Z)"
-    rb"|(?P<atom>(?:[^ ()\[\]\r\n\"{]|\[[^\]]*\])+))",
+    rb"|(?P<atom>[^ ()\[\]\r\n\"{]+(?:\[[^\]]*\][^ ()\[\]\r\n\"{]*)*"
+    rb"|(?:\[[^\]]*\][^ ()\[\]\r\n\"{]*)+))",
     re.DOTALL,
 )
 _UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_T_OPEN, _T_CLOSE, _T_QUOTED, _T_NUMBER, _T_NIL, _T_ATOM = (
+    _TOKEN.groupindex[name] for name in ("open", "close", "quoted", "number", "nil", "atom")
+)
 
 
 class ResponseSyntaxError(ValueError):
@@ -159,47 +163,65 @@ class _Values:
             self.pos += 1
 
     def value(self, depth: int = 0) -> Any:
-        """One value: a list is read iteratively, a token at a time, by one regex."""
+        """One value: a list is read iteratively, a token at a time, by one regex scanner."""
         stack: list[list[Any]] = []
-        token = _TOKEN.match
-        while True:
-            m = token(self.data, self.pos)
-            if m is None:
-                if self.pos >= len(self.data):
-                    raise ResponseSyntaxError("unexpected end of response")
-                raise ResponseSyntaxError(f"unexpected {self.data[self.pos : self.pos + 10]!r}")
-            self.pos = m.end()
-            kind = m.lastgroup
-            item: Any
-            if kind == "open":
-                if len(stack) + depth >= _MAX_DEPTH:
-                    raise ResponseSyntaxError("nested too deeply")
-                stack.append([])
-                continue
-            if kind == "close":
-                if not stack:
-                    raise ResponseSyntaxError("unbalanced )")
-                item = stack.pop()
-            elif kind == "quoted":
-                raw = m.group("quoted")
-                item = _UNESCAPE.sub(rb"\1", raw) if b"\\" in raw else raw
-            elif kind == "number":
-                item = int(m.group("number"))
-            elif kind == "nil":
-                item = None
-            elif kind == "literal":
-                self.index += 1
-                if self.index >= len(self.segments):
-                    raise ResponseSyntaxError("literal missing")
-                item = self.segments[self.index]
-                self.index += 1
-                self.data = self.segments[self.index] if self.index < len(self.segments) else b""
-                self.pos = 0
-            else:
-                item = m.group("atom").decode("utf-8", "replace")
-            if not stack:
-                return item
-            stack[-1].append(item)
+        top: list[Any] | None = None  # the innermost open list (stack[-1])
+        while True:  # once per segment: a literal moves on to the next one
+            data = self.data
+            scan = _TOKEN.scanner(data, self.pos).match
+            last = None
+            while True:
+                m = scan()
+                if m is None:
+                    pos = last.end() if last is not None else self.pos
+                    if pos >= len(data):
+                        raise ResponseSyntaxError("unexpected end of response")
+                    raise ResponseSyntaxError(f"unexpected {data[pos : pos + 10]!r}")
+                last = m
+                kind = m.lastindex  # the group numbers of _TOKEN, most frequent first
+                item: Any
+                if kind == _T_QUOTED:
+                    item = m.group(_T_QUOTED)
+                    if b"\\" in item:
+                        item = _UNESCAPE.sub(rb"\1", item)
+                elif kind == _T_NIL:
+                    item = None
+                elif kind == _T_OPEN:
+                    if len(stack) + depth >= _MAX_DEPTH:
+                        raise ResponseSyntaxError("nested too deeply")
+                    top = []
+                    stack.append(top)
+                    continue
+                elif kind == _T_CLOSE:
+                    if top is None:
+                        raise ResponseSyntaxError("unbalanced )")
+                    item = stack.pop()
+                    top = stack[-1] if stack else None
+                elif kind == _T_ATOM:
+                    item = m.group(_T_ATOM).decode("utf-8", "replace")
+                elif kind == _T_NUMBER:
+                    item = int(m.group(_T_NUMBER))
+                else:
+                    item = self._literal()
+                    if top is None:
+                        return item
+                    top.append(item)
+                    break
+                if top is None:
+                    self.pos = m.end()
+                    return item
+                top.append(item)
+
+    def _literal(self) -> bytes:
+        """The literal announced at the end of this segment; move to the segment after it."""
+        self.index += 1
+        if self.index >= len(self.segments):
+            raise ResponseSyntaxError("literal missing")
+        item = self.segments[self.index]
+        self.index += 1
+        self.data = self.segments[self.index] if self.index < len(self.segments) else b""
+        self.pos = 0
+        return item
 
     def quoted(self) -> bytes:
         data = self.data
@@ -262,11 +284,21 @@ def parse_values(data: bytes) -> list[Any]:
 def _addresses(value: Any) -> tuple[Address, ...]:
     if not value:
         return ()
-    return tuple(
-        Address(_bytes(a[0]), _bytes(a[1]), _bytes(a[2]), _bytes(a[3]))
-        for a in value
-        if isinstance(a, list) and len(a) >= 4
-    )
+    out = []
+    for a in value:
+        if isinstance(a, list) and len(a) >= 4:
+            name, route, mailbox, host = a[0], a[1], a[2], a[3]
+            # quoted strings (bytes) and NIL, the usual case, need no conversion
+            if name is not None and name.__class__ is not bytes:
+                name = _bytes(name)
+            if route is not None and route.__class__ is not bytes:
+                route = _bytes(route)
+            if mailbox is not None and mailbox.__class__ is not bytes:
+                mailbox = _bytes(mailbox)
+            if host is not None and host.__class__ is not bytes:
+                host = _bytes(host)
+            out.append(Address(name, route, mailbox, host))
+    return tuple(out)
 
 
 def _bytes(value: Any) -> bytes | None:
