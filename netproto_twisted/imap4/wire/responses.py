@@ -163,21 +163,20 @@ class _Values:
             self.pos += 1
 
     def value(self, depth: int = 0) -> Any:
-        """One value: a list is read iteratively, a token at a time, by one regex scanner."""
+        """One value: a list is read iteratively, a token at a time, by one regex."""
         stack: list[list[Any]] = []
         top: list[Any] | None = None  # the innermost open list (stack[-1])
         while True:  # once per segment: a literal moves on to the next one
             data = self.data
-            scan = _TOKEN.scanner(data, self.pos).match
-            last = None
+            match = _TOKEN.match
+            pos = self.pos
             while True:
-                m = scan()
+                m = match(data, pos)
                 if m is None:
-                    pos = last.end() if last is not None else self.pos
                     if pos >= len(data):
                         raise ResponseSyntaxError("unexpected end of response")
                     raise ResponseSyntaxError(f"unexpected {data[pos : pos + 10]!r}")
-                last = m
+                pos = m.end()
                 kind = m.lastindex  # the group numbers of _TOKEN, most frequent first
                 item: Any
                 if kind == _T_QUOTED:
@@ -208,7 +207,7 @@ class _Values:
                     top.append(item)
                     break
                 if top is None:
-                    self.pos = m.end()
+                    self.pos = pos
                     return item
                 top.append(item)
 
