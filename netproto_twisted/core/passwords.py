@@ -39,15 +39,12 @@ from twisted.cred.credentials import (
 )
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet.defer import Deferred, fail, maybeDeferred
-from twisted.internet.interfaces import IReactorFromThreads
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from netproto_twisted.core.errors import ConfigError, NetprotoError
 from netproto_twisted.core.login_cache import VerifiedPasswordCache
-from netproto_twisted.core.threads import Runner
+from netproto_twisted.core.threads import Runner, thread_runner
 
 try:  # POSIX advisory locking of concurrent writers; absent on Windows
     import fcntl
@@ -522,15 +519,6 @@ class PasswordFile:
 
 
 # -- the checker ----------------------------------------------------------------------------------
-
-
-def thread_runner(reactor: IReactorFromThreads, threadpool: ThreadPool) -> Runner:
-    """Return a Runner that verifies passwords in *threadpool* (e.g. reactor.getThreadPool())."""
-
-    def run(function: Callable[[], bool]) -> Deferred[bool]:
-        return deferToThreadPool(reactor, threadpool, function)
-
-    return run
 
 
 def synchronous_runner(function: Callable[[], bool]) -> Deferred[bool]:
