@@ -26,32 +26,77 @@ a clean reactor after the test::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.service import IService
 from twisted.internet import defer
 
 from netproto_twisted.core.daemon import Listening
 from netproto_twisted.core.reactors import IServerReactor
-from netproto_twisted.sockserv import make_sockserv_service
-from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
-from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
-from netproto_twisted.testing.http_server import ServedSite, serve_http
-from netproto_twisted.testing.mail import MailServers, start_mail_servers
-from netproto_twisted.testing.memory import MemoryEndpoint, NotSettled, Pair, connected_pair
-from netproto_twisted.testing.nntp import NewsServer, start_news_server
-from netproto_twisted.testing.smtp import (
-    CapturedMail,
-    SMTPCapture,
-    SMTPCaptureStopped,
-    SMTPCaptureTimeout,
-    start_smtp_capture,
-)
-from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
-from netproto_twisted.testing.telnet import telnet_server_factory
-from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
+
+if TYPE_CHECKING:
+    from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
+    from netproto_twisted.testing.http_client import StubNotSettled, StubOpener
+    from netproto_twisted.testing.http_server import ServedSite, serve_http
+    from netproto_twisted.testing.mail import MailServers, start_mail_servers
+    from netproto_twisted.testing.memory import (
+        MemoryEndpoint,
+        NotSettled,
+        Pair,
+        connected_pair,
+    )
+    from netproto_twisted.testing.nntp import NewsServer, start_news_server
+    from netproto_twisted.testing.smtp import (
+        CapturedMail,
+        SMTPCapture,
+        SMTPCaptureStopped,
+        SMTPCaptureTimeout,
+        start_smtp_capture,
+    )
+    from netproto_twisted.testing.smtp_memory import MemorySMTPCapture, memory_smtp_capture
+    from netproto_twisted.testing.telnet import telnet_server_factory
+    from netproto_twisted.testing.xmlrpc import XMLRPCTestServer, serve_xmlrpc
+
+#: Where each re-exported name lives: imported on first use, so that a suite
+#: testing one protocol does not import all of them (PEP 562).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(["FTPTestServer", "start_ftp_server"], "ftp"),
+    **dict.fromkeys(["StubNotSettled", "StubOpener"], "http_client"),
+    **dict.fromkeys(["ServedSite", "serve_http"], "http_server"),
+    **dict.fromkeys(["MailServers", "start_mail_servers"], "mail"),
+    **dict.fromkeys(["MemoryEndpoint", "NotSettled", "Pair", "connected_pair"], "memory"),
+    **dict.fromkeys(["NewsServer", "start_news_server"], "nntp"),
+    **dict.fromkeys(
+        [
+            "CapturedMail",
+            "SMTPCapture",
+            "SMTPCaptureStopped",
+            "SMTPCaptureTimeout",
+            "start_smtp_capture",
+        ],
+        "smtp",
+    ),
+    **dict.fromkeys(["MemorySMTPCapture", "memory_smtp_capture"], "smtp_memory"),
+    **dict.fromkeys(["telnet_server_factory"], "telnet"),
+    **dict.fromkeys(["XMLRPCTestServer", "serve_xmlrpc"], "xmlrpc"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "LOOPBACK",
@@ -144,6 +189,8 @@ def serve_handler(
     threads: int = 4,
 ) -> defer.Deferred[RunningServer]:
     """Host a socketserver-style handler (class, or ``pkg.mod:Class``, or a built-in name)."""
+    from netproto_twisted.sockserv import make_sockserv_service
+
     service = make_sockserv_service(
         reactor, handler=handler, listen=list(listen), threads=threads, name="test"
     )
