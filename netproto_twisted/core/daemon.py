@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, cast, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 from twisted.application.service import IService, IServiceCollection
 from twisted.internet import ssl
@@ -47,6 +47,7 @@ __all__ = [
     "Listening",
     "ServerOptions",
     "TLSFiles",
+    "enabled_section",
     "listening_services",
     "standalone_service",
 ]
@@ -151,12 +152,15 @@ class DaemonContext:
         endpoints: Sequence[str],
         limits: Limits,
         refusal: Callable[[str], bytes] | None = None,
+        *,
+        parent: IServiceCollection | None = None,
     ) -> EndpointsService | None:
         """Listen on ``endpoints`` (completed, TCP kinds only) behind the access guard.
 
         The guard applies the daemon's access policy and ``limits``; a
         refused connection gets ``refusal(reason)`` in the protocol's own
-        words.  Returns ``None`` when there is no endpoint.
+        words.  Returns ``None`` when there is no endpoint; the service is
+        added to ``parent`` when one is given.
 
         :raises ConfigError: for a ``udp:`` endpoint.
         """
@@ -169,7 +173,10 @@ class DaemonContext:
         guard = ConnectionGuard(
             factory, self.reactor, policy=self.policy, limits=limits, refusal=refusal
         )
-        return EndpointsService(name, self.reactor, listen, guard=guard, backlog=limits.backlog)
+        service = EndpointsService(name, self.reactor, listen, guard=guard, backlog=limits.backlog)
+        if parent is not None:
+            parent.addService(service)
+        return service
 
     def limits_for(self, defaults: Limits) -> Limits:
         """Return a protocol's ``defaults`` overridden by each limit changed from the shared one.
@@ -229,6 +236,39 @@ class ServerOptions(AccessOptionsMixin, LimitsOptionsMixin):
     def listen(self) -> tuple[str, ...]:
         """The ``--listen`` endpoints given, or :attr:`default_listen`."""
         return tuple(self["listen"]) or self.default_listen
+
+
+class Section(Protocol):
+    """What :func:`enabled_section` reads of a section's configuration."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def listen(self) -> Sequence[str]: ...
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def enabled_section(
+    build: Callable[[SectionT, DaemonContext], IService], section: str
+) -> Callable[[SectionT, DaemonContext], IService | None]:
+    """Return a ``combined_service`` that calls ``build`` for an enabled section with ``listen``.
+
+    The combined daemon calls each protocol's ``combined_service(config,
+    context)``; most run their ``build_service`` unless the ``[section]`` is
+    disabled or listens nowhere (then ``None``).
+    """
+
+    def combined_service(config: SectionT, context: DaemonContext) -> IService | None:
+        if not config.enabled or not config.listen:
+            return None
+        return build(config, context)
+
+    combined_service.__doc__ = (
+        f"Build the ``[{section}]`` services of the combined daemon (``None`` when disabled)."
+    )
+    return combined_service
 
 
 def standalone_service(

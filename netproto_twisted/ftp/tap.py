@@ -19,7 +19,12 @@ from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from netproto_twisted.core.config import check_bounds, field
-from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
+from netproto_twisted.core.daemon import (
+    DaemonContext,
+    ServerOptions,
+    enabled_section,
+    standalone_service,
+)
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, limits_options
 from netproto_twisted.core.streaming import thread_block_runner
@@ -133,17 +138,11 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return format_reply(421, reason)
 
-    listener = context.guarded_listener("ftp", factory, config.listen, limits, refusal)
-    if listener is not None:
-        root.addService(listener)
+    context.guarded_listener("ftp", factory, config.listen, limits, refusal, parent=root)
     return root
 
 
-def combined_service(config: Config, context: DaemonContext) -> IService | None:
-    """Build the ``[ftp]`` services of the combined daemon (``None`` when disabled)."""
-    if not config.enabled or not config.listen:
-        return None
-    return build_service(config, context)
+combined_service = enabled_section(build_service, "ftp")
 
 
 class Options(ServerOptions):

@@ -21,7 +21,12 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from netproto_twisted.core.config import check_bounds, field
-from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
+from netproto_twisted.core.daemon import (
+    DaemonContext,
+    ServerOptions,
+    enabled_section,
+    standalone_service,
+)
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
 from netproto_twisted.core.streaming import thread_block_runner
@@ -159,17 +164,11 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return status(Code.UNAVAILABLE, reason)
 
-    listener = context.guarded_listener("nntp", factory, config.listen, limits, refusal)
-    if listener is not None:
-        root.addService(listener)
+    context.guarded_listener("nntp", factory, config.listen, limits, refusal, parent=root)
     return root
 
 
-def combined_service(config: Config, context: DaemonContext) -> IService | None:
-    """Build the ``[nntp]`` services of the combined daemon (``None`` when disabled)."""
-    if not config.enabled or not config.listen:
-        return None
-    return build_service(config, context)
+combined_service = enabled_section(build_service, "nntp")
 
 
 class Options(ServerOptions):

@@ -17,7 +17,12 @@ from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from netproto_twisted.core.config import check_bounds, field
-from netproto_twisted.core.daemon import DaemonContext, ServerOptions, standalone_service
+from netproto_twisted.core.daemon import (
+    DaemonContext,
+    ServerOptions,
+    enabled_section,
+    standalone_service,
+)
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import (
     DEFAULT_LIMITS,
@@ -105,17 +110,11 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     def refusal(reason: str) -> bytes:
         return err(reason, "SYS/TEMP")
 
-    listener = context.guarded_listener("pop3", factory, config.listen, limits, refusal)
-    if listener is not None:
-        root.addService(listener)
+    context.guarded_listener("pop3", factory, config.listen, limits, refusal, parent=root)
     return root
 
 
-def combined_service(config: Config, context: DaemonContext) -> IService | None:
-    """Build the ``[pop3]`` services of the combined daemon (``None`` when disabled)."""
-    if not config.enabled or not config.listen:
-        return None
-    return build_service(config, context)
+combined_service = enabled_section(build_service, "pop3")
 
 
 class Options(ServerOptions):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from twisted.application.service import MultiService
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.access import AccessPolicy, ConnectionGuard
-from netproto_twisted.core.daemon import DaemonContext, ServerOptions, TLSFiles
+from netproto_twisted.core.daemon import DaemonContext, ServerOptions, TLSFiles, enabled_section
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits
 from netproto_twisted.core.tls import tls_server_endpoint_args
@@ -103,6 +104,36 @@ class GuardedListenerTests(SynchronousTestCase):
 
     def test_none_without_endpoints(self) -> None:
         self.assertIsNone(self.context.guarded_listener("x", self.factory, (), DEFAULT_LIMITS))
+
+    def test_added_to_parent(self) -> None:
+        root = MultiService()
+        service = self.context.guarded_listener(
+            "x", self.factory, ("tcp:0",), DEFAULT_LIMITS, parent=root
+        )
+        self.assertEqual(list(root), [service])
+        self.assertIsNone(
+            self.context.guarded_listener("y", self.factory, (), DEFAULT_LIMITS, parent=root)
+        )
+        self.assertEqual(len(list(root)), 1)
+
+    def test_enabled_section(self) -> None:
+        built: list[object] = []
+
+        @dataclass(frozen=True)
+        class Section:
+            enabled: bool = True
+            listen: tuple[str, ...] = ("tcp:0",)
+
+        def build(config: Section, context: DaemonContext) -> MultiService:
+            built.append(config)
+            return MultiService()
+
+        combined = enabled_section(build, "demo")
+        self.assertIn("[demo]", combined.__doc__ or "")
+        self.assertIsNone(combined(Section(enabled=False), self.context))
+        self.assertIsNone(combined(Section(listen=()), self.context))
+        self.assertIsInstance(combined(Section(), self.context), MultiService)
+        self.assertEqual(built, [Section()])
 
     def test_udp_refused(self) -> None:
         with self.assertRaises(ConfigError) as caught:
