@@ -147,17 +147,17 @@ class Dovecot:
 
     def _wait_ready(self) -> None:
         login = os.path.join(self.run_dir, "login")
-        wait_for_files([self.run_dir], lambda: os.path.isdir(login), 15, process=self.process)
+        wait_for_files([self.run_dir], lambda: os.path.isdir(login), 30, process=self.process)
         wait_for_files(
             [login],
             lambda: all(os.path.exists(os.path.join(login, p)) for p in self.protocols),
-            15,
+            30,
             process=self.process,
         )
         # The master binds the listeners before it makes the login sockets; the
         # greeting comes once a login process and the auth service are ready.
         for protocol, port in self.ports.items():
-            with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
                 greeting = s.makefile("rb").readline()
             if not greeting.startswith(_GREETINGS[protocol]):
                 raise AssertionError(f"{protocol} greeted {greeting!r}")
@@ -168,7 +168,11 @@ class Dovecot:
         if process is None:
             return
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not leave it behind
+            process.kill()
+            process.wait(30)
         if process.stderr is not None:
             process.stderr.close()
 
