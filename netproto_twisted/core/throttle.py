@@ -170,9 +170,9 @@ class ThrottledConsumer:
         """Pass ``data`` on; pause the producer if the bucket is now in debt."""
         self.consumer.write(data)
         was_waiting = self._waiter.waiting
-        if self._waiter.spent(len(data)) and not was_waiting and not self._consumer_paused:
-            if self._producer is not None:
-                self._producer.pauseProducing()
+        held = self._waiter.spent(len(data))
+        if held and not was_waiting and not self._consumer_paused and self._producer is not None:
+            self._producer.pauseProducing()
 
     # -- IPushProducer (towards the consumer) ------------------------------------------
 
