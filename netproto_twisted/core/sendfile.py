@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -40,7 +41,13 @@ def can_sendfile(transport: object) -> bool:
 @implementer(IWriteDescriptor)
 class _SendfileWriter:
     def __init__(
-        self, reactor: IReactorFDSet, connection: Any, fd: int, offset: int, count: int | None
+        self,
+        reactor: IReactorFDSet,
+        connection: Any,
+        fd: int,
+        offset: int,
+        count: int | None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self._reactor = reactor
         self._connection = connection
@@ -49,6 +56,7 @@ class _SendfileWriter:
         self.offset = offset
         self.sent = 0
         self._left = count
+        self._progress = progress
         self.done: Deferred[int] = Deferred(lambda _: self.stop())
         self._finished = False
 
@@ -82,6 +90,8 @@ class _SendfileWriter:
             self.sent += n
             if self._left is not None:
                 self._left -= n
+            if self._progress is not None:
+                self._progress(n)
 
     def connectionLost(self, reason: Failure) -> None:
         self._finish(reason)
@@ -110,11 +120,14 @@ def sendfile_transport(
     file_descriptor: int,
     offset: int = 0,
     count: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Deferred[int]:
     """Send ``count`` bytes (``None``: to the end) of a file from ``offset`` on ``transport``.
 
     Fires with the bytes sent; fails with the socket's error (the peer went
     away).  Cancelling stops sending.  The transport reads again afterwards.
+    ``progress(n)`` is called after each ``sendfile`` call that sent ``n`` bytes
+    (a stall watchdog's measure).
 
     :raises ValueError: if the transport is not a plain TCP connection.
     """
@@ -122,6 +135,6 @@ def sendfile_transport(
     if connection is None or not _HAS_SENDFILE:
         raise ValueError("sendfile needs a plain TCP transport")
     connection.stopReading()
-    writer = _SendfileWriter(reactor, connection, file_descriptor, offset, count)
+    writer = _SendfileWriter(reactor, connection, file_descriptor, offset, count, progress)
     reactor.addWriter(writer)
     return writer.done

@@ -17,10 +17,13 @@ from netproto_twisted.core.sendfile import can_sendfile, sendfile_transport
 class _Sender(Protocol):
     def __init__(self, path: str, offset: int, result: Deferred[int]) -> None:
         self.path, self.offset, self.result = path, offset, result
+        self.progress: list[int] = []
 
     def connectionMade(self) -> None:
         self.file = open(self.path, "rb")  # noqa: SIM115 (closed when sent)
-        d = sendfile_transport(reactor, self.transport, self.file.fileno(), self.offset)
+        d = sendfile_transport(
+            reactor, self.transport, self.file.fileno(), self.offset, progress=self.progress.append
+        )
 
         def sent(count: int) -> int:
             self.file.close()
@@ -48,8 +51,14 @@ class SendfileTests(TestCase):
         with open(path, "wb") as f:
             f.write(payload)
         sent: Deferred[int] = Deferred()
+        self.senders: list[_Sender] = []
+
+        def sender() -> _Sender:
+            self.senders.append(_Sender(path, offset, sent))
+            return self.senders[-1]
+
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            Factory.forProtocol(lambda: _Sender(path, offset, sent))
+            Factory.forProtocol(sender)
         )
         self.addCleanup(port.stopListening)
         received: Deferred[bytes] = Deferred()
@@ -63,6 +72,9 @@ class SendfileTests(TestCase):
         count, data = await self._send(payload, 0)
         self.assertEqual(count, len(payload))
         self.assertEqual(data, payload)
+        progress = self.senders[0].progress
+        self.assertEqual(sum(progress), len(payload))
+        self.assertNotIn(0, progress)
 
     async def test_from_offset(self) -> None:
         payload = os.urandom(100_000)
