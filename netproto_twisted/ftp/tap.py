@@ -180,7 +180,7 @@ class Options(ServerOptions):
         ["passive-ports", None, "", "passive port range LOW-HIGH"],
         ["masquerade", None, "", "IPv4 address named in PASV replies"],
         ["banner", None, "netproto FTP server ready", "text of the 220 greeting"],
-        ["data-timeout", None, "60", "seconds to wait for a data connection or a stalled transfer"],
+        ["data-timeout", None, "60", "seconds to wait for a data connection or stalled transfer"],
         ["max-download-rate", None, "0", "bytes/s each session may retrieve (0: no limit)"],
         ["max-upload-rate", None, "0", "bytes/s each session may store (0: no limit)"],
         *limits_options(FTP_LIMITS),
