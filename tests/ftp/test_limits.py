@@ -16,8 +16,10 @@ from netproto_twisted.ftp.server.connection import FTPConnection
 from netproto_twisted.ftp.users import UserTable
 from tests.ftp.helpers import ServerTestCase
 
-#: A sparse file far larger than loopback's socket buffers.
+#: A sparse file far larger than loopback's socket buffers (sent from a thread).
 BIG = 64 * 1024 * 1024
+#: Larger than the buffers (4 MiB at most), below core.sendfile.THREAD_MINIMUM.
+MEDIUM = 7 * 1024 * 1024
 
 
 class StalledReaderTests(ServerTestCase):
@@ -25,10 +27,10 @@ class StalledReaderTests(ServerTestCase):
 
     settings = FTPSettings(data_timeout=0.5)
 
-    async def _stall(self, transfer_type: str) -> tuple[str, float, bytes]:
+    async def _stall(self, transfer_type: str, size: int = BIG) -> tuple[str, float, bytes]:
         server = await self.start()
         with open(server.path("alice", "big.bin"), "wb") as f:
-            f.truncate(BIG)
+            f.truncate(size)
 
         def run() -> tuple[str, float, bytes]:
             f = self.ftp()
@@ -61,10 +63,16 @@ class StalledReaderTests(ServerTestCase):
         result: tuple[str, float, bytes] = await self.in_thread(run)
         return result
 
-    async def test_sendfile_path(self) -> None:
+    async def test_sendfile_thread_path(self) -> None:
         reply, elapsed, tail = await self._stall("I")
         self.assertEqual(reply[:3], "426")
         self.assertIn("no progress", reply)
+        self.assertLess(elapsed, 10)
+        self.assertEqual(tail, b"")
+
+    async def test_sendfile_reactor_path(self) -> None:
+        reply, elapsed, tail = await self._stall("I", MEDIUM)
+        self.assertEqual(reply[:3], "426")
         self.assertLess(elapsed, 10)
         self.assertEqual(tail, b"")
 

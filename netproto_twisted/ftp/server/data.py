@@ -7,7 +7,8 @@ that); :class:`DataChannel` is one data connection on core's plumbing,
 with TLS when the session asked for ``PROT P``, and it moves the bytes:
 
 - sending a file on plain TCP in binary mode uses ``os.sendfile``
-  (:mod:`netproto_twisted.core.sendfile`); over TLS or in ASCII mode a
+  (:mod:`netproto_twisted.core.sendfile`): from a thread of its own for
+  8 MiB and more, on the reactor thread below that; over TLS or in ASCII mode a
   :class:`~netproto_twisted.core.streaming.StreamProducer` streams it with
   backpressure (CRLF line endings in ASCII mode);
 - receiving writes through the upload handle in batches; input pauses
@@ -23,6 +24,7 @@ for ``stall_timeout`` seconds (the peer stopped reading) fails with 426.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -36,8 +38,14 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.net import canonical_ip, set_nodelay
 from netproto_twisted.core.plumbing import ConnectionPlumbing
-from netproto_twisted.core.sendfile import can_sendfile, sendfile_transport
-from netproto_twisted.core.streaming import CHUNK_SIZE, BlockRunner, StreamProducer
+from netproto_twisted.core.sendfile import (
+    THREAD_MINIMUM,
+    can_sendfile,
+    can_sendfile_in_thread,
+    sendfile_in_thread,
+    sendfile_transport,
+)
+from netproto_twisted.core.streaming import BlockRunner, StreamProducer
 from netproto_twisted.core.throttle import ByteThrottle, InputThrottle, ThrottledConsumer
 from netproto_twisted.core.tls_sessions import session_reused
 from netproto_twisted.ftp.interfaces import IWriteHandle
@@ -46,6 +54,10 @@ __all__ = ["DataChannel", "DataPorts", "PassiveListener", "TransferFailed"]
 
 _log = Logger(namespace="netproto.ftp.data")
 
+#: Bytes read from the file per trip to the thread pool when streaming (TLS, ASCII, a rate
+#: limit): each trip costs two thread hand-overs, and on a busy machine each of those waits
+#: for a CPU, so fewer, larger reads go faster (64 KiB blocks ran FTPS at a third of 1 MiB's).
+STREAM_CHUNK = 1024 * 1024
 #: Bytes gathered before one write to the disk.
 WRITE_BATCH = 1024 * 1024
 #: Bytes waiting for the disk before input pauses.
@@ -203,11 +215,16 @@ class DataChannel(ConnectionPlumbing):
             moved[0] += count
 
         if throttle is None and not ascii and not self.tls_on and can_sendfile(self.transport):
-            d = sendfile_transport(
-                self.reactor, self.transport, source.fileno(), source.tell(), progress=progress
-            )
+            fd, offset = source.fileno(), source.tell()
+            if os.fstat(fd).st_size - offset >= THREAD_MINIMUM and can_sendfile_in_thread(
+                self.transport
+            ):
+                sender = sendfile_in_thread(self.reactor, self.transport, fd, offset)
+                self._watch(stall_timeout, lambda: sender.sent)
+                return self._track(sender.done)
+            d = sendfile_transport(self.reactor, self.transport, fd, offset, progress=progress)
         else:
-            chunk = CHUNK_SIZE if throttle is None else throttle.block_size(CHUNK_SIZE)
+            chunk = STREAM_CHUNK if throttle is None else throttle.block_size(STREAM_CHUNK)
             producer = StreamProducer(source, runner=self.runner, crlf=ascii, chunk_size=chunk)
             consumer: Any = self.transport
             if throttle is not None:
