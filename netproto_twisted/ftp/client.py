@@ -409,16 +409,33 @@ class FTPClient:
         """Run a retrieval command (``RETR name``) in binary; data goes to ``sink``.
 
         Fires with the final reply's text.  ``rest`` restarts at that offset.
+        An ``IConsumer`` sink gets the data connection registered as its
+        (push) producer, so that it can pause the transfer.
+        """
+        return self.retrieve(command, sink, rest=rest)
+
+    def retrieve(
+        self, command: str, sink: Any, *, ascii: bool = False, rest: int | None = None
+    ) -> Deferred[str]:
+        """Run a command that sends data (RETR, LIST, NLST) in type I or A; raw bytes to ``sink``.
+
+        Unlike :meth:`retrlines` the bytes are passed on as they come (line
+        endings as the server sent them).  See :meth:`retrbinary` for sinks.
         """
 
         async def run() -> str:
-            await self.voidcmd("TYPE I")
-            return await self._receive(command, _sink_function(sink), rest)
+            await self.voidcmd("TYPE A" if ascii else "TYPE I")
+            consumer = sink if IConsumer.providedBy(sink) else None
+            return await self._receive(command, _sink_function(sink), rest, consumer)
 
         return ensureDeferred(run())
 
     async def _receive(
-        self, command: str, sink: Callable[[bytes], object], rest: int | None = None
+        self,
+        command: str,
+        sink: Callable[[bytes], object],
+        rest: int | None = None,
+        consumer: IConsumer | None = None,
     ) -> str:
         setup = await self._open_data(sink)
         self._transfer = setup.data
@@ -429,7 +446,13 @@ class FTPClient:
                 data = await setup.connected(self.reactor, self.timeout)
                 self._transfer = data
                 self._data_tls(data)
-                await data.done
+                if consumer is not None:
+                    consumer.registerProducer(data.transport, True)
+                try:
+                    await data.done
+                finally:
+                    if consumer is not None:
+                        consumer.unregisterProducer()
             finally:
                 reply = await final if final is not None else first
             return _check(reply).raw()
