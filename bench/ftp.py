@@ -293,15 +293,15 @@ def ftps_retr_mbps(server: Server, size: int) -> float:
     return retr_mbps(server, size, tls=True)
 
 
-def measured(fn: object, server: Server, arg: int) -> tuple[float, float]:
-    """``fn(server, arg)`` and the others' CPU % meanwhile (see the module docstring)."""
+def measured(fn: object, server: Server, arg: int) -> tuple[float, float, float]:
+    """``fn(server, arg)``, the others' CPU % meanwhile and the server's CPU seconds."""
     busy0, srv0, own0 = read_busy_seconds(), read_cpu_seconds(server.proc.pid), time.process_time()
     start = time.perf_counter()
     value = fn(server, arg)  # type: ignore[operator]
     elapsed = time.perf_counter() - start
     srv = read_cpu_seconds(server.proc.pid) - srv0
     others = read_busy_seconds() - busy0 - srv - (time.process_time() - own0)
-    return value, max(0.0, 100.0 * others / elapsed)
+    return value, max(0.0, 100.0 * others / elapsed), srv
 
 
 def stor_mbps(server: Server, size: int) -> float:
@@ -431,6 +431,7 @@ def main() -> int:
             servers.append(server)
         results: dict[tuple[str, str], list[float]] = {}
         others: dict[tuple[str, str], list[float]] = {}
+        server_cpu: dict[tuple[str, str], list[float]] = {}
         loads = {
             "retr": ("RETR MB/s", retr_mbps, size),
             "stor": ("STOR MB/s", stor_mbps, size),
@@ -444,19 +445,21 @@ def main() -> int:
                 for load, fn, arg in chosen:
                     if fn is ftps_retr_mbps and server.name not in ("netproto", "pyftpdlib"):
                         continue
-                    value, busy = measured(fn, server, arg)
+                    value, busy, cpu = measured(fn, server, arg)
                     results.setdefault((load, server.name), []).append(value)
                     others.setdefault((load, server.name), []).append(busy)
+                    server_cpu.setdefault((load, server.name), []).append(cpu)
                     print(f"run {run + 1} {server.name:10} {load:28} {value:10.2f}"
-                          f"  others {busy:3.0f}%", flush=True)  # fmt: skip
+                          f"  server CPU {cpu:6.2f} s  others {busy:3.0f}%",
+                          flush=True)  # fmt: skip
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
     rows = list(dict.fromkeys(load for load, _ in results))
     print()
-    print("| load | server | median | runs | others % | vs pyftpdlib |")
-    print("|---|---|---:|---|---|---:|")
+    print("| load | server | median | runs | server CPU s | others % | vs pyftpdlib |")
+    print("|---|---|---:|---|---:|---|---:|")
     for load in rows:
         base_values = results.get((load, "pyftpdlib"))
         for server in servers:
@@ -473,8 +476,9 @@ def main() -> int:
                          else f"{median / base_median:.2f}x")  # fmt: skip
             shown = ", ".join(f"{v:.2f}" for v in values)
             shown_others = ", ".join(f"{v:.0f}" for v in others[(load, server.name)])
-            print(f"| {load} | {server.name} | {median:,.2f} | {shown} | {shown_others} "
-                  f"| {ratio} |")  # fmt: skip
+            cpu = statistics.median(server_cpu[(load, server.name)])
+            print(f"| {load} | {server.name} | {median:,.2f} | {shown} | {cpu:.2f} "
+                  f"| {shown_others} | {ratio} |")  # fmt: skip
     return 0
 
 
