@@ -5,17 +5,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ResponseDone
 
+from netproto_twisted.core.tls import client_options
 from netproto_twisted.http.client import FTPHandler, URLError, build_opener, urlopen
 from netproto_twisted.http.client.ftp_handler import parse_ftp_url
 from netproto_twisted.testing.ftp import FTPTestServer, start_ftp_server
 from tests.ftp.peers import Pyftpdlib, Vsftpd, free_port
+
+#: Characters of names in the property test: anything but the separators and line breaks.
+_NAME = st.characters(blacklist_characters="/;\r\n", blacklist_categories=("Cs",))
 
 
 class ParseTests(SynchronousTestCase):
@@ -30,6 +37,23 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(parse_ftp_url("ftp://h/f")[5:], ("f", "i"))
         self.assertEqual(parse_ftp_url("ftp://h/d;type=d")[4:], ([], "d", "d"))
         self.assertEqual(parse_ftp_url("FTP://[::1]:21/x")[:2], ("::1", 21))
+
+    @given(
+        st.lists(st.text(_NAME, min_size=1, max_size=8), max_size=4),
+        st.text(_NAME, max_size=8),
+        st.text(_NAME, min_size=1, max_size=8),
+        st.text(_NAME, max_size=8),
+    )
+    def test_round_trip(self, dirs: list[str], file: str, user: str, password: str) -> None:
+        """Percent-encoded parts come back as they were, whatever characters they hold."""
+        path = "/".join(quote(n, safe="") for n in [*dirs, file])
+        auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+        url = f"ftp://{auth}@example.org:2121/{path}"
+        host, port, u, p, d, f, kind = parse_ftp_url(url)
+        self.assertEqual(
+            (host, port, u, p, d, f), ("example.org", 2121, user, password, dirs, file)
+        )
+        self.assertEqual(kind, "i" if file else "d")
 
     def test_refused(self) -> None:
         for url in ("ftp:///nohost", "ftp://h:99999/f", "ftp://h/f;type=x", "http://h/f",
@@ -136,6 +160,15 @@ class OurServerTests(TestCase):
             await _turn(0.01)
         self.assertEqual(len(live), 0)
 
+    async def test_explicit_tls(self) -> None:
+        server = await start_ftp_server(reactor, self.mktemp(), {"alice": ("pw", "elr")}, tls=True)
+        self.addCleanup(server.stop)
+        server.path("alice", "s.txt").write_bytes(b"secret")
+        handler = FTPHandler(tls="explicit", tls_options=client_options("localhost", verify=False))
+        opener = build_opener(handler, reactor=reactor)
+        response = await opener.open(f"ftp://alice:pw@127.0.0.1:{server.port}/s.txt")
+        self.assertEqual(await response.read(), b"secret")
+
     async def test_active_mode_handler(self) -> None:
         server = await self._server()
         opener = build_opener(FTPHandler(passive=False), reactor=reactor)
@@ -175,4 +208,3 @@ def _turn(seconds: float = 0) -> Any:
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, seconds, lambda: None)
-
