@@ -7,7 +7,16 @@ the same loads at it with the stdlib's :mod:`ftplib` as the client:
 - ``STOR``: 256 MiB uploaded, binary, passive; MB/s (the file is removed
   after each run);
 - ``100 x login+RETR 1 MB``: 100 clients at once (threads), each logging
-  in, retrieving a 1 MB file and quitting; wall time in seconds.
+  in, retrieving a 1 MB file and quitting; wall time in seconds;
+- ``FTPS RETR``: the 256 MiB file over explicit FTPS with ``PROT P``
+  (``ftplib.FTP_TLS`` whose data connection resumes the control session, as
+  curl's does); our server and pyftpdlib's ``TLS_FTPHandler`` only; MB/s.
+
+``--loads retr,stor,clients,ftps-retr`` picks rows (default all).  Each
+figure comes with ``others %``: the CPU the rest of the machine took during
+that measurement (``/proc/stat`` busy time less the server's and this
+process's), in % of one CPU -- on a shared machine, rows with a high
+``others %`` measure scheduling more than code.
 
 Servers (each in a subprocess of its own):
 
@@ -39,6 +48,7 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -48,6 +58,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.harness import read_busy_seconds, read_cpu_seconds  # noqa: E402
+from netproto_twisted.core.tls import ensure_dev_certificate  # noqa: E402
+
 MB = 1024 * 1024
 USER, PASSWORD = "bench", "bench-password"
 
@@ -60,7 +75,9 @@ from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.ftp.server import FTPServerFactory, FTPSettings
 from netproto_twisted.ftp.users import UserTable
-root, port = sys.argv[1], int(sys.argv[2])
+from netproto_twisted.core.tls import server_context
+from netproto_twisted.core.tls_sessions import resumable_server_options
+root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[4], sys.argv[5]
 passwords = PasswordFile(root + ".users", iterations=4096)
 passwords.add("bench", "bench-password")
 reactor.suggestThreadPoolSize(20)
@@ -68,7 +85,8 @@ auth = Authenticator.for_password_file(
     passwords, thread_runner(reactor, reactor.getThreadPool()),
     LoginDelay(reactor, max_waiting=1000), allow_insecure=True)
 factory = FTPServerFactory(reactor, UserTable(root, {"bench": (".", "elradfmw")}), auth,
-                           FTPSettings(allow_insecure_auth=True, command_rate=None))
+                           FTPSettings(allow_insecure_auth=True, command_rate=None),
+                           tls=resumable_server_options(server_context(cert, key)))
 reactor.listenTCP(port, factory, 1024, interface="127.0.0.1")
 reactor.run()
 """
@@ -76,12 +94,15 @@ reactor.run()
 _PYFTPDLIB = r"""
 import sys, logging
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 logging.disable(logging.CRITICAL)
-root, port = sys.argv[1], int(sys.argv[2])
+root, port, tls_port, both = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 a = DummyAuthorizer(); a.add_user("bench", "bench-password", root, perm="elradfmw")
 FTPHandler.authorizer = a
+TLS_FTPHandler.authorizer = a
+TLS_FTPHandler.certfile = both
+tls_server = FTPServer(("127.0.0.1", tls_port), TLS_FTPHandler)  # same IOLoop as the other
 server = FTPServer(("127.0.0.1", port), FTPHandler)
 server.max_cons = 2000
 server.serve_forever()
@@ -133,6 +154,7 @@ class Server:
     def __init__(self, name: str, base: Path) -> None:
         self.name = name
         self.port = free_port()
+        self.tls_port = self.port  # explicit FTPS: where AUTH TLS is taken
         self.dir = base / name
         self.user, self.password = USER, PASSWORD
         self.upload = "up.bin"
@@ -151,10 +173,16 @@ class Server:
     def start(self) -> None:
         py = sys.executable
         argv: list[str]
+        cert, key = ensure_dev_certificate(self.dir.parent / "tls")
         if self.name == "netproto":
-            argv = [py, "-c", _NETPROTO, str(self.dir), str(self.port), str(REPO)]
+            argv = [py, "-c", _NETPROTO, str(self.dir), str(self.port), str(REPO), str(cert),
+                    str(key)]  # fmt: skip
         elif self.name == "pyftpdlib":
-            argv = [py, "-c", _PYFTPDLIB, str(self.dir), str(self.port)]
+            both = self.dir.parent / "pyftpdlib.pem"
+            both.write_bytes(cert.read_bytes() + key.read_bytes())
+            self.tls_port = free_port()
+            argv = [py, "-c", _PYFTPDLIB, str(self.dir), str(self.port), str(self.tls_port),
+                    str(both)]  # fmt: skip
         elif self.name == "twisted":
             argv = [py, "-c", _TWISTED, str(self.dir), str(self.port)]
         else:
@@ -173,6 +201,7 @@ class Server:
             argv = [shutil.which("vsftpd") or "/usr/sbin/vsftpd", str(conf)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
+        wait_port(self.tls_port, self.proc)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -183,6 +212,29 @@ class Server:
         f.connect("127.0.0.1", self.port)
         f.login(self.user, self.password)
         return f
+
+    def login_tls(self) -> ftplib.FTP_TLS:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        f = _ReusingFTPTLS(context=context, timeout=30)
+        f.connect("127.0.0.1", self.tls_port)
+        f.login(self.user, self.password)  # AUTH TLS first
+        f.prot_p()
+        return f
+
+
+class _ReusingFTPTLS(ftplib.FTP_TLS):
+    """FTP_TLS whose data connections resume the control session (as curl's and lftp's do)."""
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            session = getattr(self.sock, "session", None)
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+        return conn, size
 
 
 def available(name: str) -> str | None:
@@ -222,8 +274,8 @@ class _Zeros(io.RawIOBase):
         return self.block[:n]
 
 
-def retr_mbps(server: Server, size: int) -> float:
-    f = server.login()
+def retr_mbps(server: Server, size: int, tls: bool = False) -> float:
+    f = server.login_tls() if tls else server.login()
     got = [0]
 
     def count(block: bytes) -> None:
@@ -235,6 +287,21 @@ def retr_mbps(server: Server, size: int) -> float:
     f.quit()
     assert got[0] == size, (server.name, got[0])
     return size / MB / elapsed
+
+
+def ftps_retr_mbps(server: Server, size: int) -> float:
+    return retr_mbps(server, size, tls=True)
+
+
+def measured(fn: object, server: Server, arg: int) -> tuple[float, float, float]:
+    """``fn(server, arg)``, the others' CPU % meanwhile and the server's CPU seconds."""
+    busy0, srv0, own0 = read_busy_seconds(), read_cpu_seconds(server.proc.pid), time.process_time()
+    start = time.perf_counter()
+    value = fn(server, arg)  # type: ignore[operator]
+    elapsed = time.perf_counter() - start
+    srv = read_cpu_seconds(server.proc.pid) - srv0
+    others = read_busy_seconds() - busy0 - srv - (time.process_time() - own0)
+    return value, max(0.0, 100.0 * others / elapsed), srv
 
 
 def stor_mbps(server: Server, size: int) -> float:
@@ -329,7 +396,9 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="64 MiB, 20 clients, 1 run")
-    parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--only", action="append", default=[], help="a server (repeatable)")
+    parser.add_argument("--loads", default="retr,stor,clients,ftps-retr",
+                        help="rows to run, comma-separated: retr, stor, clients, ftps-retr")
     parser.add_argument("--rss-logins", type=int, default=0, metavar="N",
                         help="only: our server's RSS growth over N simultaneous logins")
     args = parser.parse_args()
@@ -361,26 +430,41 @@ def main() -> int:
             server.start()
             servers.append(server)
         results: dict[tuple[str, str], list[float]] = {}
+        others: dict[tuple[str, str], list[float]] = {}
+        server_cpu: dict[tuple[str, str], list[float]] = {}
+        loads = {
+            "retr": ("RETR MB/s", retr_mbps, size),
+            "stor": ("STOR MB/s", stor_mbps, size),
+            "clients": (f"{args.clients} x login+RETR 1 MB s", many_clients_seconds,
+                        args.clients),
+            "ftps-retr": ("FTPS RETR (PROT P) MB/s", ftps_retr_mbps, size),
+        }  # fmt: skip
+        chosen = [loads[k.strip()] for k in args.loads.split(",") if k.strip()]
         for run in range(args.runs):
             for server in servers:
-                for load, fn, arg in (("RETR MB/s", retr_mbps, size),
-                                      ("STOR MB/s", stor_mbps, size),
-                                      (f"{args.clients} x login+RETR 1 MB s",
-                                       many_clients_seconds, args.clients)):  # fmt: skip
-                    value = fn(server, arg)  # type: ignore[operator]
+                for load, fn, arg in chosen:
+                    if fn is ftps_retr_mbps and server.name not in ("netproto", "pyftpdlib"):
+                        continue
+                    value, busy, cpu = measured(fn, server, arg)
                     results.setdefault((load, server.name), []).append(value)
-                    print(f"run {run + 1} {server.name:10} {load:28} {value:10.2f}", flush=True)
+                    others.setdefault((load, server.name), []).append(busy)
+                    server_cpu.setdefault((load, server.name), []).append(cpu)
+                    print(f"run {run + 1} {server.name:10} {load:28} {value:10.2f}"
+                          f"  server CPU {cpu:6.2f} s  others {busy:3.0f}%",
+                          flush=True)  # fmt: skip
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
-    loads = list(dict.fromkeys(load for load, _ in results))
+    rows = list(dict.fromkeys(load for load, _ in results))
     print()
-    print("| load | server | median | runs | vs pyftpdlib |")
-    print("|---|---|---:|---|---:|")
-    for load in loads:
+    print("| load | server | median | runs | server CPU s | others % | vs pyftpdlib |")
+    print("|---|---|---:|---|---:|---|---:|")
+    for load in rows:
         base_values = results.get((load, "pyftpdlib"))
         for server in servers:
+            if (load, server.name) not in results:
+                continue
             values = results[(load, server.name)]
             good = [v for v in values if v == v]  # NaN: clients failed in that run
             median = statistics.median(good) if good else float("nan")
@@ -391,7 +475,10 @@ def main() -> int:
                 ratio = (f"{base_median / median:.2f}x" if load.endswith(" s")
                          else f"{median / base_median:.2f}x")  # fmt: skip
             shown = ", ".join(f"{v:.2f}" for v in values)
-            print(f"| {load} | {server.name} | {median:,.2f} | {shown} | {ratio} |")
+            shown_others = ", ".join(f"{v:.0f}" for v in others[(load, server.name)])
+            cpu = statistics.median(server_cpu[(load, server.name)])
+            print(f"| {load} | {server.name} | {median:,.2f} | {shown} | {cpu:.2f} "
+                  f"| {shown_others} | {ratio} |")  # fmt: skip
     return 0
 
 

@@ -14,9 +14,13 @@ Deferreds (usable with ``await``)::
         await client.retrbinary("RETR q3.csv", f)
     await client.quit()
 
-Data connections are passive: ``EPSV`` first, ``PASV`` if the server does
-not know it, and the address in a 227 reply is ignored (the control
-connection's peer is used: a server cannot point the client elsewhere).
+Data connections are passive by default: ``EPSV`` first, ``PASV`` if the
+server does not know it, and the address in a 227 reply is ignored (the
+control connection's peer is used: a server cannot point the client
+elsewhere).  Active mode (``passive=False``, or :meth:`FTPClient.set_pasv`
+as in ftplib) listens on the control connection's local address and sends
+``PORT`` (IPv4) or ``EPRT`` (IPv6); the listener takes one connection, from
+the control peer's address only.
 Under ``PROT P`` each data connection offers the control connection's TLS
 session, so servers that demand reuse (vsftpd ``require_ssl_reuse``)
 accept it.  Transfers stream: a sink is a callable, a file object or an
@@ -36,10 +40,12 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
-from twisted.internet.error import ConnectError, ConnectionDone
-from twisted.internet.interfaces import IConsumer, IOpenSSLClientConnectionCreator, IReactorTime
-from twisted.internet.protocol import Factory, connectionDone
-from twisted.python.failure import Failure
+from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import (
+    IConsumer,
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+)
 
 from netproto_twisted.core.client import (
     PendingReply,
@@ -49,13 +55,13 @@ from netproto_twisted.core.client import (
     open_client,
 )
 from netproto_twisted.core.framing import LineEndings
-from netproto_twisted.core.net import peer_host
-from netproto_twisted.core.plumbing import ConnectionPlumbing
+from netproto_twisted.core.net import canonical_ip, peer_host
 from netproto_twisted.core.streaming import StreamProducer, thread_block_runner
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.core.tls_sessions import ResumingClientCreator, tls_session
 from netproto_twisted.ftp import _wire as w
 from netproto_twisted.ftp._wire import CommandSyntaxError, FTPReply, ReplyParser
+from netproto_twisted.ftp.client_data import DataFactory, DataProtocol, DataSetup, LineSplitter
 from netproto_twisted.ftp.errors import (
     FTPConnectionLost,
     FTPProtocolError,
@@ -150,47 +156,6 @@ class FTPClientProtocol(ReplyQueueProtocol[PendingReply, FTPReply]):
         self.protocol_error(FTPProtocolError("reply line too long"))
 
 
-class _DataProtocol(ConnectionPlumbing):
-    """A client data connection: received bytes to a sink; fires ``done`` when closed."""
-
-    transfer_timeout = None
-    idle_timeout = None
-
-    def __init__(self, sink: Callable[[bytes], object] | None) -> None:
-        super().__init__()
-        self.sink = sink
-        self.count = 0
-        self.done: Deferred[int] = Deferred()
-        self.made: Deferred[_DataProtocol] = Deferred()
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.made.callback(self)
-
-    def bytes_received(self, data: bytes) -> None:
-        self.count += len(data)
-        if self.sink is not None:
-            self.sink(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        super().connectionLost(reason)
-        if reason.check(ConnectionDone) or self.sink is None:
-            self.done.callback(self.count)
-        else:
-            self.done.errback(FTPConnectionLost(f"data connection lost: {reason.value}"))
-
-
-class _DataFactory(Factory):
-    def __init__(self, reactor: Any, sink: Callable[[bytes], object] | None) -> None:
-        self.reactor = reactor
-        self.sink = sink
-
-    def buildProtocol(self, addr: Any) -> _DataProtocol:
-        p = _DataProtocol(self.sink)
-        p.factory = self
-        return p
-
-
 def _check(reply: FTPReply, *, preliminary: bool = False) -> FTPReply:
     """Raise the error a reply stands for (4yz, 5yz; 1yz unless ``preliminary``)."""
     if reply.code >= 400 or (reply.code < 200 and not preliminary):
@@ -214,6 +179,7 @@ class FTPClient:
         tls_options: IOpenSSLClientConnectionCreator | None,
         *,
         timeout: float = 30.0,
+        passive: bool = True,
     ) -> None:
         self.protocol = protocol
         self.reactor = reactor
@@ -224,7 +190,13 @@ class FTPClient:
         self.peer = peer_host(protocol.transport) or host
         self.prot_private = False
         self.use_epsv = True
-        self._transfer: _DataProtocol | None = None
+        #: Passive data connections (the default); ``False``: active (PORT/EPRT).
+        self.passive = passive
+        self._transfer: DataProtocol | None = None
+
+    def set_pasv(self, value: bool) -> None:
+        """Passive mode on (``True``, the default) or off (active: ``PORT``/``EPRT``)."""
+        self.passive = bool(value)
 
     @property
     def is_secure(self) -> bool:
@@ -373,18 +345,39 @@ class FTPClient:
         _address_ignored, port = w.parse_pasv(reply.text)
         return port
 
-    async def _open_data(self, sink: Callable[[bytes], object] | None) -> _DataProtocol:
+    async def _open_data(self, sink: Callable[[bytes], object] | None) -> DataSetup:
+        if not self.passive:
+            return await self._open_active(sink)
         port = await self._passive_port()
         endpoint: Any = TCP4ClientEndpoint(self.reactor, self.peer, port, timeout=self.timeout)
         if ":" in self.peer:
             endpoint = TCP6ClientEndpoint(self.reactor, self.peer, port, timeout=self.timeout)
         try:
-            data = cast(_DataProtocol, await endpoint.connect(_DataFactory(self.reactor, sink)))
+            data = cast(DataProtocol, await endpoint.connect(DataFactory(self.reactor, sink)))
         except ConnectError as e:
             raise FTPConnectionLost(f"cannot open the data connection: {e}") from e
-        return data
+        return DataSetup(data)
 
-    def _data_tls(self, data: _DataProtocol) -> None:
+    async def _open_active(self, sink: Callable[[bytes], object] | None) -> DataSetup:
+        """Listen on the control connection's local address; tell the server with PORT/EPRT."""
+        local = getattr(self.protocol.transport.getHost(), "host", "127.0.0.1")
+        local = canonical_ip(local) or local
+        factory = DataFactory(self.reactor, sink, peer=self.peer)
+        port = self.reactor.listenTCP(0, factory, 1, local)
+        setup = DataSetup(factory=factory, port=port)
+        number = port.getHost().port
+        try:
+            if ":" in local and not local.startswith("::ffff:"):
+                command = "EPRT " + w.format_eprt(local, number)
+            else:
+                command = "PORT " + w.format_port(local.removeprefix("::ffff:"), number)
+            await self.voidcmd(command)
+        except BaseException:
+            setup.abort()
+            raise
+        return setup
+
+    def _data_tls(self, data: DataProtocol) -> None:
         if self.prot_private:
             assert self.tls_options is not None
             creator = ResumingClientCreator(
@@ -393,16 +386,19 @@ class FTPClient:
             data.start_tls(creator, server=False)
 
     async def _transfer_command(
-        self, command: str, data: _DataProtocol, rest: int | None
+        self, command: str, setup: DataSetup, rest: int | None
     ) -> FTPReply:
-        if rest is not None:
-            text = await self.sendcmd(f"REST {rest}")
-            if not text.startswith("3"):
-                raise FTPReplyError(int(text[:3]), text)
-        reply = await self.protocol.send_command(command)
+        try:
+            if rest is not None:
+                text = await self.sendcmd(f"REST {rest}")
+                if not text.startswith("3"):
+                    raise FTPReplyError(int(text[:3]), text)
+            reply = await self.protocol.send_command(command)
+        except BaseException:
+            setup.abort()
+            raise
         if reply.code >= 300 or reply.code < 100:
-            data.done.addErrback(lambda _: None)  # the reply is the error to report
-            data.transport.abortConnection()
+            setup.abort()
             _check(reply)
             raise FTPReplyError(reply.code, reply.raw())
         return reply
@@ -413,25 +409,50 @@ class FTPClient:
         """Run a retrieval command (``RETR name``) in binary; data goes to ``sink``.
 
         Fires with the final reply's text.  ``rest`` restarts at that offset.
+        An ``IConsumer`` sink gets the data connection registered as its
+        (push) producer, so that it can pause the transfer.
+        """
+        return self.retrieve(command, sink, rest=rest)
+
+    def retrieve(
+        self, command: str, sink: Any, *, ascii: bool = False, rest: int | None = None
+    ) -> Deferred[str]:
+        """Run a command that sends data (RETR, LIST, NLST) in type I or A; raw bytes to ``sink``.
+
+        Unlike :meth:`retrlines` the bytes are passed on as they come (line
+        endings as the server sent them).  See :meth:`retrbinary` for sinks.
         """
 
         async def run() -> str:
-            await self.voidcmd("TYPE I")
-            return await self._receive(command, _sink_function(sink), rest)
+            await self.voidcmd("TYPE A" if ascii else "TYPE I")
+            consumer = sink if IConsumer.providedBy(sink) else None
+            return await self._receive(command, _sink_function(sink), rest, consumer)
 
         return ensureDeferred(run())
 
     async def _receive(
-        self, command: str, sink: Callable[[bytes], object], rest: int | None = None
+        self,
+        command: str,
+        sink: Callable[[bytes], object],
+        rest: int | None = None,
+        consumer: IConsumer | None = None,
     ) -> str:
-        data = await self._open_data(sink)
-        self._transfer = data
+        setup = await self._open_data(sink)
+        self._transfer = setup.data
         try:
-            first = await self._transfer_command(command, data, rest)
-            self._data_tls(data)
+            first = await self._transfer_command(command, setup, rest)
             final = self.protocol.next_reply() if first.code < 200 else None
             try:
-                await data.done
+                data = await setup.connected(self.reactor, self.timeout)
+                self._transfer = data
+                self._data_tls(data)
+                if consumer is not None:
+                    consumer.registerProducer(data.transport, True)
+                try:
+                    await data.done
+                finally:
+                    if consumer is not None:
+                        consumer.unregisterProducer()
             finally:
                 reply = await final if final is not None else first
             return _check(reply).raw()
@@ -445,7 +466,7 @@ class FTPClient:
         Lines are decoded as UTF-8 (undecodable bytes kept as surrogates) and
         given without their line ending; ``callback`` defaults to nothing.
         """
-        lines = _LineSplitter(callback or (lambda line: None))
+        lines = LineSplitter(callback or (lambda line: None))
 
         async def run() -> str:
             await self.voidcmd("TYPE A")
@@ -531,17 +552,19 @@ class FTPClient:
     async def _send(
         self, command: str, source: Any, rest: int | None, *, ascii: bool, blocksize: int
     ) -> str:
-        data = await self._open_data(None)
-        self._transfer = data
+        setup = await self._open_data(None)
+        self._transfer = setup.data
         try:
-            first = await self._transfer_command(command, data, rest)
-            self._data_tls(data)
+            first = await self._transfer_command(command, setup, rest)
             final = self.protocol.next_reply() if first.code < 200 else None
             producer = StreamProducer(
                 source, runner=thread_block_runner(self.reactor), crlf=ascii,
                 chunk_size=max(blocksize, 65536),
             )  # fmt: skip
             try:
+                data = await setup.connected(self.reactor, self.timeout)
+                self._transfer = data
+                self._data_tls(data)
                 await producer.start(data.transport)
                 data.transport.loseConnection()
                 await data.done
@@ -557,23 +580,6 @@ class FTPClient:
         if data is not None and data.transport is not None:
             data.transport.abortConnection()
         return self.protocol.send_command("ABOR").addCallback(lambda r: _check(r).raw())
-
-
-class _LineSplitter:
-    def __init__(self, callback: Callable[[str], object]) -> None:
-        self._callback = callback
-        self._rest = b""
-
-    def feed(self, data: bytes) -> None:
-        data = self._rest + data
-        *lines, self._rest = data.split(b"\n")
-        for line in lines:
-            self._callback(line.rstrip(b"\r").decode("utf-8", "surrogateescape"))
-
-    def finish(self) -> None:
-        if self._rest:
-            self._callback(self._rest.rstrip(b"\r").decode("utf-8", "surrogateescape"))
-            self._rest = b""
 
 
 def _parse257(text: str) -> str:
@@ -607,6 +613,7 @@ def connect_ftp(
     password: str = "",
     prot_p: bool = True,
     timeout: float = 30.0,
+    passive: bool = True,
 ) -> Deferred[FTPClient]:
     """Connect, read the greeting, secure per ``tls``, log in if ``user`` is given.
 
@@ -614,6 +621,7 @@ def connect_ftp(
     ``prot_p``), ``"implicit"`` (TLS from the first byte, port 990 by
     default, ``PROT P`` too), ``"none"``.  ``tls_options`` default to
     verifying ``host`` (:func:`~netproto_twisted.core.tls.client_options`).
+    ``passive=False``: active data connections (``PORT``/``EPRT``).
     """
     target = client_target(
         reactor,
@@ -629,7 +637,9 @@ def connect_ftp(
 
     async def set_up(protocol: FTPClientProtocol) -> FTPClient:
         greeting = _check(await protocol.greeting)
-        client = FTPClient(protocol, reactor, host, greeting, options, timeout=timeout)
+        client = FTPClient(
+            protocol, reactor, host, greeting, options, timeout=timeout, passive=passive
+        )
         if tls == "explicit":
             await client.auth_tls()
         if user is not None:

@@ -91,6 +91,17 @@ class Config:
         default=False, help="allow passwords without TLS from loopback clients"
     )
     banner: str = field(default="netproto FTP server ready", help="text of the 220 greeting")
+    data_timeout: float = field(
+        default=60.0,
+        minimum=0.1,
+        help="seconds to wait for a data connection, and for a stalled transfer (then 426)",
+    )
+    max_download_rate: float = field(
+        default=0.0, minimum=0.0, help="bytes per second each session may retrieve; 0 = no limit"
+    )
+    max_upload_rate: float = field(
+        default=0.0, minimum=0.0, help="bytes per second each session may store; 0 = no limit"
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -124,6 +135,9 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         require_session_reuse=config.require_session_reuse,
         passive_ports=_port_range(config.passive_ports),
         masquerade=config.masquerade or None,
+        data_timeout=config.data_timeout,
+        max_download_rate=config.max_download_rate or None,
+        max_upload_rate=config.max_upload_rate or None,
         max_line_length=limits.max_line_length,
         idle_timeout=limits.idle_timeout,
         tls_handshake_timeout=limits.tls_handshake_timeout,
@@ -165,6 +179,9 @@ class Options(ServerOptions):
         ["passive-ports", None, "", "passive port range LOW-HIGH"],
         ["masquerade", None, "", "IPv4 address named in PASV replies"],
         ["banner", None, "netproto FTP server ready", "text of the 220 greeting"],
+        ["data-timeout", None, "60", "seconds to wait for a data connection or stalled transfer"],
+        ["max-download-rate", None, "0", "bytes/s each session may retrieve (0: no limit)"],
+        ["max-upload-rate", None, "0", "bytes/s each session may store (0: no limit)"],
         *limits_options(FTP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -191,6 +208,9 @@ class Options(ServerOptions):
                 require_session_reuse=not self["no-session-reuse"],
                 allow_insecure_auth=bool(self["allow-insecure-auth"]),
                 banner=self["banner"],
+                data_timeout=float(self["data-timeout"]),
+                max_download_rate=float(self["max-download-rate"]),
+                max_upload_rate=float(self["max-upload-rate"]),
             )
         except (ValueError, ConfigError) as e:
             raise usage.UsageError(str(e)) from None

@@ -32,7 +32,8 @@ class OptionsTests(SynchronousTestCase):
         options.parseOptions([
             "--listen", "tcp:21", "--listen", "ssl:990", "--root", "/srv/ftp", "--anonymous",
             "--passive-ports", "40000-40100", "--masquerade", "192.0.2.1", "--require-tls",
-            "--no-session-reuse", "--ftp-users", "perms",
+            "--no-session-reuse", "--ftp-users", "perms", "--data-timeout", "5",
+            "--max-download-rate", "1000000", "--max-upload-rate", "250000",
         ])  # fmt: skip
         config = options.config
         self.assertEqual(config.listen, ("tcp:21", "ssl:990"))
@@ -40,21 +41,28 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config.passive_ports, "40000-40100")
         self.assertTrue(config.anonymous and config.require_tls)
         self.assertFalse(config.require_session_reuse)
+        self.assertEqual(
+            (config.data_timeout, config.max_download_rate, config.max_upload_rate),
+            (5.0, 1_000_000.0, 250_000.0),
+        )
 
     def test_bad_options(self) -> None:
         for args in (["--passive-ports", "9-8"], ["--passive-ports", "x"],
-                     ["--passive-ports", "80-90"]):  # fmt: skip
+                     ["--passive-ports", "80-90"], ["--max-download-rate", "-1"],
+                     ["--max-upload-rate", "fast"], ["--data-timeout", "0"]):  # fmt: skip
             with self.assertRaises(usage.UsageError):
                 tap.Options().parseOptions(args)
 
     def test_section(self) -> None:
         [config] = config_from_toml_text(
-            '[ftp]\nlisten = ["tcp:0"]\nanonymous = true\npassive_ports = "50000-50010"\n',
+            '[ftp]\nlisten = ["tcp:0"]\nanonymous = true\npassive_ports = "50000-50010"\n'
+            "max_download_rate = 65536.0\nmax_upload_rate = 1000.0\n",
             {"ftp": tap.Config},
         ).values()
         assert isinstance(config, tap.Config)
         self.assertEqual(config.listen, ("tcp:0",))
         self.assertTrue(config.anonymous)
+        self.assertEqual((config.max_download_rate, config.max_upload_rate), (65536.0, 1000.0))
         self.assertIn("ftp", combined.COMPONENTS)
 
     def test_default_daemon_serves_ftp_on_2121(self) -> None:

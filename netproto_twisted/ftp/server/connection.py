@@ -39,6 +39,7 @@ from netproto_twisted.core.connection import ConnectionBase
 from netproto_twisted.core.login_delay import TooManyWaiting
 from netproto_twisted.core.net import canonical_ip
 from netproto_twisted.core.sasl_exchange import Authenticator
+from netproto_twisted.core.throttle import ByteThrottle
 from netproto_twisted.ftp import _wire as w
 from netproto_twisted.ftp._wire import CommandSyntaxError, format_reply, parse_command
 from netproto_twisted.ftp.errors import FileSystemError
@@ -127,6 +128,7 @@ class FTPConnection(ConnectionBase):
         self._active: tuple[str, int] | None = None
         self.channel: DataChannel | None = None
         self._transfer_aborted = False
+        self._throttles: dict[str, ByteThrottle] = {}
         self.reply(w.SERVICE_READY, settings.banner)
 
     # -- replies ------------------------------------------------------------------------
@@ -471,6 +473,19 @@ class FTPConnection(ConnectionBase):
         if not self.prot_private:
             return {}
         return {"tls": self.tls, "require_reuse": self.settings.require_session_reuse}
+
+    def throttle(self, direction: str) -> ByteThrottle | None:
+        """The session's byte bucket for ``"download"`` or ``"upload"`` (``None``: no limit).
+
+        One bucket per session and direction, so that back-to-back transfers
+        share the rate.
+        """
+        rate = getattr(self.settings, f"max_{direction}_rate")
+        if rate is None:
+            return None
+        if direction not in self._throttles:
+            self._throttles[direction] = ByteThrottle(self.clock, rate)
+        return self._throttles[direction]
 
     def take_rest(self) -> int:
         """The REST offset for this transfer (then cleared)."""

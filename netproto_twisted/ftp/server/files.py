@@ -209,8 +209,13 @@ def do_stat(conn: FTPConnection, argument: str) -> None:
     path = _path(conn, argument, "l")
     if path is None:
         return
-    _then(conn, _listing(conn, path), lambda infos: conn.reply(
-        w.DIRECTORY_STATUS, ["status of " + path, *(_list_line(i) for i in infos), "End"]))
+    _then(
+        conn,
+        _listing(conn, path),
+        lambda infos: conn.reply(
+            w.DIRECTORY_STATUS, ["status of " + path, *(_list_line(i) for i in infos), "End"]
+        ),
+    )
 
 
 # -- directories -------------------------------------------------------------------------
@@ -414,6 +419,7 @@ def _send_listing(conn: FTPConnection, argument: str, render: Callable[[list[Fil
         conn.begin_transfer(send)
 
     if dirs_only:
+
         def check(info: FileInfo) -> Deferred[list[FileInfo]]:
             if not info.is_dir:
                 raise FileSystemError("not a directory", 501)
@@ -449,7 +455,7 @@ def do_mlsd(conn: FTPConnection, argument: str) -> None:
 
 
 def do_retr(conn: FTPConnection, argument: str) -> None:
-    """``RETR path``: sendfile on plain TCP in binary mode, else streamed."""
+    """``RETR path``: sendfile on plain TCP in binary mode without a rate limit, else streamed."""
     path = _path(conn, argument, "r")
     if path is None:
         conn.rest = 0
@@ -459,7 +465,12 @@ def do_retr(conn: FTPConnection, argument: str) -> None:
 
     def opened(source: Any) -> None:
         def send(channel: DataChannel) -> Deferred[int]:
-            return channel.send_file(source, ascii=ascii)
+            return channel.send_file(
+                source,
+                ascii=ascii,
+                throttle=conn.throttle("download"),
+                stall_timeout=conn.settings.data_timeout,
+            )
 
         def close(ok: bool) -> None:
             source.close()
@@ -482,7 +493,9 @@ def _upload(conn: FTPConnection, argument: str, *, append: bool = False,
     def opened(handle: Any) -> None:
         def receive(channel: DataChannel) -> Deferred[int]:
             timeout = conn.settings.data_timeout
-            return channel.receive(handle, ascii=ascii, idle_timeout=timeout)
+            return channel.receive(
+                handle, ascii=ascii, idle_timeout=timeout, throttle=conn.throttle("upload")
+            )
 
         def cleanup(ok: bool) -> Deferred[None]:
             done: Deferred[None] = handle.commit() if ok else handle.discard()

@@ -23,7 +23,13 @@ class FTPSettings:
     :ivar max_line_length: longest command line, CRLF excluded.
     :ivar max_errors: bad commands before a session is closed.
     :ivar idle_timeout: seconds without a command (outside transfers) before 421.
-    :ivar data_timeout: seconds to wait for a data connection, and for a stalled one.
+    :ivar data_timeout: seconds to wait for a data connection, and for a stalled
+        one (an upload with no byte received, a download with no byte taken by
+        the peer): then 426 and the data connection closed.
+    :ivar max_download_rate: bytes per second each session may retrieve
+        (RETR), or ``None``: no limit.
+    :ivar max_upload_rate: bytes per second each session may store
+        (STOR/APPE/STOU), or ``None``: no limit.
     :ivar tls_handshake_timeout: seconds a TLS handshake may take.
     :ivar command_rate: sustained commands per second per connection.
     :ivar command_burst: commands at once before the rate applies.
@@ -39,6 +45,8 @@ class FTPSettings:
     max_errors: int = 50
     idle_timeout: float | None = 300.0
     data_timeout: float = 60.0
+    max_download_rate: float | None = None
+    max_upload_rate: float | None = None
     tls_handshake_timeout: float | None = 30.0
     command_rate: float | None = None
     command_burst: int = 200

@@ -32,6 +32,7 @@ from netproto_twisted.http.client.errors import (
     RobotsDisallowed,
     URLError,
 )
+from netproto_twisted.http.client.ftp_handler import FTPHandler
 from netproto_twisted.http.client.handlers import (
     ContentDecodingProcessor,
     DataHandler,
@@ -61,6 +62,7 @@ __all__ = [
     "DecompressionBomb",
     "DowngradeRefused",
     "DownloadResult",
+    "FTPHandler",
     "FetchStats",
     "FileHandler",
     "HTTPBasicAuthHandler",

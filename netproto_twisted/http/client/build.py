@@ -1,7 +1,7 @@
 """``build_opener`` and ``urlopen``: the default handler set, as urllib assembles it.
 
 The default opener has, besides urllib's own set (proxies from the
-environment, http, https, file:, data:, redirects, error processing), a
+environment, http, https, ftp:, file:, data:, redirects, error processing), a
 cookie jar (:class:`http.cookiejar.CookieJar`, or the one given) and
 content decoding.  A handler passed in replaces the default of its class
 (an instance or a class, as with urllib).
@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from netproto_twisted.http.client.ftp_handler import FTPHandler
 from netproto_twisted.http.client.handlers import (
     ContentDecodingProcessor,
     DataHandler,
@@ -42,6 +43,7 @@ DEFAULT_HANDLERS: tuple[type[BaseHandler], ...] = (
     HTTPSHandler,
     HTTPDefaultErrorHandler,
     HTTPRedirectHandler,
+    FTPHandler,
     FileHandler,
     DataHandler,
     HTTPErrorProcessor,
