@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from netproto_twisted.nntp.errors import StoreError
+from netproto_twisted.nntp.server.moderation import set_moderator
 from netproto_twisted.nntp.store import DEFAULT_EXPIRE_DAYS, DEFAULT_HISTORY_DAYS, NewsDatabase
 
 __all__ = ["DEFAULT_NEWS_DB", "add_parser"]
@@ -29,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add.add_argument("--expire-days", type=float, default=None,
                      help="expire articles older than this (default: the server's)")  # fmt: skip
     add.add_argument("--creator", default="", help="who created it (LIST ACTIVE.TIMES)")
+    add.add_argument("--moderated", action="store_true", help="the same as --status m")
+    add.add_argument("--moderator", default=None, metavar="ADDRESS",
+                     help="where posts are mailed for approval (implies --status m)")  # fmt: skip
     add.add_argument("name", metavar="NAME")
     add.set_defaults(func=_group_add)
 
@@ -51,15 +56,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _group_add(args: argparse.Namespace) -> int:
+    if args.moderator and ("@" not in args.moderator or any(c in args.moderator for c in " <>,")):
+        raise StoreError(f"bad moderator address {args.moderator!r}")
     db = NewsDatabase(args.db)
+    status = "m" if args.moderated or args.moderator else args.status
     try:
         created = db.add_group(
             args.name,
-            status=args.status,
+            status=status,
             description=args.description,
             creator=args.creator,
             expire_days=args.expire_days,
         )
+        if args.moderator:
+            set_moderator(db.db, args.name, args.moderator)
     finally:
         db.close()
     sys.stdout.write(f"{'added' if created else 'updated'} {args.name}\n")

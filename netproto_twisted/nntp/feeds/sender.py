@@ -257,6 +257,9 @@ class PeerFeed:
 
         def gone(_: None) -> None:
             closed.append(True)
+            idle, self._idle = self._idle, None
+            if idle is not None:
+                idle.callback(False)
 
         client.protocol.when_closed().addCallback(gone)
         try:
