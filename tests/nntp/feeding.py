@@ -1,4 +1,4 @@
-"""Our news server as the daemon builds it (``tap.build_service``), with outgoing feeds, on loopback.
+"""Our news server as the daemon builds it (``tap.build_service``), with feeds, on loopback.
 
 :func:`start_ours` creates the groups in ``<data>/news/news.db`` (kept across
 a stop, so a test can restart the server on the same store), builds the

@@ -13,8 +13,8 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.config import config_from_toml_text
+from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.nntp.errors import NNTPConnectionLost, reply_error
 from netproto_twisted.nntp.feeds import (
     FeedPeer,
@@ -39,10 +39,9 @@ def text(mid: str, path: str = "us.test!poster", groups: str = "comp.test") -> b
 class PeerSpecTests(SynchronousTestCase):
     def test_minimal(self) -> None:
         peer = parse_feed("inn=news.example.net")
-        self.assertEqual((peer.name, peer.host, peer.port, peer.mode), ("inn", "news.example.net",
-                                                                        119, "streaming"))  # fmt: skip
-        self.assertEqual((peer.groups, peer.identity, peer.tls, peer.check), (("*",), "inn",
-                                                                              "none", True))  # fmt: skip
+        self.assertEqual((peer.name, peer.host, peer.port), ("inn", "news.example.net", 119))
+        self.assertEqual((peer.mode, peer.groups, peer.identity), ("streaming", ("*",), "inn"))
+        self.assertEqual((peer.tls, peer.check), ("none", True))
 
     def test_options(self) -> None:
         peer = parse_feed(
@@ -50,11 +49,11 @@ class PeerSpecTests(SynchronousTestCase):
             "path=b.example,window=5,retry=2,max-retry=8,max-attempts=3,max-age=60,idle=0,"
             "user=u,password=p,nocheck"
         )
-        self.assertEqual((peer.host, peer.port, peer.tls, peer.mode), ("2001:db8::7", 563,
-                                                                       "implicit", "ihave"))  # fmt: skip
+        self.assertEqual((peer.host, peer.port), ("2001:db8::7", 563))
+        self.assertEqual((peer.tls, peer.mode), ("implicit", "ihave"))
         self.assertEqual(peer.groups, ("comp.*", "!comp.bin*", "@alt.evil"))
-        self.assertEqual((peer.identity, peer.window, peer.retry, peer.max_retry), ("b.example",
-                                                                                    5, 2.0, 8.0))  # fmt: skip
+        self.assertEqual((peer.identity, peer.window), ("b.example", 5))
+        self.assertEqual((peer.retry, peer.max_retry), (2.0, 8.0))
         self.assertEqual((peer.max_attempts, peer.max_age, peer.idle), (3, 60.0, 0.0))
         self.assertEqual((peer.user, peer.password, peer.check), ("u", "p", False))
         self.assertEqual(parse_feed("a=h:1,tls").tls, "starttls")
@@ -83,7 +82,8 @@ class PeerSpecTests(SynchronousTestCase):
         self.assertEqual((peer.name, peer.port, peer.mode), ("inn", 1119, "ihave"))
         self.assertTrue(peer.wants(["comp.test"], []))
         self.assertFalse(peer.wants(["comp.secret"], []))
-        twice = '[nntp]\n[[nntp.feeds]]\nname = "a"\nhost = "h"\n[[nntp.feeds]]\nname = "a"\nhost = "i"\n'
+        one = '[[nntp.feeds]]\nname = "a"\nhost = "h"\n'
+        twice = "[nntp]\n" + one + one
         with self.assertRaises(ConfigError):
             config_from_toml_text(twice, {"nntp": Config})
         with self.assertRaises(ConfigError):

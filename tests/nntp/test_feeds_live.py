@@ -17,7 +17,8 @@ from tests.nntp.inn import free_port
 
 
 def post(subject: str, group: str = "comp.test") -> bytes:
-    return f"From: p@example.test\r\nNewsgroups: {group}\r\nSubject: {subject}\r\n\r\nhi\r\n".encode()
+    head = f"From: p@example.test\r\nNewsgroups: {group}\r\nSubject: {subject}\r\n"
+    return head.encode() + b"\r\nhi\r\n"
 
 
 async def subjects(news: NewsServer, group: str = "comp.test") -> list[str]:
@@ -44,9 +45,9 @@ class LoopbackFeedTests(TestCase):
             await client.post(post(f"post {i}"))
         await client.post(post("elsewhere", "alt.test"))  # not in the peer's patterns
         looped = (
-            "Path: news.test!poster\r\nFrom: p@x.test\r\nNewsgroups: comp.test\r\n"
-            "Subject: came from b\r\nMessage-ID: <looped@x.test>\r\n\r\nhi\r\n"
-        ).encode()
+            b"Path: news.test!poster\r\nFrom: p@x.test\r\nNewsgroups: comp.test\r\n"
+            b"Subject: came from b\r\nMessage-ID: <looped@x.test>\r\n\r\nhi\r\n"
+        )
         await client.ihave("<looped@x.test>", looped)  # b is in its Path: not sent back
         await client.quit()
 
