@@ -596,7 +596,7 @@ class SQLiteNewsStore:
                     if hook is not None and job.result.outcome is StoreOutcome.STORED:
                         job.hooked = hook.filed(db.db, job.article)
                     db.db.execute("RELEASE one")
-                except sqlite3.Error as e:
+                except Exception as e:  # a failed article (or hook) fails that article alone
                     job.hooked = ()
                     db.db.execute("ROLLBACK TO one")
                     db.db.execute("RELEASE one")

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted.core.config import config_from_toml_text
 from netproto_twisted.core.errors import ConfigError
-from netproto_twisted.nntp.errors import NNTPConnectionLost, reply_error
+from netproto_twisted.nntp import tap
+from netproto_twisted.nntp.errors import NNTPConnectionLost, StoreError, reply_error
 from netproto_twisted.nntp.feeds import (
     FeedPeer,
     FeedQueue,
@@ -25,7 +28,8 @@ from netproto_twisted.nntp.feeds import (
     parse_feed,
 )
 from netproto_twisted.nntp.feeds.queue import create_schema
-from netproto_twisted.nntp.interfaces import Article, Incoming
+from netproto_twisted.nntp.interfaces import Article, Incoming, StoreOutcome
+from netproto_twisted.nntp.store import NewsDatabase, SQLiteNewsStore
 from netproto_twisted.nntp.tap import Config
 
 
@@ -415,3 +419,75 @@ class SenderTests(SynchronousTestCase):
         feed = self.feed()
         feed.wake()
         self.assertEqual(self.connects, 0)
+
+
+class FilingHookTests(TestCase):
+    """The store runs the hook in the article's own transaction and reports after the commit."""
+
+    async def test_hook_rows_commit_with_the_article_or_not_at_all(self) -> None:
+        path = os.path.join(self.mktemp(), "news.db")
+        db = NewsDatabase(path, durable=False)
+        db.add_group("comp.test")
+        db.close()
+        queue = FeedQueue(path)
+        self.addCleanup(queue.close)
+        woken: list[set[str]] = []
+        router = FeedRouter([parse_feed("p=h")], on_committed=woken.append)
+        filed = router.filed
+
+        def hook(db: sqlite3.Connection, article: Incoming) -> Any:
+            rows = filed(db, article)
+            if article.message_id == "<bad@x>":
+                raise sqlite3.OperationalError("disk full")
+            return rows
+
+        router.filed = hook  # type: ignore[method-assign]
+        store = SQLiteNewsStore(reactor, path, path_host="us.test", durable=False,
+                                filing_hook=router)  # fmt: skip
+        self.addCleanup(store.close)
+
+        def incoming(mid: str) -> Incoming:
+            return Incoming(mid, text(mid), ["comp.test"], ("s",) * 7, 1.0)
+
+        good = await store.store(incoming("<good@x>"))
+        self.assertEqual(good.outcome, StoreOutcome.STORED)
+        with self.assertRaises(StoreError):
+            await store.store(incoming("<bad@x>"))
+        duplicate = await store.store(incoming("<good@x>"))
+        self.assertEqual(duplicate.outcome, StoreOutcome.DUPLICATE)
+        self.assertEqual([e.message_id for e in queue.due("p", 0, 10.0, 10)], ["<good@x>"])
+        self.assertIsNone(await store.article_by_id("<bad@x>"))  # rolled back with its rows
+        self.assertEqual(woken, [{"p"}])
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_feed_and_moderation_options(self) -> None:
+        peers = Path(self.mktemp())
+        peers.write_text("# peers\n\nc=127.0.0.1:1120,ihave\n")
+        options = tap.Options()
+        options.parseOptions(["--feed", "a=news.example:119,groups=comp.*,!comp.x", "--feed",
+                              "b=[::1]:563,tls=implicit", "--feeds-file", str(peers),
+                              "--feed-user", "peer", "--approver", "boss",
+                              "--moderation-relay", "smtp.example:25",
+                              "--moderation-sender", "news@example.org",
+                              "--moderator-pattern", "%s@mod.example"])  # fmt: skip
+        config = options.config
+        self.assertEqual([p.name for p in config.feeds], ["a", "b", "c"])
+        self.assertEqual(config.feeds[0].groups, ("comp.*", "!comp.x"))
+        self.assertEqual(config.feeds[2].mode, "ihave")
+        self.assertEqual((config.feed_users, config.approvers), (("peer",), ("boss",)))
+        self.assertEqual((config.moderation_relay, config.moderation_sender),
+                         ("smtp.example:25", "news@example.org"))  # fmt: skip
+        self.assertEqual(config.moderator_pattern, "%s@mod.example")
+        defaults = tap.Options()
+        defaults.parseOptions([])
+        self.assertEqual((defaults.config.feeds, defaults.config.feed_users), ((), ("*",)))
+        self.assertEqual(defaults.config.moderation_relay, "localhost:2525")
+
+    def test_bad_feed_options(self) -> None:
+        bad_file = Path(self.mktemp())
+        bad_file.write_text("a=h\nb=h,bogus\n")
+        for argv in (["--feed", "nohost"], ["--feed", "a=h", "--feed", "a=i"],
+                     ["--feeds-file", str(bad_file)],
+                     ["--feeds-file", "/no/such/file"]):  # fmt: skip
+            self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
