@@ -4,6 +4,7 @@ sender's replies, retries and backoff on a fake clock."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -491,3 +492,37 @@ class OptionsTests(SynchronousTestCase):
                      ["--feeds-file", str(bad_file)],
                      ["--feeds-file", "/no/such/file"]):  # fmt: skip
             self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "nntp.rst"
+
+
+def literal_after(text: str, marker: str) -> str:
+    """The indented literal block that follows ``marker`` in the docs."""
+    rest = text[text.index(marker) + len(marker) :]
+    lines = []
+    for line in rest.split("\n")[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines)
+
+
+class DocsTests(SynchronousTestCase):
+    """The configuration and ``--feed`` examples of docs/nntp.rst parse as written."""
+
+    def test_examples_parse(self) -> None:
+        text = DOCS.read_text(encoding="utf-8")
+        section = literal_after(text, "section::\n")
+        config = config_from_toml_text(section, {"nntp": Config})["nntp"]
+        self.assertEqual([f.name for f in config.feeds], ["upstream"])
+        feed = literal_after(text, "A feed in the configuration file::\n")
+        (peer,) = config_from_toml_text("[nntp]\n" + feed, {"nntp": Config})["nntp"].feeds
+        self.assertEqual((peer.name, peer.identity), ("inn", "news.example.net"))
+        self.assertEqual(peer, parse_feed(
+            "inn=news.example.net:119,path=news.example.net,groups=comp.*,!comp.secret.*,"
+            "@alt.binaries.*"))  # fmt: skip
+        specs = re.findall(r'--feed "([^"]+)"', text)
+        self.assertEqual(len(specs), 2)
+        for spec in specs:
+            parse_feed(spec)
