@@ -9,7 +9,7 @@ from pathlib import Path
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from netproto_twisted.nntp import connect_nntp
+from netproto_twisted.nntp import NNTPPermanentError, NNTPTemporaryError, connect_nntp
 from netproto_twisted.nntp.feeds import parse_feed
 from netproto_twisted.testing.nntp import NewsServer, start_news_server
 from tests.nntp.feeding import start_ours, until
@@ -102,3 +102,32 @@ class LoopbackFeedTests(TestCase):
 
         await until(drained, "the queue to drain after the restart")
         self.assertEqual(await subjects(b), [f"queued {i}" for i in range(4)])
+
+
+class IncomingFeedTests(TestCase):
+    async def test_only_feed_users_may_feed_from_elsewhere(self) -> None:
+        news = await start_news_server(
+            reactor,
+            groups=["comp.test"],
+            users={"peer": "pw", "reader": "pw"},
+            feed_peers=(),
+            feed_users=("peer",),
+        )
+        self.addCleanup(news.stop)
+        looped = (
+            b"Path: x.test!poster\r\nFrom: p@x.test\r\nNewsgroups: comp.test\r\n"
+            b"Subject: s\r\nMessage-ID: <in@x.test>\r\n\r\nhi\r\n"
+        )
+        anonymous = await connect_nntp(reactor, news.host, news.port)
+        with self.assertRaises(NNTPTemporaryError) as caught:
+            await anonymous.ihave("<in@x.test>", looped)
+        self.assertEqual(caught.exception.code, 480)
+        await anonymous.quit()
+        reader = await connect_nntp(reactor, news.host, news.port, user="reader", password="pw")
+        with self.assertRaises(NNTPPermanentError) as refused:
+            await reader.ihave("<in@x.test>", looped)
+        self.assertEqual(refused.exception.code, 502)
+        await reader.quit()
+        peer = await connect_nntp(reactor, news.host, news.port, user="peer", password="pw")
+        self.assertIn("transferred", await peer.ihave("<in@x.test>", looped))
+        await peer.quit()
