@@ -526,3 +526,28 @@ class DocsTests(SynchronousTestCase):
         self.assertEqual(len(specs), 2)
         for spec in specs:
             parse_feed(spec)
+
+
+class StopWhileConnectingTests(SynchronousTestCase):
+    def test_stop_cancels_a_connection_attempt(self) -> None:
+        path = os.path.join(self.mktemp(), "news.db")
+        os.makedirs(os.path.dirname(path))
+        queue = FeedQueue(path)
+        self.addCleanup(queue.close)
+        queue.db.execute("INSERT INTO feed_queue(peer, message_id, queued) VALUES('p','<1@x>',0)")
+        attempts: list[defer.Deferred[Any]] = []
+
+        def connect(peer: FeedPeer) -> defer.Deferred[Any]:
+            attempts.append(defer.Deferred())
+            return attempts[-1]
+
+        clock = Clock()
+        feed = PeerFeed(parse_feed("p=h"), queue, FakeStore(), clock, connect,
+                        defer.maybeDeferred)  # fmt: skip
+        feed.wake()
+        self.assertTrue(feed.running)
+        stopped = feed.stop()
+        self.assertIsNone(self.successResultOf(stopped))
+        self.assertTrue(attempts[0].called)  # cancelled (its failure went to the session)
+        self.assertEqual(queue.count("p"), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -143,6 +143,7 @@ class PeerFeed:
         self._pending = False
         self._idle: Deferred[bool] | None = None
         self._client: NNTPClient | None = None
+        self._connecting: Deferred[NNTPClient] | None = None
         self._stopped = False
 
     # -- scheduling --------------------------------------------------------------------------
@@ -232,10 +233,14 @@ class PeerFeed:
         client = self._client
         if client is not None:
             client.protocol.lose()
+        connecting = self._connecting
+        if connecting is not None:
+            connecting.cancel()
         running = self._running
         if running is None:
             return Deferred.fromCoroutine(_nothing())
         done: Deferred[None] = Deferred()
+
         def finished(_: object) -> None:
             done.callback(None)
 
@@ -250,7 +255,12 @@ class PeerFeed:
         nxt = self.queue.next_due(peer.name)
         if nxt is None or nxt > self.clock.seconds():
             return
-        client = await self.connect(peer)
+        connecting = self.connect(peer)
+        self._connecting = connecting
+        try:
+            client = await connecting
+        finally:
+            self._connecting = None
         self._client = client
         self.counters.sessions += 1
         closed: list[bool] = []
