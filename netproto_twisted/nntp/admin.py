@@ -1,11 +1,14 @@
-"""``netproto news group add|remove|list`` and ``netproto news expire``: the news store's admin."""
+"""``netproto news group add|remove|list``, ``news expire`` and ``news feeds``: the news admin."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
 from netproto_twisted.nntp.errors import StoreError
+from netproto_twisted.nntp.feeds.queue import FeedQueue
 from netproto_twisted.nntp.server.moderation import set_moderator
 from netproto_twisted.nntp.store import DEFAULT_EXPIRE_DAYS, DEFAULT_HISTORY_DAYS, NewsDatabase
 
@@ -53,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     expire.add_argument("--history-days", type=float, default=DEFAULT_HISTORY_DAYS,
                         help="how long expired Message-IDs are remembered")  # fmt: skip
     expire.set_defaults(func=_expire)
+
+    feeds = kinds.add_parser("feeds", help="show the outgoing feed queues")
+    feeds.add_argument("--db", default=DEFAULT_NEWS_DB, help=db_help)
+    feeds.set_defaults(func=_feeds)
 
 
 def _group_add(args: argparse.Namespace) -> int:
@@ -103,4 +110,25 @@ def _expire(args: argparse.Namespace) -> int:
     finally:
         db.close()
     sys.stdout.write(f"expired {gone} articles\n")
+    return 0
+
+
+def _feeds(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.db):
+        raise StoreError(f"no news database at {args.db}")
+    queue = FeedQueue(args.db)
+    try:
+        rows = queue.db.execute(
+            "SELECT peer, count(*), min(queued), max(attempts) FROM feed_queue "
+            "GROUP BY peer ORDER BY peer"
+        ).fetchall()
+    finally:
+        queue.close()
+    now = time.time()
+    for peer, count, oldest, attempts in rows:
+        sys.stdout.write(
+            f"{peer} {count} queued, oldest {now - oldest:.0f} s, most attempts {attempts}\n"
+        )
+    if not rows:
+        sys.stdout.write("no articles queued\n")
     return 0

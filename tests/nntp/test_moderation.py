@@ -197,3 +197,29 @@ class SmtpSinkModerationTests(SinkMixin, TestCase):
         self.assertEqual(lines[0], b"To: comp-mod@moderators.example.org")
         self.assertIn(b"Subject: please post", lines)
         self.assertEqual(lines[-2:], [b"first line", b".leading dot"])
+
+
+class FeedsCommandTests(SynchronousTestCase):
+    def run_cli(self, *argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            status = cli.main(list(argv))
+        return status, out.getvalue()
+
+    def test_news_feeds_lists_the_queues(self) -> None:
+        path = str(Path(self.mktemp()) / "news.db")
+        NewsDatabase(path, durable=False).close()
+        self.assertEqual(self.run_cli("news", "feeds", "--db", path), (0, "no articles queued\n"))
+        db = sqlite3.connect(path, isolation_level=None)
+        rows = [("inn", "<1@x>", 0.0, 0), ("inn", "<2@x>", 0.0, 3), ("b", "<1@x>", 0.0, 0)]
+        db.executemany(
+            "INSERT INTO feed_queue(peer, message_id, queued, attempts) VALUES(?,?,?,?)", rows
+        )
+        db.close()
+        status, out = self.run_cli("news", "feeds", "--db", path)
+        self.assertEqual(status, 0)
+        lines = out.splitlines()
+        self.assertTrue(lines[0].startswith("b 1 queued, oldest "), lines)
+        self.assertTrue(lines[1].endswith(" s, most attempts 3"), lines)
+        missing = str(Path(self.mktemp()) / "none.db")
+        self.assertEqual(self.run_cli("news", "feeds", "--db", missing)[0], cli.EXIT_ERROR)
