@@ -4,13 +4,14 @@ A group whose status is ``m`` does not file what readers post to it.  When
 an article names moderated groups (the first one, left to right, decides)
 and has no ``Approved`` header, the server:
 
-1. prepares the *proto-article* as RFC 5537 3.5 step 8 wants it: Date and
+1. prepares the *proto-article* as RFC 5537 3.5 forwards it: Date and
    Message-ID added when missing, no Path, Injection-Date or
    Injection-Info (those are added when the moderator posts it back);
-2. mails it as it stands -- RFC 5537 3.5.1's second form, the one
-   moderators' tools expect -- adding only a ``To`` header naming the
-   moderator when it has none, through the SMTP client to the configured
-   relay (by default our own SMTP server on ``localhost:2525``);
+2. mails it as it stands -- of RFC 5537 3.5.1's two forms, not the
+   encapsulated one, which few moderators' tools read -- adding only a
+   ``To`` header naming the moderator when it has none, through the SMTP
+   client to the configured relay (by default our own SMTP server on
+   ``localhost:2525``);
 3. answers ``240`` only once the relay accepted the message (``250``
    after DATA); if the relay refuses it or cannot be reached the poster
    gets ``441`` and nothing is kept: the server has no mail queue of its
