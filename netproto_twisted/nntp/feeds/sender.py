@@ -57,6 +57,8 @@ _IHAVE_DONE = frozenset({Code.NOT_WANTED, Code.TRANSFER_REJECTED})
 _IHAVE_LATER = Code.TRANSFER_LATER
 #: The wait for a peer's replies (and the connection), seconds.
 PEER_TIMEOUT = 120.0
+#: Rows read (and their outcomes written) at a time, in windows.
+_BATCH_WINDOWS = 4
 #: Failures logged as one line (others are bugs: logged with their traceback).
 _EXPECTED = (NNTPError, ConnectError, ConnectionLost, TimeoutError, OSError)
 
@@ -337,8 +339,9 @@ class PeerFeed:
         """Send every due row once, in queue order, a window at a time."""
         cursor = 0
         while not self._stopped:
+            # Several windows a batch: the pipeline drains only at a batch's end.
             batch = self.queue.due(
-                self.peer.name, cursor, self.clock.seconds(), self.peer.window
+                self.peer.name, cursor, self.clock.seconds(), self.peer.window * _BATCH_WINDOWS
             )
             if not batch:
                 return
