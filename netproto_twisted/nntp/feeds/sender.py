@@ -289,6 +289,16 @@ class PeerFeed:
             await self._session(client, streaming, closed)
             if not self._stopped and not closed:
                 await client.quit()
+            c = self.counters
+            _log.info(
+                "feed {feed}: session ended; in all accepted {accepted}, refused {refused}, "
+                "deferred {deferred}, dropped {dropped}",
+                feed=peer.name,
+                accepted=c.accepted,
+                refused=c.refused,
+                deferred=c.deferred,
+                dropped=c.dropped,
+            )
         finally:
             client.protocol.lose()
 
