@@ -1,10 +1,15 @@
-"""``netproto news group add|remove|list`` and ``netproto news expire``: the news store's admin."""
+"""``netproto news group add|remove|list``, ``news expire`` and ``news feeds``: the news admin."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
+from netproto_twisted.nntp.errors import StoreError
+from netproto_twisted.nntp.feeds.queue import FeedQueue
+from netproto_twisted.nntp.server.moderation import set_moderator
 from netproto_twisted.nntp.store import DEFAULT_EXPIRE_DAYS, DEFAULT_HISTORY_DAYS, NewsDatabase
 
 __all__ = ["DEFAULT_NEWS_DB", "add_parser"]
@@ -29,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add.add_argument("--expire-days", type=float, default=None,
                      help="expire articles older than this (default: the server's)")  # fmt: skip
     add.add_argument("--creator", default="", help="who created it (LIST ACTIVE.TIMES)")
+    add.add_argument("--moderated", action="store_true", help="the same as --status m")
+    add.add_argument("--moderator", default=None, metavar="ADDRESS",
+                     help="where posts are mailed for approval (implies --status m)")  # fmt: skip
     add.add_argument("name", metavar="NAME")
     add.set_defaults(func=_group_add)
 
@@ -49,17 +57,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         help="how long expired Message-IDs are remembered")  # fmt: skip
     expire.set_defaults(func=_expire)
 
+    feeds = kinds.add_parser("feeds", help="show the outgoing feed queues")
+    feeds.add_argument("--db", default=DEFAULT_NEWS_DB, help=db_help)
+    feeds.set_defaults(func=_feeds)
+
 
 def _group_add(args: argparse.Namespace) -> int:
+    if args.moderator and ("@" not in args.moderator or any(c in args.moderator for c in " <>,")):
+        raise StoreError(f"bad moderator address {args.moderator!r}")
     db = NewsDatabase(args.db)
+    status = "m" if args.moderated or args.moderator else args.status
     try:
         created = db.add_group(
             args.name,
-            status=args.status,
+            status=status,
             description=args.description,
             creator=args.creator,
             expire_days=args.expire_days,
         )
+        if args.moderator:
+            set_moderator(db.db, args.name, args.moderator)
     finally:
         db.close()
     sys.stdout.write(f"{'added' if created else 'updated'} {args.name}\n")
@@ -93,4 +110,25 @@ def _expire(args: argparse.Namespace) -> int:
     finally:
         db.close()
     sys.stdout.write(f"expired {gone} articles\n")
+    return 0
+
+
+def _feeds(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.db):
+        raise StoreError(f"no news database at {args.db}")
+    queue = FeedQueue(args.db)
+    try:
+        rows = queue.db.execute(
+            "SELECT peer, count(*), min(queued), max(attempts) FROM feed_queue "
+            "GROUP BY peer ORDER BY peer"
+        ).fetchall()
+    finally:
+        queue.close()
+    now = time.time()
+    for peer, count, oldest, attempts in rows:
+        sys.stdout.write(
+            f"{peer} {count} queued, oldest {now - oldest:.0f} s, most attempts {attempts}\n"
+        )
+    if not rows:
+        sys.stdout.write("no articles queued\n")
     return 0

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -55,7 +55,13 @@ from netproto_twisted.nntp.interfaces import (
     StoreResult,
 )
 
-__all__ = ["DEFAULT_EXPIRE_DAYS", "NewsDatabase", "OverviewCursor", "SQLiteNewsStore"]
+__all__ = [
+    "DEFAULT_EXPIRE_DAYS",
+    "FilingHook",
+    "NewsDatabase",
+    "OverviewCursor",
+    "SQLiteNewsStore",
+]
 
 _log = Logger(namespace="netproto.nntp.store")
 _T = TypeVar("_T")
@@ -417,13 +423,24 @@ class OverviewCursor:
             db.close()
 
 
+class FilingHook(Protocol):
+    """Work done in the transaction that files an article (the outgoing feed queue)."""
+
+    def filed(self, db: sqlite3.Connection, article: Incoming) -> Sequence[str]:
+        """In the writer thread, inside the transaction: return names to report."""
+
+    def committed(self, names: set[str]) -> None:
+        """On the reactor thread, after a commit: the names :meth:`filed` returned."""
+
+
 class _Job:
-    __slots__ = ("article", "deferred", "result")
+    __slots__ = ("article", "deferred", "hooked", "result")
 
     def __init__(self, article: Incoming, deferred: Deferred[StoreResult]) -> None:
         self.article = article
         self.deferred = deferred
         self.result: StoreResult | BaseException | None = None
+        self.hooked: Sequence[str] = ()
 
 
 _STOP = object()
@@ -437,6 +454,7 @@ class SQLiteNewsStore:
     :param path: the database file.
     :param path_host: this server's name in Path and Xref headers.
     :param durable: fsync each group commit (``False`` for throwaway stores only).
+    :param filing_hook: called for every article stored, in the same transaction.
     """
 
     def __init__(
@@ -446,11 +464,13 @@ class SQLiteNewsStore:
         *,
         path_host: str = "localhost",
         durable: bool = True,
+        filing_hook: FilingHook | None = None,
     ) -> None:
         self.reactor = reactor
         self.path = path
         self.path_host = path_host
         self.durable = durable
+        self.filing_hook = filing_hook
         self._reader = NewsDatabase(path, durable=durable)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._in_flight: set[str] = set()
@@ -572,8 +592,12 @@ class SQLiteNewsStore:
                 db.db.execute("SAVEPOINT one")
                 try:
                     job.result = db.file(job.article, self.path_host)
+                    hook = self.filing_hook
+                    if hook is not None and job.result.outcome is StoreOutcome.STORED:
+                        job.hooked = hook.filed(db.db, job.article)
                     db.db.execute("RELEASE one")
-                except sqlite3.Error as e:
+                except Exception as e:  # a failed article (or hook) fails that article alone
+                    job.hooked = ()
                     db.db.execute("ROLLBACK TO one")
                     db.db.execute("RELEASE one")
                     job.result = e
@@ -583,8 +607,15 @@ class SQLiteNewsStore:
                 db.db.execute("ROLLBACK")
             for job in jobs:
                 job.result = e
+                job.hooked = ()
 
     def _report(self, jobs: list[_Job]) -> None:
+        hook = self.filing_hook
+        if hook is not None:
+            try:
+                hook.committed({name for job in jobs for name in job.hooked})
+            except Exception:
+                _log.failure("the filing hook failed after a commit")
         for job in jobs:
             self._in_flight.discard(job.article.message_id)
             result = job.result

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from twisted.application.internet import TimerService
 from twisted.application.service import IService, MultiService, Service
@@ -31,7 +31,9 @@ from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
 from netproto_twisted.core.streaming import thread_block_runner
 from netproto_twisted.nntp._wire import Code, status
+from netproto_twisted.nntp.feeds import FeedPeer, OutgoingFeeds, parse_feed
 from netproto_twisted.nntp.server import NNTPServerFactory, NNTPSettings
+from netproto_twisted.nntp.server.moderation import DEFAULT_RELAY, Moderation, ModeratorDirectory
 from netproto_twisted.nntp.server.settings import DEFAULT_MAX_ARTICLE_SIZE
 from netproto_twisted.nntp.store import SQLiteNewsStore
 
@@ -85,6 +87,27 @@ class Config:
         default=DEFAULT_FEED_PEERS,
         help="networks that may feed (IHAVE, CHECK, TAKETHIS) without logging in",
     )
+    feed_users: tuple[str, ...] = field(
+        default=("*",), help="logins that may feed from anywhere ('*': any login)"
+    )
+    feeds: tuple[FeedPeer, ...] = field(
+        default=(), help="outgoing feeds ([[nntp.feeds]] tables: name, host, port, groups...)"
+    )
+    moderation_relay: str = field(
+        default=DEFAULT_RELAY, help="SMTP relay (host:port) for posts to moderated groups"
+    )
+    moderation_sender: str = field(
+        default="", help="envelope sender of moderator mail; '' = news@<domain>"
+    )
+    moderation_tls: Literal["none", "starttls", "opportunistic", "implicit"] = field(
+        default="none", help="TLS towards the moderation relay"
+    )
+    moderator_pattern: str = field(
+        default="", help="moderator address for groups without one, e.g. %s@moderators.example"
+    )
+    approvers: tuple[str, ...] = field(
+        default=(), help="logins that may post Approved articles to moderated groups"
+    )
     max_article_size: int = field(
         default=DEFAULT_MAX_ARTICLE_SIZE, minimum=1, help="largest article accepted (bytes)"
     )
@@ -96,6 +119,9 @@ class Config:
 
     def __post_init__(self) -> None:
         check_bounds(self)
+        names = [feed.name for feed in self.feeds]
+        if len(set(names)) != len(names):
+            raise ValueError("two outgoing feeds have the same name")
 
 
 class StoreService(Service):
@@ -120,6 +146,18 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     database = config.database or str(context.data_dir / "news" / "news.db")
     store = SQLiteNewsStore(reactor, database, path_host=host, durable=config.durable)
     root.addService(StoreService(store))
+    if config.feeds:
+        feeds = OutgoingFeeds(reactor, store, database, config.feeds)
+        store.filing_hook = feeds.router
+        root.addService(feeds)
+    domain = config.domain or config.hostname
+    moderation = Moderation(
+        reactor,
+        ModeratorDirectory(database, config.moderator_pattern),
+        relay=config.moderation_relay,
+        sender=config.moderation_sender or f"news@{domain}",
+        tls=config.moderation_tls,
+    )
     pool = reactor.getThreadPool()
     if config.expire_days:
 
@@ -137,10 +175,12 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     settings = NNTPSettings(
         hostname=config.hostname,
         path_host=host,
-        domain=config.domain or config.hostname,
+        domain=domain,
         posting_requires_auth=config.posting_requires_auth,
         allow_posting=config.allow_posting,
         feed_peers=config.feed_peers,
+        feed_users=config.feed_users,
+        approvers=config.approvers,
         allow_insecure_auth=config.allow_insecure_auth,
         max_article_size=config.max_article_size,
         max_article_line=config.max_article_line,
@@ -159,6 +199,7 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         settings,
         tls=context.server_tls(),
         runner=thread_block_runner(reactor),
+        moderation=moderation,
     )
 
     def refusal(reason: str) -> bytes:
@@ -193,6 +234,10 @@ class Options(ServerOptions):
         ["max-article-size", None, str(DEFAULT_MAX_ARTICLE_SIZE), "largest article (bytes)"],
         ["max-errors", None, "20", "bad commands before a session is closed"],
         ["expire-days", None, "0", "expire articles older than this (0: never)"],
+        ["feeds-file", None, None, "file of outgoing feeds, one --feed specification a line"],
+        ["moderation-relay", None, DEFAULT_RELAY, "SMTP relay host:port for moderator mail"],
+        ["moderation-sender", None, None, "envelope sender of moderator mail"],
+        ["moderator-pattern", None, None, "moderator address pattern, e.g. %s@mod.example"],
         *limits_options(NNTP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -204,10 +249,46 @@ class Options(ServerOptions):
     def __init__(self) -> None:
         super().__init__()
         self.feed_peers: list[str] = []
+        self.feeds: list[FeedPeer] = []
+        self.feed_users: list[str] = []
+        self.approvers: list[str] = []
 
     def opt_feed_peer(self, network: str) -> None:
         """Network (CIDR) that may feed articles without logging in; may repeat."""
         self.feed_peers.append(network)
+
+    def opt_feed(self, spec: str) -> None:
+        """Outgoing feed NAME=HOST[:PORT][,OPTION...] (see docs/nntp.rst); may repeat."""
+        try:
+            self.feeds.append(parse_feed(spec))
+        except ValueError as e:
+            raise usage.UsageError(f"--feed: {e}") from None
+
+    def opt_feed_user(self, user: str) -> None:
+        """Login that may feed articles from anywhere (default: any); may repeat."""
+        self.feed_users.append(user)
+
+    def opt_approver(self, user: str) -> None:
+        """Login that may post Approved articles to moderated groups; may repeat."""
+        self.approvers.append(user)
+
+    def _feeds_file(self) -> list[FeedPeer]:
+        path = self["feeds-file"]
+        if not path:
+            return []
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+        except OSError as e:
+            raise usage.UsageError(f"--feeds-file: {e}") from None
+        peers = []
+        for number, line in enumerate(lines, 1):
+            if line and not line.startswith("#"):
+                try:
+                    peers.append(parse_feed(line))
+                except ValueError as e:
+                    raise usage.UsageError(f"{path}:{number}: {e}") from None
+        return peers
 
     def postOptions(self) -> None:
         """Build :attr:`config` from the options."""
@@ -227,6 +308,12 @@ class Options(ServerOptions):
                 posting_requires_auth=not self["open-posting"],
                 allow_posting=not self["no-posting"],
                 feed_peers=tuple(self.feed_peers) or DEFAULT_FEED_PEERS,
+                feed_users=tuple(self.feed_users) or ("*",),
+                feeds=tuple(self.feeds + self._feeds_file()),
+                moderation_relay=self["moderation-relay"],
+                moderation_sender=self["moderation-sender"] or "",
+                moderator_pattern=self["moderator-pattern"] or "",
+                approvers=tuple(self.approvers),
                 max_article_size=max_size,
                 max_errors=max_errors,
                 expire_days=expire_days,

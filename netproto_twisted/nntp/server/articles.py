@@ -106,9 +106,19 @@ def _overview(
 
 
 def prepare_post(
-    data: bytes, *, path_host: str, domain: str, now: float, poster: str = ""
+    data: bytes,
+    *,
+    path_host: str,
+    domain: str,
+    now: float,
+    poster: str = "",
+    inject: bool = True,
 ) -> Prepared:
     """Check a posted article and add the server's headers (RFC 5537 3.5).
+
+    ``inject=False`` prepares the copy mailed to a moderator (RFC 5537
+    3.5.1): Date and Message-ID are added when missing, but not Path,
+    Injection-Date or Injection-Info.
 
     :raises ArticleRefused: missing or malformed headers, a bad Message-ID or Date.
     """
@@ -129,9 +139,10 @@ def prepare_post(
     stamp = email.utils.formatdate(now, usegmt=True)
     out: list[bytes] = []
     path = header_value(headers, "Path")
-    out.append(f"Path: {path_host}!{path if path else 'not-for-mail'}\r\n".encode())
+    if inject:
+        out.append(f"Path: {path_host}!{path if path else 'not-for-mail'}\r\n".encode())
     for name, raw in _raw_fields(head):
-        if name in _SERVER_ONLY or name == "path":
+        if name in _SERVER_ONLY or (name == "path" and inject):
             continue
         out.append(raw)
     if date is None:
@@ -139,11 +150,12 @@ def prepare_post(
     if message_id is None:
         message_id = new_message_id(domain)
         out.append(f"Message-ID: {message_id}\r\n".encode())
-    out.append(f"Injection-Date: {stamp}\r\n".encode())
-    info = f"Injection-Info: {path_host}"
-    if poster:
-        info += f'; posting-account="{poster}"'
-    out.append(info.encode() + b"\r\n")
+    if inject:
+        out.append(f"Injection-Date: {stamp}\r\n".encode())
+        info = f"Injection-Info: {path_host}"
+        if poster:
+            info += f'; posting-account="{poster}"'
+        out.append(info.encode() + b"\r\n")
     final = b"".join(out) + b"\r\n" + body
     headers = list(headers)
     if date is None:

@@ -21,6 +21,7 @@ from netproto_twisted.nntp.server.articles import (
     prepare_post,
     prepare_transit,
 )
+from netproto_twisted.nntp.server.moderation import moderate_post
 from netproto_twisted.nntp.server.session import SessionBase
 
 __all__ = ["FeedCommands"]
@@ -40,8 +41,11 @@ class FeedCommands(SessionBase):
 
     @property
     def may_feed(self) -> bool:
-        """Whether IHAVE, CHECK and TAKETHIS are allowed: a configured peer, or logged in."""
-        return self.feed_peer or self.username is not None
+        """Whether IHAVE, CHECK and TAKETHIS are allowed: a configured peer or feed user."""
+        if self.feed_peer:
+            return True
+        users = self.settings.feed_users
+        return self.username is not None and ("*" in users or self.username in users)
 
     def _incoming(self, prepared: Prepared) -> Incoming:
         return Incoming(
@@ -92,10 +96,11 @@ class FeedCommands(SessionBase):
         except ArticleRefused as e:
             self.reply(Code.POSTING_FAILED, str(e))
             return
-        self.run(self._store_post(prepared))
+        self.run(self._store_post(prepared, data))
 
-    async def _store_post(self, prepared: Prepared) -> None:
+    async def _store_post(self, prepared: Prepared, data: bytes) -> None:
         wanted = []
+        moderated = []
         for name in prepared.groups:
             info = await self.store.group(name)
             if info is None:
@@ -104,11 +109,12 @@ class FeedCommands(SessionBase):
                 self.reply(Code.POSTING_FAILED, f"posting to {name} not allowed")
                 return
             if info.status == "m":
-                self.reply(Code.POSTING_FAILED, f"{name} is moderated; mail the moderator")
-                return
+                moderated.append(name)
             wanted.append(name)
         if not wanted:
             self.reply(Code.POSTING_FAILED, "no such newsgroup")
+            return
+        if moderated and not await moderate_post(self, moderated[0], data):
             return
         try:
             result = await self.store.store(self._incoming(prepared))

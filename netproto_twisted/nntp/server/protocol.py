@@ -47,6 +47,7 @@ class NNTPServerProtocol(ConnectionProtocol):
             secure=self.is_secure,
             tls=factory.tls,
             authenticator=factory.authenticator,
+            moderation=factory.moderation,
         )
 
 
@@ -59,6 +60,8 @@ class NNTPServerFactory(LineFactory[NNTPServerProtocol]):
     :param settings: :class:`NNTPSettings`.
     :param tls: server TLS context for STARTTLS, or ``None``.
     :param runner: runs blocking reads (default: the reactor's thread pool).
+    :param moderation: mails posts to moderated groups to their moderators
+        (:class:`~netproto_twisted.nntp.server.moderation.Moderation`; ``None``: refused).
     """
 
     protocol = NNTPServerProtocol
@@ -72,6 +75,7 @@ class NNTPServerFactory(LineFactory[NNTPServerProtocol]):
         *,
         tls: Any | None = None,
         runner: BlockRunner | None = None,
+        moderation: Any | None = None,
     ) -> None:
         super().__init__(reactor)
         self.reactor = reactor
@@ -80,6 +84,7 @@ class NNTPServerFactory(LineFactory[NNTPServerProtocol]):
         self.settings = settings if settings is not None else NNTPSettings()
         self.tls = tls
         self.runner = runner if runner is not None else thread_block_runner(reactor)
+        self.moderation = moderation
         self._feed_networks = [
             ipaddress.ip_network(n, strict=False) for n in self.settings.feed_peers
         ]

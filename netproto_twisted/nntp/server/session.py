@@ -62,6 +62,8 @@ class SessionBase(ConnectionBase):
     :param secure: whether TLS is on already (implicit TLS).
     :param tls: the server TLS context for STARTTLS, or ``None``.
     :param authenticator: checks AUTHINFO (``None``: no login possible).
+    :param moderation: mails posts for moderated groups to their moderator
+        (:class:`~netproto_twisted.nntp.server.moderation.Moderation`; ``None``: refused).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class SessionBase(ConnectionBase):
         secure: bool = False,
         tls: object | None = None,
         authenticator: Authenticator | None = None,
+        moderation: Any = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -91,6 +94,7 @@ class SessionBase(ConnectionBase):
         self.secure = secure
         self.tls = tls
         self.authenticator = authenticator
+        self.moderation = moderation
         self.username: str | None = None
         self.streaming = False
         self.group_name: str | None = None

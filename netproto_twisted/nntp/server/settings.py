@@ -22,7 +22,10 @@ class NNTPSettings:
     :ivar posting_requires_auth: POST needs AUTHINFO first (the default).
     :ivar allow_posting: POST at all (``False``: a read-only server, greeting 201).
     :ivar feed_peers: networks whose hosts may feed articles (IHAVE, CHECK,
-        TAKETHIS) without logging in; an authenticated user may feed too.
+        TAKETHIS) without logging in.
+    :ivar feed_users: logins that may feed from anywhere (``*``: any logged-in user).
+    :ivar approvers: logins that may post ``Approved`` articles to moderated
+        groups (``*``: any logged-in user; none by default).
     :ivar allow_insecure_auth: AUTHINFO without TLS to loopback peers.
     :ivar max_article_size: the largest article accepted, in bytes (larger: refused).
     :ivar max_article_line: the longest article line accepted, CRLF excluded.
@@ -42,6 +45,8 @@ class NNTPSettings:
     posting_requires_auth: bool = True
     allow_posting: bool = True
     feed_peers: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    feed_users: tuple[str, ...] = ("*",)
+    approvers: tuple[str, ...] = ()
     allow_insecure_auth: bool = False
     max_article_size: int = DEFAULT_MAX_ARTICLE_SIZE
     max_article_line: int = 998
