@@ -187,7 +187,10 @@ class MailboxCommands(SelectedCommands):
             if result is None:  # forgotten that far back: what the client may know, not here
                 text_ = ranges_text(missing_uids(known, present, self._seq_match_floor(params)))
             else:
-                text_ = compress(SequenceSet(tuple(known)).select(result))
+                seqmap = selected.seqmap
+                text_ = compress(
+                    [u for u in SequenceSet(tuple(known)).select(result) if seqmap.seq(u) is None]
+                )
             if text_:
                 self.untagged("VANISHED (EARLIER) " + text_)
             out = []

@@ -325,9 +325,31 @@ class SelectedCommands(SessionState):
     # -- FETCH --------------------------------------------------------------------------
 
     def fetch(self, req: Request) -> None:
-        """``FETCH set items`` / ``UID FETCH``: in batches read in the thread pool."""
+        """``FETCH set items`` / ``UID FETCH``: in batches read in the thread pool.
+
+        ``UID FETCH ... (CHANGEDSINCE n)`` first reports pending changes (a UID
+        command may carry ``EXPUNGE``/``VANISHED``), so that what it answers
+        matches the mailbox as it is.
+        """
         selected = self.selected
         assert selected is not None
+        if req.uid and selected.dirty and "CHANGEDSINCE" in req.params:
+
+            def reported(result: Any) -> None:
+                if isinstance(result, Failure):
+                    _log.failure("refreshing the mailbox failed", result)
+                else:
+                    self.apply_changes(result)
+                if self.selected is selected:
+                    self._fetch_now(req, selected)
+                else:
+                    self.ok(req, "FETCH completed")
+
+            self.wait(self._refresh(), reported)
+            return
+        self._fetch_now(req, selected)
+
+    def _fetch_now(self, req: Request, selected: Selected) -> None:
         targets = self._targets(req)
         if targets is None:
             return
@@ -366,7 +388,8 @@ class SelectedCommands(SessionState):
         """``UID FETCH ... (CHANGEDSINCE n VANISHED)``: ``VANISHED (EARLIER)`` first."""
         assert req.sequence is not None
         box = selected.box
-        present = selected.seqmap.uids
+        seqmap = selected.seqmap
+        present = seqmap.uids
         spans = req.sequence.merged(max(box.uid_next - 1, 1))
 
         def got(result: Any) -> None:
@@ -375,8 +398,10 @@ class SelectedCommands(SessionState):
                 result = None
             if result is None:  # forgotten that far back: every UID of the set not here
                 text = ranges_text(missing_uids(spans, present))
-            else:
-                text = compress(SequenceSet(tuple(spans)).select(result))
+            else:  # (EARLIER) never names a UID the session still shows
+                text = compress(
+                    [u for u in SequenceSet(tuple(spans)).select(result) if seqmap.seq(u) is None]
+                )
             if text:
                 self.untagged("VANISHED (EARLIER) " + text)
             self._fetch_marking(req, selected, targets, atts, unseen)
