@@ -8,6 +8,12 @@ import re
 from netproto_twisted.core.connection import ConnectionDriver
 from netproto_twisted.imap4.server.selected import missing_uids
 from netproto_twisted.imap4.wire.commands import QresyncParams, parse_command
+from netproto_twisted.imap4.wire.responses import (
+    ResponseSyntaxError,
+    Untagged,
+    Vanished,
+    parse_response,
+)
 from netproto_twisted.imap4.wire.tokens import CommandSyntaxError
 from tests.imap4.test_server_commands import Base
 
@@ -314,3 +320,18 @@ class HelperTests(Base):
         )
         self.assertEqual(missing_uids([(1, 3), (7, 9)], [2, 8], above=2), [(3, 3), (7, 7), (9, 9)])
         self.assertEqual(missing_uids([(5, 6)], [5, 6]), [])
+
+    def test_vanished_responses_parse_into_ranges(self) -> None:
+        earlier = parse_response([b"* VANISHED (EARLIER) 41,43:116,118"])
+        assert isinstance(earlier, Untagged)
+        self.assertEqual(earlier.data, Vanished(True, ((41, 41), (43, 116), (118, 118))))
+        self.assertIn(50, earlier.data)
+        self.assertNotIn(42, earlier.data)
+        self.assertEqual(len(earlier.data.uids()), 76)
+        now = parse_response([b"* VANISHED 7:5"])
+        assert isinstance(now, Untagged)
+        self.assertEqual(now.data, Vanished(False, ((5, 7),)))
+        with self.assertRaises(ValueError):
+            parse_response([b"* VANISHED 1:4000000000"]).data.uids()  # type: ignore[union-attr]
+        with self.assertRaises(ResponseSyntaxError):
+            parse_response([b"* VANISHED 1:*"])
