@@ -24,6 +24,7 @@ modseq is above the one it last saw, so a warm check is one small query.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -55,6 +56,14 @@ CREATE INDEX IF NOT EXISTS vanished_modseq ON vanished (modseq);
 
 
 def _key(flags: Iterable[str]) -> str:
+    if isinstance(flags, frozenset):
+        return _frozen_key(flags)
+    return "\n".join(sorted(flags))
+
+
+@functools.lru_cache(maxsize=4096)
+def _frozen_key(flags: frozenset[str]) -> str:
+    """A flag set's key; a folder has few distinct flag sets, so this is nearly always a hit."""
     return "\n".join(sorted(flags))
 
 
@@ -329,6 +338,11 @@ class FolderIndex:
                     db.execute(
                         "UPDATE meta SET value = ? WHERE key = 'vanished_floor'",
                         (str(self.highest_modseq),),
+                    )
+                    # Other processes' mirrors must reload, not read what is new.
+                    self._generation = os.urandom(8).hex()
+                    db.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'generation'", (self._generation,)
                     )
                     self.vanished_floor = self.highest_modseq
                     self.uid_validity = uid_validity
