@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netproto_twisted.core.connection import ConnectionDriver
 from netproto_twisted.imap4.server.selected import missing_uids
@@ -335,3 +339,41 @@ class HelperTests(Base):
             parse_response([b"* VANISHED 1:4000000000"]).data.uids()  # type: ignore[union-attr]
         with self.assertRaises(ResponseSyntaxError):
             parse_response([b"* VANISHED 1:*"])
+
+
+_UID_RANGES = st.lists(
+    st.tuples(st.integers(1, 2**32 - 1), st.integers(1, 2**32 - 1)), min_size=1, max_size=8
+)
+
+
+class PropertyTests(Base):
+    @given(st.integers(1, 2**32 - 1), st.integers(0, 2**63 - 1), st.none() | _UID_RANGES)
+    def test_qresync_parameters_round_trip(
+        self, validity: int, modseq: int, known: list[tuple[int, int]] | None
+    ) -> None:
+        text = b"%d %d" % (validity, modseq)
+        if known is not None:
+            text += b" " + ",".join(f"{a}:{b}" for a, b in known).encode()
+        req = parse_command([b"t SELECT INBOX (QRESYNC (" + text + b"))"])
+        q = req.params["QRESYNC"]
+        assert isinstance(q, QresyncParams)
+        self.assertEqual((q.uid_validity, q.modseq), (validity, modseq))
+        self.assertEqual(q.known_uids.ranges if q.known_uids else None, known and tuple(known))
+
+    @given(st.binary(max_size=80))
+    def test_random_modifiers_never_crash(self, junk: bytes) -> None:
+        junk = junk.replace(b"\r", b"").replace(b"\n", b"")
+        for template in (
+            b"t SELECT INBOX (%s)",
+            b"t UID FETCH 1 FLAGS (%s)",
+            b"t STORE 1 (%s) FLAGS x",
+        ):
+            with contextlib.suppress(CommandSyntaxError):
+                parse_command([template % junk])
+
+    @given(_UID_RANGES)
+    def test_vanished_ranges_round_trip(self, ranges: list[tuple[int, int]]) -> None:
+        text = ",".join(f"{a}:{b}" for a, b in ranges).encode()
+        parsed = parse_response([b"* VANISHED (EARLIER) " + text])
+        assert isinstance(parsed, Untagged)
+        self.assertEqual(parsed.data.ranges, tuple((min(a, b), max(a, b)) for a, b in ranges))
