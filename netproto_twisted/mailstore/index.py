@@ -93,6 +93,8 @@ class IndexTransaction:
         self._db = db
         self._new: int | None = None
         self.pruned = False
+        self._upserts: list[tuple[int, int, str, int]] = []
+        self._expunged: list[tuple[int, int]] = []
 
     def _next(self) -> int:
         if self._new is None:
@@ -121,11 +123,7 @@ class IndexTransaction:
         if row is not None and row[1] == key:
             return row[0]
         modseq = self._next()
-        self._db.execute(
-            "INSERT OR REPLACE INTO msg (uid, modseq, flags, size) VALUES (?, ?, ?, ?)",
-            (uid, modseq, key, size),
-        )
-        self._db.execute("DELETE FROM vanished WHERE uid = ?", (uid,))
+        self._upserts.append((uid, modseq, key, size))
         self._index._rows[uid] = (modseq, key)
         return modseq
 
@@ -133,12 +131,26 @@ class IndexTransaction:
         """Forget a message, remembering its UID as expunged now."""
         if self._index._rows.pop(uid, None) is None:
             return
-        modseq = self._next()
-        self._db.execute("DELETE FROM msg WHERE uid = ?", (uid,))
-        self._db.execute(
-            "INSERT OR REPLACE INTO vanished (uid, modseq) VALUES (?, ?)", (uid, modseq)
-        )
+        self._expunged.append((uid, self._next()))
         self.pruned = True
+
+    def flush(self) -> None:
+        """Write what was recorded (in two statements however many messages)."""
+        db = self._db
+        if self._expunged:
+            db.executemany("DELETE FROM msg WHERE uid = ?", [(u,) for u, _m in self._expunged])
+            db.executemany(
+                "INSERT OR REPLACE INTO vanished (uid, modseq) VALUES (?, ?)", self._expunged
+            )
+        if self._upserts:
+            db.executemany(
+                "INSERT OR REPLACE INTO msg (uid, modseq, flags, size) VALUES (?, ?, ?, ?)",
+                self._upserts,
+            )
+            # A UID expunged and back (a rebuilt uidlist) is no longer vanished.
+            db.executemany("DELETE FROM vanished WHERE uid = ?", [(u[0],) for u in self._upserts])
+        self._upserts = []
+        self._expunged = []
 
 
 class FolderIndex:
@@ -284,6 +296,7 @@ class FolderIndex:
                 self._refresh_mirror(db)
                 tx = IndexTransaction(self, db)
                 yield tx
+                tx.flush()
                 if tx.changed:
                     assert tx._new is not None
                     self.highest_modseq = tx._new

@@ -24,7 +24,7 @@ from netproto_twisted.imap4.wire.fetchspec import FetchAtt
 from netproto_twisted.imap4.wire.search import SearchKey
 from netproto_twisted.imap4.wire.serialise import continuation, flag_list
 from netproto_twisted.imap4.wire.tokens import SequenceSet
-from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox
+from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.folder import FlagMode
 from netproto_twisted.mailstore.interfaces import Appended
 from netproto_twisted.mailstore.maildir import MaildirMailbox, MaildirStore
@@ -95,6 +95,13 @@ def uses_modseq(key: SearchKey | None) -> bool:
     if key.name == "MODSEQ":
         return True
     return any(isinstance(k, SearchKey) and uses_modseq(k) for k in key.args)
+
+
+def _modseq(box: MaildirMailbox, uid: int) -> int:
+    try:
+        return box.get(uid).modseq
+    except NoSuchMessage:
+        return 0
 
 
 def copy_messages(
@@ -361,8 +368,7 @@ class SelectedCommands(SessionState):
             self.bad(req, "VANISHED needs UID FETCH and ENABLE QRESYNC")
             return
         if isinstance(changed_since, int):
-            box = selected.box
-            targets = [(s, u) for s, u in targets if box.get(u).modseq > changed_since]
+            targets = [(s, u) for s, u in targets if _modseq(selected.box, u) > changed_since]
         unseen = (
             [uid for _seq, uid in targets if "\\Seen" not in selected.box.get(uid).flags]
             if not selected.read_only and any(a.sets_seen for a in atts)
