@@ -154,6 +154,10 @@ class CondstoreTests(Base):
             % (top + 1),
         )
         self.assertEqual(
+            self.cmd(d, b"s5 SEARCH RETURN (MIN) MODSEQ 1"),
+            b'* ESEARCH (TAG "s5") MIN 1 MODSEQ %d\r\ns5 OK SEARCH completed\r\n' % top,
+        )
+        self.assertEqual(
             self.cmd(d, b"s3 SEARCH MODSEQ %d" % (top + 2)),
             b"* SEARCH\r\ns3 OK SEARCH completed\r\n",
         )

@@ -524,6 +524,12 @@ class SelectedCommands(SessionState):
                 parts.append(f"ALL {compress(numbers)}")
         if "COUNT" in options:
             parts.append(f"COUNT {len(numbers)}")
+        if modseq is not None and "ALL" not in options and "COUNT" not in options:
+            # Only MIN and/or MAX: the highest modseq of those messages (RFC 7162 3.1.5).
+            ends = {min(numbers)} if "MIN" in options else set()
+            if "MAX" in options:
+                ends.add(max(numbers))
+            modseq = max(e.info.modseq for e, n in zip(matched, numbers, strict=True) if n in ends)
         if modseq is not None:
             parts.append(f"MODSEQ {modseq}")
         self.untagged("ESEARCH " + " ".join(parts))
