@@ -529,7 +529,10 @@ class SelectedCommands(SessionState):
             ends = {min(numbers)} if "MIN" in options else set()
             if "MAX" in options:
                 ends.add(max(numbers))
-            modseq = max(e.info.modseq for e, n in zip(matched, numbers, strict=True) if n in ends)
+            modseq = max(
+                (e.info.modseq for e, n in zip(matched, numbers, strict=True) if n in ends),
+                default=modseq,
+            )
         if modseq is not None:
             parts.append(f"MODSEQ {modseq}")
         self.untagged("ESEARCH " + " ".join(parts))
