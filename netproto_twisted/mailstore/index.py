@@ -55,6 +55,22 @@ CREATE INDEX IF NOT EXISTS vanished_modseq ON vanished (modseq);
 """
 
 
+_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+_CORRUPT = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+
+
+def _error_name(exc: sqlite3.Error) -> str:
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if isinstance(name, str):
+        return name
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return "SQLITE_BUSY"
+    if "not a database" in text or "malformed" in text:
+        return "SQLITE_NOTADB"
+    return "SQLITE_ERROR"
+
+
 def _key(flags: Iterable[str]) -> str:
     if isinstance(flags, frozenset):
         return _frozen_key(flags)
@@ -174,6 +190,7 @@ class FolderIndex:
         self.max_vanished = max_vanished
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        self._memory = False
         self._inode: int | None = None
         self._rows: dict[int, tuple[int, str]] = {}
         self._generation = ""
@@ -198,27 +215,35 @@ class FolderIndex:
             inode: int | None = os.stat(self.file).st_ino
         except OSError:
             inode = None
-        if self._db is not None and inode == self._inode and inode is not None:
+        if self._db is not None and (self._memory or (inode == self._inode and inode is not None)):
             return self._db
         self.close()
         try:
             db = self._open()
         except sqlite3.DatabaseError as exc:
-            _log.warn(
-                "{file}: unusable index ({reason}); rebuilding it", file=self.file, reason=str(exc)
-            )
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.file + suffix)
+            if _error_name(exc) in _BUSY:
+                raise  # another writer held it past the timeout: try again later
+            if _error_name(exc) in _CORRUPT:
+                _log.warn(
+                    "{file}: corrupt index ({reason}); rebuilding it",
+                    file=self.file,
+                    reason=str(exc),
+                )
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.file + suffix)
             try:
                 db = self._open()
-            except sqlite3.Error as exc2:
+            except sqlite3.DatabaseError as exc2:
+                if _error_name(exc2) in _BUSY:
+                    raise
                 _log.warn(
                     "{file}: cannot keep an index ({reason}); modseqs last this process only",
                     file=self.file,
                     reason=str(exc2),
                 )
                 db = self._open(memory=True)
+                self._memory = True
         self._db = db
         try:
             self._inode = os.stat(self.file).st_ino

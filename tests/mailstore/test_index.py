@@ -11,6 +11,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 import netproto_twisted
+from netproto_twisted.mailstore import index as index_module
 from netproto_twisted.mailstore.filenames import DELETED, FLAGGED, SEEN
 from netproto_twisted.mailstore.folder import FlagMode, MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
@@ -202,3 +203,26 @@ class SharingTests(IndexTestCase):
         snap = self.folder.sync()
         self.assertEqual([m.modseq for m in snap.messages], [FLOOR + 1, FLOOR + 2, FLOOR + 2])
         self.assertEqual(self.folder.index.highest_modseq, FLOOR + 2)
+
+    def test_an_index_that_cannot_be_opened_lives_in_memory(self) -> None:
+        os.mkdir(os.path.join(self.path, INDEX_NAME))  # not a file: SQLite cannot open it
+        snap = self.folder.sync()
+        self.assertEqual(snap.highest_modseq, FLOOR + 1)
+        updated = self.folder.store_flags_batch(snap.messages[:1], [SEEN], FlagMode.ADD)
+        self.assertEqual(updated[0].modseq, FLOOR + 2)
+        self.assertEqual(self.folder.sync().highest_modseq, FLOOR + 2)
+        self.assertTrue(os.path.isdir(os.path.join(self.path, INDEX_NAME)))
+
+    def test_a_locked_index_is_not_mistaken_for_a_corrupt_one(self) -> None:
+        self.folder.sync()
+        blocker = sqlite3.connect(os.path.join(self.path, INDEX_NAME), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        self.addCleanup(blocker.close)
+        index = FolderIndex(self.path, clock=lambda: NOW)
+        self.patch(index_module, "_BUSY_TIMEOUT", 0.05)
+        with self.assertRaises(sqlite3.OperationalError):
+            index.reconcile(int(NOW), [(1, frozenset(), 10)])
+        blocker.execute("ROLLBACK")
+        self.assertEqual(
+            index.reconcile(int(NOW), [(1, frozenset(), 10)]).highest_modseq, FLOOR + 2
+        )
