@@ -202,13 +202,21 @@ class FolderIndex:
 
     # -- the database -------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close the database connection (it is reopened when needed)."""
-        with self._lock:
-            if self._db is not None:
+    def close(self, wait: bool = True) -> bool:
+        """Close the database connection (it is reopened when needed).
+
+        ``wait=False``: only if no other thread is using it now; return whether closed.
+        """
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            if self._db is not None and not self._memory:
                 self._db.close()
                 self._db = None
                 self._generation = ""
+            return True
+        finally:
+            self._lock.release()
 
     def _connect(self) -> sqlite3.Connection:
         try:

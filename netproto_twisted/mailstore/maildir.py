@@ -51,8 +51,8 @@ TMP_CLEANUP_INTERVAL = 3600.0
 
 #: How many INBOX folder objects a store remembers (see ``MaildirStore._inbox``).
 _MAX_INBOXES = 10_000
-#: How many folder indexes (open SQLite files) a store keeps open.
-_MAX_INDEXES = 256
+#: How many folder indexes a store keeps (each an open SQLite file: three descriptors).
+_MAX_INDEXES = 64
 
 _T = TypeVar("_T")
 
@@ -139,13 +139,14 @@ class MaildirStore:
     def folder_index(self, path: str) -> FolderIndex:
         """The shared :class:`FolderIndex` of the folder directory ``path`` (no I/O)."""
         with self._indexes_lock:
-            index = self._indexes.get(path)
+            index = self._indexes.pop(path, None)  # and back at the end: the least recently used go
             if index is None:
                 if len(self._indexes) >= _MAX_INDEXES:
-                    # Forget the oldest; its connection closes once no folder object uses it.
-                    del self._indexes[next(iter(self._indexes))]
+                    # Forget the oldest and close its file; a session still using it
+                    # reopens it when needed (not closed now if a thread is using it).
+                    self._indexes.pop(next(iter(self._indexes))).close(wait=False)
                 index = FolderIndex(path, clock=self._clock)
-                self._indexes[path] = index
+            self._indexes[path] = index
             return index
 
     def _inbox(self, user: str) -> MaildirFolder:

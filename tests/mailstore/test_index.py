@@ -16,8 +16,9 @@ from netproto_twisted.mailstore.filenames import DELETED, FLAGGED, SEEN
 from netproto_twisted.mailstore.folder import FlagMode, MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.index import INDEX_NAME, FolderIndex
+from netproto_twisted.mailstore.maildir import MaildirStore
 
-from .helpers import make_maildir, put
+from .helpers import make_maildir, put, sync_runner
 
 ROOT = os.path.dirname(os.path.dirname(netproto_twisted.__file__))
 NOW = 1_800_000_000.0
@@ -226,3 +227,26 @@ class SharingTests(IndexTestCase):
         self.assertEqual(
             index.reconcile(int(NOW), [(1, frozenset(), 10)]).highest_modseq, FLOOR + 2
         )
+
+
+class StoreIndexesTests(SynchronousTestCase):
+    def test_the_store_shares_one_index_per_folder_and_closes_the_least_used(self) -> None:
+        base = os.path.abspath(self.mktemp())
+        store = MaildirStore(base, runner=sync_runner, sync="file")
+        path0 = os.path.join(base, "u0")
+        make_maildir(path0)
+        first = store.folder_index(path0)
+        top = first.reconcile(1, [(1, frozenset(), 5)]).highest_modseq
+        self.assertIs(store.folder_index(path0), first)
+        for n in range(1, 64):
+            store.folder_index(os.path.join(base, f"u{n}"))
+        self.assertIs(store.folder_index(path0), first)  # used again: the newest now
+        store.folder_index(os.path.join(base, "extra"))  # the 65th: u1 goes, not u0
+        self.assertIs(store.folder_index(path0), first)
+        for n in range(100, 170):
+            store.folder_index(os.path.join(base, f"u{n}"))
+        self.assertIsNot(store.folder_index(path0), first)
+        self.assertIsNone(first._db)  # closed when it was dropped
+        # A session that kept it still works: it reopens the file.
+        again = first.reconcile(1, [(1, frozenset({SEEN}), 5)])
+        self.assertEqual(again.highest_modseq, top + 1)
