@@ -139,7 +139,8 @@ class MaildirStore:
     def folder_index(self, path: str) -> FolderIndex:
         """The shared :class:`FolderIndex` of the folder directory ``path`` (no I/O)."""
         with self._indexes_lock:
-            index = self._indexes.pop(path, None)  # and back at the end: the least recently used go
+            # Taken out and put back at the end: the least recently used go first.
+            index = self._indexes.pop(path, None)
             if index is None:
                 if len(self._indexes) >= _MAX_INDEXES:
                     # Forget the oldest and close its file; a session still using it
