@@ -30,8 +30,15 @@ from netproto_twisted.mailstore.filenames import (
     FORWARDED,
     SEEN,
 )
-from netproto_twisted.mailstore.folder import FlagMode, MaildirFolder, MessageInfo, Snapshot
+from netproto_twisted.mailstore.folder import (
+    FlagMode,
+    MaildirFolder,
+    MessageInfo,
+    Snapshot,
+    StoreResult,
+)
 from netproto_twisted.mailstore.fsops import DotLock, FsOps
+from netproto_twisted.mailstore.index import FolderIndex
 from netproto_twisted.mailstore.interfaces import (
     IAppendWriter,
     IDeliveryTarget,
@@ -55,6 +62,7 @@ __all__ = [
     "DirSyncer",
     "DotLock",
     "FlagMode",
+    "FolderIndex",
     "FsOps",
     "IAppendWriter",
     "IDeliveryTarget",
@@ -73,6 +81,7 @@ __all__ = [
     "NoSuchMailbox",
     "NoSuchMessage",
     "Snapshot",
+    "StoreResult",
     "validate_folder",
     "validate_user",
 ]

@@ -32,6 +32,7 @@ from netproto_twisted.mailstore.filenames import (
     serialize_keywords_file,
 )
 from netproto_twisted.mailstore.fsops import LOCK_TIMEOUT_SECONDS, DotLock, FsOps, atomic_write
+from netproto_twisted.mailstore.index import FolderIndex
 from netproto_twisted.mailstore.uidlist import (
     UidList,
     UidListError,
@@ -48,6 +49,7 @@ __all__ = [
     "MaildirFolder",
     "MessageInfo",
     "Snapshot",
+    "StoreResult",
 ]
 
 UIDLIST_NAME = "dovecot-uidlist"
@@ -86,6 +88,8 @@ class MessageInfo:
     """The file's modification time (IMAP INTERNALDATE), seconds since the epoch."""
     recent: bool = False
     """True if this session is the first to see the message (it was in ``new/``)."""
+    modseq: int = 0
+    """The message's mod-sequence (RFC 7162): grows whenever its flags change."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,22 @@ class Snapshot:
     uid_next: int
     guid: str
     messages: tuple[MessageInfo, ...]
+    highest_modseq: int = 0
+    """The folder's HIGHESTMODSEQ (RFC 7162)."""
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What a conditional flag store did (:meth:`MaildirFolder.store_flags_conditional`).
+
+    :ivar updated: the new infos of the messages stored (with their modseqs).
+    :ivar modified: UIDs left alone because their modseq was above ``unchanged_since``.
+    :ivar highest_modseq: the folder's HIGHESTMODSEQ afterwards.
+    """
+
+    updated: list[MessageInfo]
+    modified: list[int]
+    highest_modseq: int
 
 
 def canonical_flag(flag: str) -> str:
@@ -120,8 +140,10 @@ class MaildirFolder:
         *,
         clock: Callable[[], float] = time.time,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        index: FolderIndex | None = None,
     ) -> None:
         self.path = path
+        self._index = index
         self.fs = fs
         self._clock = clock
         self._lock_timeout = lock_timeout
@@ -130,6 +152,13 @@ class MaildirFolder:
         self.tmp = os.path.join(path, "tmp")
         self.uidlist_path = os.path.join(path, UIDLIST_NAME)
         self.keywords_path = os.path.join(path, KEYWORDS_NAME)
+
+    @property
+    def index(self) -> FolderIndex:
+        """The folder's persistent index (mod-sequences); made on first use."""
+        if self._index is None:
+            self._index = FolderIndex(self.path, clock=self._clock)
+        return self._index
 
     def exists(self) -> bool:
         """Tell whether the folder has its ``cur/``, ``new/`` and ``tmp/``."""
@@ -249,11 +278,19 @@ class MaildirFolder:
                     info = self._info(record.uid, *located, keywords, record.base in recent)
             if info is not None:
                 messages.append(info)
+        reconciled = self.index.reconcile(
+            uidlist.uid_validity, ((m.uid, m.flags, m.size) for m in messages)
+        )
+        modseqs = reconciled.modseqs
         return Snapshot(
             uid_validity=uidlist.uid_validity,
             uid_next=uidlist.next_uid,
             guid=uidlist.guid,
-            messages=tuple(messages),
+            messages=tuple(
+                m if m.modseq == modseqs[m.uid] else replace(m, modseq=modseqs[m.uid])
+                for m in messages
+            ),
+            highest_modseq=reconciled.highest_modseq,
         )
 
     def _info(
@@ -360,14 +397,43 @@ class MaildirFolder:
     def store_flags_batch(
         self, infos: Iterable[MessageInfo], flags: Iterable[str], mode: FlagMode
     ) -> list[MessageInfo]:
-        """:meth:`store_flags` for many messages: keywords assigned and read once."""
+        """:meth:`store_flags` for many messages: keywords assigned and read once.
+
+        The changes are recorded in the index in one transaction (one new modseq).
+        """
+        return self.store_flags_conditional(infos, flags, mode).updated
+
+    def store_flags_conditional(
+        self,
+        infos: Iterable[MessageInfo],
+        flags: Iterable[str],
+        mode: FlagMode,
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
+        """Store flags of many messages, skipping those whose modseq is above ``unchanged_since``.
+
+        CONDSTORE's ``STORE (UNCHANGEDSINCE n)``: the test and the changes
+        happen in one index transaction, so no other writer of the index
+        slips in between.  A message whose flags do not change keeps its modseq.
+        """
         given = {canonical_flag(flag) for flag in flags}
         keywords = self.read_keywords()
         if mode is not FlagMode.REMOVE:
             _letters, missing = letters_for_flags(given, keywords)
             if missing:
                 keywords = self._assign_keywords(missing)
-        return [self.store_flags(info, given, mode, keywords) for info in infos]
+        updated: list[MessageInfo] = []
+        modified: list[int] = []
+        with self.index.writing() as tx:
+            for info in infos:
+                current = tx.modseq(info.uid)
+                if unchanged_since is not None and (current or 0) > unchanged_since:
+                    modified.append(info.uid)
+                    continue
+                new = self.store_flags(info, given, mode, keywords)
+                modseq = tx.set_flags(new.uid, new.flags, new.size)
+                updated.append(replace(new, modseq=modseq))
+        return StoreResult(updated, modified, self.index.highest_modseq)
 
     def expunge(self, infos: Iterable[MessageInfo]) -> list[int]:
         """Remove messages; return the UIDs removed (already-gone ones are included)."""
@@ -381,6 +447,10 @@ class MaildirFolder:
                 except FileNotFoundError:
                     location = self.locate(info.base)
             removed.append(info.uid)
+        if removed:
+            with self.index.writing() as tx:
+                for uid in removed:
+                    tx.expunge(uid)
         return removed
 
     # -- keywords ---------------------------------------------------------

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from netproto_twisted.mailstore.folder import FlagMode, MessageInfo
+    from netproto_twisted.mailstore.folder import FlagMode, MessageInfo, StoreResult
 
 __all__ = [
     "Appended",
@@ -96,6 +96,7 @@ class IMailbox(Interface):
     uid_validity = Attribute("UIDVALIDITY of the snapshot (int).")
     uid_next = Attribute("UIDNEXT of the snapshot (int).")
     messages = Attribute("Messages of the snapshot, a tuple of MessageInfo sorted by UID.")
+    highest_modseq = Attribute("HIGHESTMODSEQ of the snapshot (int, RFC 7162).")
 
     def get(uid: int) -> MessageInfo:
         """Return the MessageInfo of a UID; raise ``NoSuchMessage``."""
@@ -110,6 +111,17 @@ class IMailbox(Interface):
         uids: Iterable[int], flags: Iterable[str], mode: FlagMode = ...
     ) -> Deferred[list[MessageInfo]]:
         """Set, add or remove flags (``FlagMode``); fire with the new infos."""
+
+    def store_flags_conditional(
+        uids: Iterable[int],
+        flags: Iterable[str],
+        mode: FlagMode = ...,
+        unchanged_since: int | None = None,
+    ) -> Deferred[StoreResult]:
+        """Store flags except on messages whose modseq is above ``unchanged_since`` (CONDSTORE)."""
+
+    def vanished_since(modseq: int) -> Deferred[list[int] | None]:
+        """Fire with the UIDs expunged after ``modseq``, or ``None`` if that is forgotten."""
 
     def expunge(uids: Iterable[int] | None = None) -> Deferred[list[int]]:
         """Remove the given UIDs, or all flagged ``\\Deleted``; fire with the UIDs."""

@@ -37,8 +37,10 @@ from netproto_twisted.mailstore.folder import (
     MaildirFolder,
     MessageInfo,
     Snapshot,
+    StoreResult,
 )
 from netproto_twisted.mailstore.fsops import LOCK_TIMEOUT_SECONDS, FsOps
+from netproto_twisted.mailstore.index import FolderIndex
 from netproto_twisted.mailstore.interfaces import IMailbox, IMailStore
 from netproto_twisted.mailstore.names import INBOX, validate_folder
 from netproto_twisted.mailstore.seqmap import Changes
@@ -51,6 +53,8 @@ TMP_CLEANUP_INTERVAL = 3600.0
 
 #: How many INBOX folder objects a store remembers (see ``MaildirStore._inbox``).
 _MAX_INBOXES = 10_000
+#: How many folder indexes a store keeps (each an open SQLite file: three descriptors).
+_MAX_INDEXES = 64
 
 _T = TypeVar("_T")
 
@@ -97,6 +101,9 @@ class MaildirStore:
         # Each user's INBOX folder object, made once (paths only, no I/O): a delivery
         # is then a dictionary look-up, not a path computation.
         self._inboxes: dict[str, MaildirFolder] = {}
+        # One index (one SQLite connection) per folder directory, shared by its sessions.
+        self._indexes: dict[str, FolderIndex] = {}
+        self._indexes_lock = threading.Lock()
         if runner is None:
             if reactor is None or threadpool is None:
                 raise TypeError("MaildirStore needs a reactor and a thread pool (or a runner)")
@@ -125,9 +132,28 @@ class MaildirStore:
         return UserTree(self.base, user, self.fs)
 
     def _folder(self, tree: UserTree, folder: str) -> MaildirFolder:
+        path = tree.folder_path(folder)
         return MaildirFolder(
-            tree.folder_path(folder), self.fs, clock=self._clock, lock_timeout=self._lock_timeout
+            path,
+            self.fs,
+            clock=self._clock,
+            lock_timeout=self._lock_timeout,
+            index=self.folder_index(path),
         )
+
+    def folder_index(self, path: str) -> FolderIndex:
+        """The shared :class:`FolderIndex` of the folder directory ``path`` (no I/O)."""
+        with self._indexes_lock:
+            # Taken out and put back at the end: the least recently used go first.
+            index = self._indexes.pop(path, None)
+            if index is None:
+                if len(self._indexes) >= _MAX_INDEXES:
+                    # Forget the oldest and close its file; a session still using it
+                    # reopens it when needed (not closed now if a thread is using it).
+                    self._indexes.pop(next(iter(self._indexes))).close(wait=False)
+                index = FolderIndex(path, clock=self._clock)
+            self._indexes[path] = index
+            return index
 
     def _inbox(self, user: str) -> MaildirFolder:
         """``user``'s INBOX folder object, remembered (at most ``_MAX_INBOXES`` of them)."""
@@ -296,12 +322,14 @@ class MaildirMailbox:
         self.uid_validity = 0
         self.uid_next = 1
         self.guid = ""
+        self.highest_modseq = 0
         self._apply(snapshot)
 
     def _apply(self, snapshot: Snapshot) -> tuple[MessageInfo, ...]:
         self.uid_validity = snapshot.uid_validity
         self.uid_next = snapshot.uid_next
         self.guid = snapshot.guid
+        self.highest_modseq = snapshot.highest_modseq
         self._by_uid = {info.uid: info for info in snapshot.messages}
         return snapshot.messages
 
@@ -340,13 +368,13 @@ class MaildirMailbox:
 
     def refresh_changes(self, move_new: bool = True) -> Deferred[Changes]:
         """Rescan the folder; fire with what changed since the last snapshot (:class:`Changes`)."""
-        before = {uid: info.flags for uid, info in self._by_uid.items()}
+        before = {uid: (info.flags, info.modseq) for uid, info in self._by_uid.items()}
         validity = self.uid_validity
 
         def diff(messages: tuple[MessageInfo, ...]) -> Changes:
             if self.uid_validity != validity:
                 return Changes(uid_validity_changed=True)
-            now = {info.uid: info.flags for info in messages}
+            now = {info.uid: (info.flags, info.modseq) for info in messages}
             return Changes(
                 added=tuple(sorted(uid for uid in now if uid not in before)),
                 expunged=tuple(sorted(uid for uid in before if uid not in now)),
@@ -375,20 +403,40 @@ class MaildirMailbox:
         self, uids: Iterable[int], flags: Iterable[str], mode: FlagMode = FlagMode.REPLACE
     ) -> Deferred[list[MessageInfo]]:
         """Replace, add or remove flags of messages; fire with their new infos."""
+        return self.store_flags_conditional(uids, flags, mode).addCallback(
+            lambda result: result.updated
+        )
+
+    def store_flags_conditional(
+        self,
+        uids: Iterable[int],
+        flags: Iterable[str],
+        mode: FlagMode = FlagMode.REPLACE,
+        unchanged_since: int | None = None,
+    ) -> Deferred[StoreResult]:
+        """Store flags, sparing messages whose modseq is above ``unchanged_since`` (CONDSTORE).
+
+        Fires with a :class:`StoreResult` (new infos, the UIDs spared, HIGHESTMODSEQ).
+        """
         infos = [self.get(uid) for uid in uids]
         wanted = list(flags)
 
-        def work() -> list[MessageInfo]:
-            return self._target.store_flags_batch(infos, wanted, mode)
+        def work() -> StoreResult:
+            return self._target.store_flags_conditional(infos, wanted, mode, unchanged_since)
 
-        def update(updated: list[MessageInfo]) -> list[MessageInfo]:
-            for info in updated:
+        def update(result: StoreResult) -> StoreResult:
+            for info in result.updated:
                 if info.uid in self._by_uid:
                     self._by_uid[info.uid] = info
-            return updated
+            self.highest_modseq = max(self.highest_modseq, result.highest_modseq)
+            return result
 
-        d: Deferred[list[MessageInfo]] = self._store._run(work)
+        d: Deferred[StoreResult] = self._store._run(work)
         return d.addCallback(update)
+
+    def vanished_since(self, modseq: int) -> Deferred[list[int] | None]:
+        """Fire with the UIDs expunged after ``modseq`` (QRESYNC), or ``None`` if forgotten."""
+        return self._store._run(self._target.index.vanished_since, modseq)
 
     def expunge(self, uids: Iterable[int] | None = None) -> Deferred[list[int]]:
         """Remove the given messages (default: those flagged ``\\Deleted``); fire with UIDs."""
@@ -400,6 +448,8 @@ class MaildirMailbox:
         def update(removed: list[int]) -> list[int]:
             for uid in removed:
                 self._by_uid.pop(uid, None)
+            if removed:
+                self.highest_modseq = max(self.highest_modseq, self._target.index.highest_modseq)
             return removed
 
         d: Deferred[list[int]] = self._store._run(self._target.expunge, infos)

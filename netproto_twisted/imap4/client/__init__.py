@@ -3,6 +3,8 @@
 from netproto_twisted.imap4.client.client import (
     DEFAULT_PORT,
     DEFAULT_TLS_PORT,
+    ConditionalStore,
+    FetchChanges,
     IdleSession,
     IMAPClient,
     MailboxEntry,
@@ -14,6 +16,8 @@ from netproto_twisted.imap4.client.protocol import IMAPClientProtocol, Literal, 
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
+    "ConditionalStore",
+    "FetchChanges",
     "IMAPClient",
     "IMAPClientProtocol",
     "IdleSession",

@@ -37,14 +37,22 @@ from netproto_twisted.core.sasl import (
 )
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.imap4.client.protocol import IMAPClientProtocol, Literal, Reply
+from netproto_twisted.imap4.client.results import (
+    ConditionalStore,
+    FetchChanges,
+    MailboxEntry,
+    MailboxInfo,
+)
 from netproto_twisted.imap4.errors import IMAPConnectionLost, IMAPError
 from netproto_twisted.imap4.wire.mutf7 import mutf7_decode, mutf7_encode
-from netproto_twisted.imap4.wire.responses import Untagged
+from netproto_twisted.imap4.wire.responses import Untagged, Vanished, parse_uid_ranges
 from netproto_twisted.imap4.wire.serialise import format_date_time
 
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
+    "ConditionalStore",
+    "FetchChanges",
     "IMAPClient",
     "IdleSession",
     "MailboxEntry",
@@ -58,29 +66,6 @@ TLSMode = TypingLiteral["starttls", "implicit", "opportunistic", "none"]
 _TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
 _ATOM = re.compile(rb"[!#$&'+,\-./0-9:;<=>?@A-Z^_`a-z|}~]+\Z")
 _MODES = {"+": b"+FLAGS", "-": b"-FLAGS", "": b"FLAGS"}
-
-
-@dataclass
-class MailboxInfo:
-    """What SELECT/EXAMINE reported."""
-
-    exists: int = 0
-    recent: int = 0
-    uid_validity: int = 0
-    uid_next: int = 0
-    unseen: int | None = None
-    flags: tuple[str, ...] = ()
-    permanent_flags: tuple[str, ...] = ()
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class MailboxEntry:
-    """One LIST/LSUB line."""
-
-    attributes: tuple[str, ...]
-    delimiter: str | None
-    name: str
 
 
 @dataclass
@@ -167,6 +152,9 @@ class IMAPClient:
         if greeting.code == "CAPABILITY" and greeting.code_data:
             self._set_caps(greeting.code_data.split())
         self.utf8 = False
+        #: ENABLE QRESYNC (or CONDSTORE) succeeded.
+        self.qresync = False
+        self.condstore = False
         self.state = "AUTH" if greeting.kind == "PREAUTH" else "NONAUTH"
 
     def _set_caps(self, caps: Iterable[str]) -> None:
@@ -242,6 +230,10 @@ class IMAPClient:
             names: tuple[str, ...] = tuple(x for u in reply.of("ENABLED") for x in u.data)
             if "UTF8=ACCEPT" in names:
                 self.utf8 = True
+            if "QRESYNC" in names:
+                self.qresync = self.condstore = True
+            if "CONDSTORE" in names:
+                self.condstore = True
             return names
 
         return d.addCallback(enabled)
@@ -302,9 +294,32 @@ class IMAPClient:
 
     # -- mailboxes ----------------------------------------------------------------------
 
-    def select(self, mailbox: str = "INBOX", readonly: bool = False) -> Deferred[MailboxInfo]:
-        """``SELECT`` (``EXAMINE`` when ``readonly``)."""
+    def select(
+        self,
+        mailbox: str = "INBOX",
+        readonly: bool = False,
+        *,
+        condstore: bool = False,
+        qresync: tuple[int, int] | None = None,
+        known_uids: str | Iterable[int] | None = None,
+    ) -> Deferred[MailboxInfo]:
+        """``SELECT`` (``EXAMINE`` when ``readonly``).
+
+        ``condstore``: the ``(CONDSTORE)`` parameter (RFC 7162).  ``qresync``:
+        ``(uidvalidity, highest modseq)`` cached from an earlier session, for
+        ``(QRESYNC (...))`` (after :meth:`enable` ``("QRESYNC")``), optionally
+        with the ``known_uids``; the answer's :attr:`MailboxInfo.vanished` and
+        :attr:`MailboxInfo.changed` then say what changed since.
+        """
         verb = b"EXAMINE" if readonly else b"SELECT"
+        params: list[bytes] = []
+        if condstore:
+            params.append(b"CONDSTORE")
+        if qresync is not None:
+            inner = b"%d %d" % qresync
+            if known_uids is not None:
+                inner += b" " + message_set(known_uids)
+            params.append(b"QRESYNC (" + inner + b")")
 
         def info(reply: Reply) -> MailboxInfo:
             out = MailboxInfo(read_only=reply.tagged.code == "READ-ONLY")
@@ -325,10 +340,21 @@ class IMAPClient:
                         out.unseen = int(data)
                     elif u.code == "PERMANENTFLAGS":
                         out.permanent_flags = tuple(data.strip("()").split())
+                    elif u.code == "HIGHESTMODSEQ":
+                        out.highest_modseq = int(data)
+                    elif u.code == "NOMODSEQ":
+                        out.highest_modseq = None
+                elif u.kind == "VANISHED":
+                    out.vanished += u.data.ranges
+                elif u.kind == "FETCH" and u.data and "UID" in u.data:
+                    out.changed.setdefault(int(u.data["UID"]), {}).update(u.data)
             self.state = "SELECTED"
             return out
 
-        return self._run(verb, self.mailbox(mailbox)).addCallback(info)
+        parts: list[bytes | Literal] = [verb, self.mailbox(mailbox)]
+        if params:
+            parts.append(b"(" + b" ".join(params) + b")")
+        return self._run(*parts).addCallback(info)
 
     def examine(self, mailbox: str = "INBOX") -> Deferred[MailboxInfo]:
         """``EXAMINE``."""
@@ -422,11 +448,15 @@ class IMAPClient:
         return self._run(b"UNSELECT")
 
     def expunge(self, uids: str | Iterable[int] | None = None) -> Deferred[builtins.list[int]]:
-        """``EXPUNGE`` (``UID EXPUNGE`` with ``uids``): fire with the expunged numbers."""
+        """``EXPUNGE`` (``UID EXPUNGE`` with ``uids``): fire with the expunged numbers.
+
+        Once QRESYNC is enabled the server answers ``VANISHED``: these are UIDs.
+        """
         parts = [b"EXPUNGE"] if uids is None else [b"UID", b"EXPUNGE", message_set(uids)]
 
         def numbers(reply: Reply) -> builtins.list[int]:
-            return [u.number or 0 for u in reply.of("EXPUNGE")]
+            vanished = [uid for u in reply.of("VANISHED") for uid in u.data.uids()]
+            return vanished or [u.number or 0 for u in reply.of("EXPUNGE")]
 
         return self._run(*parts).addCallback(numbers)
 
@@ -455,13 +485,33 @@ class IMAPClient:
         return self._run(*parts).addCallback(result)
 
     def fetch(
-        self, messages: str | int | Iterable[int], items: str | Sequence[str], *, uid: bool = False
-    ) -> Deferred[dict[int, dict[str, Any]]]:
-        """``FETCH``: ``{seq (or UID with uid=True): {item: parsed value}}``."""
+        self, messages: str | int | Iterable[int], items: str | Sequence[str], *,
+        uid: bool = False, changed_since: int | None = None,
+    ) -> Deferred[dict[int, dict[str, Any]]]:  # fmt: skip
+        """``FETCH``: ``{seq (or UID with uid=True): {item: parsed value}}``.
+
+        ``changed_since``: only the messages whose modseq is above it (CONDSTORE).
+        """
         spec = items if isinstance(items, str) else "(" + " ".join(items) + ")"
         parts = [b"UID", b"FETCH"] if uid else [b"FETCH"]
-        d = self._run(*parts, message_set(messages), spec.encode())
+        extra = [b"(CHANGEDSINCE %d)" % changed_since] if changed_since is not None else []
+        d = self._run(*parts, message_set(messages), spec.encode(), *extra)
         return d.addCallback(lambda r: _fetched(r, uid))
+
+    def fetch_changes(
+        self, uids: str | int | Iterable[int], items: str | Sequence[str], changed_since: int,
+        *, vanished: bool = True,
+    ) -> Deferred[FetchChanges]:  # fmt: skip
+        """``UID FETCH uids items (CHANGEDSINCE n [VANISHED])`` (``VANISHED`` needs QRESYNC)."""
+        spec = items if isinstance(items, str) else "(" + " ".join(items) + ")"
+        modifier = b"(CHANGEDSINCE %d%s)" % (changed_since, b" VANISHED" if vanished else b"")
+        d = self._run(b"UID", b"FETCH", message_set(uids), spec.encode(), modifier)
+
+        def result(reply: Reply) -> FetchChanges:
+            gone = tuple(dict.fromkeys(r for u in reply.of("VANISHED") for r in u.data.ranges))
+            return FetchChanges(_fetched(reply, True), gone)
+
+        return d.addCallback(result)
 
     def store(
         self, messages: str | int | Iterable[int], flags: Iterable[str], mode: str = "+",
@@ -472,6 +522,28 @@ class IMAPClient:
         parts = [b"UID", b"STORE"] if uid else [b"STORE"]
         d = self._run(*parts, message_set(messages), item, ("(" + " ".join(flags) + ")").encode())
         return d.addCallback(lambda r: _fetched(r, uid))
+
+    def store_conditional(
+        self, messages: str | int | Iterable[int], flags: Iterable[str], unchanged_since: int,
+        mode: str = "+", *, uid: bool = False, silent: bool = False,
+    ) -> Deferred[ConditionalStore]:  # fmt: skip
+        """``STORE set (UNCHANGEDSINCE n) ...`` (CONDSTORE): messages changed since ``n`` are
+        left alone and listed in :attr:`ConditionalStore.modified` (``[MODIFIED ...]``)."""
+        item = _MODES[mode] + (b".SILENT" if silent else b"")
+        parts = [b"UID", b"STORE"] if uid else [b"STORE"]
+        d = self._run(
+            *parts, message_set(messages), b"(UNCHANGEDSINCE %d)" % unchanged_since, item,
+            ("(" + " ".join(flags) + ")").encode(),
+        )  # fmt: skip
+
+        def result(reply: Reply) -> ConditionalStore:
+            modified: builtins.list[int] = []
+            if reply.tagged.code == "MODIFIED" and reply.tagged.code_data:
+                ranges = parse_uid_ranges(reply.tagged.code_data.strip())
+                modified = Vanished(False, ranges).uids(limit=1_000_000)
+            return ConditionalStore(_fetched(reply, uid), modified)
+
+        return d.addCallback(result)
 
     def copy(
         self, messages: str | int | Iterable[int], mailbox: str, *, uid: bool = False

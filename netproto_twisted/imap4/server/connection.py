@@ -142,6 +142,8 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
         self.selected = None
         self.utf8 = False
         self.rev2 = False
+        self.condstore = False
+        self.qresync = False
         self.idling: Request | None = None
         self._segments: list[object] = []
         self._command_size = 0
@@ -179,6 +181,7 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
             "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE",
             "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "SEARCHRES" if False else "ESEARCH",
             "UTF8=ACCEPT", "BINARY", f"APPENDLIMIT={self.settings.append_limit}",
+            "CONDSTORE", "QRESYNC",
         ]  # fmt: skip
         return list(dict.fromkeys(caps))
 
@@ -441,7 +444,7 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
         self.ok(req, "ID completed")
 
     def enable(self, req: Request) -> None:
-        """``ENABLE`` (RFC 5161): IMAP4rev2 and UTF8=ACCEPT."""
+        """``ENABLE`` (RFC 5161): IMAP4rev2, UTF8=ACCEPT, CONDSTORE and QRESYNC (RFC 7162)."""
         enabled = []
         for name in req.atoms:
             if name == "IMAP4REV2":
@@ -450,7 +453,13 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
             elif name == "UTF8=ACCEPT":
                 self.utf8 = True
                 enabled.append("UTF8=ACCEPT")
-        self.untagged("ENABLED" + "".join(" " + e for e in enabled))
+            elif name == "CONDSTORE":
+                self.condstore = True
+                enabled.append("CONDSTORE")
+            elif name == "QRESYNC":
+                self.condstore = self.qresync = True
+                enabled.append("QRESYNC")
+        self.untagged("ENABLED" + "".join(" " + e for e in dict.fromkeys(enabled)))
         self.ok(req, "ENABLE completed")
 
     # -- not authenticated ------------------------------------------------------------

@@ -194,7 +194,7 @@ def _fetch_one(
         elif att.section is not None:
             items.append(_section(att, message))
         elif name == "MODSEQ":
-            items.append(b"MODSEQ (1)")
+            items.append(b"MODSEQ (%d)" % info.modseq)
     return b"* %d FETCH (" % entry.seq + b" ".join(items) + b")\r\n"
 
 
@@ -334,7 +334,9 @@ def _match(key: SearchKey, entry: FetchEntry, message: _Message, ctx: SearchCont
         needle = str(key.args[0])
         header = message.cached().header.decode("utf-8", "replace")
         return _contains(header, needle) or _contains(mime.body_text(message.part()), needle)
-    return name == "MODSEQ"
+    if name == "MODSEQ":  # RFC 7162: changed at or after the given mod-sequence
+        return entry.info.modseq >= cast(int, key.args[0])
+    return False
 
 
 def _compare(how: str, day: datetime.date, when: object) -> bool:

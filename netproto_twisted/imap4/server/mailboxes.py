@@ -13,11 +13,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.imap4.server.commands import State
-from netproto_twisted.imap4.server.selected import SelectedCommands, copy_messages
+from netproto_twisted.imap4.server.selected import (
+    SelectedCommands,
+    compress,
+    copy_messages,
+    missing_uids,
+    ranges_text,
+)
 from netproto_twisted.imap4.server.state import Selected
-from netproto_twisted.imap4.wire.commands import Request
+from netproto_twisted.imap4.wire.commands import QresyncParams, Request
 from netproto_twisted.imap4.wire.serialise import quote
-from netproto_twisted.imap4.wire.tokens import CommandSyntaxError, StreamedLiteral
+from netproto_twisted.imap4.wire.tokens import CommandSyntaxError, SequenceSet, StreamedLiteral
 from netproto_twisted.mailstore.errors import (
     InvalidName,
     MailboxExists,
@@ -40,7 +46,9 @@ _SPECIAL = {
     "drafts": "\\Drafts", "trash": "\\Trash", "deleted messages": "\\Trash",
     "deleted items": "\\Trash", "junk": "\\Junk", "spam": "\\Junk", "archive": "\\Archive",
 }  # fmt: skip
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED")
+_STATUS_ITEMS = (
+    "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED", "HIGHESTMODSEQ",
+)  # fmt: skip
 
 
 def special_use(folder: str) -> str | None:
@@ -113,6 +121,11 @@ class MailboxCommands(SelectedCommands):
         folder = self._name(req, req.mailbox)
         if folder is None:
             return
+        if "QRESYNC" in req.params and not self.qresync:
+            self.bad(req, "QRESYNC needs ENABLE QRESYNC first")
+            return
+        if "CONDSTORE" in req.params:
+            self.condstore = True
         assert self.user is not None
         try:
             d = self.store.open_mailbox(self.user, folder, move_new=not read_only)
@@ -147,10 +160,65 @@ class MailboxCommands(SelectedCommands):
                 self.untagged(f"OK [UNSEEN {unseen}] first unseen")
         self.untagged(f"OK [UIDVALIDITY {box.uid_validity}] UIDs valid")
         self.untagged(f"OK [UIDNEXT {box.uid_next}] predicted next UID")
+        self.untagged(f"OK [HIGHESTMODSEQ {box.highest_modseq}] highest mod-sequence")
         if self.rev2:
             self.untagged(b'LIST () "." ' + quote(self.wire_name(box.folder)))
         verb = "EXAMINE" if read_only else "SELECT"
-        self.ok(req, f"{verb} completed", "READ-ONLY" if read_only else "READ-WRITE")
+        code = "READ-ONLY" if read_only else "READ-WRITE"
+        qresync = req.params.get("QRESYNC")
+        if isinstance(qresync, QresyncParams) and qresync.uid_validity == box.uid_validity:
+            self._resync(req, selected, qresync, f"{verb} completed", code)
+            return
+        self.ok(req, f"{verb} completed", code)
+
+    def _resync(
+        self, req: Request, selected: Selected, params: QresyncParams, text: str, code: str
+    ) -> None:
+        """QRESYNC (RFC 7162 section 3.2.5): ``VANISHED (EARLIER)``, then the changed flags."""
+        box = selected.box
+        present = selected.seqmap.uids
+        top = max(box.uid_next - 1, 1)
+        known = params.known_uids.merged(top) if params.known_uids is not None else [(1, top)]
+
+        def got(result: Any) -> None:
+            if isinstance(result, Failure):
+                _log.failure("reading expunged UIDs failed", result)
+                result = None
+            if result is None:  # forgotten that far back: what the client may know, not here
+                text_ = ranges_text(missing_uids(known, present, self._seq_match_floor(params)))
+            else:
+                seqmap = selected.seqmap
+                text_ = compress(
+                    [u for u in SequenceSet(tuple(known)).select(result) if seqmap.seq(u) is None]
+                )
+            if text_:
+                self.untagged("VANISHED (EARLIER) " + text_)
+            out = []
+            for uid in SequenceSet(tuple(known)).select(present):
+                info = box.get(uid)
+                if info.modseq > params.modseq:
+                    seq = selected.seqmap.seq(uid)
+                    assert seq is not None
+                    out.append(self.flags_fetch(selected.entry(seq, uid), with_uid=True))
+            if out:
+                self.send(b"".join(out))
+            self.ok(req, text, code)
+
+        self.wait(box.vanished_since(params.modseq), got)
+
+    def _seq_match_floor(self, params: QresyncParams) -> int:
+        """The largest UID below which nothing was expunged, by the client's seq-match pairs."""
+        if params.seq_match is None or self.selected is None:
+            return 0
+        seqmap = self.selected.seqmap
+        seqs_set, uids_set = params.seq_match
+        seqs = list(seqs_set.numbers(len(seqmap)))
+        uids = list(uids_set.numbers(max(seqmap.largest_uid, 1)))
+        floor = 0
+        for seq, uid in zip(seqs, uids, strict=False):
+            if seqmap.uid(seq) == uid:
+                floor = max(floor, uid)
+        return floor
 
     # -- CREATE / DELETE / RENAME / SUBSCRIBE -------------------------------------------
 
@@ -350,6 +418,8 @@ class MailboxCommands(SelectedCommands):
         if unknown:
             self.bad(req, f"unknown STATUS item {unknown[0][:20]}")
             return
+        if "HIGHESTMODSEQ" in items:
+            self.condstore = True
         assert self.user is not None
         try:
             d = self.store.open_mailbox(self.user, folder, move_new=False)
@@ -376,6 +446,7 @@ class MailboxCommands(SelectedCommands):
             "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
             "SIZE": sum(m.size for m in messages),
             "DELETED": sum(1 for m in messages if "\\Deleted" in m.flags),
+            "HIGHESTMODSEQ": box.highest_modseq,
         }
         body = " ".join(f"{i} {values[i]}" for i in items)
         self.untagged(b"STATUS " + quote(self.wire_name(folder)) + f" ({body})".encode())

@@ -3,6 +3,8 @@ UNSELECT, CHECK, IDLE, and the untagged reports of what other sessions changed."
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -19,15 +21,23 @@ from netproto_twisted.imap4.server.fetch import (
 from netproto_twisted.imap4.server.state import Selected, SessionState
 from netproto_twisted.imap4.wire.commands import Request
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
+from netproto_twisted.imap4.wire.search import SearchKey
 from netproto_twisted.imap4.wire.serialise import continuation, flag_list
 from netproto_twisted.imap4.wire.tokens import SequenceSet
-from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox
+from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.folder import FlagMode
 from netproto_twisted.mailstore.interfaces import Appended
 from netproto_twisted.mailstore.maildir import MaildirMailbox, MaildirStore
 from netproto_twisted.mailstore.seqmap import Changes
 
-__all__ = ["SelectedCommands", "compress", "copy_messages"]
+__all__ = [
+    "SelectedCommands",
+    "compress",
+    "copy_messages",
+    "missing_uids",
+    "ranges_text",
+    "uses_modseq",
+]
 
 _log = Logger(namespace="netproto.imap4.server")
 _MODES = {"": FlagMode.REPLACE, "+": FlagMode.ADD, "-": FlagMode.REMOVE}
@@ -46,6 +56,52 @@ def compress(numbers: list[int]) -> str:
         out.append(str(values[i]) if i == j else f"{values[i]}:{values[j]}")
         i = j + 1
     return ",".join(out)
+
+
+def ranges_text(ranges: Sequence[tuple[int, int]]) -> str:
+    """``[(1, 3), (5, 5)]`` as ``1:3,5``."""
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in ranges)
+
+
+def missing_uids(
+    spans: Sequence[tuple[int, int]], present: Sequence[int], above: int = 0
+) -> list[tuple[int, int]]:
+    """The ranges of ``spans`` (ascending, merged) above ``above`` without a UID of ``present``.
+
+    ``present`` is ascending.  Work is proportional to the UIDs present, not
+    to the width of the spans (``1:4294967295`` is one range).
+    """
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        a = max(a, above + 1, 1)
+        if a > b:
+            continue
+        start = a
+        i = bisect_left(present, a)
+        end = bisect_right(present, b)
+        for uid in present[i:end]:
+            if uid > start:
+                out.append((start, uid - 1))
+            start = uid + 1
+        if start <= b:
+            out.append((start, b))
+    return out
+
+
+def uses_modseq(key: SearchKey | None) -> bool:
+    """Whether a SEARCH key has a ``MODSEQ`` criterion (the result then carries ``MODSEQ``)."""
+    if key is None:
+        return False
+    if key.name == "MODSEQ":
+        return True
+    return any(isinstance(k, SearchKey) and uses_modseq(k) for k in key.args)
+
+
+def _modseq(box: MaildirMailbox, uid: int) -> int:
+    try:
+        return box.get(uid).modseq
+    except NoSuchMessage:
+        return 0
 
 
 def copy_messages(
@@ -149,11 +205,17 @@ class SelectedCommands(SessionState):
             self.close()
             return
         seqmap = selected.seqmap
+        vanished: list[int] = []
         for uid in changes.expunged:
             seq = seqmap.remove(uid)
             selected.recent.discard(uid)
             if seq is not None:
-                self.untagged(f"{seq} EXPUNGE")
+                if self.qresync:
+                    vanished.append(uid)
+                else:
+                    self.untagged(f"{seq} EXPUNGE")
+        if vanished:
+            self.untagged("VANISHED " + compress(vanished))
         if changes.added:
             seqmap.extend(changes.added)
             for uid in changes.added:
@@ -165,10 +227,18 @@ class SelectedCommands(SessionState):
         for uid in changes.flags_changed:
             seq = seqmap.seq(uid)
             if seq is not None:
-                entry = selected.entry(seq, uid)
-                self.untagged(
-                    f"{seq} FETCH (UID {uid} FLAGS ".encode() + flag_list(entry.flags) + b")"
-                )
+                self.send(self.flags_fetch(selected.entry(seq, uid), with_uid=True))
+
+    def flags_fetch(self, entry: FetchEntry, with_uid: bool, flags: bool = True) -> bytes:
+        """``* n FETCH ([UID u] [FLAGS (...)] [MODSEQ (m)])`` for a flag change."""
+        items = []
+        if with_uid or self.qresync:
+            items.append(b"UID %d" % entry.info.uid)
+        if flags:
+            items.append(b"FLAGS " + flag_list(entry.flags))
+        if self.condstore:
+            items.append(b"MODSEQ (%d)" % entry.info.modseq)
+        return b"* %d FETCH (" % entry.seq + b" ".join(items) + b")\r\n"
 
     def report_changes(self, req: Request, text: str, code: str | None = None) -> None:
         """Report pending changes of the selected mailbox, then complete ``req``."""
@@ -262,13 +332,43 @@ class SelectedCommands(SessionState):
     # -- FETCH --------------------------------------------------------------------------
 
     def fetch(self, req: Request) -> None:
-        """``FETCH set items`` / ``UID FETCH``: in batches read in the thread pool."""
+        """``FETCH set items`` / ``UID FETCH``: in batches read in the thread pool.
+
+        ``UID FETCH ... (CHANGEDSINCE n)`` first reports pending changes (a UID
+        command may carry ``EXPUNGE``/``VANISHED``), so that what it answers
+        matches the mailbox as it is.
+        """
         selected = self.selected
         assert selected is not None
+        if req.uid and selected.dirty and "CHANGEDSINCE" in req.params:
+
+            def reported(result: Any) -> None:
+                if isinstance(result, Failure):
+                    _log.failure("refreshing the mailbox failed", result)
+                else:
+                    self.apply_changes(result)
+                if self.selected is selected:
+                    self._fetch_now(req, selected)
+                else:
+                    self.ok(req, "FETCH completed")
+
+            self.wait(self._refresh(), reported)
+            return
+        self._fetch_now(req, selected)
+
+    def _fetch_now(self, req: Request, selected: Selected) -> None:
         targets = self._targets(req)
         if targets is None:
             return
         atts = list(req.fetch)
+        changed_since = req.params.get("CHANGEDSINCE")
+        if changed_since is not None or any(a.name == "MODSEQ" for a in atts):
+            self.condstore = True
+        if req.params.get("VANISHED") and not (req.uid and self.qresync):
+            self.bad(req, "VANISHED needs UID FETCH and ENABLE QRESYNC")
+            return
+        if isinstance(changed_since, int):
+            targets = [(s, u) for s, u in targets if _modseq(selected.box, u) > changed_since]
         unseen = (
             [uid for _seq, uid in targets if "\\Seen" not in selected.box.get(uid).flags]
             if not selected.read_only and any(a.sets_seen for a in atts)
@@ -276,6 +376,48 @@ class SelectedCommands(SessionState):
         )
         if unseen and not any(a.name == "FLAGS" for a in atts):
             atts.append(FetchAtt("FLAGS"))
+        if (
+            self.condstore
+            and (changed_since is not None or any(a.name == "FLAGS" for a in atts))
+            and not any(a.name == "MODSEQ" for a in atts)
+        ):
+            atts.append(FetchAtt("MODSEQ"))
+        if req.params.get("VANISHED") and isinstance(changed_since, int):
+            self._fetch_vanished(req, selected, changed_since, targets, atts, unseen)
+            return
+        self._fetch_marking(req, selected, targets, atts, unseen)
+
+    def _fetch_vanished(
+        self, req: Request, selected: Selected, since: int, targets: list[tuple[int, int]],
+        atts: list[FetchAtt], unseen: list[int],
+    ) -> None:  # fmt: skip
+        """``UID FETCH ... (CHANGEDSINCE n VANISHED)``: ``VANISHED (EARLIER)`` first."""
+        assert req.sequence is not None
+        box = selected.box
+        seqmap = selected.seqmap
+        present = seqmap.uids
+        spans = req.sequence.merged(max(box.uid_next - 1, 1))
+
+        def got(result: Any) -> None:
+            if isinstance(result, Failure):
+                _log.failure("reading expunged UIDs failed", result)
+                result = None
+            if result is None:  # forgotten that far back: every UID of the set not here
+                text = ranges_text(missing_uids(spans, present))
+            else:  # (EARLIER) never names a UID the session still shows
+                text = compress(
+                    [u for u in SequenceSet(tuple(spans)).select(result) if seqmap.seq(u) is None]
+                )
+            if text:
+                self.untagged("VANISHED (EARLIER) " + text)
+            self._fetch_marking(req, selected, targets, atts, unseen)
+
+        self.wait(box.vanished_since(since), got)
+
+    def _fetch_marking(
+        self, req: Request, selected: Selected, targets: list[tuple[int, int]],
+        atts: list[FetchAtt], unseen: list[int],
+    ) -> None:  # fmt: skip
         if unseen:
             d = selected.box.store_flags(unseen, ["\\Seen"], FlagMode.ADD)
             path = self._path()
@@ -325,6 +467,8 @@ class SelectedCommands(SessionState):
         """``SEARCH`` / ``UID SEARCH`` with every RFC 3501 key; ESEARCH with ``RETURN``."""
         selected = self.selected
         assert selected is not None and req.search is not None
+        if uses_modseq(req.search):
+            self.condstore = True
         seqmap = selected.seqmap
         entries = []
         for seq, uid in enumerate(seqmap.uids, 1):
@@ -359,8 +503,12 @@ class SelectedCommands(SessionState):
 
     def _searched(self, req: Request, matched: list[FetchEntry]) -> None:
         numbers = [e.info.uid if req.uid else e.seq for e in matched]
+        modseq = (
+            max(e.info.modseq for e in matched) if matched and uses_modseq(req.search) else None
+        )
         if req.search_return is None and not self.rev2:
-            self.untagged("SEARCH" + "".join(f" {n}" for n in numbers))
+            suffix = f" (MODSEQ {modseq})" if modseq is not None else ""
+            self.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + suffix)
             self.ok(req, "SEARCH completed")
             return
         options = req.search_return or ["ALL"]
@@ -376,6 +524,17 @@ class SelectedCommands(SessionState):
                 parts.append(f"ALL {compress(numbers)}")
         if "COUNT" in options:
             parts.append(f"COUNT {len(numbers)}")
+        if modseq is not None and "ALL" not in options and "COUNT" not in options:
+            # Only MIN and/or MAX: the highest modseq of those messages (RFC 7162 3.1.5).
+            ends = {min(numbers)} if "MIN" in options else set()
+            if "MAX" in options:
+                ends.add(max(numbers))
+            modseq = max(
+                (e.info.modseq for e, n in zip(matched, numbers, strict=True) if n in ends),
+                default=modseq,
+            )
+        if modseq is not None:
+            parts.append(f"MODSEQ {modseq}")
         self.untagged("ESEARCH " + " ".join(parts))
         self.ok(req, "SEARCH completed")
 
@@ -393,6 +552,9 @@ class SelectedCommands(SessionState):
             return
         flags = [f for f in req.flags if f.lower() != "\\recent"]
         uids = [uid for _seq, uid in targets]
+        unchanged_since = req.params.get("UNCHANGEDSINCE")
+        if unchanged_since is not None:
+            self.condstore = True
         if not uids:
             self.ok(req, "STORE completed")
             return
@@ -403,23 +565,31 @@ class SelectedCommands(SessionState):
                 _log.failure("STORE failed", result)
                 self.no(req, "cannot change flags, try later", "UNAVAILABLE")
                 return
-            self.hub.changed(path, self.folder_changed)
-            if not req.silent and self.selected is selected:
+            if result.updated:
+                self.hub.changed(path, self.folder_changed)
+            seqmap = selected.seqmap
+            if (not req.silent or self.condstore) and self.selected is selected:
                 out = []
-                for info in result:
-                    seq = selected.seqmap.seq(info.uid)
-                    if seq is None:
-                        continue
-                    entry = FetchEntry(seq, info, info.uid in selected.recent)
-                    uid_part = b"UID %d " % info.uid if req.uid else b""
-                    out.append(
-                        b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid_part, flag_list(entry.flags))
-                    )
+                for info in result.updated:
+                    seq = seqmap.seq(info.uid)
+                    if seq is not None:
+                        entry = FetchEntry(seq, info, info.uid in selected.recent)
+                        out.append(self.flags_fetch(entry, req.uid, flags=not req.silent))
                 if out:
                     self.send(b"".join(out))
+            if result.modified:
+                numbers = (
+                    result.modified
+                    if req.uid
+                    else [n for n in map(seqmap.seq, result.modified) if n is not None]
+                )
+                self.ok(req, "conditional STORE failed", f"MODIFIED {compress(numbers)}")
+                return
             self.ok(req, "STORE completed")
 
-        self.wait(selected.box.store_flags(uids, flags, _MODES[req.store_mode]), stored)
+        mode = _MODES[req.store_mode]
+        since = unchanged_since if isinstance(unchanged_since, int) else None
+        self.wait(selected.box.store_flags_conditional(uids, flags, mode, since), stored)
 
     # -- EXPUNGE ------------------------------------------------------------------------
 
@@ -448,14 +618,23 @@ class SelectedCommands(SessionState):
                 _log.failure("EXPUNGE failed", result)
                 self.no(req, "cannot expunge, try later", "UNAVAILABLE")
                 return
+            vanished: list[int] = []
             for uid in sorted(result):
                 seq = selected.seqmap.remove(uid)
                 selected.recent.discard(uid)
                 if seq is not None:
-                    self.untagged(f"{seq} EXPUNGE")
+                    if self.qresync:
+                        vanished.append(uid)
+                    else:
+                        self.untagged(f"{seq} EXPUNGE")
+            if vanished:
+                self.untagged("VANISHED " + compress(vanished))
             if result:
                 self.hub.changed(path, self.folder_changed)
-            self.ok(req, text, code)
+            final = code
+            if final is None and self.condstore:
+                final = f"HIGHESTMODSEQ {selected.box.highest_modseq}"
+            self.ok(req, text, final)
 
         self.wait(selected.box.expunge(uids), done)
 

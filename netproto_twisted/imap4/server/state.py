@@ -55,6 +55,11 @@ class SessionState(ConnectionBase):
     selected: Selected | None
     utf8: bool
     rev2: bool
+    #: CONDSTORE is on (RFC 7162 section 3.1: a CONDSTORE-enabling command was used):
+    #: FETCH responses with FLAGS carry MODSEQ.
+    condstore: bool
+    #: ENABLE QRESYNC was given: VANISHED replaces EXPUNGE, SELECT takes QRESYNC.
+    qresync: bool
     _writers: list[IAppendWriter]
 
     # -- replies ------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from netproto_twisted.imap4.wire.responses import (
     ResponseSyntaxError,
     Tagged,
     Untagged,
+    Vanished,
     parse_response,
+    parse_uid_ranges,
     parse_values,
 )
 from netproto_twisted.imap4.wire.search import SearchKey
@@ -49,6 +51,7 @@ __all__ = [
     "StreamedLiteral",
     "Tagged",
     "Untagged",
+    "Vanished",
     "append_literal_expected",
     "encode",
     "literal_marker",
@@ -58,6 +61,7 @@ __all__ = [
     "parse_date_time",
     "parse_response",
     "parse_sequence_set",
+    "parse_uid_ranges",
     "parse_values",
     "quote",
     "status_line",

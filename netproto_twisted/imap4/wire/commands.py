@@ -13,6 +13,7 @@ from netproto_twisted.imap4.wire.tokens import CommandSyntaxError, Reader, Seque
 
 __all__ = [
     "AppendMessage",
+    "QresyncParams",
     "Request",
     "append_literal_expected",
     "append_prefix",
@@ -38,6 +39,25 @@ class AppendMessage:
     internal_date: datetime.datetime | None
     literal: object
     binary: bool = False
+
+
+@dataclass(frozen=True)
+class QresyncParams:
+    """SELECT's ``(QRESYNC (uidvalidity modseq [known-uids [(seq-match uid-match)]]))``.
+
+    :ivar uid_validity: the client's cached UIDVALIDITY.
+    :ivar modseq: the client's cached HIGHESTMODSEQ.
+    :ivar known_uids: the UIDs the client knows (``None``: all).
+    :ivar seq_match: message sequence numbers and the UIDs the client has for them.
+    """
+
+    uid_validity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+_MAX_MODSEQ = 2**63 - 1
 
 
 @dataclass
@@ -174,7 +194,7 @@ def _store(r: Reader, req: Request) -> None:
     r.space()
     if r.peek() == 0x28:
         mods = _paren_atoms(r)
-        if len(mods) == 2 and mods[0] == "UNCHANGEDSINCE" and mods[1].isdigit():
+        if len(mods) == 2 and mods[0] == "UNCHANGEDSINCE" and _modseq(mods[1]) is not None:
             req.params["UNCHANGEDSINCE"] = int(mods[1])
         else:
             raise CommandSyntaxError("bad STORE modifier")
@@ -194,6 +214,72 @@ def _store(r: Reader, req: Request) -> None:
         req.flags = [r.flag()]
         while r.maybe(b" "):
             req.flags.append(r.flag())
+
+
+def _modseq(text: str) -> int | None:
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= _MAX_MODSEQ else None
+
+
+def _fetch_modifiers(r: Reader, req: Request) -> None:
+    """``(CHANGEDSINCE n [VANISHED])`` (RFC 7162), in any order."""
+    mods = _paren_atoms(r)
+    i = 0
+    while i < len(mods):
+        name = mods[i]
+        if name == "CHANGEDSINCE" and "CHANGEDSINCE" not in req.params and i + 1 < len(mods):
+            value = _modseq(mods[i + 1])
+            if value is None or value == 0:
+                raise CommandSyntaxError("bad CHANGEDSINCE value")
+            req.params["CHANGEDSINCE"] = value
+            i += 2
+        elif name == "VANISHED" and "VANISHED" not in req.params:
+            req.params["VANISHED"] = True
+            i += 1
+        else:
+            raise CommandSyntaxError("bad FETCH modifier")
+    if "VANISHED" in req.params and "CHANGEDSINCE" not in req.params:
+        raise CommandSyntaxError("VANISHED needs CHANGEDSINCE")
+
+
+def _select_params(r: Reader, req: Request) -> None:
+    """SELECT/EXAMINE parameters: ``CONDSTORE`` and ``QRESYNC (...)`` (RFC 7162)."""
+    r.open_list()
+    while True:
+        word = r.atom().upper()
+        if word == "CONDSTORE" and "CONDSTORE" not in req.params:
+            req.params["CONDSTORE"] = True
+        elif word == "QRESYNC" and "QRESYNC" not in req.params:
+            r.space()
+            r.open_list()
+            validity = r.number(nonzero=True)
+            r.space()
+            modseq = r.number64()
+            if modseq > _MAX_MODSEQ:
+                raise CommandSyntaxError("mod-sequence out of range")
+            known: SequenceSet | None = None
+            match: tuple[SequenceSet, SequenceSet] | None = None
+            if r.maybe(b" "):
+                if r.peek() != 0x28:
+                    known = r.sequence_set(allow_last=False)
+                    r.maybe(b" ")
+                if r.peek() == 0x28:
+                    r.open_list()
+                    seqs = r.sequence_set(allow_last=False)
+                    r.space()
+                    uids = r.sequence_set(allow_last=False)
+                    r.close_list()
+                    match = (seqs, uids)
+            r.close_list()
+            req.params["QRESYNC"] = QresyncParams(validity, modseq, known, match)
+        else:
+            raise CommandSyntaxError(f"unknown SELECT parameter {word[:20]}")
+        if r.maybe(b")"):
+            break
+        r.space()
+    r.depth -= 1
 
 
 def _search(r: Reader, req: Request) -> None:
@@ -277,7 +363,11 @@ def _args(verb: str, r: Reader, req: Request) -> None:
         req.atoms = [r.atom().upper()]
         if r.maybe(b" "):
             req.initial_response = r.rest()
-    elif verb in ("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"):
+    elif verb in ("SELECT", "EXAMINE"):
+        req.mailbox = r.mailbox()
+        if r.maybe(b" "):
+            _select_params(r, req)
+    elif verb in ("CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"):
         req.mailbox = r.mailbox()
         if r.maybe(b" "):
             req.atoms = _paren_atoms(r)
@@ -300,13 +390,7 @@ def _args(verb: str, r: Reader, req: Request) -> None:
         r.space()
         req.fetch = parse_fetch_atts(r)
         if r.maybe(b" "):
-            mods = _paren_atoms(r)
-            if len(mods) >= 2 and mods[0] == "CHANGEDSINCE" and mods[1].isdigit():
-                req.params["CHANGEDSINCE"] = int(mods[1])
-                if "VANISHED" in mods[2:]:
-                    req.params["VANISHED"] = True
-            else:
-                raise CommandSyntaxError("bad FETCH modifier")
+            _fetch_modifiers(r, req)
     elif verb == "STORE":
         _store(r, req)
     elif verb in ("COPY", "MOVE"):

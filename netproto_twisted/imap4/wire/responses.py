@@ -23,7 +23,9 @@ __all__ = [
     "ResponseSyntaxError",
     "Tagged",
     "Untagged",
+    "Vanished",
     "parse_response",
+    "parse_uid_ranges",
     "parse_values",
 ]
 
@@ -103,6 +105,39 @@ class BodyStructure:
     def is_multipart(self) -> bool:
         """Whether it is a multipart."""
         return bool(self.parts)
+
+
+@dataclass(frozen=True)
+class Vanished:
+    """``* VANISHED [(EARLIER)] uid-set`` (RFC 7162): UIDs expunged, as ranges.
+
+    :ivar earlier: ``(EARLIER)``: an answer to QRESYNC or ``VANISHED``, not news.
+    :ivar ranges: ``(low, high)`` UID ranges, as sent (a server may send ``1:4000000000``).
+    """
+
+    earlier: bool
+    ranges: tuple[tuple[int, int], ...]
+
+    def uids(self, limit: int = 10_000_000) -> list[int]:
+        """The UIDs one by one (``ValueError`` beyond ``limit`` of them)."""
+        if sum(b - a + 1 for a, b in self.ranges) > limit:
+            raise ValueError("too many UIDs to list; use the ranges")
+        return [uid for a, b in self.ranges for uid in range(a, b + 1)]
+
+    def __contains__(self, uid: object) -> bool:
+        return isinstance(uid, int) and any(a <= uid <= b for a, b in self.ranges)
+
+
+def parse_uid_ranges(text: str) -> tuple[tuple[int, int], ...]:
+    """``1:3,7`` (no ``*``) as ``((1, 3), (7, 7))``; raise :class:`ResponseSyntaxError`."""
+    out = []
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ResponseSyntaxError(f"bad UID set {text[:40]!r}")
+        a, b = int(low), int(high or low)
+        out.append((min(a, b), max(a, b)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -524,5 +559,9 @@ def _parse(segments: Sequence[bytes]) -> Tagged | Untagged | Continuation:
             spaces.append(v.value())
         return Untagged(kind, None, spaces)
     if kind == "VANISHED":
-        return Untagged(kind, None, v.rest_text())
+        uid_text = v.rest_text().strip()
+        earlier = uid_text[:9].upper() == "(EARLIER)"
+        if earlier:
+            uid_text = uid_text[9:].strip()
+        return Untagged(kind, None, Vanished(earlier, parse_uid_ranges(uid_text)))
     return Untagged(kind, None, v.rest_text())

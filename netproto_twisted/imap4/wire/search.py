@@ -85,7 +85,15 @@ def _key(reader: Reader, charset: str) -> SearchKey:
         return SearchKey(word, (reader.number(),))
     if word == "UID":
         return SearchKey(word, (reader.sequence_set(),))
-    if word == "MODSEQ":
+    if word == "MODSEQ":  # MODSEQ ["/flags/\\seen" all|priv|shared] n (RFC 7162)
+        if reader.peek() == 0x22:
+            entry = reader.quoted().decode("ascii", "replace")
+            reader.space()
+            kind = reader.atom().lower()
+            if kind not in ("all", "priv", "shared"):
+                raise CommandSyntaxError("bad MODSEQ entry type")
+            reader.space()
+            del entry
         return SearchKey(word, (reader.number64(),))
     if word == "NOT":
         reader.depth += 1
