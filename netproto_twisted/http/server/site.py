@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,6 +94,21 @@ class LimitedHTTPChannel(http.HTTPChannel):
         self.clock = clock
         self.head_deadline: IDelayedCall | None = None
 
+    local_address: Any = None
+    peer_address: Any = None
+
+    def getHost(self) -> Any:
+        """The local address (looked up once per connection: twisted.web asks per request)."""
+        if self.local_address is None:
+            self.local_address = super().getHost()  # type: ignore[no-untyped-call]
+        return self.local_address
+
+    def getPeer(self) -> Any:
+        """The peer's address (looked up once per connection)."""
+        if self.peer_address is None:
+            self.peer_address = super().getPeer()  # type: ignore[no-untyped-call]
+        return self.peer_address
+
     def connectionMade(self) -> None:
         """Set TCP_NODELAY: a response is written whole, never worth delaying."""
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -131,12 +147,27 @@ class LimitedHTTPChannel(http.HTTPChannel):
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
 
+#: Whether twisted.web's Request takes ``parsePOSTFormSubmission`` (26.10 does).
+_HAS_FORM_SWITCH = "parsePOSTFormSubmission" in inspect.signature(http.Request.__init__).parameters
+
+
 class HTTPRequest(Request):
-    """A request that refuses an oversized body early and renders failures safely."""
+    """A request that refuses an oversized body early and renders failures safely.
+
+    twisted.web's parse of a form body into ``request.args`` is off (it runs
+    on the reactor thread over the whole body);
+    :func:`~netproto_twisted.http.server.forms.form_from_request` parses with
+    limits instead.
+    """
 
     site: HTTPSite
     body_refused = False
     body_received = 0
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        if _HAS_FORM_SWITCH:
+            kwargs.setdefault("parsePOSTFormSubmission", False)
+        super().__init__(channel, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     @property
     def max_body(self) -> int:
@@ -184,10 +215,10 @@ class HTTPRequest(Request):
         """Take the request, without twisted.web's parse of a multipart body into ``args``.
 
         That parse runs on the reactor thread over the whole body (seconds for
-        100,000 parts); :func:`~netproto_twisted.http.server.forms.form_from_request`
-        parses with limits instead.  The header is hidden from it, then put back.
+        100,000 parts).  A Twisted without ``parsePOSTFormSubmission`` gets the
+        header hidden from it, then put back.
         """
-        kind = self.requestHeaders.getRawHeaders(b"content-type")
+        kind = None if _HAS_FORM_SWITCH else self.requestHeaders.getRawHeaders(b"content-type")
         if kind and b"multipart/" in kind[0].lower():
             self.hidden_content_type = list(kind)
             self.requestHeaders.removeHeader(b"content-type")
