@@ -93,6 +93,7 @@ class LimitedHTTPChannel(http.HTTPChannel):
         self.head_timeout = limits.header_timeout
         self.clock = clock
         self.head_deadline: IDelayedCall | None = None
+        self.head_started: float | None = None
 
     local_address: Any = None
     peer_address: Any = None
@@ -118,24 +119,39 @@ class LimitedHTTPChannel(http.HTTPChannel):
                 no_delay(True)
 
     def lineReceived(self, line: bytes) -> None:
-        """Start the head deadline at a request's first line."""
-        if self.head_deadline is None and line:
-            self.head_deadline = self.clock.callLater(self.head_timeout, self._head_expired)
+        """Note when a request's head starts (its first line)."""
+        if self.head_started is None and line:
+            self.head_started = self.clock.seconds()
+            if self.head_deadline is None:
+                self.head_deadline = self.clock.callLater(self.head_timeout, self._head_check)
         super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def allHeadersReceived(self) -> None:
-        """The head is complete: the deadline is off."""
-        self._cancel_head_deadline()
+        """The head is complete: no deadline until the next request's first line."""
+        self.head_started = None
         super().allHeadersReceived()  # type: ignore[no-untyped-call]
 
     def _cancel_head_deadline(self) -> None:
+        self.head_started = None
         if self.head_deadline is not None:
             if self.head_deadline.active():
                 self.head_deadline.cancel()
             self.head_deadline = None
 
-    def _head_expired(self) -> None:
+    def _head_check(self) -> None:
+        """The timer: close if the current head is overdue, else wait for its own deadline.
+
+        One timer serves the requests of a keep-alive connection in turn
+        (not one scheduled and cancelled per request).
+        """
         self.head_deadline = None
+        if self.head_started is None:
+            return
+        left = self.head_started + self.head_timeout - self.clock.seconds()
+        if left > 0:
+            self.head_deadline = self.clock.callLater(left, self._head_check)
+            return
+        self.head_started = None
         _log.info("request head not complete in {seconds} s: closing", seconds=self.head_timeout)
         if self.transport is not None:
             self.transport.write(_TIMEOUT_RESPONSE)

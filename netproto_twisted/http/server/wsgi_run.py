@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from twisted.logger import Logger
-from twisted.web import http
+from twisted.web.http import NO_BODY_CODES, HTTPChannel
 from twisted.web.server import Request
 
 from netproto_twisted.core.net import raw_tcp_connection, write_now
@@ -335,7 +335,7 @@ class WSGIRun:
             return
         request = self.request
         channel = request.channel
-        if not isinstance(channel, http.HTTPChannel) or request.startedWriting:
+        if not isinstance(channel, HTTPChannel) or request.startedWriting:
             headers = None if request.startedWriting else self.headers
             self._deliver(self.status, headers, chunks, 0, True)
             return
@@ -348,8 +348,8 @@ class WSGIRun:
             for value in values:
                 lines += (name, b": ", value, b"\r\n")
         lines.append(head.lines)
-        no_body = request.method == b"HEAD" or head.code in http.NO_BODY_CODES
-        if not head.has_length and head.code not in http.NO_BODY_CODES:
+        no_body = request.method == b"HEAD" or head.code in NO_BODY_CODES
+        if not head.has_length and head.code not in NO_BODY_CODES:
             lines.append(b"Content-Length: %d\r\n" % len(body))
         lines.append(b"\r\n")
         if not no_body:
