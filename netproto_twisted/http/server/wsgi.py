@@ -200,6 +200,10 @@ class WSGIHost(Resource):
             except Exception:
                 _log.failure("delivering a WSGI response failed")
 
+    def streams_body(self, request: Request) -> bool:
+        """The application reads ``wsgi.input`` as the body arrives (any length, chunked too)."""
+        return True
+
     def render(self, request: Request) -> Any:
         """Run the application for ``request`` (503 when too many are in flight)."""
         if self.pending >= self.max_pending:
