@@ -35,10 +35,9 @@ from types import TracebackType
 from typing import Any
 
 from twisted.logger import Logger
-from twisted.web.http import NO_BODY_CODES, HTTPChannel
 from twisted.web.server import Request
 
-from netproto_twisted.core.net import raw_tcp_connection, write_now
+from netproto_twisted.http.server.whole import can_write_whole, write_whole
 
 __all__ = ["FLUSH_BYTES", "MAX_IN_FLIGHT", "WSGIRun", "environ_template", "wsgi_environ"]
 
@@ -58,8 +57,6 @@ _ENV_KEYS: dict[bytes, str | None] = {}
 _MAX_ENV_KEYS = 1000
 #: The per-connection part of the environment, kept on the channel under this attribute.
 _CONNECTION_KEYS = "netproto_wsgi_environ"
-#: The plain TCP connection beneath an HTTP/1.x channel (or None), kept on the channel.
-_RAW_CONNECTION = "netproto_raw_connection"
 
 
 class _Errors:
@@ -179,27 +176,31 @@ def _clean(text: str) -> str:
     return text
 
 
+#: twisted.web's own response headers an application may set instead.
+_OWN_HEADERS = {"server": b"Server", "date": b"Date"}
+
+
 class _Head:
     """A response head encoded in the application's thread."""
 
-    __slots__ = ("code", "has_date", "has_length", "has_server", "lines", "reason")
+    __slots__ = ("code", "has_length", "lines", "reason", "skip")
 
     def __init__(self, status: str, headers: list[tuple[str, str]]) -> None:
         code, _, reason = status.partition(" ")
         self.code = int(code)
         self.reason = _clean(reason).encode("latin-1")
-        self.has_length = self.has_server = self.has_date = False
+        self.has_length = False
+        skip: set[bytes] = set()
         parts = []
         for name, value in headers:
             lower = name.lower()
             if lower == "content-length":
                 self.has_length = True
-            elif lower == "server":
-                self.has_server = True
-            elif lower == "date":
-                self.has_date = True
+            elif lower in _OWN_HEADERS:  # the application's Server or Date replaces ours
+                skip.add(_OWN_HEADERS[lower])
             parts.append(f"{_clean(name)}: {_clean(value)}\r\n")
         self.lines = "".join(parts).encode("latin-1")
+        self.skip = frozenset(skip)
 
 
 class WSGIRun:
@@ -334,35 +335,19 @@ class WSGIRun:
         if self.gone:
             return
         request = self.request
-        channel = request.channel
-        if not isinstance(channel, HTTPChannel) or request.startedWriting:
+        if not can_write_whole(request):
             headers = None if request.startedWriting else self.headers
             self._deliver(self.status, headers, chunks, 0, True)
             return
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        request.setResponseCode(head.code, head.reason or None)
-        lines = [request.clientproto, b" %d " % head.code, request.code_message, b"\r\n"]
-        for name, values in request.responseHeaders.getAllRawHeaders():
-            if (name == b"Server" and head.has_server) or (name == b"Date" and head.has_date):
-                continue
-            for value in values:
-                lines += (name, b": ", value, b"\r\n")
-        lines.append(head.lines)
-        no_body = request.method == b"HEAD" or head.code in NO_BODY_CODES
-        if not head.has_length and head.code not in NO_BODY_CODES:
-            lines.append(b"Content-Length: %d\r\n" % len(body))
-        lines.append(b"\r\n")
-        if not no_body:
-            lines.append(body)
-            request.sentLength = len(body)
-        request.startedWriting = 1
-        transport = channel.transport
-        raw = getattr(channel, _RAW_CONNECTION, False)
-        if raw is False:
-            raw = raw_tcp_connection(transport)
-            setattr(channel, _RAW_CONNECTION, raw)
-        write_now(transport, b"".join(lines), raw)
-        request.finish()
+        write_whole(
+            request,
+            head.code,
+            head.reason,
+            head.lines,
+            chunks[0] if len(chunks) == 1 else b"".join(chunks),
+            has_length=head.has_length,
+            skip=head.skip,
+        )
 
     def _deliver(
         self,
