@@ -34,7 +34,7 @@ from netproto_twisted.http.server._conditional import (
     http_date,
     parse_range,
 )
-from netproto_twisted.http.server.body import BodyPart, FileBodyProducer
+from netproto_twisted.http.server.body import BodyPart, FileBodyProducer, sendfile_body
 from netproto_twisted.http.server.paths import contained, safe_segments
 from netproto_twisted.http.server.whole import can_write_whole, write_whole
 
@@ -410,7 +410,8 @@ class StaticFiles(Resource):
             request.responseHeaders.removeHeader(b"content-length")
             request.setResponseCode(http.NOT_FOUND)
             return _plain(request, b"not found\n")
-        FileBodyProducer(request, fd, parts).start()
+        if not sendfile_body(request, self.clock, fd, parts):
+            FileBodyProducer(request, fd, parts).start()
         return NOT_DONE_YET
 
 

@@ -7,7 +7,7 @@ queues head and body for the reactor's next turn.  :func:`write_whole`
 joins twisted.web's own lines (``Server``, ``Date``, ``Connection: close``
 from the request's ``responseHeaders``) with the caller's pre-encoded lines
 and the body, writes the block straight to the socket when nothing is
-queued (:func:`~netproto_twisted.core.net.write_now`), and finishes the
+queued (:func:`~netproto_twisted.core.net.send_now`), and finishes the
 request.  The request's ``code``, ``sentLength`` and ``startedWriting`` are
 set as ``Request.write`` sets them, so access logs and ``finish`` see the
 same request.  Only for an HTTP/1.x channel (:func:`can_write_whole`).
@@ -20,7 +20,7 @@ from typing import Any
 from twisted.web.http import NO_BODY_CODES, HTTPChannel
 from twisted.web.server import Request
 
-from netproto_twisted.core.net import raw_tcp_connection, write_now
+from netproto_twisted.core.net import raw_tcp_connection, send_now
 
 __all__ = ["can_write_whole", "raw_connection", "write_whole"]
 
@@ -52,7 +52,7 @@ def write_whole(
     has_length: bool,
     skip: frozenset[bytes] = frozenset(),
     finish: bool = True,
-) -> None:
+) -> bool:
     """Write status, headers and ``body`` of ``request`` as one block, then finish it.
 
     ``lines`` are header lines, each ending in CRLF, already checked (no
@@ -61,9 +61,10 @@ def write_whole(
     case, as ``b"Server"``) are left out because ``lines`` has its own.
     No body goes out for HEAD, 204 and 304.  With ``finish=False`` the
     caller sends the body (``body`` is then ``b""`` and ``has_length``
-    true).
+    true).  Returns whether the kernel took the whole block at once
+    (nothing is left queued in the transport).
     """
-    channel = request.channel
+    channel: Any = request.channel
     request.setResponseCode(code, reason or None)
     parts = [request.clientproto, b" %d " % code, request.code_message, b"\r\n"]
     for name, values in request.responseHeaders.getAllRawHeaders():
@@ -79,6 +80,11 @@ def write_whole(
         parts.append(body)
         request.sentLength = len(body)
     request.startedWriting = 1
-    write_now(channel.transport, b"".join(parts), raw_connection(channel))
+    data = b"".join(parts)
+    raw = raw_connection(channel)
+    sent = send_now(raw, data) if raw is not None else 0
+    if sent < len(data):
+        channel.transport.write(data[sent:] if sent else data)
     if finish:
         request.finish()
+    return sent == len(data)
