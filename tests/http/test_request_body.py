@@ -173,6 +173,7 @@ class WSGIUploadTests(TestCase):
 
     async def test_chunked_body_over_the_limit_is_cut(self) -> None:
         reads: list[int] = []
+        app_done = threading.Event()
 
         def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
             try:
@@ -180,6 +181,7 @@ class WSGIUploadTests(TestCase):
                     reads.append(len(block))
             except OSError:
                 reads.append(-1)
+            app_done.set()
             start_response("200 OK", [])
             return [b""]
 
@@ -201,6 +203,7 @@ class WSGIUploadTests(TestCase):
                     return b""
 
         answer = await deferToThread(client)
+        self.assertTrue(await deferToThread(app_done.wait, 20))
         self.assertNotIn(b"200 OK", answer)
         self.assertLessEqual(sum(r for r in reads if r > 0), 200_000)
         self.assertEqual(reads[-1], -1)  # the application saw the body cut, not an end
