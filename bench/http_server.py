@@ -4,7 +4,8 @@ Three tables from one run; within each, every row runs once per round and
 the rounds interleave the rows, so that a noisy minute hits all of them:
 
 (a) a 1 KB static file, ``wrk -c50``: ``twistd -n netproto-http --path``
-    (one process, and ``--workers 2`` when the daemon supports it),
+    (one process, and ``--workers 2``, measured once the daemon logged its
+    worker ready),
     ``twistd web --path`` (as shipped: it logs every request),
     ``python -m http.server`` and nginx (one worker, sendfile, no access log:
     the ceiling).  Targets: >= 1.5x twistd web, >= 3x http.server, no wrk
@@ -13,6 +14,11 @@ the rounds interleave the rows, so that a noisy minute hits all of them:
 (c) a WSGI "hello" app, ``wrk -c50``: ``--wsgi`` against ``twistd web
     --wsgi`` (twisted.web.wsgi) and waitress with its default four threads
     (targets: >= 1.3x and >= 1.0x).
+
+Each row also shows the CPU time (user + system, all processes of the
+server) per request, which a loaded machine distorts less than the rates:
+with many runnable processes the scheduler shares CPU per thread, so a
+server with a thread per connection gets a larger share than one reactor.
 
 Run from a checkout: ``python bench/http_server.py [--runs N] [--duration S]``.
 """
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -89,6 +96,19 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
     raise RuntimeError(f"port {port} never opened")
 
 
+def wait_log(log: typing.IO[bytes], line: str, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until the server's log (a file) has ``line`` (a loaded machine starts slowly)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        log.seek(0)
+        if line.encode() in log.read():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the server never logged {line!r}")
+
+
 @dataclass
 class Row:
     """One server configuration: how to start it, given a port."""
@@ -97,6 +117,8 @@ class Row:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    #: A line the server logs once it is ready (worker processes started), waited for.
+    ready_line: str | None = None
 
 
 @dataclass
@@ -104,6 +126,26 @@ class WrkResult:
     requests_per_s: float
     mb_per_s: float
     errors: int
+    cpu_us_per_request: float = 0.0
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of every live process in process group ``group``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime are fields 11 and 12 after ")"
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 _SIZES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -133,17 +175,19 @@ def run_wrk(url: str, connections: int, duration: float) -> WrkResult:
 
 
 @contextmanager
-def started(row: Row, port: int) -> Iterator[None]:
+def started(row: Row, port: int) -> Iterator[int]:
     argv = [a.replace("{port}", str(port)) for a in row.argv]
     env = dict(os.environ, **row.env)
-    log = open(os.devnull, "wb")  # noqa: SIM115
+    log = tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
         argv, env=env, cwd=row.cwd, stdout=log, stderr=log, start_new_session=True
     )
     try:
         wait_port(port, proc)
-        time.sleep(0.3)  # let worker processes join the socket too
-        yield
+        if row.ready_line is not None:
+            wait_log(log, row.ready_line, proc)
+        time.sleep(0.3)
+        yield proc.pid  # the process group of the server (its own session)
     finally:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -166,20 +210,25 @@ def measure(
     for round_no in range(runs):
         for row in rows:
             port = free_port()
-            with started(row, port):
+            with started(row, port) as group:
                 run_wrk(f"http://127.0.0.1:{port}{path}", connections, 1)  # warm up
+                cpu = group_cpu_seconds(group)
                 result = run_wrk(f"http://127.0.0.1:{port}{path}", connections, duration)
+                cpu = group_cpu_seconds(group) - cpu
+                done = result.requests_per_s * max(1, round(duration))
+                result.cpu_us_per_request = cpu / done * 1e6 if done else 0.0
             results[row.name].append(result)
             print(f"  round {round_no + 1} {row.name}: {result.requests_per_s:,.0f} req/s "
-                  f"{result.mb_per_s:,.1f} MB/s errors {result.errors}", flush=True)  # fmt: skip
+                  f"{result.mb_per_s:,.1f} MB/s errors {result.errors} "
+                  f"CPU {result.cpu_us_per_request:,.0f} us/req", flush=True)  # fmt: skip
     return results
 
 
 def table(title: str, results: dict[str, list[WrkResult]], baseline: str, unit: str) -> str:
     lines = [
         f"\n{title}",
-        f"| server | median {unit} | errors | vs {baseline} |",
-        "|---|---:|---:|---:|",
+        f"| server | median {unit} | errors | vs {baseline} | CPU us/request |",
+        "|---|---:|---:|---:|---:|",
     ]
 
     def value(r: WrkResult) -> float:
@@ -189,7 +238,8 @@ def table(title: str, results: dict[str, list[WrkResult]], baseline: str, unit: 
     for name, runs in results.items():
         med = statistics.median(value(r) for r in runs)
         errors = sum(r.errors for r in runs)
-        lines.append(f"| {name} | {med:,.0f} | {errors} | {med / base:.2f}x |")
+        cpu = statistics.median(r.cpu_us_per_request for r in runs)
+        lines.append(f"| {name} | {med:,.0f} | {errors} | {med / base:.2f}x | {cpu:,.0f} |")
     return "\n".join(lines)
 
 
@@ -221,7 +271,11 @@ def main() -> None:
             "netproto-http", "--data-dir", str(data), "--path", str(root), "--listen", listen
         )
         ours = Row("netproto-http", ours_argv)
-        ours2 = Row("netproto-http --workers 2", [*ours_argv, "--workers", "2"])
+        ours2 = Row(
+            "netproto-http --workers 2",
+            [*ours_argv, "--workers", "2"],
+            ready_line="worker(s) ready",  # measured once the worker accepts too
+        )
         web_argv = twistd("web", "--path", str(root), "--listen", listen)
         web = Row("twistd web --path", web_argv, cwd=tmp)
         stdlib_argv = [PY, "-m", "http.server", "{port}", "--bind", "127.0.0.1"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import TestCase
 
+from netproto_twisted.http.server import body
 from netproto_twisted.testing import ServedSite, serve_http
 
 from .helpers import fetch, raw_exchange, reactor
@@ -135,6 +137,35 @@ class StaticTests(TestCase):
         server = await self.serve()
         reply = await fetch(server.url("/big.bin"))
         self.assertEqual(reply.body, BIG)
+
+    async def test_large_file_and_single_range_by_sendfile(self) -> None:
+        calls: list[tuple[int, int | None]] = []
+        real = body.sendfile_transport
+
+        def counting(reactor: Any, transport: Any, fd: int, offset: int, count: Any) -> Any:
+            calls.append((offset, count))
+            return real(reactor, transport, fd, offset, count)
+
+        self.patch(body, "sendfile_transport", counting)
+        server = await self.serve()
+        whole = await fetch(server.url("/big.bin"))
+        part = await fetch(server.url("/big.bin"), Range="bytes=1000000-2999999")
+        both = await fetch(server.url("/big.bin"), Range="bytes=0-9,-2")  # multipart: producer
+        head = await fetch(server.url("/big.bin"), method="HEAD")
+        self.assertEqual(whole.body, BIG)
+        self.assertEqual((part.status, part.body), (206, BIG[1000000:3000000]))
+        self.assertIn(BIG[:10], both.body)
+        self.assertEqual((head.body, head.headers["Content-Length"]), (b"", str(len(BIG))))
+        self.assertEqual(calls, [(0, len(BIG)), (1000000, 2000000)])
+
+    async def test_client_gone_mid_sendfile(self) -> None:
+        server = await self.serve()
+        answer = await raw_exchange(
+            server.port, b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n", limit=100_000
+        )  # reads a part, then closes
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"))
+        again = await fetch(server.url("/big.bin"))  # the server goes on serving
+        self.assertEqual(again.body, BIG)
 
     async def test_changed_file_seen_after_revalidation(self) -> None:
         server = await self.serve(revalidate=0.0)

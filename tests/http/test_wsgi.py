@@ -148,6 +148,65 @@ class WSGITests(TestCase):
         self.flushLoggedErrors(RuntimeError)
 
 
+class WholeResponseTests(TestCase):
+    """A list answer is written as one block: its head must be what twisted.web would write."""
+
+    async def exchange(self, app: Any, request: bytes) -> bytes:
+        server = await serve_http(reactor, app=app)
+        self.addCleanup(server.stop)
+        return await raw_exchange(server.port, request)
+
+    async def test_length_added_and_injection_neutralised(self) -> None:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            evil = ("X-Evil", "a\r\nSet-Cookie: stolen=1")
+            start_response("200 Fine", [evil, ("Server", "app")])
+            return [b"ab", b"cd"]
+
+        answer = await self.exchange(
+            app, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        self.assertEqual(lines[0], b"HTTP/1.1 200 Fine")
+        self.assertIn(b"Content-Length: 4", lines)
+        self.assertIn(b"X-Evil: a Set-Cookie: stolen=1", lines)
+        self.assertEqual([x for x in lines if x.lower().startswith(b"server:")], [b"Server: app"])
+        self.assertIn(b"Connection: close", lines)
+        self.assertEqual(len([x for x in lines if x.startswith(b"Date: ")]), 1)
+        self.assertEqual(body, b"abcd")
+
+    async def test_head_and_no_body_codes(self) -> None:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            status = "204 No Content" if environ["PATH_INFO"] == "/empty" else "200 OK"
+            start_response(status, [("Content-Type", "text/plain")])
+            return [b"body"]
+
+        answer = await self.exchange(
+            app,
+            b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /empty HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET / HTTP/1.0\r\n\r\n",
+        )
+        first, second, third = answer.split(b"HTTP/1.")[1:]
+        self.assertIn(b"Content-Length: 4\r\n", first)
+        self.assertTrue(first.endswith(b"\r\n\r\n"))  # no body after a HEAD answer
+        self.assertTrue(second.startswith(b"1 204"))
+        self.assertNotIn(b"Content-Length", second)
+        self.assertTrue(second.endswith(b"\r\n\r\n"))
+        self.assertTrue(third.startswith(b"0 200 OK"))
+        self.assertTrue(third.endswith(b"\r\n\r\nbody"))
+
+    async def test_keep_alive_serves_many_in_turn(self) -> None:
+        server = await serve_http(reactor, app=validator(hello))
+        self.addCleanup(server.stop)
+        requests = b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(50))
+        answer = await raw_exchange(
+            server.port, requests + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        bodies = [part.partition(b"\r\n\r\n")[2] for part in answer.split(b"HTTP/1.1 200 OK")[1:]]
+        self.assertEqual(bodies, [b"hello /%d" % i for i in range(50)] + [b"hello /last"])
+
+
 class StreamingTests(TestCase):
     async def test_an_iterators_blocks_are_not_held_back(self) -> None:
         release = threading.Event()

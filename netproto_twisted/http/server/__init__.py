@@ -3,7 +3,8 @@
 :class:`HTTPSite` (twisted.web's Site with limits, error pages and an access
 log) over a :class:`SiteRoot` that mounts :class:`StaticFiles`,
 :class:`CGIDirectory` at ``/cgi-bin/``, a WSGI application (:class:`WSGIHost`)
-and other sections' resources (XML-RPC at ``/RPC2``).  :func:`build_site`
+and other sections' resources (XML-RPC at ``/RPC2``); request bodies reach
+WSGI applications and CGI scripts as they arrive (:class:`RequestBody`).  :func:`build_site`
 assembles them from :class:`SiteSettings`.  See docs/http_server.rst.
 """
 
@@ -28,6 +29,7 @@ from netproto_twisted.http.server.forms import (
     parse_form,
 )
 from netproto_twisted.http.server.listen import ALPN_PROTOCOLS, https_factory, split_tls_endpoint
+from netproto_twisted.http.server.request_body import BodyAborted, RequestBody
 from netproto_twisted.http.server.site import (
     DEFAULT_HTTP_LIMITS,
     HTTPLimits,
@@ -36,11 +38,17 @@ from netproto_twisted.http.server.site import (
     SiteRoot,
 )
 from netproto_twisted.http.server.static import StaticFiles, content_type_for, listing_html
-from netproto_twisted.http.server.wsgi import ThreadPoolService, WSGIHost, load_app
+from netproto_twisted.http.server.wsgi import (
+    ThreadPoolService,
+    WSGIHost,
+    WSGIThreadPool,
+    load_app,
+)
 
 __all__ = [
     "ALPN_PROTOCOLS",
     "DEFAULT_HTTP_LIMITS",
+    "BodyAborted",
     "CGIDirectory",
     "DebugMiddleware",
     "FormData",
@@ -50,12 +58,14 @@ __all__ = [
     "HTTPLimits",
     "HTTPRequest",
     "HTTPSite",
+    "RequestBody",
     "SiteParts",
     "SiteRoot",
     "SiteSettings",
     "StaticFiles",
     "ThreadPoolService",
     "WSGIHost",
+    "WSGIThreadPool",
     "build_site",
     "cgi_environ",
     "content_type_for",

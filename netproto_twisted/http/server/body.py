@@ -6,6 +6,12 @@ more it reads one block (256 KiB) of the current region and writes it, so a
 reads.  A body is a list of parts, each either bytes (the multipart
 boundaries of a multi-range answer) or a ``(offset, length)`` region of the
 file.
+
+:func:`sendfile_body` sends one region (a whole file or a single range) with
+``os.sendfile`` instead (:mod:`netproto_twisted.core.sendfile`: the kernel
+copies from the page cache to the socket) when the request is on a plain TCP
+HTTP/1.x connection and its head left nothing queued; TLS, HTTP/2 and
+multi-range answers use the producer.
 """
 
 from __future__ import annotations
@@ -14,11 +20,18 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.interfaces import IPullProducer
+from twisted.internet.interfaces import IPullProducer, IReactorFDSet
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-__all__ = ["BLOCK_SIZE", "BodyPart", "FileBodyProducer"]
+from netproto_twisted.core.sendfile import can_sendfile, sendfile_transport
+from netproto_twisted.http.server.whole import can_write_whole, write_whole
+
+__all__ = ["BLOCK_SIZE", "BodyPart", "FileBodyProducer", "sendfile_body"]
+
+_log = Logger(namespace="netproto.http")
 
 #: Bytes read from the file per write.
 BLOCK_SIZE = 256 * 1024
@@ -85,3 +98,46 @@ class FileBodyProducer:
         """The client went away: close the file."""
         self.done = True
         self._close_fd()
+
+
+def sendfile_body(request: Request, reactor: object, fd: int, parts: Sequence[BodyPart]) -> bool:
+    """Answer ``request`` (its status and headers set) with ``parts`` of ``fd`` by sendfile.
+
+    Only for one ``(offset, length)`` region on a plain TCP HTTP/1.x
+    connection, not for HEAD; returns ``False`` (nothing written, ``fd`` left
+    open) when that does not hold.  Otherwise the head is written; if the
+    kernel did not take it all at once, the body goes through
+    :class:`FileBodyProducer`, else through ``os.sendfile``; ``fd`` is closed
+    and the request finished at the end (the connection closed if the
+    client went away).
+    """
+    if (
+        len(parts) != 1
+        or not isinstance(parts[0], tuple)
+        or request.method == b"HEAD"
+        or not IReactorFDSet.providedBy(reactor)
+        or not can_write_whole(request)
+        or not can_sendfile(request.channel.transport)
+    ):
+        return False
+    offset, length = parts[0]
+    if not write_whole(
+        request, request.code, request.code_message, b"", b"", has_length=True, finish=False
+    ):
+        FileBodyProducer(request, fd, parts).start()
+        return True
+    channel: Any = request.channel
+    sending = sendfile_transport(reactor, channel.transport, fd, offset, length)
+
+    def sent(result: int | Failure) -> None:
+        os.close(fd)
+        if isinstance(result, Failure):
+            _log.debug("sendfile stopped: {why}", why=result.value)
+            channel.transport.loseConnection()
+            return
+        request.sentLength = result
+        if request.channel is not None:  # None once the connection was lost
+            request.finish()
+
+    sending.addBoth(sent)
+    return True

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.application.service import IService
-from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
 
 from netproto_twisted.http.server.cgi import (
@@ -23,6 +22,7 @@ from netproto_twisted.http.server.wsgi import (
     ThreadPoolService,
     WSGIApp,
     WSGIHost,
+    WSGIThreadPool,
     load_app,
 )
 
@@ -91,7 +91,7 @@ def build_site(reactor: Any, settings: SiteSettings) -> SiteParts:
     app_resource: IResource | None = settings.resource
     if settings.wsgi:
         app = load_app(settings.wsgi) if isinstance(settings.wsgi, str) else settings.wsgi
-        pool = ThreadPool(minthreads=1, maxthreads=settings.wsgi_threads, name="netproto-wsgi")
+        pool = WSGIThreadPool(settings.wsgi_threads)
         services.append(ThreadPoolService(pool))
         app_resource = WSGIHost(reactor, pool, app)
     root = SiteRoot(settings.mounts, cgi=cgi, static=static, app=app_resource)

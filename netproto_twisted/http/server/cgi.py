@@ -5,8 +5,11 @@ daemon).  ``/cgi-bin/NAME/more/path?q`` runs the executable file ``NAME`` of
 the directory (``spawnProcess``, no shell) with the meta-variables of RFC
 3875 section 4.1 in its environment and ``/more/path`` as ``PATH_INFO``.
 
-* The request body (which twisted.web has spooled to a temporary file past
-  100 KB) is fed to the script's stdin by a producer, never read whole.
+* The request body is fed to the script's stdin as it arrives when its
+  length is declared and over 64 KiB (a full pipe pauses the client:
+  :class:`~netproto_twisted.http.server.request_body.RequestBody`); a
+  smaller or chunked one, which twisted.web spooled (to a temporary file
+  past 100 KB), by a producer, never read whole.
 * The script's output is streamed to the client with backpressure; its
   header block is parsed (``Status``, ``Location``, ``Content-Type`` and the
   rest).  A script named ``nph-*`` writes the whole response itself: over
@@ -40,6 +43,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from netproto_twisted.http.server.paths import safe_segments
+from netproto_twisted.http.server.request_body import RequestBody
 
 __all__ = [
     "DEFAULT_CGI_OUTPUT",
@@ -95,6 +99,14 @@ class CGIDirectory(Resource):
         for run in list(self.runs):
             run.stopProducing()
         return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    def streams_body(self, request: Request) -> bool:
+        """A script's stdin gets the body as it arrives when its length is declared.
+
+        (``CONTENT_LENGTH`` must be set before the script starts; a chunked
+        body is spooled first and measured.)
+        """
+        return getattr(request, "declared_length", None) is not None
 
     def render(self, request: Request) -> bytes | int:
         """Find the script named by the path's first segment and run it."""
@@ -156,9 +168,12 @@ def cgi_environ(request: Request, script_name: str, path_info: str, root: str) -
     content_type = request.getHeader(b"content-type")
     if content_type is not None:
         env["CONTENT_TYPE"] = content_type.decode("latin-1")
-    if request.content is not None:
-        length = request.content.seek(0, os.SEEK_END)
-        request.content.seek(0)
+    content = request.content
+    if isinstance(content, RequestBody):
+        env["CONTENT_LENGTH"] = str(content.length or 0)
+    elif content is not None:
+        length = content.seek(0, os.SEEK_END)
+        content.seek(0)
         if length or request.method in (b"POST", b"PUT", b"PATCH"):
             env["CONTENT_LENGTH"] = str(length)
     authorization = request.getHeader(b"authorization")
@@ -205,6 +220,9 @@ class CGIRun(ProcessProtocol):
         content = self.request.content
         if content is None:
             self.transport.closeStdin()  # type: ignore[union-attr]
+            return
+        if isinstance(content, RequestBody):  # the body as it arrives
+            content.pipe_to(self.transport, lambda: self._stdin_done(None))
             return
         content.seek(0)
         sender = FileSender()

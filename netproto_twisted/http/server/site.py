@@ -18,10 +18,12 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
@@ -33,11 +35,13 @@ from twisted.web.server import Request, Site
 
 from netproto_twisted.core._twisted_compat import http_channel_protocol
 from netproto_twisted.http.server.debug import traceback_page
+from netproto_twisted.http.server.request_body import RequestBody
 from netproto_twisted.http.server.static import StaticFiles
 
 __all__ = [
     "DEFAULT_HTTP_LIMITS",
     "GENERIC_ERROR_PAGE",
+    "STREAM_THRESHOLD",
     "HTTPLimits",
     "HTTPRequest",
     "HTTPSite",
@@ -54,6 +58,8 @@ GENERIC_ERROR_PAGE = (
     b"</p></body></html>\n"
 )
 _TOO_LARGE = b"request body too large\n"
+#: Bodies up to this size are buffered whole before rendering, even for streaming resources.
+STREAM_THRESHOLD = 64 * 1024
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 )
@@ -92,6 +98,23 @@ class LimitedHTTPChannel(http.HTTPChannel):
         self.head_timeout = limits.header_timeout
         self.clock = clock
         self.head_deadline: IDelayedCall | None = None
+        self.head_started: float | None = None
+        self.request_line = b""
+
+    local_address: Any = None
+    peer_address: Any = None
+
+    def getHost(self) -> Any:
+        """The local address (looked up once per connection: twisted.web asks per request)."""
+        if self.local_address is None:
+            self.local_address = super().getHost()  # type: ignore[no-untyped-call]
+        return self.local_address
+
+    def getPeer(self) -> Any:
+        """The peer's address (looked up once per connection)."""
+        if self.peer_address is None:
+            self.peer_address = super().getPeer()  # type: ignore[no-untyped-call]
+        return self.peer_address
 
     def connectionMade(self) -> None:
         """Set TCP_NODELAY: a response is written whole, never worth delaying."""
@@ -102,24 +125,47 @@ class LimitedHTTPChannel(http.HTTPChannel):
                 no_delay(True)
 
     def lineReceived(self, line: bytes) -> None:
-        """Start the head deadline at a request's first line."""
-        if self.head_deadline is None and line:
-            self.head_deadline = self.clock.callLater(self.head_timeout, self._head_expired)
+        """Note when a request's head starts (its first line)."""
+        if self.head_started is None and line:
+            self.request_line = line
+            self.head_started = self.clock.seconds()
+            if self.head_deadline is None:
+                self.head_deadline = self.clock.callLater(self.head_timeout, self._head_check)
         super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def allHeadersReceived(self) -> None:
-        """The head is complete: the deadline is off."""
-        self._cancel_head_deadline()
+        """The head is complete: no deadline until the next request's first line.
+
+        A request whose resource takes its body as it comes (WSGI, CGI) is
+        started now (see :meth:`HTTPRequest.start_streaming`).
+        """
+        self.head_started = None
         super().allHeadersReceived()  # type: ignore[no-untyped-call]
+        request = self.requests[-1] if self.requests else None
+        if isinstance(request, HTTPRequest):
+            request.start_streaming()
 
     def _cancel_head_deadline(self) -> None:
+        self.head_started = None
         if self.head_deadline is not None:
             if self.head_deadline.active():
                 self.head_deadline.cancel()
             self.head_deadline = None
 
-    def _head_expired(self) -> None:
+    def _head_check(self) -> None:
+        """The timer: close if the current head is overdue, else wait for its own deadline.
+
+        One timer serves the requests of a keep-alive connection in turn
+        (not one scheduled and cancelled per request).
+        """
         self.head_deadline = None
+        if self.head_started is None:
+            return
+        left = self.head_started + self.head_timeout - self.clock.seconds()
+        if left > 0:
+            self.head_deadline = self.clock.callLater(left, self._head_check)
+            return
+        self.head_started = None
         _log.info("request head not complete in {seconds} s: closing", seconds=self.head_timeout)
         if self.transport is not None:
             self.transport.write(_TIMEOUT_RESPONSE)
@@ -131,12 +177,33 @@ class LimitedHTTPChannel(http.HTTPChannel):
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
 
+#: Whether twisted.web's Request takes ``parsePOSTFormSubmission`` (26.10 does).
+_HAS_FORM_SWITCH = "parsePOSTFormSubmission" in inspect.signature(http.Request.__init__).parameters
+
+
 class HTTPRequest(Request):
-    """A request that refuses an oversized body early and renders failures safely."""
+    """A request that refuses an oversized body early and renders failures safely.
+
+    twisted.web's parse of a form body into ``request.args`` is off (it runs
+    on the reactor thread over the whole body);
+    :func:`~netproto_twisted.http.server.forms.form_from_request` parses with
+    limits instead.
+    """
 
     site: HTTPSite
     body_refused = False
     body_received = 0
+    declared_length: int | None = 0
+    #: The body goes to the resource as it comes (a :class:`RequestBody`).
+    streaming = False
+    stream_started = False
+    body_complete = False
+    finish_pending = False
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        if _HAS_FORM_SWITCH:
+            kwargs.setdefault("parsePOSTFormSubmission", False)
+        super().__init__(channel, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     @property
     def max_body(self) -> int:
@@ -150,7 +217,67 @@ class HTTPRequest(Request):
         if length is not None and length > self.max_body:
             self._refuse_body()
             return
+        self.declared_length = length
         super().gotLength(length)  # type: ignore[no-untyped-call]
+
+    def start_streaming(self) -> None:
+        """Start now, before its body, a request whose resource takes the body as it comes.
+
+        Called by the channel once the head is in (and any ``100 Continue``
+        sent).  Only a body of unknown length or over :data:`STREAM_THRESHOLD`
+        bytes on HTTP/1.x qualifies, and only for a resource whose
+        ``streams_body(request)`` says yes; ``request.content`` is then a
+        :class:`~netproto_twisted.http.server.request_body.RequestBody`.
+        The response may be written before the body's end, but the request
+        finishes (and the connection reads the next one) only after it.
+        """
+        length = self.declared_length
+        if (
+            self.body_refused
+            or self.streaming
+            or (length is not None and length <= STREAM_THRESHOLD)
+        ):
+            return
+        channel: Any = self.channel
+        parts = getattr(channel, "request_line", b"").split()
+        site = getattr(channel, "site", None)
+        if len(parts) != 3 or site is None:
+            return
+        command, uri, version = parts
+        self.method, self.uri, self.clientproto = command, uri, version
+        self.path = uri.split(b"?", 1)[0]
+        self.prepath = []
+        self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
+        try:
+            resource = site.getResourceFor(self)
+        except Exception:
+            return
+        wants = getattr(resource, "streams_body", None)
+        if wants is None or not wants(self):
+            return
+        call_from_thread = getattr(site.clock, "callFromThread", None)
+        if call_from_thread is None:
+            return
+        old = self.content
+        self.content = RequestBody(
+            channel.transport,
+            call_from_thread,
+            length,
+            set_timeout=channel.setTimeout,
+        )
+        if old is not None:
+            old.close()
+        self.streaming = True
+        self.requestReceived(command, uri, version)
+
+    def finish(self) -> None:
+        """Finish; for a streamed body not yet all in, once it is (the rest is dropped)."""
+        if self.streaming and not self.body_complete:
+            if not self.finish_pending:
+                self.finish_pending = True
+                cast(RequestBody, self.content).discard()
+            return
+        super().finish()  # type: ignore[no-untyped-call]
 
     def handleContentChunk(self, data: bytes) -> None:
         """Count body bytes; refuse once over the limit (chunked bodies)."""
@@ -158,6 +285,11 @@ class HTTPRequest(Request):
             return
         self.body_received += len(data)
         if self.body_received > self.max_body:
+            if self.startedWriting:  # a streamed request already answering: cut it
+                _log.info("request body over {limit} bytes: closing", limit=self.max_body)
+                self.body_refused = True
+                self.loseConnection()  # type: ignore[no-untyped-call]
+                return
             self._refuse_body()
             return
         super().handleContentChunk(data)  # type: ignore[no-untyped-call]
@@ -184,10 +316,20 @@ class HTTPRequest(Request):
         """Take the request, without twisted.web's parse of a multipart body into ``args``.
 
         That parse runs on the reactor thread over the whole body (seconds for
-        100,000 parts); :func:`~netproto_twisted.http.server.forms.form_from_request`
-        parses with limits instead.  The header is hidden from it, then put back.
+        100,000 parts).  A Twisted without ``parsePOSTFormSubmission`` gets the
+        header hidden from it, then put back.
         """
-        kind = self.requestHeaders.getRawHeaders(b"content-type")
+        if self.streaming:
+            if not self.stream_started:  # from start_streaming: render now
+                self.stream_started = True
+            else:  # from the channel: the body is all in
+                self.body_complete = True
+                cast(RequestBody, self.content).end()
+                if self.finish_pending:
+                    self.finish_pending = False
+                    super().finish()  # type: ignore[no-untyped-call]
+                return
+        kind = None if _HAS_FORM_SWITCH else self.requestHeaders.getRawHeaders(b"content-type")
         if kind and b"multipart/" in kind[0].lower():
             self.hidden_content_type = list(kind)
             self.requestHeaders.removeHeader(b"content-type")
@@ -215,13 +357,13 @@ class HTTPRequest(Request):
         _log.failure("request {uri} failed", failure=reason, uri=self.uri)
         body = traceback_page(reason) if self.site.debug else GENERIC_ERROR_PAGE
         if self.startedWriting:
-            self.finish()  # type: ignore[no-untyped-call]
+            self.finish()
             return
         self.setResponseCode(http.INTERNAL_SERVER_ERROR)
         self.setHeader(b"content-type", b"text/html; charset=utf-8")  # type: ignore[no-untyped-call]
         self.setHeader(b"content-length", b"%d" % len(body))  # type: ignore[no-untyped-call]
         self.write(body)  # type: ignore[no-untyped-call]
-        self.finish()  # type: ignore[no-untyped-call]
+        self.finish()
 
 
 class SiteRoot(Resource):
