@@ -54,6 +54,7 @@ from netproto_twisted.nntp.interfaces import (
     StoreOutcome,
     StoreResult,
 )
+from netproto_twisted.nntp.lists import is_group_status
 
 __all__ = ["DEFAULT_EXPIRE_DAYS", "NewsDatabase", "OverviewCursor", "SQLiteNewsStore"]
 
@@ -138,8 +139,8 @@ class NewsDatabase:
         now: float | None = None,
     ) -> bool:
         """Create a group (``False`` if it exists: then its settings are updated)."""
-        if status not in ("y", "n", "m"):
-            raise StoreError(f"group status is y, n or m, not {status!r}")
+        if not is_group_status(status):
+            raise StoreError(f"group status is y, n, m, x, j or =group, not {status!r}")
         if not name or any(c in name for c in " \t\r\n,*?[]!\\") or not name.isprintable():
             raise StoreError(f"bad group name {name!r}")
         created = time.time() if now is None else now
