@@ -14,12 +14,19 @@ input or a decompression bomb ends the session with ``400`` (compressed).
 ``LIST MODERATORS`` and ``LIST DISTRIB.PATS`` answer from the listener's
 :class:`~netproto_twisted.nntp.lists.NewsLists` (``503`` for a list not
 kept here); ``LIST HEADERS [MSGID|RANGE]`` takes RFC 3977's argument.
+
+``ARTICLE``, ``HEAD`` and ``BODY`` of an article larger than
+``NNTPSettings.stream_threshold`` are streamed from the store a block at a
+time (:mod:`~netproto_twisted.nntp.article_blobs`), dot-stuffed, with
+backpressure, when the store offers it.
 """
 
 from __future__ import annotations
 
 from netproto_twisted.core.deflate import tls_compression_off
+from netproto_twisted.core.streaming import StreamProducer
 from netproto_twisted.nntp._wire import Code, WildmatError, block, status, wildmat
+from netproto_twisted.nntp.article_blobs import IArticleStreams
 from netproto_twisted.nntp.server.reader import ReaderCommands
 
 __all__ = ["LIST_KEYWORDS", "ExtensionCommands"]
@@ -74,6 +81,39 @@ class ExtensionCommands(ReaderCommands):
         if not self.closing:
             self.reply(Code.UNAVAILABLE, "compressed stream error, closing")
             self.close()
+
+    # -- ARTICLE and BODY of large articles, streamed -------------------------------------------
+
+    def article(self, argument: str) -> None:
+        """``ARTICLE [n|<id>]`` (a large article streamed from the store)."""
+        self.run(self._fetch_large("ARTICLE", argument))
+
+    def head(self, argument: str) -> None:
+        """``HEAD [n|<id>]`` (the header of a large article read a block at a time)."""
+        self.run(self._fetch_large("HEAD", argument))
+
+    def body(self, argument: str) -> None:
+        """``BODY [n|<id>]`` (a large body streamed from the store)."""
+        self.run(self._fetch_large("BODY", argument))
+
+    async def _fetch_large(self, verb: str, argument: str) -> None:
+        streams = IArticleStreams(self.store, None)
+        if streams is None:
+            await self._fetch(verb, argument)
+            return
+        located = await self._find_with(argument, streams.locate_by_id, streams.locate)
+        if located is None:
+            return
+        if located.size <= self.settings.stream_threshold:
+            await self._fetch(verb, argument)  # small: read whole, one write
+            return
+        code = {"ARTICLE": Code.ARTICLE, "HEAD": Code.HEAD, "BODY": Code.BODY}[verb]
+        if self.replies_pending:
+            await self.drained()
+        self.write_now(status(code, f"{located.number} {located.message_id}"))
+        reader = streams.open_article(located, verb)
+        producer = StreamProducer(reader, runner=self.runner, dot_stuff=True, close=True)
+        await producer.start(self.consumer)
 
     # -- LIST (RFC 6048) -------------------------------------------------------------------
 

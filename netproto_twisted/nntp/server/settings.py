@@ -40,6 +40,8 @@ class NNTPSettings:
     :ivar max_compressed_expansion: the most bytes one received chunk may
         inflate to under COMPRESS (more: a decompression bomb, the session ends).
     :ivar lists: what the RFC 6048 LIST keywords answer (:class:`NewsLists`).
+    :ivar stream_threshold: ARTICLE/BODY of an article larger than this many
+        bytes are streamed from the store a block at a time (smaller: read whole).
     """
 
     hostname: str = "localhost"
@@ -62,3 +64,4 @@ class NNTPSettings:
     compression: bool = True
     max_compressed_expansion: int = DEFAULT_MAX_EXPANSION
     lists: NewsLists = field(default_factory=NewsLists)
+    stream_threshold: int = 256 * 1024
