@@ -73,6 +73,7 @@ class DeflateStream:
     :param max_expansion: the most bytes one call of :meth:`decompress` may
         produce; more is a :class:`DecompressionBomb`.
     :ivar bytes_in: compressed bytes received so far.
+    :ivar bytes_inflated: what they inflated to.
     :ivar bytes_out: compressed bytes produced so far.
     """
 
@@ -85,6 +86,7 @@ class DeflateStream:
         self._deflate = zlib.compressobj(level, zlib.DEFLATED, RAW_DEFLATE_WBITS)
         self._inflate = zlib.decompressobj(RAW_DEFLATE_WBITS)
         self.bytes_in = 0
+        self.bytes_inflated = 0
         self.bytes_out = 0
         self.failed = False
 
@@ -120,6 +122,7 @@ class DeflateStream:
             # A final block ends the stream: nothing may follow it on this connection.
             self.failed = True
             raise CompressionError("the peer ended its compressed stream")
+        self.bytes_inflated += len(out)
         return out
 
 

@@ -44,7 +44,7 @@ class StreamTests(TestCase):
         stream = DeflateStream()
         out = b"".join(stream.decompress(wire[i : i + 7]) for i in range(0, len(wire), 7))
         self.assertEqual(out, text)
-        self.assertEqual(stream.bytes_in, len(wire))
+        self.assertEqual((stream.bytes_in, stream.bytes_inflated), (len(wire), len(text)))
 
     def test_junk_is_an_error(self) -> None:
         stream = DeflateStream()
