@@ -12,6 +12,7 @@ from twisted.trial.unittest import TestCase
 
 from netproto_twisted.nntp import NNTPPermanentError, connect_nntp
 from netproto_twisted.nntp.lists import load_lists
+from netproto_twisted.nntp.server.extensions import LIST_KEYWORDS
 from tests.nntp.inn import PrivateINN, inn_missing
 
 
@@ -29,6 +30,8 @@ class INNExtensionTests(TestCase):
         caps = await client.capabilities()
         if caps.get("COMPRESS") != ["DEFLATE"]:
             self.skipTest(f"this INN does not offer COMPRESS DEFLATE: {sorted(caps)}")
+        # INN answers the same LIST keywords as our server.
+        self.assertEqual(sorted(caps["LIST"]), sorted(LIST_KEYWORDS.split()))
         self.assertIn("compression", (await client.compress()).lower())
         self.assertTrue(client.compressed)
         self.assertNotIn("COMPRESS", await client.capabilities())
@@ -43,6 +46,10 @@ class INNExtensionTests(TestCase):
         self.assertEqual(article.lines[-2:], [b"body 6", b".dot line"])
         with self.assertRaises(NNTPPermanentError) as e:
             await client.protocol.command("COMPRESS DEFLATE")
+        self.assertEqual(e.exception.code, 502)
+        # Like ours, INN allows no login after COMPRESS (RFC 8054).
+        with self.assertRaises(NNTPPermanentError) as e:
+            await client.login("reader", "secret")
         self.assertEqual(e.exception.code, 502)
         await client.quit()
 
