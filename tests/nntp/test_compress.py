@@ -179,6 +179,22 @@ class CompressTests(TestCase):
         await d
         self.assertGreater((await client.date()).year, 2000)
 
+    async def test_connect_with_compress(self) -> None:
+        """``connect_nntp(compress=True)``: logged in first, then compressed, if offered."""
+        news = await self.start()
+        await news.add_article("comp.test")
+        client = await connect_nntp(
+            reactor, news.host, news.port, user="reader", password="secret", compress=True
+        )
+        self.addCleanup(client.close)
+        self.assertTrue(client.compressed)
+        self.assertEqual((await client.group("comp.test")).count, 1)
+        plain = await start_news_server(reactor, groups=["comp.test"], compression=False)
+        self.addCleanup(plain.stop)
+        other = await connect_nntp(reactor, plain.host, plain.port, compress=True)
+        self.addCleanup(other.close)
+        self.assertFalse(other.compressed)
+
     async def test_refused_compress_leaves_clear_text(self) -> None:
         news = await self.start(compression=False)
         client = await self.client(news)

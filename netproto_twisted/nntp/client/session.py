@@ -599,6 +599,7 @@ def connect_nntp(
     user: str | None = None,
     password: str | None = None,
     reader_mode: bool = False,
+    compress: bool = False,
     timeout: float = 30.0,
     endpoint: IStreamClientEndpoint | None = None,
 ) -> Deferred[NNTPClient]:
@@ -607,7 +608,9 @@ def connect_nntp(
     ``tls``: ``"none"`` (nntplib's default), ``"starttls"`` (required),
     ``"opportunistic"`` (if offered), ``"implicit"`` (port 563).  ``tls_options``
     default to verifying ``host``.  ``user``/``password``: AUTHINFO USER/PASS.
-    ``reader_mode`` sends MODE READER.  ``timeout`` bounds the connection and every reply.
+    ``reader_mode`` sends MODE READER.  ``compress``: then COMPRESS DEFLATE, if
+    the server offers it (RFC 8054; see :meth:`NNTPClient.compress`).
+    ``timeout`` bounds the connection and every reply.
     """
     if (user is None) != (password is None):
         raise ValueError("give both user and password, or neither")
@@ -636,6 +639,8 @@ def connect_nntp(
             await client.login(user, password)
         if reader_mode:
             await client.mode_reader()
+        if compress and (await client.capabilities()).get("COMPRESS") == ["DEFLATE"]:
+            await client.compress()
         return client
 
     factory = ReplyQueueFactory(NNTPClientProtocol, reactor, timeout)
