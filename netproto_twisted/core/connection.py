@@ -7,7 +7,7 @@ Every command/response server here is built the same way (after h11):
   (:attr:`ConnectionBase.framing`: a line, a counted run of raw bytes, or
   raw bytes until a decoder says the block is done).  It is fed lines and raw
   bytes and produces output bytes (:meth:`~ConnectionBase.data_to_send`)
-  and a few :data:`actions <Action>`: :class:`StartTLS`, :class:`Close`,
+  and a few :data:`actions <Action>`: :class:`StartTLS`, :class:`StartCompression`, :class:`Close`,
   and :class:`Wait` (hold input until a Deferred fires).  It never sees a
   transport, a reactor or a socket, so unit tests drive it with bytes
   (:class:`ConnectionDriver`);
@@ -53,6 +53,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto_twisted.core._twisted_compat import fired_value
+from netproto_twisted.core.deflate import start_deflate
 from netproto_twisted.core.errors import LineTooLong
 from netproto_twisted.core.framing import BareLineEnding, LineBuffer, LineEndings
 from netproto_twisted.core.limits import RateLimiter
@@ -67,6 +68,7 @@ __all__ = [
     "ConnectionSettings",
     "Framing",
     "ReplyConsumer",
+    "StartCompression",
     "StartTLS",
     "Wait",
 ]
@@ -98,6 +100,16 @@ class StartTLS:
 
 
 @dataclass(frozen=True, slots=True)
+class StartCompression:
+    """Compress both ways from now on (raw DEFLATE, :mod:`netproto_twisted.core.deflate`).
+
+    The output before it (the go-ahead reply) is written uncompressed first.
+    """
+
+    max_expansion: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection once the output before it is written."""
 
@@ -110,7 +122,7 @@ class Wait:
 
 
 #: What a connection object asks its Protocol to do, besides writing bytes.
-Action = StartTLS | Close | Wait
+Action = StartTLS | StartCompression | Close | Wait
 
 _CLOSE = Close()
 
@@ -198,6 +210,10 @@ class ConnectionBase:
     def start_tls(self, context: object) -> None:
         """Start TLS after what was sent so far (the go-ahead reply)."""
         self.actions.append(StartTLS(context))
+
+    def start_compression(self, max_expansion: int | None = None) -> None:
+        """Compress both ways after what was sent so far (the go-ahead reply)."""
+        self.actions.append(StartCompression(max_expansion))
 
     def expect_line(self) -> None:
         """Cut the next input into lines."""
@@ -302,6 +318,10 @@ class ConnectionBase:
         """The idle timeout expired.  Default: close."""
         self.close()
 
+    def compression_failed(self, error: Exception) -> None:
+        """The peer's compressed stream could not be decoded.  Default: close."""
+        self.close()
+
     def connection_lost(self) -> None:
         """The connection is gone: no more output; subclasses release what they hold."""
         self.lost = True
@@ -315,7 +335,8 @@ class ConnectionDriver:
 
     Cuts input into lines or raw runs by :attr:`ConnectionBase.framing`,
     holds input while a :class:`Wait` is pending, and records the output and
-    the :class:`StartTLS`/:class:`Close` actions.
+    the :class:`StartTLS`/:class:`StartCompression`/:class:`Close` actions
+    (it compresses nothing: the output stays readable).
 
     :param connection: the object to drive.
     :param max_line_length: longest line, terminator excluded.
@@ -332,7 +353,7 @@ class ConnectionDriver:
         self.connection = connection
         self._buffer = LineBuffer(max_line_length, endings=endings)
         self.output = bytearray()
-        self.actions: list[StartTLS | Close] = []
+        self.actions: list[StartTLS | StartCompression | Close] = []
         self.pending: list[Deferred[Any]] = []
         self._collect()
 
@@ -552,6 +573,12 @@ class ConnectionProtocol(LineProtocol):
         self.connection.timeout()
         self._sync()
 
+    def compression_failed(self, error: Exception) -> None:
+        """Tell the object (it may say goodbye, compressed, before closing)."""
+        _log.info("bad compressed input: {error}", error=error)
+        self.connection.compression_failed(error)
+        self._sync()
+
     # -- output and actions ---------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
@@ -589,6 +616,12 @@ class ConnectionProtocol(LineProtocol):
             if not self._gone:
                 self.start_tls(action.context, server=True)  # type: ignore[arg-type]
                 self._framing = Framing.LINE
+        elif isinstance(action, StartCompression):
+            if not self._gone:
+                if action.max_expansion is None:
+                    start_deflate(self)
+                else:
+                    start_deflate(self, max_expansion=action.max_expansion)
         elif not self._gone:
             self.transport.loseConnection()
 

@@ -48,6 +48,7 @@ from netproto_twisted.core.plumbing import (
     DEADLINE_LINE,
     DEADLINE_TRANSFER,
     ConnectionPlumbing,
+    Decoder,
     TLSContext,
 )
 
@@ -243,6 +244,12 @@ class LineProtocol(ConnectionPlumbing):
             self._raw_mode = False
             self._raw_remaining = None
         return discarded
+
+    def _recode_input(self, decoder: Decoder) -> None:
+        """Pass the bytes in the line buffer (not yet framed) through ``decoder``."""
+        if len(self._buffer):
+            data = self._buffer.take_raw()
+            self._buffer.feed(decoder.decode(data))
 
     def _raw_chunk(self, chunk: bytes) -> None:
         """Hand ``chunk`` to :meth:`raw_data_received`; end a counted raw mode when it is done."""

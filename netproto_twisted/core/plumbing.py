@@ -8,7 +8,10 @@ that does what every connection needs and nothing protocol-specific:
 - TCP_NODELAY, and eager writes (:meth:`ConnectionPlumbing.send_raw`): on a
   plain TCP connection with nothing queued, bytes go straight to the socket;
 - a decoder stage (:class:`Decoder`) that received bytes pass through first
-  (Telnet's IAC sequences, say), then :meth:`ConnectionPlumbing.bytes_received`;
+  (Telnet's IAC sequences, say), then :meth:`ConnectionPlumbing.bytes_received`,
+  and an encoder stage (:class:`Encoder`) for what is written; both are set
+  at once, mid-connection, by :meth:`ConnectionPlumbing.install_codec`
+  (:func:`netproto_twisted.core.deflate.start_deflate`: COMPRESS);
 - ordered :meth:`~ConnectionPlumbing.pause_input` / :meth:`~ConnectionPlumbing.resume_input`:
   nothing is delivered while paused, and what arrived meanwhile comes first;
 - TLS: implicit, or STARTTLS (:meth:`~ConnectionPlumbing.start_tls`) with the
@@ -70,6 +73,7 @@ __all__ = [
     "DEADLINE_TRANSFER",
     "ConnectionPlumbing",
     "Decoder",
+    "Encoder",
     "IdentityDecoder",
     "TLSContext",
 ]
@@ -97,6 +101,14 @@ class Decoder(Protocol):
 
     def decode(self, data: bytes) -> bytes:
         """Return the bytes of ``data`` that go on to the framing."""
+        ...
+
+
+class Encoder(Protocol):
+    """A stage that written bytes pass through last (a compressor): one write in, its bytes out."""
+
+    def encode(self, data: bytes) -> bytes:
+        """Return the bytes to write for ``data``."""
         ...
 
 
@@ -147,6 +159,8 @@ class ConnectionPlumbing(DirectlyGuarded):
         each byte received extends its deadline by ``1 / min_transfer_rate`` s.
     :ivar decoder: the :class:`Decoder` received bytes pass through first
         (``None``: none, the fast path).
+    :ivar encoder: the :class:`Encoder` written bytes pass through last
+        (``None``: none); see :meth:`install_codec`.
     :ivar clock: the clock for timers; taken from ``factory.reactor`` when ``None``.
     """
 
@@ -156,6 +170,7 @@ class ConnectionPlumbing(DirectlyGuarded):
     transfer_timeout: float | None = DEFAULT_LIMITS.transfer_timeout
     min_transfer_rate: float = DEFAULT_LIMITS.min_transfer_rate
     decoder: Decoder | None = None
+    encoder: Encoder | None = None
     clock: IReactorTime | None = None
     #: The connection's transport: a TCP, TLS or test transport (ITransport, IPushProducer,
     #: and ITLSTransport where STARTTLS is used); typed loosely because those differ.
@@ -355,6 +370,9 @@ class ConnectionPlumbing(DirectlyGuarded):
         Subclasses writing replies themselves should use this rather than
         ``transport.write`` to get the eager path (same ordering guarantees).
         """
+        encoder = self.encoder
+        if encoder is not None and data:
+            data = encoder.encode(data)
         eager = self._eager
         if eager is not None and data:
             # write_now(), inlined: this runs for every reply.
@@ -364,6 +382,30 @@ class ConnectionPlumbing(DirectlyGuarded):
                     return
                 data = data[sent:]
         self.transport.write(data)
+
+    def install_codec(self, decoder: Decoder, encoder: Encoder) -> None:
+        """Pass received bytes through ``decoder``, written ones through ``encoder``, from now on.
+
+        For a layer that starts mid-connection (COMPRESS): received bytes
+        not yet framed are decoded now (they came after the go-ahead), and
+        everything written from now on is encoded.
+        """
+        self.decoder = decoder
+        self.encoder = encoder
+        self._recode_input(decoder)
+
+    def _recode_input(self, decoder: Decoder) -> None:
+        """Pass input held but not yet delivered through ``decoder``."""
+        if self._held:
+            data = decoder.decode(bytes(self._held))
+            self._held.clear()
+            self._held += data
+
+    def compression_failed(self, error: Exception) -> None:
+        """The peer's compressed stream could not be decoded.  Default: log it and close."""
+        self._log.info("closing: {error}", error=error)
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     # --- TLS --------------------------------------------------------------------------
 

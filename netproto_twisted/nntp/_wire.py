@@ -77,6 +77,7 @@ class Code:
     SLAVE = 202
     STREAMING_OK = 203
     CLOSING = 205
+    COMPRESS_ACTIVE = 206
     GROUP = 211
     LIST = 215
     ARTICLE = 220

@@ -9,6 +9,7 @@ import time
 
 from netproto_twisted.nntp.errors import StoreError
 from netproto_twisted.nntp.feeds.queue import FeedQueue
+from netproto_twisted.nntp.lists import is_group_status
 from netproto_twisted.nntp.server.moderation import set_moderator
 from netproto_twisted.nntp.store import DEFAULT_EXPIRE_DAYS, DEFAULT_HISTORY_DAYS, NewsDatabase
 
@@ -16,6 +17,13 @@ __all__ = ["DEFAULT_NEWS_DB", "add_parser"]
 
 #: Where the combined daemon keeps the news database by default (under its data directory).
 DEFAULT_NEWS_DB = "netproto-data/news/news.db"
+
+
+def _status(value: str) -> str:
+    """An argparse type: a group status of RFC 6048 (y, n, m, x, j, =other.group)."""
+    if not is_group_status(value):
+        raise argparse.ArgumentTypeError("y, n, m, x, j or =other.group")
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,8 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="create a group (or change its settings)")
     add.add_argument("--db", default=DEFAULT_NEWS_DB, help=db_help)
-    add.add_argument("--status", choices=("y", "n", "m"), default="y",
-                     help="y: posting allowed, n: not, m: moderated")  # fmt: skip
+    add.add_argument("--status", type=_status, default="y",
+                     help="y: posting allowed, n: not, m: moderated, x: no articles, "
+                     "j: filed in junk, =other.group: filed there (RFC 6048)")  # fmt: skip
     add.add_argument("--description", default="", help="the LIST NEWSGROUPS line")
     add.add_argument("--expire-days", type=float, default=None,
                      help="expire articles older than this (default: the server's)")  # fmt: skip

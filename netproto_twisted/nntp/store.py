@@ -43,6 +43,13 @@ from netproto_twisted.nntp._wire import (
     parse_headers,
     sanitize_field,
 )
+from netproto_twisted.nntp.article_blobs import (
+    IArticleStreams,
+    LocatedArticle,
+    SQLiteArticleReader,
+    locate,
+    locate_by_id,
+)
 from netproto_twisted.nntp.errors import NoSuchGroup, StoreError
 from netproto_twisted.nntp.interfaces import (
     Article,
@@ -54,6 +61,7 @@ from netproto_twisted.nntp.interfaces import (
     StoreOutcome,
     StoreResult,
 )
+from netproto_twisted.nntp.lists import is_group_status
 
 __all__ = [
     "DEFAULT_EXPIRE_DAYS",
@@ -144,8 +152,8 @@ class NewsDatabase:
         now: float | None = None,
     ) -> bool:
         """Create a group (``False`` if it exists: then its settings are updated)."""
-        if status not in ("y", "n", "m"):
-            raise StoreError(f"group status is y, n or m, not {status!r}")
+        if not is_group_status(status):
+            raise StoreError(f"group status is y, n, m, x, j or =group, not {status!r}")
         if not name or any(c in name for c in " \t\r\n,*?[]!\\") or not name.isprintable():
             raise StoreError(f"bad group name {name!r}")
         created = time.time() if now is None else now
@@ -446,7 +454,7 @@ class _Job:
 _STOP = object()
 
 
-@implementer(INewsStore)
+@implementer(INewsStore, IArticleStreams)
 class SQLiteNewsStore:
     """The :class:`INewsStore` on one SQLite file, with a group-committing writer thread.
 
@@ -508,6 +516,18 @@ class SQLiteNewsStore:
     def article_by_id(self, message_id: str) -> Deferred[Article | None]:
         """Article by Message-ID."""
         return self._read(lambda: self._reader.article_by_id(message_id))
+
+    def locate(self, group: str, number: int) -> Deferred[LocatedArticle | None]:
+        """Article by number, not read (to stream it)."""
+        return self._read(lambda: locate(self._reader.db, group, number))
+
+    def locate_by_id(self, message_id: str) -> Deferred[LocatedArticle | None]:
+        """Article by Message-ID, not read (to stream it)."""
+        return self._read(lambda: locate_by_id(self._reader.db, message_id))
+
+    def open_article(self, article: LocatedArticle, part: str) -> SQLiteArticleReader:
+        """A reader of (part of) a located article (``read`` blocks: run it in a thread)."""
+        return SQLiteArticleReader(self.path, article.key, part=part)
 
     def open_overview(self, group: str, low: int, high: int | None) -> IOverviewCursor:
         """A cursor over a range's overview lines."""

@@ -32,6 +32,7 @@ from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, lim
 from netproto_twisted.core.streaming import thread_block_runner
 from netproto_twisted.nntp._wire import Code, status
 from netproto_twisted.nntp.feeds import FeedPeer, OutgoingFeeds, parse_feed
+from netproto_twisted.nntp.lists import load_lists
 from netproto_twisted.nntp.server import NNTPServerFactory, NNTPSettings
 from netproto_twisted.nntp.server.moderation import DEFAULT_RELAY, Moderation, ModeratorDirectory
 from netproto_twisted.nntp.server.settings import DEFAULT_MAX_ARTICLE_SIZE
@@ -116,6 +117,12 @@ class Config:
     max_errors: int = field(default=20, minimum=1, help="bad commands before a session is closed")
     expire_days: float = field(default=0.0, help="expire articles older than this (0: never)")
     durable: bool = field(default=True, help="fsync each group commit (off: tests only)")
+    compression: bool = field(default=True, help="offer COMPRESS DEFLATE (RFC 8054)")
+    motd_file: str = field(default="", help="LIST MOTD text file; '' = none")
+    subscriptions_file: str = field(default="", help="LIST SUBSCRIPTIONS: a group per line")
+    distributions_file: str = field(default="", help="LIST DISTRIBUTIONS: name:description")
+    moderators_file: str = field(default="", help="LIST MODERATORS: wildmat:address")
+    distrib_pats_file: str = field(default="", help="LIST DISTRIB.PATS: weight:wildmat:value")
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -151,9 +158,16 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         store.filing_hook = feeds.router
         root.addService(feeds)
     domain = config.domain or config.hostname
+    lists = load_lists(
+        motd=config.motd_file or None,
+        subscriptions=config.subscriptions_file or None,
+        distributions=config.distributions_file or None,
+        moderators=config.moderators_file or None,
+        distrib_pats=config.distrib_pats_file or None,
+    )
     moderation = Moderation(
         reactor,
-        ModeratorDirectory(database, config.moderator_pattern),
+        ModeratorDirectory(database, config.moderator_pattern, lists.moderators or ()),
         relay=config.moderation_relay,
         sender=config.moderation_sender or f"news@{domain}",
         tls=config.moderation_tls,
@@ -191,6 +205,8 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         tls_handshake_timeout=limits.tls_handshake_timeout,
         command_rate=limits.command_rate,
         command_burst=limits.command_burst,
+        compression=config.compression,
+        lists=lists,
     )
     factory = NNTPServerFactory(
         reactor,
@@ -238,12 +254,18 @@ class Options(ServerOptions):
         ["moderation-relay", None, DEFAULT_RELAY, "SMTP relay host:port for moderator mail"],
         ["moderation-sender", None, None, "envelope sender of moderator mail"],
         ["moderator-pattern", None, None, "moderator address pattern, e.g. %s@mod.example"],
+        ["motd", None, None, "file with the message of the day (LIST MOTD)"],
+        ["subscriptions", None, None, "file of default groups (LIST SUBSCRIPTIONS)"],
+        ["distributions", None, None, "file of name:description (LIST DISTRIBUTIONS)"],
+        ["moderators", None, None, "file of wildmat:address (LIST MODERATORS)"],
+        ["distrib-pats", None, None, "file of weight:wildmat:value (LIST DISTRIB.PATS)"],
         *limits_options(NNTP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
         ["allow-insecure-auth", None, "allow AUTHINFO without TLS to loopback clients"],
         ["open-posting", None, "allow POST without AUTHINFO"],
         ["no-posting", None, "refuse POST"],
+        ["no-compress", None, "do not offer COMPRESS DEFLATE"],
     ]
 
     def __init__(self) -> None:
@@ -317,6 +339,12 @@ class Options(ServerOptions):
                 max_article_size=max_size,
                 max_errors=max_errors,
                 expire_days=expire_days,
+                compression=not self["no-compress"],
+                motd_file=self["motd"] or "",
+                subscriptions_file=self["subscriptions"] or "",
+                distributions_file=self["distributions"] or "",
+                moderators_file=self["moderators"] or "",
+                distrib_pats_file=self["distrib-pats"] or "",
             )
         except (ValueError, ConfigError) as e:
             raise usage.UsageError(str(e)) from None

@@ -52,6 +52,14 @@ class DirectoryTests(SynchronousTestCase):
                          "news-announce-important@moderators.example.org")  # fmt: skip
         self.assertIsNone(ModeratorDirectory(path).address("comp.gone"))
         self.assertEqual(pattern_address("mod+%s@x", "a.b"), "mod+a-b@x")
+        # the moderators file (LIST MODERATORS) before the one pattern: first match wins
+        files = ModeratorDirectory(
+            path, "%s@fallback.example", [("alt.*", "%s@alt.example"), ("*", "all@example")]
+        )
+        self.addCleanup(files.close)
+        self.assertEqual(files.address("comp.mod"), "other@example.org")  # the table first
+        self.assertEqual(files.address("alt.test.x"), "alt-test-x@alt.example")
+        self.assertEqual(files.address("misc.x"), "all@example")
 
     def test_submission_adds_to_only_when_missing(self) -> None:
         proto = b"From: a@b\r\nSubject: s\r\n\r\nbody\r\n"

@@ -151,7 +151,8 @@ class ReaderTests(NNTPSessionCase):
         self.assertEqual((await self.talk(d, b"LIST HEADERS\r\n"))[1:],
                          [":", ":bytes", ":lines", "."])  # fmt: skip
         self.assertEqual((await self.talk(d, b"LIST DISTRIB.PATS\r\n"))[1:], ["."])
-        self.assertEqual(await self.codes(d, b"LIST MOTD\r\n"), ["501"])
+        self.assertEqual(await self.codes(d, b"LIST MOTD\r\n"), ["503"])  # none kept
+        self.assertEqual(await self.codes(d, b"LIST FROBS\r\n"), ["501"])
         self.assertEqual(await self.codes(d, b"LIST ACTIVE [\r\n"), ["501"])
 
     async def test_over_and_hdr(self) -> None:

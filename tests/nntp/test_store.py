@@ -127,7 +127,10 @@ class StoreTests(TestCase):
         self.addCleanup(db.close)
         for name in ("", "a b", "a,b", "a*"):
             self.assertRaises(StoreError, db.add_group, name)
-        self.assertRaises(StoreError, db.add_group, "ok.name", status="x")
+        for status in ("q", "=", "=a b", "yy", ""):
+            self.assertRaises(StoreError, db.add_group, "ok.name", status=status)
+        for status in ("y", "n", "m", "x", "j", "=comp.other"):
+            db.add_group(f"ok.{status.strip('=').replace('.', '-')}", status=status)
 
 
 class AdminTests(TestCase):

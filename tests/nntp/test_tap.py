@@ -50,6 +50,18 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual((config.max_article_size, config.expire_days), (5000, 7.0))
         self.assertEqual(config.path_host, "news.example")
 
+    def test_list_files_and_compression(self) -> None:
+        options = tap.Options()
+        options.parseOptions(["--motd", "/m", "--subscriptions", "/s", "--distributions", "/d",
+                              "--moderators", "/o", "--distrib-pats", "/p",
+                              "--no-compress"])  # fmt: skip
+        config = options.config
+        self.assertEqual((config.motd_file, config.subscriptions_file, config.distributions_file,
+                          config.moderators_file, config.distrib_pats_file),
+                         ("/m", "/s", "/d", "/o", "/p"))  # fmt: skip
+        self.assertFalse(config.compression)
+        self.assertTrue(tap.Config().compression)
+
     def test_bad_options(self) -> None:
         for argv in (["--max-errors", "x"], ["--max-article-size", "0"], ["--expire-days", "x"]):
             self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
@@ -98,8 +110,9 @@ class DaemonTests(SynchronousTestCase):
             status = cli.main(["news", "group", "add", "--db", database, "--description",
                                "Daemon tests", "comp.daemon"])  # fmt: skip
         self.assertEqual(status, 0)
+        (cwd / "motd").write_text("Hello from the daemon.\n")
         daemon = Daemon(
-            ["netproto-nntp", "--data-dir", "data", "--open-posting",
+            ["netproto-nntp", "--data-dir", "data", "--open-posting", "--motd", "motd",
              "--listen", "tcp:0:interface=127.0.0.1"],
             cwd,
         )  # fmt: skip
@@ -109,6 +122,8 @@ class DaemonTests(SynchronousTestCase):
             warnings.simplefilter("ignore", DeprecationWarning)
             s = nntplib.NNTP("127.0.0.1", int(tcp.group(1)), readermode=False, timeout=30)
         self.assertIn("STARTTLS", s.getcapabilities())
+        self.assertEqual(s.getcapabilities()["COMPRESS"], ["DEFLATE"])
+        self.assertEqual(s._longcmdstring("LIST MOTD")[1], ["Hello from the daemon."])
         self.assertEqual(s.descriptions("comp.*")[1], {"comp.daemon": "Daemon tests"})
         s.post(io.BytesIO(b"From: a@b.test\nNewsgroups: comp.daemon\nSubject: x\n\nhi\n"))
         self.assertEqual(s.group("comp.daemon")[1], 1)

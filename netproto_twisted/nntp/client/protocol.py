@@ -16,8 +16,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from netproto_twisted.core.client import PendingReply, ReplyQueueProtocol
+from netproto_twisted.core.deflate import DEFAULT_MAX_EXPANSION, start_deflate
 from netproto_twisted.core.dotstuff import DotUnstuffer
-from netproto_twisted.core.errors import RemoteProtocolError
+from netproto_twisted.core.errors import LocalProtocolError, RemoteProtocolError
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.sasl import SASLError, decode_challenge, encode_response
 from netproto_twisted.nntp._wire import Code, parse_status
@@ -38,7 +39,7 @@ Reply = tuple[int, str, bytes]
 
 
 class _Pending(PendingReply):
-    __slots__ = ("article", "block", "challenge", "code", "collect", "sink", "text")
+    __slots__ = ("article", "block", "challenge", "code", "collect", "compress", "sink", "text")
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class _Pending(PendingReply):
         self.collect: list[bytes] | None = None
         self.code = 0
         self.text = ""
+        self.compress = False
 
 
 class NNTPClientProtocol(ReplyQueueProtocol[_Pending, tuple[int, str]]):
@@ -71,6 +73,9 @@ class NNTPClientProtocol(ReplyQueueProtocol[_Pending, tuple[int, str]]):
         super().__init__(clock, timeout)
         self._unstuffer: DotUnstuffer | None = None
         self._carry = b""
+        #: COMPRESS sent, its reply not read: nothing else may be sent (RFC 8054).
+        self._compress_waiting = False
+        self._max_expansion = DEFAULT_MAX_EXPANSION
 
     # -- commands -------------------------------------------------------------------------
 
@@ -92,9 +97,27 @@ class NNTPClientProtocol(ReplyQueueProtocol[_Pending, tuple[int, str]]):
         answers ``383`` SASL challenges.  ``group_block``: a ``211`` reply has a
         block (LISTGROUP; GROUP's 211 has none).
         """
+        if self._compress_waiting:
+            raise LocalProtocolError("wait for the reply to COMPRESS before sending more")
         d: Deferred[Reply] = self.enqueue(_Pending(sink, article, challenge, group_block))
         data = line.encode("utf-8") if isinstance(line, str) else line
         self.send_raw(data + b"\r\n")
+        return d
+
+    def compress(self, max_expansion: int = DEFAULT_MAX_EXPANSION) -> Deferred[Reply]:
+        """Send ``COMPRESS DEFLATE``; on ``206`` compress both ways from the next byte (RFC 8054).
+
+        Nothing may be in flight, and nothing is sent until the reply has come.
+        ``max_expansion``: the most bytes one received chunk may inflate to.
+        """
+        if self.pending:
+            raise LocalProtocolError("COMPRESS needs every earlier reply read first")
+        pending = _Pending(None, None, None)
+        pending.compress = True
+        d: Deferred[Reply] = self.enqueue(pending)
+        self._compress_waiting = True
+        self._max_expansion = max_expansion
+        self.send_raw(b"COMPRESS DEFLATE\r\n")
         return d
 
     def send_data(self, data: bytes) -> None:
@@ -133,6 +156,11 @@ class NNTPClientProtocol(ReplyQueueProtocol[_Pending, tuple[int, str]]):
             return
         if code not in Code.MULTILINE or (code == Code.GROUP and not pending.block):
             self.pop_pending()
+            if pending.compress:
+                self._compress_waiting = False
+                if code == Code.COMPRESS_ACTIVE:
+                    # What follows this line, already received or not, is compressed.
+                    start_deflate(self, max_expansion=self._max_expansion)
             if code >= 400:
                 pending.deferred.errback(reply_error(code, text))
             else:

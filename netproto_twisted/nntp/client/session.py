@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
     "ArticleInfo",
+    "GroupCount",
     "GroupInfo",
     "GroupListing",
     "NNTPClient",
@@ -83,6 +84,17 @@ class GroupListing:
     group: str
     last: int
     first: int
+    flag: str
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    """One ``LIST COUNTS`` line (RFC 6048): group, last, first, article count, status."""
+
+    group: str
+    last: int
+    first: int
+    count: int
     flag: str
 
 
@@ -130,6 +142,16 @@ def _when(since: datetime.date | datetime.datetime | float) -> str:
                                   tzinfo=datetime.timezone.utc).timestamp()  # fmt: skip
     date, time = format_datetime(stamp)
     return f"{date} {time} GMT"
+
+
+def _pairs(lines: builtins.list[str]) -> dict[str, str]:
+    """``name<TAB or spaces>text`` lines as a mapping."""
+    out = {}
+    for line in lines:
+        name, _, text = line.replace("\t", " ", 1).partition(" ")
+        if name:
+            out[name] = text.strip()
+    return out
 
 
 def _overview(block: bytes) -> builtins.list[tuple[int, dict[str, str]]]:
@@ -338,6 +360,68 @@ class NNTPClient:
         """One group's description (``""`` if none)."""
         return self.descriptions(group).addCallback(lambda d: d.get(group, ""))
 
+    # -- RFC 6048 lists ------------------------------------------------------------------------
+
+    def counts(self, pattern: str | None = None) -> Deferred[builtins.list[GroupCount]]:
+        """``LIST COUNTS [wildmat]``: each group's numbers, article count and status."""
+
+        def parse(lines: builtins.list[str]) -> builtins.list[GroupCount]:
+            out = []
+            for line in lines:
+                words = line.split()
+                if len(words) >= 5:
+                    name, high, low, count, flag = words[:5]
+                    out.append(GroupCount(name, int(high), int(low), int(count), flag))
+            return out
+
+        return self.list_lines("COUNTS", pattern).addCallback(parse)
+
+    def motd(self) -> Deferred[builtins.list[str]]:
+        """``LIST MOTD``: the message of the day, line by line."""
+        return self.list_lines("MOTD")
+
+    def subscriptions(self, pattern: str | None = None) -> Deferred[builtins.list[str]]:
+        """``LIST SUBSCRIPTIONS [wildmat]``: the groups a new reader should subscribe to."""
+        return self.list_lines("SUBSCRIPTIONS", pattern).addCallback(
+            lambda lines: [line.strip() for line in lines if line.strip()]
+        )
+
+    def distributions(self) -> Deferred[dict[str, str]]:
+        """``LIST DISTRIBUTIONS``: ``{distribution: description}``."""
+        return self.list_lines("DISTRIBUTIONS").addCallback(_pairs)
+
+    def moderators(self) -> Deferred[builtins.list[tuple[str, str]]]:
+        """``LIST MODERATORS``: ``[(wildmat, address template)]`` in the server's order."""
+
+        def parse(lines: builtins.list[str]) -> builtins.list[tuple[str, str]]:
+            out = []
+            for line in lines:
+                pattern, sep, address = line.partition(":")
+                if sep:
+                    out.append((pattern, address))
+            return out
+
+        return self.list_lines("MODERATORS").addCallback(parse)
+
+    def list_headers(self, which: str | None = None) -> Deferred[builtins.list[str]]:
+        """``LIST HEADERS [MSGID|RANGE]``: the headers and metadata HDR can give."""
+        return self.list_lines("HEADERS", which)
+
+    # -- COMPRESS (RFC 8054) -------------------------------------------------------------------
+
+    def compress(self) -> Deferred[str]:
+        """``COMPRESS DEFLATE``: compress the rest of the session both ways.
+
+        Call it with nothing else in flight and send nothing until it fires.
+        Log in and start TLS first: the server refuses both after COMPRESS.
+        """
+        return self.protocol.compress().addCallback(lambda r: r[1])
+
+    @property
+    def compressed(self) -> bool:
+        """Whether COMPRESS is active."""
+        return self.protocol.encoder is not None
+
     def newgroups(
         self, since: datetime.date | datetime.datetime | float
     ) -> Deferred[builtins.list[GroupListing]]:
@@ -515,6 +599,7 @@ def connect_nntp(
     user: str | None = None,
     password: str | None = None,
     reader_mode: bool = False,
+    compress: bool = False,
     timeout: float = 30.0,
     endpoint: IStreamClientEndpoint | None = None,
 ) -> Deferred[NNTPClient]:
@@ -523,7 +608,9 @@ def connect_nntp(
     ``tls``: ``"none"`` (nntplib's default), ``"starttls"`` (required),
     ``"opportunistic"`` (if offered), ``"implicit"`` (port 563).  ``tls_options``
     default to verifying ``host``.  ``user``/``password``: AUTHINFO USER/PASS.
-    ``reader_mode`` sends MODE READER.  ``timeout`` bounds the connection and every reply.
+    ``reader_mode`` sends MODE READER.  ``compress``: then COMPRESS DEFLATE, if
+    the server offers it (RFC 8054; see :meth:`NNTPClient.compress`).
+    ``timeout`` bounds the connection and every reply.
     """
     if (user is None) != (password is None):
         raise ValueError("give both user and password, or neither")
@@ -552,6 +639,8 @@ def connect_nntp(
             await client.login(user, password)
         if reader_mode:
             await client.mode_reader()
+        if compress and (await client.capabilities()).get("COMPRESS") == ["DEFLATE"]:
+            await client.compress()
         return client
 
     factory = ReplyQueueFactory(NNTPClientProtocol, reactor, timeout)

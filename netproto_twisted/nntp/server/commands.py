@@ -1,4 +1,4 @@
-"""The NNTP server's command table (RFC 3977, 4642, 4643, 4644 and the legacy X commands)."""
+"""The NNTP server's command table (RFC 3977, 4642, 4643, 4644, 8054 and the legacy X commands)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ class State(enum.Enum):
 
 
 def _tls_offered(conn: Any) -> str | None:
-    return None if conn.tls is not None else "STARTTLS not available"
+    if conn.tls is None:
+        return "STARTTLS not available"
+    return "not after COMPRESS" if conn.compressed else None
+
+
+def _not_compressed(conn: Any) -> str | None:
+    # RFC 8054 2.2.2: no authentication once COMPRESS is active (CRIME).
+    return "not after COMPRESS" if conn.compressed else None
 
 
 _R = {State.READY}
@@ -45,8 +52,9 @@ NNTP_COMMANDS: CommandTable[State, Any] = CommandTable(
                 capability="NEWNEWS"),
         Command("DATE", _R, help="the server's time"),
         Command("HELP", _R, help="this text"),
-        Command("LIST", _R, argument=_O, help="ACTIVE, ACTIVE.TIMES, NEWSGROUPS, OVERVIEW.FMT, "
-                "HEADERS, DISTRIB.PATS"),
+        Command("LIST", _R, argument=_O, help="ACTIVE, ACTIVE.TIMES, COUNTS, NEWSGROUPS, "
+                "OVERVIEW.FMT, HEADERS, DISTRIB.PATS, DISTRIBUTIONS, MODERATORS, MOTD, "
+                "SUBSCRIPTIONS"),
         Command("OVER", _R, argument=_O, help="overview of articles", capability="OVER MSGID"),
         Command("XOVER", _R, argument=_O, help="overview of articles (legacy)"),
         Command("HDR", _R, argument=_Q, help="one header of articles", capability="HDR"),
@@ -55,7 +63,8 @@ NNTP_COMMANDS: CommandTable[State, Any] = CommandTable(
         Command("STARTTLS", _R, guard=_tls_offered, refused_when_secure=True,
                 refused_when_authenticated=True, help="start TLS", capability="STARTTLS"),
         Command("AUTHINFO", _R, argument=_Q, refused_when_authenticated=True,
-                help="USER, PASS or SASL"),
+                guard=_not_compressed, help="USER, PASS or SASL"),
+        Command("COMPRESS", _R, argument=_Q, help="COMPRESS DEFLATE (RFC 8054)"),
         Command("QUIT", _R, help="end the session"),
     ],
     unknown_text="unknown command",

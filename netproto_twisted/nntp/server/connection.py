@@ -31,8 +31,8 @@ from netproto_twisted.core.sasl_exchange import (
 )
 from netproto_twisted.nntp._wire import Code, CommandSyntaxError, block, parse_command, status
 from netproto_twisted.nntp.server.commands import NNTP_COMMANDS, State
+from netproto_twisted.nntp.server.extensions import LIST_KEYWORDS, ExtensionCommands
 from netproto_twisted.nntp.server.feed import FeedCommands
-from netproto_twisted.nntp.server.reader import ReaderCommands
 
 __all__ = ["NNTPConnection"]
 
@@ -47,7 +47,7 @@ _REFUSAL_CODES = {
     RefusalKind.AUTH_REQUIRED: Code.AUTH_REQUIRED,
     RefusalKind.TLS_REQUIRED: Code.ENCRYPTION_REQUIRED,
 }
-_LIST_CAPABILITY = "LIST ACTIVE ACTIVE.TIMES COUNTS DISTRIB.PATS HEADERS NEWSGROUPS OVERVIEW.FMT"
+_LIST_CAPABILITY = "LIST " + LIST_KEYWORDS
 _SASL_REPLIES: dict[FailureKind, tuple[int, str]] = {
     FailureKind.BAD_CREDENTIALS: (Code.AUTH_FAILED, "authentication failed"),
     FailureKind.TOO_MANY_FAILURES: (Code.AUTH_FAILED, "authentication failed"),
@@ -60,7 +60,7 @@ _SASL_REPLIES: dict[FailureKind, tuple[int, str]] = {
 }
 
 
-class NNTPConnection(ReaderCommands, FeedCommands):
+class NNTPConnection(ExtensionCommands, FeedCommands):
     """One NNTP server session, sans-I/O (see the module docstring and :class:`SessionBase`)."""
 
     commands: CommandTable[State, _Handler]
@@ -154,9 +154,13 @@ class NNTPConnection(ReaderCommands, FeedCommands):
         if self.settings.allow_posting:
             lines.append("POST")
         lines += ["IHAVE", "STREAMING", "NEWNEWS", "OVER MSGID", "HDR", _LIST_CAPABILITY]
-        if self.tls is not None and not self.secure and self.username is None:
+        if self.compression_offered:
+            lines.append("COMPRESS DEFLATE")
+        # RFC 8054: neither TLS nor a login once COMPRESS is active.
+        may_secure = self.username is None and not self.compressed
+        if self.tls is not None and not self.secure and may_secure:
             lines.append("STARTTLS")
-        if self.username is None and self.authenticator is not None:
+        if may_secure and self.authenticator is not None:
             mechanisms = self.sasl.mechanisms(secure=self.secure) if self.sasl else []
             words = (["USER"] if self.plaintext_allowed else []) + (["SASL"] if mechanisms else [])
             if words:
@@ -294,6 +298,7 @@ NNTPConnection.commands = NNTP_COMMANDS.bind(
         "XPAT": NNTPConnection.xpat,
         "STARTTLS": NNTPConnection.starttls,
         "AUTHINFO": NNTPConnection.authinfo,
+        "COMPRESS": NNTPConnection.compress,
         "QUIT": NNTPConnection.quit,
     }
 )

@@ -105,7 +105,7 @@ class FeedCommands(SessionBase):
             info = await self.store.group(name)
             if info is None:
                 continue
-            if info.status == "n":
+            if info.status in ("n", "x"):
                 self.reply(Code.POSTING_FAILED, f"posting to {name} not allowed")
                 return
             if info.status == "m":

@@ -44,6 +44,7 @@ from netproto_twisted.nntp._wire import (
     header_value,
     parse_headers,
     split_article,
+    wildmat,
 )
 from netproto_twisted.nntp.server.articles import ArticleRefused, prepare_post
 from netproto_twisted.smtp.client import send_mail
@@ -101,14 +102,22 @@ def pattern_address(pattern: str, group: str) -> str:
 
 
 class ModeratorDirectory:
-    """Who moderates a group: the ``moderators`` table, then the pattern.
+    """Who moderates a group: the ``moderators`` table, the moderators file, then the pattern.
 
-    :param database: the news database (``None``: the pattern only).
+    :param database: the news database (``None``: no table).
     :param pattern: e.g. ``%s@moderators.example.org`` (``""``: none).
+    :param patterns: ``(wildmat, address)`` pairs of INN's ``moderators`` file
+        (the one LIST MODERATORS shows); the first whose wildmat matches wins.
     """
 
-    def __init__(self, database: str | None, pattern: str = "") -> None:
+    def __init__(
+        self,
+        database: str | None,
+        pattern: str = "",
+        patterns: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.pattern = pattern
+        self.patterns = [(wildmat(w), address) for w, address in patterns]
         self.db: sqlite3.Connection | None = None
         if database is not None:
             self.db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
@@ -122,6 +131,9 @@ class ModeratorDirectory:
             ).fetchone()
             if row is not None:
                 return str(row[0])
+        for matches, address in self.patterns:
+            if matches(group):
+                return pattern_address(address, group)
         if self.pattern:
             return pattern_address(self.pattern, group)
         return None

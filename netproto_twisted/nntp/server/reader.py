@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from twisted.internet.defer import Deferred
 
 from netproto_twisted.core.streaming import StreamProducer
 from netproto_twisted.nntp._wire import (
@@ -35,6 +38,7 @@ from netproto_twisted.nntp.server.session import SessionBase
 __all__ = ["ReaderCommands"]
 
 Matcher = Callable[[str], bool]
+_T = TypeVar("_T")
 _ARTICLE_CODES = {"ARTICLE": Code.ARTICLE, "HEAD": Code.HEAD, "BODY": Code.BODY, "STAT": Code.STAT}
 #: Most HDR/XHDR/XPAT lines in one reply.
 _HDR_LIMIT = 1_000_000
@@ -146,11 +150,20 @@ class ReaderCommands(SessionBase):
 
     async def _find(self, argument: str) -> Article | None:
         """The article an argument names, or ``None`` after replying why not."""
+        return await self._find_with(argument, self.store.article_by_id, self.store.article)
+
+    async def _find_with(
+        self,
+        argument: str,
+        by_id: Callable[[str], Deferred[_T | None]],
+        by_number: Callable[[str, int], Deferred[_T | None]],
+    ) -> _T | None:
+        """What ``by_id``/``by_number`` give for the article an argument names (or ``None``)."""
         if argument.startswith("<"):
             if not is_message_id(argument):
                 self.error(Code.SYNTAX, "bad Message-ID")
                 return None
-            found = await self.store.article_by_id(argument)
+            found = await by_id(argument)
             if found is None:
                 self.reply(Code.NO_SUCH_ID, "no such article")
             return found
@@ -165,7 +178,7 @@ class ReaderCommands(SessionBase):
             if number < 0 or high != number:
                 self.error(Code.SYNTAX, "bad article number")
                 return None
-            found = await self.store.article(self.group_name, number)
+            found = await by_number(self.group_name, number)
             if found is None:
                 self.reply(Code.NO_SUCH_NUMBER, "no article with that number")
             else:
@@ -174,7 +187,7 @@ class ReaderCommands(SessionBase):
         if self.article_number is None:
             self.reply(Code.NO_CURRENT, "no current article")
             return None
-        found = await self.store.article(self.group_name, self.article_number)
+        found = await by_number(self.group_name, self.article_number)
         if found is None:
             self.reply(Code.NO_CURRENT, "current article is gone")
         return found

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netproto_twisted import __version__
+from netproto_twisted.core.deflate import DEFAULT_MAX_EXPANSION
+from netproto_twisted.nntp.lists import NewsLists
 
 __all__ = ["DEFAULT_MAX_ARTICLE_SIZE", "NNTPSettings"]
 
@@ -37,6 +39,12 @@ class NNTPSettings:
     :ivar command_rate: sustained commands per second per connection (``None``: no limit).
     :ivar command_burst: commands at once before the rate applies.
     :ivar implementation: the ``IMPLEMENTATION`` capability's text.
+    :ivar compression: offer ``COMPRESS DEFLATE`` (RFC 8054).
+    :ivar max_compressed_expansion: the most bytes one received chunk may
+        inflate to under COMPRESS (more: a decompression bomb, the session ends).
+    :ivar lists: what the RFC 6048 LIST keywords answer (:class:`NewsLists`).
+    :ivar stream_threshold: ARTICLE/BODY of an article larger than this many
+        bytes are streamed from the store a block at a time (smaller: read whole).
     """
 
     hostname: str = "localhost"
@@ -58,3 +66,7 @@ class NNTPSettings:
     command_rate: float | None = None
     command_burst: int = 1000
     implementation: str = f"netproto_twisted-{__version__}"
+    compression: bool = True
+    max_compressed_expansion: int = DEFAULT_MAX_EXPANSION
+    lists: NewsLists = field(default_factory=NewsLists)
+    stream_threshold: int = 256 * 1024
