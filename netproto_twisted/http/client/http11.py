@@ -52,6 +52,8 @@ __all__ = [
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 
 _DONE = Failure(ResponseDone())
+#: One end-of-message event for every request (building one validates its empty trailers).
+_END = h11.EndOfMessage()
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -280,6 +282,9 @@ class HTTP11Connection(Protocol):
         self.lost = False
         self.closing = False
         self._lost_reason: Failure | None = None
+        #: Bytes of a Content-Length body still to come (``None``: h11 reads).
+        self._counting: int | None = None
+        self._keep_alive = True
 
     # -- state -----------------------------------------------------------------------
 
@@ -325,7 +330,7 @@ class HTTP11Connection(Protocol):
                 data = h.send(h11.Request(method=method, target=target, headers=headers))
                 if body:
                     data += h.send(h11.Data(data=body))  # type: ignore[operator]
-                data += h.send(h11.EndOfMessage())  # type: ignore[operator]
+                data += h.send(_END)  # type: ignore[operator]
                 self.transport.write(data)  # type: ignore[arg-type]
                 return
             length = body.length
@@ -367,7 +372,7 @@ class HTTP11Connection(Protocol):
         if exchange is not self._exchange or self.lost:
             return
         try:
-            out = self._h11.send(h11.EndOfMessage())
+            out = self._h11.send(_END)
         except h11.LocalProtocolError as e:
             # The producer wrote less (or more) than its length said.
             self._abort_with(exchange, URLError(f"request body: {e}"))
@@ -420,8 +425,41 @@ class HTTP11Connection(Protocol):
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
         exchange.got_bytes = True
+        if self._counting is not None:
+            self._counted(exchange, data)
+            return
         self._h11.receive_data(data)
         self._process()
+
+    def _counted(self, exchange: _Exchange, data: bytes) -> None:
+        """Body bytes of a Content-Length body: passed on as they come, counted."""
+        left = self._counting
+        assert left is not None
+        size = len(data)
+        if size < left:
+            self._counting = left - size
+            exchange.data(data)
+            return
+        self._counting = None
+        extra = size > left
+        if extra:
+            data = data[:left]
+        if data:
+            exchange.data(data)
+        self._exchange = None
+        self.completed += 1
+        if self._reading_held:
+            self._reading_held = False
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        if extra or not self._keep_alive:
+            # More than the length said (or Connection: close): this connection is done.
+            self.closing = True
+            self.transport.loseConnection()  # type: ignore[union-attr]
+        else:
+            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.max_header_bytes)
+            if not self.closing:
+                self.on_idle(self)
+        exchange.end(_DONE)
 
     def _process(self) -> None:
         if self._processing:
@@ -445,6 +483,8 @@ class HTTP11Connection(Protocol):
                     return
                 elif kind is h11.Response:
                     self._head(exchange, event)  # type: ignore[arg-type]
+                    if self._counting is not None or self._exchange is not exchange:
+                        return
                 elif kind is h11.EndOfMessage:
                     self._body_in(exchange)
                 elif kind is h11.ConnectionClosed:
@@ -466,16 +506,31 @@ class HTTP11Connection(Protocol):
             length = 0
         else:
             chunked = False
-            for name, value in event.headers:  # lower-cased names
-                if name == b"content-length":
+            for name, value in headers:
+                lowered = name.lower()
+                if lowered == b"content-length":
                     length = int(value)
-                elif name == b"transfer-encoding":
+                elif lowered == b"transfer-encoding":
                     chunked = True
             if chunked:
                 length = None
         version = (1, 1) if event.http_version == b"1.1" else (1, 0)
         response = RawResponse(exchange, status, event.reason, version, headers, length)
         exchange.response = response
+        if length and self._h11.our_state is h11.DONE:
+            # h11 framed the head and found a Content-Length: the body is that many
+            # bytes, counted here without a parser event (and a copy) per read.  The
+            # connection gets a fresh h11 state for its next request.
+            self._keep_alive = version == (1, 1) and not any(
+                name.lower() == b"connection" and b"close" in value.lower()
+                for name, value in headers
+            )
+            self._counting = length
+            rest = bytes(self._h11.trailing_data[0])
+            exchange.owner.response_received(response)
+            if rest and self._exchange is exchange and self._counting is not None:
+                self._counted(exchange, rest)
+            return
         exchange.owner.response_received(response)
 
     def _body_in(self, exchange: _Exchange) -> None:
@@ -552,9 +607,11 @@ class HTTP11Connection(Protocol):
         self.on_lost(self)
 
     def _end_at_close(self, exchange: _Exchange, reason: Failure) -> None:
-        # Let h11 see the end: a close-delimited body is complete now.
-        self._h11.receive_data(b"")
-        self._process()
+        if self._counting is None:
+            # Let h11 see the end: a close-delimited body is complete now.
+            self._h11.receive_data(b"")
+            self._process()
+        self._counting = None
         if self._exchange is exchange:
             self._exchange = None
             exchange.end(reason)
