@@ -71,6 +71,31 @@ class ExchangeOwner(TypingProtocol):
         """No response: ``stale`` when a reused connection died before answering."""
 
 
+_events: dict[tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], int], h11.Request] = {}
+_MAX_CACHED_EVENTS = 512
+
+
+def _request_event(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], size: int
+) -> h11.Request:
+    """h11's Request event, cached: building one validates every header with a regex.
+
+    ``size`` is the Content-Length to add (``-1``: none).  Events are
+    immutable, so a client repeating a request (same URL, same headers,
+    same body length: a poller, an RPC client) reuses the validated one.
+    """
+    key = (method, target, tuple(headers), size)
+    event = _events.get(key)
+    if event is None:
+        if size >= 0:
+            headers = [*headers, (b"Content-Length", b"%d" % size)]
+        event = h11.Request(method=method, target=target, headers=headers)
+        if len(_events) >= _MAX_CACHED_EVENTS:
+            _events.clear()
+        _events[key] = event
+    return event
+
+
 @implementer(IPushProducer)
 class _BodyControl:
     """The transport a body consumer sees: flow control over one response body."""
@@ -325,9 +350,10 @@ class HTTP11Connection(Protocol):
         h = self._h11
         try:
             if body is None or isinstance(body, bytes):
-                if body is not None or method in (b"POST", b"PUT", b"PATCH"):
-                    headers = [*headers, (b"Content-Length", b"%d" % len(body or b""))]
-                data = h.send(h11.Request(method=method, target=target, headers=headers))
+                size = len(body) if body is not None else -1
+                if size < 0 and method in (b"POST", b"PUT", b"PATCH"):
+                    size = 0
+                data = h.send(_request_event(method, target, headers, size))
                 if body:
                     data += h.send(h11.Data(data=body))  # type: ignore[operator]
                 data += h.send(_END)  # type: ignore[operator]
