@@ -55,6 +55,7 @@ _DONE = Failure(ResponseDone())
 #: One end-of-message event for every request (building one validates its empty trailers).
 _END = h11.EndOfMessage()
 _NO_BODY_STATUS = frozenset({204, 304})
+_COMPLETE = (h11.DONE, h11.MUST_CLOSE)
 
 
 class StaleConnection(URLError):
@@ -543,14 +544,13 @@ class HTTP11Connection(Protocol):
         version = (1, 1) if event.http_version == b"1.1" else (1, 0)
         response = RawResponse(exchange, status, event.reason, version, headers, length)
         exchange.response = response
-        if length and self._h11.our_state is h11.DONE:
+        our_state = self._h11.our_state
+        if length and (our_state is h11.DONE or our_state is h11.MUST_CLOSE):
             # h11 framed the head and found a Content-Length: the body is that many
             # bytes, counted here without a parser event (and a copy) per read.  The
-            # connection gets a fresh h11 state for its next request.
-            self._keep_alive = version == (1, 1) and not any(
-                name.lower() == b"connection" and b"close" in value.lower()
-                for name, value in headers
-            )
+            # connection gets a fresh h11 state for its next request (if it is kept:
+            # h11 says MUST_CLOSE for Connection: close and HTTP/1.0 answers).
+            self._keep_alive = our_state is h11.DONE
             self._counting = length
             rest = bytes(self._h11.trailing_data[0])
             exchange.owner.response_received(response)
@@ -567,7 +567,7 @@ class HTTP11Connection(Protocol):
         """After a complete exchange, make the connection idle (or close it)."""
         exchange = self._exchange
         h = self._h11
-        if exchange is None or h.their_state is not h11.DONE:
+        if exchange is None or h.their_state not in _COMPLETE:
             return
         if h.our_state is h11.SEND_BODY:
             # The answer came before the request body was all sent: give up the connection.
@@ -578,19 +578,18 @@ class HTTP11Connection(Protocol):
             self.closing = True
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
-        if h.our_state is not h11.DONE:
+        if h.our_state not in _COMPLETE:
             return
         self._exchange = None
         self.completed += 1
         if self._reading_held:
             self._reading_held = False
             self.transport.resumeProducing()  # type: ignore[union-attr]
-        try:
-            h.start_next_cycle()
-        except h11.LocalProtocolError:
-            self.closing = True  # MUST_CLOSE: Connection: close, or HTTP/1.0
+        if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
+            self.closing = True  # Connection: close, or HTTP/1.0
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
+        h.start_next_cycle()
         if not self.closing:
             self.on_idle(self)
 
