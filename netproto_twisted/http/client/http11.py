@@ -269,12 +269,12 @@ class _BodyWriter:
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """Pass the producer to the transport (back-pressure from the socket)."""
         if self.conn.transport is not None:
-            self.conn.transport.registerProducer(producer, streaming)
+            self.conn.transport.registerProducer(producer, streaming)  # type: ignore[attr-defined]
 
     def unregisterProducer(self) -> None:
         """Undo :meth:`registerProducer`."""
         if self.conn.transport is not None:
-            self.conn.transport.unregisterProducer()
+            self.conn.transport.unregisterProducer()  # type: ignore[attr-defined]
 
     def write(self, data: bytes) -> None:
         """Frame and send a piece of the body."""
@@ -356,9 +356,9 @@ class HTTP11Connection(Protocol):
                     size = 0
                 data = h.send(_request_event(method, target, headers, size))
                 if body:
-                    data += h.send(h11.Data(data=body))  # type: ignore[operator]
-                data += h.send(_END)  # type: ignore[operator]
-                self.transport.write(data)  # type: ignore[arg-type]
+                    data += h.send(h11.Data(data=body))
+                data += h.send(_END)
+                self.transport.write(data)
                 return
             length = body.length
             if length is UNKNOWN_LENGTH:
@@ -366,7 +366,7 @@ class HTTP11Connection(Protocol):
             else:
                 headers = [*headers, (b"Content-Length", b"%d" % length)]
             self.transport.write(
-                h.send(h11.Request(method=method, target=target, headers=headers))  # type: ignore[arg-type]
+                h.send(h11.Request(method=method, target=target, headers=headers))
             )
         except h11.LocalProtocolError as e:
             self._exchange = None
@@ -411,7 +411,7 @@ class HTTP11Connection(Protocol):
     def _producer_failed(self, exchange: _Exchange, failure: Failure) -> None:
         exchange.producer = None
         if exchange is self._exchange and not self.lost:
-            self._abort_with(exchange, failure.value)
+            self._abort_with(exchange, failure.value or URLError("request body failed"))
 
     def _abort_with(self, exchange: _Exchange, error: BaseException) -> None:
         self.closing = True
@@ -621,7 +621,7 @@ class HTTP11Connection(Protocol):
                 error = (
                     StaleConnection(f"kept-alive connection lost: {reason.value}")
                     if stale
-                    else URLError(reason.value)
+                    else URLError(reason.value or "connection lost")
                 )
                 exchange.owner.request_failed(Failure(error), stale)
             elif self._processing:

@@ -154,9 +154,8 @@ class Opener:
                 req.add_unredirected_header(name, value)
         scheme = req.type
         for processor in self.process_request.get(scheme, []):
-            req = getattr(processor, scheme + "_request")(req)
-            if _pending(req):
-                req = await req
+            processed: Any = getattr(processor, scheme + "_request")(req)
+            req = await processed if _pending(processed) else processed
         response = await self._call_chain(self.handle_open, "default", "default_open", req)
         if response is None:
             response = await self._call_chain(self.handle_open, scheme, scheme + "_open", req)
