@@ -17,10 +17,10 @@ from netproto_twisted.xmlrpc._wire import (
     parse_response,
 )
 from netproto_twisted.xmlrpc.client import (
-    AgentTransport,
     IPostTransport,
     MultiCall,
     MultiCallResult,
+    PoolTransport,
     PostResponse,
     Proxy,
 )
@@ -38,12 +38,12 @@ from netproto_twisted.xmlrpc.server import ServerSettings, XMLRPCResource, XMLRP
 __all__ = [
     "MAXINT",
     "MININT",
-    "AgentTransport",
     "Fault",
     "IPostTransport",
     "MethodRegistry",
     "MultiCall",
     "MultiCallResult",
+    "PoolTransport",
     "PostResponse",
     "ProtocolError",
     "Proxy",

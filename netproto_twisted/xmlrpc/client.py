@@ -7,10 +7,11 @@ calls into one ``system.multicall``.  A fault raises
 200 :class:`~netproto_twisted.xmlrpc.errors.ProtocolError`, as in the stdlib.
 
 HTTP goes through one small seam, :class:`IPostTransport` (send a POST body,
-get status, headers and body back).  :class:`AgentTransport`, the default,
-is :class:`twisted.web.client.Agent` on a persistent
-:class:`~twisted.web.client.HTTPConnectionPool` (connections are reused,
-HTTPS is verified against the system's trust store unless told otherwise).
+get status, headers and body back).  :class:`PoolTransport`, the default,
+is the HTTP client's connection pool
+(:class:`~netproto_twisted.http.client.transport.HTTPTransport`: HTTP/1.1
+on h11, connections reused, HTTPS verified against the system's trust
+store unless told otherwise).
 """
 
 from __future__ import annotations
@@ -19,34 +20,18 @@ import base64
 import gzip
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    URI,
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    ResponseDone,
-)
-from twisted.web.error import SchemeNotSupported
-from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import (
-    UNKNOWN_LENGTH,
-    IAgentEndpointFactory,
-    IBodyProducer,
-    IPolicyForHTTPS,
-    IResponse,
-)
-from zope.interface import implementer
+from twisted.web.client import ResponseDone
 
+from netproto_twisted.http.client.http11 import RawResponse
+from netproto_twisted.http.client.transport import HTTPTransport
 from netproto_twisted.xmlrpc._wire import (
     DEFAULT_MAX_DEPTH,
     dump_request,
@@ -63,10 +48,10 @@ from netproto_twisted.xmlrpc.errors import (
 __all__ = [
     "DEFAULT_MAX_RESPONSE",
     "DEFAULT_TIMEOUT",
-    "AgentTransport",
     "IPostTransport",
     "MultiCall",
     "MultiCallResult",
+    "PoolTransport",
     "PostResponse",
     "Proxy",
 ]
@@ -101,28 +86,6 @@ class IPostTransport(Protocol):
         """Close idle connections; fire once closed."""
 
 
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """A request body already in memory, written at once."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        consumer.write(self._data)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        """Nothing to pause: the body was written whole."""
-
-    def resumeProducing(self) -> None:
-        """Nothing to resume."""
-
-    def stopProducing(self) -> None:
-        """Nothing to stop."""
-
-
 _DONE = Failure(ResponseDone())
 
 
@@ -151,145 +114,116 @@ class _BodyCollector(TwistedProtocol):
     def connectionLost(self, reason: Failure = _DONE) -> None:
         if self._failed:
             return
-        if reason.check(ResponseDone, PotentialDataLoss):
+        if reason.check(ResponseDone):
             self._finished.callback(b"".join(self._parts))
         else:
             self._finished.errback(reason)
 
 
-@implementer(IPolicyForHTTPS)
-class _TrustRootPolicy:
-    """Verify servers against ``trust_root`` (a CA certificate) instead of the system store."""
+class PoolTransport:
+    """:class:`IPostTransport` on the HTTP client's connection pool.
 
-    def __init__(self, trust_root: ssl.Certificate | Any) -> None:
-        self._trust_root = trust_root
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
-        return ssl.optionsForClientTLS(hostname.decode("idna"), trustRoot=self._trust_root)
-
-
-class AgentTransport:
-    """:class:`IPostTransport` on twisted.web's Agent with a persistent connection pool.
-
-    ``tls_trust`` replaces the system's trust store (a
+    Requests go through :meth:`HTTPTransport.fetch
+    <netproto_twisted.http.client.transport.HTTPTransport.fetch>`: HTTP/1.1
+    connections kept alive (a server that closes after each answer, as the
+    stdlib's HTTP/1.0 SimpleXMLRPCServer does, simply gets a new connection
+    per call), at most ``max_connections_per_host`` per server, TLS verified
+    against the system's trust store, or against ``tls_trust`` (a
     :class:`~twisted.internet.ssl.Certificate` or ``trustRootFromCertificates``
-    result); ``tls_policy`` replaces the whole HTTPS policy.  Certificates
-    and host names are always verified unless a policy says otherwise.
+    result) when given, or ``ca_file``; ``verify=False`` turns verification
+    off.  ``http`` shares an existing
+    :class:`~netproto_twisted.http.client.transport.HTTPTransport` (an
+    opener's) instead.
     """
 
     def __init__(
         self,
         reactor: Any,
         *,
-        pool: HTTPConnectionPool | None = None,
+        http: HTTPTransport | None = None,
         max_connections_per_host: int = 32,
         connect_timeout: float | None = 30.0,
         tls_trust: Any = None,
-        tls_policy: IPolicyForHTTPS | None = None,
+        verify: bool = True,
+        ca_file: str | None = None,
         max_response: int = DEFAULT_MAX_RESPONSE,
     ) -> None:
-        if pool is None:
-            pool = HTTPConnectionPool(reactor, persistent=True)
-            pool.maxPersistentPerHost = max_connections_per_host
-            pool.retryAutomatically = True
-        self.pool = pool
-        if tls_policy is None:
-            tls_policy = (
-                _TrustRootPolicy(tls_trust)
-                if tls_trust is not None
-                else BrowserLikePolicyForHTTPS()
+        self._owns_http = http is None
+        if http is None:
+            creator = None
+            if tls_trust is not None:
+
+                def creator(host: str) -> Any:
+                    return ssl.optionsForClientTLS(host, trustRoot=tls_trust)
+
+            http = HTTPTransport(
+                reactor,
+                verify=verify,
+                ca_file=ca_file,
+                connect_timeout=connect_timeout if connect_timeout is not None else 30.0,
+                idle_timeout=None,
+                max_per_host=max_connections_per_host,
+                tls_creator=creator,
             )
-        endpoints = _CachingEndpointFactory(reactor, tls_policy, connect_timeout)
-        self._agent = Agent.usingEndpointFactory(reactor, endpoints, pool)
-        # Servers that answer HTTP/1.0 without keep-alive (the stdlib's SimpleXMLRPCServer)
-        # close after each response: their connections are never reused.
-        self._oneshot_agent = Agent.usingEndpointFactory(
-            reactor, endpoints, HTTPConnectionPool(reactor, persistent=False)
-        )
-        self._no_reuse: set[bytes] = set()
+        self.http = http
         self._max_response = max_response
-        self._headers: tuple[Mapping[bytes, bytes], bytes, Headers] | None = None
+        self._targets: dict[bytes, tuple[str, str, int, bytes, bytes]] = {}
+        self._headers: tuple[Mapping[bytes, bytes], bytes, list[tuple[bytes, bytes]]] | None = None
+
+    def _target(self, url: bytes) -> tuple[str, str, int, bytes, bytes]:
+        found = self._targets.get(url)
+        if found is None:
+            parts = urlsplit(url.decode("ascii"))
+            scheme = parts.scheme.lower()
+            if scheme not in ("http", "https"):
+                raise ValueError(f"unsupported XML-RPC URL scheme: {scheme!r}")
+            port = parts.port or (443 if scheme == "https" else 80)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            netloc = parts.netloc.rpartition("@")[2]
+            found = (scheme, parts.hostname or "", port, target.encode("ascii"),
+                     netloc.encode("idna"))  # fmt: skip
+            if len(self._targets) < 256:
+                self._targets[url] = found
+        return found
 
     def post(
         self, url: bytes, headers: Mapping[bytes, bytes], body: bytes
     ) -> Deferred[PostResponse]:
         """POST ``body`` to ``url`` and read the whole response (up to the size limit)."""
-        origin = _origin(url)
+        scheme, host, port, target, host_header = self._target(url)
         cached = self._headers
-        if cached is not None and cached[0] is headers and cached[1] == origin:
+        if cached is not None and cached[0] is headers and cached[1] == host_header:
             request_headers = cached[2]
         else:
-            # The Host header is set here, so that Agent does not copy the headers per request.
-            request_headers = Headers({name: [value] for name, value in headers.items()})
-            if not request_headers.hasHeader(b"host"):
-                request_headers.setRawHeaders(b"host", [origin.split(b"/")[-1]])
-            self._headers = (headers, origin, request_headers)
-        agent = self._oneshot_agent if origin in self._no_reuse else self._agent
-        d = agent.request(b"POST", url, request_headers, _BytesProducer(body))
-        return cast("Deferred[PostResponse]", d.addCallback(self._read, origin))
+            request_headers = [(name, value) for name, value in headers.items()]
+            if b"host" not in headers:
+                request_headers.insert(0, (b"host", host_header))
+            self._headers = (headers, host_header, request_headers)
+        d = self.http.fetch(b"POST", scheme, host, port, target, request_headers, body)
+        return d.addCallback(self._read)
 
-    def _read(self, response: IResponse, origin: bytes) -> Deferred[PostResponse]:
-        if tuple(response.version[1:]) < (1, 1):
-            connection = response.headers.getRawHeaders(b"connection") or []
-            if not any(b"keep-alive" in value.lower() for value in connection):
-                self._no_reuse.add(origin)
+    def _read(self, response: RawResponse) -> Deferred[PostResponse]:
         length = response.length
-        if length is not UNKNOWN_LENGTH and cast(int, length) > self._max_response:
-            response.deliverBody(_Discard())
+        if length is not None and length > self._max_response:
+            response.abort()
             raise BodyTooLarge(self._max_response)
         finished: Deferred[bytes] = Deferred()
         response.deliverBody(_BodyCollector(finished, self._max_response))
-        headers = {
-            name.decode("latin-1").lower(): values[0].decode("latin-1")
-            for name, values in response.headers.getAllRawHeaders()
-        }
+        headers: dict[str, str] = {}
+        for name, value in response.headers:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        reason = response.reason.decode("latin-1")
 
         def done(body: bytes) -> PostResponse:
-            return PostResponse(response.code, response.phrase.decode("latin-1"), headers, body)
+            return PostResponse(response.status, reason, headers, body)
 
         return finished.addCallback(done)
 
     def close(self) -> Deferred[None]:
-        """Close the pool's idle connections."""
-        return cast("Deferred[None]", self.pool.closeCachedConnections())
-
-
-@implementer(IAgentEndpointFactory)
-class _CachingEndpointFactory:
-    """Agent's endpoints, made once per scheme, host and port instead of once per request."""
-
-    def __init__(
-        self, reactor: Any, tls_policy: IPolicyForHTTPS, connect_timeout: float | None
-    ) -> None:
-        self._reactor = reactor
-        self._tls_policy = tls_policy
-        self._timeout = connect_timeout
-        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        key = (uri.scheme, uri.host, uri.port)
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
-            if uri.scheme not in (b"http", b"https"):
-                raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
-            host = uri.host.decode("ascii")
-            timeout = self._timeout if self._timeout is not None else 30
-            endpoint = HostnameEndpoint(self._reactor, host, uri.port, timeout=timeout)
-            if uri.scheme == b"https":
-                creator = self._tls_policy.creatorForNetloc(uri.host, uri.port)
-                endpoint = wrapClientTLS(creator, endpoint)
-            if len(self._endpoints) < 256:
-                self._endpoints[key] = endpoint
-        return endpoint
-
-
-def _origin(url: bytes) -> bytes:
-    return b"/".join(url.split(b"/", 3)[:3])
-
-
-class _Discard(TwistedProtocol):
-    def makeConnection(self, transport: Any) -> None:
-        transport.stopProducing()
+        """Close the connections (those of a shared HTTPTransport are left to its owner)."""
+        if self._owns_http:
+            return self.http.close()
+        return succeed(None)
 
 
 class Proxy:
@@ -346,7 +280,7 @@ class Proxy:
         self._transport: IPostTransport = (
             transport
             if transport is not None
-            else AgentTransport(reactor, tls_trust=tls_trust, max_response=max_response)
+            else PoolTransport(reactor, tls_trust=tls_trust, max_response=max_response)
         )
         self._allow_none = allow_none
         self._use_i8 = use_i8

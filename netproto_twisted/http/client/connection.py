@@ -5,7 +5,7 @@ For code written against :mod:`http.client`: one connection to one host
 ``putrequest``/``putheader``/``endheaders``/``send``.  ``getresponse()``
 returns a Deferred firing with a
 :class:`~netproto_twisted.http.client.response.Response` whose ``read()`` is
-a Deferred too.  Underneath is the same Agent transport as the opener's (no
+a Deferred too.  Underneath is the same transport as the opener's (no
 redirects, cookies or decoding: http.client has none either).
 """
 

@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from netproto_twisted.http.client.decoding import (
     DEFAULT_MAX_DECODED,
@@ -108,11 +108,11 @@ class HTTPErrorProcessor(BaseHandler):
 
     handler_order = 1000
 
-    async def http_response(self, req: Request, response: Response) -> Response:
+    def http_response(self, req: Request, response: Response) -> Response | Deferred[Response]:
         """Return a 2xx response; let the error chain answer any other."""
         if 200 <= response.status < 300:
             return response
-        return await self.parent.error(req.type, req, response)
+        return ensureDeferred(self.parent.error(req.type, req, response))
 
     https_response = http_response
 
@@ -249,7 +249,9 @@ class HTTPCookieProcessor(BaseHandler):
 
     def http_response(self, request: Request, response: Response) -> Response:
         """Store the response's Set-Cookie headers (the jar's policy decides)."""
-        self.cookiejar.extract_cookies(response, request)  # type: ignore[arg-type]
+        headers = response.headers
+        if "Set-Cookie" in headers or "Set-Cookie2" in headers:
+            self.cookiejar.extract_cookies(response, request)  # type: ignore[arg-type]
         return response
 
     https_request = http_request

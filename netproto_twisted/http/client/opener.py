@@ -56,11 +56,22 @@ class BaseHandler:
         return bool(self.handler_order < cast(Any, other).handler_order)
 
 
+#: Results that are never awaitable (checked first: ``inspect.isawaitable`` is dear).
+_PLAIN = (Request, Response, type(None))
+
+
 async def _settle(value: Any) -> Any:
     """Wait for a Deferred or a coroutine; pass anything else through."""
     if isinstance(value, Deferred) or inspect.isawaitable(value):
         return await value
     return value
+
+
+def _pending(value: Any) -> bool:
+    """True when ``value`` must be awaited (a Deferred, a coroutine, an awaitable)."""
+    return not isinstance(value, _PLAIN) and (
+        isinstance(value, Deferred) or inspect.isawaitable(value)
+    )
 
 
 class Opener:
@@ -143,7 +154,8 @@ class Opener:
                 req.add_unredirected_header(name, value)
         scheme = req.type
         for processor in self.process_request.get(scheme, []):
-            req = await _settle(getattr(processor, scheme + "_request")(req))
+            processed: Any = getattr(processor, scheme + "_request")(req)
+            req = await processed if _pending(processed) else processed
         response = await self._call_chain(self.handle_open, "default", "default_open", req)
         if response is None:
             response = await self._call_chain(self.handle_open, scheme, scheme + "_open", req)
@@ -152,7 +164,9 @@ class Opener:
         if response is None:
             raise URLError(f"unknown url type: {scheme}")
         for processor in self.process_response.get(scheme, []):
-            response = await _settle(getattr(processor, scheme + "_response")(req, response))
+            response = getattr(processor, scheme + "_response")(req, response)
+            if _pending(response):
+                response = await response
         return cast(Response, response)
 
     async def _call_chain(
@@ -160,7 +174,9 @@ class Opener:
     ) -> Any:
         for handler in chain.get(kind, []):
             func: Callable[..., Any] = getattr(handler, meth_name)
-            result = await _settle(func(*args))
+            result = func(*args)
+            if _pending(result):
+                result = await result
             if result is not None:
                 return result
         return None

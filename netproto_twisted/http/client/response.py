@@ -52,8 +52,8 @@ BodySource = Any
 def headers_message(pairs: list[tuple[str, str]]) -> http.client.HTTPMessage:
     """An :class:`http.client.HTTPMessage` holding ``pairs`` in order (urllib's ``headers``)."""
     msg = http.client.HTTPMessage()
-    for name, value in pairs:
-        msg[name] = value
+    # What ``msg[name] = value`` stores under HTTPMessage's compat32 policy, pair by pair.
+    msg._headers = list(pairs)  # type: ignore[attr-defined]
     return msg
 
 

@@ -1,19 +1,28 @@
-"""Sending a :class:`Request` over twisted.web's Agent: pool, TLS, proxies, limits, timeouts.
+"""Sending a :class:`Request`: connection pool, TLS, proxies, limits, timeouts.
 
-One :class:`HTTPTransport` per opener holds a persistent
-:class:`~twisted.web.client.HTTPConnectionPool` (whose built-in retry
-repeats an idempotent request without a body once when a kept-alive
-connection turns out to be stale), one Agent per proxy, a per-origin cap on
-requests in flight (:attr:`HTTPTransport.max_per_host`, which is also the
-pool's number of kept connections), and the timeouts:
+One :class:`HTTPTransport` per opener holds a
+:class:`~netproto_twisted.http.client.pool.ConnectionPool` of HTTP/1.1
+connections (:mod:`netproto_twisted.http.client.http11`, h11's parser)
+kept alive per origin, at most :attr:`HTTPTransport.max_per_host` of them
+per origin (requests beyond wait in line), one retry of an idempotent
+request whose kept-alive connection turns out to be stale, and the
+timeouts:
 
 * ``connect_timeout`` -- for the TCP connection (and the CONNECT tunnel);
-* ``idle_timeout`` -- waiting for the response headers, then between two
-  body chunks (a stalled body);
+* ``idle_timeout`` -- waiting for a connection and the response headers,
+  then between two body chunks (a stalled body);
 * ``total_timeout`` -- for the whole request, body included.
 
 TLS is verified against the platform's roots (or ``ca_file``) and the
-host name, unless the opener is built with ``verify=False``.
+host name, unless the opener is built with ``verify=False``.  http through
+a proxy sends the absolute URL to the proxy; https (and http when the
+proxy says ``tunnel``) goes through a CONNECT tunnel.
+
+:meth:`HTTPTransport.fetch` is the lean entry below the opener (no
+urllib ``Request``, no handlers): the XML-RPC client uses it.  With
+``agent=`` (an :class:`~twisted.web.iweb.IAgent`, such as the in-memory
+one of :class:`~netproto_twisted.testing.http_client.StubOpener`) requests
+go to that agent instead of the pool.
 """
 
 from __future__ import annotations
@@ -23,29 +32,28 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from twisted.internet.defer import (
-    CancelledError,
-    Deferred,
-    DeferredSemaphore,
-    gatherResults,
-    succeed,
-)
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
-from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import URI, Agent, HTTPConnectionPool, ProxyAgent
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IAgentEndpointFactory, IBodyProducer
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer
 from zope.interface import implementer
 
 from netproto_twisted.core.errors import NetprotoError
 from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.http.client.errors import RequestTimeout, URLError
+from netproto_twisted.http.client.http11 import DEFAULT_MAX_HEADER_BYTES, RawResponse
+from netproto_twisted.http.client.pool import ConnectionPool
 from netproto_twisted.http.client.request import ProxyInfo, Request
 from netproto_twisted.http.client.response import DEFAULT_MAX_BODY, Response, headers_message
 from netproto_twisted.http.client.tunnel import NoDelayEndpoint, TunnelEndpoint
@@ -56,12 +64,9 @@ __all__ = [
     "DEFAULT_MAX_HEADERS",
     "DEFAULT_MAX_PER_HOST",
     "USER_AGENT",
-    "BytesProducer",
     "HTTPTransport",
     "basic_credentials",
 ]
-
-_log = Logger()
 
 USER_AGENT = "netproto_twisted/0.1"
 DEFAULT_CONNECT_TIMEOUT = 30.0
@@ -70,74 +75,15 @@ DEFAULT_MAX_PER_HOST = 10
 #: Response header fields accepted (http.client's limit); more is a header flood.
 DEFAULT_MAX_HEADERS = 100
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_USER_AGENT_HEADER = (b"User-Agent", USER_AGENT.encode())
 
 
 def basic_credentials(user: str, password: str) -> str:
     """The value of a Basic ``Authorization`` header (RFC 7617, UTF-8)."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
-
-
-@implementer(IBodyProducer)
-class BytesProducer:
-    """A request body held in memory (replayable on a redirect or a retry)."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        """Write the whole body."""
-        consumer.write(self.body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        """Nothing to pause: the body is written at once."""
-
-    def resumeProducing(self) -> None:
-        """Nothing to resume."""
-
-    def stopProducing(self) -> None:
-        """Nothing to stop."""
-
-
-@implementer(IAgentEndpointFactory)
-class _Endpoints:
-    """Endpoints for the Agent: direct or tunnelled, TLS for https, TCP_NODELAY always."""
-
-    def __init__(self, transport: HTTPTransport, proxy: ProxyInfo | None) -> None:
-        self.transport = transport
-        self.proxy = proxy
-        # Twisted asks for an endpoint per request; building one (IDNA and all) is dear.
-        self._cache: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        key = (uri.scheme, uri.host, uri.port)
-        endpoint = self._cache.get(key)
-        if endpoint is None:
-            if len(self._cache) > 1000:
-                self._cache.clear()
-            endpoint = self._cache[key] = self._make(uri)
-        return endpoint
-
-    def _make(self, uri: URI) -> IStreamClientEndpoint:
-        t = self.transport
-        host = uri.host.decode("idna")
-        endpoint: IStreamClientEndpoint
-        if self.proxy is None:
-            endpoint = NoDelayEndpoint(
-                HostnameEndpoint(t.reactor, host, uri.port, timeout=t.connect_timeout)
-            )
-        else:
-            headers = dict(self.proxy.headers)
-            if self.proxy.user is not None:
-                headers["Proxy-Authorization"] = basic_credentials(
-                    self.proxy.user, self.proxy.password or ""
-                )
-            endpoint = TunnelEndpoint(t.proxy_endpoint(self.proxy), host, uri.port, headers)
-        if uri.scheme == b"https":
-            endpoint = wrapClientTLS(t.tls_creator(host), endpoint)
-        return endpoint
 
 
 class _Discard(Protocol):
@@ -159,6 +105,7 @@ class HTTPTransport:
         total_timeout: float | None = None,
         max_per_host: int = DEFAULT_MAX_PER_HOST,
         max_headers: int = DEFAULT_MAX_HEADERS,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_body: int | None = DEFAULT_MAX_BODY,
         persistent: bool = True,
         agent: IAgent | None = None,
@@ -177,13 +124,13 @@ class HTTPTransport:
         self.max_headers = max_headers
         self.max_body = max_body
         self.persistent = persistent
-        self._pools: list[HTTPConnectionPool] = []
-        self.pool = self._new_pool()
+        #: The kept-alive connections.
+        self.pool = ConnectionPool(
+            max_per_host=max_per_host, persistent=persistent, max_header_bytes=max_header_bytes
+        )
         self._fixed_agent = agent
         self._tls_creator = tls_creator
-        self._agents: dict[tuple[ProxyInfo | None, bool], IAgent] = {}
-        self._proxy_endpoints: dict[ProxyInfo, IStreamClientEndpoint] = {}
-        self._slots: dict[tuple[str, str, int | None], DeferredSemaphore] = {}
+        self._endpoints: dict[tuple[Any, ...], IStreamClientEndpoint] = {}
         self._tls_cache: dict[str, Any] = {}
 
     # -- plumbing ------------------------------------------------------------------------
@@ -198,108 +145,102 @@ class HTTPTransport:
             self._tls_cache[host] = creator
         return creator
 
-    def _new_pool(self) -> HTTPConnectionPool:
-        pool = HTTPConnectionPool(self.reactor, persistent=self.persistent)
-        pool.maxPersistentPerHost = self.max_per_host
-        pool.retryAutomatically = True
-        self._pools.append(pool)
-        return pool
+    def _tcp(self, host: str, port: int) -> IStreamClientEndpoint:
+        return NoDelayEndpoint(
+            HostnameEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
+        )
 
     def proxy_endpoint(self, proxy: ProxyInfo) -> IStreamClientEndpoint:
         """The endpoint of a proxy (TLS to the proxy itself when its URL is https)."""
-        endpoint = self._proxy_endpoints.get(proxy)
-        if endpoint is None:
-            endpoint = NoDelayEndpoint(
-                HostnameEndpoint(
-                    self.reactor, proxy.host, proxy.port, timeout=self.connect_timeout
-                )
-            )
-            if proxy.scheme == "https":
-                endpoint = wrapClientTLS(self.tls_creator(proxy.host), endpoint)
-            self._proxy_endpoints[proxy] = endpoint
+        endpoint = self._tcp(proxy.host, proxy.port)
+        if proxy.scheme == "https":
+            endpoint = wrapClientTLS(self.tls_creator(proxy.host), endpoint)
         return endpoint
 
-    def agent_for(self, request: Request) -> IAgent:
-        """The Agent for a request: the fixed one, direct, tunnelled, or an http proxy's."""
-        if self._fixed_agent is not None:
-            return self._fixed_agent
-        proxy = request.proxy
-        forward = proxy is not None and request.type == "http" and not proxy.tunnel
-        key = (proxy, forward)
-        agent = self._agents.get(key)
-        if agent is None:
-            # Twisted keys a pool's connections by (scheme, host, port): a tunnel
-            # through a proxy gets a pool of its own, never mixed with direct ones.
-            pool = self.pool if proxy is None else self._new_pool()
-            if forward:
-                assert proxy is not None
-                agent = ProxyAgent(self.proxy_endpoint(proxy), self.reactor, pool)
+    def endpoint(
+        self, scheme: str, host: str, port: int, proxy: ProxyInfo | None
+    ) -> tuple[tuple[Any, ...], IStreamClientEndpoint]:
+        """The pool key and endpoint for an origin (direct, forward proxy, or tunnel)."""
+        forward = proxy is not None and scheme == "http" and not proxy.tunnel
+        key: tuple[Any, ...] = (proxy,) if forward else (scheme, host, port, proxy)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            if len(self._endpoints) > 1000:
+                self._endpoints.clear()
+            if proxy is None:
+                endpoint = self._tcp(host, port)
+            elif forward:
+                endpoint = self.proxy_endpoint(proxy)
             else:
-                agent = Agent.usingEndpointFactory(self.reactor, _Endpoints(self, proxy), pool)
-            self._agents[key] = agent
-        return agent
-
-    def _slot(self, request: Request) -> DeferredSemaphore:
-        key = (request.type, request.host.lower(), None)  # already parsed by urllib
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = DeferredSemaphore(self.max_per_host)
-        return slot
+                headers = dict(proxy.headers)
+                if proxy.user is not None:
+                    headers["Proxy-Authorization"] = basic_credentials(
+                        proxy.user, proxy.password or ""
+                    )
+                endpoint = TunnelEndpoint(self.proxy_endpoint(proxy), host, port, headers)
+            if scheme == "https":
+                endpoint = wrapClientTLS(self.tls_creator(host), endpoint)
+            self._endpoints[key] = endpoint
+        return key, endpoint
 
     def close(self) -> Deferred[None]:
-        """Close every kept-alive connection; fires when they are closed.
+        """Close every connection; fires when they are closed.
 
-        The pools are closed one reactor turn later, so that a connection
-        whose response failed or finished in the current call stack is back
-        in its pool (Twisted returns it after the body's last callback).
+        The pool is closed one reactor turn later, so that a connection
+        whose response finished in the current call stack is idle by then.
         """
+        return deferLater(self.reactor, 0).addCallback(lambda _: self.pool.close())
 
-        def close_pools(_: object) -> Deferred[None]:
-            closing = [pool.closeCachedConnections() for pool in self._pools]
-            return gatherResults(closing).addCallback(lambda _: None)
+    # -- the lean path -------------------------------------------------------------------
 
-        return deferLater(self.reactor, 0).addCallback(close_pools)
+    def fetch(
+        self,
+        method: bytes,
+        scheme: str,
+        host: str,
+        port: int,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | IBodyProducer | None = None,
+        *,
+        proxy: ProxyInfo | None = None,
+    ) -> Deferred[RawResponse]:
+        """Send one request through the pool; fire with the :class:`RawResponse` head.
+
+        ``headers`` must hold ``Host``; Content-Length (or chunked framing)
+        is added for the body.  An idempotent request without a body or
+        with a bytes body is repeated once when its kept-alive connection
+        was stale.  Cancelling the Deferred drops the request (and its
+        connection if it was sent).
+        """
+        key, endpoint = self.endpoint(scheme, host, port, proxy)
+        retryable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
+        return self.pool.request(key, endpoint, method, target, headers, body, retryable=retryable)
 
     # -- sending -------------------------------------------------------------------------
 
     def send(self, request: Request) -> Deferred[Response]:
         """Send ``request``; fire with the :class:`Response` once its headers are in."""
-        slot = self._slot(request)
-        return slot.acquire().addCallback(lambda _: self._send(request, slot))
-
-    def _send(self, request: Request, slot: DeferredSemaphore) -> Deferred[Response]:
         reactor = self.clock
         idle = request.timeout if request.timeout is not None else self.idle_timeout
         total = request.total_timeout if request.total_timeout is not None else self.total_timeout
-        started = reactor.seconds()
-        deadline = started + total if total is not None else None
-        headers = Headers()
-        for name, value in request.all_headers().items():
-            headers.addRawHeader(name.encode("latin-1"), str(value).encode("latin-1"))
-        if not request.has_header("User-agent"):
-            headers.addRawHeader(b"User-Agent", USER_AGENT.encode())
-        proxy = request.proxy
-        if proxy is not None and request.type == "http" and not proxy.tunnel and proxy.user:
-            headers.setRawHeaders(
-                b"Proxy-Authorization",
-                [basic_credentials(proxy.user, proxy.password or "").encode()],
-            )
-        body = request.data
-        producer: IBodyProducer | None
-        if body is None:
-            producer = None
-        elif isinstance(body, (bytes, bytearray, memoryview)):
-            producer = BytesProducer(bytes(body))
-        elif IBodyProducer.providedBy(body):
-            producer = body
-        else:
-            raise TypeError(f"request data must be bytes or an IBodyProducer, not {type(body)}")
-        url = quote(request.full_url, safe=_URL_SAFE).encode("ascii")
+        deadline = reactor.seconds() + total if total is not None else None
         method = request.get_method().encode("ascii")
-        timed_out: list[RequestTimeout] = []
-        d = self.agent_for(request).request(method, url, headers, producer)
+        body = request.data
+        if body is not None:
+            if isinstance(body, (bytearray, memoryview)):
+                body = bytes(body)
+            elif not isinstance(body, bytes) and not IBodyProducer.providedBy(body):
+                raise TypeError(
+                    f"request data must be bytes or an IBodyProducer, not {type(body)}"
+                )
+        if self._fixed_agent is not None:
+            d: Deferred[Any] = self._agent_request(request, method, body)
+        else:
+            d = self._pool_request(request, method, body)
 
-        calls = []
+        timed_out: list[RequestTimeout] = []
+        calls: list[IDelayedCall] = []
         for seconds, phase in ((idle, "waiting for the response"), (total, "whole request")):
             if seconds is not None:
 
@@ -309,56 +250,41 @@ class HTTPTransport:
 
                 calls.append(reactor.callLater(seconds, expire))
 
-        released: list[bool] = []
-
-        def release() -> None:
-            if not released:
-                released.append(True)
-                slot.release()
-
         def got(raw: Any) -> Response:
             for call in calls:
                 if call.active():
                     call.cancel()
-            pairs = [
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, values in raw.headers.getAllRawHeaders()
-                for value in values
-            ]
+            if isinstance(raw, RawResponse):
+                pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw.headers]
+                status, reason, version, length = raw.status, raw.reason, raw.version, raw.length
+            else:
+                pairs, status, reason, version, length = _from_agent(raw, method)
             if len(pairs) > self.max_headers:
-                raw.deliverBody(_Discard())
-                release()
+                if isinstance(raw, RawResponse):
+                    raw.abort()
+                else:
+                    raw.deliverBody(_Discard())
                 raise URLError(f"response has more than {self.max_headers} header fields")
-            length = raw.length if raw.length is not UNKNOWN_LENGTH else None
-            if length is not None and method != b"HEAD":
-                # Twisted keeps Content-Length out of the headers; urllib shows it.
-                pairs.append(("Content-Length", str(length)))
-            response = Response(
+            return Response(
                 url=request.full_url,
-                status=raw.code,
-                reason=raw.phrase.decode("latin-1", "replace"),
+                status=status,
+                reason=reason.decode("latin-1", "replace"),
                 headers=headers_message(pairs),
                 source=raw,
                 reactor=reactor,
-                version=(raw.version[1], raw.version[2]),
+                version=version,
                 request=request,
                 length=length,
                 max_body=self.max_body,
                 idle_timeout=idle,
                 total_timeout=total,
                 deadline=deadline,
-                on_finished=release,
             )
-            if length == 0 or method == b"HEAD" or raw.code in (204, 304):
-                # No body to wait for: the connection is back in the pool already.
-                release()
-            return response
 
         def failed(failure: Failure) -> Failure:
             for call in calls:
                 if call.active():
                     call.cancel()
-            release()
             if timed_out:
                 return Failure(timed_out[0])
             if failure.check(NetprotoError):
@@ -376,3 +302,99 @@ class HTTPTransport:
             return Failure(URLError(failure.value or "request failed"))
 
         return d.addCallbacks(got, failed)
+
+    def _pool_request(
+        self, request: Request, method: bytes, body: bytes | IBodyProducer | None
+    ) -> Deferred[RawResponse]:
+        scheme = request.type
+        host_header = request.host
+        if "@" in host_header:
+            host_header = host_header.rpartition("@")[2]
+        host, port = _split_host(host_header, _DEFAULT_PORTS.get(scheme, 80))
+        headers: list[tuple[bytes, bytes]] = []
+        has_host = has_agent = False
+        for name, value in request.all_headers().items():
+            lowered = name.lower()
+            if lowered == "host":
+                has_host = True
+            elif lowered == "user-agent":
+                has_agent = True
+            elif lowered in ("content-length", "transfer-encoding"):
+                continue  # framing is the connection's business
+            headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
+        if not has_host:
+            headers.insert(0, (b"Host", host_header.encode("idna")))
+        if not has_agent:
+            headers.append(_USER_AGENT_HEADER)
+        target = quote(request.selector or "/", safe=_URL_SAFE)
+        proxy = request.proxy
+        if proxy is not None and scheme == "http" and not proxy.tunnel:
+            target = f"http://{host_header}{target}"
+            if proxy.user:
+                credentials = basic_credentials(proxy.user, proxy.password or "")
+                headers.append((b"Proxy-Authorization", credentials.encode()))
+        return self.fetch(
+            method, scheme, host, port, target.encode("ascii"), headers, body, proxy=proxy
+        )
+
+    def _agent_request(
+        self, request: Request, method: bytes, body: bytes | IBodyProducer | None
+    ) -> Deferred[Any]:
+        headers = Headers()
+        for name, value in request.all_headers().items():
+            headers.addRawHeader(name.encode("latin-1"), str(value).encode("latin-1"))
+        if not request.has_header("User-agent"):
+            headers.addRawHeader(b"User-Agent", USER_AGENT.encode())
+        producer = _BytesProducer(body) if isinstance(body, bytes) else body
+        url = quote(request.full_url, safe=_URL_SAFE).encode("ascii")
+        assert self._fixed_agent is not None
+        return self._fixed_agent.request(method, url, headers, producer)
+
+
+def _split_host(netloc: str, default_port: int) -> tuple[str, int]:
+    """``(host, port)`` of a URL's host part (brackets of an IPv6 literal removed)."""
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = netloc.partition(":")
+    return host, int(port) if port else default_port
+
+
+def _from_agent(
+    raw: Any, method: bytes
+) -> tuple[list[tuple[str, str]], int, bytes, tuple[int, int], int | None]:
+    """The fields of a twisted.web IResponse (the ``agent=`` path)."""
+    pairs = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, values in raw.headers.getAllRawHeaders()
+        for value in values
+    ]
+    length = raw.length if raw.length is not UNKNOWN_LENGTH else None
+    if length is not None and method != b"HEAD":
+        # Twisted keeps Content-Length out of the headers; urllib shows it.
+        pairs.append(("Content-Length", str(length)))
+    return pairs, raw.code, raw.phrase, (raw.version[1], raw.version[2]), length
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """A request body held in memory, for the ``agent=`` path."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        """Write the whole body."""
+        consumer.write(self.body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        """Nothing to pause: the body is written at once."""
+
+    def resumeProducing(self) -> None:
+        """Nothing to resume."""
+
+    def stopProducing(self) -> None:
+        """Nothing to stop."""
