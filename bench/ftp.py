@@ -71,6 +71,7 @@ import sys
 sys.path.insert(0, sys.argv[3])
 from twisted.internet import reactor
 from netproto_twisted.core.access import LoginDelay
+from netproto_twisted.core.login_cache import VerifiedPasswordCache
 from netproto_twisted.core.passwords import PasswordFile, thread_runner
 from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.ftp.server import FTPServerFactory, FTPSettings
@@ -81,9 +82,10 @@ root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[4], sys.argv[5]
 passwords = PasswordFile(root + ".users", iterations=4096)
 passwords.add("bench", "bench-password")
 reactor.suggestThreadPoolSize(20)
-auth = Authenticator.for_password_file(
+auth = Authenticator.for_password_file(  # as the daemon builds it: the login cache on
     passwords, thread_runner(reactor, reactor.getThreadPool()),
-    LoginDelay(reactor, max_waiting=1000), allow_insecure=True)
+    LoginDelay(reactor, max_waiting=1000), allow_insecure=True,
+    cache=VerifiedPasswordCache(300))
 factory = FTPServerFactory(reactor, UserTable(root, {"bench": (".", "elradfmw")}), auth,
                            FTPSettings(allow_insecure_auth=True, command_rate=None),
                            tls=resumable_server_options(server_context(cert, key)))
