@@ -21,8 +21,9 @@ from netproto_twisted.imap4.wire.commands import Request
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
 from netproto_twisted.imap4.wire.serialise import continuation, flag_list
 from netproto_twisted.imap4.wire.tokens import SequenceSet
+from netproto_twisted.mailstore.delivery import AppendWriter
 from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox
-from netproto_twisted.mailstore.folder import FlagMode
+from netproto_twisted.mailstore.folder import FlagMode, MessageInfo
 from netproto_twisted.mailstore.interfaces import Appended
 from netproto_twisted.mailstore.maildir import MaildirMailbox, MaildirStore
 from netproto_twisted.mailstore.seqmap import Changes
@@ -32,6 +33,7 @@ __all__ = ["SelectedCommands", "compress", "copy_messages"]
 _log = Logger(namespace="netproto.imap4.server")
 _MODES = {"": FlagMode.REPLACE, "+": FlagMode.ADD, "-": FlagMode.REMOVE}
 _SEARCH_BATCH = 5000
+_COPY_BLOCK = 64 * 1024
 
 
 def compress(numbers: list[int]) -> str:
@@ -66,22 +68,30 @@ def copy_messages(
         info = box.get(uid)
         writer = store.append_message(user, folder, info.flags, info.internal_date)
 
-        def read() -> bytes:
-            with box.target.open_message(info) as f:
-                return f.read()
-
-        def write(data: bytes) -> Deferred[Appended]:
-            writer.write(data)
-            return writer.commit()
-
         def record(appended: Appended) -> Deferred[list[Appended]] | list[Appended]:
             done.append(appended)
             return one(None, rest)
 
-        d: Deferred[bytes] = box.run(read)
-        return d.addCallback(write).addCallback(record)
+        return Deferred.fromCoroutine(_copy_one(box, info, writer)).addCallback(record)
 
     return succeed(None).addCallback(one, list(uids))
+
+
+async def _copy_one(box: MaildirMailbox, info: MessageInfo, writer: AppendWriter) -> Appended:
+    """Stream one message into ``writer`` a block at a time (CRLF read, stored with LF)."""
+    try:
+        f = await box.run(box.target.open_message, info)
+        try:
+            while block := await box.run(f.read, _COPY_BLOCK):
+                wait = writer.write(block)
+                if wait is not None:
+                    await wait
+        finally:
+            f.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return await writer.commit()
 
 
 def _fail(e: Exception) -> Deferred[list[Appended]]:
