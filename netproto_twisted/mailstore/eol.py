@@ -38,8 +38,11 @@ __all__ = [
     "to_crlf",
 ]
 
-READ_BLOCK = 256 * 1024
-"""Bytes read from a file at a time by :class:`CrlfReader` and :func:`crlf_size`."""
+READ_BLOCK = 64 * 1024
+"""Bytes read from a file at a time by :class:`CrlfReader` and :func:`crlf_size`.
+
+(Under glibc's ``mmap`` threshold: a larger read buffer would be mapped and
+unmapped for every read.)"""
 
 _CR = 0x0D
 _LF = 0x0A
@@ -204,11 +207,11 @@ class CrlfReader(io.BufferedIOBase):
         if self.closed:
             raise ValueError("read of a closed file")
         if size is None or size < 0:
-            parts = [self._pending]
-            self._pending = b""
-            while block := self._fill(READ_BLOCK):
-                parts.append(block)
-            data = b"".join(parts)
+            rest = self._raw.read()  # sized from the file's length: one read
+            data, self._pending = self._pending, b""
+            if rest:
+                data += rest if self._plain else to_crlf(rest, self._after_cr)
+                self._after_cr = rest[-1] == _CR
         else:
             while len(self._pending) < size:
                 block = self._fill(max(READ_BLOCK, size - len(self._pending)))

@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 from twisted.logger import Logger
 
 from netproto_twisted.core.errors import LimitExceeded
-from netproto_twisted.mailstore.eol import CrlfReader
+from netproto_twisted.mailstore.eol import CrlfReader, to_crlf
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import (
     MAX_KEYWORDS,
@@ -94,6 +94,8 @@ class MessageInfo:
     @property
     def crlf_size(self) -> int | None:
         """The size with CRLF line endings from the name's ``W=`` field; None without one."""
+        if ",W=" not in self.filename:
+            return None
         return parse_filename(self.filename).virtual_size
 
 
@@ -323,6 +325,11 @@ class MaildirFolder:
             if located is None:
                 raise NoSuchMessage(info.uid) from None
             return open(os.path.join(self.path, *located), "rb")
+
+    def read_message(self, info: MessageInfo) -> bytes:
+        """Return a whole message with CRLF line endings (for callers that need it all)."""
+        with self.open_stored(info) as f:
+            return to_crlf(f.read())
 
     def open_message(self, info: MessageInfo) -> BinaryIO:
         """Open a message for reading with CRLF line endings, whatever its file holds.

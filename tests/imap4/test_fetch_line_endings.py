@@ -41,13 +41,13 @@ class FetchTests(SynchronousTestCase):
             FetchEntry(n, info) for n, info in enumerate(self.folder.sync().messages, 1)
         ]
         self.opened: list[int] = []
-        original = self.folder.open_message
+        original = self.folder.open_stored
 
         def counting(info: MessageInfo) -> BinaryIO:
             self.opened.append(info.uid)
             return original(info)
 
-        self.folder.open_message = counting  # type: ignore[method-assign]
+        self.folder.open_stored = counting  # type: ignore[method-assign]
 
     def fetch(self, *atts: FetchAtt) -> list[bytes]:
         return fetch_batch(self.folder, self.entries, atts, MessageCache(), False)

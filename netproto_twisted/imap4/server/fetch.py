@@ -99,8 +99,7 @@ class _Message:
 
     def raw(self) -> bytes:
         if self._raw is None:
-            with self.folder.open_message(self.info) as f:
-                self._raw = f.read()
+            self._raw = self.folder.read_message(self.info)
             if self._cached is None:
                 header, _body = mime.split_header(self._raw)
                 self._cached = _Cached(len(self._raw), header)
