@@ -213,19 +213,22 @@ class CrlfReader(io.BufferedIOBase):
                 data += rest if self._plain else to_crlf(rest, self._after_cr)
                 self._after_cr = rest[-1] == _CR
         else:
-            while len(self._pending) < size:
-                block = self._fill(max(READ_BLOCK, size - len(self._pending)))
+            parts, have = [self._pending], len(self._pending)
+            while have < size:
+                block = self._fill(READ_BLOCK)
                 if not block:
                     break
-                self._pending += block
-            data, self._pending = self._pending[:size], self._pending[size:]
+                parts.append(block)
+                have += len(block)
+            joined = b"".join(parts) if len(parts) > 1 else parts[0]
+            data, self._pending = joined[:size], joined[size:]
         self._position += len(data)
         return data
 
     def read1(self, size: int = -1) -> bytes:
         """Return up to ``size`` CRLF octets, reading the file at most once."""
         if not self._pending:
-            self._pending = self._fill(READ_BLOCK if size < 0 else max(size, 1))
+            self._pending = self._fill(READ_BLOCK)
         return self.read(size if size >= 0 else len(self._pending))
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]

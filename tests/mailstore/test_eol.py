@@ -118,6 +118,18 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(b"".join(pieces), expected)
         self.assertEqual(f.tell(), len(expected))
 
+    def test_file_api(self) -> None:
+        f = self.reader(b"one\ntwo\r\nthree")
+        self.assertEqual(f.readline(), b"one\r\n")
+        self.assertEqual(list(f), [b"two\r\n", b"three"])
+        f.seek(0)
+        self.assertEqual(f.read1(2), b"on")
+        buffer = bytearray(4)
+        self.assertEqual(f.readinto(buffer), 4)
+        self.assertEqual(bytes(buffer), b"e\r\ntw"[:4])
+        self.assertEqual(f.seek(2, 1), 8)
+        self.assertEqual(f.read(), b"\r\nthree")
+
     def test_old_crlf_file_unchanged(self) -> None:
         stored = b"Subject: old\r\n\r\nbody\r\n"
         self.assertEqual(self.reader(stored).read(), stored)
