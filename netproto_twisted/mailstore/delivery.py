@@ -1,5 +1,10 @@
 """Streamed, durable writes of new messages: delivery (SMTP) and append (IMAP).
 
+Messages are written with LF line endings (:class:`~netproto_twisted.mailstore.eol.LfEncoder`,
+the Maildir convention, as Dovecot stores them) and named
+``<base>,S=<file size>,W=<size with CRLF>``; readers get CRLF back
+(:meth:`MaildirFolder.open_message`).
+
 A writer holds up to 64 KiB in memory; a message that fits is written to
 ``tmp/`` entirely by the committer at ``commit()``.  A longer one gets its
 ``tmp/`` file on the first 64 KiB and is streamed into it, one 64 KiB block
@@ -33,7 +38,8 @@ from zope.interface import implementer
 
 from netproto_twisted.core.durable import Committer, IDurableJob
 from netproto_twisted.core.threads import Runner
-from netproto_twisted.mailstore.filenames import format_info
+from netproto_twisted.mailstore.eol import LfEncoder
+from netproto_twisted.mailstore.filenames import format_base, format_info
 from netproto_twisted.mailstore.folder import MaildirFolder
 from netproto_twisted.mailstore.fsops import NO_LINK_ERRNOS, FsOps
 from netproto_twisted.mailstore.interfaces import Appended, IAppendWriter, IMessageWriter
@@ -125,8 +131,9 @@ class _TmpWriter:
         self._drain_waiters: list[Deferred[None]] = []
         self._error: BaseException | None = None
         self._done = False
+        self._encoder = LfEncoder()
         self.size = 0
-        """Bytes written so far."""
+        """Bytes written so far (as given, before the line endings become LF)."""
 
     def write(self, data: bytes) -> Deferred[None] | None:
         """Append bytes; every 64 KiB go to the ``tmp/`` file in a worker thread.
@@ -141,7 +148,7 @@ class _TmpWriter:
         if self._error is not None:
             raise self._error
         self.size += len(data)
-        self._buffer += data
+        self._buffer += self._encoder.encode(data)
         if len(self._buffer) < WRITE_BUFFER_SIZE:
             return None
         if self._flushing is None:
@@ -271,6 +278,20 @@ class _TmpWriter:
         if self._done:
             raise ValueError("writer already committed or aborted")
         self._done = True
+        self._buffer += self._encoder.finish()
+
+    @property
+    def stored_size(self) -> int:
+        """The size of the file (``S=``): the bytes written with LF line endings."""
+        return self._encoder.stored
+
+    @property
+    def virtual_size(self) -> int:
+        """The size of the message read with CRLF line endings (``W=``)."""
+        return self._encoder.virtual
+
+    def _name_base(self) -> str:
+        return format_base(self.base, self._encoder.stored, self._encoder.virtual)
 
     def discard(self) -> None:
         """Committer thread: remove the ``tmp/`` file of a failed commit."""
@@ -378,7 +399,7 @@ class MessageWriter(_TmpWriter):
         or a copy) is published with :meth:`FsOps.publish`: a link and an
         unlink, or a no-replace rename where links fail.
         """
-        name = f"{self.base},S={self.size}"
+        name = self._name_base()
         try:
             for folder, source in zip(self._folders, self._sources, strict=True):
                 target = os.path.join(folder.new, name)
@@ -481,7 +502,7 @@ class AppendWriter(_TmpWriter):
     def publish(self) -> list[str]:
         """Move the message into ``cur/`` with its flag letters (assigning keywords)."""
         letters = self._folder.letters_for_new_message(self._flags)
-        name = f"{self.base},S={self.size}{format_info(letters)}"
+        name = self._name_base() + format_info(letters)
         target = os.path.join(self._folder.cur, name)
         try:
             self._fs.publish(self.tmp_path, target, self._folder.cur)

@@ -1,7 +1,10 @@
 """Maildir file names: unique names, the ``:2,<flags>`` info suffix, keywords.
 
 A file name is ``<base>[:2,<letters>]``.  The base is unique and never changes
-(``<sec>.M<usec>P<pid>Q<counter>R<random>.<host>,S=<size>``); the info suffix
+(``<sec>.M<usec>P<pid>Q<counter>R<random>.<host>,S=<size>,W=<size>``: ``S=``
+is the file's size, ``W=`` the message's size with CRLF line endings, its
+"virtual" size, as Dovecot names them; files are stored with LF, see
+:mod:`netproto_twisted.mailstore.eol`); the info suffix
 carries the flags: upper-case letters are the standard Maildir flags, lower
 case letters ``a``-``z`` are IMAP keywords numbered by the folder's
 ``dovecot-keywords`` file (the same scheme as Dovecot).
@@ -32,6 +35,7 @@ __all__ = [
     "ParsedName",
     "UniqueNames",
     "flags_from_letters",
+    "format_base",
     "format_info",
     "is_acceptable_filename",
     "letters_for_flags",
@@ -72,7 +76,9 @@ class ParsedName:
     info: str | None
     """Everything after ``:``, such as ``2,FS``; None when there is no info."""
     size: int | None
-    """The ``,S=<size>`` value of the base, when present."""
+    """The ``,S=<size>`` value of the base (the file's size), when present."""
+    virtual_size: int | None = None
+    """The ``,W=<size>`` value of the base (the size with CRLF endings), when present."""
 
     @property
     def letters(self) -> str:
@@ -99,11 +105,21 @@ def parse_filename(name: str) -> ParsedName:
     """Split a Maildir file name into base, info and the ``S=`` size (never raises)."""
     base, sep, info = name.partition(INFO_SEPARATOR)
     size: int | None = None
+    virtual: int | None = None
     for field in base.split(",")[1:]:
-        if field.startswith("S=") and field[2:].isdigit() and field[2:].isascii():
-            size = int(field[2:])
-            break
-    return ParsedName(base=base, info=info if sep else None, size=size)
+        value = field[2:]
+        if not (value.isdigit() and value.isascii()):
+            continue
+        if field.startswith("S=") and size is None:
+            size = int(value)
+        elif field.startswith("W=") and virtual is None:
+            virtual = int(value)
+    return ParsedName(base=base, info=info if sep else None, size=size, virtual_size=virtual)
+
+
+def format_base(base: str, size: int, virtual_size: int) -> str:
+    """Return the base with Dovecot's size fields: ``<base>,S=<size>,W=<virtual size>``."""
+    return f"{base},S={size},W={virtual_size}"
 
 
 class KeywordTable:

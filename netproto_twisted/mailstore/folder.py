@@ -13,11 +13,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from twisted.logger import Logger
 
 from netproto_twisted.core.errors import LimitExceeded
+from netproto_twisted.mailstore.eol import CrlfReader, to_crlf
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import (
     MAX_KEYWORDS,
@@ -82,6 +83,9 @@ class MessageInfo:
     subdir: str
     """``"new"`` or ``"cur"``."""
     size: int
+    """The message's size with CRLF line endings (``W=``) when the name gives it, else
+    the file's size (``S=`` or ``stat``), exact for a file stored with CRLF; see
+    :attr:`crlf_size`."""
     flags: frozenset[str]
     """IMAP flag names (``\\Seen``...) and keywords; never ``\\Recent``."""
     internal_date: float
@@ -90,6 +94,13 @@ class MessageInfo:
     """True if this session is the first to see the message (it was in ``new/``)."""
     modseq: int = 0
     """The message's mod-sequence (RFC 7162): grows whenever its flags change."""
+
+    @property
+    def crlf_size(self) -> int | None:
+        """The size with CRLF line endings from the name's ``W=`` field; None without one."""
+        if ",W=" not in self.filename:
+            return None
+        return parse_filename(self.filename).virtual_size
 
 
 @dataclass(frozen=True)
@@ -306,7 +317,7 @@ class MaildirFolder:
             base=parsed.base,
             filename=name,
             subdir=subdir,
-            size=parsed.size if parsed.size is not None else st.st_size,
+            size=_best_size(parsed.virtual_size, parsed.size, st.st_size),
             flags=flags_from_letters(parsed.letters, keywords),
             internal_date=st.st_mtime,
             recent=recent,
@@ -342,8 +353,8 @@ class MaildirFolder:
                     return subdir, name
         return None
 
-    def open_message(self, info: MessageInfo) -> BinaryIO:
-        """Open a message for reading (binary file object)."""
+    def open_stored(self, info: MessageInfo) -> BinaryIO:
+        """Open a message's file for reading as stored (LF or CRLF line endings)."""
         try:
             return open(os.path.join(self.path, info.subdir, info.filename), "rb")
         except FileNotFoundError:
@@ -351,6 +362,22 @@ class MaildirFolder:
             if located is None:
                 raise NoSuchMessage(info.uid) from None
             return open(os.path.join(self.path, *located), "rb")
+
+    def read_message(self, info: MessageInfo) -> bytes:
+        """Return a whole message with CRLF line endings (for callers that need it all)."""
+        with self.open_stored(info) as f:
+            return to_crlf(f.read())
+
+    def open_message(self, info: MessageInfo) -> BinaryIO:
+        """Open a message for reading with CRLF line endings, whatever its file holds.
+
+        A :class:`~netproto_twisted.mailstore.eol.CrlfReader` (streaming;
+        offsets in CRLF octets); a file whose name says it holds CRLF
+        already (``S=`` equal to ``W=``) is read as it is.
+        """
+        parsed = parse_filename(info.filename)
+        plain = parsed.size is not None and parsed.size == parsed.virtual_size
+        return cast(BinaryIO, CrlfReader(self.open_stored(info), plain=plain))
 
     def store_flags(
         self,
@@ -507,6 +534,13 @@ class MaildirFolder:
         if removed:
             _log.info("{path}: removed {n} stale files from tmp/", path=self.path, n=removed)
         return removed
+
+
+def _best_size(virtual: int | None, size: int | None, st_size: int) -> int:
+    """The size with CRLF (``W=``) if known, else the file's (``S=``, else ``stat``)."""
+    if virtual is not None:
+        return virtual
+    return size if size is not None else st_size
 
 
 def _combine(current: set[str], given: set[str], mode: FlagMode) -> set[str]:

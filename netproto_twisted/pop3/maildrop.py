@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from netproto_twisted.core.dotstuff import EolNormalizer
 from netproto_twisted.core.streaming import CHUNK_SIZE, BlockRunner
+from netproto_twisted.mailstore.eol import to_crlf
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_REFRESH_SECONDS, MaildropLock
@@ -101,7 +102,7 @@ def _size_of(folder: MaildirFolder, info: MessageInfo, known: dict[str, int]) ->
     key = os.path.join(folder.path, info.base)
     size = known.get(key)
     if size is None:
-        with folder.open_message(info) as f:
+        with folder.open_stored(info) as f:
             size = wire_size(f)
         if len(known) >= _MAX_KNOWN_SIZES:
             known.clear()
@@ -143,8 +144,10 @@ class MaildirMaildrop:
         self._schedule()
 
     def open_message(self, message: DropMessage) -> Deferred[BinaryIO]:
-        """Fire with the message opened for binary reading.
+        """Fire with the message opened for binary reading, with CRLF line endings.
 
+        Files are stored with LF (or CRLF, by older versions and other
+        programs); both read the same (:mod:`netproto_twisted.mailstore.eol`).
         A message smaller than :data:`~netproto_twisted.core.streaming.CHUNK_SIZE`
         (most mail) is read whole and given as :class:`io.BytesIO`: at once
         when the page cache holds it (:func:`read_cached`, which never waits
@@ -155,7 +158,7 @@ class MaildirMaildrop:
         folder = self.folder
         cached = read_cached(os.path.join(folder.path, info.subdir, info.filename))
         if cached is not None:
-            return succeed(io.BytesIO(cached))
+            return succeed(io.BytesIO(to_crlf(cached)))
 
         def open_and_peek() -> BinaryIO:
             f = folder.open_message(info)

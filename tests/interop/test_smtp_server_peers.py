@@ -29,6 +29,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from netproto_twisted.core.passwords import PasswordFile
 from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.core.tls import ensure_dev_certificate, server_context
+from netproto_twisted.mailstore.eol import to_crlf
 from netproto_twisted.smtp.delivery import CaptureTarget
 from netproto_twisted.smtp.tap import Config, build_service
 
@@ -60,10 +61,11 @@ SWAKS_TLS = bool(SWAKS) and _perl_has_tls()
 
 
 def maildir_messages(base: Path, user: str) -> list[bytes]:
+    """The messages in ``user``'s ``new/``, as readers get them: with CRLF (the files hold LF)."""
     new = base / user / "new"
     if not new.is_dir():
         return []
-    return [p.read_bytes() for p in sorted(new.iterdir())]
+    return [to_crlf(p.read_bytes()) for p in sorted(new.iterdir())]
 
 
 class LiveServerMixin:

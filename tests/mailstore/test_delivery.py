@@ -44,9 +44,10 @@ class DurabilityOrderTests(SynchronousTestCase):
         self.assertEqual(self.fs.events[-1], ("fsync_dir", self.new))
         name = self.successResultOf(d)
         self.assertEqual(os.listdir(self.new), [name])
-        self.assertTrue(name.endswith(",S=5015"))
+        # Stored with LF (S=, the file's size); W= is the size with CRLF.
+        self.assertTrue(name.endswith(",S=5013,W=5015"), name)
         with open(os.path.join(self.new, name), "rb") as f:
-            self.assertEqual(len(f.read()), 5015)
+            self.assertEqual(f.read(), b"Subject: hi\n\n" + b"x" * 5000)
         self.assertEqual(os.listdir(os.path.join(self.base, "alice", "tmp")), [])
 
     def test_dir_syncer_each_waiter_released_by_a_later_fsync(self) -> None:
@@ -175,7 +176,9 @@ class BackpressureTests(SynchronousTestCase):
         self.runner.run_next()
         self.assertEqual(len(self.runner.jobs), 1)  # now the commit itself
         self.runner.run_next()
-        self.assertTrue(self.successResultOf(d).endswith(f",S={WRITE_BUFFER_SIZE + 4}"))
+        self.assertTrue(self.successResultOf(d).endswith(
+            f",S={WRITE_BUFFER_SIZE + 4},W={WRITE_BUFFER_SIZE + 4}"
+        ))
 
     def test_failed_block_write_fails_the_next_write_and_the_commit(self) -> None:
         writer = self.store.deliver("alice")
@@ -225,7 +228,7 @@ class AppendTests(SynchronousTestCase):
         result = self.successResultOf(writer.commit())
         self.assertIsInstance(result, Appended)
         self.assertEqual((result.uid_validity, result.uid), (box.uid_validity, 1))
-        self.assertTrue(result.filename.endswith(",S=13:2,Sa"))
+        self.assertTrue(result.filename.endswith(",S=13,W=13:2,Sa"))
         messages = self.successResultOf(box.refresh())
         self.assertEqual(len(messages), 1)
         self.assertEqual(messages[0].flags, {SEEN, "Work"})
@@ -251,7 +254,7 @@ class StreamingMemoryTests(SynchronousTestCase):
         self.assertLess(peak, 1024 * 1024, f"peak {peak} bytes traced for a 25 MiB message")
         path = os.path.join(base, "big", "new", name)
         self.assertEqual(os.path.getsize(path), total)
-        self.assertTrue(name.endswith(f",S={total}"))
+        self.assertTrue(name.endswith(f",S={total},W={total}"))
 
 
 class FolderCreationOrderTests(SynchronousTestCase):

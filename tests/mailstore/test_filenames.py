@@ -14,6 +14,7 @@ from netproto_twisted.mailstore.filenames import (
     KeywordTable,
     UniqueNames,
     flags_from_letters,
+    format_base,
     is_acceptable_filename,
     letters_for_flags,
     parse_filename,
@@ -27,7 +28,12 @@ class NameTests(SynchronousTestCase):
         parsed = parse_filename("1700.M5P9.host,S=1234,W=1260:2,FS")
         self.assertEqual(parsed.base, "1700.M5P9.host,S=1234,W=1260")
         self.assertEqual(parsed.size, 1234)
+        self.assertEqual(parsed.virtual_size, 1260)
         self.assertEqual(parsed.letters, "FS")
+        self.assertIsNone(parse_filename("1.M1P1.h,S=3:2,").virtual_size)
+        self.assertIsNone(parse_filename("1.M1P1.h,S=3,W=x1:2,").virtual_size)
+        self.assertEqual(format_base("1.M1P1.h", 10, 12), "1.M1P1.h,S=10,W=12")
+        self.assertEqual(parse_filename(format_base("b", 10, 12) + ":2,S").virtual_size, 12)
         bare = parse_filename("foreign-file")
         self.assertEqual((bare.base, bare.info, bare.size, bare.letters),
                          ("foreign-file", None, None, ""))

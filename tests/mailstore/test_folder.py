@@ -11,7 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.errors import LimitExceeded
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
-from netproto_twisted.mailstore.filenames import DELETED, FLAGGED, SEEN, UniqueNames
+from netproto_twisted.mailstore.filenames import (
+    DELETED,
+    FLAGGED,
+    SEEN,
+    UniqueNames,
+    parse_filename,
+)
 from netproto_twisted.mailstore.folder import FlagMode, MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.uidlist import parse_uidlist
@@ -86,6 +92,13 @@ class SyncTests(FolderTestCase):
         snap = self.folder.sync()
         self.assertEqual([m.size for m in snap.messages], [999, 5])
         self.assertEqual(snap.messages[1].internal_date, 1_000_000_000)
+
+    def test_size_is_the_crlf_size_of_the_name(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=6,W=8:2,", b"a\nbc\nd")
+        put(self.path, "cur", "2.M1P1.h,S=6:2,", b"a\r\nb\r\n")
+        lf, crlf = self.folder.sync().messages
+        self.assertEqual((lf.size, lf.crlf_size), (8, 8))
+        self.assertEqual((crlf.size, crlf.crlf_size), (6, None))
 
     def test_uids_survive_and_expunged_records_dropped(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")
@@ -206,6 +219,24 @@ class ExpungeAndReadTests(FolderTestCase):
         os.unlink(os.path.join(self.path, "cur", "2.M1P1.h:2,"))
         with self.assertRaises(NoSuchMessage):
             self.folder.open_message(two)
+
+    def test_open_message_gives_crlf_for_lf_and_crlf_files(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=11,W=14:2,", b"S: x\n\nbo\ndy")
+        put(self.path, "cur", "2.M1P1.h,S=12:2,", b"S: x\r\n\r\nbody")
+        put(self.path, "cur", "3.M1P1.h,S=6,W=6:2,", b"a\r\nb\rc")
+        lf, crlf, plain = self.folder.sync().messages
+        for info, expected in (
+            (lf, b"S: x\r\n\r\nbo\r\ndy"),
+            (crlf, b"S: x\r\n\r\nbody"),
+            (plain, b"a\r\nb\rc"),
+        ):
+            with self.folder.open_message(info) as f:
+                self.assertEqual(f.read(), expected)
+            with self.folder.open_message(info) as f:
+                f.seek(3)
+                self.assertEqual(f.read(4), expected[3:7])
+            with self.folder.open_stored(info) as f:  # the file as it is: S= octets
+                self.assertEqual(len(f.read()), parse_filename(info.filename).size)
 
     def test_assign_uid_for_append(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")

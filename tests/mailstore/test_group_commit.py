@@ -47,7 +47,7 @@ class GroupCommitDeliveryTests(TestCase):
         self.assertEqual(bob, sorted(names[1::2]))
         for i, name in enumerate(names):
             with open(os.path.join(base, "alice", "new", name), "rb") as f:
-                self.assertEqual(f.read(), b"Subject: %d\r\n\r\n" % i + b"x" * (i * 3000))
+                self.assertEqual(f.read(), b"Subject: %d\n\n" % i + b"x" * (i * 3000))
         for user in ("alice", "bob"):
             self.assertEqual(os.listdir(os.path.join(base, user, "tmp")), [])
         committer = store.committer

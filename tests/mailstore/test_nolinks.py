@@ -86,6 +86,11 @@ def _message(i: int, users: list[str]) -> bytes:
     return b"Subject: %d for %s\r\n\r\n" % (i, ",".join(users).encode()) + b"x" * (i * 997)
 
 
+def _stored(message: bytes) -> bytes:
+    """A message as the store writes it: LF line endings."""
+    return message.replace(b"\r\n", b"\n")
+
+
 class _Base(SynchronousTestCase):
     def setUp(self) -> None:
         self.base = os.path.abspath(self.mktemp())
@@ -122,7 +127,7 @@ class NoHardLinksTests(_Base):
             self.assertEqual(self.listing(user, "new"), sorted(names))
             self.assertEqual(self.listing(user, "tmp"), [])
             for i, name in enumerate(names):
-                self.assertEqual(self.read(user, name), _message(i, USERS[:count]))
+                self.assertEqual(self.read(user, name), _stored(_message(i, USERS[:count])))
         # found out on the first message, remembered for the others
         self.assertEqual((first_attempts, fs.link_attempts), (attempts, attempts))
         self.assertEqual(_published(fs), 3 * count)
@@ -504,7 +509,7 @@ class GroupCommitNoLinksTests(TestCase):
         for i, (name, users) in enumerate(pairs):
             for user in users:
                 with open(os.path.join(base, user, "new", name), "rb") as f:
-                    self.assertEqual(f.read(), _message(i, users) * (1 + i % 7))
+                    self.assertEqual(f.read(), _stored(_message(i, users) * (1 + i % 7)))
         self.assertEqual(committer.committed, 30)
         self.assertLessEqual(fs.link_attempts, 3)  # per folder at most, not per message
         self.assertEqual(_published(fs), sum(len(users) for users in recipients))

@@ -62,8 +62,8 @@ class MaildirTargetTests(SynchronousTestCase):
         sink.write(b"Subject: x\r\n\r\n")
         sink.write(b"body\r\n")
         name = self.successResultOf(sink.commit())
-        self.assertEqual(self.new("bob"), [b"Subject: x\r\n\r\nbody\r\n"])
-        self.assertEqual(self.new("alice"), [b"Subject: x\r\n\r\nbody\r\n"])
+        self.assertEqual(self.new("bob"), [b"Subject: x\n\nbody\n"])  # stored with LF
+        self.assertEqual(self.new("alice"), [b"Subject: x\n\nbody\n"])
         bob, alice = (self.base / user / "new" / name for user in ("bob", "alice"))
         self.assertEqual(bob.stat().st_ino, alice.stat().st_ino)  # written once, linked twice
         self.assertEqual(bob.stat().st_nlink, 2)  # the tmp/ file is gone
@@ -87,7 +87,7 @@ class MaildirTargetTests(SynchronousTestCase):
         self.assertTrue(replies[-1].startswith("250 2.0.0 Ok: queued as"), replies)
         [stored] = self.new("bob")
         self.assertTrue(stored.startswith(b"Received: from client.example"))
-        self.assertTrue(stored.endswith(b"\r\nSubject: hi\r\n\r\n.x\r\n"))
+        self.assertTrue(stored.endswith(b"\nSubject: hi\n\n.x\n"))  # stored with LF
 
     def test_user_of(self) -> None:
         self.assertEqual(default_user_of("Bob@Example.org"), "bob")

@@ -2,7 +2,13 @@
 
 :class:`MessageCache` remembers, per message file, its size with CRLF line
 endings, its header and its serialised ENVELOPE, so a warm ``FETCH 1:*
-(FLAGS RFC822.SIZE ENVELOPE)`` or a header SEARCH reads no file.  A Maildir
+(FLAGS RFC822.SIZE ENVELOPE)`` or a header SEARCH reads no file.  Files are
+stored with LF (or CRLF); they are read through
+:meth:`~netproto_twisted.mailstore.folder.MaildirFolder.open_message`, which
+gives CRLF, so every size, offset and line count is in CRLF octets as IMAP
+counts them.  ``RFC822.SIZE`` and ``LARGER``/``SMALLER`` take the size from
+the name's ``W=`` field when it has one (no file read), and a partial fetch
+of the whole message (``BODY[]<start.count>``) reads only up to its end.  A Maildir
 file never changes content (only its name's flags), so entries never go
 stale; the cache is bounded.
 """
@@ -93,13 +99,16 @@ class _Message:
 
     def raw(self) -> bytes:
         if self._raw is None:
-            with self.folder.open_message(self.info) as f:
-                self._raw = mime.crlf(f.read())
+            self._raw = self.folder.read_message(self.info)
             if self._cached is None:
                 header, _body = mime.split_header(self._raw)
                 self._cached = _Cached(len(self._raw), header)
                 self.cache.put(self.folder, self.info, self._cached)
         return self._raw
+
+    def has_header(self) -> bool:
+        """Whether the header is known without reading the file."""
+        return self._cached is not None
 
     def cached(self) -> _Cached:
         if self._cached is None:
@@ -108,7 +117,18 @@ class _Message:
         return self._cached
 
     def size(self) -> int:
+        known = self.info.crlf_size
+        if known is not None and self._cached is None:
+            return known
         return self.cached().size
+
+    def octets(self, start: int, count: int, offset: int = 0) -> bytes:
+        """``count`` CRLF octets from ``offset + start`` (read only that far unless loaded)."""
+        if self._raw is not None:
+            return self._raw[offset + start : offset + start + count]
+        with self.folder.open_message(self.info) as f:
+            f.seek(offset + start)
+            return f.read(count)
 
     def part(self) -> mime.Part:
         if self._part is None:
@@ -202,6 +222,14 @@ def _section(att: FetchAtt, message: _Message) -> bytes:
     section = att.section
     assert section is not None
     label = att.response_name().encode()
+    if att.partial is not None and not section.part and att.name != "BINARY.SIZE":
+        start, count = att.partial
+        if not section.text:
+            return label + b" " + _literal(message.octets(start, count), att.name == "BINARY")
+        if section.text == "TEXT" and message.has_header():
+            offset = len(message.cached().header)
+            text = message.octets(start, count, offset)
+            return label + b" " + _literal(text, att.name == "BINARY")
     if att.name == "BODY" and section.text == "HEADER" and not section.part:
         data: bytes | None = message.cached().header
     elif att.name == "BODY" and section.text.startswith("HEADER.FIELDS") and not section.part:

@@ -13,10 +13,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.imap4.server.commands import State
+from netproto_twisted.imap4.server.copying import copy_messages
 from netproto_twisted.imap4.server.selected import (
     SelectedCommands,
     compress,
-    copy_messages,
     missing_uids,
     ranges_text,
 )

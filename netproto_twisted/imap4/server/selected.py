@@ -7,11 +7,12 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.imap4.server.commands import State
+from netproto_twisted.imap4.server.copying import copy_messages
 from netproto_twisted.imap4.server.fetch import (
     FetchEntry,
     SearchContext,
@@ -26,14 +27,12 @@ from netproto_twisted.imap4.wire.serialise import continuation, flag_list
 from netproto_twisted.imap4.wire.tokens import SequenceSet
 from netproto_twisted.mailstore.errors import InvalidName, NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.folder import FlagMode
-from netproto_twisted.mailstore.interfaces import Appended
-from netproto_twisted.mailstore.maildir import MaildirMailbox, MaildirStore
+from netproto_twisted.mailstore.maildir import MaildirMailbox
 from netproto_twisted.mailstore.seqmap import Changes
 
 __all__ = [
     "SelectedCommands",
     "compress",
-    "copy_messages",
     "missing_uids",
     "ranges_text",
     "uses_modseq",
@@ -102,48 +101,6 @@ def _modseq(box: MaildirMailbox, uid: int) -> int:
         return box.get(uid).modseq
     except NoSuchMessage:
         return 0
-
-
-def copy_messages(
-    store: MaildirStore, box: MaildirMailbox, user: str, uids: list[int], folder: str
-) -> Deferred[list[Appended]]:
-    """Copy messages (flags and internal dates kept) into ``folder``; fire with their new UIDs."""
-    try:
-        if not store.folder_exists(user, folder):
-            raise NoSuchMailbox(folder)
-    except (NoSuchMailbox, InvalidName, ValueError) as e:
-        return _fail(e)
-    done: list[Appended] = []
-
-    def one(_: object, remaining: list[int]) -> Deferred[list[Appended]] | list[Appended]:
-        if not remaining:
-            return done
-        uid, rest = remaining[0], remaining[1:]
-        info = box.get(uid)
-        writer = store.append_message(user, folder, info.flags, info.internal_date)
-
-        def read() -> bytes:
-            with box.target.open_message(info) as f:
-                return f.read()
-
-        def write(data: bytes) -> Deferred[Appended]:
-            writer.write(data)
-            return writer.commit()
-
-        def record(appended: Appended) -> Deferred[list[Appended]] | list[Appended]:
-            done.append(appended)
-            return one(None, rest)
-
-        d: Deferred[bytes] = box.run(read)
-        return d.addCallback(write).addCallback(record)
-
-    return succeed(None).addCallback(one, list(uids))
-
-
-def _fail(e: Exception) -> Deferred[list[Appended]]:
-    d: Deferred[list[Appended]] = Deferred()
-    d.errback(Failure(e))
-    return d
 
 
 class SelectedCommands(SessionState):
