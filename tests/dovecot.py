@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 
 from tests.waiting import wait_for_files
@@ -157,10 +158,23 @@ class Dovecot:
         # The master binds the listeners before it makes the login sockets; the
         # greeting comes once a login process and the auth service are ready.
         for protocol, port in self.ports.items():
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-                greeting = s.makefile("rb").readline()
+            greeting = self._greeting(port)
             if not greeting.startswith(_GREETINGS[protocol]):
                 raise AssertionError(f"{protocol} greeted {greeting!r}")
+
+    def _greeting(self, port: int) -> bytes:
+        """The first line a listener sends; a refused connect is retried for up to 10 s."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                    return s.makefile("rb").readline()
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline or (
+                    self.process is not None and self.process.poll() is not None
+                ):
+                    raise
+                time.sleep(0.1)
 
     def stop(self) -> None:
         """Stop Dovecot (idempotent)."""
