@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto_twisted import cli
 from netproto_twisted.core.passwords import PasswordFile
+from netproto_twisted.mailstore.eol import to_crlf
 from netproto_twisted.nntp import NNTPTemporaryError, connect_nntp
 from netproto_twisted.nntp.server.moderation import (
     ModeratorDirectory,
@@ -110,7 +111,8 @@ class ModerationTests(TestCase):
         return f"127.0.0.1:{servers.smtp_port}", Path(servers.base)
 
     def delivered(self, base: Path) -> list[bytes]:
-        return [p.read_bytes() for p in sorted(base.rglob("new/*")) if p.is_file()]
+        """The delivered messages as a reader gets them (files hold LF; readers get CRLF)."""
+        return [to_crlf(p.read_bytes()) for p in sorted(base.rglob("new/*")) if p.is_file()]
 
     async def count(self, ours: Ours, group: str) -> int:
         client = await connect_nntp(reactor, "127.0.0.1", ours.port)
