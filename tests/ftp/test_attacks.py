@@ -176,11 +176,15 @@ class TransferAttackTests(ServerTestCase):
 
     async def test_client_vanishing_mid_stor_leaves_no_file(self) -> None:
         server = await self.start()
+        # The client dies mid-transfer: its sockets are reset, not closed in order
+        # (an orderly close of the data connection is how a STOR ends well).
         script = (
-            "import ftplib, os, sys\n"
+            "import ftplib, os, socket, struct, sys\n"
             "f = ftplib.FTP(timeout=10); f.connect('127.0.0.1', int(sys.argv[1]))\n"
             "f.login('alice', 'secret'); f.voidcmd('TYPE I')\n"
             "c = f.transfercmd('STOR big.bin'); c.sendall(b'x' * 3_000_000)\n"
+            "for s in (c, f.sock):\n"
+            "    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
             "os._exit(0)\n"
         )
         proc = await self.in_thread(
