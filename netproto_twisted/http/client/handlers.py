@@ -20,6 +20,7 @@ from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit, urlunspli
 
 from twisted.internet.defer import Deferred, ensureDeferred
 
+from netproto_twisted.http.client.cookies import CookieHeaderMemo
 from netproto_twisted.http.client.decoding import (
     DEFAULT_MAX_DECODED,
     DEFAULT_MAX_RATIO,
@@ -112,7 +113,7 @@ class HTTPErrorProcessor(BaseHandler):
         """Return a 2xx response; let the error chain answer any other."""
         if 200 <= response.status < 300:
             return response
-        return ensureDeferred(self.parent.error(req.type, req, response))
+        return self.parent.error(req.type, req, response)
 
     https_response = http_response
 
@@ -196,9 +197,9 @@ class HTTPRedirectHandler(BaseHandler):
         new.redirect_count = req.redirect_count + 1
         return new
 
-    async def http_error_302(
+    def http_error_302(
         self, req: Request, response: Response, code: int, msg: str, headers: Any
-    ) -> Response | None:
+    ) -> Deferred[Response] | None:
         """Follow the Location header through the whole opener."""
         location = headers.get("location") or headers.get("uri")
         if location is None:
@@ -206,13 +207,13 @@ class HTTPRedirectHandler(BaseHandler):
         newurl = urljoin(req.full_url, location.strip())
         parts = urlsplit(newurl)
         if parts.scheme not in self.schemes:
-            await _keep_error_body(response)
-            raise HTTPError(response, f"redirection to {parts.scheme}: is not allowed")
+            refusal = HTTPError(response, f"redirection to {parts.scheme}: is not allowed")
+            return ensureDeferred(_refuse(response, refusal))
         if not parts.path and parts.netloc:
             newurl = urlunsplit(parts._replace(path="/"))
         if req.type == "https" and parts.scheme == "http" and not self.allow_downgrade:
-            await response.close()
-            raise DowngradeRefused(f"redirect from https to {newurl} refused")
+            downgrade = DowngradeRefused(f"redirect from https to {newurl} refused")
+            return ensureDeferred(_refuse(response, downgrade, keep=False))
         new = self.redirect_request(req, response, code, msg, headers, newurl)
         if new is None:
             return None
@@ -221,15 +222,28 @@ class HTTPRedirectHandler(BaseHandler):
             visited.get(newurl, 0) >= self.max_repeats
             or new.redirect_count > self.max_redirections
         ):
-            await _keep_error_body(response)
-            raise RedirectLoop(response, "redirect loop or too many redirections")
+            return ensureDeferred(
+                _refuse(response, RedirectLoop(response, "redirect loop or too many redirections"))
+            )
         visited[newurl] = visited.get(newurl, 0) + 1
-        await response.close()
-        result: Response = await self.parent.open(new)
-        result.history[:0] = [*response.history, response]
-        return result
+
+        def followed(result: Response) -> Response:
+            result.history[:0] = [*response.history, response]
+            return result
+
+        # A small body already in hand is drained at once (no wait).
+        return response.close().addCallback(lambda _: self.parent.open(new)).addCallback(followed)
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+async def _refuse(response: Response, error: Exception, keep: bool = True) -> Response:
+    """Keep the error body (or discard it), then raise ``error``."""
+    if keep:
+        await _keep_error_body(response)
+    else:
+        await response.close()
+    raise error
 
 
 class HTTPCookieProcessor(BaseHandler):
@@ -241,10 +255,12 @@ class HTTPCookieProcessor(BaseHandler):
 
     def __init__(self, cookiejar: http.cookiejar.CookieJar | None = None) -> None:
         self.cookiejar = cookiejar if cookiejar is not None else http.cookiejar.CookieJar()
+        # The jar's answer per request, replayed while the jar is unchanged.
+        self._memo = CookieHeaderMemo()
 
     def http_request(self, request: Request) -> Request:
         """Add the Cookie header for the request's URL."""
-        self.cookiejar.add_cookie_header(request)
+        self._memo.add_cookie_header(self.cookiejar, request)
         return request
 
     def http_response(self, request: Request, response: Response) -> Response:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import urllib.request
-from collections.abc import Callable
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.request import Request
@@ -58,6 +57,15 @@ class BaseHandler:
 
 #: Results that are never awaitable (checked first: ``inspect.isawaitable`` is dear).
 _PLAIN = (Request, Response, type(None))
+
+
+def _deferred(value: Any) -> Deferred[Any]:
+    """A Deferred for a pending handler result (a Deferred, a coroutine, any awaitable)."""
+    if isinstance(value, Deferred):
+        return value
+    if inspect.iscoroutine(value):
+        return ensureDeferred(value)
+    return ensureDeferred(_settle(value))
 
 
 async def _settle(value: Any) -> Any:
@@ -146,50 +154,102 @@ class Opener:
         req = Request.coerce(url_or_request, data)
         if timeout is not _DEFAULT:
             req.timeout = cast("float | None", timeout)
-        return ensureDeferred(self._open(req))
+        # The chain runs as plain calls, and as Deferred callbacks where a
+        # handler answers later: no coroutine per request on the hot path.
+        try:
+            for name, value in self.addheaders:
+                if not req.has_header(name.capitalize()):
+                    req.add_unredirected_header(name, value)
+            result = self._process_request(req, req.type, 0)
+        except BaseException:
+            return fail()
+        return result if isinstance(result, Deferred) else succeed(result)
 
-    async def _open(self, req: Request) -> Response:
-        for name, value in self.addheaders:
-            if not req.has_header(name.capitalize()):
-                req.add_unredirected_header(name, value)
-        scheme = req.type
-        for processor in self.process_request.get(scheme, []):
-            processed: Any = getattr(processor, scheme + "_request")(req)
-            req = await processed if _pending(processed) else processed
-        response = await self._call_chain(self.handle_open, "default", "default_open", req)
-        if response is None:
-            response = await self._call_chain(self.handle_open, scheme, scheme + "_open", req)
-        if response is None:
-            response = await self._call_chain(self.handle_open, "unknown", "unknown_open", req)
-        if response is None:
-            raise URLError(f"unknown url type: {scheme}")
-        for processor in self.process_response.get(scheme, []):
-            response = getattr(processor, scheme + "_response")(req, response)
-            if _pending(response):
-                response = await response
-        return cast(Response, response)
+    def _process_request(self, req: Request, scheme: str, start: int) -> Any:
+        """Run the ``<scheme>_request`` processors from ``start``, then open."""
+        processors = self.process_request.get(scheme, ())
+        for i in range(start, len(processors)):
+            processed: Any = getattr(processors[i], scheme + "_request")(req)
+            if _pending(processed):
+                return _deferred(processed).addCallback(self._process_request_at, scheme, i + 1)
+            req = processed
+        chain = [(h, "default_open") for h in self.handle_open.get("default", ())]
+        chain += [(h, scheme + "_open") for h in self.handle_open.get(scheme, ())]
+        chain += [(h, "unknown_open") for h in self.handle_open.get("unknown", ())]
+        return self._open_chain(req, scheme, chain, 0)
 
-    async def _call_chain(
-        self, chain: dict[Any, list[BaseHandler]], kind: Any, meth_name: str, *args: Any
+    def _process_request_at(self, req: Request, scheme: str, start: int) -> Any:
+        return self._process_request(req, scheme, start)
+
+    def _open_chain(
+        self, req: Request, scheme: str, chain: list[tuple[BaseHandler, str]], start: int
     ) -> Any:
-        for handler in chain.get(kind, []):
-            func: Callable[..., Any] = getattr(handler, meth_name)
-            result = func(*args)
+        """Ask the open handlers from ``start`` in turn; process the first response."""
+        for i in range(start, len(chain)):
+            handler, meth_name = chain[i]
+            result = getattr(handler, meth_name)(req)
+            if result is None:
+                continue
             if _pending(result):
-                result = await result
-            if result is not None:
-                return result
-        return None
+                return _deferred(result).addCallback(self._opened, req, scheme, chain, i)
+            return self._process_response(result, req, scheme, 0)
+        raise URLError(f"unknown url type: {scheme}")
 
-    async def error(self, proto: str, req: Request, response: Response) -> Response:
-        """Let the ``http_error_<code>`` handlers answer an error status, else the default."""
+    def _opened(
+        self,
+        result: Any,
+        req: Request,
+        scheme: str,
+        chain: list[tuple[BaseHandler, str]],
+        index: int,
+    ) -> Any:
+        if result is None:
+            return self._open_chain(req, scheme, chain, index + 1)
+        return self._process_response(result, req, scheme, 0)
+
+    def _process_response(self, response: Any, req: Request, scheme: str, start: int) -> Any:
+        """Run the ``<scheme>_response`` processors from ``start``."""
+        processors = self.process_response.get(scheme, ())
+        for i in range(start, len(processors)):
+            response = getattr(processors[i], scheme + "_response")(req, response)
+            if _pending(response):
+                d = _deferred(response)
+                if i + 1 < len(processors):
+                    d.addCallback(self._process_response, req, scheme, i + 1)
+                return d
+        return response
+
+    def error(self, proto: str, req: Request, response: Response) -> Deferred[Response]:
+        """Let the ``http_error_<code>`` handlers answer an error status, else the default.
+
+        Fires with the first handler's answer (``None`` if none answers).
+        """
         chain = self.handle_error.get("http" if proto in ("http", "https") else proto, {})
         code = response.status
+        calls = [(h, f"http_error_{code}") for h in chain.get(code, ())]
+        calls += [(h, "http_error_default") for h in chain.get("default", ())]
         args = (req, response, code, response.reason, response.headers)
-        result = await self._call_chain(chain, code, f"http_error_{code}", *args)
-        if result is None:
-            result = await self._call_chain(chain, "default", "http_error_default", *args)
-        return cast(Response, result)
+        try:
+            result = self._first_answer(None, calls, 0, args)
+        except BaseException:
+            return fail()
+        return result if isinstance(result, Deferred) else succeed(result)
+
+    def _first_answer(
+        self, previous: Any, calls: list[tuple[BaseHandler, str]], start: int, args: Any
+    ) -> Any:
+        """The first non-``None`` answer of ``calls[start:]`` (``previous`` when not ``None``)."""
+        if previous is not None:
+            return previous
+        for i in range(start, len(calls)):
+            handler, meth_name = calls[i]
+            result = getattr(handler, meth_name)(*args)
+            if result is None:
+                continue
+            if _pending(result):
+                return _deferred(result).addCallback(self._first_answer, calls, i + 1, args)
+            return result
+        return None
 
     def close(self) -> Deferred[None]:
         """Close every handler (and their kept-alive connections)."""

@@ -44,6 +44,8 @@ __all__ = ["DEFAULT_MAX_BODY", "BodySource", "Response", "headers_message"]
 DEFAULT_MAX_BODY = 64 << 20
 #: Bodies up to this size are drained (to keep the connection) by :meth:`Response.close`.
 _DRAIN_LIMIT = 64 * 1024
+#: The end of every complete body (a Failure is not cheap to build).
+_DONE = Failure(ResponseDone())
 
 BodySource = Any
 """Anything with Twisted's ``deliverBody(protocol)`` and a ``length`` attribute (an IResponse)."""
@@ -74,9 +76,11 @@ class _NoTransport:
 class _Pump(Protocol):
     """Between the source and the consumer: decodes, times, counts, and maps the end."""
 
-    def __init__(self, response: Response, target: IProtocol) -> None:
+    def __init__(self, response: Response, target: IProtocol, complete: bool = False) -> None:
         self.response = response
         self.target = target
+        #: The source holds the whole body: nothing can stall, no stall timer.
+        self.complete = complete
         self.done = False
         self.stopped_because: BaseException | None = None
         self.timer: IDelayedCall | None = None
@@ -87,7 +91,7 @@ class _Pump(Protocol):
         r = self.response
         transport = self.transport if self.transport is not None else _NoTransport()
         self.target.makeConnection(transport)  # type: ignore[arg-type]
-        if r.idle_timeout is not None:
+        if r.idle_timeout is not None and not self.complete:
             self.timer = r.reactor.callLater(r.idle_timeout, self._stalled)
         if r.deadline is not None:
             left = max(0.0, r.deadline - r.reactor.seconds())
@@ -130,7 +134,7 @@ class _Pump(Protocol):
             return
         if self.stopped_because is not None:
             reason = Failure(self.stopped_because)
-        elif reason.check(ResponseDone, PotentialDataLoss):
+        elif isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
             decoder = self.response.decoder
             try:
                 if decoder is not None:
@@ -138,7 +142,7 @@ class _Pump(Protocol):
             except NetprotoError as e:
                 reason = Failure(e)
             else:
-                reason = Failure(ResponseDone())
+                reason = _DONE
         elif not reason.check(NetprotoError):
             expected = self.response.length
             said = f" of {expected}" if expected is not None else ""
@@ -192,7 +196,7 @@ class _Collector(Protocol):
             return
         if self.error is not None:
             self.finished.errback(Failure(self.error))
-        elif reason.check(ResponseDone):
+        elif isinstance(reason.value, ResponseDone):
             self.finished.callback(self.size)
         else:
             self.finished.errback(reason)
@@ -320,7 +324,8 @@ class Response:
                 protocol.dataReceived(body)
             protocol.connectionLost(Failure(ResponseDone()))
             return
-        self._source.deliverBody(_Pump(self, protocol))
+        source = self._source
+        source.deliverBody(_Pump(self, protocol, getattr(source, "complete", False)))
 
     def collect(
         self, sink: Callable[[bytes], object], max_size: int | None = None
