@@ -38,6 +38,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from netproto_twisted.core.net import raw_tcp_connection, write_now
 from netproto_twisted.http.client.errors import URLError
 
 __all__ = [
@@ -71,6 +72,16 @@ class ExchangeOwner(TypingProtocol):
     def request_failed(self, failure: Failure, stale: bool) -> None:
         """No response: ``stale`` when a reused connection died before answering."""
 
+
+#: A parsed head: status, reason, version, headers, Content-Length, keep-alive.
+_Head = tuple[int, bytes, tuple[int, int], tuple[tuple[bytes, bytes], ...], int, bool]
+#: Heads h11 parsed, by (request method, our h11 state, header limit, head bytes).
+#: A server answers a repeated request with the same head (nginx's changes once a
+#: second, with its Date), and the same bytes after the same request parse the
+#: same: the parse (regular expressions per header line) is done once.  Only
+#: complete heads of Content-Length bodies, received at the start of a read.
+_heads: dict[tuple[bytes, object, int, bytes], _Head] = {}
+_MAX_CACHED_HEADS = 256
 
 _events: dict[tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], int], h11.Request] = {}
 _MAX_CACHED_EVENTS = 512
@@ -151,6 +162,11 @@ class RawResponse:
         """Stream the body to ``protocol`` (see the module docstring)."""
         self._exchange.attach(protocol)
 
+    @property
+    def complete(self) -> bool:
+        """True when the whole body is in hand: delivering it cannot stall on the network."""
+        return self._exchange.end_reason is _DONE
+
     def abort(self) -> None:
         """Drop the body and the connection (when the body is not all in yet)."""
         self._exchange.stop()
@@ -225,14 +241,16 @@ class _Exchange:
 
     # -- the connection's side ------------------------------------------------------------
 
-    def data(self, data: bytes) -> None:
+    def data(self, data: bytes, last: bool = False) -> None:
+        """Pass body bytes on, or hold them (pausing the socket unless they are the ``last``)."""
         if self.stopped:
             return
         if self.consumer is not None and not self.paused and not self.held:
             self.consumer.dataReceived(data)
         else:
             self.held.append(data)
-            self.conn.hold_reading(self)
+            if not last:
+                self.conn.hold_reading(self)
 
     def end(self, reason: Failure) -> None:
         """The body ended (``ResponseDone`` or the failure); tell the consumer when it may hear."""
@@ -311,6 +329,14 @@ class HTTP11Connection(Protocol):
         #: Bytes of a Content-Length body still to come (``None``: h11 reads).
         self._counting: int | None = None
         self._keep_alive = True
+        self._raw: Any = None  #: the plain TCP connection beneath (see ``connectionMade``)
+        #: The head cache key of the bytes just fed to h11, and how many they were.
+        self._head_key: tuple[bytes, object, int, bytes] | None = None
+        self._head_fed = 0
+
+    def connectionMade(self) -> None:
+        """Note the plain TCP connection beneath, if any, for direct writes."""
+        self._raw = raw_tcp_connection(self.transport)
 
     # -- state -----------------------------------------------------------------------
 
@@ -358,7 +384,9 @@ class HTTP11Connection(Protocol):
                 if body:
                     data += h.send(h11.Data(data=body))
                 data += h.send(_END)
-                self.transport.write(data)
+                # Straight to the socket when nothing is queued: no wait for the
+                # reactor's next turn, no two epoll_ctl calls per request.
+                write_now(self.transport, data, self._raw)
                 return
             length = body.length
             if length is UNKNOWN_LENGTH:
@@ -451,12 +479,33 @@ class HTTP11Connection(Protocol):
             self.closing = True
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
-        exchange.got_bytes = True
         if self._counting is not None:
             self._counted(exchange, data)
             return
+        self._head_key = None
+        if not exchange.got_bytes:
+            exchange.got_bytes = True
+            end = data.find(b"\r\n\r\n")
+            h = self._h11
+            if end > 0 and h.their_state is h11.SEND_RESPONSE and not h.trailing_data[0]:
+                end += 4
+                key = (exchange.method, h.our_state, self.max_header_bytes, data[:end])
+                head = _heads.get(key)
+                if head is not None:
+                    self._cached_head(exchange, head, data[end:])
+                    return
+                self._head_key = key
+                self._head_fed = len(data)
         self._h11.receive_data(data)
         self._process()
+        self._head_key = None
+
+    def _cached_head(self, exchange: _Exchange, head: _Head, rest: bytes) -> None:
+        """A head already parsed by h11, byte for byte: its Content-Length body follows."""
+        status, reason, version, headers, length, keep_alive = head
+        response = RawResponse(exchange, status, reason, version, list(headers), length)
+        exchange.response = response
+        self._start_counting(exchange, response, length, keep_alive, rest)
 
     def _counted(self, exchange: _Exchange, data: bytes) -> None:
         """Body bytes of a Content-Length body: passed on as they come, counted."""
@@ -472,7 +521,7 @@ class HTTP11Connection(Protocol):
         if extra:
             data = data[:left]
         if data:
-            exchange.data(data)
+            exchange.data(data, last=True)
         self._exchange = None
         self.completed += 1
         if self._reading_held:
@@ -550,14 +599,41 @@ class HTTP11Connection(Protocol):
             # bytes, counted here without a parser event (and a copy) per read.  The
             # connection gets a fresh h11 state for its next request (if it is kept:
             # h11 says MUST_CLOSE for Connection: close and HTTP/1.0 answers).
-            self._keep_alive = our_state is h11.DONE
-            self._counting = length
+            keep_alive = our_state is h11.DONE
             rest = bytes(self._h11.trailing_data[0])
-            exchange.owner.response_received(response)
-            if rest and self._exchange is exchange and self._counting is not None:
-                self._counted(exchange, rest)
+            key = self._head_key
+            if key is not None and self._head_fed - len(rest) == len(key[3]):
+                # h11 took exactly these bytes as the head: the same bytes after the
+                # same request will mean the same (a server repeats its heads).
+                if len(_heads) >= _MAX_CACHED_HEADS:
+                    _heads.clear()
+                _heads[key] = (status, event.reason, version, tuple(headers), length, keep_alive)
+            self._start_counting(exchange, response, length, keep_alive, rest)
             return
         exchange.owner.response_received(response)
+
+    def _start_counting(
+        self,
+        exchange: _Exchange,
+        response: RawResponse,
+        length: int,
+        keep_alive: bool,
+        rest: bytes,
+    ) -> None:
+        """Count the Content-Length body past the head; ``rest`` is what came with it."""
+        self._keep_alive = keep_alive
+        self._counting = length
+        if len(rest) >= length:
+            # The whole body came with the head: the exchange ends (and the
+            # connection is free) before the owner hears of the response, so a
+            # consumer attached from there (a redirect draining its body, a
+            # read()) gets it all at once, without waiting for another read.
+            self._counted(exchange, rest)
+            exchange.owner.response_received(response)
+            return
+        exchange.owner.response_received(response)
+        if rest and self._exchange is exchange and self._counting is not None:
+            self._counted(exchange, rest)
 
     def _body_in(self, exchange: _Exchange) -> None:
         self._maybe_cycle()

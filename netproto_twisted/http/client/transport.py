@@ -78,6 +78,10 @@ _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _USER_AGENT_HEADER = (b"User-Agent", USER_AGENT.encode())
+#: Host header values (IDNA-encoded) and quoted request targets, by their text.
+_HOST_BYTES: dict[str, bytes] = {}
+_TARGETS: dict[str, str] = {}
+_MAX_CACHED = 1024
 
 
 def basic_credentials(user: str, password: str) -> str:
@@ -323,10 +327,22 @@ class HTTPTransport:
                 continue  # framing is the connection's business
             headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
         if not has_host:
-            headers.insert(0, (b"Host", host_header.encode("idna")))
+            host_bytes = _HOST_BYTES.get(host_header)
+            if host_bytes is None:
+                host_bytes = host_header.encode("idna")
+                if len(_HOST_BYTES) >= _MAX_CACHED:
+                    _HOST_BYTES.clear()
+                _HOST_BYTES[host_header] = host_bytes
+            headers.insert(0, (b"Host", host_bytes))
         if not has_agent:
             headers.append(_USER_AGENT_HEADER)
-        target = quote(request.selector or "/", safe=_URL_SAFE)
+        selector = request.selector or "/"
+        target = _TARGETS.get(selector)
+        if target is None:
+            target = quote(selector, safe=_URL_SAFE)
+            if len(_TARGETS) >= _MAX_CACHED:
+                _TARGETS.clear()
+            _TARGETS[selector] = target
         proxy = request.proxy
         if proxy is not None and scheme == "http" and not proxy.tunnel:
             target = f"http://{host_header}{target}"

@@ -15,6 +15,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from netproto_twisted.http.client import http11
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http11 import HTTP11Connection, RawResponse, StaleConnection
 from netproto_twisted.http.client.pool import ConnectionPool
@@ -90,6 +91,63 @@ class ConnectionTests(SynchronousTestCase):
         self.conn.dataReceived(b"HTTP/1.1 204 No Content\r\n\r\n")
         self.assertEqual(owner.responses[0].length, 0)
         self.assertEqual(len(self.idle), 2)
+
+    def test_repeated_head_is_parsed_once(self) -> None:
+        http11._heads.clear()
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"
+        first = self.send()
+        self.conn.dataReceived(answer)
+        self.assertEqual(len(http11._heads), 1)
+
+        def no_parse(data: bytes) -> None:
+            raise AssertionError("h11 parsed a head it had parsed before")
+
+        second = self.send()
+        self.patch(self.conn._h11, "receive_data", no_parse)
+        self.conn.dataReceived(answer)
+        [a], [b] = first.responses, second.responses
+        self.assertEqual(
+            (a.status, a.reason, a.version, a.headers, a.length),
+            (b.status, b.reason, b.version, b.headers, b.length),
+        )
+        sink = Sink()
+        b.deliverBody(sink)
+        self.assertEqual(sink.data, [b"hello"])
+        assert sink.ended is not None and sink.ended.check(ResponseDone)
+        self.assertEqual(self.idle, [self.conn, self.conn])
+
+    def test_head_cache_tells_requests_apart(self) -> None:
+        """The same head after a HEAD request has no body; after Connection: close, no reuse."""
+        http11._heads.clear()
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+        self.send()
+        self.conn.dataReceived(answer + b"hello")
+        owner = self.send(b"HEAD")
+        self.conn.dataReceived(answer)
+        self.assertEqual(owner.responses[0].length, 0)
+        self.assertEqual(len(self.idle), 2)
+        owner = Owner()
+        self.conn.request(owner, b"GET", b"/x", [*HEAD, (b"Connection", b"close")], None)
+        self.conn.dataReceived(answer + b"hello")
+        owner.responses[0].deliverBody(Sink())
+        self.assertEqual(len(self.idle), 2)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_body_in_hand_is_complete_before_the_owner_hears(self) -> None:
+        seen: list[tuple[bool, list[bytes], bool]] = []
+
+        class Eager(Owner):
+            def response_received(inner, response: RawResponse) -> None:
+                sink = Sink()
+                response.deliverBody(sink)
+                seen.append((response.complete, sink.data, sink.ended is not None))
+
+        owner = Eager()
+        self.conn.request(owner, b"GET", b"/x", HEAD, None)
+        self.conn.dataReceived(b"HTTP/1.1 302 Found\r\nContent-Length: 3\r\n\r\nabc")
+        self.assertEqual(seen, [(True, [b"abc"], True)])
+        self.assertEqual(self.idle, [self.conn])
+        self.assertEqual(self.transport.producerState, "producing")
 
     def test_body_arriving_before_it_is_asked_for_is_held(self) -> None:
         owner = self.send()
