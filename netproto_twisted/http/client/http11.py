@@ -51,6 +51,10 @@ __all__ = [
 
 #: Largest response head (status line and header fields) read before giving up.
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+#: A Content-Length body at least this big is read from a plain TCP socket ...
+BIG_BODY = 1 << 20
+#: ... this many bytes at a time (the reactor reads 64 KiB otherwise).
+BIG_READ = 1 << 20
 
 _DONE = Failure(ResponseDone())
 #: One end-of-message event for every request (building one validates its empty trailers).
@@ -330,13 +334,17 @@ class HTTP11Connection(Protocol):
         self._counting: int | None = None
         self._keep_alive = True
         self._raw: Any = None  #: the plain TCP connection beneath (see ``connectionMade``)
+        self._read_size = 0  #: its usual read size
+        self._big_reads = False  #: reading a big body in :data:`BIG_READ` pieces
         #: The head cache key of the bytes just fed to h11, and how many they were.
         self._head_key: tuple[bytes, object, int, bytes] | None = None
         self._head_fed = 0
 
     def connectionMade(self) -> None:
-        """Note the plain TCP connection beneath, if any, for direct writes."""
+        """Note the plain TCP connection beneath, if any (direct writes, read size)."""
         self._raw = raw_tcp_connection(self.transport)
+        if self._raw is not None:
+            self._read_size = self._raw.bufferSize
 
     # -- state -----------------------------------------------------------------------
 
@@ -517,6 +525,9 @@ class HTTP11Connection(Protocol):
             exchange.data(data)
             return
         self._counting = None
+        if self._big_reads:
+            self._big_reads = False
+            self._raw.bufferSize = self._read_size
         extra = size > left
         if extra:
             data = data[:left]
@@ -623,6 +634,10 @@ class HTTP11Connection(Protocol):
         """Count the Content-Length body past the head; ``rest`` is what came with it."""
         self._keep_alive = keep_alive
         self._counting = length
+        if length - len(rest) >= BIG_BODY and self._raw is not None:
+            # A big body: read the socket in larger pieces (fewer reactor turns).
+            self._big_reads = True
+            self._raw.bufferSize = BIG_READ
         if len(rest) >= length:
             # The whole body came with the head: the exchange ends (and the
             # connection is free) before the owner hears of the response, so a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -148,6 +149,24 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(seen, [(True, [b"abc"], True)])
         self.assertEqual(self.idle, [self.conn])
         self.assertEqual(self.transport.producerState, "producing")
+
+    def test_big_body_read_in_big_pieces(self) -> None:
+        owner = self.send()
+        raw = SimpleNamespace(bufferSize=65536)  # the TCP connection beneath
+        self.conn._raw, self.conn._read_size = raw, 65536
+        size = http11.BIG_BODY + 10
+        self.conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nab" % size)
+        self.assertEqual(raw.bufferSize, http11.BIG_READ)
+        sink = Sink()
+        owner.responses[0].deliverBody(sink)
+        self.conn.dataReceived(b"x" * (size - 2))
+        assert sink.ended is not None and sink.ended.check(ResponseDone)
+        self.assertEqual(raw.bufferSize, 65536)
+        self.conn._raw = None
+        owner = self.send()
+        self.conn._raw = raw
+        self.conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        self.assertEqual(raw.bufferSize, 65536)
 
     def test_body_arriving_before_it_is_asked_for_is_held(self) -> None:
         owner = self.send()
