@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from netproto_twisted.core.net import raw_tcp_connection, write_now
 from netproto_twisted.http.client.errors import URLError
+from netproto_twisted.http.client.h11cache import HEADS, Head, remember_head, request_event
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
@@ -75,41 +76,6 @@ class ExchangeOwner(TypingProtocol):
 
     def request_failed(self, failure: Failure, stale: bool) -> None:
         """No response: ``stale`` when a reused connection died before answering."""
-
-
-#: A parsed head: status, reason, version, headers, Content-Length, keep-alive.
-_Head = tuple[int, bytes, tuple[int, int], tuple[tuple[bytes, bytes], ...], int, bool]
-#: Heads h11 parsed, by (request method, our h11 state, header limit, head bytes).
-#: A server answers a repeated request with the same head (nginx's changes once a
-#: second, with its Date), and the same bytes after the same request parse the
-#: same: the parse (regular expressions per header line) is done once.  Only
-#: complete heads of Content-Length bodies, received at the start of a read.
-_heads: dict[tuple[bytes, object, int, bytes], _Head] = {}
-_MAX_CACHED_HEADS = 256
-
-_events: dict[tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], int], h11.Request] = {}
-_MAX_CACHED_EVENTS = 512
-
-
-def _request_event(
-    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], size: int
-) -> h11.Request:
-    """h11's Request event, cached: building one validates every header with a regex.
-
-    ``size`` is the Content-Length to add (``-1``: none).  Events are
-    immutable, so a client repeating a request (same URL, same headers,
-    same body length: a poller, an RPC client) reuses the validated one.
-    """
-    key = (method, target, tuple(headers), size)
-    event = _events.get(key)
-    if event is None:
-        if size >= 0:
-            headers = [*headers, (b"Content-Length", b"%d" % size)]
-        event = h11.Request(method=method, target=target, headers=headers)
-        if len(_events) >= _MAX_CACHED_EVENTS:
-            _events.clear()
-        _events[key] = event
-    return event
 
 
 @implementer(IPushProducer)
@@ -388,7 +354,7 @@ class HTTP11Connection(Protocol):
                 size = len(body) if body is not None else -1
                 if size < 0 and method in (b"POST", b"PUT", b"PATCH"):
                     size = 0
-                data = h.send(_request_event(method, target, headers, size))
+                data = h.send(request_event(method, target, headers, size))
                 if body:
                     data += h.send(h11.Data(data=body))
                 data += h.send(_END)
@@ -498,7 +464,7 @@ class HTTP11Connection(Protocol):
             if end > 0 and h.their_state is h11.SEND_RESPONSE and not h.trailing_data[0]:
                 end += 4
                 key = (exchange.method, h.our_state, self.max_header_bytes, data[:end])
-                head = _heads.get(key)
+                head = HEADS.get(key)
                 if head is not None:
                     self._cached_head(exchange, head, data[end:])
                     return
@@ -508,7 +474,7 @@ class HTTP11Connection(Protocol):
         self._process()
         self._head_key = None
 
-    def _cached_head(self, exchange: _Exchange, head: _Head, rest: bytes) -> None:
+    def _cached_head(self, exchange: _Exchange, head: Head, rest: bytes) -> None:
         """A head already parsed by h11, byte for byte: its Content-Length body follows."""
         status, reason, version, headers, length, keep_alive = head
         response = RawResponse(exchange, status, reason, version, list(headers), length)
@@ -616,9 +582,9 @@ class HTTP11Connection(Protocol):
             if key is not None and self._head_fed - len(rest) == len(key[3]):
                 # h11 took exactly these bytes as the head: the same bytes after the
                 # same request will mean the same (a server repeats its heads).
-                if len(_heads) >= _MAX_CACHED_HEADS:
-                    _heads.clear()
-                _heads[key] = (status, event.reason, version, tuple(headers), length, keep_alive)
+                remember_head(
+                    key, (status, event.reason, version, tuple(headers), length, keep_alive)
+                )
             self._start_counting(exchange, response, length, keep_alive, rest)
             return
         exchange.owner.response_received(response)

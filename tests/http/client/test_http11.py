@@ -16,7 +16,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
-from netproto_twisted.http.client import http11
+from netproto_twisted.http.client import h11cache, http11
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http11 import HTTP11Connection, RawResponse, StaleConnection
 from netproto_twisted.http.client.pool import ConnectionPool
@@ -94,11 +94,11 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(len(self.idle), 2)
 
     def test_repeated_head_is_parsed_once(self) -> None:
-        http11._heads.clear()
+        h11cache.HEADS.clear()
         answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"
         first = self.send()
         self.conn.dataReceived(answer)
-        self.assertEqual(len(http11._heads), 1)
+        self.assertEqual(len(h11cache.HEADS), 1)
 
         def no_parse(data: bytes) -> None:
             raise AssertionError("h11 parsed a head it had parsed before")
@@ -119,7 +119,7 @@ class ConnectionTests(SynchronousTestCase):
 
     def test_head_cache_tells_requests_apart(self) -> None:
         """The same head after a HEAD request has no body; after Connection: close, no reuse."""
-        http11._heads.clear()
+        h11cache.HEADS.clear()
         answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
         self.send()
         self.conn.dataReceived(answer + b"hello")
