@@ -141,10 +141,12 @@ class TLSError(TransportError, ssl.SSLError):
     certificate), or ``None`` when unknown.
     """
 
-    def __init__(self, message: str, library: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, library: str | None = None, reason: str | None = None
+    ) -> None:
         OSError.__init__(self, ssl.SSL_ERROR_SSL, message)
-        self.library = library
-        self.reason = reason
+        self.library = library  # type: ignore[assignment]
+        self.reason = reason  # type: ignore[assignment]
 
 
 class ConnectionLost(TransportError, ConnectionResetError):

@@ -2,7 +2,7 @@
 
 :class:`DirectTransport`, the :class:`~netproto_twisted.xmlrpc.client.Proxy`'s
 default, keeps its own persistent HTTP/1.1 connections to each server
-(:class:`~netproto_twisted.http.client.http11.HTTP11Connection`, the HTTP
+(:class:`~netproto_twisted.http.client.http11.RPCConnection`, the HTTP
 client's h11 connection), at most ``max_connections_per_host`` of them;
 calls beyond wait in line.  It is lean on purpose, since an RPC client
 repeats one small request: one Deferred per call, the request's validated
@@ -24,6 +24,7 @@ Both report a failed connection as the :class:`OSError` subclasses
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,12 +52,12 @@ from netproto_twisted.core.tls import client_options
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http11 import (
     DEFAULT_MAX_HEADER_BYTES,
-    HTTP11Connection,
     RawResponse,
     StaleConnection,
 )
 from netproto_twisted.http.client.transport import HTTPTransport
 from netproto_twisted.http.client.tunnel import NoDelayEndpoint
+from netproto_twisted.xmlrpc._connection import RPCConnection, request_head
 from netproto_twisted.xmlrpc.errors import (
     BodyTooLarge,
     ConnectionLost,
@@ -159,8 +160,8 @@ def transport_error(failure: Failure, where: str) -> Failure:
         mapped = HostNotFound(f"cannot resolve {where}: {value}")
     elif isinstance(value, twisted_errors.TimeoutError):
         mapped = XMLRPCTimeout(f"cannot connect to {where}: timed out")
-    elif isinstance(value, StaleConnection) or isinstance(
-        value, (twisted_errors.ConnectionDone, twisted_errors.ConnectionLost)
+    elif isinstance(
+        value, (StaleConnection, twisted_errors.ConnectionDone, twisted_errors.ConnectionLost)
     ):
         mapped = ConnectionLost(f"connection to {where} lost before the answer was complete")
     elif isinstance(value, URLError):
@@ -188,54 +189,23 @@ def _response(raw: RawResponse, body: bytes) -> PostResponse:
 _QUEUED, _SENT, _DONE_STATE = 1, 2, 3
 
 
-@implementer(IProtocol)
 class _Call:
-    """One POST: waits for a connection, is sent, collects its answer (also its body's reader)."""
+    """One POST: waits for a connection, is sent, is answered (a :class:`CallOwner`)."""
 
-    __slots__ = (
-        "body",
-        "conn",
-        "control",
-        "deadline",
-        "deferred",
-        "headers",
-        "origin",
-        "parts",
-        "raw",
-        "retried",
-        "size",
-        "state",
-    )
+    __slots__ = ("body", "conn", "deadline", "deferred", "head", "origin", "retried", "state")
 
-    def __init__(
-        self,
-        origin: _Origin,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        deadline: float,
-    ) -> None:
+    def __init__(self, origin: _Origin, head: bytes, body: bytes, deadline: float) -> None:
         self.origin = origin
-        self.headers = headers
+        self.head = head
         self.body = body
         self.deadline = deadline
         self.state = _QUEUED
         self.retried = False
-        self.conn: HTTP11Connection | None = None
-        self.raw: RawResponse | None = None
-        self.control: IPushProducer | None = None
-        self.parts: list[bytes] = []
-        self.size = 0
+        self.conn: RPCConnection | None = None
         self.deferred: Deferred[PostResponse] = Deferred(self._cancel)
 
-    # -- outcome ----------------------------------------------------------------------
-
-    def succeed(self, response: PostResponse) -> None:
-        if self.state != _DONE_STATE:
-            self.state = _DONE_STATE
-            self.origin.transport.finished(self)
-            self.deferred.callback(response)
-
     def fail(self, failure: Failure) -> None:
+        """Fail the call with the stdlib-like form of ``failure``."""
         if self.state != _DONE_STATE:
             self.state = _DONE_STATE
             self.origin.transport.finished(self)
@@ -244,7 +214,8 @@ class _Call:
     def expire(self, timeout: float) -> None:
         """The call's time is up: fail it, and drop its connection (the answer is unwanted)."""
         conn = self.conn
-        self.fail(Failure(XMLRPCTimeout(f"no response from {self.origin.where} within {timeout} s")))
+        where = self.origin.where
+        self.fail(Failure(XMLRPCTimeout(f"no response from {where} within {timeout} s")))
         self.origin.forget(self, conn)
 
     def _cancel(self, _: Deferred[PostResponse]) -> None:
@@ -254,21 +225,14 @@ class _Call:
             self.origin.transport.finished(self)
         self.origin.forget(self, conn)
 
-    # -- ExchangeOwner ----------------------------------------------------------------
+    # -- CallOwner --------------------------------------------------------------------
 
-    def response_received(self, response: RawResponse) -> None:
-        """The head is in: read the body (unless it is too large)."""
-        if self.state != _SENT:
-            response.abort()
-            return
-        length = response.length
-        limit = self.origin.transport.max_response
-        if length is not None and length > limit:
-            response.abort()
-            self.fail(Failure(BodyTooLarge(limit)))
-            return
-        self.raw = response
-        response.deliverBody(self)
+    def answered(self, status: int, reason: str, headers: dict[str, str], body: bytes) -> None:
+        """The answer is in: fire."""
+        if self.state == _SENT:
+            self.state = _DONE_STATE
+            self.origin.transport.finished(self)
+            self.deferred.callback(PostResponse(status, reason, headers, body))
 
     def request_failed(self, failure: Failure, stale: bool) -> None:
         """No answer: send once more when a kept-alive connection was stale, else fail."""
@@ -282,49 +246,20 @@ class _Call:
             return
         self.fail(failure)
 
-    # -- IProtocol, for the body ------------------------------------------------------
-
-    def makeConnection(self, transport: Any) -> None:
-        """Remember the body's flow control (to stop an oversized body)."""
-        self.control = transport
-
-    def connectionMade(self) -> None:
-        """Nothing to do."""
-
-    def dataReceived(self, data: bytes) -> None:
-        """Collect a piece of the body, within the size limit."""
-        if self.state != _SENT:
-            return
-        self.size += len(data)
-        limit = self.origin.transport.max_response
-        if self.size > limit:
-            if self.control is not None:
-                self.control.stopProducing()
-            self.fail(Failure(BodyTooLarge(limit)))
-            return
-        self.parts.append(data)
-
-    def connectionLost(self, reason: Failure = _DONE) -> None:
-        """The body ended: complete, or cut short."""
-        if self.state != _SENT:
-            return
-        raw = self.raw
-        if reason.check(ResponseDone) and raw is not None:
-            parts = self.parts
-            self.succeed(_response(raw, parts[0] if len(parts) == 1 else b"".join(parts)))
-        else:
-            self.fail(reason)
-
 
 class _ConnectionFactory(Factory):
     def __init__(self, origin: _Origin) -> None:
         self.origin = origin
-        self.built: HTTP11Connection | None = None
+        self.built: RPCConnection | None = None
 
-    def buildProtocol(self, addr: Any) -> HTTP11Connection:
+    def buildProtocol(self, addr: Any) -> RPCConnection:
         origin = self.origin
-        self.built = HTTP11Connection(
-            origin.idle, origin.lost, max_header_bytes=origin.transport.max_header_bytes
+        transport = origin.transport
+        self.built = RPCConnection(
+            origin.idle,
+            origin.lost,
+            max_response=transport.max_response,
+            max_header_bytes=transport.max_header_bytes,
         )
         return self.built
 
@@ -345,23 +280,23 @@ class _Origin:
         self.target = target
         self.where = where
         self.host_header = host_header
-        self.idle_conns: list[HTTP11Connection] = []
-        self.conns: set[HTTP11Connection] = set()
+        self.idle_conns: list[RPCConnection] = []
+        self.conns: set[RPCConnection] = set()
         self.connecting = 0
         self.queue: deque[_Call] = deque()
         self.lost_waiters: list[Deferred[None]] = []
-        self._headers_for: Mapping[bytes, bytes] | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        self._head_for: Mapping[bytes, bytes] | None = None
+        self._head = b""
 
-    def request_headers(self, headers: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
-        """The header list for ``headers`` (built once while the mapping is the same object)."""
-        if headers is not self._headers_for:
+    def request_head(self, headers: Mapping[bytes, bytes]) -> bytes:
+        """The request head for ``headers`` (built once while the mapping is the same object)."""
+        if headers is not self._head_for:
             pairs = list(headers.items())
             if b"host" not in headers:
                 pairs.insert(0, (b"host", self.host_header))
-            self.headers = pairs
-            self._headers_for = headers
-        return self.headers
+            self._head = request_head(self.target, pairs)
+            self._head_for = headers
+        return self._head
 
     def enqueue(self, call: _Call, *, first: bool = False) -> None:
         """Send ``call`` on an idle connection, or queue it (connecting when allowed)."""
@@ -378,10 +313,10 @@ class _Origin:
         if len(self.conns) + self.connecting < self.transport.max_connections_per_host:
             self.connect()
 
-    def send(self, call: _Call, conn: HTTP11Connection) -> None:
+    def send(self, call: _Call, conn: RPCConnection) -> None:
         call.state = _SENT
         call.conn = conn
-        conn.request(call, b"POST", self.target, call.headers, call.body)
+        conn.request(call, call.head, call.body)
 
     def connect(self) -> None:
         self.connecting += 1
@@ -414,7 +349,7 @@ class _Origin:
         while waiting > self.connecting and len(self.conns) + self.connecting < cap:
             self.connect()
 
-    def idle(self, conn: HTTP11Connection) -> None:
+    def idle(self, conn: RPCConnection) -> None:
         """``conn`` can carry a call: the next in line, or it waits."""
         if self.transport.closed:
             conn.close()
@@ -427,7 +362,7 @@ class _Origin:
                 return
         self.idle_conns.append(conn)
 
-    def lost(self, conn: HTTP11Connection) -> None:
+    def lost(self, conn: RPCConnection) -> None:
         """``conn`` is gone."""
         if conn not in self.conns:
             return
@@ -441,15 +376,13 @@ class _Origin:
         if self.queue and not self.transport.closed:
             self.refill()
 
-    def forget(self, call: _Call, conn: HTTP11Connection | None) -> None:
+    def forget(self, call: _Call, conn: RPCConnection | None) -> None:
         """``call`` ended early (timeout, cancel): leave the queue or drop its connection."""
         if conn is not None:
             conn.close()
         else:
-            try:
+            with contextlib.suppress(ValueError):
                 self.queue.remove(call)
-            except ValueError:
-                pass
 
     def close(self) -> Deferred[None]:
         """Fail the queued calls, close every connection; fire once all are gone."""
@@ -541,12 +474,12 @@ class DirectTransport:
         origin = self._origins.get(url)
         if origin is None:
             origin = self._origins[url] = self._origin(url)
-        pairs = origin.request_headers(headers)
+        head = origin.request_head(headers)
         timeout = self.timeout
         if timeout is None:
-            call = _Call(origin, pairs, body, 0.0)
+            call = _Call(origin, head, body, 0.0)
         else:
-            call = _Call(origin, pairs, body, self.clock.seconds() + timeout)
+            call = _Call(origin, head, body, self.clock.seconds() + timeout)
             self._pending[call] = None
             if self._timer is None:
                 self._timer = self.clock.callLater(self._tick, self._check)
@@ -668,10 +601,8 @@ class PoolTransport:
                 request_headers.insert(0, (b"host", host_header))
             self._headers = (headers, host_header, request_headers)
         d = self.http.fetch(b"POST", scheme, host, port, target, request_headers, body)
-        where = f"{host}:{port}"
-        d.addCallback(self._read)
-        d.addErrback(transport_error, where)
-        return d
+        answer: Deferred[PostResponse] = d.addCallback(self._read)
+        return answer.addErrback(transport_error, f"{host}:{port}")
 
     def _read(self, response: RawResponse) -> Deferred[PostResponse]:
         length = response.length

@@ -211,16 +211,14 @@ class DirectTransportTests(TestCase):
         proxy = Proxy("http://127.0.0.1:9/RPC2", memory, timeout=8)
         calls = [proxy.add(1, 2) for _ in range(3)]
         # The connection attempts have timers of their own; the calls share one.
-        timers = [c for c in memory.getDelayedCalls() if getattr(c.func, "__name__", "") == "_check"]
-        self.assertEqual(len(timers), 1)
+        self.assertEqual(len(_timeout_timers(memory)), 1)
         memory.advance(7.9)
         for d in calls:
             self.assertNoResult(d)
         memory.advance(2)  # one tick (2 s at an 8 s timeout) later at most
         for d in calls:
             self.failureResultOf(d, XMLRPCTimeout)
-        timers = [c for c in memory.getDelayedCalls() if getattr(c.func, "__name__", "") == "_check"]
-        self.assertEqual(timers, [])
+        self.assertEqual(_timeout_timers(memory), [])
 
     def test_cancel_a_waiting_call(self) -> None:
         memory = MemoryReactorClock()
@@ -242,3 +240,7 @@ class DirectTransportTests(TestCase):
 
 async def _gather(calls: list[Deferred[Any]]) -> list[Any]:
     return [await d for d in calls]
+
+
+def _timeout_timers(memory: MemoryReactorClock) -> list[Any]:
+    return [c for c in memory.getDelayedCalls() if getattr(c.func, "__name__", "") == "_check"]
