@@ -12,8 +12,9 @@ request it has not read, say with a 400), so its state machine does not
 need to be walked through the request this side sent.  h11 parses the
 head and frames chunked and close-delimited bodies; a Content-Length body
 is counted past the head, without a parser event per read, as
-:mod:`netproto_twisted.http.client.http11` does.  The connection is kept
-for the next call unless the answer is HTTP/1.0 or says
+:mod:`netproto_twisted.http.client.http11` does.  Interim (1xx) answers are
+skipped: for those alone, h11 is first shown a request.  The connection is
+kept for the next call unless the answer is HTTP/1.0 or says
 ``Connection: close``.
 
 The owner of a call is told what happened through :class:`CallOwner`.
@@ -21,6 +22,7 @@ The owner of a call is told what happened through :class:`CallOwner`.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +40,8 @@ from netproto_twisted.xmlrpc.errors import BodyTooLarge
 __all__ = ["CallOwner", "DirectWrites", "RPCConnection", "request_head"]
 
 _CONNECTION_DONE = Failure(ConnectionDone())
+#: An interim (1xx) answer first: h11 reads those only after a request it has seen.
+_INTERIM = re.compile(rb"HTTP/1\.\d 1\d\d")
 
 
 class CallOwner(TypingProtocol):
@@ -61,6 +65,18 @@ def request_head(target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
     lines.append(b"Content-Length: ")
     return b"".join(lines)
+
+
+def _primed(max_header_bytes: int, data: bytes) -> h11.Connection:
+    """An h11 client that has sent a (bodiless) POST, fed ``data``: it accepts 1xx answers."""
+    h = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
+    h.send(h11.Request(method=b"POST", target=b"/", headers=[(b"Host", b"h"), _NO_BODY]))
+    h.send(h11.EndOfMessage())
+    h.receive_data(data)
+    return h
+
+
+_NO_BODY = (b"Content-Length", b"0")
 
 
 class DirectWrites:
@@ -122,6 +138,7 @@ class RPCConnection(Protocol):
         self.completed = 0  #: answers read on this connection
         self._h11: h11.Connection | None = None
         self._got_bytes = False
+        self._early: list[bytes] | None = None  # what came before the final head (for 1xx)
         self._counting: int | None = None  # bytes of a Content-Length body still to come
         self._parts: list[bytes] = []
         self._size = 0
@@ -159,6 +176,8 @@ class RPCConnection(Protocol):
         assert self.call is None
         self.call = call
         self._got_bytes = False
+        self._early = []
+        self._status = 0
         self._counting = None
         self._parts = []
         self._size = 0
@@ -183,11 +202,18 @@ class RPCConnection(Protocol):
     def _feed(self, data: bytes) -> None:
         h = self._h11
         assert h is not None
+        early = self._early
+        if early is not None:
+            early.append(data)
         h.receive_data(data)
         while self.call is not None:
             try:
                 event = h.next_event()
             except h11.RemoteProtocolError as e:
+                if early is not None and not self._status and _INTERIM.match(b"".join(early)):
+                    h = self._h11 = _primed(self.max_header_bytes, b"".join(early))
+                    self._early = early = None
+                    continue
                 text = str(e)
                 if "buffer" in text.lower() and "long" in text.lower():
                     text = f"response header fields exceed {self.max_header_bytes} bytes"
@@ -195,6 +221,7 @@ class RPCConnection(Protocol):
                 return
             kind = type(event)
             if kind is h11.Response:
+                self._early = None
                 if self._head(event):  # type: ignore[arg-type]
                     return
             elif kind is h11.Data:
