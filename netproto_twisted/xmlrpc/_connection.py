@@ -296,13 +296,15 @@ class RPCConnection(Protocol):
         parts = self._parts
         self._parts = []
         body = parts[0] if len(parts) == 1 else b"".join(parts)
+        # Taken before on_idle, which may send the next call on this connection at once.
+        status, reason, headers = self._status, self._reason, self._headers
         if extra or not self._keep_alive:
             # More than the length said, or Connection: close / HTTP/1.0: this one is done.
             self.closing = True
             self.transport.loseConnection()  # type: ignore[union-attr]
         elif not self.closing:
             self.on_idle(self)
-        call.answered(self._status, self._reason, self._headers, body)
+        call.answered(status, reason, headers, body)
 
     def _fail(self, error: BaseException) -> None:
         call = self.call

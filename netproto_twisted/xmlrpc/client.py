@@ -138,6 +138,7 @@ class Proxy:
         self._use_datetime = use_datetime
         self._timeout = timeout
         self._gzip_threshold = gzip_threshold
+        self._gzip_headers = {**self._headers, b"content-encoding": b"gzip"}
         self._max_response = max_response
         self._max_depth = max_depth
 
@@ -150,7 +151,7 @@ class Proxy:
         headers = self._headers
         if self._gzip_threshold is not None and len(body) >= self._gzip_threshold:
             body = gzip.compress(body, compresslevel=1)
-            headers = {**headers, b"content-encoding": b"gzip"}
+            headers = self._gzip_headers
         d = self._transport.post(self._url, headers, body)
         if self._timeout is not None and not self._owns_transport:
             d.addTimeout(self._timeout, self._reactor, self._timed_out)

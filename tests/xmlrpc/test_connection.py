@@ -84,6 +84,18 @@ class AnswerTests(TestCase):
         c.conn.dataReceived(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n")
         self.assertEqual(second.answers[0][:2], (500, "Oops"))
 
+    def test_next_call_sent_from_on_idle(self) -> None:
+        """The pool sends the next call as soon as the connection is idle, before the answer."""
+        c = _Conn()
+        owner = c.call()
+        nxt = _Owner()
+        c.conn.on_idle = lambda conn: conn.request(nxt, _HEAD, b"<y/>")
+        c.conn.dataReceived(b"HTTP/1.1 201 Made\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok")
+        first = (201, "Made", {"content-length": "2", "x-a": "1"}, b"ok")
+        self.assertEqual(owner.answers, [first])
+        c.conn.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno")
+        self.assertEqual(nxt.answers, [(200, "OK", {"content-length": "2"}, b"no")])
+
     def test_chunked(self) -> None:
         c = _Conn()
         owner = c.call()
