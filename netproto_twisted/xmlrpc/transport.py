@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from OpenSSL import SSL
 from twisted.internet import error as twisted_errors
 from twisted.internet import ssl
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -470,7 +470,7 @@ class DirectTransport:
     ) -> Deferred[PostResponse]:
         """POST ``body`` to ``url``; fire with the whole answer (see the class docstring)."""
         if self.closed:
-            raise RuntimeError("the transport is closed")
+            return fail(RuntimeError("the transport is closed"))
         origin = self._origins.get(url)
         if origin is None:
             origin = self._origins[url] = self._origin(url)
