@@ -173,6 +173,19 @@ class ConnectionErrorTests(TestCase):
         self.assertIs(transport_error(Failure(cancelled), "h:1").value, cancelled)
 
 
+class PoolTransportTests(TestCase):
+    """The pool transport (the HTTP client's pool) still carries calls, gzip included."""
+
+    async def test_calls(self) -> None:
+        server = await serve_xmlrpc(reactor, sample_registry())
+        self.addCleanup(server.stop)
+        transport = PoolTransport(reactor)
+        self.addCleanup(transport.close)
+        proxy = Proxy(server.url, reactor, transport=transport, gzip_threshold=100)
+        self.assertEqual(await proxy.add(1, 2), 3)
+        self.assertEqual(await proxy.echo("y" * 5000), ["y" * 5000])
+
+
 class DirectTransportTests(TestCase):
     """Reuse, the stale retry, the connection cap, cancellation and the one-timer timeouts."""
 
