@@ -35,7 +35,7 @@ from OpenSSL import SSL
 from twisted.internet import error as twisted_errors
 from twisted.internet import ssl
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
@@ -48,6 +48,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from zope.interface import implementer
 
+from netproto_twisted.core.client import client_endpoint
 from netproto_twisted.core.tls import client_options
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http11 import (
@@ -451,8 +452,9 @@ class DirectTransport:
             raise ValueError(f"unsupported XML-RPC URL scheme: {scheme!r}")
         host = parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
+        # An IP address is connected to directly: no resolver round trip through a thread.
         endpoint: IStreamClientEndpoint = NoDelayEndpoint(
-            HostnameEndpoint(self.reactor, host, port, timeout=self.connect_timeout)
+            client_endpoint(self.reactor, host, port, timeout=self.connect_timeout)
         )
         if scheme == "https":
             if self.tls_trust is not None:
