@@ -438,7 +438,7 @@ class HTTPRequest(Request):
             else:  # from the channel: the body is all in
                 self.body_complete = True
                 cast(RequestBody, self.content).end()
-                if self.finish_pending:
+                if self.finish_pending and self.channel is not None:  # not lost meanwhile
                     self.finish_pending = False
                     super().finish()  # type: ignore[no-untyped-call]
                 return
