@@ -9,8 +9,8 @@ process accepts first.  Every process accepts one connection per wake-up
 (:func:`~netproto_twisted.core._twisted_compat.accept_one_per_wakeup`;
 Twisted's default is a batch of up to 100), so that a burst of connections
 is shared out instead of landing in the process that woke first -- the busy
-one is slower to wake, so the idle ones take more.  The master keeps serving, so ``--workers 2`` is the
-master plus one worker process.
+one is slower to wake, so the idle ones take more.  The master keeps
+serving, so ``--workers 2`` is the master plus one worker process.
 
 A worker is ``python -m netproto_twisted.core.worker_process``
 (:mod:`netproto_twisted.core.worker_process`).  Its file
