@@ -26,7 +26,7 @@ from twisted.logger import FileLogObserver, Logger, LogLevel, formatEvent, globa
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto_twisted.core._twisted_compat import adopt_shared_unix_port
+from netproto_twisted.core._twisted_compat import accept_one_per_wakeup, adopt_shared_unix_port
 from netproto_twisted.core.errors import ConfigError, NetprotoError
 from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.reactors import IServerReactor
@@ -110,6 +110,7 @@ class _AdoptedListeners(Service):
             except Exception as e:
                 raise ConfigError(sock.endpoint, f"cannot adopt the socket: {e}") from None
             os.close(sock.fd)  # adoptStreamPort listens on a duplicate
+            accept_one_per_wakeup(port)  # take turns with the other processes
             self._ports.append(port)
         self._on_ready()
 

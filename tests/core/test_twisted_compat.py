@@ -240,6 +240,34 @@ class LiveConnectionTests(TestCase):
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
 
 
+class AcceptOnePerWakeupTests(TestCase):
+    """A shared listening port accepts one connection per wake-up, and still serves."""
+
+    def test_flag(self) -> None:
+        self.assertTrue(compat.HAS_NUMBER_ACCEPTS)
+
+    @defer.inlineCallbacks
+    def test_pinned_to_one_and_still_accepting(self) -> Any:
+        factory = ServerFactory()
+        factory.protocol = _Keep
+        factory.made = Deferred()  # type: ignore[attr-defined]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        self.assertTrue(compat.accept_one_per_wakeup(port))
+        self.assertTrue(compat.accept_one_per_wakeup(port))  # twice: no second subclass
+        self.assertIsInstance(port, tcp.Port)
+        self.assertIs(type(port).__mro__[1], tcp.Port)
+        port.numberAccepts = 120  # what doRead does after a full batch
+        self.assertEqual(port.numberAccepts, 1)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(client.close)
+        proto = yield factory.made  # type: ignore[attr-defined]
+        proto.transport.loseConnection()
+
+    def test_other_ports_untouched(self) -> None:
+        self.assertFalse(compat.accept_one_per_wakeup(object()))
+
+
 def _twisted_private_names() -> set[str]:
     """Private attribute names of the Twisted classes we build on (camelCase ones, and more)."""
     classes: list[type] = [
