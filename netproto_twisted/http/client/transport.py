@@ -13,6 +13,13 @@ timeouts:
   then between two body chunks (a stalled body);
 * ``total_timeout`` -- for the whole request, body included.
 
+https offers HTTP/2 by ALPN when the ``h2`` package is installed and
+``http2`` is true (the default); when the server picks ``h2``, all the
+requests to that origin share one HTTP/2 connection
+(:mod:`~netproto_twisted.http.client.http2`).  ``http2=False`` (or
+``persistent=False``) keeps every https request on HTTP/1.1.  Plain http
+is always HTTP/1.1 (no h2c).
+
 TLS is verified against the platform's roots (or ``ca_file``) and the
 host name, unless the opener is built with ``verify=False``.  http through
 a proxy sends the absolute URL to the proxy; https (and http when the
@@ -51,6 +58,7 @@ from zope.interface import implementer
 from netproto_twisted.core.errors import NetprotoError
 from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.core.tls import client_options
+from netproto_twisted.http.client.alpn import ALPNCreator, h2_available
 from netproto_twisted.http.client.errors import RequestTimeout, URLError
 from netproto_twisted.http.client.http11 import DEFAULT_MAX_HEADER_BYTES, RawResponse
 from netproto_twisted.http.client.pool import ConnectionPool
@@ -111,6 +119,7 @@ class HTTPTransport:
         agent: IAgent | None = None,
         tls_creator: Callable[[str], Any] | None = None,
         clock: IReactorTime | None = None,
+        http2: bool = True,
     ) -> None:
         self.reactor = reactor
         #: Where the timeouts run (the reactor unless a test passes a Clock).
@@ -124,6 +133,8 @@ class HTTPTransport:
         self.max_headers = max_headers
         self.max_body = max_body
         self.persistent = persistent
+        #: Whether https offers HTTP/2 by ALPN (only when the ``h2`` package is there).
+        self.http2 = http2 and persistent and h2_available()
         #: The kept-alive connections.
         self.pool = ConnectionPool(
             max_per_host=max_per_host, persistent=persistent, max_header_bytes=max_header_bytes
@@ -179,7 +190,10 @@ class HTTPTransport:
                     )
                 endpoint = TunnelEndpoint(self.proxy_endpoint(proxy), host, port, headers)
             if scheme == "https":
-                endpoint = wrapClientTLS(self.tls_creator(host), endpoint)
+                creator = self.tls_creator(host)
+                if self.http2:
+                    creator = ALPNCreator(creator)
+                endpoint = wrapClientTLS(creator, endpoint)
             self._endpoints[key] = endpoint
         return key, endpoint
 
@@ -215,7 +229,16 @@ class HTTPTransport:
         """
         key, endpoint = self.endpoint(scheme, host, port, proxy)
         retryable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
-        return self.pool.request(key, endpoint, method, target, headers, body, retryable=retryable)
+        return self.pool.request(
+            key,
+            endpoint,
+            method,
+            target,
+            headers,
+            body,
+            retryable=retryable,
+            http2=self.http2 and scheme == "https",
+        )
 
     # -- sending -------------------------------------------------------------------------
 
