@@ -23,8 +23,8 @@ from zope.interface import implementer
 
 from netproto_twisted.http.client.alpn import ALPNCreator, Negotiator
 from netproto_twisted.http.client.errors import URLError
-from netproto_twisted.http.client.http11 import HTTP11Connection, RawResponse, StaleConnection
 from netproto_twisted.http.client.http2 import HTTP2Connection, StreamReset
+from netproto_twisted.http.client.http11 import HTTP11Connection, RawResponse, StaleConnection
 from netproto_twisted.http.client.pool import ConnectionPool
 
 HEAD = [(b"Host", b"example.test"), (b"Connection", b"keep-alive"), (b"X-A", b"1")]
@@ -146,7 +146,9 @@ class ConnectionTests(SynchronousTestCase):
             self.peer.respond(sid, b"body %d" % sid)
         for owner, sid in zip(owners, (1, 3, 5), strict=True):
             [response] = owner.responses
-            self.assertEqual((response.status, response.reason, response.version), (200, b"OK", (2, 0)))
+            self.assertEqual(
+                (response.status, response.reason, response.version), (200, b"OK", (2, 0))
+            )
             self.assertEqual(response.length, len(b"body %d" % sid))
             sink = Sink()
             response.deliverBody(sink)
@@ -345,7 +347,7 @@ class ConnectionTests(SynchronousTestCase):
         conn.request(owner, b"GET", b"/", HEAD, None)
         peer.pump()
         peer.respond(1, b"x", headers=((b"x-big", b"v" * 4000),))
-        [(failure, stale)] = owner.failures
+        [(failure, _stale)] = owner.failures
         self.assertIn("exceed 1024 bytes", str(failure.value))
         self.assertTrue(conn.lost or transport.disconnecting or conn.closing)
 
