@@ -302,6 +302,7 @@ class HTTP2Connection(Protocol):
         self.goaway = False
         self._write_paused = False
         self._read_paused = False
+        self._registered = False
 
     # -- state ---------------------------------------------------------------------------
 
@@ -326,7 +327,15 @@ class HTTP2Connection(Protocol):
         if self._streams or self._waiting:
             self.transport.abortConnection()  # type: ignore[attr-defined]
         else:
-            self.transport.loseConnection()
+            self._lose()
+
+    def _lose(self) -> None:
+        """Close politely (a registered producer would hold the connection open)."""
+        assert self.transport is not None
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
+        self.transport.loseConnection()
 
     # -- the transport -----------------------------------------------------------------
 
@@ -346,6 +355,7 @@ class HTTP2Connection(Protocol):
         if extra > 0:
             h.increment_flow_control_window(extra)
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self._registered = True
         self._flush_out()
 
     def _flush_out(self) -> None:
@@ -696,7 +706,7 @@ class HTTP2Connection(Protocol):
         if not self._streams and not self.lost and self.transport is not None:
             self.closing = True
             self._flush_out()
-            self.transport.loseConnection()
+            self._lose()
 
     def _fail_stream(self, stream: _Stream, failure: Failure, stale: bool = False) -> None:
         stream.finished = True

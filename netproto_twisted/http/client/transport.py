@@ -18,7 +18,11 @@ https offers HTTP/2 by ALPN when the ``h2`` package is installed and
 requests to that origin share one HTTP/2 connection
 (:mod:`~netproto_twisted.http.client.http2`).  ``http2=False`` (or
 ``persistent=False``) keeps every https request on HTTP/1.1.  Plain http
-is always HTTP/1.1 (no h2c).
+is always HTTP/1.1 (no h2c).  A server whose TLS handshake fails because
+of the ALPN offer itself (a fatal ``internal error`` or
+``no_application_protocol`` alert: Twisted 26's own TLS servers answer
+so when their factory negotiates nothing) is asked again once without
+ALPN, and that origin is not offered ALPN again.
 
 TLS is verified against the platform's roots (or ``ca_file``) and the
 host name, unless the opener is built with ``verify=False``.  http through
@@ -39,6 +43,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from OpenSSL import SSL
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
@@ -143,6 +148,8 @@ class HTTPTransport:
         self._tls_creator = tls_creator
         self._endpoints: dict[tuple[Any, ...], IStreamClientEndpoint] = {}
         self._tls_cache: dict[str, Any] = {}
+        #: Origins whose TLS handshake failed on the ALPN offer: HTTP/1.1 without ALPN.
+        self._no_alpn: set[tuple[Any, ...]] = set()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -191,7 +198,7 @@ class HTTPTransport:
                 endpoint = TunnelEndpoint(self.proxy_endpoint(proxy), host, port, headers)
             if scheme == "https":
                 creator = self.tls_creator(host)
-                if self.http2:
+                if self.http2 and key not in self._no_alpn:
                     creator = ALPNCreator(creator)
                 endpoint = wrapClientTLS(creator, endpoint)
             self._endpoints[key] = endpoint
@@ -229,16 +236,23 @@ class HTTPTransport:
         """
         key, endpoint = self.endpoint(scheme, host, port, proxy)
         retryable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
-        return self.pool.request(
-            key,
-            endpoint,
-            method,
-            target,
-            headers,
-            body,
-            retryable=retryable,
-            http2=self.http2 and scheme == "https",
+        http2 = self.http2 and scheme == "https" and key not in self._no_alpn
+        d = self.pool.request(
+            key, endpoint, method, target, headers, body, retryable=retryable, http2=http2
         )
+        if not http2:
+            return d
+
+        def without_alpn(failure: Failure) -> Any:
+            if not _alpn_refused(failure) or key in self._no_alpn:
+                return failure
+            if len(self._no_alpn) > 1000:
+                self._no_alpn.clear()
+            self._no_alpn.add(key)
+            self._endpoints.pop(key, None)
+            return self.fetch(method, scheme, host, port, target, headers, body, proxy=proxy)
+
+        return d.addErrback(without_alpn)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -372,6 +386,15 @@ class HTTPTransport:
         url = quote(request.full_url, safe=_URL_SAFE).encode("ascii")
         assert self._fixed_agent is not None
         return self._fixed_agent.request(method, url, headers, producer)
+
+
+def _alpn_refused(failure: Failure) -> bool:
+    """Whether a connection failed in a TLS handshake that the ALPN offer may have upset."""
+    reason = getattr(failure.value, "reason", None)
+    if not isinstance(reason, SSL.Error):
+        return False
+    text = str(reason).lower()
+    return "internal error" in text or "no application protocol" in text
 
 
 def _split_host(netloc: str, default_port: int) -> tuple[str, int]:
