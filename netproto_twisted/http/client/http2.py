@@ -132,6 +132,7 @@ class HTTP2Connection(Protocol):
         self._write_paused = False
         self._read_paused = False
         self._registered = False
+        self._receiving = False  # handling a read: acknowledgements are written once, after
 
     # -- state ---------------------------------------------------------------------------
 
@@ -368,7 +369,8 @@ class HTTP2Connection(Protocol):
                 self._h2.acknowledge_received_data(size, stream.stream_id)
             except h2.exceptions.ProtocolError:
                 return
-            self._flush_out()
+            if not self._receiving:  # else flushed once the read is handled
+                self._flush_out()
 
     def cancel_stream(self, stream: _Stream) -> None:
         """Reset one stream (its request was cancelled or its body abandoned)."""
@@ -404,6 +406,14 @@ class HTTP2Connection(Protocol):
         except h2.exceptions.ProtocolError as e:
             self._protocol_error(e)
             return
+        self._receiving = True
+        try:
+            self._handle(events)
+        finally:
+            self._receiving = False
+        self._flush_out()
+
+    def _handle(self, events: list[h2.events.Event]) -> None:
         for event in events:
             kind = type(event)
             if kind is h2.events.DataReceived:
@@ -422,7 +432,6 @@ class HTTP2Connection(Protocol):
                 self._goaway(event)  # type: ignore[arg-type]
             if self.lost:
                 return
-        self._flush_out()
 
     def _data(self, event: h2.events.DataReceived) -> None:
         stream = self._streams.get(event.stream_id or 0)

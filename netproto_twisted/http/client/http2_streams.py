@@ -34,12 +34,12 @@ class StreamReset(Exception):
     """The server reset a stream (RST_STREAM) or the connection failed under it."""
 
 
+_REASONS = {int(s): s.phrase.encode("ascii") for s in HTTPStatus}
+
+
 def _reason(status: int) -> bytes:
     """HTTP/2 has no reason phrase: the standard one for ``status`` (empty if unknown)."""
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 class HTTP2Response(RawResponse):
