@@ -37,6 +37,8 @@ The uses:
   port's ``doRead``) pinned to 1 by a subclass property, so that processes
   sharing one listening socket (``--workers``) take turns instead of the
   first awake taking a whole burst; fallback: the port as it is;
+- :func:`ssl_endpoint_options`: ``SSL4ServerEndpoint._sslContextFactory``,
+  the TLS options of a parsed ``ssl:`` endpoint; fallback: ``None``;
 - :func:`http_channel_protocol`: ``twisted.web.http._GenericHTTPChannelProtocol``,
   the wrapper that turns an HTTP/1.1 channel into an HTTP/2 one when TLS
   negotiates ``h2`` (ALPN), around a channel *we* built (so that its header
@@ -75,6 +77,7 @@ __all__ = [
     "http_channel_protocol",
     "mark_write_disconnected",
     "send_now",
+    "ssl_endpoint_options",
     "succeeded",
     "tls_client_default",
 ]
@@ -472,3 +475,17 @@ def accept_one_per_wakeup(port: object) -> bool:
     if not isinstance(port, tuple(_ONE_ACCEPT_CLASSES.values())):
         port.__class__ = _one_accept_class(type(port))
     return True
+
+
+# --- the TLS options of a parsed ssl: endpoint --------------------------------------------
+
+
+def ssl_endpoint_options(endpoint: object) -> Any | None:
+    """The TLS options (context factory) an ``ssl:`` server endpoint listens with, or ``None``.
+
+    ``SSL4ServerEndpoint._sslContextFactory``: what a worker process wraps
+    an inherited socket with, and where a listener sets up ALPN before its
+    first connection; fallback: ``None`` (another kind of endpoint, or a
+    Twisted that renamed it: the caller says so or leaves the options alone).
+    """
+    return getattr(endpoint, "_sslContextFactory", None)

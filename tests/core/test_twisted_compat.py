@@ -304,6 +304,21 @@ _DEFERRED_INTERNALS = re.compile(r"\b(?:d|deferred|waiter|op|result_d)\.(?:resul
 _KNOWN: dict[str, set[str]] = {}
 
 
+class SSLEndpointOptionsTests(SynchronousTestCase):
+    def test_options_of_a_parsed_ssl_endpoint(self) -> None:
+        from twisted.internet.endpoints import serverFromString
+        from twisted.internet.ssl import CertificateOptions
+
+        from netproto_twisted.core.tls import ensure_dev_certificate, tls_server_endpoint_args
+
+        cert, key = ensure_dev_certificate(self.mktemp())
+        args = tls_server_endpoint_args(cert, key)
+        endpoint = serverFromString(reactor, f"ssl:0:interface=127.0.0.1:{args}")
+        self.assertIsInstance(compat.ssl_endpoint_options(endpoint), CertificateOptions)
+        plain = serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+        self.assertIsNone(compat.ssl_endpoint_options(plain))
+
+
 class NoPrivateNamesOutsideCompatTests(SynchronousTestCase):
     """No module but core/_twisted_compat.py names a private attribute of Twisted."""
 
