@@ -7,10 +7,13 @@ into a file descriptor until the peer closes its side (EOF) or ``count``
 bytes have come; the result is delivered on the reactor thread, and the
 transport reads again afterwards.  The bytes go
 
-- with ``os.splice`` (Linux, Python >= 3.10): socket -> pipe -> file, no
-  copy through Python;
-- otherwise (or into a file opened with ``O_APPEND``, which splice
-  refuses): ``recv_into`` a reused buffer and ``os.write``.
+- by default, with ``recv_into`` a reused 1 MiB buffer and ``os.write``;
+- with ``use_splice=True`` (Linux, Python >= 3.10, a file without
+  ``O_APPEND``, which splice refuses): ``os.splice`` socket -> pipe ->
+  file, no copy through user space.  Measured here (Linux 6.18, ext4,
+  256 MiB uploads from ftplib over loopback) it took 0.39-0.50 s of system
+  time against 0.14-0.16 s for ``recv_into`` + ``write``, and ran at half
+  the speed or less, so it is not the default.
 
 Either way the file is written at its own position (an upload at an offset
 seeks first), and the thread waits in ``poll`` when the socket is empty, so
@@ -45,6 +48,7 @@ from netproto_twisted.core.net import raw_tcp_connection
 __all__ = [
     "MAX_THREADS",
     "RECEIVE_CHUNK",
+    "USE_SPLICE",
     "FileWriteError",
     "ReceiveTooLarge",
     "ThreadedReceive",
@@ -59,6 +63,8 @@ MAX_THREADS = 16
 #: Seconds a receiving thread waits in ``poll`` before looking at its stop flag again.
 _POLL_SECONDS = 1.0
 _HAS_SPLICE = hasattr(os, "splice")
+#: What ``use_splice=None`` means (see the module docstring: off, as measured).
+USE_SPLICE = False
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _running = [0]
 _running_lock = threading.Lock()
@@ -298,7 +304,7 @@ def receive_in_thread(
     *,
     count: int | None = None,
     max_bytes: int | None = None,
-    use_splice: bool = True,
+    use_splice: bool | None = None,
 ) -> ThreadedReceive:
     """Write what ``transport`` receives to ``file_descriptor`` from a thread (see the module).
 
@@ -306,8 +312,9 @@ def receive_in_thread(
     current position (or at its end, for ``O_APPEND``).  ``count``: stop after
     that many bytes (the connection may go on: the transport reads again);
     ``None``: until the peer closes its side.  ``max_bytes``: fail with
-    :class:`ReceiveTooLarge` rather than write more.  ``use_splice=False``
-    copies through a buffer even where ``os.splice`` exists.
+    :class:`ReceiveTooLarge` rather than write more.  ``use_splice``: move
+    the bytes with ``os.splice`` where it can (see the module docstring);
+    ``None``: :data:`USE_SPLICE`.
 
     :raises ValueError: if the transport is not a plain TCP connection.
     """
@@ -315,6 +322,7 @@ def receive_in_thread(
     if connection is None:
         raise ValueError("a threaded receive needs a plain TCP transport")
     connection.stopReading()
-    receiver = ThreadedReceive(reactor, connection, file_descriptor, count, max_bytes, use_splice)
+    splice = USE_SPLICE if use_splice is None else use_splice
+    receiver = ThreadedReceive(reactor, connection, file_descriptor, count, max_bytes, splice)
     receiver.start()
     return receiver
