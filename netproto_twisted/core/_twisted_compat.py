@@ -35,13 +35,7 @@ The uses:
 - :func:`http_channel_protocol`: ``twisted.web.http._GenericHTTPChannelProtocol``,
   the wrapper that turns an HTTP/1.1 channel into an HTTP/2 one when TLS
   negotiates ``h2`` (ALPN), around a channel *we* built (so that its header
-  limits can be set); fallback: the HTTP/1.1 channel alone (no HTTP/2);
-- :func:`tls_write_bulk`: ``TLSMemoryBIOProtocol._tlsConnection``,
-  ``_appSendBuffer``, ``_lostTLSConnection``, ``_handshakeDone`` (and
-  ``BufferingTLSTransport._aggregator._buffer``), to hand OpenSSL a large
-  write at once and read all of its output in one piece, where Twisted's
-  ``write`` takes 16 KiB per trip through pyOpenSSL; fallback:
-  ``transport.write``.
+  limits can be set); fallback: the HTTP/1.1 channel alone (no HTTP/2).
 """
 
 from __future__ import annotations
@@ -77,7 +71,6 @@ __all__ = [
     "send_now",
     "succeeded",
     "tls_client_default",
-    "tls_write_bulk",
 ]
 
 _T = TypeVar("_T")
@@ -437,77 +430,3 @@ def http_channel_protocol(channel: Protocol) -> Protocol:
     if HAS_GENERIC_HTTP_CHANNEL:
         return cast(Protocol, _GenericHTTPChannel(channel))
     return channel  # pragma: no cover
-
-
-# --- bulk writes beneath Twisted's TLS layer ----------------------------------------------
-
-#: Plaintext handed to OpenSSL per ``send`` by :func:`tls_write_bulk`.
-TLS_BULK = 256 * 1024
-
-
-def _tls_bulk_supported() -> bool:
-    try:
-        from twisted.protocols.tls import TLSMemoryBIOProtocol
-    except ImportError:  # pragma: no cover (no pyOpenSSL)
-        return False
-    return all(
-        hasattr(TLSMemoryBIOProtocol, name)
-        for name in ("_lostTLSConnection", "_handshakeDone", "_flushSendBIO")
-    )
-
-
-#: Whether :func:`tls_write_bulk` can work on this Twisted (it may still decline a write).
-HAS_TLS_BULK_WRITE = _tls_bulk_supported()
-
-
-def tls_write_bulk(transport: Any, data: bytes) -> bool:
-    """Write ``data`` on a TCP connection with TLS started, in large pieces through OpenSSL.
-
-    Twisted's TLS layer hands OpenSSL 16 KiB per call and reads each
-    record's output back separately: for bulk data that is four Python calls
-    and two copies per 16 KiB.  This encrypts :data:`TLS_BULK` bytes per
-    call and writes each batch of records to the connection beneath in one
-    piece (the same bytes on the wire: OpenSSL still makes 16 KiB records).
-    Returns ``False``, having written nothing, whenever the fast path does
-    not apply (not a TCP connection upgraded with ``startTLS``, the
-    handshake not done, writes queued in the TLS layer, closing); the caller
-    then writes through ``transport.write``.
-    """
-    if not HAS_TLS_BULK_WRITE:
-        return False
-    from OpenSSL.SSL import WantReadError
-
-    if not isinstance(transport, tcp.Connection) or not getattr(transport, "TLS", False):
-        return False
-    if not transport.connected or transport.disconnecting:
-        return False
-    tls = getattr(transport, "protocol", None)
-    connection = getattr(tls, "_tlsConnection", None)
-    raw = getattr(tls, "transport", None)
-    if connection is None or raw is None or getattr(tls, "disconnecting", True):
-        return False
-    if (
-        getattr(tls, "_appSendBuffer", True)
-        or getattr(tls, "_lostTLSConnection", True)
-        or not getattr(tls, "_handshakeDone", False)
-    ):
-        return False
-    aggregator = getattr(tls, "_aggregator", None)  # BufferingTLSTransport's small writes
-    if aggregator is not None and getattr(aggregator, "_buffer", True):
-        return False
-    view = memoryview(data)
-    out_size = TLS_BULK + TLS_BULK // 256 + 4096  # room for every record's header and tag
-    while view:
-        try:
-            sent = connection.send(view[:TLS_BULK])
-        except Exception:  # WantReadError, a TLS error: Twisted's own path handles it
-            transport.write(bytes(view))
-            return True
-        view = view[sent:]
-        while True:
-            try:
-                out = connection.bio_read(out_size)
-            except WantReadError:
-                break
-            raw.write(out)
-    return True

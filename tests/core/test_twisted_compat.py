@@ -26,12 +26,10 @@ from typing import Any
 from twisted.internet import abstract, defer, reactor, tcp, unix
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 
 import netproto_twisted
 from netproto_twisted.core import _twisted_compat as compat
@@ -240,72 +238,6 @@ class LiveConnectionTests(TestCase):
         # The file is the owner's: still there, mode unchanged.
         self.assertTrue(stat.S_ISSOCK(os.stat(path).st_mode))
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
-
-
-@implementer(IHandshakeListener)
-class _BulkTLSSender(Protocol):
-    """STARTTLS as the server at once; once the handshake is done, writes in bulk, closes."""
-
-    def __init__(self, payload: bytes, context: Any, result: Deferred[list[bool]]) -> None:
-        self.payload, self.context, self.result = payload, context, result
-
-    def connectionMade(self) -> None:
-        self.transport.startTLS(self.context)
-        self.before = compat.tls_write_bulk(self.transport, b"early")  # handshake not done
-
-    def handshakeCompleted(self) -> None:
-        bulk = compat.tls_write_bulk(self.transport, self.payload)
-        self.transport.loseConnection()
-        self.result.callback([self.before, bulk])
-
-
-class TLSBulkWriteTests(TestCase):
-    """Bulk writes beneath Twisted's TLS layer arrive whole and in order."""
-
-    def test_flag(self) -> None:
-        self.assertTrue(compat.HAS_TLS_BULK_WRITE)
-
-    def test_declines_plain_and_fake_transports(self) -> None:
-        from twisted.internet.testing import StringTransport
-
-        self.assertFalse(compat.tls_write_bulk(StringTransport(), b"x"))
-
-    async def test_live(self) -> None:
-        import ssl
-
-        from twisted.internet.threads import deferToThread
-
-        from netproto_twisted.core.tls import ensure_dev_certificate, server_context
-
-        cert, key = ensure_dev_certificate(self.mktemp())
-        payload = os.urandom(3 * 1024 * 1024 + 11)
-        taken: Deferred[list[bool]] = Deferred()
-        factory = ServerFactory.forProtocol(
-            lambda: _BulkTLSSender(payload, server_context(cert, key), taken)
-        )
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-
-        def receive() -> bytes:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            raw = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=10)
-            with context.wrap_socket(raw) as s:
-                data = bytearray()
-                while True:
-                    try:
-                        chunk = s.recv(1 << 20)
-                    except ssl.SSLEOFError:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
-                return bytes(data)
-
-        received = await deferToThread(receive)
-        self.assertEqual(await taken, [False, True])
-        self.assertEqual(received, payload)
 
 
 def _twisted_private_names() -> set[str]:

@@ -21,10 +21,6 @@ with TLS when the session asked for ``PROT P``, and it moves the bytes:
   goes through the handle's ``write`` in batches, input pausing while too
   much is waiting for the disk.
 
-Under TLS a file is written to the connection through
-:func:`~netproto_twisted.core._twisted_compat.tls_write_bulk`: 256 KiB per
-trip through pyOpenSSL instead of Twisted's 16 KiB.
-
 A session's byte-rate limits (:class:`~netproto_twisted.core.throttle.ByteThrottle`)
 apply to both: a limited download leaves sendfile for the producer path
 through a :class:`~netproto_twisted.core.throttle.ThrottledConsumer` (blocks
@@ -47,7 +43,6 @@ from twisted.internet.protocol import ClientFactory, Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core._twisted_compat import tls_write_bulk
 from netproto_twisted.core.net import canonical_ip, set_nodelay
 from netproto_twisted.core.plumbing import ConnectionPlumbing
 from netproto_twisted.core.recvfile import (
@@ -258,7 +253,7 @@ class DataChannel(ConnectionPlumbing):
         else:
             chunk = STREAM_CHUNK if throttle is None else throttle.block_size(STREAM_CHUNK)
             producer = StreamProducer(source, runner=self.runner, crlf=ascii, chunk_size=chunk)
-            consumer: Any = _BulkTLSConsumer(self.transport) if self.tls_on else self.transport
+            consumer: Any = self.transport
             if throttle is not None:
                 consumer = ThrottledConsumer(self.transport, throttle)
             d = producer.start(consumer)
@@ -413,26 +408,6 @@ class DataChannel(ConnectionPlumbing):
             self._holds.discard(reason)
             if not self._holds:
                 self.resume_input()
-
-
-class _BulkTLSConsumer:
-    """The data connection under TLS, written in large pieces (``tls_write_bulk``)."""
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        """Register ``producer`` with the transport."""
-        self.transport.registerProducer(producer, streaming)
-
-    def unregisterProducer(self) -> None:
-        """Unregister the producer."""
-        self.transport.unregisterProducer()
-
-    def write(self, data: bytes) -> None:
-        """Encrypt and send ``data``: 256 KiB per trip through OpenSSL, else Twisted's way."""
-        if not tls_write_bulk(self.transport, data):
-            self.transport.write(data)
 
 
 def _too_large(limit: int) -> TransferFailed:
