@@ -285,8 +285,13 @@ def body_structure(part: Part, extensions: bool = True) -> list[Any]:
 
 
 def _lines(body: bytes) -> int:
-    """Text lines of a body: a last line without its line ending counts too."""
-    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+    """Text lines of a body, counted as Dovecot counts them: its line feeds.
+
+    A last line without its line ending is not counted (nor, in a
+    multipart, a part's last line, whose CRLF belongs to the boundary), so
+    that a client sees the same BODYSTRUCTURE from Dovecot and from us.
+    """
+    return body.count(b"\n")
 
 
 # -- sections ----------------------------------------------------------------------------
