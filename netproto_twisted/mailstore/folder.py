@@ -47,6 +47,7 @@ __all__ = [
     "TMP_MAX_AGE_SECONDS",
     "UIDLIST_NAME",
     "FlagMode",
+    "FolderMemo",
     "MaildirFolder",
     "MessageInfo",
     "Snapshot",
@@ -129,6 +130,43 @@ class StoreResult:
     highest_modseq: int
 
 
+class FolderMemo:
+    """What a process last saw of one folder, so that a rescan of an unchanged folder is cheap.
+
+    Shared by every :class:`MaildirFolder` of one directory in a process
+    (the store keeps one per folder).  It holds the parsed ``dovecot-uidlist``
+    with the ``(inode, size, mtime)`` it was read at (re-read only when
+    that changes: Dovecot and we rewrite it by rename, Dovecot appends in
+    place) and the messages of the last scan by base (``\\Recent`` off),
+    so that a file whose name did not change is neither parsed nor
+    ``stat``-ed again.  A file's name and content never change together in
+    Maildir (flags change the name, content never changes), so a name seen
+    before describes the same message.  Thread-safe: each attribute is
+    replaced whole.
+    """
+
+    def __init__(self) -> None:
+        self.uidlist: tuple[tuple[int, int, int], UidList] | None = None
+        self.messages: dict[str, MessageInfo] = {}
+
+
+def _uidlist_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _copy_uidlist(uidlist: UidList) -> UidList:
+    """A copy a sync may change (its records list; the records themselves are not changed)."""
+    return replace(
+        uidlist,
+        header_extensions=list(uidlist.header_extensions),
+        records=list(uidlist.records),
+    )
+
+
 def canonical_flag(flag: str) -> str:
     """Return the canonical spelling of a system flag; keywords are returned as given."""
     return _CANONICAL.get(flag.lower(), flag)
@@ -152,9 +190,12 @@ class MaildirFolder:
         clock: Callable[[], float] = time.time,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         index: FolderIndex | None = None,
+        memo: FolderMemo | None = None,
     ) -> None:
         self.path = path
         self._index = index
+        self.memo = memo if memo is not None else FolderMemo()
+        """What this process last saw of the folder (shared when the store gives one)."""
         self.fs = fs
         self._clock = clock
         self._lock_timeout = lock_timeout
@@ -182,7 +223,20 @@ class MaildirFolder:
     # -- UIDs -------------------------------------------------------------
 
     def _read_uidlist(self) -> tuple[UidList, bool]:
-        """Read the uidlist under the lock: (list, needs rewrite)."""
+        """Read the uidlist under the lock: (list, needs rewrite).
+
+        An unchanged file (same inode, size and mtime as last read) is not parsed again.
+        """
+        key = _uidlist_key(self.uidlist_path)
+        memo = self.memo.uidlist
+        if key is not None and memo is not None and memo[0] == key:
+            return _copy_uidlist(memo[1]), False
+        uidlist, changed = self._parse_uidlist()
+        if key is not None and not changed:
+            self.memo.uidlist = (key, _copy_uidlist(uidlist))
+        return uidlist, changed
+
+    def _parse_uidlist(self) -> tuple[UidList, bool]:
         try:
             with open(self.uidlist_path, "rb") as f:
                 data = f.read()
@@ -207,9 +261,14 @@ class MaildirFolder:
 
     def _write_uidlist(self, uidlist: UidList) -> None:
         atomic_write(self.uidlist_path, serialize_uidlist(uidlist), self.fs)
+        key = _uidlist_key(self.uidlist_path)
+        self.memo.uidlist = (key, _copy_uidlist(uidlist)) if key is not None else None
 
-    def _scan(self) -> dict[str, tuple[str, str]]:
-        """Return base -> (subdir, file name) for every acceptable message file."""
+    def _scan(self, known: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        """Return base -> (subdir, file name) for every acceptable message file.
+
+        ``known``: base by file name for names seen before (not parsed again).
+        """
         found: dict[str, tuple[str, str]] = {}
         for subdir in ("new", "cur"):  # cur wins when a file is seen in both
             try:
@@ -217,14 +276,18 @@ class MaildirFolder:
             except FileNotFoundError as exc:
                 raise NoSuchMailbox(self.path) from exc
             for entry in entries:
-                if not is_acceptable_filename(entry.name):
-                    continue
+                name = entry.name
+                base = known.get(name)
+                if base is None:
+                    if not is_acceptable_filename(name):
+                        continue
+                    base = parse_filename(name).base
                 try:
                     if not entry.is_file(follow_symlinks=False):
                         continue
                 except OSError:
                     continue
-                found[parse_filename(entry.name).base] = (subdir, entry.name)
+                found[base] = (subdir, name)
         return found
 
     def sync(
@@ -232,16 +295,19 @@ class MaildirFolder:
     ) -> Snapshot:
         """Scan the folder, give new files UIDs, optionally move ``new/`` to ``cur/``.
 
-        ``previous`` (infos of an earlier snapshot, by base) saves a ``stat``
-        for every message whose file name has not changed since.
+        ``previous`` (infos of an earlier snapshot, by base; by default the
+        last scan of this process, :attr:`memo`) saves a ``stat`` and a name
+        parse for every message whose file name has not changed since.
         """
         if not self.exists():
             raise NoSuchMailbox(self.path)
+        if previous is None:
+            previous = self.memo.messages
         keywords = self.read_keywords()
         recent: set[str] = set()
         with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
-            on_disk = self._scan()
+            on_disk = self._scan({info.filename: base for base, info in previous.items()})
             if changed and on_disk and not os.path.exists(self.uidlist_path):
                 _log.info(
                     "{path}: no uidlist; {n} messages get new UIDs under UIDVALIDITY {v}",
@@ -273,14 +339,17 @@ class MaildirFolder:
                 recent.add(base)
         messages: list[MessageInfo] = []
         for record in uidlist.records:
-            subdir, name = on_disk[record.base]
-            prev = previous.get(record.base) if previous is not None else None
-            if prev is not None and (prev.uid, prev.subdir, prev.filename) == (
-                record.uid,
-                subdir,
-                name,
+            base = record.base
+            subdir, name = on_disk[base]
+            prev = previous.get(base)
+            if (
+                prev is not None
+                and prev.filename == name
+                and prev.subdir == subdir
+                and prev.uid == record.uid
             ):
-                messages.append(prev)
+                is_recent = base in recent
+                messages.append(prev if prev.recent == is_recent else replace(prev, recent=is_recent))
                 continue
             info = self._info(record.uid, subdir, name, keywords, record.base in recent)
             if info is None:
@@ -293,14 +362,18 @@ class MaildirFolder:
             uidlist.uid_validity, ((m.uid, m.flags, m.size) for m in messages)
         )
         modseqs = reconciled.modseqs
+        final = tuple(
+            m if m.modseq == modseqs[m.uid] else replace(m, modseq=modseqs[m.uid])
+            for m in messages
+        )
+        self.memo.messages = {
+            m.base: replace(m, recent=False) if m.recent else m for m in final
+        }
         return Snapshot(
             uid_validity=uidlist.uid_validity,
             uid_next=uidlist.next_uid,
             guid=uidlist.guid,
-            messages=tuple(
-                m if m.modseq == modseqs[m.uid] else replace(m, modseq=modseqs[m.uid])
-                for m in messages
-            ),
+            messages=final,
             highest_modseq=reconciled.highest_modseq,
         )
 
