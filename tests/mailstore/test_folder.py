@@ -10,6 +10,7 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.errors import LimitExceeded
+from netproto_twisted.mailstore import folder as folder_module
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import (
     DELETED,
@@ -18,7 +19,6 @@ from netproto_twisted.mailstore.filenames import (
     UniqueNames,
     parse_filename,
 )
-from netproto_twisted.mailstore import folder as folder_module
 from netproto_twisted.mailstore.folder import FlagMode, FolderMemo, MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.uidlist import parse_uidlist
@@ -48,24 +48,30 @@ class SyncTests(FolderTestCase):
         self.assertEqual(snap.uid_next, 4)
         self.assertEqual(
             [(m.uid, m.base) for m in snap.messages],
-            [(1, "1700000001.M10P1.h,S=17"), (2, "1700000001.M900000P1.h,S=17"),
-             (3, "1700000002.M5P1.h,S=17")],
+            [
+                (1, "1700000001.M10P1.h,S=17"),
+                (2, "1700000001.M900000P1.h,S=17"),
+                (3, "1700000002.M5P1.h,S=17"),
+            ],
         )
         self.assertEqual([m.recent for m in snap.messages], [False, True, True])
         self.assertEqual(os.listdir(os.path.join(self.path, "new")), [])
         self.assertEqual(snap.messages[0].flags, {SEEN})
         self.assertEqual({m.subdir for m in snap.messages}, {"cur"})
         again = self.folder.sync()
-        self.assertEqual([(m.uid, m.recent) for m in again.messages],
-                         [(1, False), (2, False), (3, False)])
+        self.assertEqual(
+            [(m.uid, m.recent) for m in again.messages], [(1, False), (2, False), (3, False)]
+        )
 
     def test_previous_snapshot_saves_stats_but_sees_renames(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")
         put(self.path, "cur", "2.M1P1.h:2,")
         first = self.folder.sync()
         previous = {m.base: m for m in first.messages}
-        os.rename(os.path.join(self.path, "cur", "2.M1P1.h:2,"),
-                  os.path.join(self.path, "cur", "2.M1P1.h:2,S"))
+        os.rename(
+            os.path.join(self.path, "cur", "2.M1P1.h:2,"),
+            os.path.join(self.path, "cur", "2.M1P1.h:2,S"),
+        )
         stats: list[str] = []
         real_stat = os.stat
 
@@ -176,8 +182,10 @@ class MemoTests(FolderTestCase):
         MaildirFolder(self.path, FsOps(), memo=memo).sync()
         # Another program: flags by rename, a delete, and (as Dovecot does) a new
         # message with its uidlist record appended in place (same inode).
-        os.rename(os.path.join(self.path, "cur", "1.M1P1.h,S=17:2,"),
-                  os.path.join(self.path, "cur", "1.M1P1.h,S=17:2,F"))
+        os.rename(
+            os.path.join(self.path, "cur", "1.M1P1.h,S=17:2,"),
+            os.path.join(self.path, "cur", "1.M1P1.h,S=17:2,F"),
+        )
         os.unlink(os.path.join(self.path, "cur", "2.M1P1.h,S=17:2,"))
         put(self.path, "cur", "3.M1P1.h,S=17:2,")
         with open(self.folder.uidlist_path, "ab") as f:
@@ -188,8 +196,9 @@ class MemoTests(FolderTestCase):
         self.assertEqual(
             [(m.uid, m.flags) for m in snap.messages], [(1, {FLAGGED}), (7, frozenset())]
         )
-        self.assertEqual(sorted(s for s in stats if ".M1P1." in s),
-                         ["1.M1P1.h,S=17:2,F", "3.M1P1.h,S=17:2,"])
+        self.assertEqual(
+            sorted(s for s in stats if ".M1P1." in s), ["1.M1P1.h,S=17:2,F", "3.M1P1.h,S=17:2,"]
+        )
 
 
 class UidValidityTests(FolderTestCase):
@@ -258,8 +267,10 @@ class FlagTests(FolderTestCase):
     def test_file_renamed_by_another_program_is_found(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")
         info = self.folder.sync().messages[0]
-        os.rename(os.path.join(self.path, "cur", "1.M1P1.h:2,"),
-                  os.path.join(self.path, "cur", "1.M1P1.h:2,F"))
+        os.rename(
+            os.path.join(self.path, "cur", "1.M1P1.h:2,"),
+            os.path.join(self.path, "cur", "1.M1P1.h:2,F"),
+        )
         info = self.folder.store_flags(info, [SEEN], FlagMode.ADD)
         self.assertEqual(info.flags, {SEEN, FLAGGED})
         os.unlink(os.path.join(self.path, "cur", info.filename))

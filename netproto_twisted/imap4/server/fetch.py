@@ -112,7 +112,12 @@ class _Message:
 
     def cached(self) -> _Cached:
         if self._cached is None:
-            self.raw()
+            if self._raw is None:
+                header, size = self.folder.read_head(self.info)
+                self._cached = _Cached(size, header)
+                self.cache.put(self.folder, self.info, self._cached)
+            else:
+                self.raw()
         assert self._cached is not None
         return self._cached
 
@@ -148,7 +153,9 @@ class _Message:
     def envelope(self) -> bytes:
         cached = self.cached()
         if cached.envelope is None:
-            cached.envelope = encode(mime.envelope(self.header_part()))
+            if cached.fields is None:
+                cached.fields = mime.parse_headers(cached.header)
+            cached.envelope = mime.envelope_bytes(cached.fields)
         return cached.envelope
 
 
