@@ -12,7 +12,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.pacer import Pacer
+from netproto_twisted.core.pacer import Pacer, PacerStopped
+from netproto_twisted.core.streaming import StreamStopped
 from netproto_twisted.imap4.server.commands import State
 from netproto_twisted.imap4.server.copying import copy_messages
 from netproto_twisted.imap4.server.fetch import (
@@ -450,7 +451,8 @@ class SelectedCommands(SessionState):
             def sent(outcome: Any) -> None:
                 if isinstance(outcome, Failure):
                     # Part of a literal is out: the response cannot be completed.
-                    _log.failure("FETCH failed mid-literal", outcome)
+                    if not outcome.check(StreamStopped, PacerStopped):  # else: the client left
+                        _log.failure("FETCH failed mid-literal", outcome)
                     self._fetch_end(pacer)
                     self.close()
                     return
