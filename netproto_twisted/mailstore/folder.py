@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 from twisted.logger import Logger
 
 from netproto_twisted.core.errors import LimitExceeded
-from netproto_twisted.mailstore.eol import READ_BLOCK, CrlfCounter, CrlfReader, to_crlf
+from netproto_twisted.mailstore.eol import CrlfReader, read_head, to_crlf
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import (
     MAX_KEYWORDS,
@@ -44,7 +44,6 @@ from netproto_twisted.mailstore.uidlist import (
 )
 
 __all__ = [
-    "HEAD_READ",
     "KEYWORDS_NAME",
     "TMP_MAX_AGE_SECONDS",
     "UIDLIST_NAME",
@@ -60,9 +59,6 @@ UIDLIST_NAME = "dovecot-uidlist"
 KEYWORDS_NAME = "dovecot-keywords"
 TMP_MAX_AGE_SECONDS = 36 * 3600
 """Files in ``tmp/`` older than this are crash leftovers and get removed (as Dovecot does)."""
-
-HEAD_READ = 16 * 1024
-"""Bytes :meth:`MaildirFolder.read_head` reads at a time."""
 
 _log = Logger(namespace="netproto.mailstore")
 #: A name's ``W=`` field, as :func:`parse_filename` reads it (the first one all digits).
@@ -471,7 +467,7 @@ class MaildirFolder:
 
         Reads the file only up to the end of its header when the name gives
         the size (``W=``, or ``S=`` of a CRLF file); most messages are one
-        read of :data:`HEAD_READ` bytes.  IMAP's ENVELOPE and header SEARCH
+        read of :data:`~netproto_twisted.mailstore.eol.HEAD_READ` bytes.  IMAP's ENVELOPE and header SEARCH
         need no more.
         """
         known = info.crlf_size
@@ -483,26 +479,9 @@ class MaildirFolder:
                 raise NoSuchMessage(info.uid) from None
             fd = os.open(os.path.join(self.path, *located), os.O_RDONLY)
         try:
-            data = os.read(fd, HEAD_READ)
-            parts = [data]
-            at_end = len(data) < HEAD_READ
-            while not at_end and _header_end(data) < 0:
-                block = os.read(fd, HEAD_READ)
-                at_end = len(block) < HEAD_READ
-                parts.append(block)
-                data = b"".join(parts)
-            text = to_crlf(data)
-            end = _crlf_header_end(text)
-            if known is None and at_end:
-                known = len(text)
-            elif known is None:
-                counter = CrlfCounter(after_cr=bool(data) and data[-1] == 0x0D)
-                while block := os.read(fd, READ_BLOCK):
-                    counter.feed(block)
-                known = len(text) + counter.size
+            return read_head(fd, known)
         finally:
             os.close(fd)
-        return (text if end < 0 else text[:end]), known
 
     def open_message(self, info: MessageInfo) -> BinaryIO:
         """Open a message for reading with CRLF line endings, whatever its file holds.
@@ -677,21 +656,6 @@ def _with_modseq(m: MessageInfo, modseq: int) -> MessageInfo:
     return MessageInfo(
         m.uid, m.base, m.filename, m.subdir, m.size, m.flags, m.internal_date, m.recent, modseq
     )
-
-
-def _header_end(data: bytes) -> int:
-    """Where a stored (LF or CRLF) header ends, roughly: -1 if no blank line is in ``data``."""
-    if data.startswith((b"\n", b"\r\n")):
-        return 0
-    return max(data.find(b"\n\n"), data.find(b"\n\r\n"))
-
-
-def _crlf_header_end(text: bytes) -> int:
-    """The end of the header (its blank line included) of a CRLF message; -1: no body."""
-    if text.startswith(b"\r\n"):
-        return 2
-    end = text.find(b"\r\n\r\n")
-    return end + 4 if end >= 0 else -1
 
 
 def _best_size(virtual: int | None, size: int | None, st_size: int) -> int:

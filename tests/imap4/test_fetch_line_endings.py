@@ -18,7 +18,8 @@ from netproto_twisted.imap4.server.fetch import (
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt, Section
 from netproto_twisted.imap4.wire.search import SearchKey
 from netproto_twisted.imap4.wire.serialise import encode
-from netproto_twisted.mailstore.folder import HEAD_READ, MaildirFolder, MessageInfo
+from netproto_twisted.mailstore.eol import HEAD_READ
+from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 
 LF_FILE = b"Subject: lf\n\nline one\nline two\n"  # CRLF size 35

@@ -26,7 +26,7 @@ from netproto_twisted.core.streaming import StreamProducer
 from netproto_twisted.imap4.server.fetch import Piece, StreamedLiteral
 from netproto_twisted.mailstore.folder import MaildirFolder
 
-__all__ = ["BATCH_BUDGET", "STREAM_OVER", "LimitedReader", "PieceSender"]
+__all__ = ["BATCH_BUDGET", "STREAM_OVER", "LimitedReader", "PieceSender", "release"]
 
 #: Octets of responses built per batch (the last message may take it past).
 BATCH_BUDGET = 1024 * 1024
@@ -60,6 +60,12 @@ class LimitedReader(io.RawIOBase):
         if not self.closed:
             self._f.close()
         super().close()
+
+
+def release(consumer: IConsumer | None, pacer: Pacer | None) -> None:
+    """Unregister a FETCH's pacer from the consumer (unless the consumer stopped it)."""
+    if pacer is not None and consumer is not None and not pacer.stopped:
+        consumer.unregisterProducer()
 
 
 def open_literal(folder: MaildirFolder, literal: StreamedLiteral) -> LimitedReader:

@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.pacer import Pacer, PacerStopped
 from netproto_twisted.core.streaming import StreamStopped
+from netproto_twisted.imap4.server import fetchsend
 from netproto_twisted.imap4.server.commands import State
 from netproto_twisted.imap4.server.copying import copy_messages
 from netproto_twisted.imap4.server.fetch import (
@@ -22,7 +23,6 @@ from netproto_twisted.imap4.server.fetch import (
     fetch_pieces,
     search_batch,
 )
-from netproto_twisted.imap4.server.fetchsend import BATCH_BUDGET, STREAM_OVER, PieceSender
 from netproto_twisted.imap4.server.state import Selected, SessionState
 from netproto_twisted.imap4.wire.commands import Request
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
@@ -424,19 +424,16 @@ class SelectedCommands(SessionState):
             ends.append(n)
         box = selected.box
         build = partial(
-            fetch_pieces, budget=BATCH_BUDGET,
-            stream_over=STREAM_OVER if pacer is not None else None,
+            fetch_pieces, budget=fetchsend.BATCH_BUDGET,
+            stream_over=fetchsend.STREAM_OVER if pacer is not None else None,
         )  # fmt: skip
         d = box.run(build, box.target, entries, atts, self.cache, req.uid)
 
-        def failed(failure: Failure) -> None:
-            _log.failure("FETCH failed", failure)
-            self._fetch_end(pacer)
-            self.no(req, "cannot read messages, try later", "UNAVAILABLE")
-
         def built(result: Any) -> None:
             if isinstance(result, Failure):
-                failed(result)
+                _log.failure("FETCH failed", result)
+                self._fetch_end(pacer)
+                self.no(req, "cannot read messages, try later", "UNAVAILABLE")
                 return
             pieces, count = result
             following = ends[count - 1] if 0 < count < len(entries) else start + batch
@@ -446,7 +443,7 @@ class SelectedCommands(SessionState):
                 self._fetch_from(req, selected, targets, atts, following, pacer)
                 return
             assert consumer is not None
-            sender = PieceSender(self.send, consumer, pacer, box.run, box.target)
+            sender = fetchsend.PieceSender(self.send, consumer, pacer, box.run, box.target)
 
             def sent(outcome: Any) -> None:
                 if isinstance(outcome, Failure):
@@ -463,9 +460,7 @@ class SelectedCommands(SessionState):
         self.wait(d, built)
 
     def _fetch_end(self, pacer: Pacer | None) -> None:
-        """Unregister a FETCH's pacer from the consumer."""
-        if pacer is not None and self.consumer is not None and not pacer.stopped:
-            self.consumer.unregisterProducer()
+        fetchsend.release(self.consumer, pacer)
 
     # -- SEARCH -------------------------------------------------------------------------
 
