@@ -466,9 +466,9 @@ class MaildirFolder:
         """Return a message's header (to its blank line, CRLF) and its whole CRLF size.
 
         Reads the file only up to the end of its header when the name gives
-        the size (``W=``, or ``S=`` of a CRLF file); most messages are one
-        read of :data:`~netproto_twisted.mailstore.eol.HEAD_READ` bytes.  IMAP's ENVELOPE and header SEARCH
-        need no more.
+        the size (``W=``); most messages are one read of
+        :data:`~netproto_twisted.mailstore.eol.HEAD_READ` bytes.  IMAP's
+        ENVELOPE and header SEARCH need no more.
         """
         known = info.crlf_size
         try:
