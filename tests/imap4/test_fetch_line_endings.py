@@ -159,8 +159,12 @@ class EnvelopeBytesTests(SynchronousTestCase):
             b'Subject: caf\xc3\xa9 "quoted" \\ x\r\nFrom: =?utf-8?q?A?= <a@x>\r\n',
             b"From: a@x\r\nFrom: second@x\r\nSender: s@x\r\nTo:\r\nCc: ,\r\n",
             b"X-Only: other\r\n",
+            b"subject :  folded\r\n \tover\r\n\t lines \r\nFROM: a@x,\r\n b@y\r\n"
+            b"To: x\rbare@cr\r\n",
+            b"X-Subject: not this\r\nSubject: this\r\nReply-To:\r\n",
         ]
         for header in headers:
             fields = mime.parse_headers(header + b"\r\n")
             part = mime.Part(header, b"", fields)
-            self.assertEqual(mime.envelope_bytes(fields), encode(mime.envelope(part)), header)
+            expected = encode(mime.envelope(part))
+            self.assertEqual(mime.envelope_bytes(fields), expected, header)
