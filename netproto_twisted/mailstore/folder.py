@@ -139,9 +139,10 @@ class FolderMemo:
 
     Shared by every :class:`MaildirFolder` of one directory in a process
     (the store keeps one per folder).  It holds the parsed ``dovecot-uidlist``
-    with the ``(inode, size, mtime)`` it was read at (re-read only when
-    that changes: Dovecot and we rewrite it by rename, Dovecot appends in
-    place) and the messages of the last scan by base (``\\Recent`` off),
+    with the bytes it was parsed from (the file is still read at every scan,
+    one read, but parsed again only when its bytes changed) and the messages
+    of the last scan by base (``\\Recent`` off), with the keyword letters
+    their flags were read with,
     so that a file whose name did not change is neither parsed nor
     ``stat``-ed again.  A file's name and content never change together in
     Maildir (flags change the name, content never changes), so a name seen
@@ -150,16 +151,10 @@ class FolderMemo:
     """
 
     def __init__(self) -> None:
-        self.uidlist: tuple[tuple[int, int, int], UidList] | None = None
+        self.uidlist: tuple[bytes, UidList] | None = None
         self.messages: dict[str, MessageInfo] = {}
-
-
-def _uidlist_key(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+        #: The keyword letters the messages' flags were read with.
+        self.keywords: dict[int, str] = {}
 
 
 def _copy_uidlist(uidlist: UidList) -> UidList:
@@ -229,25 +224,18 @@ class MaildirFolder:
     def _read_uidlist(self) -> tuple[UidList, bool]:
         """Read the uidlist under the lock: (list, needs rewrite).
 
-        An unchanged file (same inode, size and mtime as last read) is not parsed again.
+        A file whose bytes are those last read or written is not parsed again.
         """
-        key = _uidlist_key(self.uidlist_path)
-        memo = self.memo.uidlist
-        if key is not None and memo is not None and memo[0] == key:
-            return _copy_uidlist(memo[1]), False
-        uidlist, changed = self._parse_uidlist()
-        if key is not None and not changed:
-            self.memo.uidlist = (key, _copy_uidlist(uidlist))
-        return uidlist, changed
-
-    def _parse_uidlist(self) -> tuple[UidList, bool]:
         try:
             with open(self.uidlist_path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             return UidList(uid_validity=self._new_validity(0)), True
+        memo = self.memo.uidlist
+        if memo is not None and memo[0] == data:
+            return _copy_uidlist(memo[1]), False
         try:
-            return parse_uidlist(data), False
+            uidlist = parse_uidlist(data)
         except UidListError as exc:
             match = re.match(rb"3 (?:.* )?V(\d{1,10})\b|1 (\d{1,10}) ", data)
             old = int((match.group(1) or match.group(2)) if match else 0)
@@ -259,14 +247,16 @@ class MaildirFolder:
                 validity=validity,
             )
             return UidList(uid_validity=validity), True
+        self.memo.uidlist = (data, _copy_uidlist(uidlist))
+        return uidlist, False
 
     def _new_validity(self, old: int) -> int:
         return max(int(self._clock()), old + 1, 1) & 0xFFFFFFFF or 1
 
     def _write_uidlist(self, uidlist: UidList) -> None:
-        atomic_write(self.uidlist_path, serialize_uidlist(uidlist), self.fs)
-        key = _uidlist_key(self.uidlist_path)
-        self.memo.uidlist = (key, _copy_uidlist(uidlist)) if key is not None else None
+        data = serialize_uidlist(uidlist)
+        atomic_write(self.uidlist_path, data, self.fs)
+        self.memo.uidlist = (data, _copy_uidlist(uidlist))
 
     def _scan(
         self, known: Mapping[str, str], parsed_names: dict[str, ParsedName] | None = None
@@ -311,9 +301,12 @@ class MaildirFolder:
         """
         if not self.exists():
             raise NoSuchMailbox(self.path)
-        if previous is None:
-            previous = self.memo.messages
         keywords = self.read_keywords()
+        if previous is None:
+            # Flags of unchanged names come from the memo: only while the keyword
+            # letters mean what they meant then.
+            same = self.memo.keywords == keywords.by_index
+            previous = self.memo.messages if same else {}
         recent: set[str] = set()
         with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
@@ -383,6 +376,7 @@ class MaildirFolder:
             m if m.modseq == modseqs[m.uid] else _with_modseq(m, modseqs[m.uid]) for m in messages
         )
         self.memo.messages = {m.base: replace(m, recent=False) if m.recent else m for m in final}
+        self.memo.keywords = dict(keywords.by_index)
         return Snapshot(
             uid_validity=uidlist.uid_validity,
             uid_next=uidlist.next_uid,

@@ -201,6 +201,19 @@ class MemoTests(FolderTestCase):
         )
 
 
+    def test_keyword_letters_changed_by_another_program(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=17:2,a")
+        with open(self.folder.keywords_path, "wb") as f:
+            f.write(b"0 $Work\n")
+        memo = FolderMemo()
+        first = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual(first.messages[0].flags, {"$Work"})
+        with open(self.folder.keywords_path, "wb") as f:
+            f.write(b"0 $Home\n")
+        again = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual(again.messages[0].flags, {"$Home"})
+
+
 class UidValidityTests(FolderTestCase):
     def test_corrupt_uidlist_rebuilt_with_new_validity_and_logged(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")
