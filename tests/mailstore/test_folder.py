@@ -200,7 +200,6 @@ class MemoTests(FolderTestCase):
             sorted(s for s in stats if ".M1P1." in s), ["1.M1P1.h,S=17:2,F", "3.M1P1.h,S=17:2,"]
         )
 
-
     def test_keyword_letters_changed_by_another_program(self) -> None:
         put(self.path, "cur", "1.M1P1.h,S=17:2,a")
         with open(self.folder.keywords_path, "wb") as f:
