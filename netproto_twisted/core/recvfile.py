@@ -36,14 +36,10 @@ import errno
 import fcntl
 import os
 import select
-import socket
-import threading
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
-
 from netproto_twisted.core.net import raw_tcp_connection
+from netproto_twisted.core.socket_thread import SocketThread
 
 __all__ = [
     "MAX_THREADS",
@@ -66,8 +62,6 @@ _HAS_SPLICE = hasattr(os, "splice")
 #: What ``use_splice=None`` means (see the module docstring: off, as measured).
 USE_SPLICE = False
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_running = [0]
-_running_lock = threading.Lock()
 
 
 class FileWriteError(Exception):
@@ -93,10 +87,10 @@ class ReceiveTooLarge(Exception):
 
 def can_receive_in_thread(transport: object) -> bool:
     """Whether :func:`receive_in_thread` may take ``transport`` now (plain TCP, a thread free)."""
-    return raw_tcp_connection(transport) is not None and _running[0] < MAX_THREADS
+    return raw_tcp_connection(transport) is not None and ThreadedReceive.running() < MAX_THREADS
 
 
-class ThreadedReceive:
+class ThreadedReceive(SocketThread):
     """A file being received by :func:`receive_in_thread`.
 
     :ivar done: fires (in the reactor thread, after the thread ended) with the
@@ -108,6 +102,8 @@ class ThreadedReceive:
     :ivar spliced: whether the thread moved the bytes with ``os.splice``.
     """
 
+    thread_name = "recvfile"
+
     def __init__(
         self,
         reactor: Any,
@@ -117,55 +113,26 @@ class ThreadedReceive:
         max_bytes: int | None,
         use_splice: bool,
     ) -> None:
-        self._reactor = reactor
-        self._connection = connection
+        super().__init__(reactor, connection, fd)
         self._count = count
         self._max = max_bytes
         self.received = 0
-        self._stop = False
-        self._lock = threading.Lock()
-        self._fd = os.dup(fd)  # the thread's own: the caller may close theirs
         appending = bool(fcntl.fcntl(self._fd, fcntl.F_GETFL) & os.O_APPEND)
         self.spliced = use_splice and _HAS_SPLICE and not appending
-        # The thread's own reference to the socket: closing the connection's descriptor in
-        # the reactor leaves this one valid until the thread closes it.
-        self._socket: socket.socket | None = socket.socket(fileno=os.dup(connection.fileno()))
-        self.done: Deferred[int] = Deferred()
 
-    def start(self) -> None:
-        """Start the thread."""
-        with _running_lock:
-            _running[0] += 1
-        threading.Thread(target=self._run, name="recvfile", daemon=True).start()
-
-    def stop(self) -> None:
-        """Stop receiving: shut the socket down, which wakes the thread; ``done`` fails."""
-        self._stop = True
-        with self._lock:
-            if self._socket is not None:
-                with contextlib.suppress(OSError):  # already shut down or reset
-                    self._socket.shutdown(socket.SHUT_RDWR)
+    @property
+    def moved(self) -> int:
+        """Bytes received so far."""
+        return self.received
 
     # -- the thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        error: BaseException | None = None
-        try:
-            if self.spliced:
-                self._splice()
-            else:
-                self._copy()
-        except BaseException as e:  # reported in the reactor thread
-            error = e
-        finally:
-            with self._lock:
-                sock, self._socket = self._socket, None
-            if sock is not None:
-                sock.close()
-            os.close(self._fd)
-            with _running_lock:
-                _running[0] -= 1
-        self._reactor.callFromThread(self._finish, error)
+    def transfer(self) -> None:
+        """Receive by splice or by copy (see the module docstring)."""
+        if self.spliced:
+            self._splice()
+        else:
+            self._copy()
 
     def _want(self) -> int:
         """Bytes to ask for next (0: ``count`` reached)."""
@@ -265,16 +232,6 @@ class ThreadedReceive:
         finally:
             os.close(read_end)
             os.close(write_end)
-
-    # -- back on the reactor thread ---------------------------------------------------
-
-    def _finish(self, error: BaseException | None) -> None:
-        if not self._connection.disconnected:
-            self._connection.startReading()
-        if error is None:
-            self.done.callback(self.received)
-        else:
-            self.done.errback(Failure(error))
 
 
 def _write_all(fd: int, data: memoryview | bytes) -> None:

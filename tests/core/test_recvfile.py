@@ -182,7 +182,7 @@ class ThreadedReceiveTests(TestCase):
         await deferToThread(lambda: None)  # the reactor's waker exists from here on
         for use_splice in (True, False):
             port, started = await self._serve(fd, use_splice=use_splice)
-            before_threads, before_fds = recvfile._running[0], _open_fds()
+            before_threads, before_fds = recvfile.ThreadedReceive.running(), _open_fds()
             client = socket.create_connection(("127.0.0.1", port), timeout=10)
             self.addCleanup(client.close)
             client.sendall(b"h" * 1000)  # then nothing: the thread waits in poll
@@ -191,12 +191,13 @@ class ThreadedReceiveTests(TestCase):
                 if receiving.thread.received == 1000:
                     break
                 await deferLater(reactor, 0.01, lambda: None)
-            self.assertEqual(recvfile._running[0], before_threads + 1)
+            self.assertEqual(recvfile.ThreadedReceive.running(), before_threads + 1)
             receiving.thread.stop()
             receiving.transport.abortConnection()
             with self.assertRaises(ConnectionAbortedError):
                 await receiving.thread.done
-            self.assertEqual(recvfile._running[0], before_threads)  # done comes after the thread
+            # done comes after the thread
+            self.assertEqual(recvfile.ThreadedReceive.running(), before_threads)
             await receiving.lost
             client.close()
             self.assertEqual(_open_fds(), before_fds)
@@ -211,5 +212,6 @@ class EligibilityTests(SynchronousTestCase):
     def test_thread_cap(self) -> None:
         self.patch(recvfile, "raw_tcp_connection", lambda transport: object())
         self.assertTrue(can_receive_in_thread(StringTransport()))
-        self.patch(recvfile, "_running", [recvfile.MAX_THREADS])
+        full = classmethod(lambda cls: recvfile.MAX_THREADS)
+        self.patch(recvfile.ThreadedReceive, "running", full)
         self.assertFalse(can_receive_in_thread(StringTransport()))

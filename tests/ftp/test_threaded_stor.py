@@ -27,7 +27,7 @@ class ThreadedTestCase(ServerTestCase):
 
     def setUp(self) -> None:
         self.threads: list[ThreadedReceive] = []
-        self.baseline = recvfile._running[0]
+        self.baseline = recvfile.ThreadedReceive.running()
         real = data_module.receive_in_thread
 
         def recording(*args: Any, **kw: Any) -> ThreadedReceive:
@@ -40,10 +40,11 @@ class ThreadedTestCase(ServerTestCase):
     async def settled(self) -> None:
         """Until every session and receiving thread is gone (10 s at most)."""
         for _ in range(200):
-            if not self.server.factory.live and recvfile._running[0] == self.baseline:  # type: ignore[attr-defined]
+            live = self.server.factory.live  # type: ignore[attr-defined]
+            if not live and recvfile.ThreadedReceive.running() == self.baseline:
                 break
             await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(recvfile._running[0], self.baseline)
+        self.assertEqual(recvfile.ThreadedReceive.running(), self.baseline)
 
     def home(self) -> list[str]:
         return sorted(os.listdir(self.server.path("alice")))
