@@ -26,6 +26,10 @@ Servers (each in a subprocess of its own):
   CPU per login: 100 logins would then measure PBKDF2, which the others do
   not run -- pyftpdlib's and Twisted's test authorizers compare plaintext,
   vsftpd serves anonymous);
+- ``netproto-reactor`` (only with ``--only``): the same with the receiving
+  thread (:mod:`netproto_twisted.core.recvfile`) turned off -- uploads read
+  by the reactor, as before -- to show what it brings within one run; ``netproto-splice``: the
+  receiving thread with ``os.splice`` instead of ``recv_into`` and ``os.write``;
 - ``pyftpdlib``: ``FTPHandler`` with ``DummyAuthorizer`` (sendfile on);
 - ``vsftpd``: anonymous as the Debian ``ftp`` user (needs root and the
   ``ftp`` user; skipped otherwise), with ``up/`` writable;
@@ -79,6 +83,12 @@ from netproto_twisted.ftp.users import UserTable
 from netproto_twisted.core.tls import server_context
 from netproto_twisted.core.tls_sessions import resumable_server_options
 root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[4], sys.argv[5]
+if sys.argv[6] == "reactor":  # the path before: uploads read by the reactor
+    from netproto_twisted.core import recvfile
+    recvfile.MAX_THREADS = 0
+elif sys.argv[6] == "splice":  # the receiving thread moves the bytes with os.splice
+    from netproto_twisted.core import recvfile
+    recvfile.USE_SPLICE = True
 passwords = PasswordFile(root + ".users", iterations=4096)
 passwords.add("bench", "bench-password")
 reactor.suggestThreadPoolSize(20)
@@ -176,9 +186,10 @@ class Server:
         py = sys.executable
         argv: list[str]
         cert, key = ensure_dev_certificate(self.dir.parent / "tls")
-        if self.name == "netproto":
+        if self.name.startswith("netproto"):
+            mode = self.name.partition("-")[2] or "default"
             argv = [py, "-c", _NETPROTO, str(self.dir), str(self.port), str(REPO), str(cert),
-                    str(key)]  # fmt: skip
+                    str(key), mode]  # fmt: skip
         elif self.name == "pyftpdlib":
             both = self.dir.parent / "pyftpdlib.pem"
             both.write_bytes(cert.read_bytes() + key.read_bytes())
@@ -445,7 +456,7 @@ def main() -> int:
         for run in range(args.runs):
             for server in servers:
                 for load, fn, arg in chosen:
-                    if fn is ftps_retr_mbps and server.name not in ("netproto", "pyftpdlib"):
+                    if fn is ftps_retr_mbps and server.name in ("vsftpd", "twisted"):
                         continue
                     value, busy, cpu = measured(fn, server, arg)
                     results.setdefault((load, server.name), []).append(value)

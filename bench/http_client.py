@@ -9,7 +9,13 @@ client in a fresh process so that its peak RSS is its own. Three loads:
 - ``redirect``: the same count of fetches of ``/r``, a 302 that sets a
   cookie and points at the 1 KB file (two requests per fetch);
 - ``stream``: one GET of a ``--stream-mb`` (1,024) MB file, consumed chunk
-  by chunk; the figures are MB/s and the client's peak RSS.
+  by chunk; the figures are MB/s and the client's peak RSS;
+- ``tls``: the ``plain`` load over https (nginx with ``ssl http2``, a
+  self-signed certificate the clients trust), HTTP/1.1 against HTTP/2:
+  ``ours-h1`` (``http2=False``, ``--concurrency`` TLS connections),
+  ``ours-h2`` (ALPN picks h2: one connection, 20 streams), and httpx with
+  ``http2=False``/``True`` (the one other client here that speaks h2;
+  aiohttp does not).  Not in the default ``--loads``.
 
 Every client has cookies, redirects and content decoding on where it has
 them (ours: the default opener; treq: its defaults; Agent: CookieAgent,
@@ -47,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 CLIENTS = ["ours", "treq", "agent", "aiohttp", "httpx", "requests", "urllib"]
+TLS_CLIENTS = ["ours-h1", "ours-h2", "httpx-h1", "httpx-h2"]
 STREAM_CLIENTS = ["ours", "agent", "treq", "aiohttp"]
 
 NGINX_CONF = """
@@ -72,6 +79,12 @@ http {{
         gzip on;
         gzip_types text/plain;
         location = /r {{ add_header Set-Cookie "s=1; Path=/"; return 302 /1k.bin; }}
+    }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {root}/www;
     }}
 }}
 """
@@ -127,11 +140,14 @@ def run_twisted(client: str, url: str, n: int, conc: int, stream: bool) -> dict[
             else:
                 self.done.errback(reason)
 
-    if client == "ours":
+    if client.startswith("ours"):
         sys.path.insert(0, str(REPO))
         from netproto_twisted.http import ProxyHandler, build_opener
 
-        opener = build_opener(ProxyHandler({}), reactor=reactor, max_per_host=conc)
+        tls: dict[str, Any] = {}
+        if url.startswith("https:"):
+            tls = {"ca_file": os.environ["BENCH_CA"], "http2": client == "ours-h2"}
+        opener = build_opener(ProxyHandler({}), reactor=reactor, max_per_host=conc, **tls)
 
         async def one() -> int:
             r = await opener.open(url)
@@ -222,7 +238,10 @@ def run_asyncio(client: str, url: str, n: int, conc: int, stream: bool) -> dict[
         import httpx
 
         limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-        async with httpx.AsyncClient(follow_redirects=True, limits=limits) as c:
+        tls: dict[str, Any] = {}
+        if url.startswith("https:"):
+            tls = {"verify": os.environ["BENCH_CA"], "http2": client == "httpx-h2"}
+        async with httpx.AsyncClient(follow_redirects=True, limits=limits, **tls) as c:
 
             async def one() -> int:
                 r = await c.get(url)
@@ -285,10 +304,10 @@ def run_threads(client: str, url: str, n: int, conc: int) -> dict[str, float]:
 
 def client_main(args: argparse.Namespace) -> None:
     stream = args.load == "stream"
-    if args.client in ("ours", "agent", "treq"):
+    if args.client in ("ours", "ours-h1", "ours-h2", "agent", "treq"):
         run_twisted(args.client, args.url, args.requests, args.concurrency, stream)
         return
-    if args.client in ("aiohttp", "httpx"):
+    if args.client in ("aiohttp", "httpx", "httpx-h1", "httpx-h2"):
         out = run_asyncio(args.client, args.url, args.requests, args.concurrency, stream)
     else:
         out = run_threads(args.client, args.url, args.requests, args.concurrency)
@@ -304,7 +323,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_nginx(root: Path, stream_mb: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_nginx(root: Path, stream_mb: int) -> tuple[subprocess.Popen[bytes], int, int]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     (root / "www").mkdir(parents=True)
     (root / "tmp").mkdir()
@@ -317,20 +336,27 @@ def start_nginx(root: Path, stream_mb: int) -> tuple[subprocess.Popen[bytes], in
         block = bytearray(1 << 20)
         while f.readinto(block):
             pass
-    port = free_port()
+    port, tls_port = free_port(), free_port()
+    sys.path.insert(0, str(REPO))
+    from netproto_twisted.core.tls import ensure_dev_certificate
+
+    cert, key = ensure_dev_certificate(root / "cert")
+    os.environ["BENCH_CA"] = str(cert)
     user = ""
     if os.getuid() == 0:
         import pwd
 
         user = f"user {pwd.getpwuid(os.getuid()).pw_name};"
     conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(root=root, port=port, user=user))
+    conf.write_text(NGINX_CONF.format(root=root, port=port, user=user, tls_port=tls_port,
+                                      cert=cert, key=key))  # fmt: skip
     proc = subprocess.Popen([nginx, "-p", str(root), "-c", str(conf), "-g", "daemon off;"])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
+            socket.create_connection(("127.0.0.1", tls_port), timeout=1).close()
+            return proc, port, tls_port
         except OSError:
             time.sleep(0.05)
     proc.kill()
@@ -338,7 +364,7 @@ def start_nginx(root: Path, stream_mb: int) -> tuple[subprocess.Popen[bytes], in
 
 
 def run_row(client: str, load: str, base: str, args: argparse.Namespace) -> dict[str, float]:
-    path = {"plain": "/1k.bin", "redirect": "/r", "stream": "/big.bin"}[load]
+    path = {"plain": "/1k.bin", "redirect": "/r", "stream": "/big.bin", "tls": "/1k.bin"}[load]
     argv = [sys.executable, __file__, "--client", client, "--load", load, "--url", base + path,
             "--requests", str(args.requests), "--concurrency", str(args.concurrency)]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -369,18 +395,20 @@ def main() -> None:
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
         loaded = {tuple(k.split("/", 1)): v for k, v in saved.items()}
+        names = [c for c in CLIENTS + TLS_CLIENTS if any(k[1] == c for k in loaded)]
         print(table(loaded, [x for x in args.loads.split(",") if any(k[0] == x for k in loaded)],
-                    [c for c in CLIENTS if any(k[1] == c for k in loaded)]))  # fmt: skip
+                    names))  # fmt: skip
         return
     if args.quick:
         args.requests, args.runs, args.stream_mb = 1000, 1, 64
-    clients = [c for c in CLIENTS if not args.only or c in args.only]
+    clients = [c for c in CLIENTS + TLS_CLIENTS if not args.only or c in args.only]
     loads = args.loads.split(",")
     # SIGTERM ends the run like ^C: nginx is stopped and its files removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="bench-httpc-"))
-    proc, port = start_nginx(root, args.stream_mb)
+    proc, port, tls_port = start_nginx(root, args.stream_mb)
     base = f"http://127.0.0.1:{port}"
+    tls_base = f"https://localhost:{tls_port}"
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     try:
         for rnd in range(args.runs):
@@ -388,7 +416,9 @@ def main() -> None:
                 for client in clients:
                     if load == "stream" and client not in STREAM_CLIENTS:
                         continue
-                    r = run_row(client, load, base, args)
+                    if (load == "tls") != (client in TLS_CLIENTS):
+                        continue
+                    r = run_row(client, load, tls_base if load == "tls" else base, args)
                     results.setdefault((load, client), []).append(r)
                     print(f"round {rnd + 1} {load:8} {client:9} {_fmt(load, r)}", file=sys.stderr)
     finally:
@@ -411,7 +441,7 @@ def table(results: dict[tuple[str, str], list[dict[str, float]]], loads: list[st
     lines = []
     for load in loads:
         unit = "MB/s" if load == "stream" else ("fetches/s" if load == "redirect" else "req/s")
-        base_name = "agent" if load == "stream" else "treq"
+        base_name = {"stream": "agent", "tls": "ours-h1"}.get(load, "treq")
         lines.append(f"\n{load}: median {unit} over {len(next(iter(results.values())))} runs")
         lines.append(
             f"| client | {unit} | CPU us/{'MB' if load == 'stream' else 'fetch'} "

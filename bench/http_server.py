@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -132,9 +133,9 @@ class WrkResult:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(group: int) -> float:
-    """User + system CPU seconds of every live process in process group ``group``."""
-    total = 0
+def process_cpu_seconds(group: int) -> dict[int, float]:
+    """User + system CPU seconds of each live process in process group ``group``, by pid."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -144,8 +145,19 @@ def group_cpu_seconds(group: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == group:  # pgrp; utime and stime are fields 11 and 12 after ")"
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICKS
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of every live process in process group ``group``."""
+    return sum(process_cpu_seconds(group).values())
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this script's waited-for children (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 _SIZES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -212,15 +224,26 @@ def measure(
             port = free_port()
             with started(row, port) as group:
                 run_wrk(f"http://127.0.0.1:{port}{path}", connections, 1)  # warm up
-                cpu = group_cpu_seconds(group)
+                before = process_cpu_seconds(group)
+                wrk_before = children_cpu_seconds()
                 result = run_wrk(f"http://127.0.0.1:{port}{path}", connections, duration)
-                cpu = group_cpu_seconds(group) - cpu
+                wrk_cpu = children_cpu_seconds() - wrk_before
+                after = process_cpu_seconds(group)
+                each = sorted(
+                    (after[pid] - before.get(pid, 0.0) for pid in after), reverse=True
+                )
+                cpu = sum(each)
                 done = result.requests_per_s * max(1, round(duration))
                 result.cpu_us_per_request = cpu / done * 1e6 if done else 0.0
             results[row.name].append(result)
+            seconds = max(1, round(duration))
+            # Each process's share of a CPU during the run (several for --workers),
+            # and wrk's: on 2 CPUs their sum says how much CPU was left.
+            busy = " + ".join(f"{c / seconds:.0%}" for c in each if c > 0.01) or "0%"
             print(f"  round {round_no + 1} {row.name}: {result.requests_per_s:,.0f} req/s "
                   f"{result.mb_per_s:,.1f} MB/s errors {result.errors} "
-                  f"CPU {result.cpu_us_per_request:,.0f} us/req", flush=True)  # fmt: skip
+                  f"CPU {result.cpu_us_per_request:,.0f} us/req; "
+                  f"server CPU {busy}, wrk {wrk_cpu / seconds:.0%}", flush=True)  # fmt: skip
     return results
 
 

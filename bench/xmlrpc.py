@@ -22,9 +22,13 @@ Server tables, every row interleaved round by round (bench/harness.py):
 
 (c) Client: 5,000 ``add`` calls, 20 in flight, against one
     ``netproto-xmlrpc`` server: our :class:`~netproto_twisted.xmlrpc.Proxy`
-    (one process, 20 coroutines) against ``xmlrpc.client.ServerProxy`` in 20
-    threads (one proxy per thread).  Each row runs in a fresh process; the
-    runs alternate.  Target: at least 2x ServerProxy's calls/s.
+    (one process, 20 coroutines, on its default DirectTransport) against
+    ``xmlrpc.client.ServerProxy`` in 20 threads (one proxy per thread), and,
+    for comparison, our Proxy on PoolTransport (the HTTP client's pool).
+    Each row runs in a fresh process; the runs alternate.  Besides the
+    client's CPU per call, the table shows the server's (every row shares
+    the one server and the machine's CPUs with it).  Target: at least 2x
+    ServerProxy's calls/s.
 
 Run from a checkout: ``python bench/xmlrpc.py [--quick] [--runs N] [--json FILE]``.
 """
@@ -61,6 +65,7 @@ from bench.harness import (  # noqa: E402
     add_arguments,
     main,
     paired_ratios,
+    read_cpu_seconds,
     wait_until_quiet,
 )
 from bench.loadgen import http_response_complete, run_load  # noqa: E402
@@ -160,13 +165,13 @@ def build_cases(data_dir: str, requests: int) -> list[Case]:
 # --------------------------------------------------------------------------- the client table
 
 
-def _client_ours(url: str, calls: int, in_flight: int) -> None:
+def _client_ours(url: str, calls: int, in_flight: int, pool: bool = False) -> None:
     from twisted.internet import defer, task
 
-    from netproto_twisted.xmlrpc import Proxy
+    from netproto_twisted.xmlrpc import PoolTransport, Proxy
 
     async def run(reactor: Any) -> None:
-        proxy = Proxy(url, reactor)
+        proxy = Proxy(url, reactor, transport=PoolTransport(reactor) if pool else None)
         await proxy.add(0, 0)  # connect before the clock starts
         share = [calls // in_flight + (i < calls % in_flight) for i in range(in_flight)]
 
@@ -216,7 +221,10 @@ def _report(elapsed: float, cpu: float, calls: int) -> None:
 CLIENT_ROWS = {
     "netproto Proxy (20 in flight)": "ours",
     "ServerProxy (20 threads)": "stdlib",
+    "netproto Proxy on PoolTransport": "pool",
 }
+#: The row the others are compared with.
+CLIENT_BASE = "ServerProxy (20 threads)"
 
 
 def run_client_table(calls: int, runs: int, settle: float, data_dir: str) -> dict[str, Any]:
@@ -229,31 +237,42 @@ def run_client_table(calls: int, runs: int, settle: float, data_dir: str) -> dic
             for name, kind in CLIENT_ROWS.items():
                 if settle:
                     wait_until_quiet(settle)
+                server_cpu = read_cpu_seconds(server.pid)
                 out = subprocess.run(
                     [sys.executable, __file__, "--client-row", kind, "--url", url,
                      "--calls", str(calls)],
                     capture_output=True, text=True, check=True, cwd=str(REPO), timeout=600,
                 )  # fmt: skip
                 figures = json.loads(out.stdout.strip().splitlines()[-1])
+                # The server's CPU over the whole row (its warm-up call included).
+                figures["server_cpu"] = read_cpu_seconds(server.pid) - server_cpu
                 results[name].append(figures)
                 rate = figures["calls"] / figures["elapsed"]
                 cpu = figures["cpu"] / figures["calls"] * 1e6
+                srv = figures["server_cpu"] / figures["calls"] * 1e6
                 print(f"  {name} run {run + 1}/{runs}: {rate:,.0f} calls/s, "
-                      f"client CPU {cpu:.0f} us/call", flush=True)  # fmt: skip
-    base = list(CLIENT_ROWS)[1]
-    base_rates = [r["calls"] / r["elapsed"] for r in results[base]]
+                      f"client CPU {cpu:.0f} us/call, server CPU {srv:.0f} us/call",
+                      flush=True)  # fmt: skip
+    base_rates = [r["calls"] / r["elapsed"] for r in results[CLIENT_BASE]]
     print(f"\n(c) client: {calls} add() calls, 20 in flight, medians of {runs} run(s):")
-    print("| client | calls/s | client CPU us/call | vs ServerProxy (per-run ratios) |")
-    print("|---|---:|---:|---:|")
+    print("| client | calls/s | client CPU us/call | server CPU us/call "
+          "| vs ServerProxy (per-run ratios) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|")
     summary: dict[str, Any] = {}
     for name, rows in results.items():
         rates = [r["calls"] / r["elapsed"] for r in rows]
         cpu = statistics.median(r["cpu"] / r["calls"] * 1e6 for r in rows)
+        srv = statistics.median(r["server_cpu"] / r["calls"] * 1e6 for r in rows)
         ratios = [a / b for a, b in zip(rates, base_rates, strict=True)]
         shown = ", ".join(f"{x:.2f}" for x in ratios)
-        print(f"| {name} | {statistics.median(rates):,.0f} | {cpu:.0f} | "
+        print(f"| {name} | {statistics.median(rates):,.0f} | {cpu:.0f} | {srv:.0f} | "
               f"{statistics.median(ratios):.2f}x ({shown}) |")  # fmt: skip
-        summary[name] = {"calls_per_s": rates, "cpu_us_per_call": cpu, "ratios": ratios}
+        summary[name] = {
+            "calls_per_s": rates,
+            "cpu_us_per_call": cpu,
+            "server_cpu_us_per_call": srv,
+            "ratios": ratios,
+        }
     return summary
 
 
@@ -287,8 +306,10 @@ def main_cli() -> None:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_row:
-        runner = _client_ours if args.client_row == "ours" else _client_stdlib
-        runner(args.url, args.calls, 20)
+        if args.client_row == "stdlib":
+            _client_stdlib(args.url, args.calls, 20)
+        else:
+            _client_ours(args.url, args.calls, 20, pool=args.client_row == "pool")
         return
     with tempfile.TemporaryDirectory(prefix="bench-xmlrpc-") as data_dir:
         if not args.no_server:

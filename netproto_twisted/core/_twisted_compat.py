@@ -32,6 +32,13 @@ The uses:
   ``_bindPath`` (``port`` in 24.7), so that a worker process adopts an inherited unix socket
   without changing or removing its file; fallback:
   ``IReactorSocket.adoptStreamPort``;
+- :func:`accept_one_per_wakeup`: ``tcp.Port.numberAccepts`` (how many
+  connections one wake-up accepts, 100 at first and growing by 20, in the
+  port's ``doRead``) pinned to 1 by a subclass property, so that processes
+  sharing one listening socket (``--workers``) take turns instead of the
+  first awake taking a whole burst; fallback: the port as it is;
+- :func:`ssl_endpoint_options`: ``SSL4ServerEndpoint._sslContextFactory``,
+  the TLS options of a parsed ``ssl:`` endpoint; fallback: ``None``;
 - :func:`http_channel_protocol`: ``twisted.web.http._GenericHTTPChannelProtocol``,
   the wrapper that turns an HTTP/1.1 channel into an HTTP/2 one when TLS
   negotiates ``h2`` (ALPN), around a channel *we* built (so that its header
@@ -62,6 +69,7 @@ __all__ = [
     "HAS_UNIX_ADOPT",
     "UNIX_PATH_ATTRIBUTE",
     "GenericFactory",
+    "accept_one_per_wakeup",
     "adopt_shared_unix_port",
     "eager_writes_supported",
     "fire_quietly",
@@ -69,6 +77,7 @@ __all__ = [
     "http_channel_protocol",
     "mark_write_disconnected",
     "send_now",
+    "ssl_endpoint_options",
     "succeeded",
     "tls_client_default",
 ]
@@ -430,3 +439,53 @@ def http_channel_protocol(channel: Protocol) -> Protocol:
     if HAS_GENERIC_HTTP_CHANNEL:
         return cast(Protocol, _GenericHTTPChannel(channel))
     return channel  # pragma: no cover
+
+
+# --- one accept per wake-up on a shared listening socket ----------------------------------
+
+#: Whether ``tcp.Port.doRead`` takes its accept batch from ``numberAccepts``.
+HAS_NUMBER_ACCEPTS = "numberAccepts" in tcp.Port.doRead.__code__.co_names
+
+_ONE_ACCEPT_CLASSES: dict[type, type] = {}
+
+
+def _one_accept_class(base: type) -> type:
+    cls = _ONE_ACCEPT_CLASSES.get(base)
+    if cls is None:
+        # A data descriptor on the class wins over the instance attribute the port
+        # sets and updates: every wake-up accepts one connection, whatever it sets.
+        one = property(lambda self: 1, lambda self, value: None)
+        cls = type(base.__name__, (base,), {"numberAccepts": one, "__module__": base.__module__})
+        _ONE_ACCEPT_CLASSES[base] = cls
+    return cls
+
+
+def accept_one_per_wakeup(port: object) -> bool:
+    """Make a listening ``tcp.Port`` (or ``unix.Port``) accept one connection per wake-up.
+
+    For a socket several processes listen on: each wakes on a new
+    connection and the first takes it, the others find none; with a batch of
+    100, the first awake would take a whole burst (50 load-tool connections
+    opened at once could all land in one process).  Returns whether it was
+    applied (``False`` for another kind of port, or a Twisted without
+    ``numberAccepts``).
+    """
+    if not HAS_NUMBER_ACCEPTS or not isinstance(port, tcp.Port):
+        return False
+    if not isinstance(port, tuple(_ONE_ACCEPT_CLASSES.values())):
+        port.__class__ = _one_accept_class(type(port))
+    return True
+
+
+# --- the TLS options of a parsed ssl: endpoint --------------------------------------------
+
+
+def ssl_endpoint_options(endpoint: object) -> Any | None:
+    """The TLS options (context factory) an ``ssl:`` server endpoint listens with, or ``None``.
+
+    ``SSL4ServerEndpoint._sslContextFactory``: what a worker process wraps
+    an inherited socket with, and where a listener sets up ALPN before its
+    first connection; fallback: ``None`` (another kind of endpoint, or a
+    Twisted that renamed it: the caller says so or leaves the options alone).
+    """
+    return getattr(endpoint, "_sslContextFactory", None)

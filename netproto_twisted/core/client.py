@@ -50,6 +50,7 @@ from netproto_twisted.core.net import canonical_ip
 from netproto_twisted.core.tls import client_options
 
 __all__ = [
+    "ClientSession",
     "ClientTarget",
     "PendingReply",
     "ReplyQueueFactory",
@@ -74,8 +75,12 @@ class PendingReply:
         self.deferred: Deferred[Any] = Deferred()
 
 
-class ReplyQueueProtocol(LineProtocol, Generic[_P, _G]):
-    """A line client whose requests are answered in order (see the module docstring).
+class ClientSession(LineProtocol, Generic[_G]):
+    """A line client's life cycle: the greeting, failing what waits, closing.
+
+    What every client protocol shares, whatever order its replies come in:
+    :class:`ReplyQueueProtocol` adds the in-order queue; a tagged protocol
+    (IMAP) keeps its own queue and implements :meth:`fail_waiting`.
 
     :ivar greeting: fires with the greeting (:meth:`greet`), or fails.
     :cvar lost_error: the protocol's error for a closed or timed-out connection,
@@ -94,15 +99,74 @@ class ReplyQueueProtocol(LineProtocol, Generic[_P, _G]):
         self.idle_timeout = timeout
         self.greeting: Deferred[_G] = Deferred()
         self._greeted = False
-        self._pending: deque[_P] = deque()
         self._closed: Deferred[None] = Deferred()
-
-    # -- the queue ----------------------------------------------------------------------
 
     @property
     def greeted(self) -> bool:
         """Whether the greeting has come (or failed)."""
         return self._greeted
+
+    def greet(self, value: _G) -> None:
+        """The greeting came: fire :attr:`greeting` with *value*."""
+        self._greeted = True
+        self.greeting.callback(value)
+
+    def refuse_greeting(self, error: Exception) -> None:
+        """The greeting said no: fail :attr:`greeting` with *error* and close."""
+        self._greeted = True
+        self.greeting.errback(error)
+        self.lose()
+
+    def fail_waiting(self, error: Exception) -> None:
+        """Fail every request still waiting for its reply with *error* (subclasses)."""
+
+    def fail_all(self, error: Exception) -> None:
+        """Fail every pending request, and the greeting if it is still awaited, with *error*."""
+        self.fail_waiting(error)
+        if not self._greeted:
+            self._greeted = True
+            self.greeting.errback(error)
+
+    def protocol_error(self, error: Exception) -> None:
+        """The server broke the protocol: fail everything with *error* and close."""
+        self.fail_all(error)
+        self.lose()
+
+    def when_closed(self) -> Deferred[None]:
+        """Fire when the connection has closed."""
+        d: Deferred[None] = Deferred()
+        if self._lost:
+            d.callback(None)
+            return d
+
+        def fire(result: object) -> object:
+            d.callback(None)
+            return result
+
+        self._closed.addBoth(fire)
+        return d
+
+    def lose(self) -> None:
+        """Close the connection now."""
+        if self.transport is not None and not self._lost:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Fail what is pending with :attr:`lost_error`; fire :meth:`when_closed`."""
+        self._lost = True
+        super().connectionLost(reason)
+        why = "" if reason.check(ConnectionDone) else f": {reason.getErrorMessage()}"
+        self.fail_all(self.lost_error(f"{self.closed_message}{why}"))
+        if not self._closed.called:
+            self._closed.callback(None)
+
+
+class ReplyQueueProtocol(ClientSession[_G], Generic[_P, _G]):
+    """A line client whose requests are answered in order (see the module docstring)."""
+
+    def __init__(self, clock: IReactorTime | None = None, timeout: float | None = 30.0) -> None:
+        super().__init__(clock, timeout)
+        self._pending: deque[_P] = deque()
 
     @property
     def pending(self) -> int:
@@ -131,50 +195,10 @@ class ReplyQueueProtocol(LineProtocol, Generic[_P, _G]):
         """Put *pending* first: it takes the next reply (e.g. one that answers a cancel)."""
         self._pending.appendleft(pending)
 
-    def greet(self, value: _G) -> None:
-        """The greeting came: fire :attr:`greeting` with *value*."""
-        self._greeted = True
-        self.greeting.callback(value)
-
-    def refuse_greeting(self, error: Exception) -> None:
-        """The greeting said no: fail :attr:`greeting` with *error* and close."""
-        self._greeted = True
-        self.greeting.errback(error)
-        self.lose()
-
-    def fail_all(self, error: Exception) -> None:
-        """Fail every pending request, and the greeting if it is still awaited, with *error*."""
+    def fail_waiting(self, error: Exception) -> None:
+        """Fail every queued request with *error*."""
         while self._pending:
             self._pending.popleft().deferred.errback(error)
-        if not self._greeted:
-            self._greeted = True
-            self.greeting.errback(error)
-
-    def protocol_error(self, error: Exception) -> None:
-        """The server broke the protocol: fail everything with *error* and close."""
-        self.fail_all(error)
-        self.lose()
-
-    # -- the connection -----------------------------------------------------------------
-
-    def when_closed(self) -> Deferred[None]:
-        """Fire when the connection has closed."""
-        d: Deferred[None] = Deferred()
-        if self._lost:
-            d.callback(None)
-            return d
-
-        def fire(result: object) -> object:
-            d.callback(None)
-            return result
-
-        self._closed.addBoth(fire)
-        return d
-
-    def lose(self) -> None:
-        """Close the connection now."""
-        if self.transport is not None and not self._lost:
-            self.transport.loseConnection()
 
     def timeout_expired(self) -> None:
         """No reply in time: fail what is pending and close; idle with nothing pending is fine.
@@ -186,15 +210,6 @@ class ReplyQueueProtocol(LineProtocol, Generic[_P, _G]):
             self.lose()
         else:
             self.set_idle_timeout(self.idle_timeout)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail what is pending with :attr:`lost_error`; fire :meth:`when_closed`."""
-        self._lost = True
-        super().connectionLost(reason)
-        why = "" if reason.check(ConnectionDone) else f": {reason.getErrorMessage()}"
-        self.fail_all(self.lost_error(f"{self.closed_message}{why}"))
-        if not self._closed.called:
-            self._closed.callback(None)
 
 
 class ReplyQueueFactory(Factory, Generic[_Proto]):

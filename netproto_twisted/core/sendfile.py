@@ -25,12 +25,9 @@ only (:data:`THREAD_MINIMUM`); at most :data:`MAX_THREADS` run at once, then
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import select
-import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto_twisted.core.net import raw_tcp_connection
+from netproto_twisted.core.socket_thread import SocketThread
 
 __all__ = [
     "MAX_THREADS",
@@ -61,8 +59,6 @@ THREAD_MINIMUM = 8 * 1024 * 1024
 MAX_THREADS = 16
 #: Seconds a sending thread waits in ``poll`` before looking at its stop flag again.
 _POLL_SECONDS = 1.0
-_running = [0]
-_running_lock = threading.Lock()
 
 
 def can_sendfile(transport: object) -> bool:
@@ -174,10 +170,10 @@ def sendfile_transport(
 
 def can_sendfile_in_thread(transport: object) -> bool:
     """Whether :func:`sendfile_in_thread` may take ``transport`` now (plain TCP, a thread free)."""
-    return can_sendfile(transport) and _running[0] < MAX_THREADS
+    return can_sendfile(transport) and ThreadedSendfile.running() < MAX_THREADS
 
 
-class ThreadedSendfile:
+class ThreadedSendfile(SocketThread):
     """A file being sent by :func:`sendfile_in_thread`.
 
     :ivar done: fires with the bytes sent (in the reactor thread); fails with
@@ -185,50 +181,22 @@ class ThreadedSendfile:
     :ivar sent: bytes sent so far (updated by the thread; read it any time).
     """
 
+    thread_name = "sendfile"
+    cancellable = True
+
     def __init__(self, reactor: Any, connection: Any, fd: int, offset: int, left: int | None):
-        self._reactor = reactor
-        self._connection = connection
-        self._fd = os.dup(fd)  # the thread's own: the caller may close theirs on a cancel
+        super().__init__(reactor, connection, fd)
         self._offset = offset
         self._left = left
         self.sent = 0
-        self._stop = False
-        self._lock = threading.Lock()
-        # The thread's own reference to the socket: closing the connection's descriptor
-        # in the reactor leaves this one valid until the thread closes it.
-        self._socket: socket.socket | None = socket.socket(fileno=os.dup(connection.fileno()))
-        self.done: Deferred[int] = Deferred(lambda _: self.stop())
 
-    def start(self) -> None:
-        with _running_lock:
-            _running[0] += 1
-        threading.Thread(target=self._run, name="sendfile", daemon=True).start()
+    @property
+    def moved(self) -> int:
+        """Bytes sent so far."""
+        return self.sent
 
-    def stop(self) -> None:
-        """Stop sending: shut the socket down, which wakes the thread."""
-        self._stop = True
-        with self._lock:
-            if self._socket is not None:
-                with contextlib.suppress(OSError):  # already shut down or reset
-                    self._socket.shutdown(socket.SHUT_RDWR)
-
-    def _run(self) -> None:
-        error: BaseException | None = None
-        try:
-            self._send()
-        except BaseException as e:  # reported in the reactor thread
-            error = e
-        finally:
-            with self._lock:
-                sock, self._socket = self._socket, None
-            if sock is not None:
-                sock.close()
-            os.close(self._fd)
-            with _running_lock:
-                _running[0] -= 1
-        self._reactor.callFromThread(self._finish, error)
-
-    def _send(self) -> None:
+    def transfer(self) -> None:
+        """Send with ``os.sendfile`` until the count or the file's end."""
         sock = self._socket
         assert sock is not None
         out = sock.fileno()
@@ -252,16 +220,6 @@ class ThreadedSendfile:
             if self._left is not None:
                 self._left -= n
         raise ConnectionAbortedError("sendfile stopped")
-
-    def _finish(self, error: BaseException | None) -> None:
-        if not self._connection.disconnected:
-            self._connection.startReading()
-        if self.done.called:  # cancelled meanwhile
-            return
-        if error is None:
-            self.done.callback(self.sent)
-        else:
-            self.done.errback(Failure(error))
 
 
 def sendfile_in_thread(

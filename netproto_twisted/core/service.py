@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.reactors import IListenReactor
+from netproto_twisted.core.tls_alpn import prepare_tls_endpoint
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorCore
@@ -175,6 +176,7 @@ class EndpointsService(Service):
                     )
                 else:
                     endpoint = serverFromString(self._reactor, with_backlog(text, self._backlog))
+                    prepare_tls_endpoint(endpoint)  # clients offering ALPN are welcome
                     port = await endpoint.listen(self._factory)
             except Exception as exc:
                 await self._stop_ports()

@@ -44,6 +44,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from netproto_twisted.core.errors import ConfigError
+from netproto_twisted.core.tls_alpn import tolerant_alpn
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -369,9 +370,10 @@ def server_context(
     try:
         # Build the context now, so that OpenSSL's own complaints surface at
         # configuration time rather than at the first connection.
-        options.getContext()
+        context = options.getContext()
     except SSL.Error as e:
         raise ConfigError(str(cert_file), f"OpenSSL refused the certificate/key: {e}") from None
+    tolerant_alpn(context, alpn)  # a client offering other names still connects
     return options
 
 

@@ -26,11 +26,16 @@ from twisted.logger import FileLogObserver, Logger, LogLevel, formatEvent, globa
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto_twisted.core._twisted_compat import adopt_shared_unix_port
+from netproto_twisted.core._twisted_compat import (
+    accept_one_per_wakeup,
+    adopt_shared_unix_port,
+    ssl_endpoint_options,
+)
 from netproto_twisted.core.errors import ConfigError, NetprotoError
 from netproto_twisted.core.limits import DEFAULT_LIMITS
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import endpoint_kind
+from netproto_twisted.core.tls_alpn import prepare_tls_options
 from netproto_twisted.core.workers import (
     _FAMILIES,
     MAX_BOOTSTRAP,
@@ -78,9 +83,13 @@ class _MasterWatch:
 class _AdoptedListeners(Service):
     """Adopts the inherited sockets with their factories; on stop closes ports and connections."""
 
-    def __init__(self, reactor: IServerReactor, sockets: Sequence[InheritedSocket],
-                 parts: WorkerParts,
-                 on_ready: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        reactor: IServerReactor,
+        sockets: Sequence[InheritedSocket],
+        parts: WorkerParts,
+        on_ready: Callable[[], None],
+    ) -> None:
         self.name = "adopted"
         self._reactor = reactor
         self._sockets = list(sockets)
@@ -110,6 +119,7 @@ class _AdoptedListeners(Service):
             except Exception as e:
                 raise ConfigError(sock.endpoint, f"cannot adopt the socket: {e}") from None
             os.close(sock.fd)  # adoptStreamPort listens on a duplicate
+            accept_one_per_wakeup(port)  # take turns with the other processes
             self._ports.append(port)
         self._on_ready()
 
@@ -119,8 +129,9 @@ class _AdoptedListeners(Service):
 
         async def stop() -> None:
             ports, self._ports = self._ports, []
-            await defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports],
-                                      consumeErrors=True)
+            await defer.gatherResults(
+                [defer.maybeDeferred(p.stopListening) for p in ports], consumeErrors=True
+            )
             closes = []
             for factory in self._parts.factories.values():
                 close_all = getattr(factory, "close_all", None)
@@ -138,9 +149,10 @@ def _tls_wrapped(
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
     parsed = serverFromString(reactor, endpoint)
-    context = getattr(parsed, "_sslContextFactory", None)
+    context = ssl_endpoint_options(parsed)
     if context is None:
         raise ConfigError(endpoint, "cannot find the TLS context of this endpoint")
+    prepare_tls_options(context)
     wrapped: IProtocolFactory = TLSMemoryBIOFactory(context, False, factory)
     return wrapped
 

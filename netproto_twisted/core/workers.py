@@ -5,8 +5,12 @@ One reactor thread is the limit of a Twisted daemon on a multi-core machine.
 process listens as usual (:class:`~netproto_twisted.core.service.EndpointsService`),
 then spawns ``count`` worker processes that inherit the listening sockets and
 accept on them too; the kernel hands each new connection to whichever
-process accepts first.  The master keeps serving, so ``--workers 2`` is the
-master plus one worker process.
+process accepts first.  Every process accepts one connection per wake-up
+(:func:`~netproto_twisted.core._twisted_compat.accept_one_per_wakeup`;
+Twisted's default is a batch of up to 100), so that a burst of connections
+is shared out instead of landing in the process that woke first -- the busy
+one is slower to wake, so the idle ones take more.  The master keeps
+serving, so ``--workers 2`` is the master plus one worker process.
 
 A worker is ``python -m netproto_twisted.core.worker_process``
 (:mod:`netproto_twisted.core.worker_process`).  Its file
@@ -62,6 +66,7 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
+from netproto_twisted.core._twisted_compat import accept_one_per_wakeup
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.reactors import IServerReactor
 from netproto_twisted.core.service import EndpointsService, endpoint_kind
@@ -348,6 +353,9 @@ class WorkerPool(Service):
         if self._stopping:
             return
         self._sockets = inherited_sockets(self._listeners)
+        for service in self._listeners:  # the master takes turns with the workers too
+            for _, port in service.ports:
+                accept_one_per_wakeup(port)
         for slot in range(self.count):
             self._spawn(slot)
 

@@ -22,7 +22,12 @@ from netproto_twisted.ftp.errors import (
     FTPReplyError,
     FTPTemporaryError,
 )
-from netproto_twisted.ftp.interfaces import FileInfo, IFTPFilesystem, IWriteHandle
+from netproto_twisted.ftp.interfaces import (
+    FileInfo,
+    IFileWriteHandle,
+    IFTPFilesystem,
+    IWriteHandle,
+)
 from netproto_twisted.ftp.listing import ListEntry, format_list_line, parse_list_line
 from netproto_twisted.ftp.mirror import MirrorResult, mirror_download, mirror_upload
 from netproto_twisted.ftp.server import FTPServerFactory, FTPSettings
@@ -42,6 +47,7 @@ __all__ = [
     "FTPUser",
     "FileInfo",
     "IFTPFilesystem",
+    "IFileWriteHandle",
     "IWriteHandle",
     "ListEntry",
     "MirrorResult",

@@ -8,6 +8,8 @@ The counterparts of :mod:`ftplib`'s ``error_reply``, ``error_temp``,
 
 from __future__ import annotations
 
+import errno
+
 from netproto_twisted.core.errors import (
     NetprotoError,
     PermanentError,
@@ -70,6 +72,25 @@ class FileSystemError(FTPError):
         super().__init__(text)
         self.code = code
         self.text = text
+
+    @classmethod
+    def from_os_error(cls, error: OSError) -> FileSystemError:
+        """The refusal for a failed system call (552 for a full disk or quota, else 550)."""
+        code = 552 if error.errno in (errno.ENOSPC, errno.EDQUOT) else 550
+        return cls(_MESSAGES.get(error.errno or 0, "file system error"), code)
+
+
+_MESSAGES = {
+    errno.ENOENT: "no such file or directory",
+    errno.EEXIST: "file exists",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOTEMPTY: "directory not empty",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "no space left",
+    errno.EDQUOT: "disk quota exceeded",
+}
 
 
 class PathOutsideRoot(FileSystemError):

@@ -15,7 +15,6 @@ file itself: what arrived is kept, which is what a resuming client needs.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 import stat as stat_module
@@ -26,31 +25,19 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from netproto_twisted.ftp.errors import FileSystemError, PathOutsideRoot
-from netproto_twisted.ftp.interfaces import FileInfo, IFTPFilesystem, IWriteHandle
+from netproto_twisted.ftp.interfaces import FileInfo, IFileWriteHandle, IFTPFilesystem
 
 __all__ = ["LocalFilesystem", "LocalWriteHandle"]
 
 _T = TypeVar("_T")
 Runner = Callable[[Callable[[], Any]], "Deferred[Any]"]
 
-_MESSAGES = {
-    errno.ENOENT: "no such file or directory",
-    errno.EEXIST: "file exists",
-    errno.ENOTDIR: "not a directory",
-    errno.EISDIR: "is a directory",
-    errno.ENOTEMPTY: "directory not empty",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.ENOSPC: "no space left",
-}
-
 
 def _fs_error(e: OSError) -> FileSystemError:
-    code = 552 if e.errno in (errno.ENOSPC, errno.EDQUOT) else 550
-    return FileSystemError(_MESSAGES.get(e.errno or 0, "file system error"), code)
+    return FileSystemError.from_os_error(e)
 
 
-@implementer(IWriteHandle)
+@implementer(IFileWriteHandle)
 class LocalWriteHandle:
     """An upload to the local disk: to a temporary name, renamed on :meth:`commit`."""
 
@@ -63,6 +50,10 @@ class LocalWriteHandle:
         self._temporary = temporary
         self._unique = unique
         self.bytes_written = 0
+
+    def fileno(self) -> int:
+        """The file's descriptor (a plain upload is received into it by a thread)."""
+        return self._fd
 
     def write(self, data: bytes) -> Deferred[None]:
         """Append ``data`` (in the runner)."""

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-__all__ = ["FileInfo", "IFTPFilesystem", "IWriteHandle"]
+__all__ = ["FileInfo", "IFTPFilesystem", "IFileWriteHandle", "IWriteHandle"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,19 @@ class IWriteHandle(Interface):
 
     def discard() -> Deferred[None]:
         """The upload failed: remove what was written (or keep it, for a REST upload)."""
+
+
+class IFileWriteHandle(IWriteHandle):
+    """A write handle over a local file: the server may write to its descriptor directly.
+
+    A plain binary upload is then received into the file by a thread of its
+    own (:mod:`netproto_twisted.core.recvfile`) instead of through
+    :meth:`IWriteHandle.write`; :meth:`~IWriteHandle.commit` and
+    :meth:`~IWriteHandle.discard` are called as usual, after the last write.
+    """
+
+    def fileno() -> int:
+        """The descriptor, positioned where the upload goes (or opened with ``O_APPEND``)."""
 
 
 class IFTPFilesystem(Interface):

@@ -102,6 +102,9 @@ class Config:
     max_upload_rate: float = field(
         default=0.0, minimum=0.0, help="bytes per second each session may store; 0 = no limit"
     )
+    max_upload_size: int = field(
+        default=0, minimum=0, help="largest file one upload may store, bytes (552); 0 = no limit"
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -138,6 +141,7 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         data_timeout=config.data_timeout,
         max_download_rate=config.max_download_rate or None,
         max_upload_rate=config.max_upload_rate or None,
+        max_upload_size=config.max_upload_size or None,
         max_line_length=limits.max_line_length,
         idle_timeout=limits.idle_timeout,
         tls_handshake_timeout=limits.tls_handshake_timeout,
@@ -182,6 +186,7 @@ class Options(ServerOptions):
         ["data-timeout", None, "60", "seconds to wait for a data connection or stalled transfer"],
         ["max-download-rate", None, "0", "bytes/s each session may retrieve (0: no limit)"],
         ["max-upload-rate", None, "0", "bytes/s each session may store (0: no limit)"],
+        ["max-upload-size", None, "0", "bytes one upload may store (552 past it; 0: no limit)"],
         *limits_options(FTP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -211,6 +216,7 @@ class Options(ServerOptions):
                 data_timeout=float(self["data-timeout"]),
                 max_download_rate=float(self["max-download-rate"]),
                 max_upload_rate=float(self["max-upload-rate"]),
+                max_upload_size=int(self["max-upload-size"]),
             )
         except (ValueError, ConfigError) as e:
             raise usage.UsageError(str(e)) from None

@@ -169,7 +169,7 @@ class _TmpWriter:
         fd = self._fd if self._fd is not None else self._open()
         view = memoryview(chunk)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
 
     def _flushed(self, result: object) -> None:
         self._flushing = None

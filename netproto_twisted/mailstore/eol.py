@@ -26,15 +26,18 @@ file object the caller opened (blocking: run them in a worker thread).
 from __future__ import annotations
 
 import io
+import os
 import re
 from typing import BinaryIO
 
 __all__ = [
+    "HEAD_READ",
     "READ_BLOCK",
     "CrlfCounter",
     "CrlfReader",
     "LfEncoder",
     "crlf_size",
+    "read_head",
     "to_crlf",
 ]
 
@@ -43,6 +46,9 @@ READ_BLOCK = 64 * 1024
 
 (Under glibc's ``mmap`` threshold: a larger read buffer would be mapped and
 unmapped for every read.)"""
+
+HEAD_READ = 16 * 1024
+"""Bytes :func:`read_head` reads at a time (most mail is one read)."""
 
 _CR = 0x0D
 _LF = 0x0A
@@ -157,6 +163,42 @@ def crlf_size(f: BinaryIO) -> int:
         if not block:
             return counter.size
         counter.feed(block)
+
+
+def read_head(fd: int, known: int | None) -> tuple[bytes, int]:
+    """Return a stored message's header (to its blank line, with CRLF) and its CRLF size.
+
+    Reads the file descriptor ``fd`` (at its start; blocking) only up to the
+    end of the header when ``known``, the size, is given (a name's ``W=``),
+    else to its end, counting.  A message without a blank line is all header.
+    """
+    data = os.read(fd, HEAD_READ)
+    parts = [data]
+    at_end = len(data) < HEAD_READ
+    while not at_end and _stored_header_end(data) < 0:
+        block = os.read(fd, HEAD_READ)
+        at_end = len(block) < HEAD_READ
+        parts.append(block)
+        data = b"".join(parts)
+    text = to_crlf(data)
+    if known is None and at_end:
+        known = len(text)
+    elif known is None:
+        counter = CrlfCounter(after_cr=bool(data) and data[-1] == _CR)
+        while block := os.read(fd, READ_BLOCK):
+            counter.feed(block)
+        known = len(text) + counter.size
+    if text.startswith(b"\r\n"):
+        return b"\r\n", known
+    end = text.find(b"\r\n\r\n")
+    return (text if end < 0 else text[: end + 4]), known
+
+
+def _stored_header_end(data: bytes) -> int:
+    """Where a stored (LF or CRLF) header ends, roughly: -1 if no blank line is in ``data``."""
+    if data.startswith((b"\n", b"\r\n")):
+        return 0
+    return max(data.find(b"\n\n"), data.find(b"\n\r\n"))
 
 
 class CrlfReader(io.BufferedIOBase):

@@ -18,12 +18,13 @@ from typing import BinaryIO, cast
 from twisted.logger import Logger
 
 from netproto_twisted.core.errors import LimitExceeded
-from netproto_twisted.mailstore.eol import CrlfReader, to_crlf
+from netproto_twisted.mailstore.eol import CrlfReader, read_head, to_crlf
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import (
     MAX_KEYWORDS,
     SYSTEM_FLAGS,
     KeywordTable,
+    ParsedName,
     flags_from_letters,
     format_info,
     is_acceptable_filename,
@@ -47,6 +48,7 @@ __all__ = [
     "TMP_MAX_AGE_SECONDS",
     "UIDLIST_NAME",
     "FlagMode",
+    "FolderMemo",
     "MaildirFolder",
     "MessageInfo",
     "Snapshot",
@@ -59,6 +61,8 @@ TMP_MAX_AGE_SECONDS = 36 * 3600
 """Files in ``tmp/`` older than this are crash leftovers and get removed (as Dovecot does)."""
 
 _log = Logger(namespace="netproto.mailstore")
+#: A name's ``W=`` field, as :func:`parse_filename` reads it (the first one all digits).
+_VIRTUAL_SIZE = re.compile(r",W=(\d+)(?=,|\Z)")
 _TIME_PREFIX = re.compile(r"(\d+)(?:\.M(\d+))?")
 _CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
 
@@ -100,7 +104,8 @@ class MessageInfo:
         """The size with CRLF line endings from the name's ``W=`` field; None without one."""
         if ",W=" not in self.filename:
             return None
-        return parse_filename(self.filename).virtual_size
+        match = _VIRTUAL_SIZE.search(self.filename.partition(":")[0])
+        return int(match.group(1)) if match is not None else None
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,38 @@ class StoreResult:
     highest_modseq: int
 
 
+class FolderMemo:
+    """What a process last saw of one folder, so that a rescan of an unchanged folder is cheap.
+
+    Shared by every :class:`MaildirFolder` of one directory in a process
+    (the store keeps one per folder).  It holds the parsed ``dovecot-uidlist``
+    with the bytes it was parsed from (the file is still read at every scan,
+    one read, but parsed again only when its bytes changed) and the messages
+    of the last scan by base (``\\Recent`` off), with the keyword letters
+    their flags were read with,
+    so that a file whose name did not change is neither parsed nor
+    ``stat``-ed again.  A file's name and content never change together in
+    Maildir (flags change the name, content never changes), so a name seen
+    before describes the same message.  Thread-safe: each attribute is
+    replaced whole.
+    """
+
+    def __init__(self) -> None:
+        self.uidlist: tuple[bytes, UidList] | None = None
+        self.messages: dict[str, MessageInfo] = {}
+        #: The keyword letters the messages' flags were read with.
+        self.keywords: dict[int, str] = {}
+
+
+def _copy_uidlist(uidlist: UidList) -> UidList:
+    """A copy a sync may change (its records list; the records themselves are not changed)."""
+    return replace(
+        uidlist,
+        header_extensions=list(uidlist.header_extensions),
+        records=list(uidlist.records),
+    )
+
+
 def canonical_flag(flag: str) -> str:
     """Return the canonical spelling of a system flag; keywords are returned as given."""
     return _CANONICAL.get(flag.lower(), flag)
@@ -152,9 +189,12 @@ class MaildirFolder:
         clock: Callable[[], float] = time.time,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         index: FolderIndex | None = None,
+        memo: FolderMemo | None = None,
     ) -> None:
         self.path = path
         self._index = index
+        self.memo = memo if memo is not None else FolderMemo()
+        """What this process last saw of the folder (shared when the store gives one)."""
         self.fs = fs
         self._clock = clock
         self._lock_timeout = lock_timeout
@@ -182,14 +222,20 @@ class MaildirFolder:
     # -- UIDs -------------------------------------------------------------
 
     def _read_uidlist(self) -> tuple[UidList, bool]:
-        """Read the uidlist under the lock: (list, needs rewrite)."""
+        """Read the uidlist under the lock: (list, needs rewrite).
+
+        A file whose bytes are those last read or written is not parsed again.
+        """
         try:
             with open(self.uidlist_path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             return UidList(uid_validity=self._new_validity(0)), True
+        memo = self.memo.uidlist
+        if memo is not None and memo[0] == data:
+            return _copy_uidlist(memo[1]), False
         try:
-            return parse_uidlist(data), False
+            uidlist = parse_uidlist(data)
         except UidListError as exc:
             match = re.match(rb"3 (?:.* )?V(\d{1,10})\b|1 (\d{1,10}) ", data)
             old = int((match.group(1) or match.group(2)) if match else 0)
@@ -201,15 +247,27 @@ class MaildirFolder:
                 validity=validity,
             )
             return UidList(uid_validity=validity), True
+        self.memo.uidlist = (data, _copy_uidlist(uidlist))
+        return uidlist, False
 
     def _new_validity(self, old: int) -> int:
         return max(int(self._clock()), old + 1, 1) & 0xFFFFFFFF or 1
 
     def _write_uidlist(self, uidlist: UidList) -> None:
-        atomic_write(self.uidlist_path, serialize_uidlist(uidlist), self.fs)
+        data = serialize_uidlist(uidlist)
+        atomic_write(self.uidlist_path, data, self.fs)
+        self.memo.uidlist = (data, _copy_uidlist(uidlist))
 
-    def _scan(self) -> dict[str, tuple[str, str]]:
-        """Return base -> (subdir, file name) for every acceptable message file."""
+    def _scan(
+        self, known: Mapping[str, str], parsed_names: dict[str, ParsedName] | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """Return base -> (subdir, file name) for every acceptable message file.
+
+        ``known``: base by file name for names seen before (not parsed again);
+        the other names parsed are put in ``parsed_names``.
+        """
+        if parsed_names is None:
+            parsed_names = {}
         found: dict[str, tuple[str, str]] = {}
         for subdir in ("new", "cur"):  # cur wins when a file is seen in both
             try:
@@ -217,14 +275,19 @@ class MaildirFolder:
             except FileNotFoundError as exc:
                 raise NoSuchMailbox(self.path) from exc
             for entry in entries:
-                if not is_acceptable_filename(entry.name):
-                    continue
+                name = entry.name
+                base = known.get(name)
+                if base is None:
+                    if not is_acceptable_filename(name):
+                        continue
+                    parsed = parsed_names[name] = parse_filename(name)
+                    base = parsed.base
                 try:
                     if not entry.is_file(follow_symlinks=False):
                         continue
                 except OSError:
                     continue
-                found[parse_filename(entry.name).base] = (subdir, entry.name)
+                found[base] = (subdir, name)
         return found
 
     def sync(
@@ -232,16 +295,25 @@ class MaildirFolder:
     ) -> Snapshot:
         """Scan the folder, give new files UIDs, optionally move ``new/`` to ``cur/``.
 
-        ``previous`` (infos of an earlier snapshot, by base) saves a ``stat``
-        for every message whose file name has not changed since.
+        ``previous`` (infos of an earlier snapshot, by base; by default the
+        last scan of this process, :attr:`memo`) saves a ``stat`` and a name
+        parse for every message whose file name has not changed since.
         """
         if not self.exists():
             raise NoSuchMailbox(self.path)
         keywords = self.read_keywords()
+        if previous is None:
+            # Flags of unchanged names come from the memo: only while the keyword
+            # letters mean what they meant then.
+            same = self.memo.keywords == keywords.by_index
+            previous = self.memo.messages if same else {}
         recent: set[str] = set()
         with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
-            on_disk = self._scan()
+            parsed_names: dict[str, ParsedName] = {}
+            on_disk = self._scan(
+                {info.filename: base for base, info in previous.items()}, parsed_names
+            )
             if changed and on_disk and not os.path.exists(self.uidlist_path):
                 _log.info(
                     "{path}: no uidlist; {n} messages get new UIDs under UIDVALIDITY {v}",
@@ -273,16 +345,23 @@ class MaildirFolder:
                 recent.add(base)
         messages: list[MessageInfo] = []
         for record in uidlist.records:
-            subdir, name = on_disk[record.base]
-            prev = previous.get(record.base) if previous is not None else None
-            if prev is not None and (prev.uid, prev.subdir, prev.filename) == (
-                record.uid,
-                subdir,
-                name,
+            base = record.base
+            subdir, name = on_disk[base]
+            prev = previous.get(base)
+            if (
+                prev is not None
+                and prev.filename == name
+                and prev.subdir == subdir
+                and prev.uid == record.uid
             ):
+                is_recent = base in recent
+                if prev.recent != is_recent:
+                    prev = replace(prev, recent=is_recent)
                 messages.append(prev)
                 continue
-            info = self._info(record.uid, subdir, name, keywords, record.base in recent)
+            info = self._info(
+                record.uid, subdir, name, keywords, record.base in recent, parsed_names.get(name)
+            )
             if info is None:
                 located = self.locate(record.base)
                 if located is not None:
@@ -293,25 +372,34 @@ class MaildirFolder:
             uidlist.uid_validity, ((m.uid, m.flags, m.size) for m in messages)
         )
         modseqs = reconciled.modseqs
+        final = tuple(
+            m if m.modseq == modseqs[m.uid] else _with_modseq(m, modseqs[m.uid]) for m in messages
+        )
+        self.memo.messages = {m.base: replace(m, recent=False) if m.recent else m for m in final}
+        self.memo.keywords = dict(keywords.by_index)
         return Snapshot(
             uid_validity=uidlist.uid_validity,
             uid_next=uidlist.next_uid,
             guid=uidlist.guid,
-            messages=tuple(
-                m if m.modseq == modseqs[m.uid] else replace(m, modseq=modseqs[m.uid])
-                for m in messages
-            ),
+            messages=final,
             highest_modseq=reconciled.highest_modseq,
         )
 
     def _info(
-        self, uid: int, subdir: str, name: str, keywords: KeywordTable, recent: bool
+        self,
+        uid: int,
+        subdir: str,
+        name: str,
+        keywords: KeywordTable,
+        recent: bool,
+        parsed: ParsedName | None = None,
     ) -> MessageInfo | None:
         try:
             st = os.stat(os.path.join(self.path, subdir, name))
         except OSError:
             return None
-        parsed = parse_filename(name)
+        if parsed is None:
+            parsed = parse_filename(name)
         return MessageInfo(
             uid=uid,
             base=parsed.base,
@@ -367,6 +455,27 @@ class MaildirFolder:
         """Return a whole message with CRLF line endings (for callers that need it all)."""
         with self.open_stored(info) as f:
             return to_crlf(f.read())
+
+    def read_head(self, info: MessageInfo) -> tuple[bytes, int]:
+        """Return a message's header (to its blank line, CRLF) and its whole CRLF size.
+
+        Reads the file only up to the end of its header when the name gives
+        the size (``W=``); most messages are one read of
+        :data:`~netproto_twisted.mailstore.eol.HEAD_READ` bytes.  IMAP's
+        ENVELOPE and header SEARCH need no more.
+        """
+        known = info.crlf_size
+        try:
+            fd = os.open(os.path.join(self.path, info.subdir, info.filename), os.O_RDONLY)
+        except FileNotFoundError:
+            located = self.locate(info.base)
+            if located is None:
+                raise NoSuchMessage(info.uid) from None
+            fd = os.open(os.path.join(self.path, *located), os.O_RDONLY)
+        try:
+            return read_head(fd, known)
+        finally:
+            os.close(fd)
 
     def open_message(self, info: MessageInfo) -> BinaryIO:
         """Open a message for reading with CRLF line endings, whatever its file holds.
@@ -534,6 +643,13 @@ class MaildirFolder:
         if removed:
             _log.info("{path}: removed {n} stale files from tmp/", path=self.path, n=removed)
         return removed
+
+
+def _with_modseq(m: MessageInfo, modseq: int) -> MessageInfo:
+    """``replace(m, modseq=modseq)``, without ``replace``'s cost (a cold scan does 10,000s)."""
+    return MessageInfo(
+        m.uid, m.base, m.filename, m.subdir, m.size, m.flags, m.internal_date, m.recent, modseq
+    )
 
 
 def _best_size(virtual: int | None, size: int | None, st_size: int) -> int:

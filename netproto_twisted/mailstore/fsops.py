@@ -172,7 +172,7 @@ def _copy_data(source: int, target: int) -> None:
             return
         chunk = view[:count]
         while chunk:
-            chunk = chunk[os.write(target, chunk):]
+            chunk = chunk[os.write(target, chunk) :]
 
 
 def atomic_write(path: str, data: bytes, fs: FsOps, *, tmp_suffix: str = ".tmp") -> None:

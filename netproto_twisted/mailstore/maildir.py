@@ -34,6 +34,7 @@ from netproto_twisted.mailstore.filenames import DELETED, UniqueNames
 from netproto_twisted.mailstore.folder import (
     TMP_MAX_AGE_SECONDS,
     FlagMode,
+    FolderMemo,
     MaildirFolder,
     MessageInfo,
     Snapshot,
@@ -101,8 +102,9 @@ class MaildirStore:
         # Each user's INBOX folder object, made once (paths only, no I/O): a delivery
         # is then a dictionary look-up, not a path computation.
         self._inboxes: dict[str, MaildirFolder] = {}
-        # One index (one SQLite connection) per folder directory, shared by its sessions.
-        self._indexes: dict[str, FolderIndex] = {}
+        # One index (one SQLite connection) and one memo of the last scan per folder
+        # directory, shared by its sessions.
+        self._indexes: dict[str, tuple[FolderIndex, FolderMemo]] = {}
         self._indexes_lock = threading.Lock()
         if runner is None:
             if reactor is None or threadpool is None:
@@ -133,27 +135,33 @@ class MaildirStore:
 
     def _folder(self, tree: UserTree, folder: str) -> MaildirFolder:
         path = tree.folder_path(folder)
+        index, memo = self._folder_state(path)
         return MaildirFolder(
             path,
             self.fs,
             clock=self._clock,
             lock_timeout=self._lock_timeout,
-            index=self.folder_index(path),
+            index=index,
+            memo=memo,
         )
 
     def folder_index(self, path: str) -> FolderIndex:
         """The shared :class:`FolderIndex` of the folder directory ``path`` (no I/O)."""
+        return self._folder_state(path)[0]
+
+    def _folder_state(self, path: str) -> tuple[FolderIndex, FolderMemo]:
+        """The shared index and memo of the folder directory ``path`` (no I/O)."""
         with self._indexes_lock:
             # Taken out and put back at the end: the least recently used go first.
-            index = self._indexes.pop(path, None)
-            if index is None:
+            state = self._indexes.pop(path, None)
+            if state is None:
                 if len(self._indexes) >= _MAX_INDEXES:
                     # Forget the oldest and close its file; a session still using it
                     # reopens it when needed (not closed now if a thread is using it).
-                    self._indexes.pop(next(iter(self._indexes))).close(wait=False)
-                index = FolderIndex(path, clock=self._clock)
-            self._indexes[path] = index
-            return index
+                    self._indexes.pop(next(iter(self._indexes)))[0].close(wait=False)
+                state = (FolderIndex(path, clock=self._clock), FolderMemo())
+            self._indexes[path] = state
+            return state
 
     def _inbox(self, user: str) -> MaildirFolder:
         """``user``'s INBOX folder object, remembered (at most ``_MAX_INBOXES`` of them)."""

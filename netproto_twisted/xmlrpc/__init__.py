@@ -17,6 +17,7 @@ from netproto_twisted.xmlrpc._wire import (
     parse_response,
 )
 from netproto_twisted.xmlrpc.client import (
+    DirectTransport,
     IPostTransport,
     MultiCall,
     MultiCallResult,
@@ -25,9 +26,14 @@ from netproto_twisted.xmlrpc.client import (
     Proxy,
 )
 from netproto_twisted.xmlrpc.errors import (
+    ConnectionLost,
+    ConnectionRefused,
     Fault,
+    HostNotFound,
     ProtocolError,
     ResponseError,
+    TLSError,
+    TransportError,
     UnsafeXML,
     XMLRPCError,
     XMLRPCTimeout,
@@ -38,7 +44,11 @@ from netproto_twisted.xmlrpc.server import ServerSettings, XMLRPCResource, XMLRP
 __all__ = [
     "MAXINT",
     "MININT",
+    "ConnectionLost",
+    "ConnectionRefused",
+    "DirectTransport",
     "Fault",
+    "HostNotFound",
     "IPostTransport",
     "MethodRegistry",
     "MultiCall",
@@ -49,6 +59,8 @@ __all__ = [
     "Proxy",
     "ResponseError",
     "ServerSettings",
+    "TLSError",
+    "TransportError",
     "UnsafeXML",
     "XMLRPCError",
     "XMLRPCResource",

@@ -7,11 +7,14 @@ calls into one ``system.multicall``.  A fault raises
 200 :class:`~netproto_twisted.xmlrpc.errors.ProtocolError`, as in the stdlib.
 
 HTTP goes through one small seam, :class:`IPostTransport` (send a POST body,
-get status, headers and body back).  :class:`PoolTransport`, the default,
-is the HTTP client's connection pool
-(:class:`~netproto_twisted.http.client.transport.HTTPTransport`: HTTP/1.1
-on h11, connections reused, HTTPS verified against the system's trust
-store unless told otherwise).
+get status, headers and body back; see
+:mod:`netproto_twisted.xmlrpc.transport`).  :class:`DirectTransport`, the
+default, keeps its own persistent HTTP/1.1 connections (the HTTP client's
+h11 connection) and checks the call timeouts itself; :class:`PoolTransport`
+goes through an HTTP client's connection pool.  A connection that fails
+raises the :class:`OSError` subclasses ``ServerProxy`` users catch
+(:class:`ConnectionRefusedError`, :class:`socket.gaierror`,
+:class:`ssl.SSLError`, :class:`ConnectionResetError`).
 """
 
 from __future__ import annotations
@@ -19,19 +22,13 @@ from __future__ import annotations
 import base64
 import gzip
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from twisted.internet import ssl
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
 
-from netproto_twisted.http.client.http11 import RawResponse
-from netproto_twisted.http.client.transport import HTTPTransport
 from netproto_twisted.xmlrpc._wire import (
     DEFAULT_MAX_DEPTH,
     dump_request,
@@ -39,15 +36,22 @@ from netproto_twisted.xmlrpc._wire import (
     parse_response,
 )
 from netproto_twisted.xmlrpc.errors import (
-    BodyTooLarge,
     Fault,
     ProtocolError,
     XMLRPCTimeout,
+)
+from netproto_twisted.xmlrpc.transport import (
+    DEFAULT_MAX_RESPONSE,
+    DirectTransport,
+    IPostTransport,
+    PoolTransport,
+    PostResponse,
 )
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE",
     "DEFAULT_TIMEOUT",
+    "DirectTransport",
     "IPostTransport",
     "MultiCall",
     "MultiCallResult",
@@ -56,174 +60,9 @@ __all__ = [
     "Proxy",
 ]
 
-#: Largest response body accepted (and largest once decompressed), bytes.
-DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024
 #: Seconds a call may take, connection included, before it fails with XMLRPCTimeout.
 DEFAULT_TIMEOUT = 60.0
 _USER_AGENT = b"netproto_twisted-xmlrpc/0.1"
-
-
-@dataclass(frozen=True)
-class PostResponse:
-    """What :meth:`IPostTransport.post` fires with."""
-
-    status: int
-    reason: str
-    #: Header names lower-cased, the first value of each.
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class IPostTransport(Protocol):
-    """The HTTP seam: POST a body to a URL, fire with the response (the whole body read)."""
-
-    def post(
-        self, url: bytes, headers: Mapping[bytes, bytes], body: bytes
-    ) -> Deferred[PostResponse]:
-        """Send ``body``; fire with the response or fail (connection, TLS, size)."""
-
-    def close(self) -> Deferred[None]:
-        """Close idle connections; fire once closed."""
-
-
-_DONE = Failure(ResponseDone())
-
-
-class _BodyCollector(TwistedProtocol):
-    """Collect a response body up to a limit; abort the connection beyond it."""
-
-    def __init__(self, finished: Deferred[bytes], limit: int) -> None:
-        self._finished = finished
-        self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._failed = False
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._failed:
-            return
-        self._size += len(data)
-        if self._size > self._limit:
-            self._failed = True
-            if self.transport is not None:
-                self.transport.stopProducing()  # type: ignore[attr-defined]
-            self._finished.errback(BodyTooLarge(self._limit))
-            return
-        self._parts.append(data)
-
-    def connectionLost(self, reason: Failure = _DONE) -> None:
-        if self._failed:
-            return
-        if reason.check(ResponseDone):
-            self._finished.callback(b"".join(self._parts))
-        else:
-            self._finished.errback(reason)
-
-
-class PoolTransport:
-    """:class:`IPostTransport` on the HTTP client's connection pool.
-
-    Requests go through :meth:`HTTPTransport.fetch
-    <netproto_twisted.http.client.transport.HTTPTransport.fetch>`: HTTP/1.1
-    connections kept alive (a server that closes after each answer, as the
-    stdlib's HTTP/1.0 SimpleXMLRPCServer does, simply gets a new connection
-    per call), at most ``max_connections_per_host`` per server, TLS verified
-    against the system's trust store, or against ``tls_trust`` (a
-    :class:`~twisted.internet.ssl.Certificate` or ``trustRootFromCertificates``
-    result) when given, or ``ca_file``; ``verify=False`` turns verification
-    off.  ``http`` shares an existing
-    :class:`~netproto_twisted.http.client.transport.HTTPTransport` (an
-    opener's) instead.
-    """
-
-    def __init__(
-        self,
-        reactor: Any,
-        *,
-        http: HTTPTransport | None = None,
-        max_connections_per_host: int = 32,
-        connect_timeout: float | None = 30.0,
-        tls_trust: Any = None,
-        verify: bool = True,
-        ca_file: str | None = None,
-        max_response: int = DEFAULT_MAX_RESPONSE,
-    ) -> None:
-        self._owns_http = http is None
-        if http is None:
-            creator = None
-            if tls_trust is not None:
-
-                def creator(host: str) -> Any:
-                    return ssl.optionsForClientTLS(host, trustRoot=tls_trust)
-
-            http = HTTPTransport(
-                reactor,
-                verify=verify,
-                ca_file=ca_file,
-                connect_timeout=connect_timeout if connect_timeout is not None else 30.0,
-                idle_timeout=None,
-                max_per_host=max_connections_per_host,
-                tls_creator=creator,
-            )
-        self.http = http
-        self._max_response = max_response
-        self._targets: dict[bytes, tuple[str, str, int, bytes, bytes]] = {}
-        self._headers: tuple[Mapping[bytes, bytes], bytes, list[tuple[bytes, bytes]]] | None = None
-
-    def _target(self, url: bytes) -> tuple[str, str, int, bytes, bytes]:
-        found = self._targets.get(url)
-        if found is None:
-            parts = urlsplit(url.decode("ascii"))
-            scheme = parts.scheme.lower()
-            if scheme not in ("http", "https"):
-                raise ValueError(f"unsupported XML-RPC URL scheme: {scheme!r}")
-            port = parts.port or (443 if scheme == "https" else 80)
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            netloc = parts.netloc.rpartition("@")[2]
-            found = (scheme, parts.hostname or "", port, target.encode("ascii"),
-                     netloc.encode("idna"))  # fmt: skip
-            if len(self._targets) < 256:
-                self._targets[url] = found
-        return found
-
-    def post(
-        self, url: bytes, headers: Mapping[bytes, bytes], body: bytes
-    ) -> Deferred[PostResponse]:
-        """POST ``body`` to ``url`` and read the whole response (up to the size limit)."""
-        scheme, host, port, target, host_header = self._target(url)
-        cached = self._headers
-        if cached is not None and cached[0] is headers and cached[1] == host_header:
-            request_headers = cached[2]
-        else:
-            request_headers = [(name, value) for name, value in headers.items()]
-            if b"host" not in headers:
-                request_headers.insert(0, (b"host", host_header))
-            self._headers = (headers, host_header, request_headers)
-        d = self.http.fetch(b"POST", scheme, host, port, target, request_headers, body)
-        return d.addCallback(self._read)
-
-    def _read(self, response: RawResponse) -> Deferred[PostResponse]:
-        length = response.length
-        if length is not None and length > self._max_response:
-            response.abort()
-            raise BodyTooLarge(self._max_response)
-        finished: Deferred[bytes] = Deferred()
-        response.deliverBody(_BodyCollector(finished, self._max_response))
-        headers: dict[str, str] = {}
-        for name, value in response.headers:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        reason = response.reason.decode("latin-1")
-
-        def done(body: bytes) -> PostResponse:
-            return PostResponse(response.status, reason, headers, body)
-
-        return finished.addCallback(done)
-
-    def close(self) -> Deferred[None]:
-        """Close the connections (those of a shared HTTPTransport are left to its owner)."""
-        if self._owns_http:
-            return self.http.close()
-        return succeed(None)
 
 
 class Proxy:
@@ -232,8 +71,12 @@ class Proxy:
     ``http://user:password@host/RPC2`` sends HTTP Basic credentials.
     ``allow_none``, ``use_builtin_types``, ``use_datetime`` and ``use_i8``
     are the marshalling options of :mod:`xmlrpc.client`; ``timeout`` bounds
-    each call; ``gzip_threshold`` compresses request bodies at least that
-    long (``None``: never; responses are always accepted gzip-compressed).
+    each call (connection included; ``None``: no bound); ``gzip_threshold``
+    compresses request bodies at least that long (``None``: never;
+    responses are always accepted gzip-compressed).  Without ``transport``
+    the proxy builds a :class:`DirectTransport` (``tls_trust``,
+    ``max_connections``, ``connect_timeout`` go to it) that enforces
+    ``timeout`` itself; with one, the proxy adds its own timeout to each call.
     """
 
     def __init__(
@@ -252,6 +95,8 @@ class Proxy:
         max_response: int = DEFAULT_MAX_RESPONSE,
         max_depth: int = DEFAULT_MAX_DEPTH,
         tls_trust: Any = None,
+        max_connections: int = 32,
+        connect_timeout: float = 30.0,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
@@ -277,17 +122,23 @@ class Proxy:
         self._url = self.url.encode("ascii")
         self._reactor = reactor
         self._owns_transport = transport is None
-        self._transport: IPostTransport = (
-            transport
-            if transport is not None
-            else PoolTransport(reactor, tls_trust=tls_trust, max_response=max_response)
-        )
+        if transport is None:
+            transport = DirectTransport(
+                reactor,
+                timeout=timeout,
+                tls_trust=tls_trust,
+                max_response=max_response,
+                max_connections_per_host=max_connections,
+                connect_timeout=connect_timeout,
+            )
+        self._transport: IPostTransport = transport
         self._allow_none = allow_none
         self._use_i8 = use_i8
         self._use_builtin_types = use_builtin_types
         self._use_datetime = use_datetime
         self._timeout = timeout
         self._gzip_threshold = gzip_threshold
+        self._gzip_headers = {**self._headers, b"content-encoding": b"gzip"}
         self._max_response = max_response
         self._max_depth = max_depth
 
@@ -300,9 +151,9 @@ class Proxy:
         headers = self._headers
         if self._gzip_threshold is not None and len(body) >= self._gzip_threshold:
             body = gzip.compress(body, compresslevel=1)
-            headers = {**headers, b"content-encoding": b"gzip"}
+            headers = self._gzip_headers
         d = self._transport.post(self._url, headers, body)
-        if self._timeout is not None:
+        if self._timeout is not None and not self._owns_transport:
             d.addTimeout(self._timeout, self._reactor, self._timed_out)
         return d.addCallback(self._result)
 

@@ -9,6 +9,9 @@ interoperability" ones the stdlib also names (``xmlrpc.client.PARSE_ERROR``...).
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 import xmlrpc.client
 from typing import Any
 
@@ -27,9 +30,14 @@ __all__ = [
     "TRANSPORT_ERROR",
     "UNSUPPORTED_ENCODING",
     "BodyTooLarge",
+    "ConnectionLost",
+    "ConnectionRefused",
     "Fault",
+    "HostNotFound",
     "ProtocolError",
     "ResponseError",
+    "TLSError",
+    "TransportError",
     "UnsafeXML",
     "XMLRPCError",
     "XMLRPCTimeout",
@@ -99,6 +107,54 @@ class BodyTooLarge(XMLRPCError):
 
 class XMLRPCTimeout(XMLRPCError, TimeoutError):
     """A call got no complete response in time."""
+
+
+class TransportError(XMLRPCError, OSError):
+    """The call got no HTTP answer: the connection failed or broke (an :class:`OSError`).
+
+    :class:`xmlrpc.client.ServerProxy` lets the socket's own errors through
+    (``ConnectionRefusedError``, ``socket.gaierror``, ``ssl.SSLError``...),
+    so code written for it catches ``OSError``; the subclasses below are
+    also those built-in classes, and ``errno`` is set where one applies.
+    """
+
+
+class ConnectionRefused(TransportError, ConnectionRefusedError):
+    """The server refused the connection (a :class:`ConnectionRefusedError`)."""
+
+    def __init__(self, message: str) -> None:
+        OSError.__init__(self, errno.ECONNREFUSED, message)
+
+
+class HostNotFound(TransportError, socket.gaierror):
+    """The server's name did not resolve (a :class:`socket.gaierror`)."""
+
+    def __init__(self, message: str) -> None:
+        OSError.__init__(self, socket.EAI_NONAME, message)
+
+
+class TLSError(TransportError, ssl.SSLError):
+    """The TLS handshake failed, e.g. an unverifiable certificate (an :class:`ssl.SSLError`).
+
+    ``library`` and ``reason`` are OpenSSL's, as the stdlib's error has them
+    (``reason`` ``"CERTIFICATE_VERIFY_FAILED"`` for an untrusted
+    certificate), or ``None`` when unknown.
+    """
+
+    def __init__(
+        self, message: str, library: str | None = None, reason: str | None = None
+    ) -> None:
+        OSError.__init__(self, ssl.SSL_ERROR_SSL, message)
+        self.library = library  # type: ignore[assignment]
+        self.reason = reason  # type: ignore[assignment]
+
+
+class ConnectionLost(TransportError, ConnectionResetError):
+    """The connection closed before the answer was complete (a :class:`ConnectionResetError`).
+
+    The stdlib's ``http.client.RemoteDisconnected`` is a
+    :class:`ConnectionResetError` too.
+    """
 
 
 class UnsafeXML(ResponseError):

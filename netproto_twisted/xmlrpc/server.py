@@ -9,7 +9,8 @@ asks for HTTP Basic credentials through :mod:`twisted.cred`.
 :class:`XMLRPCSite` is the twisted.web Site of the stand-alone daemon; its
 requests refuse a body over the limit *before* it is buffered (from
 ``Content-Length``, or by counting a chunked body), which a resource alone
-cannot do.
+cannot do; mounted on the ``[http]`` server, the site does the same with the
+limit :meth:`XMLRPCResource.max_request_body` gives.
 """
 
 from __future__ import annotations
@@ -161,6 +162,19 @@ class XMLRPCResource(Resource):
     def _finish_get(self, request: server.Request) -> None:
         request.write(self._documentation(request))
         request.finish()
+
+    def max_request_body(self, request: server.Request) -> int:
+        """The largest body accepted, asked by the site before the body comes.
+
+        Mounted on the ``[http]`` site
+        (:class:`~netproto_twisted.http.server.site.HTTPRequest`), a
+        ``Content-Length`` over it is answered 413 before any of the body is
+        read, and a body of unknown length (chunked, or HTTP/2 without a
+        length) is counted as it arrives and refused once past it; what is
+        accepted goes to twisted.web's spool (memory under 100,000 bytes, an
+        unlinked temporary file above), so it is never more than this limit.
+        """
+        return self.settings.max_body
 
     def render_POST(self, request: server.Request) -> bytes | int:
         """Call the method the body names; answer its result or a fault."""

@@ -156,21 +156,21 @@ class ThreadedSendfileTests(TestCase):
         with open(path, "wb") as f:
             f.truncate(64 * 1024 * 1024)
         self.patch(sendfile_module, "_POLL_SECONDS", 30.0)  # only the shutdown can wake it
-        before = sendfile_module._running[0]
+        before = sendfile_module.ThreadedSendfile.running()
         sender, sent = await self._connect(path, 0, None, Factory.forProtocol(_Stalled))
         for _ in range(200):  # until the buffers are full and the thread waits
             await _turn(0.01)
-            if sendfile_module._running[0] == before + 1 and sender.sender.sent > 0:
+            if sendfile_module.ThreadedSendfile.running() == before + 1 and sender.sender.sent > 0:
                 break
         sender.sender.done.cancel()
         sender.transport.abortConnection()
         with self.assertRaises(CancelledError):
             await sent
         for _ in range(500):  # the thread ends (shut down wakes it at once)
-            if sendfile_module._running[0] == before:
+            if sendfile_module.ThreadedSendfile.running() == before:
                 break
             await _turn(0.01)
-        self.assertEqual(sendfile_module._running[0], before)
+        self.assertEqual(sendfile_module.ThreadedSendfile.running(), before)
         self.assertLess(sender.sender.sent, 64 * 1024 * 1024)
 
 
@@ -183,7 +183,11 @@ def _turn(seconds: float = 0) -> Deferred[None]:
 class EligibilityTests(SynchronousTestCase):
     def test_thread_cap(self) -> None:
         self.assertFalse(can_sendfile_in_thread(StringTransport()))
-        self.patch(sendfile_module, "_running", [sendfile_module.MAX_THREADS])
+        self.patch(
+            sendfile_module.ThreadedSendfile,
+            "running",
+            classmethod(lambda cls: sendfile_module.MAX_THREADS),
+        )
         with self.assertRaises(ValueError):
             sendfile_in_thread(reactor, StringTransport(), 0)
 

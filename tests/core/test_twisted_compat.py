@@ -240,6 +240,34 @@ class LiveConnectionTests(TestCase):
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
 
 
+class AcceptOnePerWakeupTests(TestCase):
+    """A shared listening port accepts one connection per wake-up, and still serves."""
+
+    def test_flag(self) -> None:
+        self.assertTrue(compat.HAS_NUMBER_ACCEPTS)
+
+    @defer.inlineCallbacks
+    def test_pinned_to_one_and_still_accepting(self) -> Any:
+        factory = ServerFactory()
+        factory.protocol = _Keep
+        factory.made = Deferred()  # type: ignore[attr-defined]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        self.assertTrue(compat.accept_one_per_wakeup(port))
+        self.assertTrue(compat.accept_one_per_wakeup(port))  # twice: no second subclass
+        self.assertIsInstance(port, tcp.Port)
+        self.assertIs(type(port).__mro__[1], tcp.Port)
+        port.numberAccepts = 120  # what doRead does after a full batch
+        self.assertEqual(port.numberAccepts, 1)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(client.close)
+        proto = yield factory.made  # type: ignore[attr-defined]
+        proto.transport.loseConnection()
+
+    def test_other_ports_untouched(self) -> None:
+        self.assertFalse(compat.accept_one_per_wakeup(object()))
+
+
 def _twisted_private_names() -> set[str]:
     """Private attribute names of the Twisted classes we build on (camelCase ones, and more)."""
     classes: list[type] = [
@@ -274,6 +302,21 @@ _DEFERRED_INTERNALS = re.compile(r"\b(?:d|deferred|waiter|op|result_d)\.(?:resul
 #: Known uses outside the compat module, being removed elsewhere: {path: names}.
 #: Each entry must still be true (so a stale one is noticed and deleted).
 _KNOWN: dict[str, set[str]] = {}
+
+
+class SSLEndpointOptionsTests(SynchronousTestCase):
+    def test_options_of_a_parsed_ssl_endpoint(self) -> None:
+        from twisted.internet.endpoints import serverFromString
+        from twisted.internet.ssl import CertificateOptions
+
+        from netproto_twisted.core.tls import ensure_dev_certificate, tls_server_endpoint_args
+
+        cert, key = ensure_dev_certificate(self.mktemp())
+        args = tls_server_endpoint_args(cert, key)
+        endpoint = serverFromString(reactor, f"ssl:0:interface=127.0.0.1:{args}")
+        self.assertIsInstance(compat.ssl_endpoint_options(endpoint), CertificateOptions)
+        plain = serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+        self.assertIsNone(compat.ssl_endpoint_options(plain))
 
 
 class NoPrivateNamesOutsideCompatTests(SynchronousTestCase):

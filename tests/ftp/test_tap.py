@@ -34,6 +34,7 @@ class OptionsTests(SynchronousTestCase):
             "--passive-ports", "40000-40100", "--masquerade", "192.0.2.1", "--require-tls",
             "--no-session-reuse", "--ftp-users", "perms", "--data-timeout", "5",
             "--max-download-rate", "1000000", "--max-upload-rate", "250000",
+            "--max-upload-size", "1048576",
         ])  # fmt: skip
         config = options.config
         self.assertEqual(config.listen, ("tcp:21", "ssl:990"))
@@ -45,11 +46,13 @@ class OptionsTests(SynchronousTestCase):
             (config.data_timeout, config.max_download_rate, config.max_upload_rate),
             (5.0, 1_000_000.0, 250_000.0),
         )
+        self.assertEqual(config.max_upload_size, 1_048_576)
 
     def test_bad_options(self) -> None:
         for args in (["--passive-ports", "9-8"], ["--passive-ports", "x"],
                      ["--passive-ports", "80-90"], ["--max-download-rate", "-1"],
-                     ["--max-upload-rate", "fast"], ["--data-timeout", "0"]):  # fmt: skip
+                     ["--max-upload-rate", "fast"], ["--data-timeout", "0"],
+                     ["--max-upload-size", "-1"], ["--max-upload-size", "1.5"]):  # fmt: skip
             with self.assertRaises(usage.UsageError):
                 tap.Options().parseOptions(args)
 

@@ -248,3 +248,118 @@ class CGIUploadTests(TestCase):
         answer = await deferToThread(client)
         self.assertIn(b"got first 100000", answer)
         self.assertIn(b"got rest 100000", answer)
+
+
+CGI_COUNT = f"""#!{PY}
+import hashlib, os, sys
+data = sys.stdin.buffer.read()
+sys.stdout.write("Content-Type: text/plain\\n\\n")
+sys.stdout.write("%s %d %s" % (os.environ.get("CONTENT_LENGTH"), len(data),
+                               hashlib.sha256(data).hexdigest()))
+"""
+
+
+class ChunkedCGITests(TestCase):
+    """A chunked body is spooled (CGI needs CONTENT_LENGTH first), within the body limit."""
+
+    async def serve(self, limits: HTTPLimits) -> Any:
+        directory = Path(self.mktemp()).absolute()
+        directory.mkdir(parents=True)
+        script = directory / "count.py"
+        script.write_text(CGI_COUNT)
+        script.chmod(0o755)
+        server = await serve_http(reactor, cgi_dir=directory, limits=limits)
+        self.addCleanup(server.stop)
+        return server
+
+    async def test_chunked_body_measured_then_given_whole(self) -> None:
+        server = await self.serve(HTTPLimits())
+        chunk = b"%x\r\n%s\r\n" % (len(BLOCK), BLOCK)
+
+        def client() -> bytes:
+            with socket.create_connection((server.host, server.port), timeout=20) as sock:
+                sock.sendall(
+                    b"POST /cgi-bin/count.py HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 5 + b"0\r\n\r\n"
+                )
+                return _read_response(sock)
+
+        answer = await deferToThread(client)
+        n = 5 * len(BLOCK)
+        digest = hashlib.sha256(BLOCK * 5).hexdigest().encode()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
+        self.assertIn(b"%d %d %s" % (n, n, digest), answer)
+
+    async def test_chunked_body_over_the_limit_is_413_while_it_comes(self) -> None:
+        server = await self.serve(HTTPLimits(max_body=100_000))
+        chunk = b"%x\r\n%s\r\n" % (len(BLOCK), BLOCK)
+
+        def client() -> bytes:
+            with socket.create_connection((server.host, server.port), timeout=20) as sock:
+                sock.sendall(
+                    b"POST /cgi-bin/count.py HTTP/1.1\r\nHost: x\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 2  # 128 KiB, no end
+                )
+                try:
+                    return _read_response(sock)
+                except OSError:
+                    return b""
+
+        answer = await deferToThread(client)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
+
+
+class BrokenBodyTests(TestCase):
+    """A body that stops mid-way, or trickles past the idle timeout: the reader is told."""
+
+    def app(self, seen: dict[str, Any], done: threading.Event) -> Any:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            try:
+                seen["read"] = len(environ["wsgi.input"].read())
+            except OSError as e:
+                seen["error"] = e
+            done.set()
+            start_response("200 OK", [])
+            return [b""]
+
+        return app
+
+    async def test_client_closes_mid_body(self) -> None:
+        seen: dict[str, Any] = {}
+        done = threading.Event()
+        server = await serve_http(reactor, app=self.app(seen, done))
+        self.addCleanup(server.stop)
+
+        def client() -> None:
+            with socket.create_connection((server.host, server.port), timeout=20) as sock:
+                sock.sendall(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + BLOCK
+                )
+            done.wait(20)
+
+        await deferToThread(client)
+        self.assertTrue(done.is_set())
+        self.assertIsInstance(seen.get("error"), BodyAborted)
+
+    async def test_body_stalled_past_the_idle_timeout(self) -> None:
+        seen: dict[str, Any] = {}
+        done = threading.Event()
+        limits = HTTPLimits(idle_timeout=0.5)
+        server = await serve_http(reactor, app=self.app(seen, done), limits=limits)
+        self.addCleanup(server.stop)
+
+        def client() -> bytes:
+            with socket.create_connection((server.host, server.port), timeout=20) as sock:
+                sock.sendall(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + BLOCK
+                )
+                done.wait(20)  # the client sends nothing more
+                try:
+                    return _read_response(sock)
+                except OSError:
+                    return b""
+
+        answer = await deferToThread(client)
+        self.assertTrue(done.is_set())
+        self.assertIsInstance(seen.get("error"), BodyAborted)
+        self.assertNotIn(b"200 OK", answer)

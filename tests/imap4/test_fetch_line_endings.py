@@ -7,6 +7,7 @@ from typing import BinaryIO
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from netproto_twisted.imap4.server import mime
 from netproto_twisted.imap4.server.fetch import (
     FetchEntry,
     MessageCache,
@@ -16,6 +17,8 @@ from netproto_twisted.imap4.server.fetch import (
 )
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt, Section
 from netproto_twisted.imap4.wire.search import SearchKey
+from netproto_twisted.imap4.wire.serialise import encode
+from netproto_twisted.mailstore.eol import HEAD_READ
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 
@@ -48,6 +51,13 @@ class FetchTests(SynchronousTestCase):
             return original(info)
 
         self.folder.open_stored = counting  # type: ignore[method-assign]
+        read_head = self.folder.read_head
+
+        def counting_head(info: MessageInfo) -> tuple[bytes, int]:
+            self.opened.append(info.uid)
+            return read_head(info)
+
+        self.folder.read_head = counting_head  # type: ignore[method-assign]
 
     def fetch(self, *atts: FetchAtt) -> list[bytes]:
         return fetch_batch(self.folder, self.entries, atts, MessageCache(), False)
@@ -90,3 +100,71 @@ class FetchTests(SynchronousTestCase):
             self.folder, self.entries, SearchKey("SMALLER", (35,)), MessageCache(), context
         )
         self.assertEqual([e.seq for e in smaller], [3])
+
+
+class ReadHeadTests(SynchronousTestCase):
+    """``MaildirFolder.read_head``: the header with CRLF and the whole CRLF size."""
+
+    def setUp(self) -> None:
+        self.path = os.path.abspath(self.mktemp())
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(self.path, sub))
+        self.folder = MaildirFolder(self.path, FsOps())
+
+    def head(self, name: str, content: bytes) -> tuple[bytes, int]:
+        with open(os.path.join(self.path, "cur", name), "wb") as f:
+            f.write(content)
+        (info,) = [m for m in self.folder.sync().messages if m.filename == name]
+        return self.folder.read_head(info)
+
+    def test_header_only_and_size_with_or_without_w(self) -> None:
+        body = b"".join(b"body line %d\n" % i for i in range(5000))  # several blocks
+        content = b"Subject: big\nX-A: 1\n\n" + body
+        crlf_size = len(content) + content.count(b"\n")
+        self.assertGreater(len(content), 3 * HEAD_READ)
+        with_w = f"1.M1P1.h,S={len(content)},W={crlf_size}:2,"
+        self.assertEqual(
+            self.head(with_w, content), (b"Subject: big\r\nX-A: 1\r\n\r\n", crlf_size)
+        )
+        # No W=: the rest is counted (a CRLF file, an LF file, a CR at a block boundary).
+        self.assertEqual(self.head("2.M1P1.h:2,", content)[1], crlf_size)
+        crlf = content.replace(b"\n", b"\r\n")
+        self.assertEqual(
+            self.head("3.M1P1.h:2,", crlf), (b"Subject: big\r\nX-A: 1\r\n\r\n", len(crlf))
+        )
+        edge = b"S: x\n\n" + b"a" * (HEAD_READ - 7) + b"\r\nnext\n"
+        self.assertEqual(
+            self.head("4.M1P1.h:2,", edge)[1],
+            len(edge.replace(b"\r\n", b"\n")) + edge.replace(b"\r\n", b"\n").count(b"\n"),
+        )
+
+    def test_long_header_no_body_and_no_header(self) -> None:
+        long_header = b"".join(b"X-F%d: %s\n" % (i, b"v" * 60) for i in range(600)) + b"\nbody\n"
+        header, size = self.head("1.M1P1.h:2,", long_header)
+        self.assertEqual(header, long_header[:-5].replace(b"\n", b"\r\n"))
+        self.assertEqual(size, len(long_header) + long_header.count(b"\n"))
+        self.assertEqual(self.head("2.M1P1.h:2,", b"Subject: only\n"), (b"Subject: only\r\n", 15))
+        self.assertEqual(self.head("3.M1P1.h:2,", b"\nbody\n"), (b"\r\n", 8))
+
+
+class EnvelopeBytesTests(SynchronousTestCase):
+    """The direct ENVELOPE serialiser gives what the generic one gives."""
+
+    def test_same_as_encode_of_envelope(self) -> None:
+        headers = [
+            b'From: A <a@x.org>\r\nTo: b@y, "C, D" <c@z>\r\nSubject: hi\r\n',
+            b"From: undisclosed-recipients:;\r\nSender: <>\r\nCc: x@y (comment)\r\n",
+            b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nReply-To: r@x\r\n"
+            b"In-Reply-To: <1@x>\r\nMessage-ID: <2@x>\r\nBcc: q@x\r\n",
+            b'Subject: caf\xc3\xa9 "quoted" \\ x\r\nFrom: =?utf-8?q?A?= <a@x>\r\n',
+            b"From: a@x\r\nFrom: second@x\r\nSender: s@x\r\nTo:\r\nCc: ,\r\n",
+            b"X-Only: other\r\n",
+            b"subject :  folded\r\n \tover\r\n\t lines \r\nFROM: a@x,\r\n b@y\r\n"
+            b"To: x\rbare@cr\r\n",
+            b"X-Subject: not this\r\nSubject: this\r\nReply-To:\r\n",
+        ]
+        for header in headers:
+            fields = mime.parse_headers(header + b"\r\n")
+            part = mime.Part(header, b"", fields)
+            expected = encode(mime.envelope(part))
+            self.assertEqual(mime.envelope_bytes(fields), expected, header)

@@ -98,7 +98,7 @@ class ImaplibTests(Base):
             b'"=?utf-8?q?caf=C3=A9?= report" (("Bob Example" NIL "bob" "example.org"))', first
         )
         structure = seen["structure"][1]
-        self.assertIn(b'("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 10 1', structure[0][0])
+        self.assertIn(b'("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 10 0', structure[0][0])
         self.assertIn(b'"MIXED" ("BOUNDARY" "xx")', structure[0][0])
         self.assertEqual(structure[0][1], b"first part")
         self.assertEqual(structure[1][1], b"\x00\x01\x02\x03")

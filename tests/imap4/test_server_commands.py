@@ -392,12 +392,12 @@ class FetchAndMimeTests(Base):
 
     def test_bodystructure_of_nested_multipart_and_message_rfc822(self) -> None:
         d = self.selected()
-        text1 = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 14 1'
+        text1 = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 14 0'
         inner_env = (
             b'(NIL "inner" ((NIL NIL "b" "example.com")) ((NIL NIL "b" "example.com")) '
             b'((NIL NIL "b" "example.com")) NIL NIL NIL NIL NIL)'
         )
-        inner_body = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1'
+        inner_body = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 0'
         self.assertEqual(
             self.cmd(d, b"f1 FETCH 3 (BODYSTRUCTURE)"),
             b"* 3 FETCH (BODYSTRUCTURE ("
@@ -406,8 +406,8 @@ class FetchAndMimeTests(Base):
             + inner_env
             + b" "
             + inner_body
-            + b' NIL NIL NIL NIL) 4 NIL NIL NIL NIL) (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 1 '
-            b'NIL NIL NIL NIL) ("TEXT" "HTML" NIL NIL NIL "BASE64" 12 1 NIL '
+            + b' NIL NIL NIL NIL) 3 NIL NIL NIL NIL) (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 0 '
+            b'NIL NIL NIL NIL) ("TEXT" "HTML" NIL NIL NIL "BASE64" 12 0 NIL '
             b'("inline" ("FILENAME" "a.html")) NIL NIL) "ALTERNATIVE" ("BOUNDARY" "YY") NIL NIL'
             b' NIL) "MIXED" ("BOUNDARY" "XX") NIL NIL NIL))\r\nf1 OK FETCH completed\r\n',
         )
@@ -419,8 +419,8 @@ class FetchAndMimeTests(Base):
             + inner_env
             + b" "
             + inner_body
-            + b') 4) (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 1) ("TEXT" "HTML" NIL NIL NIL '
-            b'"BASE64" 12 1) "ALTERNATIVE") "MIXED"))\r\nf2 OK FETCH completed\r\n',
+            + b') 3) (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 9 0) ("TEXT" "HTML" NIL NIL NIL '
+            b'"BASE64" 12 0) "ALTERNATIVE") "MIXED"))\r\nf2 OK FETCH completed\r\n',
         )
 
     def test_body_sections_mime_and_partials(self) -> None:
@@ -571,7 +571,7 @@ class MimeUnitTests(SynchronousTestCase):
         self.assertIsNone(env[6])
         self.assertEqual(
             mime.body_structure(p),
-            [b"TEXT", b"PLAIN", None, None, None, b"7BIT", 1, 1, None, None, None, None],
+            [b"TEXT", b"PLAIN", None, None, None, b"7BIT", 1, 0, None, None, None, None],
         )
         p = mime.parse_message(
             b"Content-Disposition: attachment\r\n"

@@ -10,6 +10,7 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.errors import LimitExceeded
+from netproto_twisted.mailstore import folder as folder_module
 from netproto_twisted.mailstore.errors import NoSuchMailbox, NoSuchMessage
 from netproto_twisted.mailstore.filenames import (
     DELETED,
@@ -18,7 +19,7 @@ from netproto_twisted.mailstore.filenames import (
     UniqueNames,
     parse_filename,
 )
-from netproto_twisted.mailstore.folder import FlagMode, MaildirFolder
+from netproto_twisted.mailstore.folder import FlagMode, FolderMemo, MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.uidlist import parse_uidlist
 
@@ -47,24 +48,30 @@ class SyncTests(FolderTestCase):
         self.assertEqual(snap.uid_next, 4)
         self.assertEqual(
             [(m.uid, m.base) for m in snap.messages],
-            [(1, "1700000001.M10P1.h,S=17"), (2, "1700000001.M900000P1.h,S=17"),
-             (3, "1700000002.M5P1.h,S=17")],
+            [
+                (1, "1700000001.M10P1.h,S=17"),
+                (2, "1700000001.M900000P1.h,S=17"),
+                (3, "1700000002.M5P1.h,S=17"),
+            ],
         )
         self.assertEqual([m.recent for m in snap.messages], [False, True, True])
         self.assertEqual(os.listdir(os.path.join(self.path, "new")), [])
         self.assertEqual(snap.messages[0].flags, {SEEN})
         self.assertEqual({m.subdir for m in snap.messages}, {"cur"})
         again = self.folder.sync()
-        self.assertEqual([(m.uid, m.recent) for m in again.messages],
-                         [(1, False), (2, False), (3, False)])
+        self.assertEqual(
+            [(m.uid, m.recent) for m in again.messages], [(1, False), (2, False), (3, False)]
+        )
 
     def test_previous_snapshot_saves_stats_but_sees_renames(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")
         put(self.path, "cur", "2.M1P1.h:2,")
         first = self.folder.sync()
         previous = {m.base: m for m in first.messages}
-        os.rename(os.path.join(self.path, "cur", "2.M1P1.h:2,"),
-                  os.path.join(self.path, "cur", "2.M1P1.h:2,S"))
+        os.rename(
+            os.path.join(self.path, "cur", "2.M1P1.h:2,"),
+            os.path.join(self.path, "cur", "2.M1P1.h:2,S"),
+        )
         stats: list[str] = []
         real_stat = os.stat
 
@@ -129,6 +136,81 @@ class SyncTests(FolderTestCase):
     def test_missing_folder(self) -> None:
         with self.assertRaises(NoSuchMailbox):
             MaildirFolder(self.path + "-nope", FsOps()).sync()
+
+
+class MemoTests(FolderTestCase):
+    """A folder memo shared by the sessions of a process: rescans of unchanged names are cheap."""
+
+    def counting(self) -> tuple[list[str], list[bytes]]:
+        stats: list[str] = []
+        parsed: list[bytes] = []
+        real_stat, real_parse = os.stat, folder_module.parse_uidlist
+
+        def counting_stat(path: str) -> os.stat_result:
+            stats.append(os.path.basename(path))
+            return real_stat(path)
+
+        def counting_parse(data: bytes) -> object:
+            parsed.append(data)
+            return real_parse(data)
+
+        self.patch(os, "stat", counting_stat)
+        self.patch(folder_module, "parse_uidlist", counting_parse)
+        return stats, parsed
+
+    def test_second_session_stats_and_parses_nothing_unchanged(self) -> None:
+        put(self.path, "new", "1.M1P1.h,S=17")
+        put(self.path, "cur", "2.M1P1.h,S=17:2,S")
+        memo = FolderMemo()
+        first = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual([m.recent for m in first.messages], [True, False])
+        stats, parsed = self.counting()
+        second = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual([s for s in stats if ".M1P1." in s], [])
+        self.assertEqual(parsed, [])
+        # \Recent went to the first session only; the rest is the same snapshot.
+        self.assertEqual([(m.uid, m.recent) for m in second.messages], [(1, False), (2, False)])
+        self.assertEqual(
+            [(m.filename, m.flags, m.size) for m in second.messages],
+            [(m.filename, m.flags, m.size) for m in first.messages],
+        )
+
+    def test_changes_by_other_programs_are_seen(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=17:2,")
+        put(self.path, "cur", "2.M1P1.h,S=17:2,")
+        memo = FolderMemo()
+        MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        # Another program: flags by rename, a delete, and (as Dovecot does) a new
+        # message with its uidlist record appended in place (same inode).
+        os.rename(
+            os.path.join(self.path, "cur", "1.M1P1.h,S=17:2,"),
+            os.path.join(self.path, "cur", "1.M1P1.h,S=17:2,F"),
+        )
+        os.unlink(os.path.join(self.path, "cur", "2.M1P1.h,S=17:2,"))
+        put(self.path, "cur", "3.M1P1.h,S=17:2,")
+        with open(self.folder.uidlist_path, "ab") as f:
+            f.write(b"7 :3.M1P1.h,S=17\n")
+        stats, parsed = self.counting()
+        snap = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual(len(parsed), 1)  # the grown uidlist was read again
+        self.assertEqual(
+            [(m.uid, m.flags) for m in snap.messages], [(1, {FLAGGED}), (7, frozenset())]
+        )
+        self.assertEqual(
+            sorted(s for s in stats if ".M1P1." in s), ["1.M1P1.h,S=17:2,F", "3.M1P1.h,S=17:2,"]
+        )
+
+    def test_keyword_letters_changed_by_another_program(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=17:2,a")
+        with open(self.folder.keywords_path, "wb") as f:
+            f.write(b"0 $Work\n")
+        memo = FolderMemo()
+        first = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual(first.messages[0].flags, {"$Work"})
+        with open(self.folder.keywords_path, "wb") as f:
+            f.write(b"0 $Home\n")
+        again = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertEqual(again.messages[0].flags, {"$Home"})
 
 
 class UidValidityTests(FolderTestCase):
@@ -197,8 +279,10 @@ class FlagTests(FolderTestCase):
     def test_file_renamed_by_another_program_is_found(self) -> None:
         put(self.path, "cur", "1.M1P1.h:2,")
         info = self.folder.sync().messages[0]
-        os.rename(os.path.join(self.path, "cur", "1.M1P1.h:2,"),
-                  os.path.join(self.path, "cur", "1.M1P1.h:2,F"))
+        os.rename(
+            os.path.join(self.path, "cur", "1.M1P1.h:2,"),
+            os.path.join(self.path, "cur", "1.M1P1.h:2,F"),
+        )
         info = self.folder.store_flags(info, [SEEN], FlagMode.ADD)
         self.assertEqual(info.flags, {SEEN, FLAGGED})
         os.unlink(os.path.join(self.path, "cur", info.filename))

@@ -74,3 +74,19 @@ class GuideTests(TestCase):
         self.assertEqual(lines[0:2], ["3", "5"])
         self.assertIn("system.listMethods", lines[2])
         self.assertEqual(lines[3:], ["3", "-32601"])
+
+    async def test_error_example(self) -> None:
+        """The guide's except clauses catch a refused connection as ServerProxy code would."""
+        import socket
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        namespace: dict[str, Any] = {}
+        exec(compile(block_with("add_or_explain"), str(GUIDE), "exec"), namespace)
+        proxy = Proxy(f"http://127.0.0.1:{port}/RPC2", reactor)
+        self.addCleanup(proxy.close)
+        result = await namespace["add_or_explain"](proxy)
+        self.assertTrue(result.startswith("no answer: "), result)
+        self.assertIn("refused", result)

@@ -4,7 +4,7 @@
   the file commands' handlers are in ``files``;
 - :class:`FTPServerProtocol` and :class:`FTPServerFactory` (``protocol``);
 - ``data``: passive listeners, active connections, :class:`DataChannel`
-  (sendfile, TLS, uploads with backpressure);
+  (sendfile, TLS, uploads received by a thread or with backpressure);
 - ``commands``: :data:`FTP_COMMANDS` and :class:`State`; ``settings``: :class:`FTPSettings`.
 """
 

@@ -585,8 +585,8 @@ class FTPConnection(ConnectionBase):
             error = result.value
             if isinstance(error, TransferFailed):
                 self.reply(error.code, error.text)
-            elif isinstance(error, FileSystemError):
-                self.reply(w.LOCAL_ERROR, error.text)
+            elif isinstance(error, FileSystemError):  # 552: out of space (or quota)
+                self.reply(error.code if error.code == 552 else w.LOCAL_ERROR, error.text)
             elif result.check(CancelledError):
                 self.reply(w.CANT_OPEN_DATA, "cannot open the data connection")
             else:

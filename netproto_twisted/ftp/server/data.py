@@ -11,8 +11,15 @@ with TLS when the session asked for ``PROT P``, and it moves the bytes:
   8 MiB and more, on the reactor thread below that; over TLS or in ASCII mode a
   :class:`~netproto_twisted.core.streaming.StreamProducer` streams it with
   backpressure (CRLF line endings in ASCII mode);
-- receiving writes through the upload handle in batches; input pauses
-  while too much is waiting for the disk.
+- receiving a plain binary upload into a local file
+  (:class:`~netproto_twisted.ftp.interfaces.IFileWriteHandle`) without a
+  rate limit takes the socket off the reactor: a thread of its own moves
+  the bytes into the file (:mod:`netproto_twisted.core.recvfile`:
+  ``os.splice`` where there is one) until the client closes the
+  connection; otherwise (TLS, ASCII mode, a rate limit, another backend,
+  :data:`~netproto_twisted.core.recvfile.MAX_THREADS` busy) the upload
+  goes through the handle's ``write`` in batches, input pausing while too
+  much is waiting for the disk.
 
 A session's byte-rate limits (:class:`~netproto_twisted.core.throttle.ByteThrottle`)
 apply to both: a limited download leaves sendfile for the producer path
@@ -38,6 +45,12 @@ from twisted.python.failure import Failure
 
 from netproto_twisted.core.net import canonical_ip, set_nodelay
 from netproto_twisted.core.plumbing import ConnectionPlumbing
+from netproto_twisted.core.recvfile import (
+    FileWriteError,
+    ReceiveTooLarge,
+    can_receive_in_thread,
+    receive_in_thread,
+)
 from netproto_twisted.core.sendfile import (
     THREAD_MINIMUM,
     can_sendfile,
@@ -48,7 +61,8 @@ from netproto_twisted.core.sendfile import (
 from netproto_twisted.core.streaming import BlockRunner, StreamProducer
 from netproto_twisted.core.throttle import ByteThrottle, InputThrottle, ThrottledConsumer
 from netproto_twisted.core.tls_sessions import session_reused
-from netproto_twisted.ftp.interfaces import IWriteHandle
+from netproto_twisted.ftp.errors import FileSystemError
+from netproto_twisted.ftp.interfaces import IFileWriteHandle, IWriteHandle
 
 __all__ = ["DataChannel", "DataPorts", "PassiveListener", "TransferFailed"]
 
@@ -115,7 +129,11 @@ class DataChannel(ConnectionPlumbing):
         self._handshake: Deferred[None] | None = None
         self._receiving: _Receiver | None = None
         self._stream: Deferred[Any] | None = None
-        self.bytes_transferred = 0
+        self._moved = 0
+        self._live: Callable[[], int] | None = None  # a threaded receive's running count
+        self._stop_thread: Callable[[], None] | None = None
+        #: Whether the last upload was received by a thread (core.recvfile).
+        self.threaded = False
         self.aborted = False
         self.tls_on = False
         self._holds: set[str] = set()
@@ -178,9 +196,18 @@ class DataChannel(ConnectionPlumbing):
         """An upload stalled: drop it (the session replies 426)."""
         self.abort()
 
+    @property
+    def bytes_transferred(self) -> int:
+        """Bytes moved so far on this connection (STAT shows it during a transfer)."""
+        live = self._live
+        return self._moved + (live() if live is not None else 0)
+
     def abort(self) -> None:
         """Drop the connection now (ABOR, a failed check)."""
         self.aborted = True
+        stop, self._stop_thread = self._stop_thread, None
+        if stop is not None:
+            stop()  # the receiving thread; its result still arrives, as a failure
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.cancel()
@@ -282,12 +309,12 @@ class DataChannel(ConnectionPlumbing):
         if self._lost:
             return succeed(0)
         self.send_raw(data)
-        self.bytes_transferred += len(data)
+        self._moved += len(data)
         return succeed(len(data))
 
     def _sent(self, count: int) -> int:
         self._stream = None
-        self.bytes_transferred += count
+        self._moved += count
         return count
 
     # -- receiving --------------------------------------------------------------------
@@ -299,14 +326,26 @@ class DataChannel(ConnectionPlumbing):
         ascii: bool,
         idle_timeout: float | None = None,
         throttle: ByteThrottle | None = None,
+        max_bytes: int | None = None,
     ) -> Deferred[int]:
         """Write everything received to ``handle`` until a clean close; fires with the count.
 
         ``idle_timeout``: seconds without a byte before the upload is aborted
         (time spent paused, for the disk or the rate, does not count);
-        ``throttle``: the session's upload rate limit.
+        ``throttle``: the session's upload rate limit; ``max_bytes``: the
+        largest upload (more fails with 552, and nothing past it is written).
         """
-        receiver = _Receiver(self, handle, _CRLFToLF() if ascii else None)
+        if (
+            throttle is None
+            and not ascii
+            and not self.tls_on
+            and not self._lost
+            and IFileWriteHandle.providedBy(handle)
+            and can_receive_in_thread(self.transport)
+        ):
+            return self._receive_in_thread(handle, idle_timeout, max_bytes)
+        self.threaded = False
+        receiver = _Receiver(self, handle, _CRLFToLF() if ascii else None, max_bytes)
         self._receiving = receiver
         if throttle is not None:
             self._input_throttle = InputThrottle(
@@ -319,11 +358,43 @@ class DataChannel(ConnectionPlumbing):
             receiver.ended(False)
         return receiver.done
 
+    def _receive_in_thread(
+        self, handle: Any, idle_timeout: float | None, max_bytes: int | None
+    ) -> Deferred[int]:
+        """The upload by a thread of its own (core.recvfile), until the client closes."""
+        self.threaded = True
+        thread = receive_in_thread(
+            self.reactor, self.transport, handle.fileno(), max_bytes=max_bytes
+        )
+        self._stop_thread = thread.stop
+        self._live = lambda: thread.received
+        self._watch(idle_timeout, self._live)
+
+        def ended(result: Any) -> Any:
+            self._stop_watchdog()
+            self._stop_thread = None
+            self._live = None
+            self._moved += thread.received
+            if not isinstance(result, Failure):
+                return result
+            if self._stall is not None:
+                return Failure(self._stall)
+            error = result.value
+            if isinstance(error, FileWriteError):
+                return Failure(FileSystemError.from_os_error(error.error))
+            if isinstance(error, ReceiveTooLarge):
+                return Failure(_too_large(error.limit))
+            if not result.check(OSError, EOFError):
+                _log.failure("threaded receive failed", result)
+            return Failure(TransferFailed(426, "data connection closed; transfer aborted"))
+
+        return thread.done.addBoth(ended)
+
     def bytes_received(self, data: bytes) -> None:
         """Upload bytes (anything received while not receiving is dropped)."""
         receiver = self._receiving
         if receiver is not None:
-            self.bytes_transferred += len(data)
+            self._moved += len(data)
             receiver.take(data)
             if self._input_throttle is not None:
                 self._input_throttle.received(len(data))
@@ -339,13 +410,22 @@ class DataChannel(ConnectionPlumbing):
                 self.resume_input()
 
 
+def _too_large(limit: int) -> TransferFailed:
+    return TransferFailed(552, f"upload larger than {limit} bytes; transfer aborted")
+
+
 class _Receiver:
     def __init__(
-        self, channel: DataChannel, handle: IWriteHandle, decoder: _CRLFToLF | None
+        self,
+        channel: DataChannel,
+        handle: IWriteHandle,
+        decoder: _CRLFToLF | None,
+        max_bytes: int | None = None,
     ) -> None:
         self.channel = channel
         self.handle = handle
         self.decoder = decoder
+        self.max_bytes = max_bytes
         self.done: Deferred[int] = Deferred()
         self._batch: list[bytes] = []
         self._batched = 0
@@ -355,8 +435,14 @@ class _Receiver:
         self.count = 0
 
     def take(self, data: bytes) -> None:
+        if self._failed is not None:
+            return
         if self.decoder is not None:
             data = self.decoder.decode(data)
+        if self.max_bytes is not None and self.count + len(data) > self.max_bytes:
+            self._failed = Failure(_too_large(self.max_bytes))
+            self.channel.abort()
+            return
         self.count += len(data)
         self._batch.append(data)
         self._batched += len(data)

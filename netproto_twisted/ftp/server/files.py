@@ -494,7 +494,11 @@ def _upload(conn: FTPConnection, argument: str, *, append: bool = False,
         def receive(channel: DataChannel) -> Deferred[int]:
             timeout = conn.settings.data_timeout
             return channel.receive(
-                handle, ascii=ascii, idle_timeout=timeout, throttle=conn.throttle("upload")
+                handle,
+                ascii=ascii,
+                idle_timeout=timeout,
+                throttle=conn.throttle("upload"),
+                max_bytes=conn.settings.max_upload_size,
             )
 
         def cleanup(ok: bool) -> Deferred[None]:

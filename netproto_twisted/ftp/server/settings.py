@@ -30,6 +30,10 @@ class FTPSettings:
         (RETR), or ``None``: no limit.
     :ivar max_upload_rate: bytes per second each session may store
         (STOR/APPE/STOU), or ``None``: no limit.
+    :ivar max_upload_size: the most bytes one upload (STOR/APPE/STOU) may
+        carry, or ``None``: no limit; past it the upload fails with 552 and
+        nothing is kept (the bytes of an APPE or a REST upload that came
+        before the limit stay, as after any broken resumable upload).
     :ivar tls_handshake_timeout: seconds a TLS handshake may take.
     :ivar command_rate: sustained commands per second per connection.
     :ivar command_burst: commands at once before the rate applies.
@@ -47,6 +51,7 @@ class FTPSettings:
     data_timeout: float = 60.0
     max_download_rate: float | None = None
     max_upload_rate: float | None = None
+    max_upload_size: int | None = None
     tls_handshake_timeout: float | None = 30.0
     command_rate: float | None = None
     command_burst: int = 200

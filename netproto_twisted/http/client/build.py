@@ -64,7 +64,9 @@ def build_opener(
     :class:`~netproto_twisted.http.client.transport.HTTPTransport` of the
     http and https handlers: ``verify``, ``ca_file``, ``connect_timeout``,
     ``idle_timeout``, ``total_timeout``, ``max_per_host``, ``max_headers``,
-    ``max_header_bytes``, ``max_body``, ``persistent``, ``agent`` (an
+    ``max_header_bytes``, ``max_body``, ``persistent``, ``http2`` (offer
+    HTTP/2 by ALPN on https; true by default, effective when the ``h2``
+    package is installed), ``agent`` (an
     IAgent used instead of the pool, as
     :class:`~netproto_twisted.testing.http_client.StubOpener` does).
     """

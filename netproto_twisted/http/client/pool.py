@@ -12,6 +12,16 @@ of the answer came back (servers close idle connections whenever they
 like).  The Deferred :meth:`~ConnectionPool.request` returns can be
 cancelled: a queued request leaves the queue, a request in flight loses
 its connection.
+
+HTTP/2: a request made with ``http2=True`` (https with the ``h2`` extra
+installed) goes over a connection that offers ``h2`` by ALPN
+(:mod:`~netproto_twisted.http.client.alpn`).  While the first connection
+of a key is being negotiated, the key's other requests wait for it; when
+the server picks ``h2`` they all share that one
+:class:`~netproto_twisted.http.client.http2.HTTP2Connection` (which queues
+past the server's stream limit), otherwise the key is remembered as
+HTTP/1.1-only and its requests spread over up to ``max_per_host``
+connections as above.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.interfaces import IProtocol, IStreamClientEndpoint
@@ -27,11 +37,15 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 
+from netproto_twisted.http.client.alpn import H2, Negotiator
 from netproto_twisted.http.client.http11 import (
     DEFAULT_MAX_HEADER_BYTES,
     HTTP11Connection,
     RawResponse,
 )
+
+if TYPE_CHECKING:
+    from netproto_twisted.http.client.http2 import HTTP2Connection
 
 __all__ = ["ConnectionPool"]
 
@@ -44,6 +58,7 @@ class _Call:
         "conn",
         "endpoint",
         "headers",
+        "http2",
         "key",
         "method",
         "pool",
@@ -64,8 +79,10 @@ class _Call:
         headers: list[tuple[bytes, bytes]],
         body: bytes | IBodyProducer | None,
         retryable: bool,
+        http2: bool = False,
     ) -> None:
         self.pool = pool
+        self.http2 = http2
         self.key = key
         self.endpoint = endpoint
         self.method = method
@@ -74,11 +91,11 @@ class _Call:
         self.body = body
         self.retryable = retryable
         self.retried = False
-        self.conn: HTTP11Connection | None = None
+        self.conn: HTTP11Connection | HTTP2Connection | None = None
         self.state = "new"  # queued, connecting, sent, done
         self.result: Deferred[RawResponse] = Deferred(self._cancel)
 
-    def use(self, conn: HTTP11Connection) -> None:
+    def use(self, conn: HTTP11Connection | HTTP2Connection) -> None:
         """Send on ``conn``."""
         self.conn = conn
         self.state = "sent"
@@ -112,7 +129,10 @@ class _Call:
         if state == "queued":
             self.pool._unqueue(self)
         elif state == "sent" and self.conn is not None:
-            self.conn.close()
+            if isinstance(self.conn, HTTP11Connection):
+                self.conn.close()
+            else:  # HTTP/2: only this request's stream goes
+                self.conn.cancel_request(self)
         # "connecting": the connection, once made, goes to the pool as idle.
 
 
@@ -135,9 +155,13 @@ class ConnectionPool:
         self._idle: dict[Hashable, list[HTTP11Connection]] = {}
         self._count: dict[Hashable, int] = {}
         self._queue: dict[Hashable, deque[_Call]] = {}
-        self._all: set[HTTP11Connection] = set()
+        self._all: set[Any] = set()  # HTTP11Connection, HTTP2Connection, Negotiator
         self._closing: list[Deferred[None]] = []
-        self._lost_waiters: dict[HTTP11Connection, Deferred[None]] = {}
+        self._lost_waiters: dict[Any, Deferred[None]] = {}
+        # HTTP/2 (see the module docstring)
+        self._h2: dict[Hashable, HTTP2Connection] = {}
+        self._probing: set[Hashable] = set()
+        self._h1_only: set[Hashable] = set()
 
     def request(
         self,
@@ -149,9 +173,13 @@ class ConnectionPool:
         body: bytes | IBodyProducer | None = None,
         *,
         retryable: bool = False,
+        http2: bool = False,
     ) -> Deferred[RawResponse]:
-        """Send a request to ``endpoint`` on a connection of ``key``; fire with its head."""
-        call = _Call(self, key, endpoint, method, target, headers, body, retryable)
+        """Send a request to ``endpoint`` on a connection of ``key``; fire with its head.
+
+        ``http2``: the endpoint is TLS offering ``h2`` by ALPN (see the module docstring).
+        """
+        call = _Call(self, key, endpoint, method, target, headers, body, retryable, http2)
         self._dispatch(call, fresh=False)
         return call.result
 
@@ -167,6 +195,8 @@ class ConnectionPool:
 
     def _dispatch(self, call: _Call, *, fresh: bool) -> None:
         key = call.key
+        if call.http2 and self._dispatch_h2(call):
+            return
         if not fresh:
             idle = self._idle.get(key)
             while idle:
@@ -187,6 +217,9 @@ class ConnectionPool:
                 queue.remove(call)
 
     def _connect(self, call: _Call) -> None:
+        if call.http2:
+            self._connect_alpn(call)
+            return
         key = call.key
         self._count[key] = self._count.get(key, 0) + 1
         call.state = "connecting"
@@ -230,7 +263,7 @@ class ConnectionPool:
                 return
         self._idle.setdefault(conn.key, []).append(conn)
 
-    def _lost_conn(self, conn: HTTP11Connection) -> None:
+    def _lost_conn(self, conn: Any) -> None:
         if conn not in self._all:
             return
         self._all.discard(conn)
@@ -239,6 +272,8 @@ class ConnectionPool:
         idle = self._idle.get(key)
         if idle and conn in idle:
             idle.remove(conn)
+        if self._h2.get(key) is conn:
+            del self._h2[key]
         waiter = self._lost_waiters.pop(conn, None)
         if waiter is not None:
             waiter.callback(None)
@@ -247,10 +282,104 @@ class ConnectionPool:
     def _wake(self, key: Hashable) -> None:
         """A slot of ``key`` is free: connect for the first request waiting, if any."""
         queue = self._queue.get(key)
-        while queue and self._count.get(key, 0) < self.max_per_host:
+        probing = self._probing
+        while queue and self._count.get(key, 0) < self.max_per_host and key not in probing:
             call = queue.popleft()
             if call.state == "queued":
                 self._connect(call)
+
+    # -- HTTP/2 by ALPN ----------------------------------------------------------------
+
+    def _dispatch_h2(self, call: _Call) -> bool:
+        """Send on the key's HTTP/2 connection, or wait for its negotiation; False: go on."""
+        key = call.key
+        conn = self._h2.get(key)
+        if conn is not None:
+            if conn.available:
+                call.use(conn)
+                return True
+            del self._h2[key]
+        if key in self._probing:
+            call.state = "queued"
+            self._queue.setdefault(key, deque()).append(call)
+            return True
+        return False
+
+    def _connect_alpn(self, call: _Call) -> None:
+        """Connect offering h2; the key's first connection is a probe the others wait for."""
+        key = call.key
+        self._count[key] = self._count.get(key, 0) + 1
+        call.state = "connecting"
+        if key not in self._h1_only:
+            self._probing.add(key)
+        factory = _Factory(self, key, alpn=True)
+
+        def made(_: IProtocol) -> Deferred[Any]:
+            negotiator = factory.built
+            assert isinstance(negotiator, Negotiator)
+            return negotiator.ready
+
+        def negotiated(conn: Any) -> None:
+            self._probing.discard(key)
+            if isinstance(conn, HTTP11Connection):
+                if call.state == "connecting":
+                    call.use(conn)
+                else:
+                    self._idle_conn(conn)
+                self._wake(key)
+                return
+            self._h2[key] = conn
+            if call.state == "connecting":
+                call.use(conn)
+            queue = self._queue.pop(key, None)
+            while queue:
+                waiting = queue.popleft()
+                if waiting.state == "queued":
+                    self._dispatch(waiting, fresh=False)
+
+        def failed(failure: Failure) -> None:
+            self._probing.discard(key)
+            call.connect_failed(failure)
+            built = factory.built
+            if built is not None and built in self._all:
+                self._lost_conn(built)
+            elif built is None:
+                self._count[key] -= 1
+                self._wake(key)
+
+        call.endpoint.connect(factory).addCallback(made).addCallbacks(negotiated, failed)
+
+    def _build_negotiated(
+        self, key: Hashable, negotiator: Negotiator, protocol: bytes | None
+    ) -> Any:
+        """The connection for what ALPN settled: HTTP/2 for ``h2``, else HTTP/1.1."""
+        self._all.discard(negotiator)
+        conn: HTTP11Connection | HTTP2Connection
+        if protocol == H2:
+            from netproto_twisted.http.client.http2 import HTTP2Connection
+
+            conn = HTTP2Connection(
+                self._lost_conn, max_header_bytes=self.max_header_bytes, key=key
+            )
+        else:
+            if len(self._h1_only) > 1000:
+                self._h1_only.clear()
+            self._h1_only.add(key)
+            conn = HTTP11Connection(
+                self._idle_conn, self._lost_conn, max_header_bytes=self.max_header_bytes, key=key
+            )
+        self._all.add(conn)
+        return conn
+
+    def _build_negotiator(self, key: Hashable) -> Negotiator:
+        negotiator: Negotiator
+
+        def build(protocol: bytes | None) -> Any:
+            return self._build_negotiated(key, negotiator, protocol)
+
+        negotiator = Negotiator(build, key)
+        self._all.add(negotiator)
+        return negotiator
 
     def close(self) -> Deferred[None]:
         """Close every connection; fire once they are all closed."""
@@ -263,6 +392,7 @@ class ConnectionPool:
             waits.append(d)
             conn.close()
         self._idle.clear()
+        self._h2.clear()
         for queue in self._queue.values():
             while queue:
                 call = queue.popleft()
@@ -274,11 +404,15 @@ class ConnectionPool:
 class _Factory(Factory):
     """Builds the connection for one connect attempt and remembers it."""
 
-    def __init__(self, pool: ConnectionPool, key: Hashable) -> None:
+    def __init__(self, pool: ConnectionPool, key: Hashable, *, alpn: bool = False) -> None:
         self.pool = pool
         self.key = key
-        self.built: HTTP11Connection | None = None
+        self.alpn = alpn
+        self.built: Any = None  # HTTP11Connection, or a Negotiator with ``alpn``
 
-    def buildProtocol(self, addr: Any) -> HTTP11Connection:
-        self.built = self.pool._build(self.key)
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.alpn:
+            self.built = self.pool._build_negotiator(self.key)
+        else:
+            self.built = self.pool._build(self.key)
         return self.built

@@ -13,6 +13,17 @@ timeouts:
   then between two body chunks (a stalled body);
 * ``total_timeout`` -- for the whole request, body included.
 
+https offers HTTP/2 by ALPN when the ``h2`` package is installed and
+``http2`` is true (the default); when the server picks ``h2``, all the
+requests to that origin share one HTTP/2 connection
+(:mod:`~netproto_twisted.http.client.http2`).  ``http2=False`` (or
+``persistent=False``) keeps every https request on HTTP/1.1.  Plain http
+is always HTTP/1.1 (no h2c).  A server whose TLS handshake fails because
+of the ALPN offer itself (a fatal ``internal error`` or
+``no_application_protocol`` alert: Twisted 26's own TLS servers answer
+so when their factory negotiates nothing) is asked again once without
+ALPN, and that origin is not offered ALPN again.
+
 TLS is verified against the platform's roots (or ``ca_file``) and the
 host name, unless the opener is built with ``verify=False``.  http through
 a proxy sends the absolute URL to the proxy; https (and http when the
@@ -32,6 +43,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from OpenSSL import SSL
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
@@ -51,6 +63,7 @@ from zope.interface import implementer
 from netproto_twisted.core.errors import NetprotoError
 from netproto_twisted.core.reactors import IConnectReactor
 from netproto_twisted.core.tls import client_options
+from netproto_twisted.http.client.alpn import ALPNCreator, h2_available
 from netproto_twisted.http.client.errors import RequestTimeout, URLError
 from netproto_twisted.http.client.http11 import DEFAULT_MAX_HEADER_BYTES, RawResponse
 from netproto_twisted.http.client.pool import ConnectionPool
@@ -115,6 +128,7 @@ class HTTPTransport:
         agent: IAgent | None = None,
         tls_creator: Callable[[str], Any] | None = None,
         clock: IReactorTime | None = None,
+        http2: bool = True,
     ) -> None:
         self.reactor = reactor
         #: Where the timeouts run (the reactor unless a test passes a Clock).
@@ -128,6 +142,8 @@ class HTTPTransport:
         self.max_headers = max_headers
         self.max_body = max_body
         self.persistent = persistent
+        #: Whether https offers HTTP/2 by ALPN (only when the ``h2`` package is there).
+        self.http2 = http2 and persistent and h2_available()
         #: The kept-alive connections.
         self.pool = ConnectionPool(
             max_per_host=max_per_host, persistent=persistent, max_header_bytes=max_header_bytes
@@ -136,6 +152,8 @@ class HTTPTransport:
         self._tls_creator = tls_creator
         self._endpoints: dict[tuple[Any, ...], IStreamClientEndpoint] = {}
         self._tls_cache: dict[str, Any] = {}
+        #: Origins whose TLS handshake failed on the ALPN offer: HTTP/1.1 without ALPN.
+        self._no_alpn: set[tuple[Any, ...]] = set()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -183,7 +201,10 @@ class HTTPTransport:
                     )
                 endpoint = TunnelEndpoint(self.proxy_endpoint(proxy), host, port, headers)
             if scheme == "https":
-                endpoint = wrapClientTLS(self.tls_creator(host), endpoint)
+                creator = self.tls_creator(host)
+                if self.http2 and key not in self._no_alpn:
+                    creator = ALPNCreator(creator)
+                endpoint = wrapClientTLS(creator, endpoint)
             self._endpoints[key] = endpoint
         return key, endpoint
 
@@ -219,7 +240,23 @@ class HTTPTransport:
         """
         key, endpoint = self.endpoint(scheme, host, port, proxy)
         retryable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
-        return self.pool.request(key, endpoint, method, target, headers, body, retryable=retryable)
+        http2 = self.http2 and scheme == "https" and key not in self._no_alpn
+        d = self.pool.request(
+            key, endpoint, method, target, headers, body, retryable=retryable, http2=http2
+        )
+        if not http2:
+            return d
+
+        def without_alpn(failure: Failure) -> Any:
+            if not _alpn_refused(failure) or key in self._no_alpn:
+                return failure
+            if len(self._no_alpn) > 1000:
+                self._no_alpn.clear()
+            self._no_alpn.add(key)
+            self._endpoints.pop(key, None)
+            return self.fetch(method, scheme, host, port, target, headers, body, proxy=proxy)
+
+        return d.addErrback(without_alpn)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -365,6 +402,15 @@ class HTTPTransport:
         url = quote(request.full_url, safe=_URL_SAFE).encode("ascii")
         assert self._fixed_agent is not None
         return self._fixed_agent.request(method, url, headers, producer)
+
+
+def _alpn_refused(failure: Failure) -> bool:
+    """Whether a connection failed in a TLS handshake that the ALPN offer may have upset."""
+    reason = getattr(failure.value, "reason", None)
+    if not isinstance(reason, SSL.Error):
+        return False
+    text = str(reason).lower()
+    return "internal error" in text or "no application protocol" in text
 
 
 def _split_host(netloc: str, default_port: int) -> tuple[str, int]:

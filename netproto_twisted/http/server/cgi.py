@@ -7,9 +7,15 @@ the directory (``spawnProcess``, no shell) with the meta-variables of RFC
 
 * The request body is fed to the script's stdin as it arrives when its
   length is declared and over 64 KiB (a full pipe pauses the client:
-  :class:`~netproto_twisted.http.server.request_body.RequestBody`); a
-  smaller or chunked one, which twisted.web spooled (to a temporary file
-  past 100 KB), by a producer, never read whole.
+  :class:`~netproto_twisted.http.server.request_body.RequestBody`; HTTP/1.1
+  and HTTP/2 alike).  A body of unknown length (chunked, or HTTP/2 without
+  ``content-length``) is spooled first into twisted.web's unlinked temporary
+  file, counted against the site's body limit as it comes (413 once past
+  it, so the spool is bounded), and the script starts with
+  ``CONTENT_LENGTH`` set to its size: RFC 3875 has the script learn the
+  body's length before it reads, and scripts that read exactly
+  ``CONTENT_LENGTH`` bytes (as ``cgi.FieldStorage`` did) rely on it.  A
+  small body is written from memory; neither is ever read whole.
 * The script's output is streamed to the client with backpressure; its
   header block is parsed (``Status``, ``Location``, ``Content-Type`` and the
   rest).  A script named ``nph-*`` writes the whole response itself: over

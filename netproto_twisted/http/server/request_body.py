@@ -20,6 +20,12 @@ as soon as its head is in:
   chunk is written to the pipe, and a full pipe pauses the client's
   connection the same way.
 
+The "connection" paused is the TCP transport for HTTP/1.x and the stream
+for HTTP/2 (twisted.web's ``H2Stream`` is a push producer): a paused stream
+stops acknowledging DATA frames, so a client that honours flow control stops
+after one stream window (64 KiB by default), and one that does not is cut
+by the HTTP/2 library (a flow-control error closes its connection).
+
 If the client goes away mid-body, a reader gets :class:`BodyAborted`.
 """
 
@@ -133,6 +139,12 @@ class RequestBody:
                 self._close_spill()
         if self.pipe is not None and not self.ended:
             self._pipe_finished()
+        if self.paused:
+            # Let the connection drain what it holds for this body (an HTTP/2
+            # stream's buffered DATA still counts against the connection's
+            # window until it is read), dropping it.
+            self.discarding = True
+            self._resume_client()
 
     def discard(self) -> None:
         """Nobody will read the rest: drop what is buffered and what comes, and read on."""

@@ -9,7 +9,10 @@
   unless debug mode is on.
 * :class:`HTTPRequest`: refuses an over-long body with 413 as soon as its
   length is known (or, chunked, as soon as it passes the limit) -- before
-  the body is buffered.
+  the body is buffered; the limit is the site's, or the resource's own
+  (``max_request_body(request)``) when lower; over HTTP/1.1 and HTTP/2 it
+  starts a resource that takes its body as it comes (``streams_body``)
+  before the body.
 * :class:`SiteRoot`: the resource tree's root: mounted resources (XML-RPC at
   ``/RPC2`` ...) looked up at request time, then ``/cgi-bin/``, then the
   static files, then the WSGI application.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -212,63 +216,128 @@ class HTTPRequest(Request):
         limits = getattr(site, "limits", DEFAULT_HTTP_LIMITS)
         return int(limits.max_body)
 
-    def gotLength(self, length: int | None) -> None:
-        """Refuse with 413 now if the declared length is over the site's limit."""
-        if length is not None and length > self.max_body:
-            self._refuse_body()
-            return
-        self.declared_length = length
-        super().gotLength(length)  # type: ignore[no-untyped-call]
+    #: The body limit of this request: the site's, or the resource's own if lower.
+    body_limit: int | None = None
+    head_looked_up = False
+    head_resource: IResource | None = None
+    #: An HTTP/2 stream's head is complete (see :meth:`parseCookies`).
+    h2_head_done = False
 
-    def start_streaming(self) -> None:
-        """Start now, before its body, a request whose resource takes the body as it comes.
-
-        Called by the channel once the head is in (and any ``100 Continue``
-        sent).  Only a body of unknown length or over :data:`STREAM_THRESHOLD`
-        bytes on HTTP/1.x qualifies, and only for a resource whose
-        ``streams_body(request)`` says yes; ``request.content`` is then a
-        :class:`~netproto_twisted.http.server.request_body.RequestBody`.
-        The response may be written before the body's end, but the request
-        finishes (and the connection reads the next one) only after it.
-        """
-        length = self.declared_length
-        if (
-            self.body_refused
-            or self.streaming
-            or (length is not None and length <= STREAM_THRESHOLD)
-        ):
-            return
+    def _head_line(self) -> tuple[bytes, bytes, bytes] | None:
+        """Method, URI and version from the head, before ``requestReceived`` has them."""
         channel: Any = self.channel
-        parts = getattr(channel, "request_line", b"").split()
-        site = getattr(channel, "site", None)
-        if len(parts) != 3 or site is None:
-            return
-        command, uri, version = parts
+        if isinstance(channel, http.HTTPChannel):
+            parts = getattr(channel, "request_line", b"").split()
+            if len(parts) != 3:
+                return None
+            return parts[0], parts[1], parts[2]
+        command, path = getattr(channel, "command", None), getattr(channel, "path", None)
+        if not isinstance(command, bytes) or not isinstance(path, bytes):
+            return None
+        return command, path, b"HTTP/2"
+
+    def head_resource_lookup(self) -> IResource | None:
+        """The resource the head names, looked up once the head is in (``None`` if it cannot be).
+
+        Used before the body: for a resource's own body limit
+        (``max_request_body(request)``) and for a resource that takes the
+        body as it comes (``streams_body(request)``).
+        """
+        if self.head_looked_up:
+            return self.head_resource
+        self.head_looked_up = True
+        line = self._head_line()
+        site = getattr(self.channel, "site", None)
+        if line is None or site is None:
+            return None
+        command, uri, version = line
         self.method, self.uri, self.clientproto = command, uri, version
         self.path = uri.split(b"?", 1)[0]
         self.prepath = []
         self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
         try:
-            resource = site.getResourceFor(self)
+            self.head_resource = site.getResourceFor(self)
         except Exception:
+            self.head_resource = None
+        return self.head_resource
+
+    def gotLength(self, length: int | None) -> None:
+        """Refuse with 413 now if the declared length is over the limit.
+
+        The limit is the site's, or the resource's own
+        (``max_request_body(request)``, as XML-RPC has) when lower; the
+        resource is looked up for that only when a body may come.
+        """
+        limit = self.max_body
+        if length != 0:
+            own = getattr(self.head_resource_lookup(), "max_request_body", None)
+            if own is not None:
+                limit = min(limit, int(own(self)))
+        self.body_limit = limit
+        if length is not None and length > limit:
+            self._refuse_body()
             return
+        self.declared_length = length
+        super().gotLength(length)  # type: ignore[no-untyped-call]
+
+    def parseCookies(self) -> None:
+        """Parse cookies; on HTTP/2, also note that the stream's head is complete.
+
+        twisted.web's HTTP/2 stream calls this once it has added the last
+        header (on HTTP/1.1 the channel calls it before ``gotLength``).
+        """
+        super().parseCookies()  # type: ignore[no-untyped-call]
+        if not isinstance(self.channel, http.HTTPChannel):
+            self.h2_head_done = True
+
+    def start_streaming(self) -> None:
+        """Start now, before its body, a request whose resource takes the body as it comes.
+
+        Called by the HTTP/1.1 channel once the head is in (and any ``100
+        Continue`` sent), and for an HTTP/2 stream with its first DATA frame
+        (the stream is then known to its connection and can answer).  Only a
+        body of unknown length or over :data:`STREAM_THRESHOLD` bytes
+        qualifies, and only for a resource whose ``streams_body(request)`` says
+        yes; ``request.content`` is then a
+        :class:`~netproto_twisted.http.server.request_body.RequestBody`.
+        The response may be written before the body's end, but the request
+        finishes (and an HTTP/1.1 connection reads the next one) only after it.
+        On HTTP/2 the backpressure is the stream's flow-control window:
+        a paused stream stops acknowledging DATA, so the client stops after
+        one window.
+        """
+        length = self.declared_length
+        if (
+            self.body_refused
+            or self.streaming
+            or self.stream_checked
+            or (length is not None and length <= STREAM_THRESHOLD)
+        ):
+            return
+        self.stream_checked = True
+        resource = self.head_resource_lookup()
         wants = getattr(resource, "streams_body", None)
         if wants is None or not wants(self):
             return
-        call_from_thread = getattr(site.clock, "callFromThread", None)
+        channel: Any = self.channel
+        site = getattr(channel, "site", None)
+        call_from_thread = getattr(getattr(site, "clock", None), "callFromThread", None)
         if call_from_thread is None:
             return
+        h1 = isinstance(channel, http.HTTPChannel)
         old = self.content
         self.content = RequestBody(
-            channel.transport,
+            channel.transport if h1 else channel,
             call_from_thread,
             length,
-            set_timeout=channel.setTimeout,
+            set_timeout=channel.setTimeout if h1 else None,
         )
         if old is not None:
             old.close()
         self.streaming = True
-        self.requestReceived(command, uri, version)
+        self.requestReceived(self.method, self.uri, self.clientproto)
+
+    stream_checked = False
 
     def finish(self) -> None:
         """Finish; for a streamed body not yet all in, once it is (the rest is dropped)."""
@@ -280,37 +349,81 @@ class HTTPRequest(Request):
         super().finish()  # type: ignore[no-untyped-call]
 
     def handleContentChunk(self, data: bytes) -> None:
-        """Count body bytes; refuse once over the limit (chunked bodies)."""
+        """Count body bytes; refuse once over the limit (bodies of unknown length)."""
         if self.body_refused:
             return
+        if self.h2_head_done and not self.stream_checked:
+            self.start_streaming()
         self.body_received += len(data)
-        if self.body_received > self.max_body:
-            if self.startedWriting:  # a streamed request already answering: cut it
-                _log.info("request body over {limit} bytes: closing", limit=self.max_body)
+        limit = self.body_limit if self.body_limit is not None else self.max_body
+        if self.body_received > limit:
+            h2_streaming = self.streaming and not isinstance(self.channel, http.HTTPChannel)
+            if self.startedWriting or h2_streaming:
+                # A streamed request already answering (or, on HTTP/2, whose
+                # reader must learn of it): cut it.
+                _log.info("request body over {limit} bytes: closing", limit=limit)
                 self.body_refused = True
-                self.loseConnection()  # type: ignore[no-untyped-call]
+                self._cut()
                 return
             self._refuse_body()
             return
         super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def _cut(self) -> None:
+        """Abandon the request: close an HTTP/1.x connection, reset an HTTP/2 stream."""
+        channel: Any = self.channel
+        if isinstance(channel, http.HTTPChannel):
+            self.loseConnection()  # type: ignore[no-untyped-call]
+            return
+        # A stream ended by END_STREAM while the client still sends would leave
+        # twisted.web unable to place the DATA frames: reset it (RST_STREAM).
+        # In the next reactor turn: frames of this stream already parsed in
+        # this one still go to it (and are dropped: the body is refused).
+        clock = getattr(getattr(channel, "site", None), "clock", None)
+        if clock is not None:
+            clock.callLater(0, self._reset_stream, channel)
+
+    def _reset_stream(self, channel: Any) -> None:
+        if self.channel is None:  # the client reset it first, or the connection is gone
+            return
+        channel.abortConnection()
+        reason = Failure(ConnectionLost("request body over the limit"))
+        self.connectionLost(reason)  # type: ignore[no-untyped-call]
 
     def _refuse_body(self) -> None:
         self.body_refused = True
         if self.content is None:
             self.content = io.BytesIO()  # stays empty: the body is dropped as it comes
         self.requestHeaders.removeHeader(b"expect")  # no 100 Continue after the 413
-        _log.info("request body over {limit} bytes: 413", limit=self.max_body)
+        limit = self.body_limit if self.body_limit is not None else self.max_body
+        _log.info("request body over {limit} bytes: 413", limit=limit)
         channel: Any = self.channel
         transport = getattr(channel, "transport", None)
-        if isinstance(channel, http.HTTPChannel) and transport is not None:
-            transport.write(
-                b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
-                b"Content-Type: text/plain; charset=utf-8\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE)
-            )
-            transport.loseConnection()
-        # An HTTP/2 stream: its data is dropped as it comes (handleContentChunk)
-        # and process() answers 413 once the stream's request is complete.
+        if isinstance(channel, http.HTTPChannel):
+            if transport is not None:
+                transport.write(
+                    b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+                    b"Content-Type: text/plain; charset=utf-8\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE)
+                )
+                transport.loseConnection()
+            return
+        # An HTTP/2 stream: answered at once (in the next reactor turn: from
+        # gotLength the stream is not yet known to its connection); its DATA is
+        # dropped as it comes (the window stays open, nothing is kept), and the
+        # request finishes when the client ends the stream (process()).
+        clock = getattr(getattr(channel, "site", None), "clock", None)
+        if clock is not None:
+            clock.callLater(0, self._answer_too_large)
+
+    def _answer_too_large(self) -> None:
+        """Write the 413 (not finished: the stream ends after the client's END_STREAM)."""
+        if self.startedWriting or self.finished or self.channel is None:
+            return
+        self.setResponseCode(http.REQUEST_ENTITY_TOO_LARGE)
+        self.setHeader(b"content-type", b"text/plain; charset=utf-8")  # type: ignore[no-untyped-call]
+        self.setHeader(b"content-length", b"%d" % len(_TOO_LARGE))  # type: ignore[no-untyped-call]
+        self.write(_TOO_LARGE)  # type: ignore[no-untyped-call]
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """Take the request, without twisted.web's parse of a multipart body into ``args``.
@@ -325,7 +438,7 @@ class HTTPRequest(Request):
             else:  # from the channel: the body is all in
                 self.body_complete = True
                 cast(RequestBody, self.content).end()
-                if self.finish_pending:
+                if self.finish_pending and self.channel is not None:  # not lost meanwhile
                     self.finish_pending = False
                     super().finish()  # type: ignore[no-untyped-call]
                 return
@@ -344,10 +457,7 @@ class HTTPRequest(Request):
             self.hidden_content_type = None
         if self.body_refused:
             if not isinstance(self.channel, http.HTTPChannel):
-                self.setResponseCode(http.REQUEST_ENTITY_TOO_LARGE)
-                self.setHeader(b"content-type", b"text/plain; charset=utf-8")
-                self.setHeader(b"content-length", b"%d" % len(_TOO_LARGE))
-                self.write(_TOO_LARGE)
+                self._answer_too_large()
                 self.finish()
             return
         super().process()  # type: ignore[no-untyped-call]

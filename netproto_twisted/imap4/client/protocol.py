@@ -7,13 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
 
+from netproto_twisted.core.client import ClientSession
 from netproto_twisted.core.framing import LineEndings
-from netproto_twisted.core.lineproto import LineProtocol
 from netproto_twisted.imap4.errors import IMAPConnectionLost, IMAPProtocolError, IMAPReplyError
 from netproto_twisted.imap4.wire.responses import (
     Continuation,
@@ -59,7 +56,7 @@ class _Command:
     started: bool = False
 
 
-class IMAPClientProtocol(LineProtocol):
+class IMAPClientProtocol(ClientSession[Untagged]):
     """Sends one command at a time, matches its tagged completion, parses every response.
 
     :ivar greeting: fires with the greeting (an :class:`Untagged` ``OK``/``PREAUTH``).
@@ -69,6 +66,7 @@ class IMAPClientProtocol(LineProtocol):
 
     line_endings = LineEndings.ACCEPT_LF
     max_line_length = MAX_RESPONSE_LINE
+    lost_error = IMAPConnectionLost
 
     def __init__(
         self,
@@ -76,20 +74,14 @@ class IMAPClientProtocol(LineProtocol):
         timeout: float | None = 30.0,
         literal_plus: bool = False,
     ) -> None:
-        super().__init__()
-        self.clock = clock
-        self.idle_timeout = timeout
-        self.greeting: Deferred[Untagged] = Deferred()
+        super().__init__(clock, timeout)
         self.literal_plus = literal_plus
         self.unsolicited: Callable[[Untagged], None] | None = None
-        self._greeted = False
         self._queue: deque[_Command] = deque()
         self._current: _Command | None = None
         self._segments: list[bytes] = []
         self._literal: bytearray | None = None
         self._counter = 0
-        self._lost = False
-        self._closed: Deferred[None] = Deferred()
 
     # -- commands -----------------------------------------------------------------------
 
@@ -146,25 +138,6 @@ class IMAPClientProtocol(LineProtocol):
         data = line.encode() if isinstance(line, str) else line
         self.send_raw(data + b"\r\n")
 
-    def when_closed(self) -> Deferred[None]:
-        """Fire once the connection has closed."""
-        d: Deferred[None] = Deferred()
-        if self._lost:
-            d.callback(None)
-        else:
-
-            def fire(result: object) -> object:
-                d.callback(None)
-                return result
-
-            self._closed.addBoth(fire)
-        return d
-
-    def lose(self) -> None:
-        """Close the connection now."""
-        if self.transport is not None and not self._lost:
-            self.transport.loseConnection()
-
     # -- responses ----------------------------------------------------------------------
 
     def line_received(self, line: bytes) -> None:
@@ -174,7 +147,7 @@ class IMAPClientProtocol(LineProtocol):
         if match is not None:
             size = int(match.group(2))
             if size < 0 or size > MAX_LITERAL:
-                self._protocol_error(IMAPProtocolError("bad literal size from the server"))
+                self.protocol_error(IMAPProtocolError("bad literal size from the server"))
                 return
             self._literal = bytearray()
             if size == 0:
@@ -187,7 +160,7 @@ class IMAPClientProtocol(LineProtocol):
         try:
             response = parse_response(segments)
         except ResponseSyntaxError as e:
-            self._protocol_error(IMAPProtocolError(str(e)))
+            self.protocol_error(IMAPProtocolError(str(e)))
             return
         self._dispatch(response)
 
@@ -203,13 +176,11 @@ class IMAPClientProtocol(LineProtocol):
 
     def _dispatch(self, response: Tagged | Untagged | Continuation) -> None:
         if not self._greeted:
-            self._greeted = True
             if isinstance(response, Untagged) and response.kind in ("OK", "PREAUTH"):
-                self.greeting.callback(response)
+                self.greet(response)
                 self._next()
             else:
-                self.greeting.errback(IMAPProtocolError(f"bad greeting: {response}"))
-                self.lose()
+                self.refuse_greeting(IMAPProtocolError(f"bad greeting: {response}"))
             return
         cmd = self._current
         if isinstance(response, Continuation):
@@ -237,7 +208,7 @@ class IMAPClientProtocol(LineProtocol):
                 self.unsolicited(response)
             return
         if cmd is None or response.tag != cmd.tag:
-            self._protocol_error(IMAPProtocolError(f"unexpected completion {response.tag}"))
+            self.protocol_error(IMAPProtocolError(f"unexpected completion {response.tag}"))
             return
         self._current = None
         if response.status == "OK":
@@ -253,7 +224,7 @@ class IMAPClientProtocol(LineProtocol):
 
     def line_too_long(self) -> None:
         """A response line over the limit."""
-        self._protocol_error(IMAPProtocolError("response line too long"))
+        self.protocol_error(IMAPProtocolError("response line too long"))
 
     def bad_line_ending(self, line: bytes) -> None:
         """A bare CR: tolerated."""
@@ -262,30 +233,15 @@ class IMAPClientProtocol(LineProtocol):
     def timeout_expired(self) -> None:
         """No response in time while a command runs: fail and close."""
         if (self._current is not None and self._current.continuation is None) or not self._greeted:
-            self._fail_all(IMAPConnectionLost("timed out waiting for the server"))
+            self.fail_all(IMAPConnectionLost("timed out waiting for the server"))
             self.lose()
         else:
             self.reset_idle_timer()
 
-    def _protocol_error(self, error: Exception) -> None:
-        self._fail_all(error)
-        self.lose()
-
-    def _fail_all(self, error: Exception) -> None:
+    def fail_waiting(self, error: Exception) -> None:
+        """Fail the running command and every queued one with *error*."""
         pending = [c for c in [self._current, *self._queue] if c is not None]
         self._current = None
         self._queue.clear()
         for cmd in pending:
             cmd.deferred.errback(error)
-        if not self._greeted:
-            self._greeted = True
-            self.greeting.errback(error)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """Fail what is pending with :class:`IMAPConnectionLost`."""
-        self._lost = True
-        super().connectionLost(reason)
-        why = "" if reason.check(ConnectionDone) else f": {reason.getErrorMessage()}"
-        self._fail_all(IMAPConnectionLost(f"connection closed{why}"))
-        if not self._closed.called:
-            self._closed.callback(None)

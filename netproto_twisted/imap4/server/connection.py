@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -105,6 +106,10 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
     :param secure: whether TLS is already on (implicit TLS).
     :param tls: the server TLS context for STARTTLS, or ``None`` (not offered).
     :param authenticator: checks logins; ``None``: nobody can log in.
+    :param consumer: the transport's consumer (a
+        :class:`~netproto_twisted.core.connection.ReplyConsumer`): FETCH is paced
+        by its backpressure and streams large literals to it; ``None``: each
+        batch is sent whole as it is built.
     """
 
     commands: CommandTable[State, _Handler]
@@ -121,8 +126,10 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
         secure: bool = False,
         tls: object | None = None,
         authenticator: Authenticator | None = None,
+        consumer: IConsumer | None = None,
     ) -> None:
         super().__init__()
+        self.consumer = consumer
         self.settings = settings
         self.store = store
         self.hub = hub

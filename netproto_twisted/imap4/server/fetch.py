@@ -20,7 +20,7 @@ import email.utils
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Union, cast
 
 from netproto_twisted.imap4.server import mime
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
@@ -30,7 +30,15 @@ from netproto_twisted.imap4.wire.tokens import SequenceSet
 from netproto_twisted.mailstore.errors import NoSuchMessage
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 
-__all__ = ["FetchEntry", "MessageCache", "fetch_batch", "search_batch"]
+__all__ = [
+    "FetchEntry",
+    "MessageCache",
+    "Piece",
+    "StreamedLiteral",
+    "fetch_batch",
+    "fetch_pieces",
+    "search_batch",
+]
 
 _HEAD_READ = 16 * 1024
 _RECENT = "\\Recent"
@@ -106,13 +114,22 @@ class _Message:
                 self.cache.put(self.folder, self.info, self._cached)
         return self._raw
 
+    def loaded(self) -> bool:
+        """Whether the whole message has been read already."""
+        return self._raw is not None
+
     def has_header(self) -> bool:
         """Whether the header is known without reading the file."""
         return self._cached is not None
 
     def cached(self) -> _Cached:
         if self._cached is None:
-            self.raw()
+            if self._raw is None:
+                header, size = self.folder.read_head(self.info)
+                self._cached = _Cached(size, header)
+                self.cache.put(self.folder, self.info, self._cached)
+            else:
+                self.raw()
         assert self._cached is not None
         return self._cached
 
@@ -148,7 +165,9 @@ class _Message:
     def envelope(self) -> bytes:
         cached = self.cached()
         if cached.envelope is None:
-            cached.envelope = encode(mime.envelope(self.header_part()))
+            if cached.fields is None:
+                cached.fields = mime.parse_headers(cached.header)
+            cached.envelope = mime.envelope_bytes(cached.fields)
         return cached.envelope
 
 
@@ -156,6 +175,22 @@ def _literal(data: bytes, binary: bool = False) -> bytes:
     if binary and b"\x00" in data:
         return b"~{%d}\r\n" % len(data) + data
     return b"{%d}\r\n" % len(data) + data
+
+
+@dataclass(frozen=True)
+class StreamedLiteral:
+    """A literal's octets left to stream from the message file: CRLF octets ``[start, +count)``.
+
+    The ``{count}`` that announces them is at the end of the piece before.
+    """
+
+    info: MessageInfo
+    start: int
+    count: int
+
+
+#: What :func:`fetch_pieces` returns: response bytes, and literals to stream between them.
+Piece = Union[bytes, StreamedLiteral]  # noqa: UP007 (an alias evaluated at run time)
 
 
 def fetch_batch(
@@ -169,21 +204,55 @@ def fetch_batch(
 
     A message whose file vanished (expunged by another process) is left out.
     """
-    out: list[bytes] = []
-    for entry in entries:
+    pieces, _count = fetch_pieces(folder, entries, atts, cache, with_uid)
+    return cast("list[bytes]", pieces)
+
+
+def fetch_pieces(
+    folder: MaildirFolder,
+    entries: Sequence[FetchEntry],
+    atts: Sequence[FetchAtt],
+    cache: MessageCache,
+    with_uid: bool,
+    *,
+    budget: int | None = None,
+    stream_over: int | None = None,
+) -> tuple[list[Piece], int]:
+    """The responses of the first entries, as pieces; and how many entries they answer.
+
+    Blocking (reads files as needed).  ``budget``: stop after the entry
+    that brings the bytes built past it, so a batch holds about that much
+    whatever the messages' sizes.  ``stream_over``: a whole message
+    (``BODY[]``, ``RFC822``, partial or not) of at least this many octets
+    is not read here but left as a :class:`StreamedLiteral`, to be sent
+    from its file a block at a time.  A message whose file vanished
+    (expunged by another process) is left out.
+    """
+    out: list[Piece] = []
+    built = 0
+    for count, entry in enumerate(entries, 1):
         message = _Message(folder, entry.info, cache)
         try:
-            out.append(_fetch_one(entry, message, atts, with_uid))
+            pieces = _fetch_one(entry, message, atts, with_uid, stream_over)
         except (FileNotFoundError, NoSuchMessage):  # gone since the session last looked
             continue
-    return out
+        out += pieces
+        if budget is not None:
+            built += sum(len(p) for p in pieces if isinstance(p, bytes))
+            if built >= budget:
+                return out, count
+    return out, len(entries)
 
 
 def _fetch_one(
-    entry: FetchEntry, message: _Message, atts: Sequence[FetchAtt], with_uid: bool
-) -> bytes:
+    entry: FetchEntry,
+    message: _Message,
+    atts: Sequence[FetchAtt],
+    with_uid: bool,
+    stream_over: int | None = None,
+) -> list[Piece]:
     info = entry.info
-    items: list[bytes] = []
+    items: list[bytes | tuple[bytes, StreamedLiteral]] = []
     names = {att.name for att in atts}
     if with_uid and "UID" not in names:
         items.append(b"UID %d" % info.uid)
@@ -206,16 +275,61 @@ def _fetch_one(
                 + encode(mime.body_structure(message.part(), name == "BODYSTRUCTURE"))
             )
         elif name == "RFC822":
-            items.append(b"RFC822 " + _literal(message.raw()))
+            streamed = _streamed(message, stream_over, None)
+            if streamed is not None:
+                items.append((b"RFC822 {%d}\r\n" % streamed.count, streamed))
+            else:
+                items.append(b"RFC822 " + _literal(message.raw()))
         elif name == "RFC822.HEADER":
             items.append(b"RFC822.HEADER " + _literal(message.cached().header))
         elif name == "RFC822.TEXT":
             items.append(b"RFC822.TEXT " + _literal(mime.split_header(message.raw())[1]))
         elif att.section is not None:
-            items.append(_section(att, message))
+            section = att.section
+            streamed = (
+                _streamed(message, stream_over, att.partial)
+                if name == "BODY" and not section.part and not section.text
+                else None
+            )
+            if streamed is not None:
+                label = att.response_name().encode()
+                items.append((label + b" {%d}\r\n" % streamed.count, streamed))
+            else:
+                items.append(_section(att, message))
         elif name == "MODSEQ":
             items.append(b"MODSEQ (%d)" % info.modseq)
-    return b"* %d FETCH (" % entry.seq + b" ".join(items) + b")\r\n"
+    head = b"* %d FETCH (" % entry.seq
+    if all(type(item) is bytes for item in items):
+        return [head + b" ".join(cast("list[bytes]", items)) + b")\r\n"]
+    out: list[Piece] = []
+    text = [head]
+    for n, item in enumerate(items):
+        if n:
+            text.append(b" ")
+        if isinstance(item, bytes):
+            text.append(item)
+            continue
+        text.append(item[0])
+        out.append(b"".join(text))
+        out.append(item[1])
+        text = []
+    text.append(b")\r\n")
+    out.append(b"".join(text))
+    return out
+
+
+def _streamed(
+    message: _Message, stream_over: int | None, partial: tuple[int, int] | None
+) -> StreamedLiteral | None:
+    """The whole message (or its ``<start.count>``) as a literal to stream, if it is large."""
+    if stream_over is None or message.loaded():
+        return None
+    size = message.size()
+    if size < stream_over:
+        return None
+    start, count = partial if partial is not None else (0, size)
+    start = min(start, size)
+    return StreamedLiteral(message.info, start, max(0, min(count, size - start)))
 
 
 def _section(att: FetchAtt, message: _Message) -> bytes:

@@ -12,12 +12,14 @@ import binascii
 import email.header
 import email.message
 import email.utils
+import functools
 import quopri
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from netproto_twisted.imap4.wire.fetchspec import Section
+from netproto_twisted.imap4.wire.serialise import encode, quote
 
 __all__ = [
     "MAX_DEPTH",
@@ -26,6 +28,7 @@ __all__ = [
     "crlf",
     "decoded_header",
     "envelope",
+    "envelope_bytes",
     "parse_message",
     "section_bytes",
     "split_header",
@@ -230,6 +233,49 @@ def envelope(part: Part) -> list[Any]:
     ]
 
 
+_ENVELOPE_FIELDS = frozenset(
+    ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to",
+     "message-id")
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8192)
+def _address_bytes(value: bytes) -> bytes | None:
+    """An address list field serialised (``None`` when it has no address).
+
+    Remembered: a mailbox has few distinct senders and recipient lists, so
+    most envelopes of a large folder reuse these.
+    """
+    addresses = _addresses(value)
+    return encode(addresses) if addresses else None
+
+
+def envelope_bytes(headers: list[tuple[str, bytes]]) -> bytes:
+    """``encode(envelope(part))`` of a message with these header fields, built directly."""
+    first: dict[str, bytes] = {}
+    for key, value in headers:
+        if key in _ENVELOPE_FIELDS and key not in first:
+            first[key] = value
+
+    def nstring(name: str) -> bytes:
+        value = first.get(name)
+        return b"NIL" if value is None else quote(value)
+
+    def address(name: str) -> bytes | None:
+        value = first.get(name)
+        return _address_bytes(value) if value else None
+
+    sender = address("from")
+    sender_bytes = sender or b"NIL"
+    return b"".join((
+        b"(", nstring("date"), b" ", nstring("subject"), b" ", sender_bytes, b" ",
+        address("sender") or sender_bytes, b" ", address("reply-to") or sender_bytes, b" ",
+        address("to") or b"NIL", b" ", address("cc") or b"NIL", b" ",
+        address("bcc") or b"NIL", b" ", nstring("in-reply-to"), b" ", nstring("message-id"),
+        b")",
+    ))  # fmt: skip
+
+
 # -- BODY / BODYSTRUCTURE ----------------------------------------------------------------
 
 
@@ -285,8 +331,13 @@ def body_structure(part: Part, extensions: bool = True) -> list[Any]:
 
 
 def _lines(body: bytes) -> int:
-    """Text lines of a body: a last line without its line ending counts too."""
-    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+    """Text lines of a body, counted as Dovecot counts them: its line feeds.
+
+    A last line without its line ending is not counted (nor, in a
+    multipart, a part's last line, whose CRLF belongs to the boundary), so
+    that a client sees the same BODYSTRUCTURE from Dovecot and from us.
+    """
+    return body.count(b"\n")
 
 
 # -- sections ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from netproto_twisted.core.connection import ConnectionProtocol
+from netproto_twisted.core.connection import ConnectionProtocol, ReplyConsumer
 from netproto_twisted.core.framing import LineEndings
 from netproto_twisted.core.lineproto import LineFactory
 from netproto_twisted.core.net import is_loopback, peer_host
@@ -45,6 +45,7 @@ class IMAPServerProtocol(ConnectionProtocol):
             secure=self.is_secure,
             tls=factory.tls,
             authenticator=factory.authenticator,
+            consumer=ReplyConsumer(self),
         )
 
 

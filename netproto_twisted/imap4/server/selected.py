@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from netproto_twisted.core.pacer import Pacer, PacerStopped
+from netproto_twisted.core.streaming import StreamStopped
+from netproto_twisted.imap4.server import fetchsend
 from netproto_twisted.imap4.server.commands import State
 from netproto_twisted.imap4.server.copying import copy_messages
 from netproto_twisted.imap4.server.fetch import (
     FetchEntry,
     SearchContext,
-    fetch_batch,
+    fetch_pieces,
     search_batch,
 )
 from netproto_twisted.imap4.server.state import Selected, SessionState
@@ -392,31 +396,71 @@ class SelectedCommands(SessionState):
 
     def _fetch_from(
         self, req: Request, selected: Selected, targets: list[tuple[int, int]],
-        atts: list[FetchAtt], start: int,
+        atts: list[FetchAtt], start: int, pacer: Pacer | None = None,
     ) -> None:  # fmt: skip
+        """Answer ``targets[start:]`` a batch at a time, paced (see :mod:`.fetchsend`)."""
         if start >= len(targets) or self.selected is not selected:
+            self._fetch_end(pacer)
             self.ok(req, "FETCH completed")
+            return
+        consumer = self.consumer
+        if pacer is None and consumer is not None:
+            pacer = Pacer()
+            consumer.registerProducer(pacer, True)
+        if pacer is not None and pacer.paused:
+            self.wait(
+                pacer.ready(),
+                lambda _: self._fetch_from(req, selected, targets, atts, start, pacer),
+            )
             return
         batch = self.settings.fetch_batch
         entries: list[FetchEntry] = []
-        for seq, uid in targets[start : start + batch]:
+        ends: list[int] = []  # the index in targets after each entry
+        for n, (seq, uid) in enumerate(targets[start : start + batch], start + 1):
             try:
                 entries.append(selected.entry(seq, uid))
             except LookupError:
                 continue
+            ends.append(n)
         box = selected.box
-        d = box.run(fetch_batch, box.target, entries, atts, self.cache, req.uid)
+        build = partial(
+            fetch_pieces, budget=fetchsend.BATCH_BUDGET,
+            stream_over=fetchsend.STREAM_OVER if pacer is not None else None,
+        )  # fmt: skip
+        d = box.run(build, box.target, entries, atts, self.cache, req.uid)
 
-        def send(result: Any) -> None:
+        def built(result: Any) -> None:
             if isinstance(result, Failure):
                 _log.failure("FETCH failed", result)
+                self._fetch_end(pacer)
                 self.no(req, "cannot read messages, try later", "UNAVAILABLE")
                 return
-            if result:
-                self.send(b"".join(result))
-            self._fetch_from(req, selected, targets, atts, start + batch)
+            pieces, count = result
+            following = ends[count - 1] if 0 < count < len(entries) else start + batch
+            if pacer is None or all(isinstance(p, bytes) for p in pieces):
+                if pieces:
+                    self.send(b"".join(pieces))
+                self._fetch_from(req, selected, targets, atts, following, pacer)
+                return
+            assert consumer is not None
+            sender = fetchsend.PieceSender(self.send, consumer, pacer, box.run, box.target)
 
-        self.wait(d, send)
+            def sent(outcome: Any) -> None:
+                if isinstance(outcome, Failure):
+                    # Part of a literal is out: the response cannot be completed.
+                    if not outcome.check(StreamStopped, PacerStopped):  # else: the client left
+                        _log.failure("FETCH failed mid-literal", outcome)
+                    self._fetch_end(pacer)
+                    self.close()
+                    return
+                self._fetch_from(req, selected, targets, atts, following, pacer)
+
+            self.wait(Deferred.fromCoroutine(sender.send(pieces)), sent)
+
+        self.wait(d, built)
+
+    def _fetch_end(self, pacer: Pacer | None) -> None:
+        fetchsend.release(self.consumer, pacer)
 
     # -- SEARCH -------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from twisted.internet.interfaces import IConsumer
+
 from netproto_twisted.core.connection import ConnectionBase
 from netproto_twisted.imap4.server.commands import State
 from netproto_twisted.imap4.server.fetch import FetchEntry, MessageCache
@@ -46,6 +48,8 @@ class SessionState(ConnectionBase):
     store: MaildirStore
     hub: ChangeHub
     cache: MessageCache
+    #: Where FETCH streams large literals and whose backpressure paces it (``None``: not paced).
+    consumer: IConsumer | None
     tls: object | None
     secure: bool
     peer: str

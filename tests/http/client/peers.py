@@ -49,7 +49,8 @@ error_log {root}/logs/error.log warn;
 pid {root}/logs/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
-    access_log off;
+    log_format conn '$connection $server_protocol $request';
+    {access_log}
     client_body_temp_path {root}/tmp;
     proxy_temp_path {root}/tmp;
     fastcgi_temp_path {root}/tmp;
@@ -58,7 +59,8 @@ http {{
     types {{ text/plain txt; text/html html; application/octet-stream bin; }}
     keepalive_requests 100000;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_options};
+        {tls}
         root {root}/www;
         gzip on;
         gzip_types text/plain;
@@ -75,8 +77,19 @@ http {{
 """
 
 
-def start_nginx(root: Path, files: dict[str, bytes]) -> Peer:
-    """Start nginx on a free loopback port serving ``files`` (paths under www/)."""
+def start_nginx(
+    root: Path,
+    files: dict[str, bytes],
+    *,
+    tls: tuple[Path, Path] | None = None,
+    http2: bool = False,
+) -> Peer:
+    """Start nginx on a free loopback port serving ``files`` (paths under www/).
+
+    ``tls`` is ``(cert, key)`` for https, ``http2`` adds HTTP/2 (by ALPN) to
+    it; with either, ``logs/access.log`` has one line per request: nginx's
+    connection number, the protocol and the request line.
+    """
     assert NGINX is not None
     for sub in ("logs", "tmp", "www/private"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -87,7 +100,19 @@ def start_nginx(root: Path, files: dict[str, bytes]) -> Peer:
     conf = root / "nginx.conf"
     # Workers run as the invoking user, so that they read the test's files.
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(root=root, port=port, user=user))
+    options = (" ssl" if tls else "") + (" http2" if http2 else "")
+    tls_lines = f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""
+    access = f"access_log {root}/logs/access.log conn;" if tls else "access_log off;"
+    conf.write_text(
+        NGINX_CONF.format(
+            root=root,
+            port=port,
+            user=user,
+            listen_options=options,
+            tls=tls_lines,
+            access_log=access,
+        )
+    )
     log = root / "logs" / "nginx.pid"
     process = subprocess.Popen(
         [NGINX, "-p", str(root), "-c", str(conf), "-g", "daemon off;"],

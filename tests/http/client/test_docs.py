@@ -45,8 +45,15 @@ class DocExamplesTests(SynchronousTestCase):
         if not DOCS.exists():
             self.skipTest(f"{DOCS} is not in this tree")
         self.assertEqual(
-            set(_doc_examples(DOCS)), {"example-opener", "example-robots", "example-stub-opener"}
+            set(_doc_examples(DOCS)),
+            {"example-opener", "example-http2", "example-robots", "example-stub-opener"},
         )
         self.assertEqual(
-            set(_DOC_TESTS), {"OpenerExampleTests", "RobotsExampleTests", "StubOpenerExampleTests"}
+            set(_DOC_TESTS),
+            {
+                "OpenerExampleTests",
+                "HTTP2ExampleTests",
+                "RobotsExampleTests",
+                "StubOpenerExampleTests",
+            },
         )

@@ -119,6 +119,13 @@ class App(resource.Resource):
 
 
 class _TrackingSite(server.Site):
+    #: Whether TLS offers HTTP/2 (twisted.web does when h2 is installed).
+    offer_h2 = True
+
+    def acceptableProtocols(self) -> list[bytes]:
+        protocols: list[bytes] = super().acceptableProtocols()
+        return protocols if self.offer_h2 else [p for p in protocols if p != b"h2"]
+
     def buildProtocol(self, addr: Any) -> Any:
         protocol = super().buildProtocol(addr)
         channels.append(protocol)
@@ -153,9 +160,14 @@ class _Stopper:
             await deferLater(reactor, 0.001)
 
 
-def listen(app: App, tls_dir: Path | None = None) -> tuple[Any, str]:
-    """Listen on 127.0.0.1 (TLS with the dev cert when ``tls_dir``); return (port, base URL)."""
+def listen(app: App, tls_dir: Path | None = None, *, h2: bool = True) -> tuple[Any, str]:
+    """Listen on 127.0.0.1 (TLS with the dev cert when ``tls_dir``); return (port, base URL).
+
+    With TLS, twisted.web offers HTTP/2 by ALPN (when h2 is installed)
+    unless ``h2`` is false.
+    """
     site = _TrackingSite(app)
+    site.offer_h2 = h2
     if tls_dir is None:
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         return _Stopper(port), f"http://127.0.0.1:{port.getHost().port}"
