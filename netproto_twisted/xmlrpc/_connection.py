@@ -4,7 +4,8 @@ An RPC client sends the same request over and over, with only the body
 (and its Content-Length) changing, so :class:`RPCConnection` writes a head
 prebuilt once per endpoint (its header fields validated once, by building
 h11's ``Request`` event) followed by the body, in one write, straight to
-the socket when it is plain TCP (:class:`DirectWrites`).
+the socket when it is plain TCP and nothing is queued
+(:func:`~netproto_twisted.core.net.write_now`).
 
 The answer is read by :mod:`h11`, a fresh parser per answer: h11 lets a
 server answer a client that has sent nothing yet (a server may answer a
@@ -23,7 +24,6 @@ The owner of a call is told what happened through :class:`CallOwner`.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -33,11 +33,12 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from netproto_twisted.core.net import raw_tcp_connection, write_now
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http11 import DEFAULT_MAX_HEADER_BYTES, StaleConnection
 from netproto_twisted.xmlrpc.errors import BodyTooLarge
 
-__all__ = ["CallOwner", "DirectWrites", "RPCConnection", "request_head"]
+__all__ = ["CallOwner", "RPCConnection", "request_head"]
 
 _CONNECTION_DONE = Failure(ConnectionDone())
 #: An interim (1xx) answer first: h11 reads those only after a request it has seen.
@@ -79,39 +80,6 @@ def _primed(max_header_bytes: int, data: bytes) -> h11.Connection:
 _NO_BODY = (b"Content-Length", b"0")
 
 
-class DirectWrites:
-    """A TCP transport that writes straight to its socket while nothing waits in its buffer.
-
-    Twisted's ``write`` queues the bytes and sends them on the reactor's
-    next turn (two ``epoll_ctl`` calls and one more wake-up per request);
-    a small request fits the socket buffer, so it goes out at once.  The
-    first write the socket does not take whole (or that fails) hands the
-    rest to the transport, and every later write follows it there, so the
-    order of the bytes is kept.  Everything else is the transport's.
-    """
-
-    def __init__(self, transport: Any, sock: socket.socket) -> None:
-        self._transport = transport
-        self._sock: socket.socket | None = sock
-
-    def write(self, data: bytes) -> None:
-        """Send ``data`` now if the socket takes it all, else through the transport."""
-        sock = self._sock
-        if sock is not None:
-            try:
-                sent = sock.send(data)
-            except OSError:  # EAGAIN, or an error the transport will find and report
-                sent = 0
-            if sent == len(data):
-                return
-            self._sock = None
-            data = data[sent:]
-        self._transport.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
 class RPCConnection(Protocol):
     """One persistent connection carrying one call at a time (see the module docstring).
 
@@ -131,7 +99,7 @@ class RPCConnection(Protocol):
         self.on_lost = on_lost
         self.max_response = max_response
         self.max_header_bytes = max_header_bytes
-        self.out: Any = None
+        self.raw: Any = None  #: the plain TCP connection beneath, for write_now (or None)
         self.call: CallOwner | None = None
         self.lost = False
         self.closing = False
@@ -148,14 +116,8 @@ class RPCConnection(Protocol):
         self._keep_alive = True
 
     def connectionMade(self) -> None:
-        """Write plain TCP straight to the socket (TLS goes through its transport)."""
-        transport = self.transport
-        get_handle = getattr(transport, "getHandle", None)
-        handle = get_handle() if get_handle is not None else None
-        if isinstance(handle, socket.socket):
-            self.out = DirectWrites(transport, handle)
-        else:
-            self.out = transport
+        """Look up the plain TCP connection beneath once (``None`` for TLS: no direct writes)."""
+        self.raw = raw_tcp_connection(self.transport)
 
     @property
     def reusable(self) -> bool:
@@ -182,7 +144,7 @@ class RPCConnection(Protocol):
         self._parts = []
         self._size = 0
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.max_header_bytes)
-        self.out.write(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+        write_now(self.transport, b"%s%d\r\n\r\n%s" % (head, len(body), body), self.raw)
 
     # -- reading ---------------------------------------------------------------------
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import h11
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from netproto_twisted.http.client.http11 import StaleConnection
-from netproto_twisted.xmlrpc._connection import DirectWrites, RPCConnection, request_head
+from netproto_twisted.xmlrpc._connection import RPCConnection, request_head
 from netproto_twisted.xmlrpc.errors import BodyTooLarge
 
 _HEAD = request_head(b"/RPC2", [(b"Host", b"example.com"), (b"Content-Type", b"text/xml")])
@@ -192,67 +195,39 @@ class BadAnswerTests(TestCase):
         self.assertEqual(len(owner.answers) + len(owner.failures), 1)
 
 
-class _Socket:
-    def __init__(self, takes: int | None, error: OSError | None = None) -> None:
-        self.takes = takes
-        self.error = error
-        self.sent: list[bytes] = []
+class DirectWriteTests(TestCase):
+    async def test_plain_tcp_writes_straight_to_the_socket(self) -> None:
+        """Over loopback TCP the request goes out through core's write_now; not over others."""
+        received: list[bytes] = []
 
-    def send(self, data: bytes) -> int:
-        if self.error is not None:
-            raise self.error
-        part = data if self.takes is None else data[: self.takes]
-        self.sent.append(part)
-        return len(part)
+        class _Keep(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                received.append(data)
 
-
-class DirectWritesTests(TestCase):
-    def writer(self, sock: _Socket) -> tuple[DirectWrites, StringTransport]:
-        transport = StringTransport()
-        return DirectWrites(transport, sock), transport  # type: ignore[arg-type]
-
-    def test_whole_write_bypasses_the_transport(self) -> None:
-        sock = _Socket(None)
-        writer, transport = self.writer(sock)
-        writer.write(b"abc")
-        writer.write(b"def")
-        self.assertEqual(sock.sent, [b"abc", b"def"])
-        self.assertEqual(transport.value(), b"")
-
-    def test_partial_write_hands_over_for_good(self) -> None:
-        sock = _Socket(2)
-        writer, transport = self.writer(sock)
-        writer.write(b"abcd")
-        writer.write(b"ef")
-        self.assertEqual(sock.sent, [b"ab"])
-        self.assertEqual(transport.value(), b"cdef")
-
-    def test_error_goes_to_the_transport(self) -> None:
-        sock = _Socket(None, BlockingIOError())
-        writer, transport = self.writer(sock)
-        writer.write(b"abc")
-        self.assertEqual(transport.value(), b"abc")
-
-    def test_other_methods_are_the_transport_s(self) -> None:
-        writer, transport = self.writer(_Socket(None))
-        writer.loseConnection()
-        self.assertTrue(transport.disconnecting)
-
-    def test_plain_tcp_only(self) -> None:
-        """A transport whose handle is a socket gets direct writes; others do not."""
-        a, b = socket.socketpair()
-        self.addCleanup(a.close)
-        self.addCleanup(b.close)
-
-        class _TCP(StringTransport):
-            def getHandle(self) -> Any:
-                return a
-
+        port = reactor.listenTCP(0, Factory.forProtocol(_Keep), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
         conn = RPCConnection(lambda c: None, lambda c: None, max_response=100)
-        conn.makeConnection(_TCP())
-        self.assertIsInstance(conn.out, DirectWrites)
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(
+            _OneFactory(conn)
+        )
+        self.addCleanup(conn.close)
+        self.assertIsNotNone(conn.raw)
         conn.request(_Owner(), _HEAD, b"x")
-        self.assertTrue(b.recv(1000).startswith(b"POST /RPC2 HTTP/1.1\r\n"))
+        for _ in range(100):
+            if received:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertTrue(b"".join(received).startswith(b"POST /RPC2 HTTP/1.1\r\n"))
         other = RPCConnection(lambda c: None, lambda c: None, max_response=100)
         other.makeConnection(StringTransport())
-        self.assertNotIsInstance(other.out, DirectWrites)
+        self.assertIsNone(other.raw)
+        other.request(_Owner(), _HEAD, b"x")
+        self.assertTrue(other.transport.value().startswith(b"POST /RPC2"))  # type: ignore[union-attr]
+
+
+class _OneFactory(Factory):
+    def __init__(self, protocol: Protocol) -> None:
+        self.one = protocol
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        return self.one
