@@ -7,11 +7,22 @@ a client fetching from one site asks it the same question over and over.
 :class:`CookieHeaderMemo` remembers the headers the jar added for a request
 (its URL, host, verifiability and origin, and whether it already carries
 Cookie or Cookie2) and replays them while nothing the answer depends on has
-changed: the same cookie objects with the same attributes, the same policy
-settings, and no cookie past its expiry time (so the jar's own clean-up would
-remove nothing).  It only does so for the stdlib's jar classes with the
-stdlib's :class:`~http.cookiejar.DefaultCookiePolicy` and at most
-:data:`MAX_COOKIES` cookies; anything else is handed to the jar every time.
+changed: cookies in the same places with the same attributes (a cookie set
+again to the same value changes nothing), the same policy settings, and no
+cookie past its expiry time (so the jar's own clean-up would remove nothing).
+
+:meth:`~http.cookiejar.CookieJar.extract_cookies` parses the Set-Cookie
+headers and checks each cookie against the policy; a server that sets the
+same cookie on every response has it parsed every time.
+:class:`SetCookieMemo` remembers the cookies the jar stored for a set of
+headers and a request, and stores fresh copies of them when the same headers
+come for the same request under the same policy settings.  Only headers whose
+outcome cannot depend on the time are remembered: Set-Cookie without
+``Expires`` or ``Max-Age`` (a session cookie), no Set-Cookie2.
+
+Both only do so for the stdlib's jar classes with the stdlib's
+:class:`~http.cookiejar.DefaultCookiePolicy` (and the first for at most
+:data:`MAX_COOKIES` cookies); anything else is handed to the jar every time.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import http.cookiejar
 import time
 from typing import Any
 
-__all__ = ["MAX_COOKIES", "STDLIB_JARS", "CookieHeaderMemo"]
+__all__ = ["MAX_COOKIES", "STDLIB_JARS", "CookieHeaderMemo", "SetCookieMemo"]
 
 #: Jar classes whose ``add_cookie_header`` is the stdlib's.
 STDLIB_JARS = frozenset(
@@ -45,6 +56,22 @@ def _cookies(jar: Any) -> list[http.cookiejar.Cookie]:
     ]
 
 
+def _places(jar: Any) -> list[tuple[str, str, str]]:
+    """The ``(domain, path, name)`` keys of a stdlib jar's table, in its order."""
+    table = jar._cookies
+    return [(d, p, n) for d, paths in table.items() for p, names in paths.items() for n in names]
+
+
+def _request_key(request: Any) -> tuple[Any, ...]:
+    """What the policy reads of a request: URL, host (the Host header without one), origin."""
+    return (
+        request.get_full_url(),
+        request.host or request.get_header("Host"),
+        request.unverifiable,
+        request.origin_req_host,
+    )
+
+
 def _attributes(cookie: http.cookiejar.Cookie) -> dict[str, Any]:
     """A copy of a cookie's attributes (its non-standard ones copied too)."""
     state = dict(vars(cookie))
@@ -64,7 +91,7 @@ class CookieHeaderMemo:
 
     def __init__(self) -> None:
         self._jar: Any = None
-        self._cookies: list[http.cookiejar.Cookie] = []
+        self._places: list[tuple[str, str, str]] = []
         self._attributes: list[dict[str, Any]] = []
         self._policy: dict[str, Any] = {}
         self._expires = _FOREVER
@@ -91,11 +118,8 @@ class CookieHeaderMemo:
             if not self._still_valid(jar, cookies, policy, now):
                 self._forget()
             key = (
-                request.get_full_url(),
-                request.host,
+                *_request_key(request),
                 request.type,
-                request.unverifiable,
-                request.origin_req_host,
                 request.has_header("Cookie"),
                 request.has_header("Cookie2"),
             )
@@ -123,16 +147,18 @@ class CookieHeaderMemo:
     def _still_valid(
         self, jar: Any, cookies: list[http.cookiejar.Cookie], policy: Any, now: float
     ) -> bool:
-        if jar is not self._jar or now >= self._expires or cookies != self._cookies:
+        if jar is not self._jar or now >= self._expires or _places(jar) != self._places:
             return False
-        # (the saved ``_rest`` is a copy: compared by value with the live one)
+        # Compared by value: a cookie set again with the same attributes (a
+        # server repeating its Set-Cookie) gives the same answers.  (The saved
+        # ``_rest`` is a copy, compared by value with the live one.)
         if any(vars(c) != saved for c, saved in zip(cookies, self._attributes, strict=True)):
             return False
         return _policy_settings(policy) == self._policy
 
     def _remember(self, jar: Any, cookies: list[http.cookiejar.Cookie], policy: Any) -> None:
         self._jar = jar
-        self._cookies = cookies
+        self._places = _places(jar)
         self._attributes = [_attributes(c) for c in cookies]
         self._policy = _policy_settings(policy)
         expiries = [c.expires for c in cookies if c.expires is not None]
@@ -141,6 +167,65 @@ class CookieHeaderMemo:
 
     def _forget(self) -> None:
         self._jar = None
-        self._cookies = []
+        self._places = []
         self._attributes = []
         self._answers.clear()
+
+
+def _timeless(values: list[str]) -> bool:
+    """True when no Set-Cookie value carries an expiry (so the time cannot matter)."""
+    for value in values:
+        lowered = value.lower()
+        if "expires" in lowered or "max-age" in lowered:
+            return False
+    return True
+
+
+def _fresh(attributes: dict[str, Any]) -> http.cookiejar.Cookie:
+    """A new :class:`~http.cookiejar.Cookie` with the given attributes (``_rest`` copied)."""
+    cookie = http.cookiejar.Cookie.__new__(http.cookiejar.Cookie)
+    vars(cookie).update(attributes)
+    cookie._rest = dict(attributes["_rest"])  # type: ignore[attr-defined]
+    return cookie
+
+
+class SetCookieMemo:
+    """Store a response's cookies in a jar, replaying the parse of headers seen before."""
+
+    def __init__(self) -> None:
+        self._jar: Any = None
+        self._policy: dict[str, Any] = {}
+        self._answers: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+
+    def extract_cookies(self, jar: http.cookiejar.CookieJar, response: Any, request: Any) -> None:
+        """What ``jar.extract_cookies(response, request)`` does, parsing known headers once."""
+        policy = jar._policy  # type: ignore[attr-defined]
+        if type(jar) not in STDLIB_JARS or type(policy) is not http.cookiejar.DefaultCookiePolicy:
+            jar.extract_cookies(response, request)
+            return
+        headers = response.info()
+        values = headers.get_all("Set-Cookie", [])
+        if headers.get_all("Set-Cookie2") or not values or not _timeless(values):
+            jar.extract_cookies(response, request)
+            return
+        with jar._cookies_lock:  # type: ignore[attr-defined]
+            settings = _policy_settings(policy)
+            if jar is not self._jar or settings != self._policy:
+                self._jar, self._policy = jar, settings
+                self._answers.clear()
+            key = (tuple(values), *_request_key(request))
+            answer = self._answers.get(key)
+            if answer is not None:
+                policy._now = jar._now = int(time.time())  # type: ignore[attr-defined]
+                for attributes in answer:
+                    jar.set_cookie(_fresh(attributes))
+                return
+            made = jar.make_cookies(response, request)
+            kept = [c for c in made if policy.set_ok(c, request)]
+            for cookie in kept:
+                jar.set_cookie(cookie)
+            if not made:
+                return  # nothing parsed (or the parse failed, with a warning): ask again
+            if len(self._answers) >= _MAX_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = [_attributes(c) for c in kept]

@@ -20,7 +20,7 @@ from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit, urlunspli
 
 from twisted.internet.defer import Deferred, ensureDeferred
 
-from netproto_twisted.http.client.cookies import CookieHeaderMemo
+from netproto_twisted.http.client.cookies import CookieHeaderMemo, SetCookieMemo
 from netproto_twisted.http.client.decoding import (
     DEFAULT_MAX_DECODED,
     DEFAULT_MAX_RATIO,
@@ -257,6 +257,8 @@ class HTTPCookieProcessor(BaseHandler):
         self.cookiejar = cookiejar if cookiejar is not None else http.cookiejar.CookieJar()
         # The jar's answer per request, replayed while the jar is unchanged.
         self._memo = CookieHeaderMemo()
+        # The cookies parsed from Set-Cookie headers seen before, stored again.
+        self._set_memo = SetCookieMemo()
 
     def http_request(self, request: Request) -> Request:
         """Add the Cookie header for the request's URL."""
@@ -267,7 +269,7 @@ class HTTPCookieProcessor(BaseHandler):
         """Store the response's Set-Cookie headers (the jar's policy decides)."""
         headers = response.headers
         if "Set-Cookie" in headers or "Set-Cookie2" in headers:
-            self.cookiejar.extract_cookies(response, request)  # type: ignore[arg-type]
+            self._set_memo.extract_cookies(self.cookiejar, response, request)
         return response
 
     https_request = http_request

@@ -1,4 +1,4 @@
-"""The remembered Cookie header gives what the jar itself gives, whatever happens to the jar."""
+"""The remembered Cookie header and Set-Cookie parse give what the jar itself gives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.http.client.cookies import MAX_COOKIES, CookieHeaderMemo
+from netproto_twisted.http.client.cookies import MAX_COOKIES, CookieHeaderMemo, SetCookieMemo
 from netproto_twisted.http.client.request import Request
 from netproto_twisted.http.client.response import headers_message
 
@@ -38,11 +38,12 @@ SET_COOKIES = [
 
 
 class _Headers:
-    def __init__(self, value: str) -> None:
-        self.value = value
+    def __init__(self, *values: str, name: str = "Set-Cookie") -> None:
+        self.values = values
+        self.name = name
 
     def info(self) -> Any:
-        return headers_message([("Set-Cookie", self.value)])
+        return headers_message([(self.name, v) for v in self.values])
 
 
 def _request(url: str, unverifiable: bool, cookie: bool) -> Request:
@@ -189,3 +190,138 @@ class CookieHeaderMemoTests(SynchronousTestCase):
         for _ in range(2):
             memo.add_cookie_header(big, Request(URLS[0]))
         self.assertEqual(len(asked), 2)
+
+
+def _contents(jar: http.cookiejar.CookieJar) -> list[tuple[Any, ...]]:
+    """Every cookie's place and attributes, in the jar's order."""
+    table = jar._cookies  # type: ignore[attr-defined]
+    return [
+        (d, p, n, vars(c))
+        for d, paths in table.items()
+        for p, names in paths.items()
+        for n, c in names.items()
+    ]
+
+
+SESSION_COOKIES = [
+    "s=1; Path=/",
+    "s=2; Path=/",
+    "t=x; Path=/a",
+    "t=x",
+    "u=1; Domain=.example.test; Path=/",
+    "v=1; Domain=other.test; Path=/",
+    "sec=1; Secure; Path=/",
+    "h=1; HttpOnly; Path=/",
+    "p=1; Port; Path=/",
+    "old=1; Version=1; Path=/",
+    'q="a b"; Path=/',
+    "short=1; Max-Age=5; Path=/",
+    "gone=1; Max-Age=0; Path=/",
+    "e=1; Expires=Wed, 09 Jun 2021 10:18:14 GMT; Path=/",
+    "junk",
+]
+
+extract = st.one_of(
+    st.tuples(
+        st.just("set"),
+        st.lists(st.sampled_from(SESSION_COOKIES), min_size=1, max_size=3),
+        st.sampled_from(URLS),
+        st.booleans(),
+        st.integers(min_value=0, max_value=6),
+    ),
+    st.tuples(st.just("wait"), st.integers(min_value=0, max_value=8)),
+    st.tuples(st.just("edit")),
+    st.tuples(st.just("clear")),
+    st.tuples(st.just("block"), st.booleans()),
+)
+
+
+class SetCookieMemoTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.now = [START]
+        self.patch(time, "time", lambda: self.now[0])
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(extract, max_size=30), st.sampled_from(["plain", "lwp", "rfc2965"]))
+    def test_same_jar_as_the_stdlib(self, actions: list[tuple[Any, ...]], kind: str) -> None:
+        self.now[0] = START
+        jars: list[http.cookiejar.CookieJar] = []
+        for _ in range(2):
+            jar = http.cookiejar.LWPCookieJar() if kind == "lwp" else http.cookiejar.CookieJar()
+            if kind == "rfc2965":
+                jar.set_policy(http.cookiejar.DefaultCookiePolicy(rfc2965=True))
+            jars.append(jar)
+        mine, theirs = jars
+        memo = SetCookieMemo()
+        for step in actions:
+            if step[0] == "set":
+                for pause in (0, step[4]):  # the second time from the memo
+                    self.now[0] += pause
+                    request = Request(step[2], unverifiable=step[3])
+                    memo.extract_cookies(mine, _Headers(*step[1]), request)
+                    theirs.extract_cookies(
+                        _Headers(*step[1]),  # type: ignore[arg-type]
+                        Request(step[2], unverifiable=step[3]),
+                    )
+                    self.assertEqual(_contents(mine), _contents(theirs))
+            elif step[0] == "wait":
+                self.now[0] += step[1]
+            elif step[0] == "edit":
+                for jar in jars:
+                    for cookie in jar:
+                        cookie.value = (cookie.value or "") + "x"
+            elif step[0] == "clear":
+                for jar in jars:
+                    jar.clear()
+            else:
+                for jar in jars:
+                    jar._policy.set_blocked_domains(  # type: ignore[attr-defined]
+                        ["example.test"] if step[1] else []
+                    )
+        self.assertEqual(_contents(mine), _contents(theirs))
+
+    def test_known_headers_are_not_parsed_again(self) -> None:
+        jar = http.cookiejar.CookieJar()
+        memo = SetCookieMemo()
+        memo.extract_cookies(jar, _Headers("s=1; Path=/"), Request(URLS[1]))
+        [first] = list(jar)
+        parsed: list[object] = []
+        real = jar.make_cookies
+        self.patch(jar, "make_cookies", lambda *a: parsed.append(a) or real(*a))
+        first.value = "changed"
+        memo.extract_cookies(jar, _Headers("s=1; Path=/"), Request(URLS[1]))
+        [again] = list(jar)
+        self.assertEqual((parsed, again.value), ([], "1"))
+        self.assertIsNot(again, first)  # a fresh cookie, as the jar would store
+        again._rest["x"] = "y"  # type: ignore[attr-defined]
+        memo.extract_cookies(jar, _Headers("s=1; Path=/"), Request(URLS[1]))
+        self.assertEqual(next(iter(jar))._rest, {})  # type: ignore[attr-defined]
+        # another request, an expiry, a policy change or Set-Cookie2: parsed
+        memo.extract_cookies(jar, _Headers("s=1; Path=/"), Request(URLS[0]))
+        memo.extract_cookies(jar, _Headers("e=1; Max-Age=9"), Request(URLS[1]))
+        memo.extract_cookies(jar, _Headers("e=1; Max-Age=9"), Request(URLS[1]))
+        jar.set_policy(http.cookiejar.DefaultCookiePolicy(strict_ns_domain=1))
+        memo.extract_cookies(jar, _Headers("s=1; Path=/"), Request(URLS[1]))
+        memo.extract_cookies(jar, _Headers("v=1", name="Set-Cookie2"), Request(URLS[1]))
+        self.assertEqual(len(parsed), 5)
+
+    def test_other_jars_and_policies_are_asked_each_time(self) -> None:
+        calls: list[object] = []
+
+        class Jar(http.cookiejar.CookieJar):
+            def extract_cookies(self, response: Any, request: Any) -> None:
+                calls.append(request)
+
+        class Policy(http.cookiejar.DefaultCookiePolicy):
+            pass
+
+        memo = SetCookieMemo()
+        for _ in range(2):
+            memo.extract_cookies(Jar(), _Headers("s=1"), Request(URLS[0]))
+        jar = http.cookiejar.CookieJar(Policy())
+        real = jar.make_cookies
+        self.patch(jar, "make_cookies", lambda *a: calls.append(a) or real(*a))
+        for _ in range(2):
+            memo.extract_cookies(jar, _Headers("s=1"), Request(URLS[0]))
+        self.assertEqual(len(calls), 4)
+        self.assertEqual([c.name for c in jar], ["s"])
