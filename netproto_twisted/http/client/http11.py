@@ -146,6 +146,7 @@ class _Exchange:
     """One request and its response on a connection."""
 
     __slots__ = (
+        "answered",
         "body_done",
         "conn",
         "consumer",
@@ -158,7 +159,6 @@ class _Exchange:
         "owner",
         "paused",
         "producer",
-        "response",
         "stopped",
     )
 
@@ -166,7 +166,7 @@ class _Exchange:
         self.conn = conn
         self.owner = owner
         self.method = method
-        self.response: RawResponse | None = None
+        self.answered = False  # the response head is in
         self.consumer: IProtocol | None = None
         self.control: _BodyControl | None = None
         self.held: list[bytes] = []
@@ -181,7 +181,7 @@ class _Exchange:
     # -- the consumer's side ----------------------------------------------------------
 
     def attach(self, protocol: IProtocol) -> None:
-        if self.consumer is not None:
+        if self.consumer is not None or self.body_done:
             raise RuntimeError("the body of this response is already being delivered")
         self.consumer = protocol
         self.control = _BodyControl(self)
@@ -241,6 +241,7 @@ class _Exchange:
         if self.end_reason is not None:
             if not self.body_done:
                 self.body_done = True
+                self.consumer = self.control = None  # no cycle left: refcounting frees all
                 consumer.connectionLost(self.end_reason)
         elif not self.stopped:
             self.conn.resume_reading(self)
@@ -418,7 +419,7 @@ class HTTP11Connection(Protocol):
     def _abort_with(self, exchange: _Exchange, error: BaseException) -> None:
         self.closing = True
         self._exchange = None
-        if exchange.response is None:
+        if not exchange.answered:
             exchange.owner.request_failed(Failure(error), False)
         else:
             exchange.end(Failure(error))
@@ -478,7 +479,7 @@ class HTTP11Connection(Protocol):
         """A head already parsed by h11, byte for byte: its Content-Length body follows."""
         status, reason, version, headers, length, keep_alive = head
         response = RawResponse(exchange, status, reason, version, list(headers), length)
-        exchange.response = response
+        exchange.answered = True
         self._start_counting(exchange, response, length, keep_alive, rest)
 
     def _counted(self, exchange: _Exchange, data: bytes) -> None:
@@ -569,7 +570,7 @@ class HTTP11Connection(Protocol):
                 length = None
         version = (1, 1) if event.http_version == b"1.1" else (1, 0)
         response = RawResponse(exchange, status, event.reason, version, headers, length)
-        exchange.response = response
+        exchange.answered = True
         our_state = self._h11.our_state
         if length and (our_state is h11.DONE or our_state is h11.MUST_CLOSE):
             # h11 framed the head and found a Content-Length: the body is that many
@@ -653,7 +654,7 @@ class HTTP11Connection(Protocol):
     def _protocol_error(self, exchange: _Exchange, error: h11.RemoteProtocolError) -> None:
         self._exchange = None
         self.closing = True
-        if exchange.response is None:
+        if not exchange.answered:
             text = str(error)
             if "buffer" in text.lower() and "long" in text.lower():
                 message = f"response header fields exceed {self.max_header_bytes} bytes"
@@ -672,7 +673,7 @@ class HTTP11Connection(Protocol):
             if exchange.producer is not None:
                 exchange.producer.stopProducing()
                 exchange.producer = None
-            if exchange.response is None:
+            if not exchange.answered:
                 self._exchange = None
                 stale = self.completed > 0 and not exchange.got_bytes
                 error = (
