@@ -15,6 +15,7 @@ import io
 import mimetypes
 import os
 import urllib.request
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
@@ -204,14 +205,11 @@ class HTTPRedirectHandler(BaseHandler):
         location = headers.get("location") or headers.get("uri")
         if location is None:
             return None
-        newurl = urljoin(req.full_url, location.strip())
-        parts = urlsplit(newurl)
-        if parts.scheme not in self.schemes:
-            refusal = HTTPError(response, f"redirection to {parts.scheme}: is not allowed")
+        newurl, scheme = _resolve(req.full_url, location.strip())
+        if scheme not in self.schemes:
+            refusal = HTTPError(response, f"redirection to {scheme}: is not allowed")
             return ensureDeferred(_refuse(response, refusal))
-        if not parts.path and parts.netloc:
-            newurl = urlunsplit(parts._replace(path="/"))
-        if req.type == "https" and parts.scheme == "http" and not self.allow_downgrade:
+        if req.type == "https" and scheme == "http" and not self.allow_downgrade:
             downgrade = DowngradeRefused(f"redirect from https to {newurl} refused")
             return ensureDeferred(_refuse(response, downgrade, keep=False))
         new = self.redirect_request(req, response, code, msg, headers, newurl)
@@ -235,6 +233,19 @@ class HTTPRedirectHandler(BaseHandler):
         return response.close().addCallback(lambda _: self.parent.open(new)).addCallback(followed)
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+@lru_cache(maxsize=256)
+def _resolve(base: str, location: str) -> tuple[str, str]:
+    """The absolute URL a Location names (``/`` for an empty path) and its scheme.
+
+    (Remembered for the last few pairs: a site redirects to the same places.)
+    """
+    newurl = urljoin(base, location)
+    parts = urlsplit(newurl)
+    if not parts.path and parts.netloc:
+        newurl = urlunsplit(parts._replace(path="/"))
+    return newurl, parts.scheme
 
 
 async def _refuse(response: Response, error: Exception, keep: bool = True) -> Response:
