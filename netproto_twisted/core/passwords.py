@@ -125,6 +125,16 @@ _PROHIBITED = (
 
 def saslprep(text: str, *, allow_unassigned: bool = False) -> str:
     """Prepare a user name or password with SASLprep (RFC 4013); ValueError if prohibited."""
+    if text.isascii() and text.isprintable():
+        # U+0020..U+007E: nothing is mapped (B.1, C.1.2), NFKC changes nothing, nothing is
+        # prohibited (C.2.1 is the controls, excluded here) or unassigned, no RTL (D.1).
+        return text
+    return _saslprep_tables(text, allow_unassigned)
+
+
+def _saslprep_tables(text: str, allow_unassigned: bool) -> str:
+    """SASLprep by the RFC 3454 tables, character by character (what :func:`saslprep` skips
+    for printable ASCII, which it leaves as it is)."""
     mapped = "".join(
         " " if stringprep.in_table_c12(ch) else ch
         for ch in text

@@ -556,6 +556,8 @@ class _Receiver:
 class _PassiveFactory(Factory):
     """Accepts one data connection, from the control connection's peer only."""
 
+    noisy = False  # no "Starting factory" / "Stopping factory" lines for every transfer
+
     def __init__(
         self, reactor: Any, runner: BlockRunner, peer: str, tls: Any, require_reuse: bool
     ) -> None:
@@ -605,6 +607,7 @@ class PassiveListener:
 
 
 class _ActiveFactory(ClientFactory):
+    noisy = False
     def __init__(self, reactor: Any, runner: BlockRunner, tls: Any, require_reuse: bool) -> None:
         self.reactor = reactor
         self.runner = runner
