@@ -110,6 +110,23 @@ class ThreadedTLSRetrTests(ThreadedTLSTestCase):
         self.assertEqual(len(self.threads), 1)
         await self.settled()
 
+    async def test_data_connection_without_session_reuse_gets_no_thread(self) -> None:
+        server = await self.start()
+        server.path("alice", "big.bin").write_bytes(b"b" * (2 * 1024 * 1024))
+
+        def session() -> None:
+            f = ftplib.FTP_TLS(timeout=10)  # stock: a new TLS session on the data connection
+            f.connect(server.host, server.port)
+            f.login("alice", "secret")
+            f.prot_p()
+            with self.assertRaises((ftplib.error_perm, ftplib.error_temp, OSError)):
+                f.retrbinary("RETR big.bin", lambda block: None)
+            f.close()
+
+        await self.in_thread(session)
+        self.assertEqual(self.threads, [])  # refused (522) before any byte of the file
+        await self.settled()
+
     async def test_ascii_and_rate_limited_retr_stay_on_the_reactor(self) -> None:
         server = await self.start(settings=FTPSettings(max_download_rate=50_000_000))
         server.path("alice", "t.txt").write_bytes(b"line\n" * 300_000)
