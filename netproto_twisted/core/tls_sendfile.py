@@ -61,9 +61,16 @@ _POLL_SECONDS = 1.0
 _BIO_READ = TLS_CHUNK + TLS_CHUNK // 16 + 4096
 
 
+#: Sends asked for whose thread starts on the next reactor turn (they count against the limit).
+_pending = 0
+
+
 def can_send_tls_in_thread(transport: object) -> bool:
     """Whether :func:`send_tls_in_thread` may take ``transport`` now."""
-    return ThreadedTLSSend.running() < MAX_THREADS and can_take_tls_connection(transport)
+    return (
+        ThreadedTLSSend.running() + _pending < MAX_THREADS
+        and can_take_tls_connection(transport)
+    )
 
 
 class ThreadedTLSSend(SocketThread):
@@ -99,6 +106,8 @@ class ThreadedTLSSend(SocketThread):
         :meth:`stop` was called, the thread starts all the same and fails at
         once, so that :attr:`done` reports it the usual way.
         """
+        global _pending
+        _pending -= 1
         if not self._stop:
             taken = take_tls_connection(self._connection)
             if taken is not None:
@@ -187,6 +196,8 @@ def send_tls_in_thread(
     """
     if not can_take_tls_connection(transport):
         raise ValueError("needs a TCP connection with an established, idle TLS layer")
+    global _pending
     sender = ThreadedTLSSend(reactor, transport, file_descriptor, offset, count)
+    _pending += 1  # until take_over, on the reactor thread as this
     reactor.callLater(0, sender.take_over)
     return sender

@@ -135,6 +135,7 @@ class ThreadedTLSSendTests(TestCase):
         protocol.transport.loseConnection()  # Twisted's TLS layer ends the close it started
         self.assertIsInstance(await protocol.lost, ConnectionDone)
         self.assertEqual(ThreadedTLSSend.running(), self.baseline)
+        self.assertEqual(tls_sendfile._pending, 0)
 
     async def test_offset_and_count(self) -> None:
         payload = os.urandom(700_000)
@@ -210,6 +211,10 @@ class ThreadedTLSSendTests(TestCase):
                 break
             await deferToThread(lambda: None)
         self.assertIs(setup.ready, True)
+        self.patch(tls_sendfile, "MAX_THREADS", 0)
+        self.assertFalse(can_send_tls_in_thread(protocol.transport))  # no thread free
+        self.patch(tls_sendfile, "MAX_THREADS", 16)
+        self.assertTrue(can_send_tls_in_thread(protocol.transport))
         protocol.transport.write(b"more")
         protocol.transport.loseConnection()  # closing: no longer idle
         self.assertFalse(can_send_tls_in_thread(protocol.transport))
