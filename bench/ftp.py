@@ -30,6 +30,8 @@ Servers (each in a subprocess of its own):
   thread (:mod:`netproto_twisted.core.recvfile`) turned off -- uploads read
   by the reactor, as before -- to show what it brings within one run; ``netproto-splice``: the
   receiving thread with ``os.splice`` instead of ``recv_into`` and ``os.write``;
+  ``netproto-tlsreactor``: PROT P downloads encrypted by Twisted's TLS layer
+  on the reactor thread, as before :mod:`netproto_twisted.core.tls_sendfile`;
 - ``pyftpdlib``: ``FTPHandler`` with ``DummyAuthorizer`` (sendfile on);
 - ``vsftpd``: anonymous as the Debian ``ftp`` user (needs root and the
   ``ftp`` user; skipped otherwise), with ``up/`` writable;
@@ -89,6 +91,9 @@ if sys.argv[6] == "reactor":  # the path before: uploads read by the reactor
 elif sys.argv[6] == "splice":  # the receiving thread moves the bytes with os.splice
     from netproto_twisted.core import recvfile
     recvfile.USE_SPLICE = True
+elif sys.argv[6] == "tlsreactor":  # the path before: PROT P downloads encrypted by the reactor
+    from netproto_twisted.core import tls_sendfile
+    tls_sendfile.MAX_THREADS = 0
 passwords = PasswordFile(root + ".users", iterations=4096)
 passwords.add("bench", "bench-password")
 reactor.suggestThreadPoolSize(20)

@@ -42,7 +42,15 @@ The uses:
 - :func:`http_channel_protocol`: ``twisted.web.http._GenericHTTPChannelProtocol``,
   the wrapper that turns an HTTP/1.1 channel into an HTTP/2 one when TLS
   negotiates ``h2`` (ALPN), around a channel *we* built (so that its header
-  limits can be set); fallback: the HTTP/1.1 channel alone (no HTTP/2).
+  limits can be set); fallback: the HTTP/1.1 channel alone (no HTTP/2);
+- :func:`take_tls_connection`: hands a connection on which ``startTLS``
+  finished its handshake over to a thread (core.tls_sendfile): it reads the
+  TLS layer's state (``TLSMemoryBIOProtocol._handshakeDone``,
+  ``_lostTLSConnection``, ``_aborted``, ``_appSendBuffer``, ``_producer``)
+  to tell that nothing waits in it, and takes the ciphertext the TCP
+  connection has queued (``FileDescriptor._tempDataBuffer``,
+  ``_tempDataLen``, ``dataBuffer``, ``offset``) so that the thread sends it
+  first; fallback: ``None`` (the transfer stays on the reactor).
 """
 
 from __future__ import annotations
@@ -66,11 +74,13 @@ __all__ = [
     "HAS_GENERIC_FACTORY",
     "HAS_GENERIC_HTTP_CHANNEL",
     "HAS_TLS_CLIENT_DEFAULT",
+    "HAS_TLS_HANDOVER",
     "HAS_UNIX_ADOPT",
     "UNIX_PATH_ATTRIBUTE",
     "GenericFactory",
     "accept_one_per_wakeup",
     "adopt_shared_unix_port",
+    "can_take_tls_connection",
     "eager_writes_supported",
     "fire_quietly",
     "has_callbacks",
@@ -79,6 +89,7 @@ __all__ = [
     "send_now",
     "ssl_endpoint_options",
     "succeeded",
+    "take_tls_connection",
     "tls_client_default",
 ]
 
@@ -489,3 +500,87 @@ def ssl_endpoint_options(endpoint: object) -> Any | None:
     Twisted that renamed it: the caller says so or leaves the options alone).
     """
     return getattr(endpoint, "_sslContextFactory", None)
+
+
+# --- handing a TLS connection over to a thread ---------------------------------------------
+
+#: The ``TLSMemoryBIOProtocol`` attributes :func:`take_tls_connection` reads (class defaults,
+#: or set by ``makeConnection``).
+TLS_LAYER_ATTRIBUTES = ("_handshakeDone", "_lostTLSConnection", "_aborted", "_producer")
+#: The ``FileDescriptor`` attributes whose queued bytes :func:`take_tls_connection` takes.
+QUEUE_ATTRIBUTES = ("_tempDataBuffer", "_tempDataLen", "dataBuffer", "offset")
+
+
+def _tls_handover_present() -> bool:
+    from twisted.internet import abstract
+    from twisted.protocols.tls import TLSMemoryBIOProtocol
+
+    layer = all(hasattr(TLSMemoryBIOProtocol, n) for n in TLS_LAYER_ATTRIBUTES)
+    made = TLSMemoryBIOProtocol.makeConnection.__code__.co_names
+    layer = layer and "_appSendBuffer" in made and "_tlsConnection" in made
+    write = abstract.FileDescriptor.write.__code__.co_names
+    return layer and all(n in write for n in ("_tempDataBuffer", "_tempDataLen"))
+
+
+#: Whether :func:`take_tls_connection` can work on this Twisted.
+HAS_TLS_HANDOVER = _tls_handover_present()
+
+
+def _tls_layer(transport: Any) -> Any | None:
+    """The idle TLS layer of a ``startTLS`` TCP connection, or ``None``."""
+    from twisted.protocols.tls import TLSMemoryBIOProtocol
+
+    if not HAS_TLS_HANDOVER or not isinstance(transport, tcp.Connection):
+        return None
+    layer = getattr(transport, "protocol", None)
+    if (
+        not getattr(transport, "TLS", False)
+        or not isinstance(layer, TLSMemoryBIOProtocol)
+        or not eager_writes_supported(transport)
+        or not transport.connected
+        or transport.disconnecting
+        or transport._writeDisconnecting
+        or transport._writeDisconnected
+        or transport.producer is not None
+        or not layer._handshakeDone
+        or layer._lostTLSConnection
+        or layer._aborted
+        or layer.disconnecting
+        or layer._appSendBuffer
+        or layer._producer is not None
+    ):
+        return None
+    return layer
+
+
+def can_take_tls_connection(transport: object) -> bool:
+    """Whether :func:`take_tls_connection` would take ``transport`` now."""
+    return _tls_layer(transport) is not None
+
+
+def take_tls_connection(transport: Any) -> tuple[Any, Any, bytes] | None:
+    """Take a ``startTLS`` TCP connection off the reactor: ``(connection, tls, queued)``.
+
+    ``transport`` must be a ``tcp.Connection`` whose TLS handshake is done,
+    with nothing waiting in its TLS layer (no buffered application data, no
+    producer, not closing).  The connection stops reading and writing; the
+    ciphertext it had queued is removed from it and returned (``queued``):
+    whoever takes over sends that first, then what the pyOpenSSL connection
+    ``tls`` (its memory BIO) produces.  Until it is handed back, nothing on
+    the reactor thread may touch ``tls``: no write, no ``loseConnection``, no
+    ``abortConnection`` (each would call into ``tls``); afterwards call
+    ``connection.startReading()``.  Returns ``None`` (and changes nothing)
+    when the transport does not qualify or this Twisted lacks the attributes.
+    """
+    layer = _tls_layer(transport)
+    if layer is None:
+        return None
+    tls = layer._tlsConnection
+    queued = bytes(transport.dataBuffer[transport.offset :]) + b"".join(transport._tempDataBuffer)
+    transport.dataBuffer = b""
+    transport.offset = 0
+    transport._tempDataBuffer = []
+    transport._tempDataLen = 0
+    transport.stopReading()
+    transport.stopWriting()
+    return transport, tls, queued

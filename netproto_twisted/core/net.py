@@ -95,8 +95,12 @@ def parse_host(host: str) -> IPAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_ip(host: str) -> str | None:
-    """Return ``host``'s canonical IP text (IPv4-mapped IPv6 as IPv4), or ``None`` if not an IP."""
+    """Return ``host``'s canonical IP text (IPv4-mapped IPv6 as IPv4), or ``None`` if not an IP.
+
+    Remembered per text, as :func:`parse_host` is (``str`` of an address is slow).
+    """
     address = parse_host(host)
     return None if address is None else str(address)
 
@@ -107,8 +111,8 @@ def normalize_host(host: str) -> str:
     A string that is not an IP address is returned unchanged (see
     :func:`canonical_ip` for ``None`` instead).
     """
-    address = parse_host(host)
-    return host if address is None else str(address)
+    canonical = canonical_ip(host)
+    return host if canonical is None else canonical
 
 
 @functools.lru_cache(maxsize=1024)
@@ -139,6 +143,7 @@ def peer_host(transport: ITransport) -> str | None:
     return normalize_host(peer.host)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str | None) -> bool:
     """Return whether ``host`` is a loopback IP address (127.0.0.0/8, ::1, ::ffff:127.x).
 

@@ -125,11 +125,15 @@ _PROHIBITED = (
 
 def saslprep(text: str, *, allow_unassigned: bool = False) -> str:
     """Prepare a user name or password with SASLprep (RFC 4013); ValueError if prohibited."""
-    mapped = "".join(
-        " " if stringprep.in_table_c12(ch) else ch
-        for ch in text
-        if not stringprep.in_table_b1(ch)
-    )
+    if text.isascii() and text.isprintable():  # U+0020..U+007E: RFC 4013 changes or refuses
+        return text  # none of it (no mapping, NFKC, prohibition: C.2.1 are controls, or RTL)
+    return _saslprep_tables(text, allow_unassigned)
+
+
+def _saslprep_tables(text: str, allow_unassigned: bool) -> str:
+    """SASLprep by the RFC 3454 tables, character by character."""
+    mapped = "".join(" " if stringprep.in_table_c12(ch) else ch for ch in text
+                     if not stringprep.in_table_b1(ch))  # fmt: skip
     out = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
     for ch in out:
         if any(table(ch) for table in _PROHIBITED):

@@ -60,6 +60,20 @@ class SaslprepTests(SynchronousTestCase):
             with self.assertRaises(ValueError):
                 saslprep(bad)
 
+    @given(st.text(st.characters(min_codepoint=0, max_codepoint=0x7F)))
+    def test_ascii_shortcut_agrees_with_the_tables(self, text: str) -> None:
+        def outcome(f: Callable[..., str], *args: Any) -> str | type[Exception]:
+            try:
+                return f(*args)
+            except ValueError:
+                return ValueError
+
+        for unassigned in (False, True):
+            self.assertEqual(
+                outcome(lambda t, u: saslprep(t, allow_unassigned=u), text, unassigned),
+                outcome(passwords._saslprep_tables, text, unassigned),
+            )
+
     def test_unassigned(self) -> None:
         with self.assertRaises(ValueError):
             saslprep("\u0221")  # unassigned in Unicode 3.2

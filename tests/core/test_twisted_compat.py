@@ -71,6 +71,16 @@ class FlagTests(SynchronousTestCase):
         self.assertIsInstance(wrapped, http._GenericHTTPChannelProtocol)
         self.assertIs(wrapped._channel, channel)
 
+    def test_tls_handover(self) -> None:
+        # The live handover is tests.core.test_tls_sendfile (its sends fail on the fallback).
+        self.assertTrue(compat.HAS_TLS_HANDOVER)
+        for name in compat.TLS_LAYER_ATTRIBUTES:
+            self.assertTrue(hasattr(TLSMemoryBIOProtocol, name), name)
+        fd = abstract.FileDescriptor(reactor=reactor)
+        self.assertEqual((fd._tempDataLen, fd.dataBuffer, fd.offset), (0, b"", 0))
+        self.assertFalse(compat.can_take_tls_connection(fd))
+        self.assertIsNone(compat.take_tls_connection(object()))
+
     def test_eager_attributes_are_on_a_file_descriptor(self) -> None:
         fd = abstract.FileDescriptor(reactor=reactor)
         self.assertEqual(fd._tempDataBuffer, [])

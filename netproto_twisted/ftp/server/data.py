@@ -8,7 +8,11 @@ with TLS when the session asked for ``PROT P``, and it moves the bytes:
 
 - sending a file on plain TCP in binary mode uses ``os.sendfile``
   (:mod:`netproto_twisted.core.sendfile`): from a thread of its own for
-  8 MiB and more, on the reactor thread below that; over TLS or in ASCII mode a
+  8 MiB and more, on the reactor thread below that; over TLS in binary mode,
+  a file of 1 MiB and more is encrypted and sent by a thread of its own
+  once the handshake (and the session-reuse check) is done
+  (:mod:`netproto_twisted.core.tls_sendfile`), which also sends the TLS
+  close; otherwise (a smaller file, ASCII mode, every thread busy) a
   :class:`~netproto_twisted.core.streaming.StreamProducer` streams it with
   backpressure (CRLF line endings in ASCII mode);
 - receiving a plain binary upload into a local file
@@ -36,6 +40,7 @@ import random
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IListeningPort
@@ -60,6 +65,8 @@ from netproto_twisted.core.sendfile import (
 )
 from netproto_twisted.core.streaming import BlockRunner, StreamProducer
 from netproto_twisted.core.throttle import ByteThrottle, InputThrottle, ThrottledConsumer
+from netproto_twisted.core.tls_sendfile import THREAD_MINIMUM as TLS_THREAD_MINIMUM
+from netproto_twisted.core.tls_sendfile import can_send_tls_in_thread, send_tls_in_thread
 from netproto_twisted.core.tls_sessions import session_reused
 from netproto_twisted.ftp.errors import FileSystemError
 from netproto_twisted.ftp.interfaces import IFileWriteHandle, IWriteHandle
@@ -132,6 +139,7 @@ class DataChannel(ConnectionPlumbing):
         self._moved = 0
         self._live: Callable[[], int] | None = None  # a threaded receive's running count
         self._stop_thread: Callable[[], None] | None = None
+        self._tls_thread = False  # a thread owns the TLS layer: no abortConnection until it ends
         #: Whether the last upload was received by a thread (core.recvfile).
         self.threaded = False
         self.aborted = False
@@ -211,6 +219,8 @@ class DataChannel(ConnectionPlumbing):
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.cancel()
+        if self._tls_thread:
+            return  # the thread's end aborts the connection (see _send_tls_in_thread)
         if not self._lost and self.transport is not None:
             self.transport.abortConnection()
 
@@ -241,6 +251,14 @@ class DataChannel(ConnectionPlumbing):
         def progress(count: int) -> None:
             moved[0] += count
 
+        if throttle is None and not ascii and self.tls_on:
+            fd = _file_descriptor(source)
+            if fd is not None:
+                offset = source.tell()
+                if os.fstat(fd).st_size - offset >= TLS_THREAD_MINIMUM and can_send_tls_in_thread(
+                    self.transport
+                ):
+                    return self._send_tls_in_thread(fd, offset, stall_timeout)
         if throttle is None and not ascii and not self.tls_on and can_sendfile(self.transport):
             fd, offset = source.fileno(), source.tell()
             if os.fstat(fd).st_size - offset >= THREAD_MINIMUM and can_sendfile_in_thread(
@@ -265,6 +283,34 @@ class DataChannel(ConnectionPlumbing):
             return self._track(d)
         self._watch(stall_timeout, lambda: moved[0])
         return self._track(d)
+
+    def _send_tls_in_thread(
+        self, fd: int, offset: int, stall_timeout: float | None
+    ) -> Deferred[int]:
+        """The download encrypted and sent by a thread of its own (core.tls_sendfile)."""
+        sender = send_tls_in_thread(self.reactor, self.transport, fd, offset)
+        self._tls_thread = True
+        self._stop_thread = sender.stop
+        self._live = lambda: sender.sent
+        self._watch(stall_timeout, self._live)
+
+        def ended(result: Any) -> Any:
+            self._stop_watchdog()
+            self._tls_thread = False
+            self._stop_thread = None
+            self._live = None
+            self._moved += sender.sent
+            if self.aborted and not self._lost:
+                self.transport.abortConnection()  # put off by abort() while the thread ran
+            if not isinstance(result, Failure):
+                return result
+            if self._stall is not None:
+                return Failure(self._stall)
+            if not result.check(OSError, EOFError, SSL.Error):
+                _log.failure("threaded TLS send failed", result)
+            return Failure(TransferFailed(426, "data connection closed; transfer aborted"))
+
+        return sender.done.addBoth(ended)
 
     def _track(self, d: Deferred[int]) -> Deferred[int]:
         self._stream = d
@@ -410,6 +456,18 @@ class DataChannel(ConnectionPlumbing):
                 self.resume_input()
 
 
+def _file_descriptor(source: object) -> int | None:
+    """The descriptor of a file object from the local disk, else ``None``."""
+    fileno = getattr(source, "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        fd = fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    return fd if isinstance(fd, int) else None
+
+
 def _too_large(limit: int) -> TransferFailed:
     return TransferFailed(552, f"upload larger than {limit} bytes; transfer aborted")
 
@@ -498,6 +556,8 @@ class _Receiver:
 class _PassiveFactory(Factory):
     """Accepts one data connection, from the control connection's peer only."""
 
+    noisy = False  # no "Starting factory" / "Stopping factory" lines for every transfer
+
     def __init__(
         self, reactor: Any, runner: BlockRunner, peer: str, tls: Any, require_reuse: bool
     ) -> None:
@@ -547,6 +607,7 @@ class PassiveListener:
 
 
 class _ActiveFactory(ClientFactory):
+    noisy = False
     def __init__(self, reactor: Any, runner: BlockRunner, tls: Any, require_reuse: bool) -> None:
         self.reactor = reactor
         self.runner = runner
