@@ -43,12 +43,13 @@ from typing import Any, BinaryIO
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import ClientFactory, Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.core.net import canonical_ip, set_nodelay
+from netproto_twisted.core.oneshot import OneShotPort, listen_once
 from netproto_twisted.core.plumbing import ConnectionPlumbing
 from netproto_twisted.core.recvfile import (
     FileWriteError,
@@ -586,7 +587,7 @@ class _PassiveFactory(Factory):
 class PassiveListener:
     """A passive port waiting for the peer's data connection."""
 
-    def __init__(self, port: IListeningPort, factory: _PassiveFactory) -> None:
+    def __init__(self, port: OneShotPort, factory: _PassiveFactory) -> None:
         self.port_object = port
         self.factory = factory
         self.port: int = getattr(port.getHost(), "port", 0)
@@ -656,13 +657,14 @@ class DataPorts:
         factory = _PassiveFactory(self.reactor, self.runner, peer, tls, require_reuse)
         interface = local_host
         if self.passive_ports is None:
-            return PassiveListener(self.reactor.listenTCP(0, factory, 1, interface), factory)
+            listening = listen_once(self.reactor, 0, factory, interface=interface)
+            return PassiveListener(listening, factory)
         low, high = self.passive_ports
         last: Exception | None = None
         for _ in range(min(100, high - low + 1)):
             port = self._choose(low, high)
             try:
-                listening = self.reactor.listenTCP(port, factory, 1, interface)
+                listening = listen_once(self.reactor, port, factory, interface=interface)
             except Exception as e:  # CannotListenError
                 last = e
                 continue
