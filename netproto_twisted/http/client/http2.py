@@ -270,6 +270,7 @@ class HTTP2Connection(Protocol):
     def _open(self, stream: _Stream) -> None:
         h = self._h2
         body = stream.body
+        stream.body = None  # a producer is held (stream.producer) only while it produces
         try:
             stream_id = h.get_next_available_stream_id()
             h.send_headers(stream_id, stream.headers, end_stream=body is None or body == b"")
@@ -290,15 +291,23 @@ class HTTP2Connection(Protocol):
             self.send_pending(stream)
             return
         stream.producer = body
+        writer = _StreamWriter(stream)
         try:
-            started = body.startProducing(_StreamWriter(stream))
+            started = body.startProducing(writer)
         except Exception:
+            writer.stream = None
             self._producer_failed(stream, Failure())
             return
-        started.addCallbacks(
-            lambda _: self._producer_done(stream),
-            lambda f: self._producer_failed(stream, f),
-        )
+
+        def done(_: object) -> None:
+            writer.stream = None  # a producer keeping its consumer holds no stream
+            self._producer_done(stream)
+
+        def failed(failure: Failure) -> None:
+            writer.stream = None
+            self._producer_failed(stream, failure)
+
+        started.addCallbacks(done, failed)
 
     def send_pending(self, stream: _Stream) -> None:
         """Send what the stream's body has queued, as far as the send window allows."""

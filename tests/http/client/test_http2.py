@@ -498,6 +498,41 @@ class PoolTests(SynchronousTestCase):
             one()
         self.assertEqual(gc.collect(), 0)
 
+    def test_a_body_producer_keeping_its_consumer_leaves_no_cycle(self) -> None:
+        """A producer that keeps its consumer once done does not tie the stream in a cycle."""
+        pool = ConnectionPool()
+        endpoint = FakeEndpoint(b"h2")
+        peer: Peer | None = None
+        sids = iter(range(1, 100, 2))
+
+        def one() -> None:
+            nonlocal peer
+            producer = Producer()
+            producer.length = 2
+            got: list[Any] = []
+            pool.request("k", endpoint, b"PUT", b"/", HEAD, producer,
+                         retryable=False, http2=True).addBoth(got.append)  # fmt: skip
+            if peer is None:
+                peer = endpoint.handshake(0)
+            assert peer is not None and producer.consumer is not None
+            producer.consumer.write(b"hi")
+            producer.done.callback(None)
+            peer.pump()
+            sid = next(sids)
+            self.assertEqual(peer.bodies[sid], b"hi")
+            peer.respond(sid, b"ok")
+            sink = Sink()
+            got[0].deliverBody(sink)
+            self.assertEqual(b"".join(sink.data), b"ok")
+
+        one()  # the connection is made and kept
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        for _ in range(3):
+            one()
+        self.assertEqual(gc.collect(), 0)
+
     def test_goaway_retries_idempotent_requests_on_a_new_connection(self) -> None:
         pool = ConnectionPool()
         endpoint = FakeEndpoint(b"h2")
