@@ -253,7 +253,7 @@ class _BodyWriter:
 
     def __init__(self, conn: HTTP11Connection, exchange: _Exchange) -> None:
         self.conn = conn
-        self.exchange: _Exchange | None = exchange
+        self.exchange = exchange
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """Pass the producer to the transport (back-pressure from the socket)."""
@@ -267,8 +267,7 @@ class _BodyWriter:
 
     def write(self, data: bytes) -> None:
         """Frame and send a piece of the body."""
-        if self.exchange is not None:
-            self.conn.send_body(self.exchange, data)
+        self.conn.send_body(self.exchange, data)
 
 
 class HTTP11Connection(Protocol):
@@ -383,19 +382,12 @@ class HTTP11Connection(Protocol):
         try:
             started = body.startProducing(writer)
         except Exception:
-            writer.exchange = None
             self._producer_failed(exchange, Failure())
             return
-
-        def done(_: object) -> None:
-            writer.exchange = None  # a producer keeping its consumer holds no exchange
-            self._producer_done(exchange)
-
-        def failed(failure: Failure) -> None:
-            writer.exchange = None
-            self._producer_failed(exchange, failure)
-
-        started.addCallbacks(done, failed)
+        started.addCallbacks(
+            lambda _: self._producer_done(exchange),
+            lambda f: self._producer_failed(exchange, f),
+        )
 
     def send_body(self, exchange: _Exchange, data: bytes) -> None:
         """Send part of a streamed request body."""

@@ -291,23 +291,15 @@ class HTTP2Connection(Protocol):
             self.send_pending(stream)
             return
         stream.producer = body
-        writer = _StreamWriter(stream)
         try:
-            started = body.startProducing(writer)
+            started = body.startProducing(_StreamWriter(stream))
         except Exception:
-            writer.stream = None
             self._producer_failed(stream, Failure())
             return
-
-        def done(_: object) -> None:
-            writer.stream = None  # a producer keeping its consumer holds no stream
-            self._producer_done(stream)
-
-        def failed(failure: Failure) -> None:
-            writer.stream = None
-            self._producer_failed(stream, failure)
-
-        started.addCallbacks(done, failed)
+        started.addCallbacks(
+            lambda _: self._producer_done(stream),
+            lambda f: self._producer_failed(stream, f),
+        )
 
     def send_pending(self, stream: _Stream) -> None:
         """Send what the stream's body has queued, as far as the send window allows."""

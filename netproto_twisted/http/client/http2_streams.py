@@ -99,7 +99,7 @@ class _StreamWriter:
     """The consumer a request body producer writes to: one stream's send buffer."""
 
     def __init__(self, stream: _Stream) -> None:
-        self.stream: _Stream | None = stream
+        self.stream = stream
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """The connection paces the producer itself (send window, socket)."""
@@ -110,7 +110,7 @@ class _StreamWriter:
     def write(self, data: bytes) -> None:
         """Queue a piece of the body; it goes out as the send window allows."""
         stream = self.stream
-        if data and stream is not None and not stream.finished:
+        if data and not stream.finished:
             stream.outgoing.append(data)
             stream.outgoing_size += len(data)
             stream.conn.send_pending(stream)
