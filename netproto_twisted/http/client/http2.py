@@ -270,6 +270,7 @@ class HTTP2Connection(Protocol):
     def _open(self, stream: _Stream) -> None:
         h = self._h2
         body = stream.body
+        stream.body = None  # a producer is held (stream.producer) only while it produces
         try:
             stream_id = h.get_next_available_stream_id()
             h.send_headers(stream_id, stream.headers, end_stream=body is None or body == b"")
@@ -395,7 +396,7 @@ class HTTP2Connection(Protocol):
         for stream in [*self._streams.values(), *self._waiting]:
             if stream.owner is owner:
                 self.cancel_stream(stream)
-                if stream.response is not None:
+                if stream.answered:
                     stream.end(Failure(StreamReset("the request was cancelled")))
                 return
 
@@ -465,7 +466,7 @@ class HTTP2Connection(Protocol):
         if stream.method == b"HEAD" or status in _NO_BODY_STATUS:
             length = 0
         response = HTTP2Response(stream, status, fields, length)
-        stream.response = response
+        stream.answered = True
         stream.owner.response_received(response)
 
     def _ended(self, stream_id: int) -> None:
@@ -494,7 +495,7 @@ class HTTP2Connection(Protocol):
         if stream.producer is not None:
             stream.producer.stopProducing()
             stream.producer = None
-        if refused and stream.response is None:
+        if refused and not stream.answered:
             self._fail_stream(stream, Failure(StaleConnection("stream refused")), stale=True)
         else:
             self._fail_stream(stream, Failure(StreamReset(f"stream reset by the server: {name}")))
@@ -550,7 +551,7 @@ class HTTP2Connection(Protocol):
         stream.finished = True
         self._streams.pop(stream.stream_id, None)
         self._blocked.discard(stream)
-        if stream.response is None:
+        if not stream.answered:
             if isinstance(failure.value, StreamReset):
                 failure = Failure(URLError(str(failure.value)))
             stream.owner.request_failed(failure, stale)
@@ -580,7 +581,7 @@ class HTTP2Connection(Protocol):
                 stream.producer.stopProducing()
                 stream.producer = None
             stream.finished = True
-            if stream.response is None:
+            if not stream.answered:
                 stale = isinstance(before_head, StaleConnection) and not stream.got_bytes
                 stream.owner.request_failed(Failure(before_head), stale)
             else:

@@ -133,7 +133,7 @@ class _Stream:
         self.headers = headers
         self.body = body
         self.stream_id = 0  # 0 while waiting in line
-        self.response: HTTP2Response | None = None
+        self.answered = False  # the response head is in
         self.consumer: IProtocol | None = None
         self.held: deque[tuple[bytes, int]] = deque()  # (data, flow-controlled size)
         self.paused = False
@@ -152,7 +152,7 @@ class _Stream:
     # -- the consumer's side ----------------------------------------------------------
 
     def attach(self, protocol: IProtocol) -> None:
-        if self.consumer is not None:
+        if self.consumer is not None or self.body_done:
             raise RuntimeError("the body of this response is already being delivered")
         self.consumer = protocol
         protocol.makeConnection(_StreamControl(self))  # type: ignore[arg-type]
@@ -199,4 +199,5 @@ class _Stream:
             return
         if self.end_reason is not None and not self.body_done:
             self.body_done = True
+            self.consumer = None  # no cycle left: refcounting frees all
             consumer.connectionLost(self.end_reason)

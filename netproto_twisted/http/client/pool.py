@@ -106,6 +106,7 @@ class _Call:
         if self.state == "done":
             return
         self.state = "done"
+        self.body = None  # no retry now; a producer keeping its consumer would make a cycle
         self.result.callback(response)
 
     def request_failed(self, failure: Failure, stale: bool) -> None:

@@ -377,6 +377,28 @@ class PoolTests(SynchronousTestCase):
             one()
         self.assertEqual(gc.collect(), 0)
 
+    def test_a_body_producer_keeping_its_consumer_leaves_no_cycle(self) -> None:
+        """A producer that keeps its consumer once done does not tie the request in a cycle."""
+
+        def one() -> None:
+            producer = Producer(2)
+            d = self.get(b"PUT", producer)
+            producer.consumer.write(b"hi")
+            producer.consumer.unregisterProducer()
+            producer.done.callback(None)
+            self.answer(0)
+            sink = Sink()
+            self.successResultOf(d).deliverBody(sink)
+            self.assertEqual(sink.data, [b"ok"])
+
+        one()  # the connection is made and kept
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        for _ in range(3):
+            one()
+        self.assertEqual(gc.collect(), 0)
+
     def test_stale_connection_retried_once_for_idempotent(self) -> None:
         d = self.get()
         self.answer(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import h2.config
@@ -462,6 +463,75 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(len(endpoint.connections), 1)
         peer.respond(21, b"again")
         self.assertEqual(later[0].version, (2, 0))
+
+    def test_a_finished_stream_leaves_no_garbage_cycles(self) -> None:
+        """Once its body is delivered, a stream's objects are freed by refcounting alone.
+
+        (The stream and its response, and the consumer whose transport is the
+        stream's flow control, referred to each other: every request was left
+        to the cyclic garbage collector.)
+        """
+        pool = ConnectionPool()
+        endpoint = FakeEndpoint(b"h2")
+        peer: Peer | None = None
+        sids = iter(range(1, 100, 2))
+
+        def one() -> None:
+            nonlocal peer
+            got = self.request(pool, endpoint)
+            if peer is None:
+                peer = endpoint.handshake(0)
+            assert peer is not None
+            peer.pump()
+            peer.respond(next(sids), b"ok")
+            sink = Sink()
+            got[0].deliverBody(sink)
+            self.assertEqual(b"".join(sink.data), b"ok")
+            assert sink.ended is not None
+            self.assertTrue(sink.ended.check(ResponseDone))
+
+        one()  # the connection is made and kept
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        for _ in range(3):
+            one()
+        self.assertEqual(gc.collect(), 0)
+
+    def test_a_body_producer_keeping_its_consumer_leaves_no_cycle(self) -> None:
+        """A producer that keeps its consumer once done does not tie the stream in a cycle."""
+        pool = ConnectionPool()
+        endpoint = FakeEndpoint(b"h2")
+        peer: Peer | None = None
+        sids = iter(range(1, 100, 2))
+
+        def one() -> None:
+            nonlocal peer
+            producer = Producer()
+            producer.length = 2
+            got: list[Any] = []
+            pool.request("k", endpoint, b"PUT", b"/", HEAD, producer,
+                         retryable=False, http2=True).addBoth(got.append)  # fmt: skip
+            if peer is None:
+                peer = endpoint.handshake(0)
+            assert peer is not None and producer.consumer is not None
+            producer.consumer.write(b"hi")
+            producer.done.callback(None)
+            peer.pump()
+            sid = next(sids)
+            self.assertEqual(peer.bodies[sid], b"hi")
+            peer.respond(sid, b"ok")
+            sink = Sink()
+            got[0].deliverBody(sink)
+            self.assertEqual(b"".join(sink.data), b"ok")
+
+        one()  # the connection is made and kept
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        for _ in range(3):
+            one()
+        self.assertEqual(gc.collect(), 0)
 
     def test_goaway_retries_idempotent_requests_on_a_new_connection(self) -> None:
         pool = ConnectionPool()
