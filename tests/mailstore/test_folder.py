@@ -79,7 +79,13 @@ class SyncTests(FolderTestCase):
             stats.append(path)
             return real_stat(path)
 
+        def counting_entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+            stats.append(entry.path)
+            return real_entry_stat(entry)
+
+        real_entry_stat = folder_module._entry_stat
         self.patch(os, "stat", counting_stat)
+        self.patch(folder_module, "_entry_stat", counting_entry_stat)
         second = self.folder.sync(previous=previous)
         self.assertIs(second.messages[0], first.messages[0])
         self.assertEqual(second.messages[1].flags, {SEEN})
@@ -150,11 +156,17 @@ class MemoTests(FolderTestCase):
             stats.append(os.path.basename(path))
             return real_stat(path)
 
+        def counting_entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+            stats.append(entry.name)
+            return real_entry_stat(entry)
+
         def counting_parse(data: bytes) -> object:
             parsed.append(data)
             return real_parse(data)
 
+        real_entry_stat = folder_module._entry_stat
         self.patch(os, "stat", counting_stat)
+        self.patch(folder_module, "_entry_stat", counting_entry_stat)
         self.patch(folder_module, "parse_uidlist", counting_parse)
         return stats, parsed
 
