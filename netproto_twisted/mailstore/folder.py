@@ -104,9 +104,20 @@ class MessageInfo:
     @property
     def crlf_size(self) -> int | None:
         """The size with CRLF line endings from the name's ``W=`` field; None without one."""
-        if ",W=" not in self.filename:
+        name = self.filename
+        at = name.find(",W=")
+        if at < 0:
             return None
-        match = _VIRTUAL_SIZE.search(self.filename.partition(":")[0])
+        # The common case without the regular expression: the first W= all ASCII digits
+        # up to the next comma or the end of the base.
+        end = name.find(",", at + 3)
+        colon = name.find(":", at + 3)
+        if colon >= 0 and (end < 0 or colon < end):
+            end = colon
+        digits = name[at + 3 :] if end < 0 else name[at + 3 : end]
+        if digits.isdigit() and digits.isascii() and ":" not in name[:at]:
+            return int(digits)
+        match = _VIRTUAL_SIZE.search(name.partition(":")[0])
         return int(match.group(1)) if match is not None else None
 
 
