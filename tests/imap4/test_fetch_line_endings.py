@@ -205,7 +205,8 @@ class HeaderLevelFetchTests(SynchronousTestCase):
         out: list[bytes] = []
         for entry in self.entries:
             try:
-                pieces = _fetch_one(entry, _Message(self.folder, entry.info, cache), atts, with_uid)
+                message = _Message(self.folder, entry.info, cache)
+                pieces = _fetch_one(entry, message, atts, with_uid)
             except (FileNotFoundError, NoSuchMessage):
                 continue
             out += cast("list[bytes]", pieces)

@@ -270,18 +270,18 @@ def envelope_bytes(headers: list[tuple[str, bytes]]) -> bytes:
     get = first.get
     date, subject = get("date"), get("subject")
     in_reply_to, message_id = get("in-reply-to"), get("message-id")
-    value = get("from")
-    sender = (_address_bytes(value) if value else None) or b"NIL"
-    value = get("sender")
-    actual_sender = (_address_bytes(value) if value else None) or sender
-    value = get("reply-to")
-    reply_to = (_address_bytes(value) if value else None) or sender
-    value = get("to")
-    to = (_address_bytes(value) if value else None) or b"NIL"
-    value = get("cc")
-    cc = (_address_bytes(value) if value else None) or b"NIL"
-    value = get("bcc")
-    bcc = (_address_bytes(value) if value else None) or b"NIL"
+    field = get("from")
+    sender = (_address_bytes(field) if field else None) or b"NIL"
+    field = get("sender")
+    actual_sender = (_address_bytes(field) if field else None) or sender
+    field = get("reply-to")
+    reply_to = (_address_bytes(field) if field else None) or sender
+    field = get("to")
+    to = (_address_bytes(field) if field else None) or b"NIL"
+    field = get("cc")
+    cc = (_address_bytes(field) if field else None) or b"NIL"
+    field = get("bcc")
+    bcc = (_address_bytes(field) if field else None) or b"NIL"
     return b"".join((
         b"(", b"NIL" if date is None else quote(date), b" ",
         b"NIL" if subject is None else quote(subject), b" ", sender, b" ", actual_sender, b" ",
