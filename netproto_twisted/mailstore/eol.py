@@ -66,6 +66,8 @@ def to_crlf(data: bytes, after_cr: bool = False) -> bytes:
     head = b""
     if after_cr and data[0] == _LF:
         head, data = b"\n", data[1:]
+    if b"\r" not in data:  # the usual stored form: every LF gets a CR
+        return head + data.replace(b"\n", b"\r\n")
     if data.count(b"\n") == data.count(b"\r\n"):
         return head + data
     # Dropping the CR of every CRLF and then giving every LF one adds a CR exactly
@@ -171,15 +173,29 @@ def read_head(fd: int, known: int | None) -> tuple[bytes, int]:
     Reads the file descriptor ``fd`` (at its start; blocking) only up to the
     end of the header when ``known``, the size, is given (a name's ``W=``),
     else to its end, counting.  A message without a blank line is all header.
+    Only the header is converted to CRLF when the size is known (the
+    conversion is byte by byte, so the CRLF form of a prefix is a prefix of
+    the CRLF form of the whole).
     """
     data = os.read(fd, HEAD_READ)
     parts = [data]
     at_end = len(data) < HEAD_READ
-    while not at_end and _stored_header_end(data) < 0:
+    end = _stored_header_end(data)
+    while not at_end and end < 0:
         block = os.read(fd, HEAD_READ)
         at_end = len(block) < HEAD_READ
         parts.append(block)
         data = b"".join(parts)
+        end = _stored_header_end(data)
+    if known is not None and end >= 0:
+        # The first blank line of the CRLF form ends within 3 octets of the
+        # stored one's start; one more octet keeps a CR before its LF.
+        head = to_crlf(data[: end + 4])
+        if head.startswith(b"\r\n"):
+            return b"\r\n", known
+        blank = head.find(b"\r\n\r\n")
+        if blank >= 0:
+            return head[: blank + 4], known
     text = to_crlf(data)
     if known is None and at_end:
         known = len(text)
@@ -190,15 +206,20 @@ def read_head(fd: int, known: int | None) -> tuple[bytes, int]:
         known = len(text) + counter.size
     if text.startswith(b"\r\n"):
         return b"\r\n", known
-    end = text.find(b"\r\n\r\n")
-    return (text if end < 0 else text[: end + 4]), known
+    blank = text.find(b"\r\n\r\n")
+    return (text if blank < 0 else text[: blank + 4]), known
 
 
 def _stored_header_end(data: bytes) -> int:
-    """Where a stored (LF or CRLF) header ends, roughly: -1 if no blank line is in ``data``."""
+    """Where a stored (LF or CRLF) header's blank line starts, roughly: the first of
+    ``LF LF`` and ``LF CR LF`` (0 for a message that starts with one); -1 if none."""
     if data.startswith((b"\n", b"\r\n")):
         return 0
-    return max(data.find(b"\n\n"), data.find(b"\n\r\n"))
+    a = data.find(b"\n\n")
+    if a < 0:
+        return data.find(b"\n\r\n")
+    b = data.find(b"\n\r\n", 0, a)
+    return a if b < 0 else b
 
 
 class CrlfReader(io.BufferedIOBase):

@@ -88,11 +88,14 @@ class ParsedName:
         return ""
 
 
+_UNACCEPTABLE = frozenset("\r\n\x00/")
+
+
 def is_acceptable_filename(name: str) -> bool:
     """Tell whether a directory entry may be a message (not hidden, no CR/LF/NUL, valid UTF-8)."""
     if not name or name.startswith("."):
         return False
-    if any(ch in name for ch in "\r\n\x00/"):
+    if not _UNACCEPTABLE.isdisjoint(name):
         return False
     try:
         name.encode("utf-8")

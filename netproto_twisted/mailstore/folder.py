@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import BinaryIO, cast
 
 from twisted.logger import Logger
@@ -35,6 +36,7 @@ from netproto_twisted.mailstore.filenames import (
 )
 from netproto_twisted.mailstore.fsops import LOCK_TIMEOUT_SECONDS, DotLock, FsOps, atomic_write
 from netproto_twisted.mailstore.index import FolderIndex
+from netproto_twisted.mailstore.snapshot import MessageInfo, Snapshot, StoreResult
 from netproto_twisted.mailstore.uidlist import (
     UidList,
     UidListError,
@@ -61,10 +63,9 @@ TMP_MAX_AGE_SECONDS = 36 * 3600
 """Files in ``tmp/`` older than this are crash leftovers and get removed (as Dovecot does)."""
 
 _log = Logger(namespace="netproto.mailstore")
-#: A name's ``W=`` field, as :func:`parse_filename` reads it (the first one all digits).
-_VIRTUAL_SIZE = re.compile(r",W=(\d+)(?=,|\Z)")
 _TIME_PREFIX = re.compile(r"(\d+)(?:\.M(\d+))?")
 _CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
+_NO_FLAGS: frozenset[str] = frozenset()
 
 
 class FlagMode(enum.Enum):
@@ -73,65 +74,6 @@ class FlagMode(enum.Enum):
     REPLACE = "replace"
     ADD = "add"
     REMOVE = "remove"
-
-
-@dataclass(frozen=True)
-class MessageInfo:
-    """One message of a snapshot."""
-
-    uid: int
-    base: str
-    """The unique part of the file name; stable across flag changes."""
-    filename: str
-    """The current file name (base plus ``:2,<flags>``)."""
-    subdir: str
-    """``"new"`` or ``"cur"``."""
-    size: int
-    """The message's size with CRLF line endings (``W=``) when the name gives it, else
-    the file's size (``S=`` or ``stat``), exact for a file stored with CRLF; see
-    :attr:`crlf_size`."""
-    flags: frozenset[str]
-    """IMAP flag names (``\\Seen``...) and keywords; never ``\\Recent``."""
-    internal_date: float
-    """The file's modification time (IMAP INTERNALDATE), seconds since the epoch."""
-    recent: bool = False
-    """True if this session is the first to see the message (it was in ``new/``)."""
-    modseq: int = 0
-    """The message's mod-sequence (RFC 7162): grows whenever its flags change."""
-
-    @property
-    def crlf_size(self) -> int | None:
-        """The size with CRLF line endings from the name's ``W=`` field; None without one."""
-        if ",W=" not in self.filename:
-            return None
-        match = _VIRTUAL_SIZE.search(self.filename.partition(":")[0])
-        return int(match.group(1)) if match is not None else None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A folder's state when it was last synced: UIDVALIDITY, UIDNEXT and messages by UID."""
-
-    uid_validity: int
-    uid_next: int
-    guid: str
-    messages: tuple[MessageInfo, ...]
-    highest_modseq: int = 0
-    """The folder's HIGHESTMODSEQ (RFC 7162)."""
-
-
-@dataclass(frozen=True)
-class StoreResult:
-    """What a conditional flag store did (:meth:`MaildirFolder.store_flags_conditional`).
-
-    :ivar updated: the new infos of the messages stored (with their modseqs).
-    :ivar modified: UIDs left alone because their modseq was above ``unchanged_since``.
-    :ivar highest_modseq: the folder's HIGHESTMODSEQ afterwards.
-    """
-
-    updated: list[MessageInfo]
-    modified: list[int]
-    highest_modseq: int
 
 
 class FolderMemo:
@@ -259,15 +201,21 @@ class MaildirFolder:
         self.memo.uidlist = (data, _copy_uidlist(uidlist))
 
     def _scan(
-        self, known: Mapping[str, str], parsed_names: dict[str, ParsedName] | None = None
+        self,
+        known: Mapping[str, str],
+        parsed_names: dict[str, ParsedName] | None = None,
+        stats: dict[str, os.stat_result] | None = None,
     ) -> dict[str, tuple[str, str]]:
         """Return base -> (subdir, file name) for every acceptable message file.
 
         ``known``: base by file name for names seen before (not parsed again);
-        the other names parsed are put in ``parsed_names``.
+        the other names parsed are put in ``parsed_names``, and their
+        ``lstat`` (taken from the directory entry, no path built) in ``stats``.
         """
         if parsed_names is None:
             parsed_names = {}
+        if stats is None:
+            stats = {}
         found: dict[str, tuple[str, str]] = {}
         for subdir in ("new", "cur"):  # cur wins when a file is seen in both
             try:
@@ -277,27 +225,40 @@ class MaildirFolder:
             for entry in entries:
                 name = entry.name
                 base = known.get(name)
-                if base is None:
-                    if not is_acceptable_filename(name):
-                        continue
-                    parsed = parsed_names[name] = parse_filename(name)
-                    base = parsed.base
                 try:
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
+                    if base is not None:
+                        if not entry.is_file(follow_symlinks=False):
+                            continue
+                    else:
+                        if not is_acceptable_filename(name):
+                            continue
+                        st = _entry_stat(entry)
+                        if not stat.S_ISREG(st.st_mode):
+                            continue
+                        parsed = parsed_names[name] = parse_filename(name)
+                        stats[name] = st
+                        base = parsed.base
                 except OSError:
                     continue
                 found[base] = (subdir, name)
         return found
 
     def sync(
-        self, move_new: bool = True, previous: Mapping[str, MessageInfo] | None = None
+        self,
+        move_new: bool = True,
+        previous: Mapping[str, MessageInfo] | None = None,
+        *,
+        modseqs: bool = True,
     ) -> Snapshot:
         """Scan the folder, give new files UIDs, optionally move ``new/`` to ``cur/``.
 
         ``previous`` (infos of an earlier snapshot, by base; by default the
         last scan of this process, :attr:`memo`) saves a ``stat`` and a name
         parse for every message whose file name has not changed since.
+        ``modseqs=False`` leaves the index alone (for a reader with no use
+        for mod-sequences, such as POP3): every modseq and the snapshot's
+        HIGHESTMODSEQ are then 0, and the next sync that wants them
+        reconciles the index with the folder as it finds it.
         """
         if not self.exists():
             raise NoSuchMailbox(self.path)
@@ -311,8 +272,9 @@ class MaildirFolder:
         with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
             parsed_names: dict[str, ParsedName] = {}
+            stats: dict[str, os.stat_result] = {}
             on_disk = self._scan(
-                {info.filename: base for base, info in previous.items()}, parsed_names
+                {info.filename: base for base, info in previous.items()}, parsed_names, stats
             )
             if changed and on_disk and not os.path.exists(self.uidlist_path):
                 _log.info(
@@ -343,38 +305,65 @@ class MaildirFolder:
                     except FileNotFoundError:
                         pass  # moved or deleted by another process; located below
                 recent.add(base)
-        messages: list[MessageInfo] = []
+        # Each message as (info known before, or None; uid, base, name, subdir, size, flags,
+        # mtime): the infos are made once their modseqs are known.
+        rows: list[tuple[MessageInfo | None, int, str, str, str, int, frozenset[str], float]] = []
+        flag_sets: dict[str, frozenset[str]] = {}  # by info letters, for this scan
         for record in uidlist.records:
             base = record.base
+            uid = record.uid
             subdir, name = on_disk[base]
+            is_recent = base in recent
             prev = previous.get(base)
             if (
                 prev is not None
                 and prev.filename == name
                 and prev.subdir == subdir
-                and prev.uid == record.uid
+                and prev.uid == uid
             ):
-                is_recent = base in recent
                 if prev.recent != is_recent:
                     prev = replace(prev, recent=is_recent)
-                messages.append(prev)
+                rows.append((prev, uid, base, name, subdir, 0, _NO_FLAGS, 0.0))
                 continue
-            info = self._info(
-                record.uid, subdir, name, keywords, record.base in recent, parsed_names.get(name)
-            )
-            if info is None:
-                located = self.locate(record.base)
-                if located is not None:
-                    info = self._info(record.uid, *located, keywords, record.base in recent)
-            if info is not None:
-                messages.append(info)
-        reconciled = self.index.reconcile(
-            uidlist.uid_validity, ((m.uid, m.flags, m.size) for m in messages)
-        )
-        modseqs = reconciled.modseqs
+            st = stats.get(name)
+            parsed = parsed_names.get(name)
+            if st is None or parsed is None:
+                info = self._info(uid, subdir, name, keywords, is_recent, parsed)
+                if info is None:
+                    located = self.locate(base)
+                    if located is not None:
+                        info = self._info(uid, *located, keywords, is_recent)
+                if info is not None:
+                    rows.append((info, uid, base, name, subdir, 0, _NO_FLAGS, 0.0))
+                continue
+            letters = parsed.letters
+            flags = flag_sets.get(letters)
+            if flags is None:
+                flags = flag_sets[letters] = flags_from_letters(letters, keywords)
+            size = _best_size(parsed.virtual_size, parsed.size, st.st_size)
+            rows.append((None, uid, base, name, subdir, size, flags, st.st_mtime))
+        if modseqs:
+            reconciled = self.index.reconcile(
+                uidlist.uid_validity,
+                ((r[1], r[6], r[5]) if r[0] is None else (r[1], r[0].flags, r[0].size)
+                 for r in rows),
+            )  # fmt: skip
+            by_uid = reconciled.modseqs
+            highest_modseq = reconciled.highest_modseq
+        else:
+            by_uid = _Zeros()
+            highest_modseq = 0
         final = tuple(
-            m if m.modseq == modseqs[m.uid] else _with_modseq(m, modseqs[m.uid]) for m in messages
-        )
+            (
+                MessageInfo(uid, base, name, subdir, size, flags, mtime, base in recent,
+                            by_uid[uid])
+                if known is None
+                else known
+                if known.modseq == by_uid[uid]
+                else _with_modseq(known, by_uid[uid])
+            )
+            for known, uid, base, name, subdir, size, flags, mtime in rows
+        )  # fmt: skip
         self.memo.messages = {m.base: replace(m, recent=False) if m.recent else m for m in final}
         self.memo.keywords = dict(keywords.by_index)
         return Snapshot(
@@ -382,7 +371,7 @@ class MaildirFolder:
             uid_next=uidlist.next_uid,
             guid=uidlist.guid,
             messages=final,
-            highest_modseq=reconciled.highest_modseq,
+            highest_modseq=highest_modseq,
         )
 
     def _info(
@@ -643,6 +632,18 @@ class MaildirFolder:
         if removed:
             _log.info("{path}: removed {n} stale files from tmp/", path=self.path, n=removed)
         return removed
+
+
+def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+    """A directory entry's ``lstat`` (from the entry: no path to build)."""
+    return entry.stat(follow_symlinks=False)
+
+
+class _Zeros(dict[int, int]):
+    """Every UID's modseq is 0 (a sync that leaves the index alone)."""
+
+    def __missing__(self, key: int) -> int:
+        return 0
 
 
 def _with_modseq(m: MessageInfo, modseq: int) -> MessageInfo:

@@ -134,7 +134,10 @@ class IndexTransaction:
 
     def set_flags(self, uid: int, flags: Iterable[str], size: int) -> int:
         """Record a message's flags; return its modseq (a new one only if they changed)."""
-        key = _key(flags)
+        return self.set_key(uid, _key(flags), size)
+
+    def set_key(self, uid: int, key: str, size: int) -> int:
+        """:meth:`set_flags` with the flags as their key (sorted, newline-joined)."""
         row = self._index._rows.get(uid)
         if row is not None and row[1] == key:
             return row[0]
@@ -164,7 +167,10 @@ class IndexTransaction:
                 self._upserts,
             )
             # A UID expunged and back (a rebuilt uidlist) is no longer vanished.
-            db.executemany("DELETE FROM vanished WHERE uid = ?", [(u[0],) for u in self._upserts])
+            if db.execute("SELECT EXISTS (SELECT 1 FROM vanished)").fetchone()[0]:
+                db.executemany(
+                    "DELETE FROM vanished WHERE uid = ?", [(u[0],) for u in self._upserts]
+                )
         self._upserts = []
         self._expunged = []
 
@@ -405,7 +411,7 @@ class FolderIndex:
                         added.append(uid)
                     elif row[1] != key:
                         changed.append(uid)
-                    modseqs[uid] = tx.set_flags(uid, key.split("\n") if key else (), size)
+                    modseqs[uid] = tx.set_key(uid, key, size)
             if changed:
                 _log.debug(
                     "{path}: flags of {n} messages changed outside the index",

@@ -233,7 +233,7 @@ class MaildirMaildrops:
         if not lock.try_acquire():
             raise MaildropInUse(f"the maildrop of {user} is in use")
         try:
-            snapshot = folder.sync(move_new=False)
+            snapshot = folder.sync(move_new=False, modseqs=False)  # POP3 has no use for them
             messages: list[DropMessage] = []
             for info in snapshot.messages:
                 try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -12,13 +12,17 @@ from netproto_twisted.imap4.server.fetch import (
     FetchEntry,
     MessageCache,
     SearchContext,
+    _fetch_one,
+    _Message,
     fetch_batch,
+    fetch_pieces,
     search_batch,
 )
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt, Section
 from netproto_twisted.imap4.wire.search import SearchKey
 from netproto_twisted.imap4.wire.serialise import encode
 from netproto_twisted.mailstore.eol import HEAD_READ
+from netproto_twisted.mailstore.errors import NoSuchMessage
 from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 
@@ -168,3 +172,71 @@ class EnvelopeBytesTests(SynchronousTestCase):
             part = mime.Part(header, b"", fields)
             expected = encode(mime.envelope(part))
             self.assertEqual(mime.envelope_bytes(fields), expected, header)
+
+
+class HeaderLevelFetchTests(SynchronousTestCase):
+    """FETCH of header-level items (one loop) answers as the general path does."""
+
+    def setUp(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(path, sub))
+        folded = b"Subject: folded\n  over two\nFrom: A <a@x>,\n b@y\nTo: t@z\n\nbody\n"
+        files = {
+            f"1.M1P1.h,S={len(LF_FILE)},W=35:2,S": LF_FILE,
+            "2.M1P1.h:2,": LF_FILE,
+            f"3.M1P1.h,S={len(OLD_FILE)}:2,FS": OLD_FILE,
+            "4.M1P1.h:2,": folded,
+            "5.M1P1.h:2,T": b"no header at all",
+            "6.M1P1.h:2,": b"Subject: gone\n\n",
+        }
+        for name, content in files.items():
+            with open(os.path.join(path, "cur", name), "wb") as f:
+                f.write(content)
+        self.folder = MaildirFolder(path, FsOps())
+        self.entries = [
+            FetchEntry(n, info, recent=n == 2)
+            for n, info in enumerate(self.folder.sync().messages, 1)
+        ]
+        os.unlink(os.path.join(path, "cur", "6.M1P1.h:2,"))  # expunged by another process
+
+    def general(self, atts: list[FetchAtt], with_uid: bool) -> list[bytes]:
+        cache = MessageCache()
+        out: list[bytes] = []
+        for entry in self.entries:
+            try:
+                message = _Message(self.folder, entry.info, cache)
+                pieces = _fetch_one(entry, message, atts, with_uid)
+            except (FileNotFoundError, NoSuchMessage):
+                continue
+            out += cast("list[bytes]", pieces)
+        return out
+
+    def test_same_responses(self) -> None:
+        lists = [
+            ["FLAGS", "RFC822.SIZE", "ENVELOPE"],
+            ["ENVELOPE", "UID"],
+            ["INTERNALDATE", "MODSEQ", "FLAGS"],
+            ["RFC822.SIZE"],
+        ]
+        for names in lists:
+            atts = [FetchAtt(name) for name in names]
+            for with_uid in (False, True):
+                expected = self.general(atts, with_uid)
+                cache = MessageCache()
+                self.assertEqual(
+                    fetch_batch(self.folder, self.entries, atts, cache, with_uid), expected
+                )
+                # Again from the cache (nothing read).
+                self.assertEqual(
+                    fetch_batch(self.folder, self.entries, atts, cache, with_uid), expected
+                )
+
+    def test_budget_stops_after_the_entry_that_passes_it(self) -> None:
+        atts = [FetchAtt("FLAGS"), FetchAtt("ENVELOPE")]
+        pieces, count = fetch_pieces(
+            self.folder, self.entries, atts, MessageCache(), False, budget=1
+        )
+        self.assertEqual((len(pieces), count), (1, 1))
+        pieces, count = fetch_pieces(self.folder, self.entries, atts, MessageCache(), False)
+        self.assertEqual((len(pieces), count), (5, 6))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 
 from hypothesis import given, settings
@@ -159,3 +160,40 @@ class ReaderTests(SynchronousTestCase):
             self.assertEqual(f.read(), b"x\r\n")
         self.assertTrue(raw.closed)
         self.assertRaises(ValueError, f.read)
+
+
+class ReadHeadTests(SynchronousTestCase):
+    """:func:`eol.read_head` converts only the header: the same result as converting all."""
+
+    def read(self, stored: bytes, known: int | None) -> tuple[bytes, int]:
+        r, w = os.pipe()
+        try:
+            os.write(w, stored)
+            os.close(w)
+            w = -1
+            return eol.read_head(r, known)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+
+    @staticmethod
+    def whole(stored: bytes) -> tuple[bytes, int]:
+        text = to_crlf(stored)
+        if text.startswith(b"\r\n"):
+            return b"\r\n", len(text)
+        end = text.find(b"\r\n\r\n")
+        return (text if end < 0 else text[: end + 4]), len(text)
+
+    @given(_BYTES, _BYTES)
+    @settings(max_examples=300)
+    def test_header_as_if_all_converted(self, head: bytes, body: bytes) -> None:
+        stored = head + body
+        expected = self.whole(stored)
+        self.assertEqual(self.read(stored, None), expected)
+        self.assertEqual(self.read(stored, 12345), (expected[0], 12345))
+
+    def test_to_crlf_lf_only_fast_path(self) -> None:
+        self.assertEqual(to_crlf(b"a\nb\n\n"), b"a\r\nb\r\n\r\n")
+        self.assertEqual(to_crlf(b"\nb", after_cr=True), b"\nb")
+        self.assertEqual(to_crlf(b"a\r\nb\nc\r"), b"a\r\nb\r\nc\r")

@@ -21,6 +21,7 @@ from netproto_twisted.mailstore.filenames import (
 )
 from netproto_twisted.mailstore.folder import FlagMode, FolderMemo, MaildirFolder
 from netproto_twisted.mailstore.fsops import FsOps
+from netproto_twisted.mailstore.index import INDEX_NAME
 from netproto_twisted.mailstore.uidlist import parse_uidlist
 
 from .helpers import make_maildir, put
@@ -79,12 +80,33 @@ class SyncTests(FolderTestCase):
             stats.append(path)
             return real_stat(path)
 
+        def counting_entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+            stats.append(entry.path)
+            return real_entry_stat(entry)
+
+        real_entry_stat = folder_module._entry_stat
         self.patch(os, "stat", counting_stat)
+        self.patch(folder_module, "_entry_stat", counting_entry_stat)
         second = self.folder.sync(previous=previous)
         self.assertIs(second.messages[0], first.messages[0])
         self.assertEqual(second.messages[1].flags, {SEEN})
         message_stats = [os.path.basename(p) for p in stats if ".M1P1." in p]
         self.assertEqual(message_stats, ["2.M1P1.h:2,S"])
+
+    def test_sync_without_modseqs_leaves_the_index_alone(self) -> None:
+        put(self.path, "cur", "1.M1P1.h,S=17:2,S")
+        memo = FolderMemo()
+        plain = MaildirFolder(self.path, FsOps(), memo=memo).sync(move_new=False, modseqs=False)
+        self.assertEqual([(m.uid, m.modseq) for m in plain.messages], [(1, 0)])
+        self.assertEqual(plain.highest_modseq, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.path, INDEX_NAME)))
+        # The next sync that wants modseqs reconciles the index (the memo's infos too).
+        put(self.path, "cur", "2.M1P1.h,S=17:2,")
+        full = MaildirFolder(self.path, FsOps(), memo=memo).sync()
+        self.assertTrue(os.path.exists(os.path.join(self.path, INDEX_NAME)))
+        self.assertEqual([m.uid for m in full.messages], [1, 2])
+        self.assertTrue(all(m.modseq > 0 for m in full.messages))
+        self.assertEqual(full.highest_modseq, max(m.modseq for m in full.messages))
 
     def test_pop3_mode_leaves_new_alone(self) -> None:
         put(self.path, "new", "1.M1P1.h")
@@ -150,11 +172,17 @@ class MemoTests(FolderTestCase):
             stats.append(os.path.basename(path))
             return real_stat(path)
 
+        def counting_entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
+            stats.append(entry.name)
+            return real_entry_stat(entry)
+
         def counting_parse(data: bytes) -> object:
             parsed.append(data)
             return real_parse(data)
 
+        real_entry_stat = folder_module._entry_stat
         self.patch(os, "stat", counting_stat)
+        self.patch(folder_module, "_entry_stat", counting_entry_stat)
         self.patch(folder_module, "parse_uidlist", counting_parse)
         return stats, parsed
 

@@ -78,6 +78,10 @@ class MessageCache:
         self._entries: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
+    def entries_get(self, key: str) -> _Cached | None:
+        """The cached facts by key (the folder's path, NUL, the message's base)."""
+        return self._entries.get(key)
+
     def _key(self, folder: MaildirFolder, info: MessageInfo) -> str:
         return folder.path + "\0" + info.base
 
@@ -228,6 +232,8 @@ def fetch_pieces(
     from its file a block at a time.  A message whose file vanished
     (expunged by another process) is left out.
     """
+    if all(att.name in _HEADER_LEVEL and att.section is None for att in atts):
+        return _fetch_header_level(folder, entries, atts, cache, with_uid, budget)
     out: list[Piece] = []
     built = 0
     for count, entry in enumerate(entries, 1):
@@ -242,6 +248,81 @@ def fetch_pieces(
             if built >= budget:
                 return out, count
     return out, len(entries)
+
+
+#: Items answered from the name, the snapshot and the header alone.
+_HEADER_LEVEL = frozenset(("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "ENVELOPE", "MODSEQ"))
+
+
+def _fetch_header_level(
+    folder: MaildirFolder,
+    entries: Sequence[FetchEntry],
+    atts: Sequence[FetchAtt],
+    cache: MessageCache,
+    with_uid: bool,
+    budget: int | None,
+) -> tuple[list[Piece], int]:
+    """:func:`fetch_pieces` for items that need at most the header (the common
+    ``FLAGS RFC822.SIZE ENVELOPE``): the same responses, one loop, no per-message objects.
+    """
+    names = [att.name for att in atts]
+    if with_uid and "UID" not in names:
+        names.insert(0, "UID")
+    flag_bytes: dict[tuple[frozenset[str], bool], bytes] = {}
+    prefix = folder.path + "\0"
+    entries_get = cache.entries_get
+    out: list[Piece] = []
+    built = 0
+    for count, entry in enumerate(entries, 1):
+        info = entry.info
+        cached = entries_get(prefix + info.base)
+        items = [b"* %d FETCH (" % entry.seq]
+        try:
+            for name in names:
+                if name == "UID":
+                    items.append(b"UID %d" % info.uid)
+                elif name == "FLAGS":
+                    key = (info.flags, entry.recent)
+                    flags = flag_bytes.get(key)
+                    if flags is None:
+                        flags = flag_bytes[key] = b"FLAGS " + flag_list(entry.flags)
+                    items.append(flags)
+                elif name == "RFC822.SIZE":
+                    size = info.crlf_size if cached is None else cached.size
+                    if size is None:
+                        cached = _load_head(folder, info, cache)
+                        size = cached.size
+                    items.append(b"RFC822.SIZE %d" % size)
+                elif name == "INTERNALDATE":
+                    items.append(b"INTERNALDATE " + format_date_time(info.internal_date).encode())
+                elif name == "ENVELOPE":
+                    if cached is None:
+                        cached = _load_head(folder, info, cache)
+                    envelope = cached.envelope
+                    if envelope is None:
+                        if cached.fields is None:
+                            cached.fields = mime.parse_headers(cached.header)
+                        envelope = cached.envelope = mime.envelope_bytes(cached.fields)
+                    items.append(b"ENVELOPE " + envelope)
+                else:  # MODSEQ
+                    items.append(b"MODSEQ (%d)" % info.modseq)
+        except (FileNotFoundError, NoSuchMessage):  # gone since the session last looked
+            continue
+        line = items[0] + b" ".join(items[1:]) + b")\r\n"
+        out.append(line)
+        if budget is not None:
+            built += len(line)
+            if built >= budget:
+                return out, count
+    return out, len(entries)
+
+
+def _load_head(folder: MaildirFolder, info: MessageInfo, cache: MessageCache) -> _Cached:
+    """Read a message's header and size into the cache (blocking)."""
+    header, size = folder.read_head(info)
+    cached = _Cached(size, header)
+    cache.put(folder, info, cached)
+    return cached
 
 
 def _fetch_one(

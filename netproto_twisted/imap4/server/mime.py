@@ -58,13 +58,19 @@ def split_header(data: bytes) -> tuple[bytes, bytes]:
     return data[: end + 4], data[end + 4 :]
 
 
+#: Header field names as :func:`parse_headers` gives them, by their raw bytes (bounded).
+_FIELD_NAMES: dict[bytes, str] = {}
+_MAX_FIELD_NAMES = 1024
+
+
 def parse_headers(header: bytes) -> list[tuple[str, bytes]]:
     """``[(lower-case name, unfolded raw value)]``."""
     out: list[tuple[str, bytes]] = []
+    names = _FIELD_NAMES
     for line in header.split(b"\r\n"):
         if not line:
             continue
-        if line[:1] in (b" ", b"\t"):
+        if line[0] in (0x20, 0x09):  # a folded line (space or tab)
             if out:
                 last, folded = out[-1]
                 out[-1] = (last, folded + b" " + line.strip())
@@ -72,7 +78,12 @@ def parse_headers(header: bytes) -> list[tuple[str, bytes]]:
         raw_name, sep, value = line.partition(b":")
         if not sep:
             continue
-        out.append((raw_name.strip().decode("ascii", "replace").lower(), value.strip()))
+        name = names.get(raw_name)
+        if name is None:
+            name = raw_name.strip().decode("ascii", "replace").lower()
+            if len(names) < _MAX_FIELD_NAMES:
+                names[raw_name] = name
+        out.append((name, value.strip()))
     return out
 
 
@@ -256,23 +267,27 @@ def envelope_bytes(headers: list[tuple[str, bytes]]) -> bytes:
     for key, value in headers:
         if key in _ENVELOPE_FIELDS and key not in first:
             first[key] = value
-
-    def nstring(name: str) -> bytes:
-        value = first.get(name)
-        return b"NIL" if value is None else quote(value)
-
-    def address(name: str) -> bytes | None:
-        value = first.get(name)
-        return _address_bytes(value) if value else None
-
-    sender = address("from")
-    sender_bytes = sender or b"NIL"
+    get = first.get
+    date, subject = get("date"), get("subject")
+    in_reply_to, message_id = get("in-reply-to"), get("message-id")
+    field = get("from")
+    sender = (_address_bytes(field) if field else None) or b"NIL"
+    field = get("sender")
+    actual_sender = (_address_bytes(field) if field else None) or sender
+    field = get("reply-to")
+    reply_to = (_address_bytes(field) if field else None) or sender
+    field = get("to")
+    to = (_address_bytes(field) if field else None) or b"NIL"
+    field = get("cc")
+    cc = (_address_bytes(field) if field else None) or b"NIL"
+    field = get("bcc")
+    bcc = (_address_bytes(field) if field else None) or b"NIL"
     return b"".join((
-        b"(", nstring("date"), b" ", nstring("subject"), b" ", sender_bytes, b" ",
-        address("sender") or sender_bytes, b" ", address("reply-to") or sender_bytes, b" ",
-        address("to") or b"NIL", b" ", address("cc") or b"NIL", b" ",
-        address("bcc") or b"NIL", b" ", nstring("in-reply-to"), b" ", nstring("message-id"),
-        b")",
+        b"(", b"NIL" if date is None else quote(date), b" ",
+        b"NIL" if subject is None else quote(subject), b" ", sender, b" ", actual_sender, b" ",
+        reply_to, b" ", to, b" ", cc, b" ", bcc, b" ",
+        b"NIL" if in_reply_to is None else quote(in_reply_to), b" ",
+        b"NIL" if message_id is None else quote(message_id), b")",
     ))  # fmt: skip
 
 
