@@ -9,7 +9,6 @@ that ``gc.collect()`` finds nothing: everything was freed by refcounting.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from netproto_twisted.http import ProxyHandler, build_opener
 from netproto_twisted.testing import serve_http
+from tests.gccheck import collector_finds_nothing
 
 from .helpers import reactor
 
@@ -38,12 +38,9 @@ class KeptAliveTests(TestCase):
 
         for _ in range(2):  # the connection is made and kept
             await one()
-        gc.collect()
-        gc.disable()
-        self.addCleanup(gc.enable)
-        for _ in range(3):
-            await one()
-        self.assertEqual(gc.collect(), 0)
+        with collector_finds_nothing(self):
+            for _ in range(3):
+                await one()
 
     async def test_static_file(self) -> None:
         root = Path(self.mktemp())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +20,7 @@ from netproto_twisted.http.client import h11cache, http11
 from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http11 import HTTP11Connection, RawResponse, StaleConnection
 from netproto_twisted.http.client.pool import ConnectionPool
+from tests.gccheck import collector_finds_nothing
 
 HEAD = [(b"Host", b"example.test")]
 
@@ -370,12 +370,9 @@ class PoolTests(SynchronousTestCase):
             self.assertEqual((sink.data, sink.ended.check(ResponseDone)), ([b"ok"], ResponseDone))
 
         one()  # the connection is made and kept
-        gc.collect()
-        gc.disable()
-        self.addCleanup(gc.enable)
-        for _ in range(3):
-            one()
-        self.assertEqual(gc.collect(), 0)
+        with collector_finds_nothing(self):
+            for _ in range(3):
+                one()
 
     def test_a_body_producer_keeping_its_consumer_leaves_no_cycle(self) -> None:
         """A producer that keeps its consumer once done does not tie the request in a cycle."""
@@ -392,12 +389,9 @@ class PoolTests(SynchronousTestCase):
             self.assertEqual(sink.data, [b"ok"])
 
         one()  # the connection is made and kept
-        gc.collect()
-        gc.disable()
-        self.addCleanup(gc.enable)
-        for _ in range(3):
-            one()
-        self.assertEqual(gc.collect(), 0)
+        with collector_finds_nothing(self):
+            for _ in range(3):
+                one()
 
     def test_stale_connection_retried_once_for_idempotent(self) -> None:
         d = self.get()

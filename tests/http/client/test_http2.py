@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import h2.config
@@ -27,6 +26,7 @@ from netproto_twisted.http.client.errors import URLError
 from netproto_twisted.http.client.http2 import HTTP2Connection, StreamReset
 from netproto_twisted.http.client.http11 import HTTP11Connection, RawResponse, StaleConnection
 from netproto_twisted.http.client.pool import ConnectionPool
+from tests.gccheck import collector_finds_nothing
 
 HEAD = [(b"Host", b"example.test"), (b"Connection", b"keep-alive"), (b"X-A", b"1")]
 
@@ -491,12 +491,9 @@ class PoolTests(SynchronousTestCase):
             self.assertTrue(sink.ended.check(ResponseDone))
 
         one()  # the connection is made and kept
-        gc.collect()
-        gc.disable()
-        self.addCleanup(gc.enable)
-        for _ in range(3):
-            one()
-        self.assertEqual(gc.collect(), 0)
+        with collector_finds_nothing(self):
+            for _ in range(3):
+                one()
 
     def test_a_body_producer_keeping_its_consumer_leaves_no_cycle(self) -> None:
         """A producer that keeps its consumer once done does not tie the stream in a cycle."""
@@ -526,12 +523,9 @@ class PoolTests(SynchronousTestCase):
             self.assertEqual(b"".join(sink.data), b"ok")
 
         one()  # the connection is made and kept
-        gc.collect()
-        gc.disable()
-        self.addCleanup(gc.enable)
-        for _ in range(3):
-            one()
-        self.assertEqual(gc.collect(), 0)
+        with collector_finds_nothing(self):
+            for _ in range(3):
+                one()
 
     def test_goaway_retries_idempotent_requests_on_a_new_connection(self) -> None:
         pool = ConnectionPool()
