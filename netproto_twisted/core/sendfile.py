@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto_twisted.core.net import raw_tcp_connection
-from netproto_twisted.core.socket_thread import SocketThread
+from netproto_twisted.core.socket_thread import FileSendThread
 
 __all__ = [
     "MAX_THREADS",
@@ -173,7 +173,7 @@ def can_sendfile_in_thread(transport: object) -> bool:
     return can_sendfile(transport) and ThreadedSendfile.running() < MAX_THREADS
 
 
-class ThreadedSendfile(SocketThread):
+class ThreadedSendfile(FileSendThread):
     """A file being sent by :func:`sendfile_in_thread`.
 
     :ivar done: fires with the bytes sent (in the reactor thread); fails with
@@ -184,17 +184,6 @@ class ThreadedSendfile(SocketThread):
     thread_name = "sendfile"
     cancellable = True
 
-    def __init__(self, reactor: Any, connection: Any, fd: int, offset: int, left: int | None):
-        super().__init__(reactor, connection, fd)
-        self._offset = offset
-        self._left = left
-        self.sent = 0
-
-    @property
-    def moved(self) -> int:
-        """Bytes sent so far."""
-        return self.sent
-
     def transfer(self) -> None:
         """Send with ``os.sendfile`` until the count or the file's end."""
         sock = self._socket
@@ -203,7 +192,7 @@ class ThreadedSendfile(SocketThread):
         poller = select.poll()
         poller.register(out, select.POLLOUT)
         while not self._stop:
-            want = SENDFILE_CHUNK if self._left is None else min(SENDFILE_CHUNK, self._left)
+            want = self._want(SENDFILE_CHUNK)
             if want == 0:
                 return
             try:
@@ -215,10 +204,7 @@ class ThreadedSendfile(SocketThread):
                 continue
             if n == 0:
                 return
-            self._offset += n
-            self.sent += n
-            if self._left is not None:
-                self._left -= n
+            self._advance(n)
         raise ConnectionAbortedError("sendfile stopped")
 
 

@@ -10,6 +10,8 @@ closed its descriptors, and the connection reads again then.  A subclass
 implements :meth:`SocketThread.transfer` (in the thread) and says how many
 bytes it moved (:attr:`SocketThread.moved`); each kind counts its running
 threads against its own limit (:meth:`SocketThread.running`).
+:class:`FileSendThread` adds the file position and count that both kinds of
+download (plain and TLS) keep.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-__all__ = ["SocketThread"]
+__all__ = ["FileSendThread", "SocketThread"]
 
 _running: Counter[str] = Counter()
 _running_lock = threading.Lock()
@@ -107,3 +109,34 @@ class SocketThread:
             self.done.callback(self.moved)
         else:
             self.done.errback(Failure(error))
+
+
+class FileSendThread(SocketThread):
+    """A thread sending a file from ``offset``, ``count`` bytes of it (``None``: to its end).
+
+    :ivar sent: file bytes sent so far (updated by the thread; read it any time).
+    """
+
+    def __init__(
+        self, reactor: Any, connection: Any, fd: int, offset: int, count: int | None
+    ) -> None:
+        super().__init__(reactor, connection, fd)
+        self._offset = offset
+        self._left = count
+        self.sent = 0
+
+    @property
+    def moved(self) -> int:
+        """File bytes sent so far."""
+        return self.sent
+
+    def _want(self, chunk: int) -> int:
+        """Bytes to send next, at most ``chunk`` (0 once the count is reached)."""
+        return chunk if self._left is None else min(chunk, self._left)
+
+    def _advance(self, n: int) -> None:
+        """Count ``n`` bytes of the file as sent."""
+        self._offset += n
+        self.sent += n
+        if self._left is not None:
+            self._left -= n

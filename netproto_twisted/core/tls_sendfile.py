@@ -38,7 +38,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from netproto_twisted.core._twisted_compat import can_take_tls_connection, take_tls_connection
-from netproto_twisted.core.socket_thread import SocketThread
+from netproto_twisted.core.socket_thread import FileSendThread
 
 __all__ = [
     "MAX_THREADS",
@@ -73,7 +73,7 @@ def can_send_tls_in_thread(transport: object) -> bool:
     )
 
 
-class ThreadedTLSSend(SocketThread):
+class ThreadedTLSSend(FileSendThread):
     """A file being sent by :func:`send_tls_in_thread`.
 
     :ivar done: fires with the file's bytes sent, after the thread has ended
@@ -87,17 +87,9 @@ class ThreadedTLSSend(SocketThread):
     def __init__(
         self, reactor: Any, connection: Any, fd: int, offset: int, left: int | None
     ) -> None:
-        super().__init__(reactor, connection, fd)
+        super().__init__(reactor, connection, fd, offset, left)
         self._tls: SSL.Connection | None = None
         self._queued = b""
-        self._offset = offset
-        self._left = left
-        self.sent = 0
-
-    @property
-    def moved(self) -> int:
-        """File bytes sent so far."""
-        return self.sent
 
     def take_over(self) -> None:
         """Take the connection from the reactor and start the thread (on the reactor thread).
@@ -131,7 +123,7 @@ class ThreadedTLSSend(SocketThread):
         while True:
             if self._stop:
                 raise ConnectionAbortedError("TLS send stopped")
-            want = TLS_CHUNK if self._left is None else min(TLS_CHUNK, self._left)
+            want = self._want(TLS_CHUNK)
             if want == 0:
                 break
             n = os.preadv(self._fd, [view[:want]], self._offset)
@@ -141,10 +133,7 @@ class ThreadedTLSSend(SocketThread):
             while done < n:  # into the memory BIO: never waits
                 done += tls.send(view[done:n])
             self._flush(poller)
-            self._offset += n
-            self.sent += n
-            if self._left is not None:
-                self._left -= n
+            self._advance(n)
         tls.shutdown()  # close_notify; the peer's answer comes through the reactor
         self._flush(poller)
 
