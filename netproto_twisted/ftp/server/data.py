@@ -48,7 +48,7 @@ from twisted.internet.protocol import ClientFactory, Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.net import canonical_ip, set_nodelay
+from netproto_twisted.core.net import canonical_ip
 from netproto_twisted.core.oneshot import OneShotPort, listen_once
 from netproto_twisted.core.plumbing import ConnectionPlumbing
 from netproto_twisted.core.recvfile import (
@@ -154,8 +154,7 @@ class DataChannel(ConnectionPlumbing):
 
     def connectionMade(self) -> None:
         """Connected: tell whoever waits."""
-        super().connectionMade()
-        set_nodelay(self.transport)
+        super().connectionMade()  # sets TCP_NODELAY
         if self._tls is not None:  # at once: a client may send its hello before the command
             self.tls_ready = self.start_tls_server(self._tls, require_reuse=self._require_reuse)
             self.tls_ready.addErrback(self._tls_failed)

@@ -32,7 +32,8 @@ def local_filesystems(runner: BlockRunner) -> Callable[[FTPUser], IFTPFilesystem
     def open_home(user: FTPUser) -> IFTPFilesystem:
         import os
 
-        os.makedirs(user.home, exist_ok=True)
+        if not os.path.isdir(user.home):  # one stat per login when it exists
+            os.makedirs(user.home, exist_ok=True)
         return LocalFilesystem(user.home, runner)
 
     return open_home
