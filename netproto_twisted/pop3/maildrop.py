@@ -12,7 +12,10 @@ same UIDLs from Dovecot and from us on one Maildir.  Sizes are the octets
 ``RETR`` sends: taken from a ``,W=`` field in the file name when there is
 one, otherwise counted from the file with its line endings as CRLF (files
 may be stored with LF) and remembered, so that the next login reads only
-the new messages.
+the new messages.  What a login saw of each maildrop is remembered for the
+next one (:class:`~netproto_twisted.mailstore.folder.FolderMemo`, for a
+bounded number of messages): the next login of an unchanged folder neither
+parses the uidlist again nor ``stat``-s its files, and writes nothing.
 
 All disk work runs through ``runner`` (the reactor's thread pool in
 production), never on the reactor thread.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import io
 import os
-import re
+import threading
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -34,7 +37,7 @@ from zope.interface import implementer
 from netproto_twisted.core.dotstuff import EolNormalizer
 from netproto_twisted.core.streaming import CHUNK_SIZE, BlockRunner
 from netproto_twisted.mailstore.eol import to_crlf
-from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
+from netproto_twisted.mailstore.folder import FolderMemo, MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_REFRESH_SECONDS, MaildropLock
 from netproto_twisted.mailstore.tree import UserTree
@@ -44,12 +47,14 @@ from netproto_twisted.pop3.interfaces import DropMessage, IMaildrop, IMaildropSt
 __all__ = ["MaildirMaildrop", "MaildirMaildrops", "read_cached", "wire_size"]
 
 _log = Logger(namespace="netproto.pop3.maildrop")
-_VIRTUAL_SIZE = re.compile(r",W=(\d+)")
 _READ_SIZE = 256 * 1024
 #: Sizes counted from files, remembered per message (a Maildir file never changes
 #: content, only its name's flags): a user who checks mail every few minutes has
 #: only the new messages read at login.
 _MAX_KNOWN_SIZES = 200_000
+#: Messages remembered in the folder memos of recent logins (the least recently
+#: opened maildrops are forgotten first; one larger than this is not remembered).
+_MAX_MEMO_MESSAGES = 200_000
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
@@ -96,9 +101,9 @@ def read_cached(path: str, limit: int = CHUNK_SIZE) -> bytes | None:
 
 
 def _size_of(folder: MaildirFolder, info: MessageInfo, known: dict[str, int]) -> int:
-    match = _VIRTUAL_SIZE.search(info.filename.partition(":")[0])
-    if match is not None:
-        return int(match.group(1))
+    virtual = info.crlf_size
+    if virtual is not None:
+        return virtual
     key = os.path.join(folder.path, info.base)
     size = known.get(key)
     if size is None:
@@ -219,6 +224,27 @@ class MaildirMaildrops:
         self._clock = clock
         self._fs = fs if fs is not None else FsOps()
         self._known_sizes: dict[str, int] = {}
+        # Folder path -> what the last login saw there, least recently used first.
+        self._memos: dict[str, FolderMemo] = {}
+        self._memos_lock = threading.Lock()
+
+    def _memo(self, path: str) -> FolderMemo:
+        """The memo of the folder at ``path`` (taken out: the caller puts it back)."""
+        with self._memos_lock:
+            memo = self._memos.pop(path, None)
+        return memo if memo is not None else FolderMemo()
+
+    def _remember(self, path: str, memo: FolderMemo) -> None:
+        """Keep ``memo`` as the most recent, forgetting the oldest beyond the bound."""
+        size = len(memo.messages)
+        if size > _MAX_MEMO_MESSAGES:
+            return
+        with self._memos_lock:
+            self._memos.pop(path, None)
+            total = size + sum(len(m.messages) for m in self._memos.values())
+            while total > _MAX_MEMO_MESSAGES and self._memos:
+                total -= len(self._memos.pop(next(iter(self._memos))).messages)
+            self._memos[path] = memo
 
     def open(self, user: str) -> Deferred[IMaildrop]:
         """Lock ``user``'s INBOX and snapshot it (MaildropInUse if another session holds it)."""
@@ -228,12 +254,14 @@ class MaildirMaildrops:
     def _open(self, user: str) -> IMaildrop:
         tree = UserTree(self.base, user, self._fs)
         tree.ensure_root()
-        folder = MaildirFolder(tree.root, self._fs)
         lock = MaildropLock(tree.root)
         if not lock.try_acquire():
             raise MaildropInUse(f"the maildrop of {user} is in use")
         try:
+            # Taken under the session lock: one sync at a time uses a folder's memo.
+            folder = MaildirFolder(tree.root, self._fs, memo=self._memo(tree.root))
             snapshot = folder.sync(move_new=False, modseqs=False)  # POP3 has no use for them
+            self._remember(tree.root, folder.memo)
             messages: list[DropMessage] = []
             for info in snapshot.messages:
                 try:
