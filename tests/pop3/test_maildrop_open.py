@@ -108,7 +108,8 @@ class MaildropOpenTests(SynchronousTestCase):
         box = self.successResultOf(store.open_mailbox(USER))
         uids = [m.uid for m in box.messages]
         self.successResultOf(box.store_flags([uids[0], uids[-1]], ["\\Seen"]))
-        validity = parse_uidlist(open(self.uidlist, "rb").read()).uid_validity
+        with open(self.uidlist, "rb") as f:
+            validity = parse_uidlist(f.read()).uid_validity
         imap_uidls = [f"{uid:08x}{validity:08x}" for uid in uids]
         again = self._session(drops)
         self.assertEqual(again, imap_uidls)
