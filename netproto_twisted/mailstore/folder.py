@@ -195,9 +195,17 @@ class MaildirFolder:
     def _new_validity(self, old: int) -> int:
         return max(int(self._clock()), old + 1, 1) & 0xFFFFFFFF or 1
 
-    def _write_uidlist(self, uidlist: UidList) -> None:
+    def _write_uidlist(self, uidlist: UidList, durable: bool = True) -> None:
+        """Replace the uidlist; ``durable=False`` for one that only forgets records.
+
+        A uidlist that gives new UIDs (or a new UIDVALIDITY) is on disk,
+        directory entry included, before this returns: the UIDs may be shown
+        right after.  One that only drops the records of removed files may
+        come back as it was after a crash (those records are dropped again at
+        the next scan), so its directory is not flushed.
+        """
         data = serialize_uidlist(uidlist)
-        atomic_write(self.uidlist_path, data, self.fs)
+        atomic_write(self.uidlist_path, data, self.fs, durable=durable)
         self.memo.uidlist = (data, _copy_uidlist(uidlist))
 
     def _scan(
@@ -271,6 +279,7 @@ class MaildirFolder:
         recent: set[str] = set()
         with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
+            assigned = changed  # a new uidlist (new UIDVALIDITY) must be durable too
             parsed_names: dict[str, ParsedName] = {}
             stats: dict[str, os.stat_result] = {}
             on_disk = self._scan(
@@ -289,10 +298,10 @@ class MaildirFolder:
             for base in sorted((b for b in on_disk if b not in known), key=_arrival_key):
                 kept.append(UidRecord(uid=uidlist.next_uid, base=base))
                 uidlist.next_uid += 1
-                changed = True
+                changed = assigned = True
             uidlist.records = kept
             if changed:
-                self._write_uidlist(uidlist)
+                self._write_uidlist(uidlist, durable=assigned)
             for count, (base, (subdir, name)) in enumerate(list(on_disk.items())):
                 if subdir != "new":
                     continue

@@ -132,7 +132,21 @@ class MaildropOpenTests(SynchronousTestCase):
         first = [m.uidl for m in drop.messages]
         self.successResultOf(drop.delete([drop.messages[0]]))
         drop.release()
+        fs = RecordingFs()
+        drops._fs = fs
         self.assertEqual(self._session(drops), first[1:])
+        # The uidlist forgets the removed message's record, flushed before its rename
+        # (never seen half-written), but its directory is not: losing that rename in a
+        # crash only brings the record back, to be dropped again.
+        self.assertEqual(fs.events, [("fsync", self.uidlist + ".tmp"), ("rename", self.uidlist)])
+        with open(self.uidlist, "rb") as f:
+            self.assertEqual(len(parse_uidlist(f.read()).records), len(first) - 1)
+        # A new message after that: its UID is made durable (directory included).
+        self._deliver()
+        fs.events.clear()
+        after = self._session(drops)
+        self.assertEqual(after[:-1], first[1:])
+        self.assertEqual(fs.events[-1], ("fsync_dir", self.root))
 
     def test_a_locked_maildrop_is_refused_and_its_memo_kept(self) -> None:
         drops = MaildirMaildrops(self.base, sync_runner)
