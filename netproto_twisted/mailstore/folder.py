@@ -360,7 +360,7 @@ class MaildirFolder:
             by_uid = reconciled.modseqs
             highest_modseq = reconciled.highest_modseq
         else:
-            by_uid = _Zeros()
+            by_uid = dict.fromkeys([row[1] for row in rows], 0)
             highest_modseq = 0
         final = tuple(
             (
@@ -646,13 +646,6 @@ class MaildirFolder:
 def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
     """A directory entry's ``lstat`` (from the entry: no path to build)."""
     return entry.stat(follow_symlinks=False)
-
-
-class _Zeros(dict[int, int]):
-    """Every UID's modseq is 0 (a sync that leaves the index alone)."""
-
-    def __missing__(self, key: int) -> int:
-        return 0
 
 
 def _with_modseq(m: MessageInfo, modseq: int) -> MessageInfo:

@@ -263,13 +263,16 @@ class MaildirMaildrops:
             snapshot = folder.sync(move_new=False, modseqs=False)  # POP3 has no use for them
             self._remember(tree.root, folder.memo)
             messages: list[DropMessage] = []
+            validity = f"{snapshot.uid_validity:08x}"
+            known = self._known_sizes
             for info in snapshot.messages:
-                try:
-                    size = _size_of(folder, info, self._known_sizes)
-                except OSError:
-                    continue  # removed meanwhile (another client, Dovecot): not shown
-                uidl = f"{info.uid:08x}{snapshot.uid_validity:08x}"
-                messages.append(DropMessage(size=size, uidl=uidl, key=info))
+                size = info.crlf_size
+                if size is None:
+                    try:
+                        size = _size_of(folder, info, known)
+                    except OSError:
+                        continue  # removed meanwhile (another client, Dovecot): not shown
+                messages.append(DropMessage(size, f"{info.uid:08x}{validity}", info))
         except BaseException:
             lock.release()
             raise
