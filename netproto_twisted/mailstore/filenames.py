@@ -88,8 +88,6 @@ class ParsedName:
         return ""
 
 
-
-
 def is_acceptable_filename(name: str) -> bool:
     """Tell whether a directory entry may be a message (not hidden, no CR/LF/NUL, valid UTF-8)."""
     if not name or name[0] == ".":

@@ -225,14 +225,20 @@ class MaildirMaildrops:
         self._fs = fs if fs is not None else FsOps()
         self._known_sizes: dict[str, int] = {}
         # Folder path -> what the last login saw there, least recently used first.
-        self._memos: dict[str, FolderMemo] = {}
+        # Folder path -> (what the last login saw there, its message count), least
+        # recently used first, and the sum of those counts.
+        self._memos: dict[str, tuple[FolderMemo, int]] = {}
+        self._memo_messages = 0
         self._memos_lock = threading.Lock()
 
     def _memo(self, path: str) -> FolderMemo:
         """The memo of the folder at ``path`` (taken out: the caller puts it back)."""
         with self._memos_lock:
-            memo = self._memos.pop(path, None)
-        return memo if memo is not None else FolderMemo()
+            entry = self._memos.pop(path, None)
+            if entry is None:
+                return FolderMemo()
+            self._memo_messages -= entry[1]
+            return entry[0]
 
     def _remember(self, path: str, memo: FolderMemo) -> None:
         """Keep ``memo`` as the most recent, forgetting the oldest beyond the bound."""
@@ -240,11 +246,13 @@ class MaildirMaildrops:
         if size > _MAX_MEMO_MESSAGES:
             return
         with self._memos_lock:
-            self._memos.pop(path, None)
-            total = size + sum(len(m.messages) for m in self._memos.values())
-            while total > _MAX_MEMO_MESSAGES and self._memos:
-                total -= len(self._memos.pop(next(iter(self._memos))).messages)
-            self._memos[path] = memo
+            old = self._memos.pop(path, None)
+            if old is not None:
+                self._memo_messages -= old[1]
+            while self._memos and self._memo_messages + size > _MAX_MEMO_MESSAGES:
+                self._memo_messages -= self._memos.pop(next(iter(self._memos)))[1]
+            self._memos[path] = (memo, size)
+            self._memo_messages += size
 
     def open(self, user: str) -> Deferred[IMaildrop]:
         """Lock ``user``'s INBOX and snapshot it (MaildropInUse if another session holds it)."""
