@@ -171,5 +171,6 @@ class MaildropOpenTests(SynchronousTestCase):
         self._session(drops)  # larger than the bound: not kept
         self.assertEqual(list(drops._memos), [os.path.join(self.base, "bob")])
         self.assertEqual(drops._memo_messages, len(MESSAGES))
+        self.patch(maildrop_module, "_MAX_MEMO_MESSAGES", len(MESSAGES) + 1)
         self._session(drops, "bob")  # taken out and put back: counted once
         self.assertEqual(drops._memo_messages, len(MESSAGES))
