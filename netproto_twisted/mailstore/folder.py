@@ -331,7 +331,7 @@ class MaildirFolder:
                 and prev.uid == uid
             ):
                 if prev.recent != is_recent:
-                    prev = replace(prev, recent=is_recent)
+                    prev = _with_recent(prev, is_recent)
                 rows.append((prev, uid, base, name, subdir, 0, _NO_FLAGS, 0.0))
                 continue
             st = stats.get(name)
@@ -373,7 +373,7 @@ class MaildirFolder:
             )
             for known, uid, base, name, subdir, size, flags, mtime in rows
         )  # fmt: skip
-        self.memo.messages = {m.base: replace(m, recent=False) if m.recent else m for m in final}
+        self.memo.messages = {m.base: _with_recent(m, False) if m.recent else m for m in final}
         self.memo.keywords = dict(keywords.by_index)
         return Snapshot(
             uid_validity=uidlist.uid_validity,
@@ -646,6 +646,17 @@ class MaildirFolder:
 def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
     """A directory entry's ``lstat`` (from the entry: no path to build)."""
     return entry.stat(follow_symlinks=False)
+
+
+def _with_recent(m: MessageInfo, recent: bool) -> MessageInfo:
+    """``replace(m, recent=recent)``, without ``replace``'s cost.
+
+    A POP3 login leaves its messages in ``new/``: each of them is recent at
+    every scan, and remembered as not recent.
+    """
+    return MessageInfo(
+        m.uid, m.base, m.filename, m.subdir, m.size, m.flags, m.internal_date, recent, m.modseq
+    )
 
 
 def _with_modseq(m: MessageInfo, modseq: int) -> MessageInfo:
