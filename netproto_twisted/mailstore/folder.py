@@ -195,9 +195,17 @@ class MaildirFolder:
     def _new_validity(self, old: int) -> int:
         return max(int(self._clock()), old + 1, 1) & 0xFFFFFFFF or 1
 
-    def _write_uidlist(self, uidlist: UidList) -> None:
+    def _write_uidlist(self, uidlist: UidList, durable: bool = True) -> None:
+        """Replace the uidlist; ``durable=False`` for one that only forgets records.
+
+        A uidlist that gives new UIDs (or a new UIDVALIDITY) is on disk,
+        directory entry included, before this returns: the UIDs may be shown
+        right after.  One that only drops the records of removed files may
+        come back as it was after a crash (those records are dropped again at
+        the next scan), so its directory is not flushed.
+        """
         data = serialize_uidlist(uidlist)
-        atomic_write(self.uidlist_path, data, self.fs)
+        atomic_write(self.uidlist_path, data, self.fs, durable=durable)
         self.memo.uidlist = (data, _copy_uidlist(uidlist))
 
     def _scan(
@@ -271,6 +279,7 @@ class MaildirFolder:
         recent: set[str] = set()
         with self.uidlist_lock() as lock:
             uidlist, changed = self._read_uidlist()
+            assigned = changed  # a new uidlist (new UIDVALIDITY) must be durable too
             parsed_names: dict[str, ParsedName] = {}
             stats: dict[str, os.stat_result] = {}
             on_disk = self._scan(
@@ -289,10 +298,10 @@ class MaildirFolder:
             for base in sorted((b for b in on_disk if b not in known), key=_arrival_key):
                 kept.append(UidRecord(uid=uidlist.next_uid, base=base))
                 uidlist.next_uid += 1
-                changed = True
+                changed = assigned = True
             uidlist.records = kept
             if changed:
-                self._write_uidlist(uidlist)
+                self._write_uidlist(uidlist, durable=assigned)
             for count, (base, (subdir, name)) in enumerate(list(on_disk.items())):
                 if subdir != "new":
                     continue
@@ -322,7 +331,7 @@ class MaildirFolder:
                 and prev.uid == uid
             ):
                 if prev.recent != is_recent:
-                    prev = replace(prev, recent=is_recent)
+                    prev = _with_recent(prev, is_recent)
                 rows.append((prev, uid, base, name, subdir, 0, _NO_FLAGS, 0.0))
                 continue
             st = stats.get(name)
@@ -351,7 +360,7 @@ class MaildirFolder:
             by_uid = reconciled.modseqs
             highest_modseq = reconciled.highest_modseq
         else:
-            by_uid = _Zeros()
+            by_uid = dict.fromkeys([row[1] for row in rows], 0)
             highest_modseq = 0
         final = tuple(
             (
@@ -364,7 +373,7 @@ class MaildirFolder:
             )
             for known, uid, base, name, subdir, size, flags, mtime in rows
         )  # fmt: skip
-        self.memo.messages = {m.base: replace(m, recent=False) if m.recent else m for m in final}
+        self.memo.messages = {m.base: _with_recent(m, False) if m.recent else m for m in final}
         self.memo.keywords = dict(keywords.by_index)
         return Snapshot(
             uid_validity=uidlist.uid_validity,
@@ -639,11 +648,15 @@ def _entry_stat(entry: os.DirEntry[str]) -> os.stat_result:
     return entry.stat(follow_symlinks=False)
 
 
-class _Zeros(dict[int, int]):
-    """Every UID's modseq is 0 (a sync that leaves the index alone)."""
+def _with_recent(m: MessageInfo, recent: bool) -> MessageInfo:
+    """``replace(m, recent=recent)``, without ``replace``'s cost.
 
-    def __missing__(self, key: int) -> int:
-        return 0
+    A POP3 login leaves its messages in ``new/``: each of them is recent at
+    every scan, and remembered as not recent.
+    """
+    return MessageInfo(
+        m.uid, m.base, m.filename, m.subdir, m.size, m.flags, m.internal_date, recent, m.modseq
+    )
 
 
 def _with_modseq(m: MessageInfo, modseq: int) -> MessageInfo:

@@ -175,8 +175,16 @@ def _copy_data(source: int, target: int) -> None:
             chunk = chunk[os.write(target, chunk) :]
 
 
-def atomic_write(path: str, data: bytes, fs: FsOps, *, tmp_suffix: str = ".tmp") -> None:
-    """Replace ``path`` with ``data``: write a temporary file, fsync, rename, fsync the dir."""
+def atomic_write(
+    path: str, data: bytes, fs: FsOps, *, tmp_suffix: str = ".tmp", durable: bool = True
+) -> None:
+    """Replace ``path`` with ``data``: write a temporary file, fsync, rename, fsync the dir.
+
+    ``durable=False`` leaves out the directory's ``fsync``, for a change that
+    may be lost in a crash (the old file then comes back whole): the new
+    file is still flushed before the rename, so ``path`` is never seen
+    half-written.
+    """
     tmp = path + tmp_suffix
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -188,7 +196,8 @@ def atomic_write(path: str, data: bytes, fs: FsOps, *, tmp_suffix: str = ".tmp")
     finally:
         os.close(fd)
     fs.rename(tmp, path)
-    fs.fsync_dir(os.path.dirname(path) or ".")
+    if durable:
+        fs.fsync_dir(os.path.dirname(path) or ".")
 
 
 def _pid_alive(pid: int) -> bool:

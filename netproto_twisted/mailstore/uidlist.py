@@ -179,5 +179,8 @@ def serialize_uidlist(uidlist: UidList) -> bytes:
     head = [f"3 V{uidlist.uid_validity} N{next_uid} G{uidlist.guid}", *uidlist.header_extensions]
     out = [" ".join(head)]
     for record in uidlist.records:
-        out.append(" ".join([str(record.uid), *record.extensions]) + " :" + record.base)
+        if record.extensions:
+            out.append(" ".join([str(record.uid), *record.extensions]) + " :" + record.base)
+        else:
+            out.append(f"{record.uid} :{record.base}")
     return ("\n".join(out) + "\n").encode("utf-8")

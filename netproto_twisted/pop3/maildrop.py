@@ -12,7 +12,10 @@ same UIDLs from Dovecot and from us on one Maildir.  Sizes are the octets
 ``RETR`` sends: taken from a ``,W=`` field in the file name when there is
 one, otherwise counted from the file with its line endings as CRLF (files
 may be stored with LF) and remembered, so that the next login reads only
-the new messages.
+the new messages.  What a login saw of each maildrop is remembered for the
+next one (:class:`~netproto_twisted.mailstore.folder.FolderMemo`, for a
+bounded number of messages): the next login of an unchanged folder neither
+parses the uidlist again nor ``stat``-s its files, and writes nothing.
 
 All disk work runs through ``runner`` (the reactor's thread pool in
 production), never on the reactor thread.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import io
 import os
-import re
+import threading
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -34,7 +37,7 @@ from zope.interface import implementer
 from netproto_twisted.core.dotstuff import EolNormalizer
 from netproto_twisted.core.streaming import CHUNK_SIZE, BlockRunner
 from netproto_twisted.mailstore.eol import to_crlf
-from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
+from netproto_twisted.mailstore.folder import FolderMemo, MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildrop_lock import SESSION_LOCK_REFRESH_SECONDS, MaildropLock
 from netproto_twisted.mailstore.tree import UserTree
@@ -44,12 +47,14 @@ from netproto_twisted.pop3.interfaces import DropMessage, IMaildrop, IMaildropSt
 __all__ = ["MaildirMaildrop", "MaildirMaildrops", "read_cached", "wire_size"]
 
 _log = Logger(namespace="netproto.pop3.maildrop")
-_VIRTUAL_SIZE = re.compile(r",W=(\d+)")
 _READ_SIZE = 256 * 1024
 #: Sizes counted from files, remembered per message (a Maildir file never changes
 #: content, only its name's flags): a user who checks mail every few minutes has
 #: only the new messages read at login.
 _MAX_KNOWN_SIZES = 200_000
+#: Messages remembered in the folder memos of recent logins (the least recently
+#: opened maildrops are forgotten first; one larger than this is not remembered).
+_MAX_MEMO_MESSAGES = 200_000
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
@@ -96,9 +101,9 @@ def read_cached(path: str, limit: int = CHUNK_SIZE) -> bytes | None:
 
 
 def _size_of(folder: MaildirFolder, info: MessageInfo, known: dict[str, int]) -> int:
-    match = _VIRTUAL_SIZE.search(info.filename.partition(":")[0])
-    if match is not None:
-        return int(match.group(1))
+    virtual = info.crlf_size
+    if virtual is not None:
+        return virtual
     key = os.path.join(folder.path, info.base)
     size = known.get(key)
     if size is None:
@@ -219,6 +224,35 @@ class MaildirMaildrops:
         self._clock = clock
         self._fs = fs if fs is not None else FsOps()
         self._known_sizes: dict[str, int] = {}
+        # Folder path -> what the last login saw there, least recently used first.
+        # Folder path -> (what the last login saw there, its message count), least
+        # recently used first, and the sum of those counts.
+        self._memos: dict[str, tuple[FolderMemo, int]] = {}
+        self._memo_messages = 0
+        self._memos_lock = threading.Lock()
+
+    def _memo(self, path: str) -> FolderMemo:
+        """The memo of the folder at ``path`` (taken out: the caller puts it back)."""
+        with self._memos_lock:
+            entry = self._memos.pop(path, None)
+            if entry is None:
+                return FolderMemo()
+            self._memo_messages -= entry[1]
+            return entry[0]
+
+    def _remember(self, path: str, memo: FolderMemo) -> None:
+        """Keep ``memo`` as the most recent, forgetting the oldest beyond the bound."""
+        size = len(memo.messages)
+        if size > _MAX_MEMO_MESSAGES:
+            return
+        with self._memos_lock:
+            old = self._memos.pop(path, None)
+            if old is not None:
+                self._memo_messages -= old[1]
+            while self._memos and self._memo_messages + size > _MAX_MEMO_MESSAGES:
+                self._memo_messages -= self._memos.pop(next(iter(self._memos)))[1]
+            self._memos[path] = (memo, size)
+            self._memo_messages += size
 
     def open(self, user: str) -> Deferred[IMaildrop]:
         """Lock ``user``'s INBOX and snapshot it (MaildropInUse if another session holds it)."""
@@ -228,20 +262,25 @@ class MaildirMaildrops:
     def _open(self, user: str) -> IMaildrop:
         tree = UserTree(self.base, user, self._fs)
         tree.ensure_root()
-        folder = MaildirFolder(tree.root, self._fs)
         lock = MaildropLock(tree.root)
         if not lock.try_acquire():
             raise MaildropInUse(f"the maildrop of {user} is in use")
         try:
+            # Taken under the session lock: one sync at a time uses a folder's memo.
+            folder = MaildirFolder(tree.root, self._fs, memo=self._memo(tree.root))
             snapshot = folder.sync(move_new=False, modseqs=False)  # POP3 has no use for them
+            self._remember(tree.root, folder.memo)
             messages: list[DropMessage] = []
+            validity = f"{snapshot.uid_validity:08x}"
+            known = self._known_sizes
             for info in snapshot.messages:
-                try:
-                    size = _size_of(folder, info, self._known_sizes)
-                except OSError:
-                    continue  # removed meanwhile (another client, Dovecot): not shown
-                uidl = f"{info.uid:08x}{snapshot.uid_validity:08x}"
-                messages.append(DropMessage(size=size, uidl=uidl, key=info))
+                size = info.crlf_size
+                if size is None:
+                    try:
+                        size = _size_of(folder, info, known)
+                    except OSError:
+                        continue  # removed meanwhile (another client, Dovecot): not shown
+                messages.append(DropMessage(size, f"{info.uid:08x}{validity}", info))
         except BaseException:
             lock.release()
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.mailstore.filenames import (
@@ -41,8 +43,19 @@ class NameTests(SynchronousTestCase):
 
     def test_acceptable(self) -> None:
         self.assertTrue(is_acceptable_filename("1.M1P1.h,S=3:2,S"))
-        for bad in ("", ".hidden", "a\nb", "a\rb", "bad\udcff"):
+        for bad in ("", ".hidden", "a\nb", "a\rb", "bad\udcff", "a/b", "a\x00b", "é\udcff"):
             self.assertFalse(is_acceptable_filename(bad), repr(bad))
+        self.assertTrue(is_acceptable_filename("1.M1P1.hôte,S=3:2,S"))
+
+    @given(st.text(alphabet=st.sampled_from("a.,:/\r\n\x00é\udcff"), max_size=8) | st.text())
+    def test_acceptable_is_the_plain_rule(self, name: str) -> None:
+        try:
+            name.encode("utf-8")
+            encodable = True
+        except UnicodeEncodeError:
+            encodable = False
+        plain = bool(name) and not name.startswith(".") and not set("\r\n\x00/") & set(name)
+        self.assertEqual(is_acceptable_filename(name), plain and encodable)
 
     def test_unique_names(self) -> None:
         names = UniqueNames("mx/1:2")

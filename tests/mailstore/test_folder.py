@@ -24,7 +24,7 @@ from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.index import INDEX_NAME
 from netproto_twisted.mailstore.uidlist import parse_uidlist
 
-from .helpers import make_maildir, put
+from .helpers import RecordingFs, make_maildir, put
 
 
 class FolderTestCase(SynchronousTestCase):
@@ -107,6 +107,33 @@ class SyncTests(FolderTestCase):
         self.assertEqual([m.uid for m in full.messages], [1, 2])
         self.assertTrue(all(m.modseq > 0 for m in full.messages))
         self.assertEqual(full.highest_modseq, max(m.modseq for m in full.messages))
+
+    def test_uidlist_flushed_whole_when_it_gives_uids_only_its_file_when_it_forgets(self) -> None:
+        fs = RecordingFs()
+        folder = MaildirFolder(self.path, fs, clock=lambda: self.now)
+        uidlist, tmp = folder.uidlist_path, folder.uidlist_path + ".tmp"
+        durable = [("fsync", tmp), ("rename", uidlist), ("fsync_dir", self.path)]
+        gone = put(self.path, "cur", "1.M1P1.h,S=17:2,")
+        put(self.path, "cur", "2.M1P1.h,S=17:2,")
+        folder.sync()
+        self.assertEqual(fs.events, durable)  # new UIDVALIDITY and UIDs
+        fs.events.clear()
+        folder.sync()
+        self.assertEqual(fs.events, [])  # unchanged: not rewritten
+        os.unlink(gone)
+        folder.sync()
+        self.assertEqual(fs.events, durable[:2])  # a record forgotten: no directory flush
+        self.assertEqual(list(self.uidlist().values()), [2])
+        fs.events.clear()
+        put(self.path, "cur", "3.M1P1.h,S=17:2,")
+        folder.sync()
+        self.assertEqual(fs.events, durable)  # a new UID
+        fs.events.clear()
+        with open(uidlist, "wb") as f:
+            f.write(b"garbage\n")
+        with capturedLogs():
+            folder.sync()
+        self.assertEqual(fs.events, durable)  # rebuilt under a new UIDVALIDITY
 
     def test_pop3_mode_leaves_new_alone(self) -> None:
         put(self.path, "new", "1.M1P1.h")
