@@ -224,7 +224,6 @@ class MaildirMaildrops:
         self._clock = clock
         self._fs = fs if fs is not None else FsOps()
         self._known_sizes: dict[str, int] = {}
-        # Folder path -> what the last login saw there, least recently used first.
         # Folder path -> (what the last login saw there, its message count), least
         # recently used first, and the sum of those counts.
         self._memos: dict[str, tuple[FolderMemo, int]] = {}
