@@ -15,7 +15,6 @@ import io
 import mimetypes
 import os
 import urllib.request
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
@@ -235,12 +234,8 @@ class HTTPRedirectHandler(BaseHandler):
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
-@lru_cache(maxsize=256)
 def _resolve(base: str, location: str) -> tuple[str, str]:
-    """The absolute URL a Location names (``/`` for an empty path) and its scheme.
-
-    (Remembered for the last few pairs: a site redirects to the same places.)
-    """
+    """The absolute URL a Location names (``/`` for an empty path) and its scheme."""
     newurl = urljoin(base, location)
     parts = urlsplit(newurl)
     if not parts.path and parts.netloc:

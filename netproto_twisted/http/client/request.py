@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import urllib.request
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = ["IDEMPOTENT_METHODS", "ProxyInfo", "Request", "origin_of"]
@@ -23,12 +22,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@lru_cache(maxsize=256)
 def origin_of(url: str) -> tuple[str, str, int | None]:
-    """``(scheme, host, port)`` of a URL, the port filled in for http and https.
-
-    (Remembered for the last few URLs: a redirect compares two origins per hop.)
-    """
+    """``(scheme, host, port)`` of a URL, the port filled in for http and https."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme)
