@@ -101,9 +101,7 @@ def read_cached(path: str, limit: int = CHUNK_SIZE) -> bytes | None:
 
 
 def _size_of(folder: MaildirFolder, info: MessageInfo, known: dict[str, int]) -> int:
-    virtual = info.crlf_size
-    if virtual is not None:
-        return virtual
+    """The wire size of a message whose name carries none: counted once, then remembered."""
     key = os.path.join(folder.path, info.base)
     size = known.get(key)
     if size is None:
