@@ -3,7 +3,10 @@
 Every path is resolved under the user's home and checked *after* symbolic
 links are followed (``os.path.realpath``): a link that leads out of the home
 is refused as if it did not exist.  Blocking calls run through a runner (the
-reactor's thread pool in the server).
+reactor's thread pool in the server); calls on one file (``stat``, ``open``,
+``mkdir``, ``rename``, ``delete``...) through a second one, which the server
+makes run them inline unless the disk is slow
+(:class:`~netproto_twisted.core.threads.InlineUnlessSlow`).
 
 Uploads (``STOR``, ``STOU``) are written to a hidden temporary name in the
 target's directory (``.<name>.partial-<random>``) and renamed over the name
@@ -122,12 +125,17 @@ class LocalFilesystem:
     """One user's home on the local disk (see the module docstring).
 
     :param home: the local directory that is the user's ``/`` (created if missing).
-    :param run: runs a blocking callable, returns a Deferred of its result.
+    :param run: runs a blocking callable, returns a Deferred of its result
+        (listings, and the writes of an upload).
+    :param file_ops: runs the calls on one file (default: *run*).
     """
 
-    def __init__(self, home: str | os.PathLike[str], run: Runner) -> None:
+    def __init__(
+        self, home: str | os.PathLike[str], run: Runner, *, file_ops: Runner | None = None
+    ) -> None:
         self.home = os.path.realpath(home)
         self._run = run
+        self._file_ops = file_ops if file_ops is not None else run
 
     # -- paths ----------------------------------------------------------------------------
 
@@ -154,7 +162,7 @@ class LocalFilesystem:
             return None
 
     def _call(self, f: Callable[[], _T]) -> Deferred[_T]:
-        return self._run(_guard(f))
+        return self._file_ops(_guard(f))
 
     # -- IFTPFilesystem -------------------------------------------------------------------
 
@@ -188,7 +196,7 @@ class LocalFilesystem:
                     continue  # a dangling link, or one leading out
             return out
 
-        return self._call(list_dir)
+        return self._run(_guard(list_dir))
 
     def open_read(self, path: str, offset: int) -> Deferred[BinaryIO]:
         """Open a regular file for reading at ``offset``."""

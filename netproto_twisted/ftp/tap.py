@@ -105,6 +105,12 @@ class Config:
     max_upload_size: int = field(
         default=0, minimum=0, help="largest file one upload may store, bytes (552); 0 = no limit"
     )
+    inline_file_ops: float = field(
+        default=0.005,
+        minimum=0.0,
+        help="seconds a stat or open may take on the reactor thread before such calls go to "
+        "the thread pool for a minute; 0 = always in the thread pool",
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -142,6 +148,7 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         max_download_rate=config.max_download_rate or None,
         max_upload_rate=config.max_upload_rate or None,
         max_upload_size=config.max_upload_size or None,
+        inline_file_ops=config.inline_file_ops or None,
         max_line_length=limits.max_line_length,
         idle_timeout=limits.idle_timeout,
         tls_handshake_timeout=limits.tls_handshake_timeout,
@@ -187,6 +194,7 @@ class Options(ServerOptions):
         ["max-download-rate", None, "0", "bytes/s each session may retrieve (0: no limit)"],
         ["max-upload-rate", None, "0", "bytes/s each session may store (0: no limit)"],
         ["max-upload-size", None, "0", "bytes one upload may store (552 past it; 0: no limit)"],
+        ["inline-file-ops", None, "0.005", "seconds a stat/open may hold the reactor (0: pool)"],
         *limits_options(FTP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -217,6 +225,7 @@ class Options(ServerOptions):
                 max_download_rate=float(self["max-download-rate"]),
                 max_upload_rate=float(self["max-upload-rate"]),
                 max_upload_size=int(self["max-upload-size"]),
+                inline_file_ops=float(self["inline-file-ops"]),
             )
         except (ValueError, ConfigError) as e:
             raise usage.UsageError(str(e)) from None

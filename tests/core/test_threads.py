@@ -1,4 +1,4 @@
-"""core.threads: the one Runner type, a thread-pool runner and a synchronous one."""
+"""core.threads: the Runner type, thread-pool and synchronous runners, inline unless slow."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto_twisted.core.threads import synchronous_runner, thread_runner
+from netproto_twisted.core.threads import InlineUnlessSlow, synchronous_runner, thread_runner
 
 
 class OneThreadPerCall:
@@ -88,3 +91,83 @@ class SynchronousRunnerTests(SynchronousTestCase):
 
     def test_failure(self) -> None:
         self.failureResultOf(synchronous_runner(int, "x"), ValueError)
+
+
+class InlineUnlessSlowTests(SynchronousTestCase):
+    """Short calls run inline; after a slow one, calls go to the fallback for the cooldown."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.now = 0.0
+        self.sent: list[Callable[..., Any]] = []
+
+        def fallback(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+            self.sent.append(f)
+            return succeed("from the fallback")
+
+        self.run = InlineUnlessSlow(
+            self.clock, fallback, slow=0.005, cooldown=60.0, timer=lambda: self.now
+        )
+
+    def call_taking(self, seconds: float, value: object = "inline") -> Any:
+        def work(x: object, *, twice: bool) -> object:
+            self.now += seconds
+            return (x, twice)
+
+        return self.successResultOf(self.run(work, value, twice=True))
+
+    def test_inline(self) -> None:
+        """A quick call runs at once on this thread, with its arguments."""
+        self.assertEqual(self.call_taking(0.001), ("inline", True))
+        self.assertEqual(self.sent, [])
+        self.assertEqual(self.run.slow_calls, 0)
+
+    def test_failure(self) -> None:
+        """An exception becomes the Deferred's failure."""
+
+        def broken() -> None:
+            raise FileNotFoundError("gone")
+
+        self.failureResultOf(self.run(broken), FileNotFoundError)
+
+    def test_slow_calls_move_calls_for_the_cooldown(self) -> None:
+        """At three strikes, calls go to the fallback until the cooldown is over."""
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for _ in range(2):
+            self.assertEqual(self.call_taking(0.02), ("inline", True))  # its own result stands
+        self.assertEqual(self.call_taking(0.001), ("inline", True))  # 1.75 strikes
+        self.assertEqual(self.call_taking(0.02), ("inline", True))  # 2.75
+        self.assertEqual(events, [])
+        self.assertEqual(self.call_taking(0.02), ("inline", True))  # 3.75: moved
+        self.assertEqual(self.run.slow_calls, 4)
+        self.assertTrue(any("thread pool" in (e.get("log_format") or "") for e in events))
+        self.assertEqual(self.call_taking(0.001), "from the fallback")
+        self.clock.advance(59)
+        self.assertEqual(self.call_taking(0.001), "from the fallback")
+        self.assertEqual(len(self.sent), 2)
+        self.clock.advance(1)
+        self.assertEqual(self.call_taking(0.001), ("inline", True))
+        self.assertEqual(len(self.sent), 2)
+
+    def test_one_call_far_too_slow(self) -> None:
+        """One call twenty times too long moves calls at once."""
+        self.call_taking(0.2)
+        self.assertEqual(self.call_taking(0.001), "from the fallback")
+
+    def test_now_and_then_slow_stays_inline(self) -> None:
+        """A slow call among quick ones (a preempted thread) does not move calls."""
+        for _ in range(50):
+            self.call_taking(0.02)
+            for _ in range(5):
+                self.call_taking(0.0001)
+        self.assertEqual(self.sent, [])
+        self.assertEqual(self.run.slow_calls, 50)
+
+    def test_disabled(self) -> None:
+        """``slow=None`` sends every call to the fallback."""
+        run = InlineUnlessSlow(self.clock, self.run.fallback, slow=None)
+        self.assertEqual(self.successResultOf(run(lambda: 1)), "from the fallback")
+        self.clock.advance(10_000)
+        self.assertEqual(self.successResultOf(run(lambda: 1)), "from the fallback")

@@ -34,7 +34,7 @@ class OptionsTests(SynchronousTestCase):
             "--passive-ports", "40000-40100", "--masquerade", "192.0.2.1", "--require-tls",
             "--no-session-reuse", "--ftp-users", "perms", "--data-timeout", "5",
             "--max-download-rate", "1000000", "--max-upload-rate", "250000",
-            "--max-upload-size", "1048576",
+            "--max-upload-size", "1048576", "--inline-file-ops", "0",
         ])  # fmt: skip
         config = options.config
         self.assertEqual(config.listen, ("tcp:21", "ssl:990"))
@@ -47,12 +47,15 @@ class OptionsTests(SynchronousTestCase):
             (5.0, 1_000_000.0, 250_000.0),
         )
         self.assertEqual(config.max_upload_size, 1_048_576)
+        self.assertEqual(config.inline_file_ops, 0.0)
+        self.assertEqual(tap.Config().inline_file_ops, 0.005)
 
     def test_bad_options(self) -> None:
         for args in (["--passive-ports", "9-8"], ["--passive-ports", "x"],
                      ["--passive-ports", "80-90"], ["--max-download-rate", "-1"],
                      ["--max-upload-rate", "fast"], ["--data-timeout", "0"],
-                     ["--max-upload-size", "-1"], ["--max-upload-size", "1.5"]):  # fmt: skip
+                     ["--max-upload-size", "-1"], ["--max-upload-size", "1.5"],
+                     ["--inline-file-ops", "-1"]):  # fmt: skip
             with self.assertRaises(usage.UsageError):
                 tap.Options().parseOptions(args)
 

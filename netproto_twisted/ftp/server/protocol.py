@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from netproto_twisted.core.lineproto import LineFactory
 from netproto_twisted.core.net import is_loopback, peer_host
 from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.core.streaming import BlockRunner, thread_block_runner
+from netproto_twisted.core.threads import InlineUnlessSlow
 from netproto_twisted.ftp.fs import LocalFilesystem
 from netproto_twisted.ftp.interfaces import IFTPFilesystem
 from netproto_twisted.ftp.server.commands import State
@@ -26,15 +28,19 @@ from netproto_twisted.ftp.users import FTPUser, UserTable
 __all__ = ["FTPServerFactory", "FTPServerProtocol", "local_filesystems"]
 
 
-def local_filesystems(runner: BlockRunner) -> Callable[[FTPUser], IFTPFilesystem]:
-    """Open each user's home on the local disk (created if missing)."""
+def local_filesystems(
+    runner: BlockRunner, file_ops: BlockRunner | None = None
+) -> Callable[[FTPUser], IFTPFilesystem]:
+    """Open each user's home on the local disk (created if missing).
+
+    *runner* takes listings and file contents, *file_ops* single-file calls
+    (default: *runner*); see :class:`~netproto_twisted.ftp.fs.LocalFilesystem`.
+    """
 
     def open_home(user: FTPUser) -> IFTPFilesystem:
-        import os
-
         if not os.path.isdir(user.home):  # one stat per login when it exists
             os.makedirs(user.home, exist_ok=True)
-        return LocalFilesystem(user.home, runner)
+        return LocalFilesystem(user.home, runner, file_ops=file_ops)
 
     return open_home
 
@@ -96,7 +102,9 @@ class FTPServerFactory(LineFactory[FTPServerProtocol]):
     :param tls: server TLS options for AUTH TLS and PROT P (made resumable by
         the caller: :func:`~netproto_twisted.core.tls_sessions.resumable_server_options`).
     :param filesystems: opens a user's filesystem (default: the local disk).
-    :param runner: runs blocking file work (default: the reactor's thread pool).
+    :param runner: runs blocking file work (default: the reactor's thread pool);
+        single-file calls run inline until one is slow, then through it
+        (``settings.inline_file_ops``).
     """
 
     protocol = FTPServerProtocol
@@ -118,7 +126,8 @@ class FTPServerFactory(LineFactory[FTPServerProtocol]):
         self.settings = settings if settings is not None else FTPSettings()
         self.tls = tls
         self.runner = runner if runner is not None else thread_block_runner(reactor)
-        self.filesystems = filesystems or local_filesystems(self.runner)
+        self.file_ops = InlineUnlessSlow(reactor, self.runner, slow=self.settings.inline_file_ops)
+        self.filesystems = filesystems or local_filesystems(self.runner, self.file_ops)
         self.data = DataPorts(reactor, self.runner, self.settings.passive_ports)
 
     def __repr__(self) -> str:

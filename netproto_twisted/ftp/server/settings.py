@@ -37,6 +37,13 @@ class FTPSettings:
     :ivar tls_handshake_timeout: seconds a TLS handshake may take.
     :ivar command_rate: sustained commands per second per connection.
     :ivar command_burst: commands at once before the rate applies.
+    :ivar inline_file_ops: the longest, in seconds, a ``stat``, ``open``,
+        ``mkdir``, ``rename`` or ``delete`` may take on the reactor thread: such
+        calls run there (microseconds on a local disk, cheaper than a thread
+        hand-over) until one takes longer; then they go to the thread pool for
+        a minute (:class:`~netproto_twisted.core.threads.InlineUnlessSlow`).
+        ``None``: always in the thread pool.  Directory listings and file
+        contents always go to the thread pool (or ``sendfile``).
     """
 
     banner: str = "netproto FTP server ready"
@@ -55,3 +62,4 @@ class FTPSettings:
     tls_handshake_timeout: float | None = 30.0
     command_rate: float | None = None
     command_burst: int = 200
+    inline_file_ops: float | None = 0.005

@@ -1,0 +1,88 @@
+"""Where the local filesystem's calls run: one-file calls inline unless slow, others pooled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto_twisted.core.threads import InlineUnlessSlow
+from netproto_twisted.ftp.fs import LocalFilesystem
+from netproto_twisted.ftp.server import FTPServerFactory, FTPSettings
+from netproto_twisted.ftp.users import UserTable
+
+
+class Recording:
+    """A runner that runs at once and remembers what it ran."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        self.calls += 1
+        return maybeDeferred(f, *args, **kwargs)
+
+
+class RunnerSplitTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.home = Path(self.mktemp())
+        (self.home / "d").mkdir(parents=True)
+        (self.home / "f").write_bytes(b"data")
+        self.pool, self.file_ops = Recording(), Recording()
+        self.fs = LocalFilesystem(self.home, self.pool, file_ops=self.file_ops)
+
+    def test_one_file_calls(self) -> None:
+        """stat, open, mkdir, rename, delete and utime go to file_ops."""
+        fs = self.fs
+        self.assertEqual(self.successResultOf(fs.stat("/f")).size, 4)
+        self.successResultOf(fs.open_read("/f", 1)).close()
+        self.successResultOf(fs.mkdir("/e"))
+        self.successResultOf(fs.rename("/f", "/g"))
+        self.successResultOf(fs.set_mtime("/g", 1_000_000))
+        self.successResultOf(fs.remove("/g"))
+        self.successResultOf(fs.rmdir("/e"))
+        self.assertEqual((self.file_ops.calls, self.pool.calls), (7, 0))
+
+    def test_listings_and_contents(self) -> None:
+        """Listings and an upload's writes go to the pool."""
+        names = [i.name for i in self.successResultOf(self.fs.list_dir("/"))]
+        self.assertEqual(names, ["d", "f"])
+        handle = self.successResultOf(self.fs.open_write("/up"))
+        self.successResultOf(handle.write(b"x" * 10))
+        self.successResultOf(handle.commit())
+        self.assertEqual((self.home / "up").read_bytes(), b"x" * 10)
+        self.assertEqual(self.pool.calls, 3)  # list, write, commit
+        self.assertEqual(self.file_ops.calls, 1)  # the open
+
+    def test_errors_still_map(self) -> None:
+        """A missing file fails the same way inline."""
+        from netproto_twisted.ftp.errors import FileSystemError
+
+        self.failureResultOf(self.fs.stat("/missing"), FileSystemError)
+
+
+class FactoryTests(SynchronousTestCase):
+    def factory(self, **settings: Any) -> FTPServerFactory:
+        pool = Recording()
+        return FTPServerFactory(
+            Clock(), UserTable(self.mktemp(), {}), None, FTPSettings(**settings), runner=pool
+        )
+
+    def test_default_inline(self) -> None:
+        """By default the factory runs one-file calls inline, falling back to its runner."""
+        factory = self.factory()
+        self.assertIsInstance(factory.file_ops, InlineUnlessSlow)
+        self.assertEqual(factory.file_ops.slow, 0.005)
+        self.assertIs(factory.file_ops.fallback, factory.runner)
+        self.assertEqual(self.successResultOf(factory.file_ops(lambda: 7)), 7)
+        self.assertEqual(factory.runner.calls, 0)
+
+    def test_always_in_the_pool(self) -> None:
+        """``inline_file_ops=None`` sends every call to the runner."""
+        factory = self.factory(inline_file_ops=None)
+        self.assertEqual(self.successResultOf(factory.file_ops(lambda: 7)), 7)
+        self.assertEqual(factory.runner.calls, 1)
