@@ -31,7 +31,6 @@ cache off.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import time
@@ -77,7 +76,7 @@ class VerifiedPasswordCache:
 
     def _digest(self, name: str, password: str) -> bytes:
         message = name.encode("utf-8") + b"\0" + password.encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        return hmac.digest(self._key, message, "sha256")
 
     def matches(self, name: str, stored_key: bytes, password: str) -> bool:
         """Tell whether *password* is the one that last succeeded for *name*'s current record."""

@@ -44,6 +44,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from netproto_twisted.core._twisted_compat import fired_value
 from netproto_twisted.core.errors import ConfigError, NetprotoError
 
 __all__ = ["DEFAULT_MAX_WAITING", "LoginPenalty", "TooManyWaiting"]
@@ -251,6 +252,19 @@ class LoginPenalty:
         key = self.key(host)
         queue = self._queues.get(key)
         if queue is None:
+            if self._remaining(key) <= 0:
+                # Nothing queued and no penalty: the check runs at once.  The common
+                # login (answered from a cache) is done here, without the turn machinery.
+                try:
+                    checking = check()
+                except Exception:
+                    checking = defer.fail(Failure())
+                done, value = fired_value(checking)
+                if done:
+                    self._hosts.pop(key, None)
+                    return defer.succeed(value)
+                running = checking
+                check = lambda: running  # noqa: E731 (the turn below takes it over)
             queue = self._queues[key] = _Queue()
         elif len(queue.waiting) >= self.max_waiting:
             self._prune(queue)

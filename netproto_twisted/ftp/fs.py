@@ -128,12 +128,18 @@ class LocalFilesystem:
     :param run: runs a blocking callable, returns a Deferred of its result
         (listings, and the writes of an upload).
     :param file_ops: runs the calls on one file (default: *run*).
+    :param resolved: *home* is a path ``os.path.realpath`` gave already.
     """
 
     def __init__(
-        self, home: str | os.PathLike[str], run: Runner, *, file_ops: Runner | None = None
+        self,
+        home: str | os.PathLike[str],
+        run: Runner,
+        *,
+        file_ops: Runner | None = None,
+        resolved: bool = False,
     ) -> None:
-        self.home = os.path.realpath(home)
+        self.home = os.fspath(home) if resolved else os.path.realpath(home)
         self._run = run
         self._file_ops = file_ops if file_ops is not None else run
 

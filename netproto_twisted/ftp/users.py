@@ -49,6 +49,7 @@ __all__ = [
 ALL_PERMISSIONS = "elradfmwMT"
 READ_ONLY = "elr"
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
+_KNOWN_USERS = 10_000  # user() results kept
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class UserTable:
         self.root = Path(root)
         self.entries = dict(entries or {})
         self.anonymous_root = None if anonymous_root is None else Path(anonymous_root)
+        self._known: dict[str, FTPUser] = {}  # user() of a name asked before
         for name, (_, perms) in self.entries.items():
             FTPUser(name, "", perms)  # validate the letters now
 
@@ -128,9 +130,19 @@ class UserTable:
 
     def user(self, name: str) -> FTPUser:
         """The FTP facts of an authenticated user (or of ``anonymous``)."""
+        user = self._known.get(name)
+        if user is not None:
+            return user
         if name in ANONYMOUS_NAMES and self.anonymous_root is not None:
-            return FTPUser(name, str(self.anonymous_root), READ_ONLY)
-        home, perms = self.entries.get(name) or self.entries.get("*") or ("%u", ALL_PERMISSIONS)
-        home = home.replace("%u", name)
-        path = Path(home) if os.path.isabs(home) else self.root / home
-        return FTPUser(name, str(path), perms)
+            user = FTPUser(name, str(self.anonymous_root), READ_ONLY)
+        else:
+            home, perms = (
+                self.entries.get(name) or self.entries.get("*") or ("%u", ALL_PERMISSIONS)
+            )
+            home = home.replace("%u", name)
+            path = Path(home) if os.path.isabs(home) else self.root / home
+            user = FTPUser(name, str(path), perms)
+        if len(self._known) >= _KNOWN_USERS:
+            self._known.clear()
+        self._known[name] = user
+        return user

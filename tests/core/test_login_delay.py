@@ -52,6 +52,26 @@ class AttemptTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), "avatar")
         self.assertEqual((self.delay.busy_addresses, self.delay.failures(HOST)), (0, 0))
 
+    def test_check_answered_at_once(self) -> None:
+        """A check that succeeds at once (a login cache) leaves nothing behind and clears failures;
+        one refused at once is still held for its penalty."""
+        self.delay.failed(HOST)
+        self.clock.advance(1.0)
+        d = self.delay.attempt(HOST, lambda: defer.succeed("cached"))
+        self.assertEqual(self.successResultOf(d), "cached")
+        self.assertEqual((self.delay.busy_addresses, self.delay.failures(HOST)), (0, 0))
+        refused = self.delay.attempt(HOST, lambda: defer.fail(UnauthorizedLogin()))
+        self.assertNoResult(refused)
+        self.assertEqual(self.delay.failures(HOST), 1)
+        self.clock.advance(1.0)
+        self.failureResultOf(refused, UnauthorizedLogin)
+
+        def broken() -> defer.Deferred[str]:
+            raise RuntimeError("store down")
+
+        self.failureResultOf(self.delay.attempt(HOST, broken), RuntimeError)
+        self.assertEqual((self.delay.busy_addresses, self.delay.failures(HOST)), (0, 1))
+
     def test_refusal_is_held_for_its_penalty_and_counted(self) -> None:
         d = self.attempt()
         self.checks.finish(False)

@@ -86,3 +86,48 @@ class FactoryTests(SynchronousTestCase):
         factory = self.factory(inline_file_ops=None)
         self.assertEqual(self.successResultOf(factory.file_ops(lambda: 7)), 7)
         self.assertEqual(factory.runner.calls, 1)
+
+
+class HomeMemoTests(SynchronousTestCase):
+    """A resolved home is reused by the logins of the next second, then resolved again."""
+
+    def test_link_change_seen_after_the_memo(self) -> None:
+        from netproto_twisted.ftp.server import protocol
+        from netproto_twisted.ftp.users import FTPUser
+
+        base = Path(self.mktemp()).absolute()
+        (base / "a").mkdir(parents=True)
+        (base / "b").mkdir()
+        (base / "home").symlink_to(base / "a")
+        now = [100.0]
+        self.patch(protocol.time, "monotonic", lambda: now[0])
+        open_home = protocol.local_filesystems(Recording())
+        user = FTPUser("u", str(base / "home"))
+        self.assertEqual(open_home(user).home, str(base / "a"))
+        (base / "home").unlink()
+        (base / "home").symlink_to(base / "b")
+        now[0] += protocol.HOME_MEMO_SECONDS / 2
+        self.assertEqual(open_home(user).home, str(base / "a"))
+        now[0] += protocol.HOME_MEMO_SECONDS
+        self.assertEqual(open_home(user).home, str(base / "b"))
+
+    def test_missing_home_created(self) -> None:
+        from netproto_twisted.ftp.server import protocol
+        from netproto_twisted.ftp.users import FTPUser
+
+        home = Path(self.mktemp()).absolute() / "new"
+        protocol.local_filesystems(Recording())(FTPUser("u", str(home)))
+        self.assertTrue(home.is_dir())
+
+
+class UserTableMemoTests(SynchronousTestCase):
+    def test_same_facts(self) -> None:
+        """user() of a name asked before gives the same facts."""
+        table = UserTable("/srv", {"*": ("%u", "elr"), "bob": ("/b", "elradfmw")})
+        for name in ("alice", "bob", "alice", "bob"):
+            user = table.user(name)
+            self.assertEqual(
+                (user.home, user.permissions),
+                ("/srv/alice", "elr") if name == "alice" else ("/b", "elradfmw"),
+            )
+        self.assertIs(table.user("alice"), table.user("alice"))

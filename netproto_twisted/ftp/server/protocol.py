@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,11 @@ from netproto_twisted.ftp.server.data import DataPorts
 from netproto_twisted.ftp.server.settings import FTPSettings
 from netproto_twisted.ftp.users import FTPUser, UserTable
 
-__all__ = ["FTPServerFactory", "FTPServerProtocol", "local_filesystems"]
+__all__ = ["HOME_MEMO_SECONDS", "FTPServerFactory", "FTPServerProtocol", "local_filesystems"]
+
+#: How long a resolved home is reused by the next logins (a changed link is seen after it).
+HOME_MEMO_SECONDS = 1.0
+_HOME_MEMO_SIZE = 4096
 
 
 def local_filesystems(
@@ -35,12 +40,23 @@ def local_filesystems(
 
     *runner* takes listings and file contents, *file_ops* single-file calls
     (default: *runner*); see :class:`~netproto_twisted.ftp.fs.LocalFilesystem`.
+    A home found (and its links resolved) is taken as it is for the next
+    :data:`HOME_MEMO_SECONDS`: logins in a burst do not resolve it again.
     """
+    homes: dict[str, tuple[float, str]] = {}
 
     def open_home(user: FTPUser) -> IFTPFilesystem:
+        now = time.monotonic()
+        known = homes.get(user.home)
+        if known is not None and known[0] > now:
+            return LocalFilesystem(known[1], runner, file_ops=file_ops, resolved=True)
         if not os.path.isdir(user.home):  # one stat per login when it exists
             os.makedirs(user.home, exist_ok=True)
-        return LocalFilesystem(user.home, runner, file_ops=file_ops)
+        fs = LocalFilesystem(user.home, runner, file_ops=file_ops)
+        if len(homes) >= _HOME_MEMO_SIZE:
+            homes.clear()
+        homes[user.home] = (now + HOME_MEMO_SECONDS, fs.home)
+        return fs
 
     return open_home
 
