@@ -12,7 +12,11 @@ accepted socket as an ordinary TCP connection of the reactor
 
 The factory decides whom it takes: when ``buildProtocol`` returns ``None``
 (a stranger), that connection is closed and the listener keeps waiting;
-the first connection the factory takes closes the listener.  A reactor that
+the first connection the factory takes closes the listener.  When taking
+one fails otherwise (``buildProtocol`` or the protocol's ``connectionMade``
+raises), the error is logged, the listener closes, and a factory with an
+``adoption_failed(failure)`` method is told, so that whoever waits for the
+connection learns at once (FTP answers ``425``).  A reactor that
 cannot adopt sockets or watch descriptors gets a plain ``listenTCP`` port
 instead (same interface: ``getHost`` and ``stopListening``).
 """
@@ -100,12 +104,22 @@ class OneShotListener:
                 )
             except OSError:  # the peer went away before it was adopted
                 transport = None
+            except Exception:
+                self._adoption_failed(Failure())
+                return
             finally:
                 conn.close()  # the transport holds its own duplicate
             if transport is not None:
                 self.stopListening()
                 return
             self.refused += 1
+
+    def _adoption_failed(self, failure: Failure) -> None:
+        _log.failure("taking a connection on a one-shot listener failed", failure)
+        self.stopListening()
+        tell = getattr(self.factory, "adoption_failed", None)
+        if tell is not None:
+            tell(failure)
 
     def connectionLost(self, reason: Failure) -> None:
         """The reactor dropped the descriptor (shutdown): close the socket."""

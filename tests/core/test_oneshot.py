@@ -160,3 +160,36 @@ class OneShotTests(unittest.TestCase):
         self.assertEqual(calls, [(2121, factory, 1, "127.0.0.1")])
 
 
+
+
+class _Broken(Factory):
+    """A factory whose protocol cannot be built; it is told so."""
+
+    noisy = False
+
+    def __init__(self) -> None:
+        self.told: Deferred[list[Any]] = Deferred()
+
+    def buildProtocol(self, addr: IAddress) -> Protocol:
+        raise RuntimeError("no protocol today")
+
+    def adoption_failed(self, failure: Any) -> None:
+        self.told.callback([failure])  # a list: a Failure itself would errback
+
+
+class AdoptionFailureTests(unittest.TestCase):
+    def test_factory_told_and_listener_closed(self) -> None:
+        """An error while taking a connection is logged, closes the listener, tells the factory."""
+        factory = _Broken()
+        listener = listen_once(reactor, 0, factory, interface="127.0.0.1")
+        self.addCleanup(listener.stopListening)
+        client = _connect(listener.getHost().port)
+        self.addCleanup(client.close)
+
+        def told(failures: list[Any]) -> None:
+            [failure] = failures
+            self.assertTrue(failure.check(RuntimeError))
+            self.assertEqual(listener.fileno(), -1)
+            self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+        return factory.told.addCallback(told)

@@ -160,3 +160,38 @@ class SessionBucketTests(SynchronousTestCase):
         self.assertIs(conn.throttle("download"), bucket)
         self.assertIsNone(conn.throttle("upload"))
         self.assertIsNone(self._connection(FTPSettings()).throttle("download"))
+
+
+class DataConnectionFailureTests(ServerTestCase):
+    """A data connection that cannot be taken gets its 425 at once, not after the data timeout."""
+
+    settings = FTPSettings(data_timeout=60)
+
+    async def test_425_at_once(self) -> None:
+        from netproto_twisted.ftp.server import data as data_module
+
+        server = await self.start()
+        with open(server.path("alice", "f.bin"), "wb") as f:
+            f.write(b"x" * 100)
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("cannot build the data channel")
+
+        def run() -> str:
+            f = self.ftp()  # its socket timeout (10 s) is far below the data timeout
+            host, port = f.makepasv()
+            data = socket.create_connection((host, port), timeout=10)
+            f.putcmd("RETR f.bin")
+            try:
+                reply = f.getresp()
+            except ftplib.error_temp as e:
+                reply = str(e)
+            data.close()
+            f.voidcmd("NOOP")  # the session goes on
+            f.quit()
+            return reply
+
+        self.patch(data_module, "DataChannel", broken)
+        reply = await self.in_thread(run)
+        self.assertEqual(reply[:3], "425")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

@@ -582,6 +582,11 @@ class _PassiveFactory(Factory):
         channel.on_connect.chainDeferred(self.accepted)
         return channel
 
+    def adoption_failed(self, failure: Failure) -> None:
+        """The connection could not be taken (logged by the listener): 425 at once."""
+        if not self.accepted.called:
+            self.accepted.errback(TransferFailed(425, "cannot open the data connection"))
+
 
 class PassiveListener:
     """A passive port waiting for the peer's data connection."""
