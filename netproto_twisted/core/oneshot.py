@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-__all__ = ["OneShotListener", "OneShotPort", "listen_once"]
+__all__ = ["OneShotListener", "OneShotPort", "bind_address", "listen_once"]
 
 _log = Logger(namespace="netproto.core.oneshot")
 
@@ -142,6 +142,25 @@ class OneShotListener:
             sock.close()
 
 
+def bind_address(interface: str, port: int) -> tuple[Any, ...]:
+    """The address ``bind`` takes for ``interface``:``port``, an IPv6 zone kept.
+
+    ``(host, port)`` loses the zone of a link-local address (``fe80::1%eth0``,
+    as ``getHost`` reports a connection on one): the zone becomes the
+    scope id of a four-part address instead.
+    """
+    if "%" not in interface:
+        return (interface, port)
+    try:
+        info = socket.getaddrinfo(
+            interface, port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+        )
+    except socket.gaierror as e:
+        raise CannotListenError(interface, port, e) from e
+    address: tuple[Any, ...] = info[0][4]
+    return address
+
+
 def listen_once(
     reactor: Any, port: int, factory: Factory, *, interface: str = "", backlog: int = 1
 ) -> OneShotPort:
@@ -158,7 +177,7 @@ def listen_once(
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setblocking(False)
-        sock.bind((interface, port))
+        sock.bind(bind_address(interface, port))
         sock.listen(backlog)
     except OSError as e:
         sock.close()

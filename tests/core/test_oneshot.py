@@ -13,7 +13,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from netproto_twisted.core.oneshot import OneShotListener, listen_once
+from netproto_twisted.core.oneshot import OneShotListener, bind_address, listen_once
 
 reactor: Any = _reactor
 
@@ -193,3 +193,19 @@ class AdoptionFailureTests(unittest.TestCase):
             self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
         return factory.told.addCallback(told)
+
+
+class BindAddressTests(unittest.SynchronousTestCase):
+    def test_plain(self) -> None:
+        self.assertEqual(bind_address("127.0.0.1", 21), ("127.0.0.1", 21))
+        self.assertEqual(bind_address("::1", 0), ("::1", 0))
+
+    def test_zone_kept(self) -> None:
+        """A link-local address's zone becomes the scope id (``(host, port)`` would lose it)."""
+        self.assertEqual(
+            bind_address("fe80::1%lo", 2121), ("fe80::1", 2121, 0, socket.if_nametoindex("lo"))
+        )
+
+    def test_unknown_zone(self) -> None:
+        with self.assertRaises(CannotListenError):
+            bind_address("fe80::1%no-such-interface", 0)
