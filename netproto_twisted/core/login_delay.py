@@ -89,6 +89,10 @@ class _Queue:
         self.waiting: deque[_Turn] = deque()
 
 
+def _started() -> None:
+    """What a turn's ``start`` becomes once it has started."""
+
+
 def _is_refusal(failure: Failure) -> bool:
     return failure.check(UnauthorizedLogin) is not None
 
@@ -291,6 +295,7 @@ class LoginPenalty:
 
         def run() -> None:
             turn.call = None
+            turn.start = _started  # the turn and this closure no longer hold each other
             state["running"] = True
             try:
                 checking = check()

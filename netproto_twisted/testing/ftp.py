@@ -98,6 +98,7 @@ class _TrackingFactory(FTPServerFactory):
             try:
                 lost(reason) if reason is not None else lost()
             finally:
+                del protocol.connectionLost  # this closure holds the protocol: no cycle kept
                 self.live.discard(protocol)
                 for d in self.waiters.pop(protocol, []):
                     d.callback(None)

@@ -210,3 +210,21 @@ class AttemptTests(SynchronousTestCase):
     def test_bad_max_waiting(self) -> None:
         with self.assertRaises(ConfigError):
             LoginDelay(self.clock, max_waiting=0)
+
+
+class NoCycleTests(SynchronousTestCase):
+    def test_finished_attempts_leave_no_cycle(self) -> None:
+        """An attempt that waited its turn is freed by refcounting once it is over."""
+        from tests.gccheck import collector_finds_nothing
+
+        clock = MemoryReactorClock()
+        delay = LoginDelay(clock)
+        checks = Checks()
+        with collector_finds_nothing(self):
+            first = delay.attempt(HOST, checks.check)
+            second = delay.attempt(HOST, checks.check)  # waits for the first
+            checks.finish(True)
+            checks.finish(True)
+            self.assertEqual(self.successResultOf(first), "avatar")
+            self.assertEqual(self.successResultOf(second), "avatar")
+            del first, second

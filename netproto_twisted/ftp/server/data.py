@@ -149,6 +149,7 @@ class DataChannel(ConnectionPlumbing):
         self._input_throttle: InputThrottle | None = None
         self._stall: TransferFailed | None = None
         self._watchdog: Any = None
+        self._watched: tuple[float, Callable[[], int], int] | None = None
 
     # -- connection -------------------------------------------------------------------
 
@@ -328,24 +329,30 @@ class DataChannel(ConnectionPlumbing):
         """Fail the transfer when ``progress()`` stays the same for ``timeout`` seconds."""
         if timeout is None:
             return
-        last = [progress()]
+        self._watched = (timeout, progress, progress())
+        self._watchdog = self.reactor.callLater(timeout, self._check_progress)
 
-        def check() -> None:
-            self._watchdog = None
-            now = progress()
-            if now != last[0]:
-                last[0] = now
-                self._watchdog = self.reactor.callLater(timeout, check)
-                return
-            _log.info("data connection made no progress for {t} s; aborting", t=timeout)
-            self._stall = TransferFailed(
-                426, f"no progress for {timeout:g} s on the data connection; transfer aborted"
-            )
-            self.abort()
-
-        self._watchdog = self.reactor.callLater(timeout, check)
+    def _check_progress(self) -> None:
+        # A method, not a closure that schedules itself: such a closure is a reference
+        # cycle holding the channel, left to the garbage collector after every transfer.
+        self._watchdog = None
+        watched, self._watched = self._watched, None
+        if watched is None:
+            return
+        timeout, progress, last = watched
+        now = progress()
+        if now != last:
+            self._watched = (timeout, progress, now)
+            self._watchdog = self.reactor.callLater(timeout, self._check_progress)
+            return
+        _log.info("data connection made no progress for {t} s; aborting", t=timeout)
+        self._stall = TransferFailed(
+            426, f"no progress for {timeout:g} s on the data connection; transfer aborted"
+        )
+        self.abort()
 
     def _stop_watchdog(self) -> None:
+        self._watched = None
         call, self._watchdog = self._watchdog, None
         if call is not None and call.active():
             call.cancel()
