@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -183,7 +185,23 @@ class _H2Base(TestCase):
         endpoint = split_tls_endpoint(tls.complete_endpoint("ssl:0:interface=127.0.0.1"))
         port = reactor.listenTCP(0, https_factory(parts.site, endpoint), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
+        self.addCleanup(lambda: ensureDeferred(self._settle()))  # runs first
         return int(port.getHost().port)
+
+    async def _settle(self) -> None:
+        """Let what a cut connection still has scheduled run before the reactor is checked.
+
+        A server that wrote to a TLS connection in its last turn has a flush
+        of the written bytes due on the next turn (Twisted's TLS layer gathers
+        small writes); a test that ended in that turn would leave it pending.
+        """
+        for _ in range(200):  # 2 s at most
+            await deferLater(reactor, 0.01, lambda: None)
+            if not any(
+                getattr(call.func, "__name__", "") == "_scheduledFlush"
+                for call in reactor.getDelayedCalls()
+            ):
+                return
 
 
 class WSGIOverHTTP2Tests(_H2Base):
