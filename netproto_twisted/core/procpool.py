@@ -13,6 +13,8 @@ worker can read itself (parsing message files, for instance) can run in a
   interpreter's start;
 - it is bounded: at most ``max_pending`` tasks are queued or running; past
   that :meth:`ProcessPool.run` fails at once with :class:`PoolBusy`;
+- workers end with the daemon, even one killed without a word (they check
+  for their parent every second: :func:`~netproto_twisted.core.procworker.watch_parent`);
 - it fails cleanly: a worker that dies (killed, out of memory) breaks the
   pool; every task then fails with :class:`PoolUnavailable` and
   :attr:`ProcessPool.available` turns false, so that callers do the work
@@ -25,6 +27,7 @@ module-level functions and plain data.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -95,7 +98,7 @@ class ProcessPool:
                 self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=preload,
-                initargs=(self._preload, self._bare),
+                initargs=(self._preload, self._bare, os.getpid()),
             )
             # Errors are logged by _broken (a worker that cannot start breaks the pool).
             self._track(self._executor.submit(nothing)).addErrback(lambda _: None)

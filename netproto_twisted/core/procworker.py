@@ -10,12 +10,15 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-__all__ = ["BarePackages", "nothing", "preload"]
+__all__ = ["PARENT_CHECK_INTERVAL", "BarePackages", "nothing", "preload", "watch_parent"]
 
 
 class BarePackages(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -50,8 +53,33 @@ class BarePackages(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         """Nothing: the package's ``__init__`` is not run (``__path__`` is set already)."""
 
 
-def preload(modules: Sequence[str], bare: Sequence[str]) -> None:
-    """A worker's initializer: import the modules its tasks will need."""
+#: Seconds between a worker's checks that its parent is still there.
+PARENT_CHECK_INTERVAL = 1.0
+
+
+def watch_parent(parent: int, interval: float = PARENT_CHECK_INTERVAL) -> threading.Thread:
+    """End this process soon after ``parent`` is gone (a daemon thread; returned).
+
+    A worker waits for tasks on a pipe whose writing end it holds too, so it
+    would not notice a parent killed without a word (``SIGKILL``): it
+    checks every ``interval`` seconds that it was not handed to another
+    parent.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def preload(modules: Sequence[str], bare: Sequence[str], parent: int | None = None) -> None:
+    """A worker's initializer: watch ``parent``; import the modules its tasks will need."""
+    if parent is not None:
+        watch_parent(parent)
     if bare:
         sys.meta_path.insert(0, BarePackages(bare))
     for name in modules:
