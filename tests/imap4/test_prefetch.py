@@ -30,12 +30,18 @@ from netproto_twisted.imap4.server.protocol import IMAPServerFactory, IMAPServer
 from netproto_twisted.imap4.server.readahead import MAX_HEADER, list_messages, read_heads
 from netproto_twisted.imap4.server.settings import IMAPSettings
 from netproto_twisted.imap4.wire.fetchspec import FetchAtt
-from netproto_twisted.mailstore.folder import MaildirFolder
+from netproto_twisted.mailstore.folder import MaildirFolder, MessageInfo
 from netproto_twisted.mailstore.fsops import FsOps
 from netproto_twisted.mailstore.maildir import MaildirStore
 from tests.mailstore.helpers import sync_runner
 
 _ATTS = [FetchAtt("FLAGS"), FetchAtt("RFC822.SIZE"), FetchAtt("ENVELOPE")]
+
+
+def _at(base: str) -> list[FetchEntry]:
+    """A FETCH batch whose first message has this base."""
+    info = MessageInfo(1, base, base + ":2,", "cur", 10, frozenset(), 0.0)
+    return [FetchEntry(1, info)]
 
 
 class ManualPool:
@@ -241,36 +247,36 @@ class PrefetcherTests(SynchronousTestCase):
     def test_a_fetch_waits_only_for_messages_of_chunks_in_flight(self) -> None:
         self.prefetcher.folder_opened(self.folder.path)
         files = list_messages(self.folder.path)
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, "x"))  # listing
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at("x")))  # listing
         self.pool.run_next()
         bases = [name.partition(":")[0] for _subdir, name in files]
-        first = self.prefetcher.wait_for(self.folder.path, bases[0])
-        last = self.prefetcher.wait_for(self.folder.path, bases[4])
+        first = self.prefetcher.wait_for(self.folder.path, _at(bases[0]))
+        last = self.prefetcher.wait_for(self.folder.path, _at(bases[4]))
         assert first is not None and last is not None
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, "not-in-any-chunk"))
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at("not-in-any-chunk")))
         self.pool.run_next()
         self.successResultOf(first)
         self.successResultOf(last)  # woken at each landing; it asks again
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, bases[0]))
-        self.assertIsNotNone(self.prefetcher.wait_for(self.folder.path, bases[4]))
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(bases[0])))
+        self.assertIsNotNone(self.prefetcher.wait_for(self.folder.path, _at(bases[4])))
         self.pool.run_all()
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, bases[4]))
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(bases[4])))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_a_slow_worker_is_not_waited_for_long(self) -> None:
         self.prefetcher.folder_opened(self.folder.path)
         self.pool.run_next()
         base = list_messages(self.folder.path)[4][1].partition(":")[0]
-        waiting = self.prefetcher.wait_for(self.folder.path, base)
+        waiting = self.prefetcher.wait_for(self.folder.path, _at(base))
         assert waiting is not None
         self.clock.advance(prefetch.PATIENCE - 0.1)
         self.assertNoResult(waiting)
         self.pool.run_next()  # a chunk lands: patience starts again
-        waiting = self.prefetcher.wait_for(self.folder.path, base)
+        waiting = self.prefetcher.wait_for(self.folder.path, _at(base))
         assert waiting is not None
         self.clock.advance(prefetch.PATIENCE)
         self.successResultOf(waiting)
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, base))
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(base)))
         self.pool.run_all()  # landing late is harmless
 
     def test_failures_only_mean_no_read_ahead(self) -> None:
@@ -281,7 +287,7 @@ class PrefetcherTests(SynchronousTestCase):
         self.pool.run_next()
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
         self.assertEqual(len(self.cache._entries), 1)
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, "anything"))
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at("anything")))
         self.assertEqual(len(_fetch_lines(self.maildir, self.cache).splitlines()), 5)
 
     def test_listing_failure(self) -> None:

@@ -26,13 +26,15 @@ over :data:`~.readahead.MAX_HEADER`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto_twisted.core.procpool import PoolBusy, PoolUnavailable, ProcessPool
-from netproto_twisted.imap4.server.fetch import MessageCache
+from netproto_twisted.imap4.server.fetch import FetchEntry, MessageCache
 from netproto_twisted.imap4.server.readahead import list_messages, read_heads
 from netproto_twisted.mailstore.filenames import INFO_SEPARATOR
 
@@ -88,11 +90,11 @@ class Prefetcher:
         d.addCallback(self._listed, path)
         d.addErrback(self._failed, path)
 
-    def wait_for(self, path: str, base: str) -> Deferred[None] | None:
+    def wait_for(self, path: str, entries: Sequence[FetchEntry]) -> Deferred[None] | None:
         """A Deferred that fires when the next chunk of ``path`` lands, if one in flight
-        holds the message ``base``; else ``None`` (read it yourself)."""
+        holds the first of ``entries``; else ``None`` (read them yourself)."""
         pending = self._pending.get(path)
-        if not pending or base not in pending:
+        if not pending or not entries or entries[0].info.base not in pending:
             return None
         d: Deferred[None] = Deferred()
         self._waiters.setdefault(path, []).append(d)
