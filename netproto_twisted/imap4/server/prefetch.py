@@ -104,15 +104,11 @@ class Prefetcher:
         prefix = path + "\0"
         get = self.cache.entries_get
         files = [f for f in files if get(prefix + f[1].partition(INFO_SEPARATOR)[0]) is None]
-        if len(files) < MIN_PREFETCH:
-            # Not worth it, now or later (new mail is read when fetched); an empty
-            # listing may be a folder not created yet.
+        self.cache.mark_prefetched(path)
+        if len(files) < MIN_PREFETCH:  # not worth it, now or later: new mail is read when fetched
             self._done(path)
-            if files:
-                self.cache.mark_prefetched(path)
             return
         files = files[:MAX_PREFETCH]
-        self.cache.mark_prefetched(path)
         pending = self._pending[path]
         for start in range(0, len(files), CHUNK):
             chunk = files[start : start + CHUNK]
