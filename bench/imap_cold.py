@@ -243,6 +243,10 @@ def main() -> None:
                     row = ours_round(Path(server), work, template, tag)
                 for key, value in row.items():
                     results.setdefault((server, key), []).append(value)
+        for server in servers:  # the row as imap_pop3.py times it: LOGIN + SELECT + FETCH
+            phases = [results[server, f"{s} wall"] for s in ("LOGIN", "SELECT", "FETCH")]
+            walls = zip(*phases, strict=True)
+            results[server, "LOGIN + SELECT + FETCH wall"] = [sum(w) for w in walls]
         for (server, key), values in sorted(results.items()):
             shown = ", ".join(f"{v:.3f}" for v in values)
             print(f"{server}  {key}: median {statistics.median(values):.3f} s ({shown})")

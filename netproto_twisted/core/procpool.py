@@ -39,7 +39,7 @@ from twisted.logger import Logger
 
 from netproto_twisted.core.procworker import nothing, preload
 
-__all__ = ["PoolBusy", "PoolUnavailable", "ProcessPool"]
+__all__ = ["PoolBusy", "PoolUnavailable", "ProcessPool", "Withdrawn"]
 
 _log = Logger(namespace="netproto.procpool")
 
@@ -50,6 +50,10 @@ class PoolUnavailable(Exception):
 
 class PoolBusy(Exception):
     """The pool already holds ``max_pending`` tasks: do the work another way."""
+
+
+class Withdrawn(Exception):
+    """The task was taken back before a worker started it (:meth:`ProcessPool.withdraw`)."""
 
 
 class ProcessPool:
@@ -63,6 +67,9 @@ class ProcessPool:
         plain modules of a package whose ``__init__`` imports much more; the
         tasks' functions must then not rely on what those ``__init__`` modules do.
     :param max_pending: tasks queued or running at most.
+    :param niceness: added to the workers' nice value (``os.nice``): with a
+        positive one, workers use spare CPU and yield to the daemon when
+        the machine is busy.
     """
 
     def __init__(
@@ -73,6 +80,7 @@ class ProcessPool:
         preload: Sequence[str] = (),
         bare_packages: Sequence[str] = (),
         max_pending: int = 256,
+        niceness: int = 0,
     ) -> None:
         if workers < 1:
             raise ValueError("a process pool needs at least one worker")
@@ -80,6 +88,8 @@ class ProcessPool:
         self._workers = workers
         self._preload = tuple(preload)
         self._bare = tuple(bare_packages)
+        self._niceness = niceness
+        self._futures: dict[Deferred[Any], Future[Any]] = {}
         self.max_pending = max_pending
         self.pending = 0
         """Tasks queued or running."""
@@ -98,7 +108,7 @@ class ProcessPool:
                 self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=preload,
-                initargs=(self._preload, self._bare, os.getpid()),
+                initargs=(self._preload, self._bare, os.getpid(), self._niceness),
             )
             # Errors are logged by _broken (a worker that cannot start breaks the pool).
             self._track(self._executor.submit(nothing)).addErrback(lambda _: None)
@@ -122,9 +132,16 @@ class ProcessPool:
             return fail(PoolUnavailable(str(e)))
         return self._track(future)
 
+    def withdraw(self, d: Deferred[Any]) -> bool:
+        """Take back a task no worker has started: True if it was (``d`` then fails with
+        :class:`Withdrawn`), False if it is running or done."""
+        future = self._futures.get(d)
+        return future is not None and not future.cancelled() and future.cancel()
+
     def _track(self, future: Future[Any]) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
         self.pending += 1
+        self._futures[d] = future
 
         def done(future: Future[Any]) -> None:  # in the executor's thread
             self._reactor.callFromThread(self._deliver, future, d)
@@ -134,8 +151,12 @@ class ProcessPool:
 
     def _deliver(self, future: Future[Any], d: Deferred[Any]) -> None:
         self.pending -= 1
+        del self._futures[d]
         if future.cancelled():
-            d.errback(PoolUnavailable("the process pool stopped"))
+            if self._stopped:
+                d.errback(PoolUnavailable("the process pool stopped"))
+            else:
+                d.errback(Withdrawn())
             return
         error = future.exception()
         if isinstance(error, BrokenProcessPool):

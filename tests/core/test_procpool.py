@@ -16,7 +16,7 @@ import textwrap
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from netproto_twisted.core.procpool import PoolBusy, PoolUnavailable, ProcessPool
+from netproto_twisted.core.procpool import PoolBusy, PoolUnavailable, ProcessPool, Withdrawn
 from netproto_twisted.core.procworker import BarePackages, preload
 
 
@@ -80,6 +80,23 @@ class ProcessPoolTests(TestCase):
         self.flushLoggedErrors()
         with self.assertRaises(PoolUnavailable):
             await pool.run(os.getpid)
+
+    async def test_withdraw_a_task_not_started(self) -> None:
+        pool = self.pool()
+        busy = pool.run(sum, range(3 * 10**7))  # the worker is busy with this for a while
+        tasks = [pool.run(divmod, n, 1) for n in range(6)]
+        self.assertTrue(pool.withdraw(tasks[-1]))
+        self.assertFalse(pool.withdraw(tasks[-1]))
+        with self.assertRaises(Withdrawn):
+            await tasks[-1]
+        self.assertEqual(await busy, sum(range(3 * 10**7)))
+        self.assertEqual([await t for t in tasks[:-1]], [(n, 0) for n in range(5)])
+        self.assertFalse(pool.withdraw(busy))  # done
+        self.assertTrue(pool.available)
+
+    async def test_niceness(self) -> None:
+        pool = self.pool(niceness=3)
+        self.assertEqual(await pool.run(os.nice, 0), min(os.nice(0) + 3, 19))
 
     def test_bounded(self) -> None:
         pool = self.pool(max_pending=1)

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from netproto_twisted.core.access import LoginDelay
 from netproto_twisted.core.passwords import PasswordFile
-from netproto_twisted.core.procpool import PoolUnavailable
+from netproto_twisted.core.procpool import PoolUnavailable, Withdrawn
 from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.imap4.server import mime, prefetch
 from netproto_twisted.imap4.server.fetch import FetchEntry, MessageCache, fetch_pieces
@@ -45,11 +45,24 @@ def _at(base: str) -> list[FetchEntry]:
 
 
 class ManualPool:
-    """A :class:`ProcessPool` double: tasks wait until the test runs or fails them."""
+    """A :class:`ProcessPool` double: tasks wait until the test runs or fails them.
+
+    The first task waiting counts as started (a worker has it): it cannot be withdrawn.
+    """
 
     def __init__(self) -> None:
         self.available = True
         self.tasks: list[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any]]] = []
+
+    def withdraw(self, d: Deferred[Any]) -> bool:
+        for n, task in enumerate(self.tasks):
+            if task[2] is d:
+                if n == 0:
+                    return False
+                del self.tasks[n]
+                d.errback(Withdrawn())
+                return True
+        return False
 
     def run(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
@@ -244,40 +257,44 @@ class PrefetcherTests(SynchronousTestCase):
         self.prefetcher.folder_opened(self.folder.path)
         self.assertEqual(self.pool.tasks, [])
 
-    def test_a_fetch_waits_only_for_messages_of_chunks_in_flight(self) -> None:
+    def test_a_fetch_waits_for_a_started_chunk_and_takes_back_the_others(self) -> None:
         self.prefetcher.folder_opened(self.folder.path)
         files = list_messages(self.folder.path)
         self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at("x")))  # listing
         self.pool.run_next()
         bases = [name.partition(":")[0] for _subdir, name in files]
-        first = self.prefetcher.wait_for(self.folder.path, _at(bases[0]))
-        last = self.prefetcher.wait_for(self.folder.path, _at(bases[4]))
-        assert first is not None and last is not None
+        first = self.prefetcher.wait_for(self.folder.path, _at(bases[0]))  # started
+        assert first is not None
         self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at("not-in-any-chunk")))
+        # The last chunk was not started: taken back, the FETCH reads it.
+        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(bases[4])))
+        self.assertEqual(len(self.pool.tasks), 2)
         self.pool.run_next()
         self.successResultOf(first)
-        self.successResultOf(last)  # woken at each landing; it asks again
         self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(bases[0])))
-        self.assertIsNotNone(self.prefetcher.wait_for(self.folder.path, _at(bases[4])))
+        second = self.prefetcher.wait_for(self.folder.path, _at(bases[2]))  # now started
+        assert second is not None
         self.pool.run_all()
-        self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(bases[4])))
+        self.successResultOf(second)
+        self.assertEqual(len(self.cache._entries), 4)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_a_slow_worker_is_not_waited_for_long(self) -> None:
         self.prefetcher.folder_opened(self.folder.path)
         self.pool.run_next()
-        base = list_messages(self.folder.path)[4][1].partition(":")[0]
+        base = list_messages(self.folder.path)[2][1].partition(":")[0]
+        self.clock.advance(prefetch.PATIENCE - 0.1)
+        self.pool.run_next()  # the first chunk lands: patience starts again; the second starts
         waiting = self.prefetcher.wait_for(self.folder.path, _at(base))
         assert waiting is not None
         self.clock.advance(prefetch.PATIENCE - 0.1)
         self.assertNoResult(waiting)
-        self.pool.run_next()  # a chunk lands: patience starts again
-        waiting = self.prefetcher.wait_for(self.folder.path, _at(base))
-        assert waiting is not None
-        self.clock.advance(prefetch.PATIENCE)
+        self.clock.advance(0.1)
         self.successResultOf(waiting)
         self.assertIsNone(self.prefetcher.wait_for(self.folder.path, _at(base)))
         self.pool.run_all()  # landing late is harmless
+        self.assertEqual(len(self.cache._entries), 5)
 
     def test_failures_only_mean_no_read_ahead(self) -> None:
         self.prefetcher.folder_opened(self.folder.path)

@@ -11,9 +11,11 @@ and :func:`~netproto_twisted.imap4.server.mime.envelope_bytes` give) while
 the session's own thread scans it, and puts them in the
 :class:`~netproto_twisted.imap4.server.fetch.MessageCache`, a chunk at a
 time in arrival (UID) order.  A FETCH that reaches a message whose chunk
-is still in flight waits for that chunk (the worker is ahead, or about to
-be; if no chunk lands for :data:`PATIENCE` seconds it stops waiting); any
-other message it reads itself, as without the worker.  A failure only
+a worker is reading waits for that chunk (if no chunk lands for
+:data:`PATIENCE` seconds it stops waiting); a chunk no worker has started
+yet it takes back and reads itself, as it does any other message.  The
+workers run at a lower priority (:data:`NICENESS`): they use a spare core,
+and when the machine is busy the session's own thread does the work.  A failure only
 means the work is done in process.
 
 Bounded: at most :data:`MAX_PREFETCH` messages per folder, a folder at most
@@ -33,12 +35,20 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto_twisted.core.procpool import PoolBusy, PoolUnavailable, ProcessPool
+from netproto_twisted.core.procpool import PoolBusy, PoolUnavailable, ProcessPool, Withdrawn
 from netproto_twisted.imap4.server.fetch import FetchEntry, MessageCache
 from netproto_twisted.imap4.server.readahead import list_messages, read_heads
 from netproto_twisted.mailstore.filenames import INFO_SEPARATOR
 
-__all__ = ["CHUNK", "MAX_PREFETCH", "MIN_PREFETCH", "PATIENCE", "WORKER_MODULE", "Prefetcher"]
+__all__ = [
+    "CHUNK",
+    "MAX_PREFETCH",
+    "MIN_PREFETCH",
+    "NICENESS",
+    "PATIENCE",
+    "WORKER_MODULE",
+    "Prefetcher",
+]
 
 _log = Logger(namespace="netproto.imap.prefetch")
 
@@ -50,6 +60,8 @@ MIN_PREFETCH = 1000
 PATIENCE = 2.0
 #: Messages read ahead per folder at most.
 MAX_PREFETCH = 100_000
+#: How much lower a worker's priority is than the daemon's (``nice``).
+NICENESS = 10
 #: What a read-ahead worker imports (:class:`~netproto_twisted.core.procpool.ProcessPool`'s
 #: ``preload``): the worker side alone, light to load.
 WORKER_MODULE = "netproto_twisted.imap4.server.readahead"
@@ -77,6 +89,8 @@ class Prefetcher:
         self.patience = patience
         #: Folders being read ahead: the bases of their chunks not delivered yet.
         self._pending: dict[str, set[str]] = {}
+        #: Their chunks not delivered yet: (bases, the task's Deferred).
+        self._chunks: dict[str, list[tuple[frozenset[str], Deferred[None]]]] = {}
         self._waiters: dict[str, list[Deferred[None]]] = {}
         self._timers: dict[str, IDelayedCall] = {}
 
@@ -96,6 +110,18 @@ class Prefetcher:
         pending = self._pending.get(path)
         if not pending or not entries or entries[0].info.base not in pending:
             return None
+        base = entries[0].info.base
+        chunks = self._chunks.get(path, [])
+        for n, (bases, task) in enumerate(chunks):
+            if base in bases:
+                if self.pool.withdraw(task):
+                    # No worker started it (the machine is busy, or the FETCH caught
+                    # up): the FETCH reads these messages itself.
+                    if n < len(chunks) and chunks[n][1] is task:
+                        del chunks[n]
+                    pending.difference_update(bases)
+                    return None
+                break
         d: Deferred[None] = Deferred()
         self._waiters.setdefault(path, []).append(d)
         return d
@@ -110,19 +136,26 @@ class Prefetcher:
             return
         files = files[:MAX_PREFETCH]
         pending = self._pending[path]
+        chunks = self._chunks[path] = []
         for start in range(0, len(files), CHUNK):
             chunk = files[start : start + CHUNK]
-            bases = [name.partition(INFO_SEPARATOR)[0] for _subdir, name in chunk]
+            bases = frozenset(name.partition(INFO_SEPARATOR)[0] for _subdir, name in chunk)
             pending.update(bases)
-            d = self.pool.run(read_heads, path, chunk)
-            d.addCallback(self.cache.put_heads, path)
-            d.addBoth(self._landed, path, bases)
+            task = self.pool.run(read_heads, path, chunk)
+            chunks.append((bases, task))
+            task.addCallback(self.cache.put_heads, path)
+            task.addBoth(self._landed, path, bases)
 
-    def _landed(self, result: object, path: str, bases: list[str]) -> None:
+    def _landed(self, result: object, path: str, bases: frozenset[str]) -> None:
         """One chunk delivered (or failed): its messages are no longer waited for."""
         pending = self._pending.get(path)
         if pending is not None:
             pending.difference_update(bases)
+            chunks = self._chunks.get(path, [])
+            for n, chunk in enumerate(chunks):
+                if chunk[0] is bases:
+                    del chunks[n]
+                    break
             if not pending:
                 self._done(path)
             else:
@@ -135,6 +168,7 @@ class Prefetcher:
     def _done(self, path: str) -> None:
         """Stop waiting for ``path``'s read-ahead (finished, failed, or too slow)."""
         self._pending.pop(path, None)
+        self._chunks.pop(path, None)
         timer = self._timers.pop(path, None)
         if timer is not None and timer.active():
             timer.cancel()
@@ -144,5 +178,5 @@ class Prefetcher:
     def _failed(self, failure: Failure, path: str, finished: bool = True) -> None:
         if finished:
             self._done(path)
-        if not failure.check(PoolUnavailable, PoolBusy):
+        if not failure.check(PoolUnavailable, PoolBusy, Withdrawn):
             _log.failure("reading {path} ahead failed", failure, path=path)
