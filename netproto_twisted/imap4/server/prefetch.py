@@ -13,9 +13,9 @@ the session's own thread scans it, and puts them in the
 time in arrival (UID) order.  A FETCH that reaches a message whose chunk
 a worker is reading waits for that chunk (if no chunk lands for
 :data:`PATIENCE` seconds it stops waiting); a chunk no worker has started
-yet it takes back and reads itself, as it does any other message.  The
-workers run at a lower priority (:data:`NICENESS`): they use a spare core,
-and when the machine is busy the session's own thread does the work.  A failure only
+yet it takes back and reads itself, as it does any other message (so a
+worker starved of CPU on a busy machine holds a FETCH back by at most the
+chunks it has started).  A failure only
 means the work is done in process.
 
 Bounded: at most :data:`MAX_PREFETCH` messages per folder, a folder at most
@@ -60,8 +60,9 @@ MIN_PREFETCH = 1000
 PATIENCE = 2.0
 #: Messages read ahead per folder at most.
 MAX_PREFETCH = 100_000
-#: How much lower a worker's priority is than the daemon's (``nice``).
-NICENESS = 10
+#: How much lower a worker's priority is than the daemon's (``nice``).  None: at +10 a
+#: starved worker held FETCHes back on a busy machine (the chunks it had started).
+NICENESS = 0
 #: What a read-ahead worker imports (:class:`~netproto_twisted.core.procpool.ProcessPool`'s
 #: ``preload``): the worker side alone, light to load.
 WORKER_MODULE = "netproto_twisted.imap4.server.readahead"
