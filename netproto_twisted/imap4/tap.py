@@ -25,7 +25,10 @@ from netproto_twisted.core.daemon import (
 )
 from netproto_twisted.core.errors import ConfigError
 from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, limits_options
+from netproto_twisted.core.procpool import ProcessPool
 from netproto_twisted.imap4.server import DEFAULT_IDLE_TIMEOUT, IMAPServerFactory, IMAPSettings
+from netproto_twisted.imap4.server.fetch import MessageCache
+from netproto_twisted.imap4.server.prefetch import NICENESS, WORKER_MODULE, Prefetcher
 from netproto_twisted.imap4.wire.serialise import status_line
 from netproto_twisted.mailstore import MaildirStore
 
@@ -76,9 +79,32 @@ class Config:
     max_literal: int = field(
         default=65536, minimum=1024, help="largest literal in any other command"
     )
+    prefetch_workers: int = field(
+        default=1,
+        minimum=0,
+        maximum=16,
+        help="processes reading a large folder's headers ahead at its first SELECT (0: none)",
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)
+
+
+class _PoolService(Service):
+    """Starts the read-ahead workers with the daemon and stops them with it."""
+
+    def __init__(self, pool: ProcessPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        """Start the workers (they load the parsing code now, not at the first SELECT)."""
+        super().startService()  # type: ignore[no-untyped-call]
+        self.pool.start()
+
+    def stopService(self) -> Any:
+        """Stop the workers."""
+        self.pool.stop()
+        return super().stopService()  # type: ignore[no-untyped-call]
 
 
 class _HubStopper(Service):
@@ -117,7 +143,19 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
         command_burst=limits.command_burst,
     )
     store = MaildirStore(maildir, reactor, pool)
-    factory = IMAPServerFactory(reactor, store, authenticator, settings, tls=context.server_tls())
+    cache = MessageCache()
+    prefetcher = None
+    if config.prefetch_workers:
+        workers = ProcessPool(
+            reactor, config.prefetch_workers, preload=(WORKER_MODULE,),
+            bare_packages=("netproto_twisted",), niceness=NICENESS,
+        )  # fmt: skip
+        prefetcher = Prefetcher(workers, cache, reactor)
+        root.addService(_PoolService(workers))
+    factory = IMAPServerFactory(
+        reactor, store, authenticator, settings, tls=context.server_tls(), cache=cache,
+        prefetcher=prefetcher,
+    )  # fmt: skip
     root.addService(_HubStopper(factory))
 
     def refusal(reason: str) -> bytes:
@@ -149,6 +187,10 @@ class Options(ServerOptions):
         ["max-errors", None, "50", "bad commands before a session is closed"],
         ["append-limit", None, str(35 * 1024 * 1024), "largest message APPEND accepts"],
         ["max-literal", None, "65536", "largest literal in any other command"],
+        [
+            "prefetch-workers", None, "1",
+            "processes reading a large folder's headers ahead at its first SELECT (0: none)",
+        ],
         *limits_options(IMAP_LIMITS),
     ]
     optFlags: ClassVar[list[list[Any]]] = [
@@ -165,6 +207,7 @@ class Options(ServerOptions):
         max_errors = int_option(self, "max-errors")
         append_limit = int_option(self, "append-limit")
         max_literal = int_option(self, "max-literal")
+        prefetch_workers = int_option(self, "prefetch-workers")
         try:
             self.config = Config(
                 listen=self.listen(),
@@ -175,6 +218,7 @@ class Options(ServerOptions):
                 max_errors=max_errors,
                 append_limit=append_limit,
                 max_literal=max_literal,
+                prefetch_workers=prefetch_workers,
             )
         except (ValueError, ConfigError) as e:
             raise usage.UsageError(str(e)) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "KeywordTable",
     "ParsedName",
     "UniqueNames",
+    "arrival_key",
     "flags_from_letters",
     "format_base",
     "format_info",
@@ -118,6 +120,17 @@ def parse_filename(name: str) -> ParsedName:
         elif field.startswith("W=") and virtual is None:
             virtual = int(value)
     return ParsedName(base=base, info=info if sep else None, size=size, virtual_size=virtual)
+
+
+_TIME_PREFIX = re.compile(r"(\d+)(?:\.M(\d+))?")
+
+
+def arrival_key(base: str) -> tuple[int, int, str]:
+    """A base's sort key for new UIDs: its time prefix and ``M`` counter (arrival order)."""
+    match = _TIME_PREFIX.match(base)
+    if match is None:
+        return (2**63, 0, base)
+    return (int(match.group(1)), int(match.group(2) or 0), base)
 
 
 def format_base(base: str, size: int, virtual_size: int) -> str:

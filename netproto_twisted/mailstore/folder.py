@@ -26,6 +26,7 @@ from netproto_twisted.mailstore.filenames import (
     SYSTEM_FLAGS,
     KeywordTable,
     ParsedName,
+    arrival_key,
     flags_from_letters,
     format_info,
     is_acceptable_filename,
@@ -63,7 +64,6 @@ TMP_MAX_AGE_SECONDS = 36 * 3600
 """Files in ``tmp/`` older than this are crash leftovers and get removed (as Dovecot does)."""
 
 _log = Logger(namespace="netproto.mailstore")
-_TIME_PREFIX = re.compile(r"(\d+)(?:\.M(\d+))?")
 _CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
 _NO_FLAGS: frozenset[str] = frozenset()
 
@@ -111,13 +111,6 @@ def _copy_uidlist(uidlist: UidList) -> UidList:
 def canonical_flag(flag: str) -> str:
     """Return the canonical spelling of a system flag; keywords are returned as given."""
     return _CANONICAL.get(flag.lower(), flag)
-
-
-def _arrival_key(base: str) -> tuple[int, int, str]:
-    match = _TIME_PREFIX.match(base)
-    if match is None:
-        return (2**63, 0, base)
-    return (int(match.group(1)), int(match.group(2) or 0), base)
 
 
 class MaildirFolder:
@@ -295,7 +288,7 @@ class MaildirFolder:
             kept = [record for record in uidlist.records if record.base in on_disk]
             changed = changed or len(kept) != len(uidlist.records)
             known = {record.base for record in kept}
-            for base in sorted((b for b in on_disk if b not in known), key=_arrival_key):
+            for base in sorted((b for b in on_disk if b not in known), key=arrival_key):
                 kept.append(UidRecord(uid=uidlist.next_uid, base=base))
                 uidlist.next_uid += 1
                 changed = assigned = True

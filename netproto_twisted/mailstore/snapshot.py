@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MessageInfo", "Snapshot", "StoreResult"]
+__all__ = ["MessageInfo", "Snapshot", "StoreResult", "crlf_size_of"]
 
 #: A name's ``W=`` field, as :func:`~netproto_twisted.mailstore.filenames.parse_filename`
 #: reads it (the first one all digits).
@@ -39,21 +39,25 @@ class MessageInfo:
     @property
     def crlf_size(self) -> int | None:
         """The size with CRLF line endings from the name's ``W=`` field; None without one."""
-        name = self.filename
-        at = name.find(",W=")
-        if at < 0:
-            return None
-        # The common case without the regular expression: the first W= all ASCII digits
-        # up to the next comma or the end of the base.
-        end = name.find(",", at + 3)
-        colon = name.find(":", at + 3)
-        if colon >= 0 and (end < 0 or colon < end):
-            end = colon
-        digits = name[at + 3 :] if end < 0 else name[at + 3 : end]
-        if digits.isdigit() and digits.isascii() and ":" not in name[:at]:
-            return int(digits)
-        match = _VIRTUAL_SIZE.search(name.partition(":")[0])
-        return int(match.group(1)) if match is not None else None
+        return crlf_size_of(self.filename)
+
+
+def crlf_size_of(name: str) -> int | None:
+    """A Maildir file name's ``W=`` size (the message's size with CRLF endings), or None."""
+    at = name.find(",W=")
+    if at < 0:
+        return None
+    # The common case without the regular expression: the first W= all ASCII digits
+    # up to the next comma or the end of the base.
+    end = name.find(",", at + 3)
+    colon = name.find(":", at + 3)
+    if colon >= 0 and (end < 0 or colon < end):
+        end = colon
+    digits = name[at + 3 :] if end < 0 else name[at + 3 : end]
+    if digits.isdigit() and digits.isascii() and ":" not in name[:at]:
+        return int(digits)
+    match = _VIRTUAL_SIZE.search(name.partition(":")[0])
+    return int(match.group(1)) if match is not None else None
 
 
 @dataclass(frozen=True)

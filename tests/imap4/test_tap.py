@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import imaplib
+import os
 import signal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from netproto_twisted.core.service import EndpointsService
 from netproto_twisted.imap4 import tap
 from netproto_twisted.mailstore import MaildirStore
 from netproto_twisted.mailstore.fsops import FsOps
+from tests.core.test_procpool import gone_within
 from tests.mailstore.helpers import sync_runner
 from tests.twistd import REPO, Daemon
 
@@ -41,6 +43,32 @@ class OptionsTests(SynchronousTestCase):
         )
         for argv in (["--max-errors", "x"], ["--append-limit", "0"], ["--max-literal", "10"]):
             self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
+
+    def test_prefetch_workers(self) -> None:
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options.config.prefetch_workers, 1)
+        options = tap.Options()
+        options.parseOptions(["--prefetch-workers", "0"])
+        self.assertEqual(options.config.prefetch_workers, 0)
+        for argv in (["--prefetch-workers", "-1"], ["--prefetch-workers", "x"]):
+            self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
+
+    def test_prefetch_workers_built_only_when_wanted(self) -> None:
+        from netproto_twisted.core.daemon import DaemonContext
+
+        del DaemonContext  # the combined daemon builds the context: use it
+        for workers, expected in ((0, False), (2, True)):
+            path = Path(self.mktemp())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                "[smtp]\nenabled = false\n[socket]\nenabled = false\n[pop3]\nenabled = false\n"
+                f"[imap]\nprefetch_workers = {workers}\n"
+            )
+            svc = combined.build({"config": str(path), "data": self.mktemp()}, reactor)
+            [imap] = [s for s in svc if s.name == "imap"]
+            pools = [s for s in imap if type(s).__name__ == "_PoolService"]  # type: ignore[attr-defined]
+            self.assertEqual(bool(pools), expected)
 
     def test_plugin_file_is_a_declaration(self) -> None:
         tree = ast.parse(PLUGIN_FILE.read_text())
@@ -98,6 +126,24 @@ class DaemonTests(SynchronousTestCase):
             b"Subject: hello\r\n\r\n",
         )
         c.logout()
+        workers = _children(daemon.proc.pid)
+        self.assertTrue(workers)  # the read-ahead worker (--prefetch-workers 1)
         self.assertIn(daemon.stop(signal.SIGTERM), (0, -signal.SIGTERM))
         self.assertIn("Server Shut Down.", daemon.output())
         self.assertNotIn("Traceback", daemon.output())
+        for pid in workers:  # gone with the daemon
+            self.assertTrue(gone_within(pid, 10.0), f"worker {pid} outlived the daemon")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+

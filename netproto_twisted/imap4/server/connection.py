@@ -49,6 +49,7 @@ from netproto_twisted.imap4.server.commands import IMAP_COMMANDS, State
 from netproto_twisted.imap4.server.fetch import MessageCache
 from netproto_twisted.imap4.server.mailboxes import MailboxCommands
 from netproto_twisted.imap4.server.notify import ChangeHub
+from netproto_twisted.imap4.server.prefetch import Prefetcher
 from netproto_twisted.imap4.server.selected import SelectedCommands
 from netproto_twisted.imap4.server.settings import IMAPSettings
 from netproto_twisted.imap4.wire.commands import Request, append_prefix, parse_command
@@ -127,9 +128,11 @@ class IMAPConnection(MailboxCommands, SelectedCommands):
         tls: object | None = None,
         authenticator: Authenticator | None = None,
         consumer: IConsumer | None = None,
+        prefetcher: Prefetcher | None = None,
     ) -> None:
         super().__init__()
         self.consumer = consumer
+        self.prefetcher = prefetcher
         self.settings = settings
         self.store = store
         self.hub = hub

@@ -77,6 +77,8 @@ class MessageCache:
         self.max_entries = max_entries
         self._entries: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        #: Folders read ahead since the cache was last cleared (see :mod:`.prefetch`).
+        self._prefetched: set[str] = set()
 
     def entries_get(self, key: str) -> _Cached | None:
         """The cached facts by key (the folder's path, NUL, the message's base)."""
@@ -93,8 +95,35 @@ class MessageCache:
         """Remember a message's facts."""
         with self._lock:
             if len(self._entries) >= self.max_entries:
-                self._entries.clear()
+                self._clear()
             self._entries[self._key(folder, info)] = entry
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._prefetched.clear()
+
+    def put_heads(self, heads: list[tuple[str, int, bytes, bytes]], path: str) -> None:
+        """Remember ``(base, CRLF size, header, ENVELOPE)`` of messages of the folder ``path``.
+
+        What :func:`~netproto_twisted.imap4.server.prefetch.read_heads` gives;
+        left out if it would not fit.
+        """
+        prefix = path + "\0"
+        with self._lock:
+            if len(self._entries) + len(heads) > self.max_entries:
+                return
+            entries = self._entries
+            for base, size, header, envelope in heads:
+                entries[prefix + base] = _Cached(size, header, envelope)
+
+    def prefetched(self, path: str) -> bool:
+        """Whether the folder ``path`` was read ahead (or judged not worth it)."""
+        return path in self._prefetched
+
+    def mark_prefetched(self, path: str) -> None:
+        """Note that the folder ``path`` was read ahead."""
+        with self._lock:
+            self._prefetched.add(path)
 
 
 class _Message:

@@ -128,6 +128,8 @@ class MailboxCommands(SelectedCommands):
             self.condstore = True
         assert self.user is not None
         try:
+            if self.prefetcher is not None:
+                self.prefetcher.folder_opened(self.store.folder_path(self.user, folder))
             d = self.store.open_mailbox(self.user, folder, move_new=not read_only)
         except (InvalidName, ValueError, NoSuchMailbox) as e:
             self._store_failed(req, Failure(e))

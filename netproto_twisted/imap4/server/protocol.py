@@ -14,6 +14,7 @@ from netproto_twisted.core.sasl_exchange import Authenticator
 from netproto_twisted.imap4.server.connection import IMAPConnection
 from netproto_twisted.imap4.server.fetch import MessageCache
 from netproto_twisted.imap4.server.notify import ChangeHub
+from netproto_twisted.imap4.server.prefetch import Prefetcher
 from netproto_twisted.imap4.server.settings import IMAPSettings
 from netproto_twisted.mailstore.maildir import MaildirStore
 
@@ -46,6 +47,7 @@ class IMAPServerProtocol(ConnectionProtocol):
             tls=factory.tls,
             authenticator=factory.authenticator,
             consumer=ReplyConsumer(self),
+            prefetcher=factory.prefetcher,
         )
 
 
@@ -59,6 +61,8 @@ class IMAPServerFactory(LineFactory[IMAPServerProtocol]):
     :param tls: server TLS context for STARTTLS, or ``None`` (not offered).
     :param hub: change notification (default: one of its own, watching the files).
     :param cache: message facts (default: one of its own).
+    :param prefetcher: reads folders ahead into ``cache`` when sessions open them
+        (:class:`~netproto_twisted.imap4.server.prefetch.Prefetcher`; ``None``: not done).
     """
 
     protocol = IMAPServerProtocol
@@ -73,6 +77,7 @@ class IMAPServerFactory(LineFactory[IMAPServerProtocol]):
         tls: Any | None = None,
         hub: ChangeHub | None = None,
         cache: MessageCache | None = None,
+        prefetcher: Prefetcher | None = None,
     ) -> None:
         super().__init__(reactor)
         self.store = store
@@ -81,6 +86,7 @@ class IMAPServerFactory(LineFactory[IMAPServerProtocol]):
         self.tls = tls
         self.hub = hub if hub is not None else ChangeHub(reactor)
         self.cache = cache if cache is not None else MessageCache()
+        self.prefetcher = prefetcher
 
     def __repr__(self) -> str:
         return f"<IMAPServerFactory {self.settings.hostname}>"

@@ -423,10 +423,12 @@ class SelectedCommands(SessionState):
                 continue
             ends.append(n)
         box = selected.box
-        build = partial(
-            fetch_pieces, budget=fetchsend.BATCH_BUDGET,
-            stream_over=fetchsend.STREAM_OVER if pacer is not None else None,
-        )  # fmt: skip
+        landed = self.prefetcher.wait_for(box.target.path, entries) if self.prefetcher else None
+        if landed is not None:  # the folder's read-ahead brings the first message: wait
+            again = partial(self._fetch_from, req, selected, targets, atts, start, pacer)
+            return self.wait(landed, lambda _: again())
+        streamed = fetchsend.STREAM_OVER if pacer is not None else None
+        build = partial(fetch_pieces, budget=fetchsend.BATCH_BUDGET, stream_over=streamed)
         d = box.run(build, box.target, entries, atts, self.cache, req.uid)
 
         def built(result: Any) -> None:

@@ -11,6 +11,7 @@ from netproto_twisted.core.connection import ConnectionBase
 from netproto_twisted.imap4.server.commands import State
 from netproto_twisted.imap4.server.fetch import FetchEntry, MessageCache
 from netproto_twisted.imap4.server.notify import ChangeHub
+from netproto_twisted.imap4.server.prefetch import Prefetcher
 from netproto_twisted.imap4.server.settings import IMAPSettings
 from netproto_twisted.imap4.wire.commands import Request
 from netproto_twisted.imap4.wire.mutf7 import mutf7_decode, mutf7_encode
@@ -50,6 +51,8 @@ class SessionState(ConnectionBase):
     cache: MessageCache
     #: Where FETCH streams large literals and whose backpressure paces it (``None``: not paced).
     consumer: IConsumer | None
+    #: Reads folders ahead when sessions open them (``None``: not done).
+    prefetcher: Prefetcher | None
     tls: object | None
     secure: bool
     peer: str
