@@ -99,7 +99,12 @@ class CookieHeaderMemoTests(SynchronousTestCase):
                     if step[1] == "value":
                         cookie.value = (cookie.value or "") + "x"
                     elif step[1] == "path":
+                        # Moved, not changed in place: a jar keeps a cookie under its path,
+                        # and one whose path changed where it lies cannot be cleared (the
+                        # jar's own expiry then fails with a KeyError).
+                        jar.clear(cookie.domain, cookie.path, cookie.name)
                         cookie.path = "/a"
+                        jar.set_cookie(cookie)
                     elif step[1] == "secure":
                         cookie.secure = not cookie.secure
                     else:
