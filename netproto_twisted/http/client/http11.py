@@ -54,10 +54,8 @@ __all__ = [
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 #: A Content-Length body at least this big is read from a plain TCP socket ...
 BIG_BODY = 1 << 20
-#: ... this many bytes at a time (the reactor reads 64 KiB otherwise).  Not 1 MiB: each
-#: read is a new bytes object of that size, and at 1 MiB (now and then also at 512 KiB)
-#: glibc's allocator handed every one fresh pages from the kernel, so a 1 GiB body took
-#: 0.3 s in one run and 1.9 s in the next; at 256 KiB it took 0.28-0.40 s in every run.
+#: ... this many bytes at a time (64 KiB otherwise; at 1 MiB, glibc now and then gave each
+#: read fresh pages from the kernel: a 1 GiB body took 0.3 s in one run, 1.9 s in the next).
 BIG_READ = 1 << 18
 
 _DONE = Failure(ResponseDone())
