@@ -54,8 +54,7 @@ __all__ = [
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 #: A Content-Length body at least this big is read from a plain TCP socket ...
 BIG_BODY = 1 << 20
-#: ... this many bytes at a time (64 KiB otherwise; at 1 MiB, glibc now and then gave each
-#: read fresh pages from the kernel: a 1 GiB body took 0.3 s in one run, 1.9 s in the next).
+#: ... this many bytes at a time (64 KiB otherwise; why not 1 MiB: bench/README.md).
 BIG_READ = 1 << 18
 
 _DONE = Failure(ResponseDone())
