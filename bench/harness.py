@@ -739,3 +739,16 @@ def main(
         write_json(args.json, results, params, baseline, extra, selected)
         out(f"JSON written to {args.json}")
     return results
+
+
+def steps_use_first_tree() -> None:
+    """With ``--steps`` and ``--tree DIR``: import ``netproto_twisted`` from the first DIR.
+
+    For scripts whose ``--steps`` mode measures a source tree's code in this
+    process (``bench/pop3_login.py``, ``bench/imap_cold.py``); call before ``main()``.
+    """
+    if "--tree" in sys.argv and "--steps" in sys.argv:
+        tree = sys.argv[sys.argv.index("--tree") + 1]
+        sys.path.insert(0, str(Path(tree).resolve()))
+        for name in [m for m in sys.modules if m.startswith("netproto_twisted")]:
+            del sys.modules[name]

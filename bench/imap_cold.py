@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.harness import process_tree, steps_use_first_tree  # noqa: E402
 from bench.imap_pop3 import PASSWORD, USER, Raw, copy_tree, dovecot, make_template  # noqa: E402
 
 _PORT_RX = r"listening on (?:tcp )?127\.0\.0\.1:(\d+)"
@@ -107,23 +108,8 @@ def ours_round(tree: Path, work: Path, template: Path, tag: str) -> dict[str, fl
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
-
-
 def _imap_process(master: int) -> int:
-    for child in _children(master):
+    for child in process_tree(master)[1:]:  # Dovecot's imap is a child of the master
         with open(f"/proc/{child}/comm") as f:
             if f.read().strip() == "imap":
                 return child
@@ -255,10 +241,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--tree" in sys.argv and "--steps" in sys.argv:
-        # --steps measures the first --tree's code in this process.
-        tree = sys.argv[sys.argv.index("--tree") + 1]
-        sys.path.insert(0, str(Path(tree).resolve()))
-        for name in [m for m in sys.modules if m.startswith("netproto_twisted")]:
-            del sys.modules[name]
+    steps_use_first_tree()  # --steps measures the first --tree's code in this process
     main()

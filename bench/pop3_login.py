@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.harness import ServerProcess, ServerSpec  # noqa: E402
+from bench.harness import ServerProcess, ServerSpec, steps_use_first_tree  # noqa: E402
 from bench.imap_pop3 import PASSWORD, USER, copy_tree, make_template  # noqa: E402
 
 _PORT_RX = r"listening on (?:tcp )?127\.0\.0\.1:(\d+)"
@@ -183,10 +183,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--tree" in sys.argv and "--steps" in sys.argv:
-        # --steps measures the first --tree's code in this process.
-        tree = sys.argv[sys.argv.index("--tree") + 1]
-        sys.path.insert(0, str(Path(tree).resolve()))
-        for name in [m for m in sys.modules if m.startswith("netproto_twisted")]:
-            del sys.modules[name]
+    steps_use_first_tree()  # --steps measures the first --tree's code in this process
     main()
