@@ -173,11 +173,12 @@ def listen_once(
         listening: OneShotPort = reactor.listenTCP(port, factory, backlog, interface)
         return listening
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    address = bind_address(interface, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setblocking(False)
-        sock.bind(bind_address(interface, port))
+        sock.bind(address)
         sock.listen(backlog)
     except OSError as e:
         sock.close()
