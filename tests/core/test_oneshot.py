@@ -209,3 +209,5 @@ class BindAddressTests(unittest.SynchronousTestCase):
     def test_unknown_zone(self) -> None:
         with self.assertRaises(CannotListenError):
             bind_address("fe80::1%no-such-interface", 0)
+        with self.assertRaises(CannotListenError):
+            listen_once(reactor, 0, _Picky(), interface="fe80::1%no-such-interface")
