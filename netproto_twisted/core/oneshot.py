@@ -57,6 +57,19 @@ class OneShotPort(Protocol):
         """Stop listening (idempotent)."""
 
 
+class _Built(Factory):
+    """Hands the reactor a protocol already built (by :class:`OneShotListener`)."""
+
+    noisy = False
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """The protocol given."""
+        return self._protocol
+
+
 @implementer(IReadDescriptor)
 class OneShotListener:
     """A bare listening socket, read by the reactor, adopting what it accepts.
@@ -90,7 +103,7 @@ class OneShotListener:
             if self.socket is None:
                 return
             try:
-                conn, _addr = self.socket.accept()
+                conn, peer = self.socket.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -98,10 +111,16 @@ class OneShotListener:
                     _log.warn("accept failed on a one-shot listener: {error}", error=str(e))
                 return
             try:
-                conn.setblocking(False)
-                transport = self.reactor.adoptStreamConnection(
-                    conn.fileno(), self.family, self.factory
-                )
+                # The protocol is built here, before the reactor duplicates the socket:
+                # a factory that refuses or fails then leaves no duplicate behind.
+                address = (IPv6Address if self.family == socket.AF_INET6 else IPv4Address)
+                protocol = self.factory.buildProtocol(address("TCP", *peer))
+                transport = None
+                if protocol is not None:
+                    conn.setblocking(False)
+                    transport = self.reactor.adoptStreamConnection(
+                        conn.fileno(), self.family, _Built(protocol)
+                    )
             except OSError:  # the peer went away before it was adopted
                 transport = None
             except Exception:
