@@ -26,9 +26,11 @@ module-level functions and plain data.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -42,6 +44,31 @@ from netproto_twisted.core.procworker import nothing, preload
 __all__ = ["PoolBusy", "PoolUnavailable", "ProcessPool", "Withdrawn"]
 
 _log = Logger(namespace="netproto.procpool")
+
+
+@contextlib.contextmanager
+def _stderr_with_a_descriptor() -> Iterator[None]:
+    """Let multiprocessing see a real ``sys.stderr`` while it starts processes.
+
+    Its resource tracker hands ``sys.stderr.fileno()`` to the process it
+    starts.  Under ``twistd``, ``sys.stderr`` is a log file object whose
+    ``fileno()`` is -1 on some Twisted releases (26.4), and the start then
+    fails ("bad value(s) in fds_to_keep"); the process's own descriptor 2
+    is used instead for that moment.
+    """
+    stderr = sys.stderr
+    try:
+        bogus = stderr.fileno() < 0
+    except (AttributeError, OSError, ValueError):
+        bogus = False  # multiprocessing leaves a stderr without a descriptor out
+    if not bogus or sys.__stderr__ is None:
+        yield
+        return
+    sys.stderr = sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
 
 
 class PoolUnavailable(Exception):
@@ -104,14 +131,16 @@ class ProcessPool:
     def start(self) -> None:
         """Start the workers now (they import ``preload``); idempotent."""
         if self._executor is None and not self._stopped:
-            self._executor = ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=preload,
-                initargs=(self._preload, self._bare, os.getpid(), self._niceness),
-            )
-            # Errors are logged by _broken (a worker that cannot start breaks the pool).
-            self._track(self._executor.submit(nothing)).addErrback(lambda _: None)
+            with _stderr_with_a_descriptor():
+                self._executor = ProcessPoolExecutor(
+                    self._workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=preload,
+                    initargs=(self._preload, self._bare, os.getpid(), self._niceness),
+                )
+                # Errors are logged by _broken (a worker that cannot start breaks the pool).
+                started = self._executor.submit(nothing)
+            self._track(started).addErrback(lambda _: None)
 
     def run(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Call ``f(*args)`` in a worker; fire (on the reactor thread) with its result.
@@ -126,7 +155,8 @@ class ProcessPool:
         self.start()
         assert self._executor is not None
         try:
-            future = self._executor.submit(f, *args)
+            with _stderr_with_a_descriptor():  # a submit may start a worker
+                future = self._executor.submit(f, *args)
         except (BrokenProcessPool, RuntimeError) as e:
             self._broken(e)
             return fail(PoolUnavailable(str(e)))

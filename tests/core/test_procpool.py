@@ -182,3 +182,55 @@ class BarePackagesTests(SynchronousTestCase):
         finder = BarePackages(["barepkg_test"])
         self.assertIsNone(finder.find_spec("json", None))
         self.assertIsNone(finder.find_spec("barepkg_testing", None))
+
+
+class _LogFile:
+    """What twistd puts in ``sys.stderr`` on Twisted 26.4: no real descriptor."""
+
+    def fileno(self) -> int:
+        return -1
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+class StderrTests(SynchronousTestCase):
+    def test_log_file_swapped_for_the_start(self) -> None:
+        """A stderr whose fileno() is -1 is replaced while processes start, then put back."""
+        from netproto_twisted.core.procpool import _stderr_with_a_descriptor
+
+        log = _LogFile()
+        self.patch(sys, "stderr", log)
+        with _stderr_with_a_descriptor():
+            self.assertIs(sys.stderr, sys.__stderr__)
+        self.assertIs(sys.stderr, log)
+
+    def test_real_stderr_kept(self) -> None:
+        from netproto_twisted.core.procpool import _stderr_with_a_descriptor
+
+        before = sys.stderr
+        with _stderr_with_a_descriptor():
+            self.assertIs(sys.stderr, before)
+
+    def test_pool_starts_under_a_log_file(self) -> None:
+        """The workers start under such a stderr (it failed: 'bad value(s) in fds_to_keep')."""
+        code = textwrap.dedent(
+            """
+            import sys
+            class LogFile:
+                def fileno(self): return -1
+                def write(self, text): return len(text)
+                def flush(self): pass
+            sys.stderr = LogFile()
+            from netproto_twisted.core.procpool import ProcessPool
+            pool = ProcessPool(object(), workers=1)
+            pool.start()
+            pool._executor.submit(print, "started").result(60)
+            pool._executor.shutdown()
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        self.assertIn("started", out.stdout)
