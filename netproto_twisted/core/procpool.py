@@ -94,9 +94,6 @@ class ProcessPool:
         plain modules of a package whose ``__init__`` imports much more; the
         tasks' functions must then not rely on what those ``__init__`` modules do.
     :param max_pending: tasks queued or running at most.
-    :param niceness: added to the workers' nice value (``os.nice``): with a
-        positive one, workers use spare CPU and yield to the daemon when
-        the machine is busy.
     """
 
     def __init__(
@@ -107,7 +104,6 @@ class ProcessPool:
         preload: Sequence[str] = (),
         bare_packages: Sequence[str] = (),
         max_pending: int = 256,
-        niceness: int = 0,
     ) -> None:
         if workers < 1:
             raise ValueError("a process pool needs at least one worker")
@@ -115,7 +111,6 @@ class ProcessPool:
         self._workers = workers
         self._preload = tuple(preload)
         self._bare = tuple(bare_packages)
-        self._niceness = niceness
         self._futures: dict[Deferred[Any], Future[Any]] = {}
         self.max_pending = max_pending
         self.pending = 0
@@ -136,7 +131,7 @@ class ProcessPool:
                     self._workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=preload,
-                    initargs=(self._preload, self._bare, os.getpid(), self._niceness),
+                    initargs=(self._preload, self._bare, os.getpid()),
                 )
                 # Errors are logged by _broken (a worker that cannot start breaks the pool).
                 started = self._executor.submit(nothing)

@@ -76,15 +76,10 @@ def watch_parent(parent: int, interval: float = PARENT_CHECK_INTERVAL) -> thread
     return thread
 
 
-def preload(
-    modules: Sequence[str], bare: Sequence[str], parent: int | None = None, niceness: int = 0
-) -> None:
-    """A worker's initializer: watch ``parent``, lower its priority by ``niceness``,
-    import the modules its tasks will need."""
+def preload(modules: Sequence[str], bare: Sequence[str], parent: int | None = None) -> None:
+    """A worker's initializer: watch ``parent``, import the modules its tasks will need."""
     if parent is not None:
         watch_parent(parent)
-    if niceness:
-        os.nice(niceness)
     if bare:
         sys.meta_path.insert(0, BarePackages(bare))
     for name in modules:

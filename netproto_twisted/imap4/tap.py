@@ -28,7 +28,7 @@ from netproto_twisted.core.limits import DEFAULT_LIMITS, Limits, int_option, lim
 from netproto_twisted.core.procpool import ProcessPool
 from netproto_twisted.imap4.server import DEFAULT_IDLE_TIMEOUT, IMAPServerFactory, IMAPSettings
 from netproto_twisted.imap4.server.fetch import MessageCache
-from netproto_twisted.imap4.server.prefetch import NICENESS, WORKER_MODULE, Prefetcher
+from netproto_twisted.imap4.server.prefetch import WORKER_MODULE, Prefetcher
 from netproto_twisted.imap4.wire.serialise import status_line
 from netproto_twisted.mailstore import MaildirStore
 
@@ -148,7 +148,7 @@ def build_service(config: Config, context: DaemonContext) -> MultiService:
     if config.prefetch_workers:
         workers = ProcessPool(
             reactor, config.prefetch_workers, preload=(WORKER_MODULE,),
-            bare_packages=("netproto_twisted",), niceness=NICENESS,
+            bare_packages=("netproto_twisted",),
         )  # fmt: skip
         prefetcher = Prefetcher(workers, cache, reactor)
         root.addService(_PoolService(workers))

@@ -94,10 +94,6 @@ class ProcessPoolTests(TestCase):
         self.assertFalse(pool.withdraw(busy))  # done
         self.assertTrue(pool.available)
 
-    async def test_niceness(self) -> None:
-        pool = self.pool(niceness=3)
-        self.assertEqual(await pool.run(os.nice, 0), min(os.nice(0) + 3, 19))
-
     def test_bounded(self) -> None:
         pool = self.pool(max_pending=1)
         first = pool.run(os.getpid)

@@ -44,7 +44,6 @@ __all__ = [
     "CHUNK",
     "MAX_PREFETCH",
     "MIN_PREFETCH",
-    "NICENESS",
     "PATIENCE",
     "WORKER_MODULE",
     "Prefetcher",
@@ -60,9 +59,6 @@ MIN_PREFETCH = 1000
 PATIENCE = 2.0
 #: Messages read ahead per folder at most.
 MAX_PREFETCH = 100_000
-#: How much lower a worker's priority is than the daemon's (``nice``).  None: at +10 a
-#: starved worker held FETCHes back on a busy machine (the chunks it had started).
-NICENESS = 0
 #: What a read-ahead worker imports (:class:`~netproto_twisted.core.procpool.ProcessPool`'s
 #: ``preload``): the worker side alone, light to load.
 WORKER_MODULE = "netproto_twisted.imap4.server.readahead"
