@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,23 @@ class HomeMemoTests(SynchronousTestCase):
         now[0] += protocol.HOME_MEMO_SECONDS
         self.assertEqual(open_home(user).home, str(base / "b"))
 
+    def test_memo_bounded(self) -> None:
+        """The memo holds at most _HOME_MEMO_SIZE homes (then it starts again)."""
+        from netproto_twisted.ftp.server import protocol
+        from netproto_twisted.ftp.users import FTPUser
+
+        self.patch(protocol, "_HOME_MEMO_SIZE", 2)
+        base = Path(self.mktemp()).absolute()
+        calls = []
+        real = os.path.realpath
+        self.patch(os.path, "realpath", lambda p: calls.append(p) or real(p))
+        open_home = protocol.local_filesystems(Recording())
+        users = [FTPUser(name, str(base / name)) for name in ("a", "b", "c")]
+        for user in users + users[:1]:
+            open_home(user)
+        # a and b were remembered; c started the memo again, so a was resolved twice.
+        self.assertEqual(calls.count(str(base / "a")), 2)
+
     def test_missing_home_created(self) -> None:
         from netproto_twisted.ftp.server import protocol
         from netproto_twisted.ftp.users import FTPUser
@@ -131,3 +149,13 @@ class UserTableMemoTests(SynchronousTestCase):
                 ("/srv/alice", "elr") if name == "alice" else ("/b", "elradfmw"),
             )
         self.assertIs(table.user("alice"), table.user("alice"))
+
+    def test_memo_bounded(self) -> None:
+        from netproto_twisted.ftp import users
+
+        self.patch(users, "_KNOWN_USERS", 2)
+        table = UserTable("/srv", {})
+        for name in ("a", "b", "c"):
+            table.user(name)
+        self.assertLessEqual(len(table._known), 2)
+        self.assertEqual(table.user("a").home, "/srv/a")

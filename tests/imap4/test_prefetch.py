@@ -245,6 +245,14 @@ class PrefetcherTests(SynchronousTestCase):
         self.prefetcher.folder_opened(self.folder.path)  # done: not again
         self.assertEqual(self.pool.tasks, [])
 
+    def test_at_most_max_prefetch_messages(self) -> None:
+        self.patch(prefetch, "MAX_PREFETCH", 3)
+        self.prefetcher.folder_opened(self.folder.path)
+        self.pool.run_next()  # the listing
+        self.assertEqual([len(args[1]) for _f, args, _d in self.pool.tasks], [2, 1])
+        self.pool.run_all()
+        self.assertEqual(len(self.cache._entries), 3)
+
     def test_small_or_cached_folder_not_read_ahead(self) -> None:
         self.patch(prefetch, "MIN_PREFETCH", 6)
         self.prefetcher.folder_opened(self.folder.path)
